@@ -49,7 +49,11 @@ impl Bitmap {
     /// The primary word, with bit 1 set when a secondary bitmap is needed.
     pub fn primary(&self) -> u64 {
         let p = (self.0 >> 64) as u64;
-        if self.needs_secondary() { p | (1 << 63) } else { p & !(1 << 63) }
+        if self.needs_secondary() {
+            p | (1 << 63)
+        } else {
+            p & !(1 << 63)
+        }
     }
 
     /// The secondary word.
@@ -96,7 +100,12 @@ mod tests {
         // 702406C020C19A31 = fields 2,3,4,11,14,22,23,25,26,35,41,42,48,49,52,53,55,59,60,64
         let b = Bitmap::from_words(0x7024_06C0_20C1_9A31, 0);
         let f: Vec<u8> = b.fields().collect();
-        assert_eq!(f, [2, 3, 4, 11, 14, 22, 23, 25, 26, 35, 41, 42, 48, 49, 52, 53, 55, 59, 60, 64]);
+        assert_eq!(
+            f,
+            [
+                2, 3, 4, 11, 14, 22, 23, 25, 26, 35, 41, 42, 48, 49, 52, 53, 55, 59, 60, 64
+            ]
+        );
         assert!(!b.needs_secondary());
         assert_eq!(b.primary(), 0x7024_06C0_20C1_9A31);
     }

@@ -175,7 +175,11 @@ impl<'b> MessageBuilder<'b> {
 
     /// Encodes, returning the bytes written and the offset (from the start of this message)
     /// of field 64's data, if it is set.
-    fn encode_impl(&self, dialect: &Dialect, out: &mut impl BufMut) -> Result<(usize, Option<usize>), EncodeError> {
+    fn encode_impl(
+        &self,
+        dialect: &Dialect,
+        out: &mut impl BufMut,
+    ) -> Result<(usize, Option<usize>), EncodeError> {
         let want = dialect.header().len();
         if self.header.len() != want {
             return Err(EncodeError::BadHeader {
@@ -210,7 +214,9 @@ impl<'b> MessageBuilder<'b> {
             }
             match value {
                 FieldInput::Logical(v) => field::encode(spec, *n, v, out)?,
-                FieldInput::Wire { data, units } => field::encode_wire(spec, *n, data, *units, out)?,
+                FieldInput::Wire { data, units } => {
+                    field::encode_wire(spec, *n, data, *units, out)?
+                }
             }
         }
         Ok((written(out), mac_at))
@@ -226,7 +232,12 @@ impl<'b> MessageBuilder<'b> {
     /// Encodes with a MAC in field 64: the field is set to zeros, the message encoded, `mac`
     /// called on the bytes from the MTI to the end of the field before 64, and its result
     /// written into field 64. Returns the bytes written.
-    pub fn encode_with_mac<B, F>(&mut self, dialect: &Dialect, out: &mut B, mac: F) -> Result<usize, EncodeError>
+    pub fn encode_with_mac<B, F>(
+        &mut self,
+        dialect: &Dialect,
+        out: &mut B,
+        mac: F,
+    ) -> Result<usize, EncodeError>
     where
         B: BufMut + AsRef<[u8]> + AsMut<[u8]>,
         F: FnOnce(&[u8]) -> [u8; 8],
@@ -242,7 +253,11 @@ impl<'b> MessageBuilder<'b> {
         let slot = out
             .as_mut()
             .get_mut(mac_at..mac_at + 8)
-            .ok_or(EncodeError::WrongLength { field: 64, len: 0, want: 8 })?;
+            .ok_or(EncodeError::WrongLength {
+                field: 64,
+                len: 0,
+                want: 8,
+            })?;
         slot.copy_from_slice(&value);
         Ok(n)
     }

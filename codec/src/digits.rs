@@ -15,7 +15,11 @@ pub struct Digits<'a> {
 #[derive(Clone, Copy)]
 enum Repr<'a> {
     /// `len` nibbles starting at nibble `start` of `bytes` (high nibble first).
-    Packed { bytes: &'a [u8], start: usize, len: usize },
+    Packed {
+        bytes: &'a [u8],
+        start: usize,
+        len: usize,
+    },
     /// ASCII characters.
     Text(&'a [u8]),
 }
@@ -34,7 +38,9 @@ impl<'a> Digits<'a> {
 
     /// ASCII digits (already validated by the decoder).
     pub(crate) fn text(bytes: &'a [u8]) -> Self {
-        Self { repr: Repr::Text(bytes) }
+        Self {
+            repr: Repr::Text(bytes),
+        }
     }
 
     /// Number of digits.
@@ -62,7 +68,11 @@ impl<'a> Digits<'a> {
                 }
                 let n = start + i;
                 let b = *bytes.get(n / 2)?;
-                let nib = if n % 2 == 0 { b >> 4 } else { b & 0x0F };
+                let nib = if n.is_multiple_of(2) {
+                    b >> 4
+                } else {
+                    b & 0x0F
+                };
                 Some(NIBBLE_CHARS[nib as usize])
             }
             Repr::Text(t) => t.get(i).copied(),

@@ -27,7 +27,12 @@ pub(crate) struct Span {
 
 /// Takes `n` bytes at `offset` or reports a truncation of `part`.
 #[inline]
-pub(crate) fn take(input: &[u8], n: usize, part: Part, offset: usize) -> Result<(&[u8], &[u8]), WireError> {
+pub(crate) fn take(
+    input: &[u8],
+    n: usize,
+    part: Part,
+    offset: usize,
+) -> Result<(&[u8], &[u8]), WireError> {
     nom_take::<usize, &[u8], nom::error::Error<&[u8]>>(n)(input)
         .map(|(rest, taken)| (taken, rest))
         .map_err(|_| {
@@ -43,7 +48,12 @@ pub(crate) fn take(input: &[u8], n: usize, part: Part, offset: usize) -> Result<
 }
 
 /// Reads a length prefix, returning its value.
-fn read_prefix(bytes: &[u8], enc: PrefixEncoding, part: Part, offset: usize) -> Result<usize, WireError> {
+fn read_prefix(
+    bytes: &[u8],
+    enc: PrefixEncoding,
+    part: Part,
+    offset: usize,
+) -> Result<usize, WireError> {
     let bad = || WireError::new(part, offset, WireErrorKind::BadLengthPrefix);
     match enc {
         PrefixEncoding::Ascii => bytes.iter().try_fold(0usize, |v, b| {
@@ -78,7 +88,14 @@ fn is_pad(nibble: u8) -> bool {
 }
 
 /// Checks packed BCD: `units` digits in `data`, pad nibble first (`right`) or last.
-fn check_packed(data: &[u8], units: usize, right: bool, track: bool, part: Part, offset: usize) -> Result<(), WireError> {
+fn check_packed(
+    data: &[u8],
+    units: usize,
+    right: bool,
+    track: bool,
+    part: Part,
+    offset: usize,
+) -> Result<(), WireError> {
     let odd = units % 2 == 1;
     let last = data.len().saturating_sub(1);
     let digit_ok = |n: u8| n <= 9 || (track && n == 0xD);
@@ -92,20 +109,34 @@ fn check_packed(data: &[u8], units: usize, right: bool, track: bool, part: Part,
                 return Err(WireError::new(part, at, WireErrorKind::BadPad));
             }
         } else if !digit_ok(hi) {
-            return Err(WireError::new(part, at, WireErrorKind::BadBcdNibble { nibble: hi }));
+            return Err(WireError::new(
+                part,
+                at,
+                WireErrorKind::BadBcdNibble { nibble: hi },
+            ));
         }
         if lo_is_pad {
             if !is_pad(lo) {
                 return Err(WireError::new(part, at, WireErrorKind::BadPad));
             }
         } else if !digit_ok(lo) {
-            return Err(WireError::new(part, at, WireErrorKind::BadBcdNibble { nibble: lo }));
+            return Err(WireError::new(
+                part,
+                at,
+                WireErrorKind::BadBcdNibble { nibble: lo },
+            ));
         }
     }
     Ok(())
 }
 
-fn check_bytes(data: &[u8], ok: impl Fn(u8) -> bool, kind: impl Fn(u8) -> WireErrorKind, part: Part, offset: usize) -> Result<(), WireError> {
+fn check_bytes(
+    data: &[u8],
+    ok: impl Fn(u8) -> bool,
+    kind: impl Fn(u8) -> WireErrorKind,
+    part: Part,
+    offset: usize,
+) -> Result<(), WireError> {
     match data.iter().position(|b| !ok(*b)) {
         None => Ok(()),
         Some(i) => Err(WireError::new(part, offset + i, kind(data[i]))),
@@ -113,12 +144,24 @@ fn check_bytes(data: &[u8], ok: impl Fn(u8) -> bool, kind: impl Fn(u8) -> WireEr
 }
 
 /// Validates a field's data bytes against its encoding.
-fn check_data(spec: &FieldSpec, data: &[u8], units: usize, part: Part, offset: usize) -> Result<(), WireError> {
+fn check_data(
+    spec: &FieldSpec,
+    data: &[u8],
+    units: usize,
+    part: Part,
+    offset: usize,
+) -> Result<(), WireError> {
     let non_ascii = |byte| WireErrorKind::NonAscii { byte };
     match spec.data {
         Encoding::Ascii => check_bytes(data, |b| b.is_ascii(), non_ascii, part, offset),
         Encoding::AsciiDigits => check_bytes(data, |b| b.is_ascii_digit(), non_ascii, part, offset),
-        Encoding::AsciiTrack => check_bytes(data, |b| b.is_ascii_digit() || b == b'=', non_ascii, part, offset),
+        Encoding::AsciiTrack => check_bytes(
+            data,
+            |b| b.is_ascii_digit() || b == b'=',
+            non_ascii,
+            part,
+            offset,
+        ),
         Encoding::Bcd => check_packed(data, units, true, false, part, offset),
         Encoding::BcdLeft => check_packed(data, units, false, false, part, offset),
         Encoding::Track => check_packed(data, units, false, true, part, offset),
@@ -126,21 +169,42 @@ fn check_data(spec: &FieldSpec, data: &[u8], units: usize, part: Part, offset: u
             let (sign, digits) = data.split_first().ok_or(WireError::new(
                 part,
                 offset,
-                WireErrorKind::Truncated { needed: 1, available: 0 },
+                WireErrorKind::Truncated {
+                    needed: 1,
+                    available: 0,
+                },
             ))?;
             if !sign.is_ascii_graphic() {
                 return Err(WireError::new(part, offset, non_ascii(*sign)));
             }
-            check_packed(digits, units.saturating_sub(1), true, false, part, offset + 1)
+            check_packed(
+                digits,
+                units.saturating_sub(1),
+                true,
+                false,
+                part,
+                offset + 1,
+            )
         }
-        Encoding::Hex => check_bytes(data, |b| b.is_ascii_hexdigit(), |_| WireErrorKind::BadHex, part, offset),
+        Encoding::Hex => check_bytes(
+            data,
+            |b| b.is_ascii_hexdigit(),
+            |_| WireErrorKind::BadHex,
+            part,
+            offset,
+        ),
         Encoding::Binary | Encoding::Ebcdic => Ok(()),
     }
 }
 
 /// Decodes field `n` at `offset` of `frame` (where `input` is `frame[offset..]`).
 #[inline]
-pub(crate) fn decode(spec: &FieldSpec, n: u8, input: &[u8], offset: usize) -> Result<(Span, usize), WireError> {
+pub(crate) fn decode(
+    spec: &FieldSpec,
+    n: u8,
+    input: &[u8],
+    offset: usize,
+) -> Result<(Span, usize), WireError> {
     let part = Part::Field(n);
     let (units, mut at, rest) = match spec.length {
         Length::Fixed(len) => (usize::from(len), offset, input),
@@ -153,7 +217,10 @@ pub(crate) fn decode(spec: &FieldSpec, n: u8, input: &[u8], offset: usize) -> Re
                 return Err(WireError::new(
                     part,
                     offset,
-                    WireErrorKind::LengthOverMax { len: units, max: spec.max },
+                    WireErrorKind::LengthOverMax {
+                        len: units,
+                        max: spec.max,
+                    },
                 ));
             }
             (units, offset + width, rest)
@@ -176,7 +243,11 @@ fn write_prefix(out: &mut impl BufMut, enc: PrefixEncoding, var: Var, value: usi
     let digits = var.digits();
     match enc {
         PrefixEncoding::Ascii | PrefixEncoding::Ebcdic => {
-            let base = if enc == PrefixEncoding::Ascii { b'0' } else { 0xF0 };
+            let base = if enc == PrefixEncoding::Ascii {
+                b'0'
+            } else {
+                0xF0
+            };
             for i in (0..digits).rev() {
                 out.put_u8(base + ((value / 10usize.pow(i as u32)) % 10) as u8);
             }
@@ -206,7 +277,14 @@ fn nibble_of(c: u8, track: bool) -> Option<u8> {
 }
 
 /// Packs ASCII digits: `pad_first` puts the pad nibble before an odd digit string.
-fn pack(out: &mut impl BufMut, digits: &[u8], pad_first: bool, pad: u8, track: bool, n: u8) -> Result<(), EncodeError> {
+fn pack(
+    out: &mut impl BufMut,
+    digits: &[u8],
+    pad_first: bool,
+    pad: u8,
+    track: bool,
+    n: u8,
+) -> Result<(), EncodeError> {
     let bad = |pos| EncodeError::BadCharacter { field: n, pos };
     let odd = digits.len() % 2 == 1;
     let mut i = 0;
@@ -235,27 +313,44 @@ fn check_text(value: &[u8], ok: impl Fn(u8) -> bool, n: u8) -> Result<(), Encode
 /// Encodes a logical value of field `n`: ASCII digits for digit encodings, text for text,
 /// raw bytes for binary and hex. Fixed numeric fields shorter than their length are padded
 /// with leading zeros, fixed text fields with trailing spaces.
-pub(crate) fn encode(spec: &FieldSpec, n: u8, value: &[u8], out: &mut impl BufMut) -> Result<(), EncodeError> {
+pub(crate) fn encode(
+    spec: &FieldSpec,
+    n: u8,
+    value: &[u8],
+    out: &mut impl BufMut,
+) -> Result<(), EncodeError> {
     // Units of a logical value: one per digit or byte (hex fields take raw bytes).
     let len = value.len();
     let units = match spec.length {
         Length::Fixed(f) => {
             let f = usize::from(f);
             if len > f {
-                return Err(EncodeError::TooLong { field: n, len, max: f });
+                return Err(EncodeError::TooLong {
+                    field: n,
+                    len,
+                    max: f,
+                });
             }
             let pads_ok = matches!(
                 spec.data,
                 Encoding::Bcd | Encoding::AsciiDigits | Encoding::Ascii | Encoding::Ebcdic
             );
             if len < f && !pads_ok {
-                return Err(EncodeError::WrongLength { field: n, len, want: f });
+                return Err(EncodeError::WrongLength {
+                    field: n,
+                    len,
+                    want: f,
+                });
             }
             f
         }
         Length::Var(var) => {
             if len > spec.max {
-                return Err(EncodeError::TooLong { field: n, len, max: spec.max });
+                return Err(EncodeError::TooLong {
+                    field: n,
+                    len,
+                    max: spec.max,
+                });
             }
             write_prefix(out, spec.prefix, var, spec.prefix_from_units(len));
             len
@@ -293,13 +388,18 @@ pub(crate) fn encode(spec: &FieldSpec, n: u8, value: &[u8], out: &mut impl BufMu
         Encoding::BcdLeft => pack(out, value, false, spec.pad, false, n)?,
         Encoding::Track => pack(out, value, false, spec.pad, true, n)?,
         Encoding::BcdAmount => {
-            let (sign, digits) = value.split_first().ok_or(EncodeError::BadCharacter { field: n, pos: 0 })?;
+            let (sign, digits) = value
+                .split_first()
+                .ok_or(EncodeError::BadCharacter { field: n, pos: 0 })?;
             if !sign.is_ascii_graphic() {
                 return Err(EncodeError::BadCharacter { field: n, pos: 0 });
             }
             out.put_u8(*sign);
             pack(out, digits, true, spec.pad, false, n).map_err(|e| match e {
-                EncodeError::BadCharacter { field, pos } => EncodeError::BadCharacter { field, pos: pos + 1 },
+                EncodeError::BadCharacter { field, pos } => EncodeError::BadCharacter {
+                    field,
+                    pos: pos + 1,
+                },
                 other => other,
             })?;
         }
@@ -313,7 +413,9 @@ pub(crate) fn encode(spec: &FieldSpec, n: u8, value: &[u8], out: &mut impl BufMu
         }
         Encoding::Ebcdic => {
             for (pos, &b) in value.iter().enumerate() {
-                out.put_u8(ebcdic::from_ascii(b).ok_or(EncodeError::BadCharacter { field: n, pos })?);
+                out.put_u8(
+                    ebcdic::from_ascii(b).ok_or(EncodeError::BadCharacter { field: n, pos })?,
+                );
             }
             out.put_bytes(0x40, fill);
         }
@@ -323,7 +425,13 @@ pub(crate) fn encode(spec: &FieldSpec, n: u8, value: &[u8], out: &mut impl BufMu
 
 /// Encodes a field from its wire bytes as decoded (pad nibbles and all), for byte-exact
 /// re-encoding of a received message.
-pub(crate) fn encode_wire(spec: &FieldSpec, n: u8, data: &[u8], units: usize, out: &mut impl BufMut) -> Result<(), EncodeError> {
+pub(crate) fn encode_wire(
+    spec: &FieldSpec,
+    n: u8,
+    data: &[u8],
+    units: usize,
+    out: &mut impl BufMut,
+) -> Result<(), EncodeError> {
     if spec.wire_len(units) != data.len() {
         return Err(EncodeError::WrongLength {
             field: n,
@@ -342,7 +450,11 @@ pub(crate) fn encode_wire(spec: &FieldSpec, n: u8, data: &[u8], units: usize, ou
         Length::Fixed(_) => {}
         Length::Var(var) => {
             if units > spec.max {
-                return Err(EncodeError::TooLong { field: n, len: units, max: spec.max });
+                return Err(EncodeError::TooLong {
+                    field: n,
+                    len: units,
+                    max: spec.max,
+                });
             }
             write_prefix(out, spec.prefix, var, spec.prefix_from_units(units));
         }

@@ -82,14 +82,32 @@ mod tests {
 
     #[test]
     fn split_u16_and_ascii() {
-        assert_eq!(split(Framing::U16, &[0, 2, 9, 9, 7]), Ok((&[9u8, 9][..], &[7u8][..])));
-        assert_eq!(split(Framing::U16, &[0, 5, 9]), Err(FramingError::Short { announced: 5, available: 1 }));
+        assert_eq!(
+            split(Framing::U16, &[0, 2, 9, 9, 7]),
+            Ok((&[9u8, 9][..], &[7u8][..]))
+        );
+        assert_eq!(
+            split(Framing::U16, &[0, 5, 9]),
+            Err(FramingError::Short {
+                announced: 5,
+                available: 1
+            })
+        );
         assert_eq!(split(Framing::U16, &[0]), Err(FramingError::Truncated));
-        assert_eq!(split(Framing::Ascii4, b"0002ab"), Ok((&b"ab"[..], &b""[..])));
-        assert_eq!(split(Framing::Ascii4, b"00x2ab"), Err(FramingError::NotANumber));
+        assert_eq!(
+            split(Framing::Ascii4, b"0002ab"),
+            Ok((&b"ab"[..], &b""[..]))
+        );
+        assert_eq!(
+            split(Framing::Ascii4, b"00x2ab"),
+            Err(FramingError::NotANumber)
+        );
         let mut v = Vec::new();
         write_len(Framing::Ascii4, 136, &mut v).unwrap();
         assert_eq!(v, b"0136");
-        assert_eq!(write_len(Framing::U16, 70_000, &mut v), Err(FramingError::TooLong(70_000)));
+        assert_eq!(
+            write_len(Framing::U16, 70_000, &mut v),
+            Err(FramingError::TooLong(70_000))
+        );
     }
 }

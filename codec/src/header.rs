@@ -52,14 +52,24 @@ impl Tpdu {
 
     /// The 5 wire bytes.
     pub fn to_bytes(self) -> [u8; TPDU_LEN] {
-        [self.id, self.dest[0], self.dest[1], self.src[0], self.src[1]]
+        [
+            self.id,
+            self.dest[0],
+            self.dest[1],
+            self.src[0],
+            self.src[1],
+        ]
     }
 }
 
 impl fmt::Debug for Tpdu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.to_bytes();
-        write!(f, "Tpdu({:02X}{:02X}{:02X}{:02X}{:02X})", b[0], b[1], b[2], b[3], b[4])
+        write!(
+            f,
+            "Tpdu({:02X}{:02X}{:02X}{:02X}{:02X})",
+            b[0], b[1], b[2], b[3], b[4]
+        )
     }
 }
 

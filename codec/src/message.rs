@@ -43,7 +43,11 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
             for (i, b) in m.iter().enumerate() {
                 for (j, nib) in [b >> 4, b & 0x0F].into_iter().enumerate() {
                     if nib > 9 {
-                        return Err(WireError::new(Part::Mti, pos + i, WireErrorKind::BadBcdNibble { nibble: nib }));
+                        return Err(WireError::new(
+                            Part::Mti,
+                            pos + i,
+                            WireErrorKind::BadBcdNibble { nibble: nib },
+                        ));
                     }
                     d[i * 2 + j] = b'0' + nib;
                 }
@@ -55,7 +59,11 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
             let (m, rest) = take(rest, 4, Part::Mti, pos)?;
             let d: [u8; 4] = [m[0], m[1], m[2], m[3]];
             if let Some(i) = d.iter().position(|b| !b.is_ascii_digit()) {
-                return Err(WireError::new(Part::Mti, pos + i, WireErrorKind::NonAscii { byte: d[i] }));
+                return Err(WireError::new(
+                    Part::Mti,
+                    pos + i,
+                    WireErrorKind::NonAscii { byte: d[i] },
+                ));
             }
             pos += 4;
             (Mti::from_checked(d), rest)
@@ -75,16 +83,22 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
 
     let mut spans = [Span::default(); 129];
     for n in bitmap.fields() {
-        let spec = dialect
-            .field(n)
-            .ok_or(WireError::new(Part::Field(n), pos, WireErrorKind::UnknownField))?;
+        let spec = dialect.field(n).ok_or(WireError::new(
+            Part::Field(n),
+            pos,
+            WireErrorKind::UnknownField,
+        ))?;
         let (span, next) = field::decode(spec, n, rest, pos)?;
         spans[usize::from(n)] = span;
         rest = &rest[next - pos..];
         pos = next;
     }
     if !rest.is_empty() {
-        return Err(WireError::new(Part::End, pos, WireErrorKind::TrailingBytes { count: rest.len() }));
+        return Err(WireError::new(
+            Part::End,
+            pos,
+            WireErrorKind::TrailingBytes { count: rest.len() },
+        ));
     }
     Ok(Message {
         dialect,
@@ -95,7 +109,11 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
     })
 }
 
-fn read_bitmap_word(enc: BitmapEncoding, input: &[u8], pos: usize) -> Result<(u64, &[u8], usize), WireError> {
+fn read_bitmap_word(
+    enc: BitmapEncoding,
+    input: &[u8],
+    pos: usize,
+) -> Result<(u64, &[u8], usize), WireError> {
     match enc {
         BitmapEncoding::Binary => {
             let (b, rest) = take(input, 8, Part::Bitmap, pos)?;
@@ -106,9 +124,11 @@ fn read_bitmap_word(enc: BitmapEncoding, input: &[u8], pos: usize) -> Result<(u6
             let (b, rest) = take(input, 16, Part::Bitmap, pos)?;
             let mut word = 0u64;
             for (i, c) in b.iter().enumerate() {
-                let v = (*c as char)
-                    .to_digit(16)
-                    .ok_or(WireError::new(Part::Bitmap, pos + i, WireErrorKind::BadHex))?;
+                let v = (*c as char).to_digit(16).ok_or(WireError::new(
+                    Part::Bitmap,
+                    pos + i,
+                    WireErrorKind::BadHex,
+                ))?;
                 word = (word << 4) | u64::from(v);
             }
             Ok((word, rest, 16))
@@ -363,7 +383,11 @@ impl<'a> Field<'a> {
                 .iter()
                 .map(|e| ebcdic::to_ascii(*e).map_or('.', char::from))
                 .collect(),
-            Encoding::Hex => self.data.iter().map(|c| char::from(c.to_ascii_uppercase())).collect(),
+            Encoding::Hex => self
+                .data
+                .iter()
+                .map(|c| char::from(c.to_ascii_uppercase()))
+                .collect(),
             _ => self.value().to_string(),
         }
     }
@@ -439,7 +463,8 @@ impl fmt::Debug for Field<'_> {
 impl fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_struct("Message");
-        m.field("dialect", &self.dialect.name()).field("mti", &self.mti);
+        m.field("dialect", &self.dialect.name())
+            .field("mti", &self.mti);
         if let Some(t) = self.tpdu() {
             m.field("tpdu", &t);
         }

@@ -42,7 +42,9 @@ impl Mti {
 
     /// The MTI as a number (`0200` → 200).
     pub fn as_u16(&self) -> u16 {
-        self.0.iter().fold(0u16, |v, d| v * 10 + u16::from(d - b'0'))
+        self.0
+            .iter()
+            .fold(0u16, |v, d| v * 10 + u16::from(d - b'0'))
     }
 
     /// The response MTI: third digit plus one (`0200` → `0210`, `0820` → `0830`).

@@ -63,7 +63,12 @@ impl Encoding {
     pub fn counts_digits(self) -> bool {
         matches!(
             self,
-            Self::Bcd | Self::BcdLeft | Self::Track | Self::BcdAmount | Self::AsciiDigits | Self::AsciiTrack
+            Self::Bcd
+                | Self::BcdLeft
+                | Self::Track
+                | Self::BcdAmount
+                | Self::AsciiDigits
+                | Self::AsciiTrack
         )
     }
 }
@@ -246,7 +251,11 @@ impl FieldSpec {
         }
     }
 
-    fn resolve(key: &str, def: FieldDef, default_prefix: PrefixEncoding) -> Result<Self, SpecError> {
+    fn resolve(
+        key: &str,
+        def: FieldDef,
+        default_prefix: PrefixEncoding,
+    ) -> Result<Self, SpecError> {
         let bad = |reason: &str| SpecError::Field {
             field: key.to_owned(),
             reason: reason.to_owned(),
@@ -299,7 +308,12 @@ impl FieldSpec {
         if seen > max {
             return Err(bad("subfields are longer than the field"));
         }
-        if !def.subfields.is_empty() && matches!(def.data, Encoding::Binary | Encoding::Hex | Encoding::BcdAmount) {
+        if !def.subfields.is_empty()
+            && matches!(
+                def.data,
+                Encoding::Binary | Encoding::Hex | Encoding::BcdAmount
+            )
+        {
             return Err(bad("subfields need a digit or text encoding"));
         }
         if def.tlv && !matches!(def.data, Encoding::Binary) {
@@ -437,7 +451,8 @@ impl Dialect {
             if !(2..=128).contains(&n) {
                 return Err(SpecError::Field {
                     field: key,
-                    reason: "field numbers run from 2 to 128 (field 1 is the secondary bitmap)".into(),
+                    reason: "field numbers run from 2 to 128 (field 1 is the secondary bitmap)"
+                        .into(),
                 });
             }
             fields[n as usize] = Some(FieldSpec::resolve(&key, fdef, def.prefix)?);

@@ -32,7 +32,10 @@ pub struct TlvError {
 impl<'a> TlvIter<'a> {
     /// Iterates the elements of `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Self { rest: data, failed: false }
+        Self {
+            rest: data,
+            failed: false,
+        }
     }
 
     fn element(rest: &'a [u8]) -> Option<(Tlv<'a>, &'a [u8])> {
@@ -58,7 +61,9 @@ impl<'a> TlvIter<'a> {
             if n == 0 || n > 2 || r.len() < n {
                 return None;
             }
-            let v = r[..n].iter().fold(0usize, |v, b| (v << 8) | usize::from(*b));
+            let v = r[..n]
+                .iter()
+                .fold(0usize, |v, b| (v << 8) | usize::from(*b));
             r = &r[n..];
             v
         };
@@ -104,7 +109,9 @@ mod tests {
 
     #[test]
     fn finds_tags() {
-        let data = [0x9F, 0x26, 0x02, 0xAB, 0xCD, 0x95, 0x01, 0x00, 0x82, 0x02, 0x7C, 0x00];
+        let data = [
+            0x9F, 0x26, 0x02, 0xAB, 0xCD, 0x95, 0x01, 0x00, 0x82, 0x02, 0x7C, 0x00,
+        ];
         assert_eq!(find(&data, 0x9F26), Some(&[0xAB, 0xCD][..]));
         assert_eq!(find(&data, 0x95), Some(&[0x00][..]));
         assert_eq!(find(&data, 0x82), Some(&[0x7C, 0x00][..]));

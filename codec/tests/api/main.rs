@@ -1,0 +1,8 @@
+//! The codec's integration tests, one binary: vectors, malformed input, properties, specs.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod fixtures;
+mod malformed;
+mod props;
+mod specs;
+mod vectors;
