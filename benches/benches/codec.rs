@@ -34,7 +34,7 @@ fn logical(dialect: &Dialect, bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let msg = decode(dialect, bytes).unwrap();
     msg.fields()
         .map(|f| {
-            let v = match f.spec().data {
+            let v = match f.spec().format.data {
                 Encoding::Binary => f.wire().to_vec(),
                 Encoding::Hex => unhex(f.text().unwrap()),
                 _ => f.canonical().into_bytes(),

@@ -90,7 +90,35 @@ impl From<Vec<u8>> for FieldInput<'_> {
 pub struct MessageBuilder<'b> {
     header: Cow<'b, [u8]>,
     mti: Mti,
-    fields: Vec<(u8, FieldInput<'b>)>,
+    fields: Vec<Entry<'b>>,
+}
+
+/// A stored field, kept small (32 bytes) because a builder pushes one per field.
+#[derive(Clone, Debug)]
+struct Entry<'b> {
+    n: u8,
+    /// Units of a wire value, or [`LOGICAL`] for a logical value.
+    units: u32,
+    data: Cow<'b, [u8]>,
+}
+
+const LOGICAL: u32 = u32::MAX;
+
+impl<'b> Entry<'b> {
+    fn new(n: u8, input: FieldInput<'b>) -> Self {
+        match input {
+            FieldInput::Logical(data) => Self {
+                n,
+                units: LOGICAL,
+                data,
+            },
+            FieldInput::Wire { data, units } => Self {
+                n,
+                units: u32::try_from(units).unwrap_or(LOGICAL - 1),
+                data,
+            },
+        }
+    }
 }
 
 impl<'b> MessageBuilder<'b> {
@@ -109,13 +137,12 @@ impl<'b> MessageBuilder<'b> {
         let mut b = Self::new(msg.mti());
         b.header = Cow::Borrowed(msg.header());
         for f in msg.fields() {
-            b.fields.push((
-                f.number(),
-                FieldInput::Wire {
-                    data: Cow::Borrowed(f.wire()),
-                    units: f.units(),
-                },
-            ));
+            b.fields.push(Entry {
+                n: f.number(),
+                // Decoded lengths are at most 9999 units.
+                units: f.units() as u32,
+                data: Cow::Borrowed(f.wire()),
+            });
         }
         b
     }
@@ -139,13 +166,13 @@ impl<'b> MessageBuilder<'b> {
 
     /// Sets field `n` (2–128) to a logical value, replacing any earlier value.
     pub fn set(&mut self, n: u8, value: impl Into<FieldInput<'b>>) -> &mut Self {
-        let value = value.into();
+        let entry = Entry::new(n, value.into());
         match self.fields.last() {
-            Some((last, _)) if *last < n => self.fields.push((n, value)),
-            None => self.fields.push((n, value)),
-            _ => match self.fields.binary_search_by_key(&n, |(k, _)| *k) {
-                Ok(i) => self.fields[i].1 = value,
-                Err(i) => self.fields.insert(i, (n, value)),
+            Some(last) if last.n < n => self.fields.push(entry),
+            None => self.fields.push(entry),
+            _ => match self.fields.binary_search_by_key(&n, |e| e.n) {
+                Ok(i) => self.fields[i] = entry,
+                Err(i) => self.fields.insert(i, entry),
             },
         }
         self
@@ -153,18 +180,18 @@ impl<'b> MessageBuilder<'b> {
 
     /// Removes field `n`.
     pub fn remove(&mut self, n: u8) -> &mut Self {
-        self.fields.retain(|(k, _)| *k != n);
+        self.fields.retain(|e| e.n != n);
         self
     }
 
     /// Whether field `n` is set.
     pub fn has(&self, n: u8) -> bool {
-        self.fields.iter().any(|(k, _)| *k == n)
+        self.fields.iter().any(|e| e.n == n)
     }
 
     /// Keeps only the fields for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(u8) -> bool) -> &mut Self {
-        self.fields.retain(|(k, _)| keep(*k));
+        self.fields.retain(|e| keep(e.n));
         self
     }
 
@@ -196,27 +223,26 @@ impl<'b> MessageBuilder<'b> {
             MtiEncoding::Ascii => out.put_slice(self.mti.as_bytes()),
         }
         let mut bitmap = Bitmap::new();
-        for (n, _) in &self.fields {
-            if !(2..=128).contains(n) {
-                return Err(EncodeError::BadFieldNumber(*n));
+        for e in &self.fields {
+            if !(2..=128).contains(&e.n) {
+                return Err(EncodeError::BadFieldNumber(e.n));
             }
-            bitmap.insert(*n);
+            bitmap.insert(e.n);
         }
         write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.primary());
         if bitmap.needs_secondary() {
             write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.secondary());
         }
         let mut mac_at = None;
-        for (n, value) in &self.fields {
-            let spec = dialect.field(*n).ok_or(EncodeError::UnknownField(*n))?;
-            if *n == 64 {
+        for e in &self.fields {
+            let spec = dialect.format(e.n).ok_or(EncodeError::UnknownField(e.n))?;
+            if e.n == 64 {
                 mac_at = Some(written(out));
             }
-            match value {
-                FieldInput::Logical(v) => field::encode(spec, *n, v, out)?,
-                FieldInput::Wire { data, units } => {
-                    field::encode_wire(spec, *n, data, *units, out)?
-                }
+            if e.units == LOGICAL {
+                field::encode(spec, e.n, &e.data, out)?;
+            } else {
+                field::encode_wire(spec, e.n, &e.data, e.units as usize, out)?;
             }
         }
         Ok((written(out), mac_at))

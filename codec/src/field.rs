@@ -12,7 +12,7 @@ use nom::bytes::complete::take as nom_take;
 
 use crate::ebcdic;
 use crate::error::{EncodeError, Part, WireError, WireErrorKind};
-use crate::spec::{Encoding, FieldSpec, Length, PrefixEncoding, Var};
+use crate::spec::{Encoding, FieldFormat, Length, PrefixEncoding, Var};
 
 /// Where a decoded field's data sits in the frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -87,6 +87,17 @@ fn is_pad(nibble: u8) -> bool {
     nibble == 0 || nibble == 0xF
 }
 
+/// Whether every nibble of `data` is a decimal digit, without branching per byte (the
+/// common case, checked first; the precise check below runs only when this says no).
+#[inline]
+fn all_nibbles_decimal(data: &[u8]) -> bool {
+    // A nibble above 9 plus 6 carries into bit 4.
+    data.iter()
+        .fold(0u8, |acc, &b| acc | (((b & 0x0F) + 6) | ((b >> 4) + 6)))
+        & 0x10
+        == 0
+}
+
 /// Checks packed BCD: `units` digits in `data`, pad nibble first (`right`) or last.
 fn check_packed(
     data: &[u8],
@@ -97,6 +108,14 @@ fn check_packed(
     offset: usize,
 ) -> Result<(), WireError> {
     let odd = units % 2 == 1;
+    let pad_is_zero = match (odd, right) {
+        (false, _) => true,
+        (true, true) => data.first().is_some_and(|b| b >> 4 == 0),
+        (true, false) => data.last().is_some_and(|b| b & 0x0F == 0),
+    };
+    if pad_is_zero && all_nibbles_decimal(data) {
+        return Ok(());
+    }
     let last = data.len().saturating_sub(1);
     let digit_ok = |n: u8| n <= 9 || (track && n == 0xD);
     for (i, &b) in data.iter().enumerate() {
@@ -137,6 +156,9 @@ fn check_bytes(
     part: Part,
     offset: usize,
 ) -> Result<(), WireError> {
+    if data.iter().fold(true, |all, b| all & ok(*b)) {
+        return Ok(());
+    }
     match data.iter().position(|b| !ok(*b)) {
         None => Ok(()),
         Some(i) => Err(WireError::new(part, offset + i, kind(data[i]))),
@@ -145,7 +167,7 @@ fn check_bytes(
 
 /// Validates a field's data bytes against its encoding.
 fn check_data(
-    spec: &FieldSpec,
+    spec: FieldFormat,
     data: &[u8],
     units: usize,
     part: Part,
@@ -200,7 +222,7 @@ fn check_data(
 /// Decodes field `n` at `offset` of `frame` (where `input` is `frame[offset..]`).
 #[inline]
 pub(crate) fn decode(
-    spec: &FieldSpec,
+    spec: FieldFormat,
     n: u8,
     input: &[u8],
     offset: usize,
@@ -238,27 +260,29 @@ pub(crate) fn decode(
     Ok((span, at))
 }
 
-/// Writes a length prefix with `value` in `var` digits.
+/// Writes a length prefix with `value` in `var` digits. The caller has checked that `value`
+/// fits the prefix (the spec's maximum is checked against the prefix's capacity at load).
+#[inline]
 fn write_prefix(out: &mut impl BufMut, enc: PrefixEncoding, var: Var, value: usize) {
-    let digits = var.digits();
+    let d = [
+        (value / 1000) % 10,
+        (value / 100) % 10,
+        (value / 10) % 10,
+        value % 10,
+    ]
+    .map(|x| x as u8);
+    let digits = &d[4 - var.digits()..];
     match enc {
-        PrefixEncoding::Ascii | PrefixEncoding::Ebcdic => {
-            let base = if enc == PrefixEncoding::Ascii {
-                b'0'
-            } else {
-                0xF0
-            };
-            for i in (0..digits).rev() {
-                out.put_u8(base + ((value / 10usize.pow(i as u32)) % 10) as u8);
-            }
+        PrefixEncoding::Ascii => {
+            out.put_slice(&[b'0' + d[0], b'0' + d[1], b'0' + d[2], b'0' + d[3]][4 - digits.len()..])
         }
-        PrefixEncoding::Bcd => {
-            let width = digits.div_ceil(2);
-            for i in (0..width).rev() {
-                let pair = (value / 100usize.pow(i as u32)) % 100;
-                out.put_u8((((pair / 10) as u8) << 4) | (pair % 10) as u8);
-            }
+        PrefixEncoding::Ebcdic => {
+            out.put_slice(&[0xF0 + d[0], 0xF0 + d[1], 0xF0 + d[2], 0xF0 + d[3]][4 - digits.len()..])
         }
+        PrefixEncoding::Bcd => match var {
+            Var::LL => out.put_u8((d[2] << 4) | d[3]),
+            Var::LLL | Var::LLLL => out.put_slice(&[(d[0] << 4) | d[1], (d[2] << 4) | d[3]]),
+        },
         PrefixEncoding::Binary => match var {
             Var::LL => out.put_u8(value as u8),
             Var::LLL | Var::LLLL => out.put_u16(value as u16),
@@ -276,7 +300,8 @@ fn nibble_of(c: u8, track: bool) -> Option<u8> {
     }
 }
 
-/// Packs ASCII digits: `pad_first` puts the pad nibble before an odd digit string.
+/// Packs ASCII digits: `pad_first` puts the pad nibble before an odd digit string. Bytes go
+/// out through a small stack buffer, one `put_slice` per 32 bytes.
 fn pack(
     out: &mut impl BufMut,
     digits: &[u8],
@@ -285,21 +310,33 @@ fn pack(
     track: bool,
     n: u8,
 ) -> Result<(), EncodeError> {
-    let bad = |pos| EncodeError::BadCharacter { field: n, pos };
+    let nib = |i: usize| {
+        nibble_of(digits[i], track).ok_or(EncodeError::BadCharacter { field: n, pos: i })
+    };
+    let mut buf = [0u8; 32];
+    let mut used = 0;
+    let mut push = |out: &mut _, b: u8| {
+        buf[used] = b;
+        used += 1;
+        if used == buf.len() {
+            BufMut::put_slice(out, &buf);
+            used = 0;
+        }
+    };
     let odd = digits.len() % 2 == 1;
     let mut i = 0;
-    let mut pending: Option<u8> = if odd && pad_first { Some(pad) } else { None };
-    while i < digits.len() {
-        let nib = nibble_of(digits[i], track).ok_or_else(|| bad(i))?;
-        match pending.take() {
-            Some(hi) => out.put_u8((hi << 4) | nib),
-            None => pending = Some(nib),
-        }
-        i += 1;
+    if odd && pad_first {
+        push(out, (pad << 4) | nib(0)?);
+        i = 1;
     }
-    if let Some(hi) = pending {
-        out.put_u8((hi << 4) | pad);
+    while i + 1 < digits.len() {
+        push(out, (nib(i)? << 4) | nib(i + 1)?);
+        i += 2;
     }
+    if i < digits.len() {
+        push(out, (nib(i)? << 4) | pad);
+    }
+    out.put_slice(&buf[..used]);
     Ok(())
 }
 
@@ -314,7 +351,7 @@ fn check_text(value: &[u8], ok: impl Fn(u8) -> bool, n: u8) -> Result<(), Encode
 /// raw bytes for binary and hex. Fixed numeric fields shorter than their length are padded
 /// with leading zeros, fixed text fields with trailing spaces.
 pub(crate) fn encode(
-    spec: &FieldSpec,
+    spec: FieldFormat,
     n: u8,
     value: &[u8],
     out: &mut impl BufMut,
@@ -359,7 +396,9 @@ pub(crate) fn encode(
     let fill = units - len;
     match spec.data {
         Encoding::Ascii => {
-            check_text(value, |b| b.is_ascii(), n)?;
+            if !value.is_ascii() {
+                check_text(value, |b| b.is_ascii(), n)?;
+            }
             out.put_slice(value);
             out.put_bytes(b' ', fill);
         }
@@ -426,7 +465,7 @@ pub(crate) fn encode(
 /// Encodes a field from its wire bytes as decoded (pad nibbles and all), for byte-exact
 /// re-encoding of a received message.
 pub(crate) fn encode_wire(
-    spec: &FieldSpec,
+    spec: FieldFormat,
     n: u8,
     data: &[u8],
     units: usize,

@@ -83,7 +83,7 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
 
     let mut spans = [Span::default(); 129];
     for n in bitmap.fields() {
-        let spec = dialect.field(n).ok_or(WireError::new(
+        let spec = dialect.format(n).ok_or(WireError::new(
             Part::Field(n),
             pos,
             WireErrorKind::UnknownField,
@@ -307,7 +307,7 @@ impl<'a> Field<'a> {
     /// The field as digits, for numeric and track encodings.
     #[inline]
     pub fn digits(&self) -> Option<Digits<'a>> {
-        match self.spec.data {
+        match self.spec.format.data {
             Encoding::Bcd => Some(Digits::packed(self.data, self.units % 2, self.units)),
             Encoding::BcdLeft | Encoding::Track => Some(Digits::packed(self.data, 0, self.units)),
             Encoding::AsciiDigits | Encoding::AsciiTrack => Some(Digits::text(self.data)),
@@ -318,7 +318,7 @@ impl<'a> Field<'a> {
     /// The field as text, for ASCII encodings (and hex text).
     #[inline]
     pub fn text(&self) -> Option<&'a str> {
-        match self.spec.data {
+        match self.spec.format.data {
             Encoding::Ascii | Encoding::AsciiDigits | Encoding::AsciiTrack | Encoding::Hex => {
                 std::str::from_utf8(self.data).ok()
             }
@@ -330,7 +330,7 @@ impl<'a> Field<'a> {
     pub fn value(&self) -> Value<'a> {
         if let Some(d) = self.digits() {
             Value::Digits(d)
-        } else if let (Some(t), false) = (self.text(), self.spec.data == Encoding::Hex) {
+        } else if let (Some(t), false) = (self.text(), self.spec.format.data == Encoding::Hex) {
             Value::Text(t)
         } else {
             Value::Bytes(self.data)
@@ -368,7 +368,7 @@ impl<'a> Field<'a> {
     /// separator `D`, or `=` in ASCII), text as is, binary as upper-case hex, an amount as its
     /// sign then digits. Unmasked: use [`Field::masked`] for anything shown to people.
     pub fn canonical(&self) -> String {
-        match self.spec.data {
+        match self.spec.format.data {
             Encoding::BcdAmount => {
                 let mut s = String::with_capacity(self.units);
                 if let Some((sign, rest)) = self.data.split_first() {

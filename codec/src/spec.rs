@@ -196,11 +196,10 @@ pub struct FieldDef {
     pub tlv: bool,
 }
 
-/// A resolved field specification, ready for the decoder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldSpec {
-    /// Human name.
-    pub name: String,
+/// How a field sits on the wire: everything the decoder and encoder need, small and `Copy`
+/// so the per-field hot path reads one compact table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldFormat {
     /// Fixed length or prefix.
     pub length: Length,
     /// Maximum length in the field's units (digits for digit encodings, bytes otherwise).
@@ -213,13 +212,22 @@ pub struct FieldSpec {
     pub count: Count,
     /// Pad nibble written for odd-length packed values.
     pub pad: u8,
+}
+
+/// A resolved field specification: its wire format and its meaning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// Human name.
+    pub name: String,
+    /// Wire format.
+    pub format: FieldFormat,
     /// Positional subfields.
     pub subfields: Vec<Subfield>,
     /// BER-TLV content.
     pub tlv: bool,
 }
 
-impl FieldSpec {
+impl FieldFormat {
     /// Bytes the data of a value of `units` takes on the wire (without prefix).
     #[inline]
     pub fn wire_len(&self, units: usize) -> usize {
@@ -250,7 +258,9 @@ impl FieldSpec {
             units
         }
     }
+}
 
+impl FieldSpec {
     fn resolve(
         key: &str,
         def: FieldDef,
@@ -321,12 +331,14 @@ impl FieldSpec {
         }
         Ok(Self {
             name: def.name,
-            length: def.len,
-            max,
-            data: def.data,
-            prefix,
-            count,
-            pad,
+            format: FieldFormat {
+                length: def.len,
+                max,
+                data: def.data,
+                prefix,
+                count,
+                pad,
+            },
             subfields: def.subfields,
             tlv: def.tlv,
         })
@@ -427,6 +439,8 @@ pub struct Dialect {
     mti: MtiEncoding,
     bitmap: BitmapEncoding,
     fields: Vec<Option<FieldSpec>>,
+    /// The fields' wire formats alone, indexed by field number: the decoder's hot table.
+    formats: Vec<Option<FieldFormat>>,
 }
 
 impl Dialect {
@@ -457,7 +471,12 @@ impl Dialect {
             }
             fields[n as usize] = Some(FieldSpec::resolve(&key, fdef, def.prefix)?);
         }
+        let formats = fields
+            .iter()
+            .map(|f| f.as_ref().map(|f| f.format))
+            .collect();
         Ok(Self {
+            formats,
             name: def.name,
             description: def.description,
             framing: def.framing,
@@ -524,6 +543,12 @@ impl Dialect {
     /// Bitmap encoding.
     pub fn bitmap_encoding(&self) -> BitmapEncoding {
         self.bitmap
+    }
+
+    /// The wire format of field `n`, if the dialect defines it.
+    #[inline]
+    pub fn format(&self, n: u8) -> Option<FieldFormat> {
+        self.formats.get(n as usize).copied().flatten()
     }
 
     /// The specification of field `n`, if the dialect defines it.

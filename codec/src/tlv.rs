@@ -18,6 +18,7 @@ pub struct Tlv<'a> {
 #[derive(Clone, Debug)]
 pub struct TlvIter<'a> {
     rest: &'a [u8],
+    offset: usize,
     failed: bool,
 }
 
@@ -34,6 +35,7 @@ impl<'a> TlvIter<'a> {
     pub fn new(data: &'a [u8]) -> Self {
         Self {
             rest: data,
+            offset: 0,
             failed: false,
         }
     }
@@ -84,12 +86,15 @@ impl<'a> Iterator for TlvIter<'a> {
         }
         match Self::element(self.rest) {
             Some((tlv, rest)) => {
+                self.offset += self.rest.len() - rest.len();
                 self.rest = rest;
                 Some(Ok(tlv))
             }
             None => {
                 self.failed = true;
-                Some(Err(TlvError { offset: 0 }))
+                Some(Err(TlvError {
+                    offset: self.offset,
+                }))
             }
         }
     }
@@ -120,8 +125,9 @@ mod tests {
 
     #[test]
     fn truncated_is_an_error_not_a_panic() {
-        let data = [0x9F, 0x26, 0x08, 0xAB];
+        let data = [0x95, 0x01, 0x00, 0x9F, 0x26, 0x08, 0xAB];
         let v: Vec<_> = TlvIter::new(&data).collect();
-        assert_eq!(v, [Err(TlvError { offset: 0 })]);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1], Err(TlvError { offset: 3 }));
     }
 }

@@ -52,11 +52,11 @@ proptest! {
 
 /// A valid logical value for a field spec.
 fn value_for(spec: &codec::FieldSpec) -> BoxedStrategy<Vec<u8>> {
-    let len = match spec.length {
+    let len = match spec.format.length {
         Length::Fixed(n) => (n as usize)..=(n as usize),
-        Length::Var(_) => 0..=spec.max.min(64),
+        Length::Var(_) => 0..=spec.format.max.min(64),
     };
-    match spec.data {
+    match spec.format.data {
         Encoding::Bcd | Encoding::BcdLeft | Encoding::AsciiDigits => {
             proptest::collection::vec(b'0'..=b'9', len).boxed()
         }
@@ -114,7 +114,7 @@ fn round_trip(
     prop_assert_eq!(msg.fields().count(), fields.len());
     for (n, v) in fields {
         let f = msg.field(*n).unwrap();
-        let got: Vec<u8> = match f.spec().data {
+        let got: Vec<u8> = match f.spec().format.data {
             Encoding::Binary => f.wire().to_vec(),
             Encoding::Hex => hex::decode(f.wire()).unwrap(),
             Encoding::Track => f.canonical().replace('D', "=").into_bytes(),

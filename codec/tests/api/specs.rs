@@ -12,7 +12,7 @@ fn builtin_dialects_load() {
         Dialect::builtin("nope"),
         Err(SpecError::UnknownDialect(_))
     ));
-    assert_eq!(Dialect::iso87_binary().field(2).unwrap().max, 19);
+    assert_eq!(Dialect::iso87_binary().field(2).unwrap().format.max, 19);
     assert!(Dialect::cup_pos().field(8).is_none());
 }
 

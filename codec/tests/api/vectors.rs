@@ -64,7 +64,7 @@ fn every_vector_reencodes_byte_exact_from_values() {
         let mut b = MessageBuilder::new(msg.mti());
         b.header(msg.header());
         for f in msg.fields() {
-            let value: Vec<u8> = match f.spec().data {
+            let value: Vec<u8> = match f.spec().format.data {
                 Encoding::Binary => f.wire().to_vec(),
                 Encoding::Hex => hex::decode(f.wire()).unwrap(),
                 _ => f.canonical().into_bytes(),
