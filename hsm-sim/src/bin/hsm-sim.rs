@@ -1,0 +1,276 @@
+//! `hsm-sim`: key ceremonies for the software HSM.
+//!
+//! ```text
+//! hsm-sim lmk new --out lmk.hex                     create an LMK file (0600), print its check value
+//! hsm-sim lmk check --lmk lmk.hex                   print the LMK's check value
+//! hsm-sim key generate --usage tpk [--alg tdes2]    generate a key, print it sealed + KCV
+//! hsm-sim key import --usage tmk --clear HEX        seal a clear key (components combined)
+//! hsm-sim key inspect --sealed HEX                  verify a sealed key, print usage and KCV
+//! hsm-sim kcv --clear HEX [--alg tdes2] [--len 3]   check value of a clear key
+//! ```
+//! Key commands take `--lmk FILE`, or `--test-lmk` for the demo LMK (test data).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use hsm_sim::{Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, SealedKey, clear_key_check_value};
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(
+    name = "hsm-sim",
+    about = "Key ceremonies for the software payment HSM"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Local master key files.
+    Lmk {
+        #[command(subcommand)]
+        command: LmkCommand,
+    },
+    /// Keys sealed under the LMK.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Check value of a clear key.
+    Kcv {
+        /// The clear key, hex.
+        #[arg(long)]
+        clear: String,
+        /// Algorithm: des, tdes2, tdes3, aes128, aes192, aes256 (default from the length).
+        #[arg(long)]
+        alg: Option<String>,
+        /// Bytes of check value to print.
+        #[arg(long, default_value_t = 3)]
+        len: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum LmkCommand {
+    /// Create a new random LMK file.
+    New {
+        /// Where to write it (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print an LMK file's check value.
+    Check {
+        #[arg(long)]
+        lmk: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct LmkSource {
+    /// LMK file (64 hex characters).
+    #[arg(long, conflicts_with = "test_lmk")]
+    lmk: Option<PathBuf>,
+    /// Use the demo LMK (test data, never for real keys).
+    #[arg(long)]
+    test_lmk: bool,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Generate a random key.
+    Generate {
+        #[command(flatten)]
+        source: LmkSource,
+        /// tmk, tpk, tak, zmk, zpk, zak, pvk, cvk, bdk
+        #[arg(long)]
+        usage: String,
+        /// des, tdes2, tdes3, aes128, aes192, aes256
+        #[arg(long, default_value = "tdes2")]
+        alg: String,
+    },
+    /// Seal a clear key.
+    Import {
+        #[command(flatten)]
+        source: LmkSource,
+        #[arg(long)]
+        usage: String,
+        /// Default from the key's length (8: des, 16: tdes2, 24: tdes3).
+        #[arg(long)]
+        alg: Option<String>,
+        /// The clear key, hex.
+        #[arg(long)]
+        clear: String,
+    },
+    /// Verify a sealed key and show what it is.
+    Inspect {
+        #[command(flatten)]
+        source: LmkSource,
+        #[arg(long)]
+        sealed: String,
+    },
+}
+
+fn parse_usage(s: &str) -> Result<KeyUsage> {
+    KeyUsage::parse(s).ok_or_else(|| {
+        anyhow!("unknown key usage {s:?}: use one of tmk, tpk, tak, zmk, zpk, zak, pvk, cvk, bdk")
+    })
+}
+
+fn parse_alg(s: &str) -> Result<KeyAlgorithm> {
+    KeyAlgorithm::parse(s).ok_or_else(|| {
+        anyhow!("unknown algorithm {s:?}: use one of des, tdes2, tdes3, aes128, aes192, aes256")
+    })
+}
+
+fn parse_clear(hex_text: &str, alg: Option<&str>) -> Result<(KeyAlgorithm, Zeroizing<Vec<u8>>)> {
+    let t = hex_text.trim();
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("the key is not hex: use the characters 0-9 and A-F only");
+    }
+    if !t.len().is_multiple_of(2) {
+        bail!("the key has an odd number of hex characters ({})", t.len());
+    }
+    let bytes = Zeroizing::new(hex::decode(t).context("the key is not hex")?);
+    let alg = match alg {
+        Some(a) => parse_alg(a)?,
+        None => KeyAlgorithm::des_for_len(bytes.len()).map_err(|_| {
+            anyhow!("a clear key of {} bytes: DES keys are 8, 16 or 24 bytes (16, 32 or 48 hex characters); give --alg for AES", bytes.len())
+        })?,
+    };
+    if bytes.len() != alg.len() {
+        bail!(
+            "a {alg:?} key is {} bytes ({} hex characters), this one is {} bytes",
+            alg.len(),
+            alg.len() * 2,
+            bytes.len()
+        );
+    }
+    Ok((alg, bytes))
+}
+
+fn load_hsm(source: &LmkSource) -> Result<Hsm> {
+    let lmk = match (&source.lmk, source.test_lmk) {
+        (Some(path), false) => {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading LMK file {}", path.display()))?,
+            );
+            Lmk::from_hex(&text).map_err(|_| {
+                anyhow!(
+                    "{} is not an LMK file: it must hold 64 hex characters",
+                    path.display()
+                )
+            })?
+        }
+        (None, true) => {
+            eprintln!(
+                "WARNING: using the demo LMK (test data); keys sealed under it are not secret"
+            );
+            Lmk::test()
+        }
+        _ => bail!("give --lmk FILE, or --test-lmk for the demo LMK"),
+    };
+    let config = HsmConfig {
+        allow_test_keys: source.test_lmk,
+        ..HsmConfig::default()
+    };
+    Hsm::new(lmk, &config).map_err(|e| anyhow!("{e}"))
+}
+
+fn print_sealed(hsm: &Hsm, key: &SealedKey) -> Result<()> {
+    let kcv = hsm.check_value(key).map_err(|e| anyhow!("{e}"))?;
+    println!("usage:  {}", key.usage().map_err(|e| anyhow!("{e}"))?);
+    println!("alg:    {:?}", key.algorithm().map_err(|e| anyhow!("{e}"))?);
+    println!("kcv:    {}", hex::encode_upper(&kcv[..3]));
+    println!("sealed: {}", key.to_hex());
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Lmk { command } => match command {
+            LmkCommand::New { out } => {
+                let (lmk, bytes) = Lmk::generate().map_err(|e| anyhow!("{e}"))?;
+                write_secret_file(&out, &hex::encode_upper(&*bytes))?;
+                println!("LMK written to {}", out.display());
+                println!("check value: {}", hex::encode_upper(lmk.check_value()));
+            }
+            LmkCommand::Check { lmk } => {
+                let hsm = load_hsm(&LmkSource {
+                    lmk: Some(lmk),
+                    test_lmk: false,
+                })?;
+                println!("check value: {}", hex::encode_upper(hsm.lmk_check_value()));
+            }
+        },
+        Command::Key { command } => match command {
+            KeyCommand::Generate { source, usage, alg } => {
+                let (usage, alg) = (parse_usage(&usage)?, parse_alg(&alg)?);
+                let hsm = load_hsm(&source)?;
+                let key = hsm.generate_key(usage, alg).map_err(|e| anyhow!("{e}"))?;
+                print_sealed(&hsm, &key)?;
+            }
+            KeyCommand::Import {
+                source,
+                usage,
+                alg,
+                clear,
+            } => {
+                let usage = parse_usage(&usage)?;
+                let (alg, bytes) = parse_clear(&clear, alg.as_deref())?;
+                let hsm = load_hsm(&source)?;
+                let key = hsm
+                    .import_clear_key(usage, alg, &bytes)
+                    .map_err(|e| anyhow!("{e}"))?;
+                print_sealed(&hsm, &key)?;
+            }
+            KeyCommand::Inspect { source, sealed } => {
+                let hsm = load_hsm(&source)?;
+                let key = SealedKey::from_hex(&sealed).map_err(|_| {
+                    anyhow!("not a sealed key: expected the hex printed by `hsm-sim key generate`")
+                })?;
+                print_sealed(&hsm, &key).context(
+                    "the sealed key does not open under this LMK (tampered, or another LMK)",
+                )?;
+            }
+        },
+        Command::Kcv { clear, alg, len } => {
+            let (alg, bytes) = parse_clear(&clear, alg.as_deref())?;
+            let kcv = clear_key_check_value(alg, &bytes, len).map_err(|e| anyhow!("{e}"))?;
+            println!("{}", hex::encode_upper(kcv));
+        }
+    }
+    Ok(())
+}
+
+fn write_secret_file(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| {
+        format!(
+            "creating {} (an existing file is never overwritten)",
+            path.display()
+        )
+    })?;
+    writeln!(f, "{text}")?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Block ciphers keyed by length: 8 bytes DES, 16 bytes 2-key TDES (K1 K2 K1), 24 bytes
+//! 3-key TDES; 16/24/32 bytes AES. Key schedules zeroize on drop.
+
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes::{Aes128, Aes192, Aes256};
+use des::{Des, TdesEde2, TdesEde3};
+
+use crate::Error;
+
+/// A DES-family key schedule.
+pub enum DesKey {
+    /// Single DES (8-byte key).
+    Single(Des),
+    /// Two-key TDES, EDE with K1 K2 K1 (16-byte key).
+    Double(TdesEde2),
+    /// Three-key TDES, EDE (24-byte key).
+    Triple(TdesEde3),
+}
+
+impl DesKey {
+    /// Schedules a key of 8, 16 or 24 bytes.
+    pub fn new(key: &[u8]) -> Result<Self, Error> {
+        let bad = |_| Error::KeyLength;
+        Ok(match key.len() {
+            8 => Self::Single(Des::new_from_slice(key).map_err(bad)?),
+            16 => Self::Double(TdesEde2::new_from_slice(key).map_err(bad)?),
+            24 => Self::Triple(TdesEde3::new_from_slice(key).map_err(bad)?),
+            _ => return Err(Error::KeyLength),
+        })
+    }
+
+    /// Encrypts one block.
+    #[inline]
+    pub fn encrypt(&self, block: [u8; 8]) -> [u8; 8] {
+        let mut b = block.into();
+        match self {
+            Self::Single(c) => c.encrypt_block(&mut b),
+            Self::Double(c) => c.encrypt_block(&mut b),
+            Self::Triple(c) => c.encrypt_block(&mut b),
+        }
+        b.into()
+    }
+
+    /// Decrypts one block.
+    #[inline]
+    pub fn decrypt(&self, block: [u8; 8]) -> [u8; 8] {
+        let mut b = block.into();
+        match self {
+            Self::Single(c) => c.decrypt_block(&mut b),
+            Self::Double(c) => c.decrypt_block(&mut b),
+            Self::Triple(c) => c.decrypt_block(&mut b),
+        }
+        b.into()
+    }
+
+    /// Encrypts whole blocks in ECB mode (`data.len()` a multiple of 8).
+    pub fn encrypt_ecb(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        self.ecb(data, |b| self.encrypt(b))
+    }
+
+    /// Decrypts whole blocks in ECB mode (`data.len()` a multiple of 8).
+    pub fn decrypt_ecb(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        self.ecb(data, |b| self.decrypt(b))
+    }
+
+    fn ecb(&self, data: &[u8], f: impl Fn([u8; 8]) -> [u8; 8]) -> Result<Vec<u8>, Error> {
+        if data.is_empty() || !data.len().is_multiple_of(8) {
+            return Err(Error::DataLength);
+        }
+        let mut out = Vec::with_capacity(data.len());
+        for chunk in data.chunks_exact(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            out.extend_from_slice(&f(b));
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Debug for DesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Single(_) => "DesKey::Single(..)",
+            Self::Double(_) => "DesKey::Double(..)",
+            Self::Triple(_) => "DesKey::Triple(..)",
+        })
+    }
+}
+
+/// An AES key schedule.
+pub enum AesKey {
+    /// AES-128.
+    A128(Aes128),
+    /// AES-192.
+    A192(Aes192),
+    /// AES-256.
+    A256(Aes256),
+}
+
+impl AesKey {
+    /// Schedules a key of 16, 24 or 32 bytes.
+    pub fn new(key: &[u8]) -> Result<Self, Error> {
+        let bad = |_| Error::KeyLength;
+        Ok(match key.len() {
+            16 => Self::A128(Aes128::new_from_slice(key).map_err(bad)?),
+            24 => Self::A192(Aes192::new_from_slice(key).map_err(bad)?),
+            32 => Self::A256(Aes256::new_from_slice(key).map_err(bad)?),
+            _ => return Err(Error::KeyLength),
+        })
+    }
+
+    /// Encrypts one block.
+    pub fn encrypt(&self, block: [u8; 16]) -> [u8; 16] {
+        let mut b = block.into();
+        match self {
+            Self::A128(c) => c.encrypt_block(&mut b),
+            Self::A192(c) => c.encrypt_block(&mut b),
+            Self::A256(c) => c.encrypt_block(&mut b),
+        }
+        b.into()
+    }
+
+    /// Decrypts one block.
+    pub fn decrypt(&self, block: [u8; 16]) -> [u8; 16] {
+        let mut b = block.into();
+        match self {
+            Self::A128(c) => c.decrypt_block(&mut b),
+            Self::A192(c) => c.decrypt_block(&mut b),
+            Self::A256(c) => c.decrypt_block(&mut b),
+        }
+        b.into()
+    }
+}
+
+impl std::fmt::Debug for AesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AesKey(..)")
+    }
+}
+
+/// XOR of two 8-byte blocks.
+#[inline]
+pub fn xor8(a: [u8; 8], b: [u8; 8]) -> [u8; 8] {
+    (u64::from_be_bytes(a) ^ u64::from_be_bytes(b)).to_be_bytes()
+}
+
+/// XOR of two 16-byte blocks.
+#[inline]
+pub fn xor16(a: [u8; 16], b: [u8; 16]) -> [u8; 16] {
+    (u128::from_be_bytes(a) ^ u128::from_be_bytes(b)).to_be_bytes()
+}
