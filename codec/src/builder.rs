@@ -257,7 +257,8 @@ impl<'b> MessageBuilder<'b> {
 
     /// Encodes with a MAC in field 64: the field is set to zeros, the message encoded, `mac`
     /// called on the bytes from the MTI to the end of the field before 64, and its result
-    /// written into field 64. Returns the bytes written.
+    /// written into field 64. Returns the bytes written; [`EncodeError::MacUnavailable`] when
+    /// `mac` gives nothing (the buffer then holds the message with a zero MAC: discard it).
     pub fn encode_with_mac<B, F>(
         &mut self,
         dialect: &Dialect,
@@ -266,7 +267,7 @@ impl<'b> MessageBuilder<'b> {
     ) -> Result<usize, EncodeError>
     where
         B: BufMut + AsRef<[u8]> + AsMut<[u8]>,
-        F: FnOnce(&[u8]) -> [u8; 8],
+        F: FnOnce(&[u8]) -> Option<[u8; 8]>,
     {
         self.set(64, FieldInput::Logical(Cow::Borrowed(&[0u8; 8])));
         let start = out.as_ref().len();
@@ -275,7 +276,7 @@ impl<'b> MessageBuilder<'b> {
         // fixed 8-byte binary field in every dialect that carries a MAC.
         let mac_at = start + mac_at.ok_or(EncodeError::UnknownField(64))?;
         let data_start = start + dialect.header().len();
-        let value = mac(&out.as_ref()[data_start..mac_at]);
+        let value = mac(&out.as_ref()[data_start..mac_at]).ok_or(EncodeError::MacUnavailable)?;
         let slot = out
             .as_mut()
             .get_mut(mac_at..mac_at + 8)

@@ -162,6 +162,9 @@ pub enum EncodeError {
         /// Bytes the dialect needs.
         want: usize,
     },
+    /// The MAC function gave no MAC.
+    #[error("MAC could not be computed")]
+    MacUnavailable,
     /// The MTI is not four digits.
     #[error("MTI must be four digits")]
     BadMti,

@@ -263,6 +263,19 @@ impl Hsm {
         ClearKey::new(alg, &b[..alg.len()])
     }
 
+    /// A keyed digest (HMAC-SHA256 under a key derived from the LMK) of `data` in a named
+    /// domain: a look-up token for a PAN, or a fingerprint of a message, that reveals
+    /// nothing without the LMK. Equal inputs give equal digests on every HSM sharing the LMK.
+    pub fn keyed_digest(&self, domain: &str, data: &[u8]) -> [u8; 32] {
+        let mut ctx = ring::hmac::Context::with_key(self.lmk.digest_key());
+        ctx.update(&(domain.len() as u32).to_be_bytes());
+        ctx.update(domain.as_bytes());
+        ctx.update(data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
     // ----- keys --------------------------------------------------------------------------
 
     /// Generates a random key for `usage`, sealed under the LMK.

@@ -21,6 +21,7 @@ pub const TEST_LMK_HEX: &str = "0123456789ABCDEFFEDCBA98765432100001020304050607
 pub struct Lmk {
     seal: LessSafeKey,
     audit: hmac::Key,
+    digest: hmac::Key,
     check: [u8; 3],
     test: bool,
 }
@@ -38,11 +39,13 @@ impl Lmk {
             UnboundKey::new(&AES_256_GCM, &seal_key).map_err(|_| Error::KeyLength)?,
         );
         let audit = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"lmk/audit/hmac-sha256"));
+        let digest = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"lmk/keyed-digest/hmac-sha256"));
         let c = derive(b"lmk/check-value");
         let test = hex::decode(TEST_LMK_HEX).is_ok_and(|t| t == bytes);
         Ok(Self {
             seal,
             audit,
+            digest,
             check: [c[0], c[1], c[2]],
             test,
         })
@@ -80,6 +83,10 @@ impl Lmk {
     /// The LMK's check value (3 bytes), to confirm which LMK is loaded without revealing it.
     pub fn check_value(&self) -> [u8; 3] {
         self.check
+    }
+
+    pub(crate) fn digest_key(&self) -> &hmac::Key {
+        &self.digest
     }
 
     pub(crate) fn audit_key(&self) -> &hmac::Key {

@@ -176,7 +176,7 @@ fn mac_is_written_over_the_right_bytes() {
     let mut seen = Vec::new();
     b.encode_with_mac(dialect, &mut out, |data| {
         seen = data.to_vec();
-        *b"ABCDEFGH"
+        Some(*b"ABCDEFGH")
     })
     .unwrap();
     let msg = codec::decode(dialect, &out).unwrap();

@@ -280,3 +280,14 @@ fn errors_and_debug_carry_no_secrets() {
         assert!(!t.contains("123456") && !t.contains("6222021"), "{t}");
     }
 }
+
+#[test]
+fn keyed_digests_depend_on_domain_data_and_lmk() {
+    let hsm = test_hsm();
+    let a = hsm.keyed_digest("pan", b"6222021000000000017");
+    assert_eq!(a, test_hsm().keyed_digest("pan", b"6222021000000000017"), "same LMK, same digest");
+    assert_ne!(a, hsm.keyed_digest("pan", b"6222021000000000025"));
+    assert_ne!(a, hsm.keyed_digest("msg", b"6222021000000000017"));
+    let other = Hsm::new(Lmk::generate().unwrap().0, &HsmConfig::default()).unwrap();
+    assert_ne!(a, other.keyed_digest("pan", b"6222021000000000017"));
+}

@@ -1,0 +1,108 @@
+//! Time: UTC for the journal, China Standard Time (UTC+8, no daylight saving) for the
+//! terminal-facing fields 12 (hhmmss) and 13 (MMDD).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A moment, in milliseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Instant(pub i64);
+
+/// Civil date and time fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    /// Year.
+    pub year: i64,
+    /// Month 1–12.
+    pub month: u32,
+    /// Day 1–31.
+    pub day: u32,
+    /// Hour 0–23.
+    pub hour: u32,
+    /// Minute.
+    pub minute: u32,
+    /// Second.
+    pub second: u32,
+    /// Millisecond.
+    pub millis: u32,
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+impl Instant {
+    /// Now.
+    pub fn now() -> Self {
+        Self(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+    }
+
+    /// Civil fields at an offset from UTC in hours.
+    pub fn civil(self, offset_hours: i64) -> Civil {
+        let ms = self.0 + offset_hours * 3_600_000;
+        let days = ms.div_euclid(86_400_000);
+        let rem = ms.rem_euclid(86_400_000);
+        let (year, month, day) = civil_from_days(days);
+        Civil {
+            year,
+            month,
+            day,
+            hour: (rem / 3_600_000) as u32,
+            minute: (rem / 60_000 % 60) as u32,
+            second: (rem / 1_000 % 60) as u32,
+            millis: (rem % 1_000) as u32,
+        }
+    }
+
+    /// ISO 8601 UTC with milliseconds: `2026-11-22T03:04:05.678Z`.
+    pub fn iso_utc(self) -> String {
+        let c = self.civil(0);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
+        )
+    }
+
+    /// Field 12 (hhmmss) and 13 (MMDD) in China Standard Time.
+    pub fn cst_fields(self) -> (String, String) {
+        let c = self.civil(8);
+        (
+            format!("{:02}{:02}{:02}", c.hour, c.minute, c.second),
+            format!("{:02}{:02}", c.month, c.day),
+        )
+    }
+
+    /// The YYMM of this moment in China Standard Time, for expiry checks.
+    pub fn cst_yymm(self) -> u32 {
+        let c = self.civil(8);
+        (c.year.rem_euclid(100) as u32) * 100 + c.month
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_dates() {
+        assert_eq!(Instant(0).iso_utc(), "1970-01-01T00:00:00.000Z");
+        // 2026-11-22T03:04:05.678Z
+        let t = Instant(1_795_316_645_678);
+        assert_eq!(t.iso_utc(), "2026-11-22T03:04:05.678Z");
+        assert_eq!(t.cst_fields(), ("110405".to_owned(), "1122".to_owned()));
+        assert_eq!(t.cst_yymm(), 2611);
+        // Leap day and the CST date roll-over at 16:00 UTC.
+        let leap = Instant(1_709_222_400_000); // 2024-02-29T16:00:00Z
+        assert_eq!(leap.iso_utc(), "2024-02-29T16:00:00.000Z");
+        assert_eq!(leap.cst_fields().1, "0301");
+    }
+}

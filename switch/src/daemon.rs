@@ -1,0 +1,319 @@
+//! Start-up and shutdown: the HSM and keys, the journal and the state it holds, the card
+//! file, the listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use hsm_sim::{ClearPin, Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, SealedKey};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{CardStatus, CardType, Config};
+use crate::fees::FeeSchedule;
+use crate::journal::sqlite::Sqlite;
+use crate::journal::{AccountRecord, Backend, Journal, Op};
+use crate::metrics::Metrics;
+use crate::pipeline::card::Routes;
+use crate::pipeline::{IssuerKeys, Switch, rc};
+use crate::server::{ServerLimits, serve};
+use crate::state::{Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey};
+
+/// A running switch.
+pub struct Running {
+    /// Where terminals connect.
+    pub terminal_addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: SocketAddr,
+    switch: Arc<Switch>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    http: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The pipeline (for in-process benches and tests).
+    pub fn switch(&self) -> &Arc<Switch> {
+        &self.switch
+    }
+
+    /// Graceful shutdown: stop accepting, finish in-flight requests, flush the journal.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let _ = self.http.await;
+        let journal = Arc::clone(&self.switch);
+        // Closing joins the writer thread: do it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || journal.journal().close()).await;
+        tracing::info!("switch stopped; journal flushed");
+    }
+}
+
+fn seal(hsm: &Hsm, usage: KeyUsage, sealed: Option<&str>, clear: Option<&str>, what: &str) -> Result<SealedKey> {
+    match (sealed, clear) {
+        (Some(hex), None) => {
+            let k = SealedKey::from_hex(hex).map_err(|e| anyhow!("{what}: {e}"))?;
+            if k.usage().ok() != Some(usage) {
+                bail!("{what}: the sealed key is not a {usage}");
+            }
+            hsm.check_value(&k).map_err(|e| anyhow!("{what}: {e}"))?;
+            Ok(k)
+        }
+        (None, Some(hex)) => {
+            let bytes = hex::decode(hex).with_context(|| format!("{what}: not hex"))?;
+            let alg = KeyAlgorithm::des_for_len(bytes.len()).map_err(|e| anyhow!("{what}: {e}"))?;
+            hsm.import_clear_key(usage, alg, &bytes).map_err(|e| anyhow!("{what}: {e}"))
+        }
+        _ => bail!("{what}: give exactly one of the sealed and clear forms"),
+    }
+}
+
+/// Starts a switch on `config`: binds its listeners and returns once it is serving.
+pub async fn start(config: Config) -> Result<Running> {
+    if config.uses_test_keys() {
+        tracing::warn!("TEST KEYS IN USE: demo LMK, clear TMK/PVK or card PINs from the configuration; never for real cards");
+    }
+    let lmk = match &config.hsm.lmk_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("hsm.lmk_file {}", path.display()))?;
+            Lmk::from_hex(&text).map_err(|_| anyhow!("hsm.lmk_file {}: must hold 64 hex characters", path.display()))?
+        }
+        None => Lmk::test(),
+    };
+    let hsm = Hsm::new(
+        lmk,
+        &HsmConfig {
+            allow_test_keys: !config.production,
+            pin_failures_per_window: config.hsm.pin_failures_per_minute.unwrap_or(1_000),
+            ..HsmConfig::default()
+        },
+    )
+    .map_err(|e| anyhow!("hsm: {e}"))?;
+
+    let mut ranges = Vec::new();
+    for (i, t) in config.terminals.iter().enumerate() {
+        let tmk = seal(&hsm, KeyUsage::Tmk, t.tmk_sealed.as_deref(), t.tmk_clear.as_deref(), &format!("terminals[{i}].tmk"))?;
+        ranges.push(TerminalRange {
+            from: t.tid_from.parse().context("tid_from")?,
+            to: t.tid_to.parse().context("tid_to")?,
+            mid: t.mid.clone(),
+            mcc: t.mcc.clone(),
+            merchant_name: t.merchant_name.clone(),
+            mac: t.mac,
+            tmk,
+        });
+    }
+    let issuer = match &config.issuer {
+        Some(i) => Some(IssuerKeys {
+            pvk: seal(&hsm, KeyUsage::Pvk, i.pvk_sealed.as_deref(), i.pvk_clear.as_deref(), "issuer.pvk")?,
+            pvki: i.pvki,
+        }),
+        None => None,
+    };
+
+    // The journal and what it holds.
+    let mut backend = Sqlite::open(&config.journal.path).map_err(|e| anyhow!("journal {}: {e}", config.journal.path.display()))?;
+    let snapshot = backend.snapshot().map_err(|e| anyhow!("journal: {e}"))?;
+    let metrics = Arc::new(Metrics::new());
+    let observer = {
+        let m = Arc::clone(&metrics);
+        Box::new(move |n: usize, _d: Duration| m.journal_batch.observe(n as f64))
+    };
+    let journal = Journal::start(backend, config.journal.group_commit_max, observer);
+
+    let state = State::default();
+    for a in snapshot.accounts {
+        let Ok(hash) = <[u8; 32]>::try_from(hex::decode(&a.pan_hash).unwrap_or_default()) else {
+            tracing::warn!(masked_pan = %a.masked_pan, "account with an unreadable key skipped");
+            continue;
+        };
+        state.accounts.insert(hash, account_from(&a));
+    }
+    // Cards in the configuration that the journal does not hold yet.
+    let mut new_accounts = Vec::new();
+    for (i, c) in config.cards.iter().enumerate() {
+        let hash = hsm.keyed_digest("pan", c.pan.as_bytes());
+        if state.accounts.contains_key(&hash) {
+            continue;
+        }
+        let Some(issuer) = &issuer else { bail!("cards[{i}]: no [issuer] PVK") };
+        let card_type = if c.credit_limit_fen.is_some() { CardType::Credit } else { CardType::Debit };
+        let pvv = match (&c.pvv, &c.pin) {
+            (Some(v), _) => v.clone(),
+            (None, Some(pin)) => {
+                let pin = ClearPin::new(pin).map_err(|e| anyhow!("cards[{i}].pin: {e}"))?;
+                hsm.generate_pvv(&issuer.pvk, &c.pan, issuer.pvki, &pin).map_err(|e| anyhow!("cards[{i}]: {e}"))?
+            }
+            (None, None) => bail!("cards[{i}]: no pin or pvv"),
+        };
+        let record = AccountRecord {
+            pan_hash: hex::encode(hash),
+            masked_pan: codec::mask::pan(&c.pan),
+            card_type: card_type.as_str().to_owned(),
+            status: c.status.as_str().to_owned(),
+            expiry: c.expiry.clone(),
+            pvv,
+            pvki: issuer.pvki,
+            balance_fen: c.balance_fen.unwrap_or(0),
+            credit_limit_fen: c.credit_limit_fen.unwrap_or(0),
+            pin_tries: 0,
+        };
+        state.accounts.insert(hash, account_from(&record));
+        new_accounts.push(Op::PutAccount(Box::new(record)));
+    }
+    if !new_accounts.is_empty() {
+        let n = new_accounts.len();
+        journal.commit(new_accounts).await.map_err(|e| anyhow!("journal: {e}"))?;
+        tracing::info!(cards = n, "card file loaded into the journal");
+    }
+    for s in snapshot.sessions {
+        let (Ok(tid), Ok(tpk), Ok(tak)) = (<[u8; 8]>::try_from(s.tid.as_bytes()), SealedKey::from_hex(&s.tpk), SealedKey::from_hex(&s.tak)) else {
+            continue;
+        };
+        state.sessions.insert(
+            tid,
+            Arc::new(Session {
+                mid: s.mid,
+                tpk,
+                tak,
+                batch: s.batch,
+            }),
+        );
+    }
+    for t in snapshot.open_batch_txns {
+        let (Ok(tid), Ok(digest), Some(mti)) = (
+            <[u8; 8]>::try_from(t.tid.as_bytes()),
+            <[u8; 32]>::try_from(hex::decode(&t.request_digest).unwrap_or_default()),
+            codec::Mti::parse(&t.mti),
+        ) else {
+            continue;
+        };
+        let answered_with_mac = !matches!(
+            t.response_code.as_str(),
+            rc::MAC_FAILURE | rc::BATCH_MISMATCH | rc::NO_TERMINAL | rc::INVALID_MERCHANT | rc::FORMAT_ERROR | rc::INVALID_TXN
+        );
+        state.recent.insert(
+            TxnKey {
+                tid,
+                batch: t.batch,
+                stan: t.stan,
+                mti: mti.as_u16(),
+            },
+            Slot::Done(Recorded {
+                digest,
+                sign_on_again: matches!(t.response_code.as_str(), rc::MAC_FAILURE | rc::BATCH_MISMATCH),
+                rc: t.response_code,
+                rrn: t.rrn,
+                auth_code: t.auth_code,
+                balance_fen: None,
+                mac_reply: answered_with_mac,
+            }),
+        );
+    }
+
+    let routes = Routes::new(config.routes.iter().map(|r| (r.prefix.clone(), r.card_type)).collect());
+    let switch = Arc::new(Switch::new(
+        hsm,
+        TerminalDirectory::new(ranges),
+        routes,
+        FeeSchedule::new(config.fee_rules()),
+        config.acquirer.clone(),
+        issuer,
+        state,
+        journal,
+        Arc::clone(&metrics),
+    ));
+
+    let terminals = TcpListener::bind(config.listen.terminals)
+        .await
+        .with_context(|| format!("listen.terminals {}", config.listen.terminals))?;
+    let metrics_listener = TcpListener::bind(config.listen.metrics)
+        .await
+        .with_context(|| format!("listen.metrics {}", config.listen.metrics))?;
+    let terminal_addr = terminals.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let (stop, stopped) = watch::channel(false);
+    let limits = ServerLimits {
+        max_connections: config.limits.max_connections,
+        max_in_flight: config.limits.max_in_flight,
+        idle_timeout: Duration::from_secs(config.limits.idle_timeout_secs),
+        read_timeout: Duration::from_secs(config.limits.read_timeout_secs),
+        max_frame: config.limits.max_frame_bytes,
+    };
+    let server = tokio::spawn(serve(terminals, Arc::clone(&switch), limits, stopped.clone()));
+
+    let ready = Arc::new(AtomicBool::new(true));
+    let app = {
+        let m = Arc::clone(&metrics);
+        let r = Arc::clone(&ready);
+        Router::new()
+            .route(
+                "/metrics",
+                get(move || {
+                    let m = Arc::clone(&m);
+                    async move {
+                        (
+                            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            m.encode(),
+                        )
+                    }
+                }),
+            )
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let r = Arc::clone(&r);
+                    async move {
+                        if r.load(Ordering::Relaxed) {
+                            (StatusCode::OK, "ready\n")
+                        } else {
+                            (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                        }
+                    }
+                }),
+            )
+    };
+    let http = {
+        let mut stopped = stopped.clone();
+        let ready = Arc::clone(&ready);
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                ready.store(false, Ordering::Relaxed);
+            };
+            if let Err(e) = axum::serve(metrics_listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        })
+    };
+    tracing::info!(terminals = %terminal_addr, metrics = %metrics_addr, journal = %config.journal.path.display(), "switch listening");
+    Ok(Running {
+        terminal_addr,
+        metrics_addr,
+        switch,
+        stop,
+        server,
+        http,
+    })
+}
+
+fn account_from(a: &AccountRecord) -> Account {
+    Account {
+        masked_pan: a.masked_pan.clone(),
+        card_type: if a.card_type == "credit" { CardType::Credit } else { CardType::Debit },
+        status: CardStatus::parse(&a.status).unwrap_or(CardStatus::Blocked),
+        expiry: a.expiry.parse().unwrap_or(0),
+        pvv: a.pvv.clone(),
+        pvki: a.pvki,
+        balance_fen: a.balance_fen,
+        credit_limit_fen: a.credit_limit_fen,
+        pin_tries: a.pin_tries,
+    }
+}

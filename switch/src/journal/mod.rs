@@ -1,0 +1,289 @@
+//! The journal: the system of record, written by one thread with group commit.
+//!
+//! ```text
+//!  pipeline tasks ──commit(ops)──▶ channel ──▶ writer thread: take 1..=N requests,
+//!        ▲                                       one transaction, one fsync,
+//!        └──────────── ack (durable) ◀────────── then ack every request in the group
+//! ```
+//!
+//! A reply that says approved is sent only after its `commit` returned: its record and the
+//! balance change are on disk. The storage sits behind [`Backend`], so a PostgreSQL backend
+//! can take SQLite's place with the same schema; RRNs come from blocks reserved in the
+//! journal ([`Journal::reserve`]), so several nodes sharing one never collide.
+
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+pub mod sqlite;
+
+/// A journal failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    /// The storage refused or failed.
+    #[error("journal storage: {0}")]
+    Storage(String),
+    /// The writer has stopped (shutdown or a fatal error).
+    #[error("journal writer has stopped")]
+    Closed,
+}
+
+/// One financial or management request and its outcome. Never holds a full PAN, a PIN
+/// block or a key: the PAN is masked, plus a keyed hash for look-ups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnRecord {
+    /// Retrieval reference number (unique).
+    pub rrn: String,
+    /// When the switch received it, UTC, ISO 8601.
+    pub time_utc: String,
+    /// Transaction kind (`sale`, `balance`, `sign-on`, ...).
+    pub kind: String,
+    /// Request MTI.
+    pub mti: String,
+    /// Terminal.
+    pub tid: String,
+    /// Merchant.
+    pub mid: String,
+    /// Batch number (60.2).
+    pub batch: u32,
+    /// System trace audit number (11).
+    pub stan: u32,
+    /// Operator number (63).
+    pub operator: Option<String>,
+    /// Masked PAN, `622202*********0017`.
+    pub masked_pan: Option<String>,
+    /// Keyed hash of the PAN (hex).
+    pub pan_hash: Option<String>,
+    /// `debit` / `credit`.
+    pub card_type: Option<String>,
+    /// Amount in fen.
+    pub amount_fen: i64,
+    /// Fee in fen.
+    pub fee_fen: i64,
+    /// Currency code.
+    pub currency: Option<String>,
+    /// Response code (39).
+    pub response_code: String,
+    /// Authorisation code (38).
+    pub auth_code: Option<String>,
+    /// Keyed digest of the request (duplicate detection), hex.
+    pub request_digest: String,
+}
+
+/// An on-us card account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Keyed hash of the PAN (hex): the key.
+    pub pan_hash: String,
+    /// Masked PAN.
+    pub masked_pan: String,
+    /// `debit` / `credit`.
+    pub card_type: String,
+    /// `active`, `lost`, `stolen`, `blocked`.
+    pub status: String,
+    /// YYMM.
+    pub expiry: String,
+    /// PIN verification value.
+    pub pvv: String,
+    /// PVK index.
+    pub pvki: u8,
+    /// Available balance (debit) or amount used (credit), fen.
+    pub balance_fen: i64,
+    /// Credit limit (credit cards), fen.
+    pub credit_limit_fen: i64,
+    /// Consecutive wrong PINs.
+    pub pin_tries: u8,
+}
+
+/// A terminal's signed-on session: working keys sealed under the LMK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Terminal.
+    pub tid: String,
+    /// Merchant.
+    pub mid: String,
+    /// TPK sealed under the LMK, hex.
+    pub tpk: String,
+    /// TAK sealed under the LMK, hex.
+    pub tak: String,
+    /// Current batch.
+    pub batch: u32,
+    /// Operator who signed on.
+    pub operator: Option<String>,
+    /// When, UTC.
+    pub signed_on_utc: String,
+}
+
+/// A change to the journal; a `commit` applies its operations atomically.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Record a request and its outcome.
+    Txn(Box<TxnRecord>),
+    /// Create or replace an account (card file load).
+    PutAccount(Box<AccountRecord>),
+    /// Change an account's balance by a delta (so concurrent changes commute) and set its
+    /// PIN-try counter.
+    UpdateAccount {
+        /// Account key.
+        pan_hash: String,
+        /// Added to the balance (debit cards) or to the amount used (credit cards).
+        balance_delta_fen: i64,
+        /// New counter.
+        pin_tries: u8,
+    },
+    /// Create or replace a terminal session.
+    PutSession(Box<SessionRecord>),
+}
+
+/// What the journal holds at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// All on-us accounts.
+    pub accounts: Vec<AccountRecord>,
+    /// All terminal sessions.
+    pub sessions: Vec<SessionRecord>,
+    /// Transactions of the sessions' current batches (for duplicate detection).
+    pub open_batch_txns: Vec<TxnRecord>,
+}
+
+/// Storage for the journal. Called from the writer thread only.
+pub trait Backend: Send + 'static {
+    /// Applies `ops` in one durable transaction.
+    fn apply(&mut self, ops: &[&Op]) -> Result<(), JournalError>;
+    /// Reads the start-up state.
+    fn snapshot(&mut self) -> Result<Snapshot, JournalError>;
+    /// Reserves `n` numbers of sequence `name` and returns the first.
+    fn reserve(&mut self, name: &str, n: u64) -> Result<u64, JournalError>;
+}
+
+enum Request {
+    Commit {
+        ops: Vec<Op>,
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    Reserve {
+        name: &'static str,
+        n: u64,
+        done: oneshot::Sender<Result<u64, JournalError>>,
+    },
+}
+
+/// Observes each group commit: operations in it and how long the commit took.
+pub type BatchObserver = Box<dyn Fn(usize, Duration) + Send>;
+
+/// Handle to the journal writer.
+pub struct Journal {
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Journal {
+    /// Starts the writer thread over `backend`; groups take at most `max_group` requests.
+    pub fn start(mut backend: impl Backend, max_group: usize, observe: BatchObserver) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Request>(max_group.max(1) * 4);
+        let thread = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || {
+                let mut group: Vec<Request> = Vec::with_capacity(max_group);
+                while let Some(first) = rx.blocking_recv() {
+                    group.push(first);
+                    while group.len() < max_group {
+                        match rx.try_recv() {
+                            Ok(r) => group.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    write_group(&mut backend, &mut group, &observe);
+                }
+            });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the journal writer");
+                None
+            }
+        };
+        Self {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(thread),
+        }
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Request>, JournalError> {
+        self.tx.lock().map_err(|_| JournalError::Closed)?.clone().ok_or(JournalError::Closed)
+    }
+
+    /// Commits `ops` atomically; returns once they are durable.
+    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), JournalError> {
+        let (done, wait) = oneshot::channel();
+        self.sender()?.send(Request::Commit { ops, done }).await.map_err(|_| JournalError::Closed)?;
+        wait.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Reserves `n` numbers of a sequence, durably; returns the first.
+    pub async fn reserve(&self, name: &'static str, n: u64) -> Result<u64, JournalError> {
+        let (done, wait) = oneshot::channel();
+        self.sender()?.send(Request::Reserve { name, n, done }).await.map_err(|_| JournalError::Closed)?;
+        wait.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Stops accepting work, lets the writer finish what is queued, and waits for it.
+    pub fn close(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("journal writer panicked");
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &BatchObserver) {
+    let started = Instant::now();
+    let commits: Vec<&Op> = group
+        .iter()
+        .filter_map(|r| match r {
+            Request::Commit { ops, .. } => Some(ops.iter()),
+            Request::Reserve { .. } => None,
+        })
+        .flatten()
+        .collect();
+    let n_ops = commits.len();
+    let group_result = if commits.is_empty() { Ok(()) } else { backend.apply(&commits) };
+    drop(commits);
+    let mut n_requests = 0;
+    for req in group.drain(..) {
+        match req {
+            Request::Commit { ops, done } => {
+                n_requests += 1;
+                let result = match &group_result {
+                    Ok(()) => Ok(()),
+                    // The group failed: apply this request alone, so one bad request does
+                    // not fail its neighbours.
+                    Err(_) => backend.apply(&ops.iter().collect::<Vec<_>>()),
+                };
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "journal commit failed");
+                }
+                let _ = done.send(result);
+            }
+            Request::Reserve { name, n, done } => {
+                let _ = done.send(backend.reserve(name, n));
+            }
+        }
+    }
+    if n_ops > 0 {
+        observe(n_requests, started.elapsed());
+    }
+}

@@ -1,0 +1,163 @@
+//! Prometheus metrics. Every label value comes from a fixed set (transaction kinds, response
+//! codes, reject reasons, card types): never a PAN, a TID or anything a peer chose.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `switch_transactions_total` | counter | `kind`, `rc` |
+//! | `switch_request_duration_seconds` | histogram | `kind` |
+//! | `switch_hsm_duration_seconds` | histogram | `op` |
+//! | `switch_journal_commit_duration_seconds` | histogram | |
+//! | `switch_journal_batch_size` | histogram | |
+//! | `switch_connections_active` | gauge | |
+//! | `switch_connections_total` | counter | |
+//! | `switch_connections_refused_total` | counter | |
+//! | `switch_frames_rejected_total` | counter | `reason` |
+//! | `switch_amount_fen_total` | counter | `card_type` |
+//! | `switch_fees_fen_total` | counter | `card_type` |
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a transaction count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TxnLabels {
+    /// Transaction kind.
+    pub kind: &'static str,
+    /// Response code.
+    pub rc: &'static str,
+}
+
+/// A kind label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Transaction kind.
+    pub kind: &'static str,
+}
+
+/// An HSM operation label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    /// Operation.
+    pub op: &'static str,
+}
+
+/// A reject reason label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why a frame or connection was rejected.
+    pub reason: &'static str,
+}
+
+/// A card type label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CardLabel {
+    /// `debit`, `credit`, `qr`.
+    pub card_type: &'static str,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 20 µs to ~5 s.
+    exponential_buckets(0.000_02, 2.0, 18)
+}
+
+/// The switch's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Transactions by kind and response code.
+    pub transactions: Family<TxnLabels, Counter>,
+    /// Whole-request latency by kind.
+    pub request_duration: Family<KindLabel, Histogram>,
+    /// HSM call latency by operation.
+    pub hsm_duration: Family<OpLabel, Histogram>,
+    /// Journal group-commit latency.
+    pub journal_commit: Histogram,
+    /// Requests per journal group commit.
+    pub journal_batch: Histogram,
+    /// Open terminal connections.
+    pub connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Accepted terminal connections.
+    pub connections_total: Counter,
+    /// Connections refused at the limit.
+    pub connections_refused: Counter,
+    /// Frames rejected, or connections closed, by reason.
+    pub frames_rejected: Family<ReasonLabel, Counter>,
+    /// Approved amounts by card type, fen.
+    pub amount_fen: Family<CardLabel, Counter<u64, AtomicU64>>,
+    /// Fees by card type, fen.
+    pub fees_fen: Family<CardLabel, Counter<u64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("switch");
+        let transactions = Family::<TxnLabels, Counter>::default();
+        let request_duration = Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
+        let hsm_duration = Family::<OpLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
+        let journal_commit = Histogram::new(latency_buckets());
+        let journal_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let connections_active = Gauge::default();
+        let connections_total = Counter::default();
+        let connections_refused = Counter::default();
+        let frames_rejected = Family::<ReasonLabel, Counter>::default();
+        let amount_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
+        let fees_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
+        registry.register("transactions", "Requests answered, by kind and response code", transactions.clone());
+        registry.register("request_duration_seconds", "Whole-request latency, frame in to reply out", request_duration.clone());
+        registry.register("hsm_duration_seconds", "HSM call latency by operation", hsm_duration.clone());
+        registry.register("journal_commit_duration_seconds", "Journal group-commit latency (one fsync)", journal_commit.clone());
+        registry.register("journal_batch_size", "Requests covered by one journal commit", journal_batch.clone());
+        registry.register("connections_active", "Open terminal connections", connections_active.clone());
+        registry.register("connections", "Terminal connections accepted", connections_total.clone());
+        registry.register("connections_refused", "Connections closed at once because the limit was reached", connections_refused.clone());
+        registry.register("frames_rejected", "Frames rejected or connections closed, by reason", frames_rejected.clone());
+        registry.register("amount_fen", "Approved amounts, fen, by card type", amount_fen.clone());
+        registry.register("fees_fen", "MDR fees, fen, by card type", fees_fen.clone());
+        Self {
+            registry,
+            transactions,
+            request_duration,
+            hsm_duration,
+            journal_commit,
+            journal_batch,
+            connections_active,
+            connections_total,
+            connections_refused,
+            frames_rejected,
+            amount_fen,
+            fees_fen,
+        }
+    }
+
+    /// Counts a rejected frame or closed connection.
+    pub fn reject(&self, reason: &'static str) {
+        self.frames_rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Records an HSM call's duration.
+    pub fn hsm(&self, op: &'static str, d: Duration) {
+        self.hsm_duration.get_or_create(&OpLabel { op }).observe(d.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,823 @@
+//! The routing core: one request through the steps of DESIGN.md §3, top to bottom in
+//! [`Switch::process`]. Each step is a small function; a step that declines returns the
+//! response code, and the request goes straight to the journal and the reply.
+//!
+//! ```text
+//! frame ─▶ decode ─▶ classify ─▶ terminal ─▶ MAC ─▶ duplicate ─▶ card ─▶ PIN ─▶ fee
+//!       ─▶ authorise ─▶ journal (durable) ─▶ reply (+ MAC) ─▶ frame
+//! ```
+//! Steps never touch the socket; the server hands in a frame and gets a frame back.
+
+use std::sync::Arc;
+use std::time::Instant as Stopwatch;
+
+use codec::{Dialect, Message, MessageBuilder, Mti, header::SIGN_ON_AGAIN};
+use hsm_sim::{EncryptedPinBlock, Hsm, KeyAlgorithm, MacAlgorithm, PinFormat, SealedKey};
+
+use crate::clock::Instant;
+use crate::config::{Acquirer, CardStatus, CardType, TerminalMac};
+use crate::fees::{Channel, FeeSchedule};
+use crate::journal::{Journal, Op, SessionRecord, TxnRecord};
+use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
+use crate::state::{Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey};
+
+pub mod card;
+pub mod rc;
+pub mod request;
+
+use card::{Pan, Routes};
+use request::{Kind, Request};
+
+/// What to do with a frame.
+#[derive(Debug)]
+pub enum Handled {
+    /// Send this reply (without the length prefix).
+    Reply(Vec<u8>),
+    /// Send nothing and keep the connection (a stray response).
+    Ignore,
+    /// Close the connection; the reason is counted.
+    Close(&'static str),
+}
+
+/// The on-us issuer's PIN verification key.
+#[derive(Clone, Debug)]
+pub struct IssuerKeys {
+    /// PVK sealed under the LMK.
+    pub pvk: SealedKey,
+    /// PVK index.
+    pub pvki: u8,
+}
+
+/// RRNs come from blocks reserved in the journal.
+struct RrnBlock {
+    next: u64,
+    end: u64,
+}
+
+const RRN_BLOCK: u64 = 1_000;
+
+/// Everything the pipeline needs.
+pub struct Switch {
+    pub(crate) hsm: Hsm,
+    pub(crate) dialect: &'static Dialect,
+    pub(crate) terminals: TerminalDirectory,
+    pub(crate) routes: Routes,
+    pub(crate) fees: FeeSchedule,
+    pub(crate) acquirer: Acquirer,
+    pub(crate) issuer: Option<IssuerKeys>,
+    pub(crate) state: State,
+    pub(crate) journal: Journal,
+    pub(crate) metrics: Arc<Metrics>,
+    rrn: tokio::sync::Mutex<RrnBlock>,
+}
+
+/// A decline or a stop: the response code, and whether to ask the terminal to sign on
+/// again (header processing nibble 3).
+#[derive(Clone, Copy, Debug)]
+pub struct Decline {
+    rc: &'static str,
+    sign_on_again: bool,
+}
+
+impl From<&'static str> for Decline {
+    fn from(rc: &'static str) -> Self {
+        Self { rc, sign_on_again: false }
+    }
+}
+
+fn sign_on_again(rc: &'static str) -> Decline {
+    Decline { rc, sign_on_again: true }
+}
+
+/// The outcome of a request, before it is journalled and answered.
+#[derive(Debug, Default)]
+struct Outcome {
+    rc: &'static str,
+    sign_on_again: bool,
+    card: Option<CardInfo>,
+    fee_fen: u64,
+    balance_fen: Option<i64>,
+    auth_code: Option<String>,
+    /// Account change to journal with the record: (pan hash, balance delta, PIN tries).
+    account: Option<([u8; 32], i64, u8)>,
+    /// Sign-on: the new session, and field 62.
+    sign_on: Option<(Session, Vec<u8>)>,
+    /// Whether the reply gets a MAC (the terminal's TAK is known and the MAC checked).
+    mac_reply: bool,
+}
+
+impl Outcome {
+    /// The outcome of a request answered before, for its retransmission.
+    fn replay(r: &Recorded) -> Self {
+        Self {
+            rc: rc::static_code(&r.rc),
+            sign_on_again: r.sign_on_again,
+            balance_fen: r.balance_fen,
+            auth_code: r.auth_code.clone(),
+            mac_reply: r.mac_reply,
+            ..Self::default()
+        }
+    }
+}
+
+/// The result of step 4.
+enum Claim {
+    /// First sight: process it, then complete the ticket.
+    New(ClaimTicket),
+    /// Seen and answered (or answered while we waited): the same answer again.
+    Replay(Recorded),
+    /// Same key, different content: `94`.
+    Conflict,
+    /// Not subject to duplicate detection (sign-on, echo, unknown kinds).
+    Untracked,
+}
+
+struct ClaimTicket {
+    key: TxnKey,
+    digest: [u8; 32],
+    done: tokio::sync::watch::Sender<Option<Recorded>>,
+}
+
+#[derive(Clone, Debug)]
+struct CardInfo {
+    masked: String,
+    hash: [u8; 32],
+    card_type: CardType,
+}
+
+fn hsm_err(e: hsm_sim::Error) -> Decline {
+    tracing::error!(error = %e, "HSM call failed");
+    rc::SYSTEM_ERROR.into()
+}
+
+impl Switch {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        hsm: Hsm,
+        terminals: TerminalDirectory,
+        routes: Routes,
+        fees: FeeSchedule,
+        acquirer: Acquirer,
+        issuer: Option<IssuerKeys>,
+        state: State,
+        journal: Journal,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            hsm,
+            dialect: Dialect::cup_pos(),
+            terminals,
+            routes,
+            fees,
+            acquirer,
+            issuer,
+            state,
+            journal,
+            metrics,
+            rrn: tokio::sync::Mutex::new(RrnBlock { next: 0, end: 0 }),
+        }
+    }
+
+    /// The journal (for shutdown).
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    fn timed<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = Stopwatch::now();
+        let r = f();
+        self.metrics.hsm(op, t.elapsed());
+        r
+    }
+
+    async fn next_rrn(&self) -> Result<String, Decline> {
+        let mut b = self.rrn.lock().await;
+        if b.next == b.end {
+            let first = self.journal.reserve("rrn", RRN_BLOCK).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot reserve RRNs");
+                Decline::from(rc::SYSTEM_ERROR)
+            })?;
+            b.next = first;
+            b.end = first + RRN_BLOCK;
+        }
+        let n = b.next;
+        b.next += 1;
+        Ok(format!("{:012}", n % 1_000_000_000_000))
+    }
+
+    /// Handles one frame (the bytes after the 2-byte length).
+    pub async fn handle(&self, frame: &[u8]) -> Handled {
+        let started = Stopwatch::now();
+        let msg = match codec::decode(self.dialect, frame) {
+            Ok(m) => m,
+            Err(e) => return self.undecodable(frame, e),
+        };
+        if msg.mti().is_response() {
+            self.metrics.reject("unexpected_response");
+            return Handled::Ignore;
+        }
+        let req = match Request::parse(&msg) {
+            Ok(r) => r,
+            Err(code) => {
+                self.metrics.reject("missing_field");
+                return self.bare_reply(&msg, code);
+            }
+        };
+        let kind = req.kind.map_or("unknown", Kind::as_str);
+        let now = Instant::now();
+        // Step 4 runs before any work: a retransmission never moves money twice.
+        let (outcome, rrn) = match self.claim(&req).await {
+            Claim::Replay(rec) => (Outcome::replay(&rec), rec.rrn),
+            Claim::Conflict => (
+                Outcome {
+                    rc: rc::DUPLICATE,
+                    ..Outcome::default()
+                },
+                String::new(),
+            ),
+            Claim::Untracked => {
+                let out = self.process(&req).await;
+                self.record(&req, out, now, None).await
+            }
+            Claim::New(claim) => {
+                let out = self.process(&req).await;
+                self.record(&req, out, now, Some(claim)).await
+            }
+        };
+        let reply = self.reply(&req, &outcome, &rrn, now);
+        let latency = started.elapsed();
+        self.metrics
+            .transactions
+            .get_or_create(&TxnLabels {
+                kind,
+                rc: rc::label(outcome.rc),
+            })
+            .inc();
+        self.metrics
+            .request_duration
+            .get_or_create(&KindLabel { kind })
+            .observe(latency.as_secs_f64());
+        tracing::info!(
+            kind,
+            tid = req.tid,
+            pan = outcome.card.as_ref().map_or("-", |c| c.masked.as_str()),
+            amount_fen = req.amount_fen,
+            rc = outcome.rc,
+            rrn = rrn.as_str(),
+            latency_us = latency.as_micros() as u64,
+            "transaction"
+        );
+        reply
+    }
+
+    /// Step 4, duplicates: claims (terminal, batch, STAN, MTI) for this request, or finds
+    /// the request seen before. An identical copy of a request still in progress waits for
+    /// its outcome.
+    async fn claim(&self, req: &Request<'_>) -> Claim {
+        let tracked = matches!(req.kind, Some(k) if !matches!(k, Kind::SignOn | Kind::Echo));
+        let (true, Some(tid)) = (tracked, req.tid_key()) else {
+            return Claim::Untracked;
+        };
+        let key = TxnKey {
+            tid,
+            batch: req.batch,
+            stan: req.stan,
+            mti: req.mti().as_u16(),
+        };
+        // From the MTI on: the TPDU may differ between routes to the switch.
+        let header = self.dialect.header().len();
+        let digest = self.hsm.keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default());
+        loop {
+            let mut wait = match self.state.recent.entry(key) {
+                dashmap::Entry::Vacant(v) => {
+                    let (done, rx) = tokio::sync::watch::channel(None);
+                    v.insert(Slot::InFlight { digest, done: rx });
+                    return Claim::New(ClaimTicket { key, digest, done });
+                }
+                dashmap::Entry::Occupied(o) => match o.get() {
+                    Slot::Done(r) if r.digest == digest => return Claim::Replay(r.clone()),
+                    Slot::InFlight { digest: d, done } if *d == digest => done.clone(),
+                    _ => return Claim::Conflict,
+                },
+            };
+            // The map's lock is released here, before waiting.
+            if let Ok(v) = wait.wait_for(Option::is_some).await
+                && let Some(r) = v.clone()
+            {
+                return Claim::Replay(r);
+            }
+            // The first copy went away without an outcome: claim again.
+        }
+    }
+
+    /// The steps, top to bottom.
+    async fn process(&self, req: &Request<'_>) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(kind) = req.kind else {
+            out.rc = rc::INVALID_TXN;
+            return out;
+        };
+        let result: Result<(), Decline> = async {
+            let range = self.terminal_check(req)?;
+            match kind {
+                Kind::SignOn => return self.sign_on(req, range, &mut out),
+                Kind::Echo => return Ok(()),
+                Kind::Sale | Kind::Balance => {}
+                // Voids, refunds, reversals and settlement are not served by this version.
+                _ => return Err(rc::INVALID_TXN.into()),
+            }
+            let session = self.session_check(req)?;
+            self.mac_check(req, range.mac, &session)?;
+            out.mac_reply = true;
+            let pan = self.card_check(req, &mut out)?;
+            let mut account = self.account_check(req, &mut out)?;
+            self.pin_check(req, &pan, &session, &mut account, &mut out)?;
+            let fee = self.fee(kind, range, req, &account);
+            self.authorise(kind, req, fee, &mut out)
+        }
+        .await;
+        match result {
+            Ok(()) => out.rc = rc::APPROVED,
+            Err(d) => {
+                out.rc = d.rc;
+                out.sign_on_again = d.sign_on_again;
+            }
+        }
+        out
+    }
+
+    // ----- step 2: terminal ------------------------------------------------------------
+
+    fn terminal_check(&self, req: &Request<'_>) -> Result<&TerminalRange, Decline> {
+        let range = self.terminals.lookup(req.tid).ok_or(Decline::from(rc::NO_TERMINAL))?;
+        if range.mid != req.mid {
+            return Err(rc::INVALID_MERCHANT.into());
+        }
+        Ok(range)
+    }
+
+    fn session_check(&self, req: &Request<'_>) -> Result<Arc<Session>, Decline> {
+        let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
+        let session = self
+            .state
+            .sessions
+            .get(&tid)
+            .map(|s| Arc::clone(s.value()))
+            .ok_or(sign_on_again(rc::MAC_FAILURE))?;
+        if req.batch != session.batch {
+            return Err(sign_on_again(rc::BATCH_MISMATCH));
+        }
+        Ok(session)
+    }
+
+    // ----- step 3: MAC -------------------------------------------------------------------
+
+    fn mac_check(&self, req: &Request<'_>, alg: TerminalMac, session: &Session) -> Result<(), Decline> {
+        let mac = req.msg.bytes(64).ok_or(Decline::from(rc::FORMAT_ERROR))?;
+        let ok = self
+            .timed("mac_verify", || self.hsm.verify_mac(&session.tak, mac_alg(alg), req.msg.mac_data(), mac))
+            .map_err(hsm_err)?;
+        if ok { Ok(()) } else { Err(sign_on_again(rc::MAC_FAILURE)) }
+    }
+
+    // ----- step 5: card ------------------------------------------------------------------
+
+    fn card_check(&self, req: &Request<'_>, out: &mut Outcome) -> Result<Pan, Decline> {
+        let pan = card::pan_of(req.msg).ok_or(Decline::from(rc::INVALID_CARD))?;
+        let card_type = self.routes.route(pan.as_str());
+        out.card = Some(CardInfo {
+            masked: pan.masked(),
+            hash: self.hsm.keyed_digest("pan", pan.as_str().as_bytes()),
+            card_type: card_type.unwrap_or(CardType::Debit),
+        });
+        if !card::luhn_ok(pan.as_str()) {
+            return Err(rc::INVALID_CARD.into());
+        }
+        if card_type.is_none() {
+            return Err(rc::NO_ISSUER.into());
+        }
+        if req.msg.text(49).is_some_and(|c| c != self.acquirer.currency) {
+            return Err(rc::INVALID_AMOUNT.into());
+        }
+        if req.kind == Some(Kind::Sale) && (req.amount_fen == 0 || req.amount_fen > self.acquirer.max_amount_fen) {
+            return Err(rc::INVALID_AMOUNT.into());
+        }
+        Ok(pan)
+    }
+
+    fn account_check(&self, req: &Request<'_>, out: &mut Outcome) -> Result<Account, Decline> {
+        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+        let account = self.state.accounts.get(&hash).map(|a| a.clone()).ok_or(Decline::from(rc::INVALID_CARD))?;
+        if let Some(c) = out.card.as_mut() {
+            c.card_type = account.card_type;
+        }
+        match account.status {
+            CardStatus::Active => {}
+            CardStatus::Lost => return Err(rc::LOST_CARD.into()),
+            CardStatus::Stolen => return Err(rc::STOLEN_CARD.into()),
+            CardStatus::Blocked => return Err(rc::DO_NOT_HONOUR.into()),
+        }
+        let today = Instant::now().cst_yymm();
+        if account.expiry < today || card::expiry_of(req.msg).is_some_and(|e| e != account.expiry) {
+            return Err(rc::EXPIRED_CARD.into());
+        }
+        Ok(account)
+    }
+
+    // ----- step 6: PIN -------------------------------------------------------------------
+
+    fn pin_check(&self, req: &Request<'_>, pan: &Pan, session: &Session, account: &mut Account, out: &mut Outcome) -> Result<(), Decline> {
+        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+        let block = req.msg.bytes(52).ok_or(Decline::from(rc::WRONG_PIN))?;
+        let block = EncryptedPinBlock::new(block).map_err(|_| Decline::from(rc::FORMAT_ERROR))?;
+        let issuer = self.issuer.as_ref().ok_or(Decline::from(rc::NO_ISSUER))?;
+        let limit = self.acquirer.pin_tries;
+        if account.pin_tries >= limit {
+            return Err(rc::PIN_TRIES_EXCEEDED.into());
+        }
+        let verified = self.timed("pin_verify", || {
+            self.hsm.verify_pin_pvv(&session.tpk, &block, PinFormat::Iso0, pan.as_str(), &issuer.pvk, account.pvki, &account.pvv)
+        });
+        let ok = match verified {
+            Ok(ok) => ok,
+            Err(hsm_sim::Error::BadPinBlock) => false,
+            Err(hsm_sim::Error::FailureLimit) => {
+                tracing::warn!("HSM PIN failure limit reached: verification refused");
+                return Err(rc::SYSTEM_ERROR.into());
+            }
+            Err(e) => return Err(hsm_err(e)),
+        };
+        // Count under the account's lock: concurrent wrong PINs each count.
+        let tries = match self.state.accounts.get_mut(&hash) {
+            Some(mut a) => {
+                a.pin_tries = if ok { 0 } else { a.pin_tries.saturating_add(1) };
+                a.pin_tries
+            }
+            None => return Err(rc::INVALID_CARD.into()),
+        };
+        account.pin_tries = tries;
+        out.account = Some((hash, 0, tries));
+        match (ok, tries >= limit) {
+            (true, _) => Ok(()),
+            (false, true) => Err(rc::PIN_TRIES_EXCEEDED.into()),
+            (false, false) => Err(rc::WRONG_PIN.into()),
+        }
+    }
+
+    // ----- step 7: fee -------------------------------------------------------------------
+
+    fn fee(&self, kind: Kind, range: &TerminalRange, req: &Request<'_>, account: &Account) -> u64 {
+        if kind != Kind::Sale {
+            return 0;
+        }
+        let channel = match account.card_type {
+            CardType::Debit => Channel::Debit,
+            CardType::Credit => Channel::Credit,
+        };
+        self.fees.fee_for(channel, &range.mcc, &range.mid, req.amount_fen)
+    }
+
+    // ----- step 8: authorise (on-us) -----------------------------------------------------
+
+    fn authorise(&self, kind: Kind, req: &Request<'_>, fee: u64, out: &mut Outcome) -> Result<(), Decline> {
+        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+        let mut a = self.state.accounts.get_mut(&hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+        match kind {
+            Kind::Balance => {
+                out.balance_fen = Some(a.available_fen());
+            }
+            _ => {
+                let amount = i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
+                if a.available_fen() < amount {
+                    return Err(rc::INSUFFICIENT_FUNDS.into());
+                }
+                // Debit: the balance drops. Credit: the amount used rises.
+                let delta = match a.card_type {
+                    CardType::Debit => -amount,
+                    CardType::Credit => amount,
+                };
+                a.balance_fen += delta;
+                out.account = Some((hash, delta, a.pin_tries));
+                out.fee_fen = fee;
+            }
+        }
+        Ok(())
+    }
+
+    // ----- sign-on -----------------------------------------------------------------------
+
+    fn sign_on(&self, req: &Request<'_>, range: &TerminalRange, out: &mut Outcome) -> Result<(), Decline> {
+        let keys = self
+            .timed("terminal_keys", || self.hsm.generate_terminal_keys(&range.tmk, KeyAlgorithm::Tdes2, KeyAlgorithm::Des))
+            .map_err(hsm_err)?;
+        let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
+        // The batch stays across sign-ons; a new terminal starts at batch 1.
+        let batch = self.state.sessions.get(&tid).map_or(1, |s| s.batch);
+        let mut f62 = Vec::with_capacity(40);
+        f62.extend_from_slice(&keys.tpk_under_tmk);
+        f62.extend_from_slice(&keys.tpk_check);
+        f62.extend_from_slice(&keys.tak_under_tmk);
+        f62.extend_from_slice(&[0u8; 8]);
+        f62.extend_from_slice(&keys.tak_check);
+        out.sign_on = Some((
+            Session {
+                mid: range.mid.clone(),
+                tpk: keys.tpk,
+                tak: keys.tak,
+                batch,
+            },
+            f62,
+        ));
+        Ok(())
+    }
+
+    // ----- step 9: the journal ----------------------------------------------------------
+
+    /// Journals the request and its outcome durably, then makes it visible (sessions,
+    /// duplicate detection) and completes the claim. Returns the outcome to answer and its
+    /// RRN; a journal failure turns it into `96` with nothing applied.
+    async fn record(&self, req: &Request<'_>, mut out: Outcome, now: Instant, claim: Option<ClaimTicket>) -> (Outcome, String) {
+        let durable = match req.kind.filter(|k| *k != Kind::Echo) {
+            Some(kind) => self.journal_outcome(kind, req, &mut out, now, claim.as_ref().map(|c| c.digest)).await,
+            None => Ok(String::new()),
+        };
+        let rrn = match durable {
+            Ok(rrn) => rrn,
+            Err(rrn) => {
+                self.undo(&out);
+                out.rc = rc::SYSTEM_ERROR;
+                out.sign_on = None;
+                out.auth_code = None;
+                rrn
+            }
+        };
+        let ok = out.rc != rc::SYSTEM_ERROR;
+        if ok && let (Some((session, _)), Some(tid)) = (&out.sign_on, req.tid_key()) {
+            self.state.sessions.insert(tid, Arc::new(session.clone()));
+        }
+        if let Some(claim) = claim {
+            let recorded = Recorded {
+                digest: claim.digest,
+                rc: out.rc.to_owned(),
+                rrn: rrn.clone(),
+                auth_code: out.auth_code.clone(),
+                balance_fen: out.balance_fen,
+                mac_reply: out.mac_reply,
+                sign_on_again: out.sign_on_again,
+            };
+            if ok {
+                self.state.recent.insert(claim.key, Slot::Done(recorded.clone()));
+            } else {
+                // Not journalled: a retransmission is processed afresh.
+                self.state.recent.remove(&claim.key);
+            }
+            let _ = claim.done.send(Some(recorded));
+        }
+        if ok
+            && out.rc == rc::APPROVED
+            && req.kind == Some(Kind::Sale)
+            && let Some(card) = &out.card
+        {
+            let label = CardLabel {
+                card_type: card.card_type.as_str(),
+            };
+            self.metrics.amount_fen.get_or_create(&label).inc_by(req.amount_fen);
+            self.metrics.fees_fen.get_or_create(&label).inc_by(out.fee_fen);
+        }
+        (out, rrn)
+    }
+
+    /// Writes the record (and the balance or session change) and waits until it is on disk.
+    /// `Err` carries the RRN, if one was assigned, of a request that was not journalled.
+    async fn journal_outcome(&self, kind: Kind, req: &Request<'_>, out: &mut Outcome, now: Instant, digest: Option<[u8; 32]>) -> Result<String, String> {
+        let rrn = self.next_rrn().await.map_err(|_| String::new())?;
+        if out.rc == rc::APPROVED && kind != Kind::SignOn {
+            let d = self.hsm.keyed_digest("auth", rrn.as_bytes());
+            let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 1_000_000;
+            out.auth_code = Some(format!("{n:06}"));
+        }
+        let header = self.dialect.header().len();
+        let digest = digest.unwrap_or_else(|| self.hsm.keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default()));
+        let mut ops = Vec::with_capacity(3);
+        ops.push(Op::Txn(Box::new(TxnRecord {
+            rrn: rrn.clone(),
+            time_utc: now.iso_utc(),
+            kind: kind.as_str().to_owned(),
+            mti: req.mti().to_string(),
+            tid: req.tid.to_owned(),
+            mid: req.mid.to_owned(),
+            batch: req.batch,
+            stan: req.stan,
+            operator: req.operator.map(str::to_owned),
+            masked_pan: out.card.as_ref().map(|c| c.masked.clone()),
+            pan_hash: out.card.as_ref().map(|c| hex::encode(c.hash)),
+            card_type: out.card.as_ref().map(|c| c.card_type.as_str().to_owned()),
+            amount_fen: i64::try_from(req.amount_fen).unwrap_or(i64::MAX),
+            fee_fen: i64::try_from(out.fee_fen).unwrap_or(i64::MAX),
+            currency: req.msg.text(49).map(str::to_owned),
+            response_code: out.rc.to_owned(),
+            auth_code: out.auth_code.clone(),
+            request_digest: hex::encode(digest),
+        })));
+        if let Some((hash, delta, tries)) = out.account {
+            ops.push(Op::UpdateAccount {
+                pan_hash: hex::encode(hash),
+                balance_delta_fen: delta,
+                pin_tries: tries,
+            });
+        }
+        if let Some((session, _)) = &out.sign_on {
+            ops.push(Op::PutSession(Box::new(SessionRecord {
+                tid: req.tid.to_owned(),
+                mid: session.mid.clone(),
+                tpk: session.tpk.to_hex(),
+                tak: session.tak.to_hex(),
+                batch: session.batch,
+                operator: req.operator.map(str::to_owned),
+                signed_on_utc: now.iso_utc(),
+            })));
+        }
+        let t = Stopwatch::now();
+        let committed = self.journal.commit(ops).await;
+        self.metrics.journal_commit.observe(t.elapsed().as_secs_f64());
+        match committed {
+            Ok(()) => Ok(rrn),
+            Err(e) => {
+                tracing::error!(error = %e, "journal commit failed: answering 96, nothing applied");
+                Err(rrn)
+            }
+        }
+    }
+
+    /// Reverts an in-memory balance change that will not be journalled.
+    fn undo(&self, out: &Outcome) {
+        if let Some((hash, delta, _)) = out.account
+            && delta != 0
+            && let Some(mut a) = self.state.accounts.get_mut(&hash)
+        {
+            a.balance_fen -= delta;
+        }
+    }
+
+    // ----- step 10: reply ----------------------------------------------------------------
+
+    fn reply_header(&self, msg: &Message<'_>, sign_on_again: bool) -> Vec<u8> {
+        let mut h = Vec::with_capacity(11);
+        match (msg.tpdu(), msg.cup_header()) {
+            (Some(t), Some(c)) => {
+                h.extend_from_slice(&t.reply().to_bytes());
+                let c = if sign_on_again { c.with_processing_requirement(SIGN_ON_AGAIN) } else { c };
+                h.extend_from_slice(&c.0);
+            }
+            _ => h.extend_from_slice(msg.header()),
+        }
+        h
+    }
+
+    fn reply(&self, req: &Request<'_>, out: &Outcome, rrn: &str, now: Instant) -> Handled {
+        let msg = req.msg;
+        let mut b = MessageBuilder::new(msg.mti().response());
+        b.header(self.reply_header(msg, out.sign_on_again));
+        let (time, date) = now.cst_fields();
+        // Echoed from the request; the builder keeps fields in number order.
+        for n in [2, 3, 4, 11, 14, 25, 41, 42, 49, 60] {
+            if let Some(v) = echo(msg, n) {
+                b.set(n, v);
+            }
+        }
+        b.set(12, time.as_str()).set(13, date.as_str());
+        b.set(32, self.acquirer.institution_id.as_str());
+        if !rrn.is_empty() {
+            b.set(37, rrn);
+        }
+        if let Some(a) = &out.auth_code {
+            b.set(38, a.as_str());
+        }
+        b.set(39, out.rc);
+        let balance_field;
+        if let Some(bal) = out.balance_fen {
+            // Account type 10, amount type 02 (available), CNY, sign, 12 digits.
+            balance_field = format!("1002{}{}{:012}", self.acquirer.currency, if bal < 0 { 'D' } else { 'C' }, bal.unsigned_abs());
+            b.set(54, balance_field.as_str());
+        }
+        if let Some((session, f62)) = &out.sign_on {
+            // 60: type 00, the current batch, management code as asked.
+            let code = msg.get("60.3").ok().flatten().map(|v| v.to_string()).unwrap_or_else(|| "003".into());
+            b.set(60, format!("00{:06}{}", session.batch, code));
+            b.set(62, f62.as_slice());
+        }
+        let mut buf = Vec::with_capacity(256);
+        let tak_alg = req
+            .tid_key()
+            .and_then(|tid| self.state.sessions.get(&tid).map(|s| s.tak.clone()))
+            .zip(self.terminals.lookup(req.tid).map(|r| mac_alg(r.mac)));
+        let encoded = match (out.mac_reply, tak_alg) {
+            (true, Some((tak, alg))) => b.encode_with_mac(self.dialect, &mut buf, |data| {
+                self.timed("mac_generate", || self.hsm.generate_mac(&tak, alg, data)).ok().map(|m| m.field64())
+            }),
+            _ => b.encode(self.dialect, &mut buf),
+        };
+        match encoded {
+            Ok(_) => Handled::Reply(buf),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a reply");
+                self.metrics.reject("reply_encode");
+                Handled::Close("reply_encode")
+            }
+        }
+    }
+
+    /// The answer to a request refused because its connection has too many in flight: `96`
+    /// when it can be read, else nothing.
+    pub fn refuse_busy(&self, frame: &[u8]) -> Handled {
+        match codec::decode(self.dialect, frame) {
+            Ok(msg) if !msg.mti().is_response() => self.bare_reply(&msg, rc::SYSTEM_ERROR),
+            _ => Handled::Ignore,
+        }
+    }
+
+    /// A reply with only 39 (and the fields that identify the request), for requests that
+    /// cannot go through the pipeline.
+    fn bare_reply(&self, msg: &Message<'_>, code: &'static str) -> Handled {
+        let mut b = MessageBuilder::new(msg.mti().response());
+        b.header(self.reply_header(msg, false));
+        for n in [3, 4, 11] {
+            if let Some(v) = echo(msg, n) {
+                b.set(n, v);
+            }
+        }
+        b.set(39, code);
+        for n in [41, 42] {
+            if let Some(t) = msg.text(n) {
+                b.set(n, t);
+            }
+        }
+        self.metrics
+            .transactions
+            .get_or_create(&TxnLabels {
+                kind: "unknown",
+                rc: rc::label(code),
+            })
+            .inc();
+        match b.encode_to_vec(self.dialect) {
+            Ok(v) => Handled::Reply(v),
+            Err(_) => Handled::Close("reply_encode"),
+        }
+    }
+
+    /// A frame the codec refused: answered `30` when its header and MTI can be read, else
+    /// the connection is closed.
+    fn undecodable(&self, frame: &[u8], e: codec::WireError) -> Handled {
+        tracing::warn!(error = %e, "undecodable frame");
+        let header_len = self.dialect.header().len();
+        let mti = frame.get(header_len..header_len + 2).and_then(|m| {
+            let d = [b'0' + (m[0] >> 4), b'0' + (m[0] & 15), b'0' + (m[1] >> 4), b'0' + (m[1] & 15)];
+            Mti::new(d)
+        });
+        match (frame.get(..header_len), mti) {
+            (Some(header), Some(mti)) if !mti.is_response() => {
+                self.metrics.reject("format");
+                let mut h = Vec::with_capacity(header_len);
+                match (codec::Tpdu::parse(header), codec::CupHeader::parse(&header[5..])) {
+                    (Some(t), Some(c)) => {
+                        h.extend_from_slice(&t.reply().to_bytes());
+                        h.extend_from_slice(&c.0);
+                    }
+                    _ => h.extend_from_slice(header),
+                }
+                let mut b = MessageBuilder::new(mti.response());
+                b.header(h).set(39, rc::FORMAT_ERROR);
+                self.metrics
+                    .transactions
+                    .get_or_create(&TxnLabels {
+                        kind: "unknown",
+                        rc: rc::FORMAT_ERROR,
+                    })
+                    .inc();
+                match b.encode_to_vec(self.dialect) {
+                    Ok(v) => Handled::Reply(v),
+                    Err(_) => Handled::Close("undecodable"),
+                }
+            }
+            _ => {
+                self.metrics.reject("undecodable");
+                Handled::Close("undecodable")
+            }
+        }
+    }
+}
+
+/// Field `n` of a request, to be echoed in the reply byte for byte.
+fn echo<'m>(msg: &Message<'m>, n: u8) -> Option<codec::FieldInput<'m>> {
+    msg.field(n).map(|f| codec::FieldInput::Wire {
+        data: std::borrow::Cow::Borrowed(f.wire()),
+        units: f.units(),
+    })
+}
+
+fn mac_alg(m: TerminalMac) -> MacAlgorithm {
+    match m {
+        TerminalMac::UnionpayEcb => MacAlgorithm::UnionpayEcb,
+        TerminalMac::X99 => MacAlgorithm::X99,
+    }
+}

@@ -1,0 +1,73 @@
+//! Response codes (field 39), DESIGN.md §4.
+
+/// Approved.
+pub const APPROVED: &str = "00";
+/// Invalid merchant: the TID is known but belongs to another merchant.
+pub const INVALID_MERCHANT: &str = "03";
+/// Do not honour (card blocked by the issuer).
+pub const DO_NOT_HONOUR: &str = "05";
+/// Invalid transaction: a kind this switch does not serve.
+pub const INVALID_TXN: &str = "12";
+/// Invalid amount: zero, over the acquirer's maximum, or another currency.
+pub const INVALID_AMOUNT: &str = "13";
+/// Invalid card number: bad Luhn digit, unreadable, or no such on-us card.
+pub const INVALID_CARD: &str = "14";
+/// No such issuer: no route for the BIN.
+pub const NO_ISSUER: &str = "15";
+/// Format error.
+pub const FORMAT_ERROR: &str = "30";
+/// Lost card.
+pub const LOST_CARD: &str = "41";
+/// Stolen card.
+pub const STOLEN_CARD: &str = "43";
+/// Insufficient funds or credit.
+pub const INSUFFICIENT_FUNDS: &str = "51";
+/// Expired card (or an expiry that does not match the card).
+pub const EXPIRED_CARD: &str = "54";
+/// Wrong PIN (or no PIN where one is required).
+pub const WRONG_PIN: &str = "55";
+/// PIN tries exceeded.
+pub const PIN_TRIES_EXCEEDED: &str = "75";
+/// Batch number does not match the terminal's open batch: sign on again.
+pub const BATCH_MISMATCH: &str = "77";
+/// Duplicate: same terminal, batch, trace and MTI with different content.
+pub const DUPLICATE: &str = "94";
+/// System malfunction (HSM or journal failure).
+pub const SYSTEM_ERROR: &str = "96";
+/// Terminal not registered.
+pub const NO_TERMINAL: &str = "97";
+/// MAC failure, or no working keys: sign on again.
+pub const MAC_FAILURE: &str = "A0";
+
+const ALL: [&str; 20] = [
+    APPROVED,
+    INVALID_MERCHANT,
+    DO_NOT_HONOUR,
+    INVALID_TXN,
+    INVALID_AMOUNT,
+    INVALID_CARD,
+    NO_ISSUER,
+    FORMAT_ERROR,
+    LOST_CARD,
+    STOLEN_CARD,
+    INSUFFICIENT_FUNDS,
+    EXPIRED_CARD,
+    WRONG_PIN,
+    PIN_TRIES_EXCEEDED,
+    BATCH_MISMATCH,
+    DUPLICATE,
+    SYSTEM_ERROR,
+    NO_TERMINAL,
+    MAC_FAILURE,
+    "other",
+];
+
+/// The code as a metric label: one of the codes above, or `other`.
+pub fn label(code: &str) -> &'static str {
+    ALL.iter().copied().find(|c| *c == code).unwrap_or("other")
+}
+
+/// A stored code back as a static string; unknown codes read as `96`.
+pub fn static_code(code: &str) -> &'static str {
+    ALL.iter().copied().find(|c| *c == code && *c != "other").unwrap_or(SYSTEM_ERROR)
+}

@@ -1,0 +1,213 @@
+//! The terminal listener: TCP, framing, limits, and the hand-off to the pipeline.
+//!
+//! ```text
+//! socket ─▶ FramedRead(LengthDelimitedCodec: u16 big-endian, max frame) ─▶ frame
+//!   frame ─▶ task: Switch::handle ─▶ reply ─▶ channel ─▶ writer: feed..., flush once
+//! ```
+//!
+//! Requests on one connection are processed concurrently (a concentrator pipelines many
+//! terminals) up to `max_in_flight`; replies go out as they are ready, several per write.
+//! A connection over `max_connections` is accepted and closed at once. A connection with no
+//! frame for `idle_timeout`, or a frame started and not finished within `read_timeout`, is
+//! closed. On shutdown the listener stops, connections stop reading, in-flight requests
+//! finish and their replies are flushed.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::pipeline::{Handled, Switch};
+
+/// Connection limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Requests in progress per connection at most.
+    pub max_in_flight: usize,
+    /// Close after this long without a frame.
+    pub idle_timeout: Duration,
+    /// Close when a started frame takes longer than this.
+    pub read_timeout: Duration,
+    /// Largest frame (after the 2-byte length).
+    pub max_frame: usize,
+}
+
+/// `LengthDelimitedCodec` with a u16 length, remembering whether a frame has started and
+/// not finished (its length read, its body still arriving).
+struct Framing {
+    inner: LengthDelimitedCodec,
+    mid_frame: bool,
+}
+
+impl Framing {
+    fn new(max_frame: usize) -> Self {
+        Self {
+            inner: LengthDelimitedCodec::builder()
+                .length_field_type::<u16>()
+                .max_frame_length(max_frame)
+                .new_codec(),
+            mid_frame: false,
+        }
+    }
+}
+
+impl Decoder for Framing {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let had = !src.is_empty();
+        let frame = self.inner.decode(src)?;
+        self.mid_frame = match &frame {
+            Some(_) => !src.is_empty(),
+            None => had || self.mid_frame,
+        };
+        Ok(frame)
+    }
+}
+
+impl Encoder<Bytes> for Framing {
+    type Error = io::Error;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        self.inner.encode(item, dst)
+    }
+}
+
+/// Accepts terminal connections until `shutdown` turns true, then waits for every
+/// connection to finish its in-flight work.
+pub async fn serve(listener: TcpListener, switch: Arc<Switch>, limits: ServerLimits, mut shutdown: watch::Receiver<bool>) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let tracker = TaskTracker::new();
+    let stop = CancellationToken::new();
+    loop {
+        tokio::select! {
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                    switch.metrics.connections_refused.inc();
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                switch.metrics.connections_total.inc();
+                let switch = Arc::clone(&switch);
+                let stop = stop.clone();
+                tracker.spawn(async move {
+                    switch.metrics.connections_active.inc();
+                    connection(stream, &switch, limits, stop).await;
+                    switch.metrics.connections_active.dec();
+                    drop(permit);
+                });
+            }
+        }
+    }
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn connection(stream: TcpStream, switch: &Arc<Switch>, limits: ServerLimits, stop: CancellationToken) {
+    let (rd, wr) = stream.into_split();
+    let mut frames = FramedRead::new(rd, Framing::new(limits.max_frame));
+    let mut sink = FramedWrite::new(wr, Framing::new(limits.max_frame));
+    let (tx, mut rx) = mpsc::channel::<Bytes>(limits.max_in_flight.max(1));
+    let close = CancellationToken::new();
+
+    // The writer: everything ready goes out in one flush.
+    let writer_close = close.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut result = sink.feed(first).await;
+            while result.is_ok() {
+                match rx.try_recv() {
+                    Ok(more) => result = sink.feed(more).await,
+                    Err(_) => break,
+                }
+            }
+            if result.is_err() || sink.flush().await.is_err() {
+                writer_close.cancel();
+                break;
+            }
+        }
+    });
+
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let tick = limits.read_timeout.min(limits.idle_timeout);
+    let mut idle = Duration::ZERO;
+    let reason = loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => break "shutdown",
+            _ = close.cancelled() => break "closed",
+            r = tokio::time::timeout(tick, frames.next()) => r,
+        };
+        let frame = match next {
+            Err(_) => {
+                if frames.decoder().mid_frame {
+                    break "read_timeout";
+                }
+                idle += tick;
+                if idle >= limits.idle_timeout {
+                    break "idle_timeout";
+                }
+                continue;
+            }
+            Ok(None) => break "eof",
+            Ok(Some(Err(e))) => {
+                break if e.kind() == io::ErrorKind::InvalidData { "oversized" } else { "io" };
+            }
+            Ok(Some(Ok(f))) => f.freeze(),
+        };
+        idle = Duration::ZERO;
+        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+            // Full: refuse this request at once rather than stall the connection.
+            switch.metrics.reject("in_flight_full");
+            if let Handled::Reply(v) = switch.refuse_busy(&frame) {
+                let _ = tx.send(Bytes::from(v)).await;
+            }
+            continue;
+        };
+        let switch = Arc::clone(switch);
+        let tx = tx.clone();
+        let close = close.clone();
+        tokio::spawn(async move {
+            match switch.handle(&frame).await {
+                Handled::Reply(v) => {
+                    let _ = tx.send(Bytes::from(v)).await;
+                }
+                Handled::Ignore => {}
+                Handled::Close(reason) => {
+                    tracing::debug!(reason, "closing connection");
+                    close.cancel();
+                }
+            }
+            drop(permit);
+        });
+    };
+    match reason {
+        // A handler that closed the connection counted its own reason.
+        "eof" | "shutdown" | "closed" => {}
+        r => switch.metrics.reject(r),
+    }
+    // Let requests already taken finish and their replies go out.
+    let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
+    drop(tx);
+    let _ = writer.await;
+}

@@ -1,0 +1,157 @@
+//! What the pipeline reads and changes between requests: the terminal directory, signed-on
+//! sessions, on-us accounts and recent outcomes (for duplicate detection). All of it is
+//! rebuilt from the journal at start; the journal is the record.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use hsm_sim::SealedKey;
+
+use crate::config::{CardStatus, CardType, TerminalMac};
+
+/// A terminal ID, 8 ASCII characters.
+pub type Tid = [u8; 8];
+
+/// A range of terminals of one merchant, with its TMK sealed under the LMK.
+#[derive(Clone, Debug)]
+pub struct TerminalRange {
+    /// First TID, as a number.
+    pub from: u32,
+    /// Last TID, as a number.
+    pub to: u32,
+    /// Merchant ID.
+    pub mid: String,
+    /// Merchant category code.
+    pub mcc: String,
+    /// Merchant name.
+    pub merchant_name: String,
+    /// MAC algorithm.
+    pub mac: TerminalMac,
+    /// TMK sealed under the LMK.
+    pub tmk: SealedKey,
+}
+
+/// Terminals known to the switch.
+#[derive(Clone, Debug, Default)]
+pub struct TerminalDirectory {
+    ranges: Vec<TerminalRange>,
+}
+
+impl TerminalDirectory {
+    /// A directory of `ranges`.
+    pub fn new(ranges: Vec<TerminalRange>) -> Self {
+        Self { ranges }
+    }
+
+    /// The range holding `tid` (8 digits), if any.
+    pub fn lookup(&self, tid: &str) -> Option<&TerminalRange> {
+        if tid.len() != 8 || !tid.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u32 = tid.parse().ok()?;
+        self.ranges.iter().find(|r| (r.from..=r.to).contains(&n))
+    }
+}
+
+/// A signed-on terminal's working keys and batch.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Merchant ID at sign-on.
+    pub mid: String,
+    /// TPK sealed under the LMK.
+    pub tpk: SealedKey,
+    /// TAK sealed under the LMK.
+    pub tak: SealedKey,
+    /// Current batch number.
+    pub batch: u32,
+}
+
+/// An on-us card account.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Masked PAN.
+    pub masked_pan: String,
+    /// Debit or credit.
+    pub card_type: CardType,
+    /// Status.
+    pub status: CardStatus,
+    /// Expiry YYMM.
+    pub expiry: u32,
+    /// PIN verification value.
+    pub pvv: String,
+    /// PVK index.
+    pub pvki: u8,
+    /// Debit: available balance. Credit: amount used.
+    pub balance_fen: i64,
+    /// Credit limit (credit cards).
+    pub credit_limit_fen: i64,
+    /// Consecutive wrong PINs.
+    pub pin_tries: u8,
+}
+
+impl Account {
+    /// What the cardholder can spend now.
+    pub fn available_fen(&self) -> i64 {
+        match self.card_type {
+            CardType::Debit => self.balance_fen,
+            CardType::Credit => self.credit_limit_fen - self.balance_fen,
+        }
+    }
+}
+
+/// Identity of a request for duplicate detection: terminal, batch, trace number, MTI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TxnKey {
+    /// Terminal.
+    pub tid: Tid,
+    /// Batch.
+    pub batch: u32,
+    /// STAN.
+    pub stan: u32,
+    /// Request MTI.
+    pub mti: u16,
+}
+
+/// A request seen before: still being processed, or answered.
+#[derive(Clone, Debug)]
+pub enum Slot {
+    /// Being processed; the outcome will be sent on the channel.
+    InFlight {
+        /// Keyed digest of the request.
+        digest: [u8; 32],
+        /// Receives the outcome.
+        done: tokio::sync::watch::Receiver<Option<Recorded>>,
+    },
+    /// Answered.
+    Done(Recorded),
+}
+
+/// What was answered to a request, enough to answer its retransmission the same way.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Keyed digest of the request.
+    pub digest: [u8; 32],
+    /// Response code.
+    pub rc: String,
+    /// RRN.
+    pub rrn: String,
+    /// Authorisation code.
+    pub auth_code: Option<String>,
+    /// Balance reported (balance inquiries).
+    pub balance_fen: Option<i64>,
+    /// Whether the reply carried a MAC.
+    pub mac_reply: bool,
+    /// Whether the reply asked the terminal to sign on again.
+    pub sign_on_again: bool,
+}
+
+/// The mutable state.
+#[derive(Default)]
+pub struct State {
+    /// Signed-on terminals.
+    pub sessions: DashMap<Tid, Arc<Session>>,
+    /// On-us accounts by keyed PAN hash.
+    pub accounts: DashMap<[u8; 32], Account>,
+    /// Outcomes of the open batches' requests.
+    pub recent: DashMap<TxnKey, Slot>,
+}
