@@ -43,7 +43,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 impl Instant {
     /// Now.
     pub fn now() -> Self {
-        Self(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+        Self(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        )
     }
 
     /// Civil fields at an offset from UTC in hours.

@@ -417,10 +417,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         if l.max_connections == 0 || l.max_in_flight == 0 {
-            return Err(invalid("limits", "max_connections and max_in_flight must be above 0"));
+            return Err(invalid(
+                "limits",
+                "max_connections and max_in_flight must be above 0",
+            ));
         }
         if !(64..=65_535).contains(&l.max_frame_bytes) {
-            return Err(invalid("limits.max_frame_bytes", "must be 64 to 65535 (the length prefix is 2 bytes)"));
+            return Err(invalid(
+                "limits.max_frame_bytes",
+                "must be 64 to 65535 (the length prefix is 2 bytes)",
+            ));
         }
         if l.idle_timeout_secs == 0 || l.read_timeout_secs == 0 {
             return Err(invalid("limits", "timeouts must be at least 1 second"));
@@ -432,17 +438,26 @@ impl Config {
             return Err(invalid("journal.group_commit_max", "must be above 0"));
         }
         let a = &self.acquirer;
-        if a.institution_id.is_empty() || a.institution_id.len() > 11 || !a.institution_id.bytes().all(|b| b.is_ascii_digit()) {
+        if a.institution_id.is_empty()
+            || a.institution_id.len() > 11
+            || !a.institution_id.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(invalid("acquirer.institution_id", "must be 1 to 11 digits"));
         }
         if !is_digits(&a.currency, 3) {
-            return Err(invalid("acquirer.currency", "must be a 3-digit ISO 4217 code"));
+            return Err(invalid(
+                "acquirer.currency",
+                "must be a 3-digit ISO 4217 code",
+            ));
         }
         if a.pin_tries == 0 {
             return Err(invalid("acquirer.pin_tries", "must be at least 1"));
         }
         if self.terminals.is_empty() {
-            return Err(invalid("terminals", "at least one terminal range is needed"));
+            return Err(invalid(
+                "terminals",
+                "at least one terminal range is needed",
+            ));
         }
         for (i, t) in self.terminals.iter().enumerate() {
             let key = |k: &str| format!("terminals[{i}].{k}");
@@ -450,21 +465,33 @@ impl Config {
                 return Err(invalid(key("tid_from"), "must be 8 digits"));
             }
             if !is_digits(&t.tid_to, 8) || t.tid_to < t.tid_from {
-                return Err(invalid(key("tid_to"), "must be 8 digits, not below tid_from"));
+                return Err(invalid(
+                    key("tid_to"),
+                    "must be 8 digits, not below tid_from",
+                ));
             }
             if t.mid.len() != 15 || !t.mid.is_ascii() {
                 return Err(invalid(key("mid"), "must be 15 ASCII characters"));
             }
             match (&t.tmk_sealed, &t.tmk_clear) {
                 (Some(_), Some(_)) | (None, None) => {
-                    return Err(invalid(key("tmk_sealed"), "give exactly one of tmk_sealed and tmk_clear"));
+                    return Err(invalid(
+                        key("tmk_sealed"),
+                        "give exactly one of tmk_sealed and tmk_clear",
+                    ));
                 }
                 (None, Some(c)) => {
                     if !is_hex_key(c) {
-                        return Err(invalid(key("tmk_clear"), "must be 16, 32 or 48 hex characters"));
+                        return Err(invalid(
+                            key("tmk_clear"),
+                            "must be 16, 32 or 48 hex characters",
+                        ));
                     }
                     if self.production {
-                        return Err(invalid(key("tmk_clear"), "clear keys are test keys, refused in production: use tmk_sealed"));
+                        return Err(invalid(
+                            key("tmk_clear"),
+                            "clear keys are test keys, refused in production: use tmk_sealed",
+                        ));
                     }
                 }
                 (Some(_), None) => {}
@@ -476,11 +503,20 @@ impl Config {
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
-            if r.prefix.is_empty() || r.prefix.len() > 11 || !r.prefix.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid(format!("routes[{i}].prefix"), "must be 1 to 11 digits"));
+            if r.prefix.is_empty()
+                || r.prefix.len() > 11
+                || !r.prefix.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid(
+                    format!("routes[{i}].prefix"),
+                    "must be 1 to 11 digits",
+                ));
             }
             if r.route != "on-us" {
-                return Err(invalid(format!("routes[{i}].route"), "only \"on-us\" routes exist in this version"));
+                return Err(invalid(
+                    format!("routes[{i}].route"),
+                    "only \"on-us\" routes exist in this version",
+                ));
             }
         }
         for (i, f) in self.fees.iter().enumerate() {
@@ -489,13 +525,22 @@ impl Config {
         if let Some(iss) = &self.issuer {
             match (&iss.pvk_sealed, &iss.pvk_clear) {
                 (Some(_), Some(_)) | (None, None) => {
-                    return Err(invalid("issuer.pvk_sealed", "give exactly one of pvk_sealed and pvk_clear"));
+                    return Err(invalid(
+                        "issuer.pvk_sealed",
+                        "give exactly one of pvk_sealed and pvk_clear",
+                    ));
                 }
                 (None, Some(c)) if !is_hex_key(c) => {
-                    return Err(invalid("issuer.pvk_clear", "must be 16, 32 or 48 hex characters"));
+                    return Err(invalid(
+                        "issuer.pvk_clear",
+                        "must be 16, 32 or 48 hex characters",
+                    ));
                 }
                 (None, Some(_)) if self.production => {
-                    return Err(invalid("issuer.pvk_clear", "clear keys are test keys, refused in production"));
+                    return Err(invalid(
+                        "issuer.pvk_clear",
+                        "clear keys are test keys, refused in production",
+                    ));
                 }
                 _ => {}
             }
@@ -512,18 +557,30 @@ impl Config {
                 return Err(invalid(key("expiry"), "must be YYMM"));
             }
             match (&c.pin, &c.pvv) {
-                (Some(_), Some(_)) | (None, None) => return Err(invalid(key("pin"), "give exactly one of pin and pvv")),
-                (Some(_), None) if self.production => {
-                    return Err(invalid(key("pin"), "card PINs in a file are test data, refused in production: give the pvv"));
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(key("pin"), "give exactly one of pin and pvv"));
                 }
-                (Some(p), None) if !(4..=12).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) => {
+                (Some(_), None) if self.production => {
+                    return Err(invalid(
+                        key("pin"),
+                        "card PINs in a file are test data, refused in production: give the pvv",
+                    ));
+                }
+                (Some(p), None)
+                    if !(4..=12).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     return Err(invalid(key("pin"), "must be 4 to 12 digits"));
                 }
-                (None, Some(v)) if !is_digits(v, 4) => return Err(invalid(key("pvv"), "must be 4 digits")),
+                (None, Some(v)) if !is_digits(v, 4) => {
+                    return Err(invalid(key("pvv"), "must be 4 digits"));
+                }
                 _ => {}
             }
             if c.balance_fen.is_some() == c.credit_limit_fen.is_some() {
-                return Err(invalid(key("balance_fen"), "give exactly one of balance_fen (debit) and credit_limit_fen (credit)"));
+                return Err(invalid(
+                    key("balance_fen"),
+                    "give exactly one of balance_fen (debit) and credit_limit_fen (credit)",
+                ));
             }
             if self.issuer.is_none() {
                 return Err(invalid("issuer", "on-us cards need an [issuer] PVK"));
@@ -531,10 +588,20 @@ impl Config {
         }
         if self.production {
             if self.hsm.lmk_file.is_none() {
-                return Err(invalid("hsm.lmk_file", "production needs an LMK file; the demo LMK is a test key"));
+                return Err(invalid(
+                    "hsm.lmk_file",
+                    "production needs an LMK file; the demo LMK is a test key",
+                ));
             }
-            if self.terminals.iter().any(|t| t.tmk_clear.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(DEMO_TMK))) {
-                return Err(invalid("terminals", "the demo TMK is a test key, refused in production"));
+            if self.terminals.iter().any(|t| {
+                t.tmk_clear
+                    .as_deref()
+                    .is_some_and(|k| k.eq_ignore_ascii_case(DEMO_TMK))
+            }) {
+                return Err(invalid(
+                    "terminals",
+                    "the demo TMK is a test key, refused in production",
+                ));
             }
         }
         Ok(())

@@ -22,7 +22,9 @@ use crate::metrics::Metrics;
 use crate::pipeline::card::Routes;
 use crate::pipeline::{IssuerKeys, Switch, rc};
 use crate::server::{ServerLimits, serve};
-use crate::state::{Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey};
+use crate::state::{
+    Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey,
+};
 
 /// A running switch.
 pub struct Running {
@@ -54,7 +56,13 @@ impl Running {
     }
 }
 
-fn seal(hsm: &Hsm, usage: KeyUsage, sealed: Option<&str>, clear: Option<&str>, what: &str) -> Result<SealedKey> {
+fn seal(
+    hsm: &Hsm,
+    usage: KeyUsage,
+    sealed: Option<&str>,
+    clear: Option<&str>,
+    what: &str,
+) -> Result<SealedKey> {
     match (sealed, clear) {
         (Some(hex), None) => {
             let k = SealedKey::from_hex(hex).map_err(|e| anyhow!("{what}: {e}"))?;
@@ -67,7 +75,8 @@ fn seal(hsm: &Hsm, usage: KeyUsage, sealed: Option<&str>, clear: Option<&str>, w
         (None, Some(hex)) => {
             let bytes = hex::decode(hex).with_context(|| format!("{what}: not hex"))?;
             let alg = KeyAlgorithm::des_for_len(bytes.len()).map_err(|e| anyhow!("{what}: {e}"))?;
-            hsm.import_clear_key(usage, alg, &bytes).map_err(|e| anyhow!("{what}: {e}"))
+            hsm.import_clear_key(usage, alg, &bytes)
+                .map_err(|e| anyhow!("{what}: {e}"))
         }
         _ => bail!("{what}: give exactly one of the sealed and clear forms"),
     }
@@ -76,12 +85,20 @@ fn seal(hsm: &Hsm, usage: KeyUsage, sealed: Option<&str>, clear: Option<&str>, w
 /// Starts a switch on `config`: binds its listeners and returns once it is serving.
 pub async fn start(config: Config) -> Result<Running> {
     if config.uses_test_keys() {
-        tracing::warn!("TEST KEYS IN USE: demo LMK, clear TMK/PVK or card PINs from the configuration; never for real cards");
+        tracing::warn!(
+            "TEST KEYS IN USE: demo LMK, clear TMK/PVK or card PINs from the configuration; never for real cards"
+        );
     }
     let lmk = match &config.hsm.lmk_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("hsm.lmk_file {}", path.display()))?;
-            Lmk::from_hex(&text).map_err(|_| anyhow!("hsm.lmk_file {}: must hold 64 hex characters", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("hsm.lmk_file {}", path.display()))?;
+            Lmk::from_hex(&text).map_err(|_| {
+                anyhow!(
+                    "hsm.lmk_file {}: must hold 64 hex characters",
+                    path.display()
+                )
+            })?
         }
         None => Lmk::test(),
     };
@@ -97,7 +114,13 @@ pub async fn start(config: Config) -> Result<Running> {
 
     let mut ranges = Vec::new();
     for (i, t) in config.terminals.iter().enumerate() {
-        let tmk = seal(&hsm, KeyUsage::Tmk, t.tmk_sealed.as_deref(), t.tmk_clear.as_deref(), &format!("terminals[{i}].tmk"))?;
+        let tmk = seal(
+            &hsm,
+            KeyUsage::Tmk,
+            t.tmk_sealed.as_deref(),
+            t.tmk_clear.as_deref(),
+            &format!("terminals[{i}].tmk"),
+        )?;
         ranges.push(TerminalRange {
             from: t.tid_from.parse().context("tid_from")?,
             to: t.tid_to.parse().context("tid_to")?,
@@ -110,14 +133,21 @@ pub async fn start(config: Config) -> Result<Running> {
     }
     let issuer = match &config.issuer {
         Some(i) => Some(IssuerKeys {
-            pvk: seal(&hsm, KeyUsage::Pvk, i.pvk_sealed.as_deref(), i.pvk_clear.as_deref(), "issuer.pvk")?,
+            pvk: seal(
+                &hsm,
+                KeyUsage::Pvk,
+                i.pvk_sealed.as_deref(),
+                i.pvk_clear.as_deref(),
+                "issuer.pvk",
+            )?,
             pvki: i.pvki,
         }),
         None => None,
     };
 
     // The journal and what it holds.
-    let mut backend = Sqlite::open(&config.journal.path).map_err(|e| anyhow!("journal {}: {e}", config.journal.path.display()))?;
+    let mut backend = Sqlite::open(&config.journal.path)
+        .map_err(|e| anyhow!("journal {}: {e}", config.journal.path.display()))?;
     let snapshot = backend.snapshot().map_err(|e| anyhow!("journal: {e}"))?;
     let metrics = Arc::new(Metrics::new());
     let observer = {
@@ -141,13 +171,20 @@ pub async fn start(config: Config) -> Result<Running> {
         if state.accounts.contains_key(&hash) {
             continue;
         }
-        let Some(issuer) = &issuer else { bail!("cards[{i}]: no [issuer] PVK") };
-        let card_type = if c.credit_limit_fen.is_some() { CardType::Credit } else { CardType::Debit };
+        let Some(issuer) = &issuer else {
+            bail!("cards[{i}]: no [issuer] PVK")
+        };
+        let card_type = if c.credit_limit_fen.is_some() {
+            CardType::Credit
+        } else {
+            CardType::Debit
+        };
         let pvv = match (&c.pvv, &c.pin) {
             (Some(v), _) => v.clone(),
             (None, Some(pin)) => {
                 let pin = ClearPin::new(pin).map_err(|e| anyhow!("cards[{i}].pin: {e}"))?;
-                hsm.generate_pvv(&issuer.pvk, &c.pan, issuer.pvki, &pin).map_err(|e| anyhow!("cards[{i}]: {e}"))?
+                hsm.generate_pvv(&issuer.pvk, &c.pan, issuer.pvki, &pin)
+                    .map_err(|e| anyhow!("cards[{i}]: {e}"))?
             }
             (None, None) => bail!("cards[{i}]: no pin or pvv"),
         };
@@ -168,11 +205,18 @@ pub async fn start(config: Config) -> Result<Running> {
     }
     if !new_accounts.is_empty() {
         let n = new_accounts.len();
-        journal.commit(new_accounts).await.map_err(|e| anyhow!("journal: {e}"))?;
+        journal
+            .commit(new_accounts)
+            .await
+            .map_err(|e| anyhow!("journal: {e}"))?;
         tracing::info!(cards = n, "card file loaded into the journal");
     }
     for s in snapshot.sessions {
-        let (Ok(tid), Ok(tpk), Ok(tak)) = (<[u8; 8]>::try_from(s.tid.as_bytes()), SealedKey::from_hex(&s.tpk), SealedKey::from_hex(&s.tak)) else {
+        let (Ok(tid), Ok(tpk), Ok(tak)) = (
+            <[u8; 8]>::try_from(s.tid.as_bytes()),
+            SealedKey::from_hex(&s.tpk),
+            SealedKey::from_hex(&s.tak),
+        ) else {
             continue;
         };
         state.sessions.insert(
@@ -195,7 +239,12 @@ pub async fn start(config: Config) -> Result<Running> {
         };
         let answered_with_mac = !matches!(
             t.response_code.as_str(),
-            rc::MAC_FAILURE | rc::BATCH_MISMATCH | rc::NO_TERMINAL | rc::INVALID_MERCHANT | rc::FORMAT_ERROR | rc::INVALID_TXN
+            rc::MAC_FAILURE
+                | rc::BATCH_MISMATCH
+                | rc::NO_TERMINAL
+                | rc::INVALID_MERCHANT
+                | rc::FORMAT_ERROR
+                | rc::INVALID_TXN
         );
         state.recent.insert(
             TxnKey {
@@ -206,7 +255,10 @@ pub async fn start(config: Config) -> Result<Running> {
             },
             Slot::Done(Recorded {
                 digest,
-                sign_on_again: matches!(t.response_code.as_str(), rc::MAC_FAILURE | rc::BATCH_MISMATCH),
+                sign_on_again: matches!(
+                    t.response_code.as_str(),
+                    rc::MAC_FAILURE | rc::BATCH_MISMATCH
+                ),
                 rc: t.response_code,
                 rrn: t.rrn,
                 auth_code: t.auth_code,
@@ -216,7 +268,13 @@ pub async fn start(config: Config) -> Result<Running> {
         );
     }
 
-    let routes = Routes::new(config.routes.iter().map(|r| (r.prefix.clone(), r.card_type)).collect());
+    let routes = Routes::new(
+        config
+            .routes
+            .iter()
+            .map(|r| (r.prefix.clone(), r.card_type))
+            .collect(),
+    );
     let switch = Arc::new(Switch::new(
         hsm,
         TerminalDirectory::new(ranges),
@@ -246,7 +304,12 @@ pub async fn start(config: Config) -> Result<Running> {
         read_timeout: Duration::from_secs(config.limits.read_timeout_secs),
         max_frame: config.limits.max_frame_bytes,
     };
-    let server = tokio::spawn(serve(terminals, Arc::clone(&switch), limits, stopped.clone()));
+    let server = tokio::spawn(serve(
+        terminals,
+        Arc::clone(&switch),
+        limits,
+        stopped.clone(),
+    ));
 
     let ready = Arc::new(AtomicBool::new(true));
     let app = {
@@ -259,7 +322,10 @@ pub async fn start(config: Config) -> Result<Running> {
                     let m = Arc::clone(&m);
                     async move {
                         (
-                            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            [(
+                                "content-type",
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
                             m.encode(),
                         )
                     }
@@ -288,7 +354,10 @@ pub async fn start(config: Config) -> Result<Running> {
                 let _ = stopped.wait_for(|s| *s).await;
                 ready.store(false, Ordering::Relaxed);
             };
-            if let Err(e) = axum::serve(metrics_listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(metrics_listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         })
@@ -307,7 +376,11 @@ pub async fn start(config: Config) -> Result<Running> {
 fn account_from(a: &AccountRecord) -> Account {
     Account {
         masked_pan: a.masked_pan.clone(),
-        card_type: if a.card_type == "credit" { CardType::Credit } else { CardType::Debit },
+        card_type: if a.card_type == "credit" {
+            CardType::Credit
+        } else {
+            CardType::Debit
+        },
         status: CardStatus::parse(&a.status).unwrap_or(CardStatus::Blocked),
         expiry: a.expiry.parse().unwrap_or(0),
         pvv: a.pvv.clone(),

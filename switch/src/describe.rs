@@ -7,7 +7,12 @@ use codec::{Dialect, Framing, decode, framing};
 use serde_json::{Map, Value};
 
 /// Decodes `bytes` in `dialect`; a leading length indicator is removed when it matches.
-pub fn describe(dialect: &Dialect, bytes: &[u8], json: bool, unmasked: bool) -> Result<String, String> {
+pub fn describe(
+    dialect: &Dialect,
+    bytes: &[u8],
+    json: bool,
+    unmasked: bool,
+) -> Result<String, String> {
     let body = match framing::split(dialect.framing(), bytes) {
         Ok((body, rest)) if rest.is_empty() && dialect.framing() != Framing::None => body,
         _ => bytes,
@@ -20,7 +25,10 @@ pub fn describe(dialect: &Dialect, bytes: &[u8], json: bool, unmasked: bool) -> 
             m.insert("h".into(), Value::String(hex::encode_upper(msg.header())));
         }
         m.insert("t".into(), Value::String(msg.mti().to_string()));
-        m.insert("p".into(), Value::String(format!("{:016X}", msg.bitmap().primary())));
+        m.insert(
+            "p".into(),
+            Value::String(format!("{:016X}", msg.bitmap().primary())),
+        );
         for f in msg.fields() {
             m.insert(f.number().to_string(), Value::String(value(&f)));
         }
@@ -35,7 +43,12 @@ pub fn describe(dialect: &Dialect, bytes: &[u8], json: bool, unmasked: bool) -> 
         }
         out.push_str(&format!("MTI    {}\n", msg.mti()));
         for f in msg.fields() {
-            out.push_str(&format!("{:>4}   {:<48} {}\n", f.number(), f.spec().name, value(&f)));
+            out.push_str(&format!(
+                "{:>4}   {:<48} {}\n",
+                f.number(),
+                f.spec().name,
+                value(&f)
+            ));
         }
         Ok(out)
     }

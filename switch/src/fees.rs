@@ -52,9 +52,15 @@ pub struct FeeRule {
 /// Parses `"0.50%"` (up to four decimals) into parts per million.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let num = t.strip_suffix('%').ok_or("write the rate as a percentage, e.g. \"0.50%\"")?.trim();
+    let num = t
+        .strip_suffix('%')
+        .ok_or("write the rate as a percentage, e.g. \"0.50%\"")?
+        .trim();
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(format!("{s:?} is not a percentage"));
     }
     if frac.len() > 4 {
@@ -65,7 +71,9 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
     while f.len() < 4 {
         f.push('0');
     }
-    let frac: u64 = f.parse().map_err(|_| format!("{s:?} is not a percentage"))?;
+    let frac: u64 = f
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
     let ppm = int * 10_000 + frac;
     if ppm > 100 * 10_000 {
         return Err("a rate above 100 % makes no sense".into());
@@ -138,8 +146,20 @@ mod tests {
     #[test]
     fn first_matching_rule_wins() {
         let s = FeeSchedule::new(vec![
-            FeeRule { channel: Channel::Debit, rate_ppm: 1_000, cap_fen: None, mcc: Some("5812".into()), merchant: None },
-            FeeRule { channel: Channel::Debit, rate_ppm: 5_000, cap_fen: Some(2_000), mcc: None, merchant: None },
+            FeeRule {
+                channel: Channel::Debit,
+                rate_ppm: 1_000,
+                cap_fen: None,
+                mcc: Some("5812".into()),
+                merchant: None,
+            },
+            FeeRule {
+                channel: Channel::Debit,
+                rate_ppm: 5_000,
+                cap_fen: Some(2_000),
+                mcc: None,
+                merchant: None,
+            },
         ]);
         assert_eq!(s.fee_for(Channel::Debit, "5812", "M", 100_000), 100);
         assert_eq!(s.fee_for(Channel::Debit, "5411", "M", 100_000), 500);

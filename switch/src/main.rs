@@ -15,7 +15,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use switch::Config;
 
 #[derive(Parser)]
-#[command(name = "switch", about = "ISO 8583 payment switch for CUP POS terminals")]
+#[command(
+    name = "switch",
+    about = "ISO 8583 payment switch for CUP POS terminals"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -60,8 +63,13 @@ enum Command {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -73,7 +81,9 @@ async fn run(config: Option<PathBuf>, log_format: LogFormat) -> Result<()> {
     let config = match &config {
         Some(path) => Config::load(path)?,
         None => {
-            tracing::warn!("no --config: running the built-in DEMO configuration (test keys, test cards)");
+            tracing::warn!(
+                "no --config: running the built-in DEMO configuration (test keys, test cards)"
+            );
             Config::demo()?
         }
     };
@@ -111,14 +121,21 @@ fn describe(dialect: &str, hex_parts: &[String], json: bool, unmasked: bool) -> 
     let dialect = match codec::Dialect::builtin(dialect) {
         Ok(d) => d,
         Err(_) => {
-            let text = std::fs::read_to_string(dialect).with_context(|| format!("dialect {dialect:?}: not built in, and not a readable file"))?;
+            let text = std::fs::read_to_string(dialect).with_context(|| {
+                format!("dialect {dialect:?}: not built in, and not a readable file")
+            })?;
             owned = codec::Dialect::from_toml(&text)?;
             &owned
         }
     };
-    let text: String = hex_parts.concat().chars().filter(|c| !c.is_whitespace()).collect();
+    let text: String = hex_parts
+        .concat()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let bytes = hex::decode(&text).map_err(|e| anyhow!("not hex: {e}"))?;
-    let out = switch::describe::describe(dialect, &bytes, json, unmasked).map_err(|e| anyhow!("cannot decode: {e}"))?;
+    let out = switch::describe::describe(dialect, &bytes, json, unmasked)
+        .map_err(|e| anyhow!("cannot decode: {e}"))?;
     println!("{out}");
     Ok(())
 }
@@ -134,18 +151,29 @@ fn main() -> ExitCode {
             .build()
             .context("starting the runtime")
             .and_then(|rt| rt.block_on(run(config, log_format))),
-        Command::CheckConfig { file } => Config::load(&file).map(|c| {
-            println!(
-                "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards{})",
-                file.display(),
-                c.terminals.len(),
-                c.routes.len(),
-                c.fees.len(),
-                c.cards.len(),
-                if c.uses_test_keys() { "; TEST KEYS" } else { "" }
-            );
-        }).map_err(Into::into),
-        Command::Describe { dialect, json, unmasked, hex } => describe(&dialect, &hex, json, unmasked),
+        Command::CheckConfig { file } => Config::load(&file)
+            .map(|c| {
+                println!(
+                    "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards{})",
+                    file.display(),
+                    c.terminals.len(),
+                    c.routes.len(),
+                    c.fees.len(),
+                    c.cards.len(),
+                    if c.uses_test_keys() {
+                        "; TEST KEYS"
+                    } else {
+                        ""
+                    }
+                );
+            })
+            .map_err(Into::into),
+        Command::Describe {
+            dialect,
+            json,
+            unmasked,
+            hex,
+        } => describe(&dialect, &hex, json, unmasked),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

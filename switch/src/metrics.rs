@@ -105,8 +105,12 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("switch");
         let transactions = Family::<TxnLabels, Counter>::default();
-        let request_duration = Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
-        let hsm_duration = Family::<OpLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()) as Histogram);
+        let request_duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets()) as Histogram
+        });
+        let hsm_duration = Family::<OpLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets()) as Histogram
+        });
         let journal_commit = Histogram::new(latency_buckets());
         let journal_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let connections_active = Gauge::default();
@@ -115,16 +119,56 @@ impl Metrics {
         let frames_rejected = Family::<ReasonLabel, Counter>::default();
         let amount_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
         let fees_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
-        registry.register("transactions", "Requests answered, by kind and response code", transactions.clone());
-        registry.register("request_duration_seconds", "Whole-request latency, frame in to reply out", request_duration.clone());
-        registry.register("hsm_duration_seconds", "HSM call latency by operation", hsm_duration.clone());
-        registry.register("journal_commit_duration_seconds", "Journal group-commit latency (one fsync)", journal_commit.clone());
-        registry.register("journal_batch_size", "Requests covered by one journal commit", journal_batch.clone());
-        registry.register("connections_active", "Open terminal connections", connections_active.clone());
-        registry.register("connections", "Terminal connections accepted", connections_total.clone());
-        registry.register("connections_refused", "Connections closed at once because the limit was reached", connections_refused.clone());
-        registry.register("frames_rejected", "Frames rejected or connections closed, by reason", frames_rejected.clone());
-        registry.register("amount_fen", "Approved amounts, fen, by card type", amount_fen.clone());
+        registry.register(
+            "transactions",
+            "Requests answered, by kind and response code",
+            transactions.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Whole-request latency, frame in to reply out",
+            request_duration.clone(),
+        );
+        registry.register(
+            "hsm_duration_seconds",
+            "HSM call latency by operation",
+            hsm_duration.clone(),
+        );
+        registry.register(
+            "journal_commit_duration_seconds",
+            "Journal group-commit latency (one fsync)",
+            journal_commit.clone(),
+        );
+        registry.register(
+            "journal_batch_size",
+            "Requests covered by one journal commit",
+            journal_batch.clone(),
+        );
+        registry.register(
+            "connections_active",
+            "Open terminal connections",
+            connections_active.clone(),
+        );
+        registry.register(
+            "connections",
+            "Terminal connections accepted",
+            connections_total.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because the limit was reached",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "frames_rejected",
+            "Frames rejected or connections closed, by reason",
+            frames_rejected.clone(),
+        );
+        registry.register(
+            "amount_fen",
+            "Approved amounts, fen, by card type",
+            amount_fen.clone(),
+        );
         registry.register("fees_fen", "MDR fees, fen, by card type", fees_fen.clone());
         Self {
             registry,
@@ -144,12 +188,16 @@ impl Metrics {
 
     /// Counts a rejected frame or closed connection.
     pub fn reject(&self, reason: &'static str) {
-        self.frames_rejected.get_or_create(&ReasonLabel { reason }).inc();
+        self.frames_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// Records an HSM call's duration.
     pub fn hsm(&self, op: &'static str, d: Duration) {
-        self.hsm_duration.get_or_create(&OpLabel { op }).observe(d.as_secs_f64());
+        self.hsm_duration
+            .get_or_create(&OpLabel { op })
+            .observe(d.as_secs_f64());
     }
 
     /// The Prometheus text exposition.

@@ -85,7 +85,12 @@ impl Encoder<Bytes> for Framing {
 
 /// Accepts terminal connections until `shutdown` turns true, then waits for every
 /// connection to finish its in-flight work.
-pub async fn serve(listener: TcpListener, switch: Arc<Switch>, limits: ServerLimits, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    switch: Arc<Switch>,
+    limits: ServerLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
@@ -124,7 +129,12 @@ pub async fn serve(listener: TcpListener, switch: Arc<Switch>, limits: ServerLim
     tracker.wait().await;
 }
 
-async fn connection(stream: TcpStream, switch: &Arc<Switch>, limits: ServerLimits, stop: CancellationToken) {
+async fn connection(
+    stream: TcpStream,
+    switch: &Arc<Switch>,
+    limits: ServerLimits,
+    stop: CancellationToken,
+) {
     let (rd, wr) = stream.into_split();
     let mut frames = FramedRead::new(rd, Framing::new(limits.max_frame));
     let mut sink = FramedWrite::new(wr, Framing::new(limits.max_frame));
@@ -171,7 +181,11 @@ async fn connection(stream: TcpStream, switch: &Arc<Switch>, limits: ServerLimit
             }
             Ok(None) => break "eof",
             Ok(Some(Err(e))) => {
-                break if e.kind() == io::ErrorKind::InvalidData { "oversized" } else { "io" };
+                break if e.kind() == io::ErrorKind::InvalidData {
+                    "oversized"
+                } else {
+                    "io"
+                };
             }
             Ok(Some(Ok(f))) => f.freeze(),
         };

@@ -285,7 +285,11 @@ fn errors_and_debug_carry_no_secrets() {
 fn keyed_digests_depend_on_domain_data_and_lmk() {
     let hsm = test_hsm();
     let a = hsm.keyed_digest("pan", b"6222021000000000017");
-    assert_eq!(a, test_hsm().keyed_digest("pan", b"6222021000000000017"), "same LMK, same digest");
+    assert_eq!(
+        a,
+        test_hsm().keyed_digest("pan", b"6222021000000000017"),
+        "same LMK, same digest"
+    );
     assert_ne!(a, hsm.keyed_digest("pan", b"6222021000000000025"));
     assert_ne!(a, hsm.keyed_digest("msg", b"6222021000000000017"));
     let other = Hsm::new(Lmk::generate().unwrap().0, &HsmConfig::default()).unwrap();

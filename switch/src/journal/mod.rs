@@ -212,20 +212,30 @@ impl Journal {
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Request>, JournalError> {
-        self.tx.lock().map_err(|_| JournalError::Closed)?.clone().ok_or(JournalError::Closed)
+        self.tx
+            .lock()
+            .map_err(|_| JournalError::Closed)?
+            .clone()
+            .ok_or(JournalError::Closed)
     }
 
     /// Commits `ops` atomically; returns once they are durable.
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), JournalError> {
         let (done, wait) = oneshot::channel();
-        self.sender()?.send(Request::Commit { ops, done }).await.map_err(|_| JournalError::Closed)?;
+        self.sender()?
+            .send(Request::Commit { ops, done })
+            .await
+            .map_err(|_| JournalError::Closed)?;
         wait.await.map_err(|_| JournalError::Closed)?
     }
 
     /// Reserves `n` numbers of a sequence, durably; returns the first.
     pub async fn reserve(&self, name: &'static str, n: u64) -> Result<u64, JournalError> {
         let (done, wait) = oneshot::channel();
-        self.sender()?.send(Request::Reserve { name, n, done }).await.map_err(|_| JournalError::Closed)?;
+        self.sender()?
+            .send(Request::Reserve { name, n, done })
+            .await
+            .map_err(|_| JournalError::Closed)?;
         wait.await.map_err(|_| JournalError::Closed)?
     }
 
@@ -260,7 +270,11 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
         .flatten()
         .collect();
     let n_ops = commits.len();
-    let group_result = if commits.is_empty() { Ok(()) } else { backend.apply(&commits) };
+    let group_result = if commits.is_empty() {
+        Ok(())
+    } else {
+        backend.apply(&commits)
+    };
     drop(commits);
     let mut n_requests = 0;
     for req in group.drain(..) {

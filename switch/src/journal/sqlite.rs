@@ -73,12 +73,16 @@ impl Sqlite {
     /// Opens (creating if needed) the database at `path`, its directory included.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| JournalError::Storage(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| JournalError::Storage(format!("{}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(storage)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(storage)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(storage)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(storage)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(storage)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(storage)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(storage)?;
         conn.execute_batch(SCHEMA).map_err(storage)?;
         Ok(Self { conn })
     }
@@ -209,7 +213,9 @@ impl Backend for Sqlite {
             })
             .map_err(storage)?;
         let sessions = c
-            .prepare("SELECT tid, mid, tpk, tak, batch, operator, signed_on_utc FROM terminal_sessions")
+            .prepare(
+                "SELECT tid, mid, tpk, tak, batch, operator, signed_on_utc FROM terminal_sessions",
+            )
             .and_then(|mut s| {
                 s.query_map([], |r| {
                     Ok(SessionRecord {
@@ -244,7 +250,9 @@ impl Backend for Sqlite {
     fn reserve(&mut self, name: &str, n: u64) -> Result<u64, JournalError> {
         let tx = self.conn.transaction().map_err(storage)?;
         let current: Option<i64> = tx
-            .query_row("SELECT next FROM sequences WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT next FROM sequences WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(storage)?;
         let first = current.unwrap_or(1).max(1) as u64;

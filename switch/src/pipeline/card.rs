@@ -33,7 +33,10 @@ impl Pan {
             digits[len] = c;
             len += 1;
         }
-        (len >= 12).then_some(Self { digits, len: len as u8 })
+        (len >= 12).then_some(Self {
+            digits,
+            len: len as u8,
+        })
     }
 }
 
@@ -95,7 +98,10 @@ impl Routes {
 
     /// The card type of the longest matching prefix.
     pub fn route(&self, pan: &str) -> Option<CardType> {
-        self.by_length.iter().find(|(p, _)| pan.starts_with(p.as_str())).map(|(_, t)| *t)
+        self.by_length
+            .iter()
+            .find(|(p, _)| pan.starts_with(p.as_str()))
+            .map(|(_, t)| *t)
     }
 }
 
@@ -112,7 +118,10 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins() {
-        let r = Routes::new(vec![("62".into(), CardType::Credit), ("622202".into(), CardType::Debit)]);
+        let r = Routes::new(vec![
+            ("62".into(), CardType::Credit),
+            ("622202".into(), CardType::Debit),
+        ]);
         assert_eq!(r.route("6222021000000000017"), Some(CardType::Debit));
         assert_eq!(r.route("6250941000000009"), Some(CardType::Credit));
         assert_eq!(r.route("4111111111111111"), None);

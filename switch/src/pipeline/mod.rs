@@ -19,7 +19,9 @@ use crate::config::{Acquirer, CardStatus, CardType, TerminalMac};
 use crate::fees::{Channel, FeeSchedule};
 use crate::journal::{Journal, Op, SessionRecord, TxnRecord};
 use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
-use crate::state::{Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey};
+use crate::state::{
+    Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey,
+};
 
 pub mod card;
 pub mod rc;
@@ -81,12 +83,18 @@ pub struct Decline {
 
 impl From<&'static str> for Decline {
     fn from(rc: &'static str) -> Self {
-        Self { rc, sign_on_again: false }
+        Self {
+            rc,
+            sign_on_again: false,
+        }
     }
 }
 
 fn sign_on_again(rc: &'static str) -> Decline {
-    Decline { rc, sign_on_again: true }
+    Decline {
+        rc,
+        sign_on_again: true,
+    }
 }
 
 /// The outcome of a request, before it is journalled and answered.
@@ -286,7 +294,9 @@ impl Switch {
         };
         // From the MTI on: the TPDU may differ between routes to the switch.
         let header = self.dialect.header().len();
-        let digest = self.hsm.keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default());
+        let digest = self
+            .hsm
+            .keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default());
         loop {
             let mut wait = match self.state.recent.entry(key) {
                 dashmap::Entry::Vacant(v) => {
@@ -349,7 +359,10 @@ impl Switch {
     // ----- step 2: terminal ------------------------------------------------------------
 
     fn terminal_check(&self, req: &Request<'_>) -> Result<&TerminalRange, Decline> {
-        let range = self.terminals.lookup(req.tid).ok_or(Decline::from(rc::NO_TERMINAL))?;
+        let range = self
+            .terminals
+            .lookup(req.tid)
+            .ok_or(Decline::from(rc::NO_TERMINAL))?;
         if range.mid != req.mid {
             return Err(rc::INVALID_MERCHANT.into());
         }
@@ -372,12 +385,24 @@ impl Switch {
 
     // ----- step 3: MAC -------------------------------------------------------------------
 
-    fn mac_check(&self, req: &Request<'_>, alg: TerminalMac, session: &Session) -> Result<(), Decline> {
+    fn mac_check(
+        &self,
+        req: &Request<'_>,
+        alg: TerminalMac,
+        session: &Session,
+    ) -> Result<(), Decline> {
         let mac = req.msg.bytes(64).ok_or(Decline::from(rc::FORMAT_ERROR))?;
         let ok = self
-            .timed("mac_verify", || self.hsm.verify_mac(&session.tak, mac_alg(alg), req.msg.mac_data(), mac))
+            .timed("mac_verify", || {
+                self.hsm
+                    .verify_mac(&session.tak, mac_alg(alg), req.msg.mac_data(), mac)
+            })
             .map_err(hsm_err)?;
-        if ok { Ok(()) } else { Err(sign_on_again(rc::MAC_FAILURE)) }
+        if ok {
+            Ok(())
+        } else {
+            Err(sign_on_again(rc::MAC_FAILURE))
+        }
     }
 
     // ----- step 5: card ------------------------------------------------------------------
@@ -396,18 +421,33 @@ impl Switch {
         if card_type.is_none() {
             return Err(rc::NO_ISSUER.into());
         }
-        if req.msg.text(49).is_some_and(|c| c != self.acquirer.currency) {
+        if req
+            .msg
+            .text(49)
+            .is_some_and(|c| c != self.acquirer.currency)
+        {
             return Err(rc::INVALID_AMOUNT.into());
         }
-        if req.kind == Some(Kind::Sale) && (req.amount_fen == 0 || req.amount_fen > self.acquirer.max_amount_fen) {
+        if req.kind == Some(Kind::Sale)
+            && (req.amount_fen == 0 || req.amount_fen > self.acquirer.max_amount_fen)
+        {
             return Err(rc::INVALID_AMOUNT.into());
         }
         Ok(pan)
     }
 
     fn account_check(&self, req: &Request<'_>, out: &mut Outcome) -> Result<Account, Decline> {
-        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
-        let account = self.state.accounts.get(&hash).map(|a| a.clone()).ok_or(Decline::from(rc::INVALID_CARD))?;
+        let hash = out
+            .card
+            .as_ref()
+            .map(|c| c.hash)
+            .ok_or(Decline::from(rc::INVALID_CARD))?;
+        let account = self
+            .state
+            .accounts
+            .get(&hash)
+            .map(|a| a.clone())
+            .ok_or(Decline::from(rc::INVALID_CARD))?;
         if let Some(c) = out.card.as_mut() {
             c.card_type = account.card_type;
         }
@@ -426,8 +466,19 @@ impl Switch {
 
     // ----- step 6: PIN -------------------------------------------------------------------
 
-    fn pin_check(&self, req: &Request<'_>, pan: &Pan, session: &Session, account: &mut Account, out: &mut Outcome) -> Result<(), Decline> {
-        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+    fn pin_check(
+        &self,
+        req: &Request<'_>,
+        pan: &Pan,
+        session: &Session,
+        account: &mut Account,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
+        let hash = out
+            .card
+            .as_ref()
+            .map(|c| c.hash)
+            .ok_or(Decline::from(rc::INVALID_CARD))?;
         let block = req.msg.bytes(52).ok_or(Decline::from(rc::WRONG_PIN))?;
         let block = EncryptedPinBlock::new(block).map_err(|_| Decline::from(rc::FORMAT_ERROR))?;
         let issuer = self.issuer.as_ref().ok_or(Decline::from(rc::NO_ISSUER))?;
@@ -436,7 +487,15 @@ impl Switch {
             return Err(rc::PIN_TRIES_EXCEEDED.into());
         }
         let verified = self.timed("pin_verify", || {
-            self.hsm.verify_pin_pvv(&session.tpk, &block, PinFormat::Iso0, pan.as_str(), &issuer.pvk, account.pvki, &account.pvv)
+            self.hsm.verify_pin_pvv(
+                &session.tpk,
+                &block,
+                PinFormat::Iso0,
+                pan.as_str(),
+                &issuer.pvk,
+                account.pvki,
+                &account.pvv,
+            )
         });
         let ok = match verified {
             Ok(ok) => ok,
@@ -474,20 +533,36 @@ impl Switch {
             CardType::Debit => Channel::Debit,
             CardType::Credit => Channel::Credit,
         };
-        self.fees.fee_for(channel, &range.mcc, &range.mid, req.amount_fen)
+        self.fees
+            .fee_for(channel, &range.mcc, &range.mid, req.amount_fen)
     }
 
     // ----- step 8: authorise (on-us) -----------------------------------------------------
 
-    fn authorise(&self, kind: Kind, req: &Request<'_>, fee: u64, out: &mut Outcome) -> Result<(), Decline> {
-        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
-        let mut a = self.state.accounts.get_mut(&hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+    fn authorise(
+        &self,
+        kind: Kind,
+        req: &Request<'_>,
+        fee: u64,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
+        let hash = out
+            .card
+            .as_ref()
+            .map(|c| c.hash)
+            .ok_or(Decline::from(rc::INVALID_CARD))?;
+        let mut a = self
+            .state
+            .accounts
+            .get_mut(&hash)
+            .ok_or(Decline::from(rc::INVALID_CARD))?;
         match kind {
             Kind::Balance => {
                 out.balance_fen = Some(a.available_fen());
             }
             _ => {
-                let amount = i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
+                let amount =
+                    i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
                 if a.available_fen() < amount {
                     return Err(rc::INSUFFICIENT_FUNDS.into());
                 }
@@ -506,9 +581,17 @@ impl Switch {
 
     // ----- sign-on -----------------------------------------------------------------------
 
-    fn sign_on(&self, req: &Request<'_>, range: &TerminalRange, out: &mut Outcome) -> Result<(), Decline> {
+    fn sign_on(
+        &self,
+        req: &Request<'_>,
+        range: &TerminalRange,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
         let keys = self
-            .timed("terminal_keys", || self.hsm.generate_terminal_keys(&range.tmk, KeyAlgorithm::Tdes2, KeyAlgorithm::Des))
+            .timed("terminal_keys", || {
+                self.hsm
+                    .generate_terminal_keys(&range.tmk, KeyAlgorithm::Tdes2, KeyAlgorithm::Des)
+            })
             .map_err(hsm_err)?;
         let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
         // The batch stays across sign-ons; a new terminal starts at batch 1.
@@ -536,9 +619,18 @@ impl Switch {
     /// Journals the request and its outcome durably, then makes it visible (sessions,
     /// duplicate detection) and completes the claim. Returns the outcome to answer and its
     /// RRN; a journal failure turns it into `96` with nothing applied.
-    async fn record(&self, req: &Request<'_>, mut out: Outcome, now: Instant, claim: Option<ClaimTicket>) -> (Outcome, String) {
+    async fn record(
+        &self,
+        req: &Request<'_>,
+        mut out: Outcome,
+        now: Instant,
+        claim: Option<ClaimTicket>,
+    ) -> (Outcome, String) {
         let durable = match req.kind.filter(|k| *k != Kind::Echo) {
-            Some(kind) => self.journal_outcome(kind, req, &mut out, now, claim.as_ref().map(|c| c.digest)).await,
+            Some(kind) => {
+                self.journal_outcome(kind, req, &mut out, now, claim.as_ref().map(|c| c.digest))
+                    .await
+            }
             None => Ok(String::new()),
         };
         let rrn = match durable {
@@ -566,7 +658,9 @@ impl Switch {
                 sign_on_again: out.sign_on_again,
             };
             if ok {
-                self.state.recent.insert(claim.key, Slot::Done(recorded.clone()));
+                self.state
+                    .recent
+                    .insert(claim.key, Slot::Done(recorded.clone()));
             } else {
                 // Not journalled: a retransmission is processed afresh.
                 self.state.recent.remove(&claim.key);
@@ -581,15 +675,28 @@ impl Switch {
             let label = CardLabel {
                 card_type: card.card_type.as_str(),
             };
-            self.metrics.amount_fen.get_or_create(&label).inc_by(req.amount_fen);
-            self.metrics.fees_fen.get_or_create(&label).inc_by(out.fee_fen);
+            self.metrics
+                .amount_fen
+                .get_or_create(&label)
+                .inc_by(req.amount_fen);
+            self.metrics
+                .fees_fen
+                .get_or_create(&label)
+                .inc_by(out.fee_fen);
         }
         (out, rrn)
     }
 
     /// Writes the record (and the balance or session change) and waits until it is on disk.
     /// `Err` carries the RRN, if one was assigned, of a request that was not journalled.
-    async fn journal_outcome(&self, kind: Kind, req: &Request<'_>, out: &mut Outcome, now: Instant, digest: Option<[u8; 32]>) -> Result<String, String> {
+    async fn journal_outcome(
+        &self,
+        kind: Kind,
+        req: &Request<'_>,
+        out: &mut Outcome,
+        now: Instant,
+        digest: Option<[u8; 32]>,
+    ) -> Result<String, String> {
         let rrn = self.next_rrn().await.map_err(|_| String::new())?;
         if out.rc == rc::APPROVED && kind != Kind::SignOn {
             let d = self.hsm.keyed_digest("auth", rrn.as_bytes());
@@ -597,7 +704,10 @@ impl Switch {
             out.auth_code = Some(format!("{n:06}"));
         }
         let header = self.dialect.header().len();
-        let digest = digest.unwrap_or_else(|| self.hsm.keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default()));
+        let digest = digest.unwrap_or_else(|| {
+            self.hsm
+                .keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default())
+        });
         let mut ops = Vec::with_capacity(3);
         ops.push(Op::Txn(Box::new(TxnRecord {
             rrn: rrn.clone(),
@@ -639,7 +749,9 @@ impl Switch {
         }
         let t = Stopwatch::now();
         let committed = self.journal.commit(ops).await;
-        self.metrics.journal_commit.observe(t.elapsed().as_secs_f64());
+        self.metrics
+            .journal_commit
+            .observe(t.elapsed().as_secs_f64());
         match committed {
             Ok(()) => Ok(rrn),
             Err(e) => {
@@ -666,7 +778,11 @@ impl Switch {
         match (msg.tpdu(), msg.cup_header()) {
             (Some(t), Some(c)) => {
                 h.extend_from_slice(&t.reply().to_bytes());
-                let c = if sign_on_again { c.with_processing_requirement(SIGN_ON_AGAIN) } else { c };
+                let c = if sign_on_again {
+                    c.with_processing_requirement(SIGN_ON_AGAIN)
+                } else {
+                    c
+                };
                 h.extend_from_slice(&c.0);
             }
             _ => h.extend_from_slice(msg.header()),
@@ -697,12 +813,22 @@ impl Switch {
         let balance_field;
         if let Some(bal) = out.balance_fen {
             // Account type 10, amount type 02 (available), CNY, sign, 12 digits.
-            balance_field = format!("1002{}{}{:012}", self.acquirer.currency, if bal < 0 { 'D' } else { 'C' }, bal.unsigned_abs());
+            balance_field = format!(
+                "1002{}{}{:012}",
+                self.acquirer.currency,
+                if bal < 0 { 'D' } else { 'C' },
+                bal.unsigned_abs()
+            );
             b.set(54, balance_field.as_str());
         }
         if let Some((session, f62)) = &out.sign_on {
             // 60: type 00, the current batch, management code as asked.
-            let code = msg.get("60.3").ok().flatten().map(|v| v.to_string()).unwrap_or_else(|| "003".into());
+            let code = msg
+                .get("60.3")
+                .ok()
+                .flatten()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "003".into());
             b.set(60, format!("00{:06}{}", session.batch, code));
             b.set(62, f62.as_slice());
         }
@@ -713,7 +839,9 @@ impl Switch {
             .zip(self.terminals.lookup(req.tid).map(|r| mac_alg(r.mac)));
         let encoded = match (out.mac_reply, tak_alg) {
             (true, Some((tak, alg))) => b.encode_with_mac(self.dialect, &mut buf, |data| {
-                self.timed("mac_generate", || self.hsm.generate_mac(&tak, alg, data)).ok().map(|m| m.field64())
+                self.timed("mac_generate", || self.hsm.generate_mac(&tak, alg, data))
+                    .ok()
+                    .map(|m| m.field64())
             }),
             _ => b.encode(self.dialect, &mut buf),
         };
@@ -771,14 +899,22 @@ impl Switch {
         tracing::warn!(error = %e, "undecodable frame");
         let header_len = self.dialect.header().len();
         let mti = frame.get(header_len..header_len + 2).and_then(|m| {
-            let d = [b'0' + (m[0] >> 4), b'0' + (m[0] & 15), b'0' + (m[1] >> 4), b'0' + (m[1] & 15)];
+            let d = [
+                b'0' + (m[0] >> 4),
+                b'0' + (m[0] & 15),
+                b'0' + (m[1] >> 4),
+                b'0' + (m[1] & 15),
+            ];
             Mti::new(d)
         });
         match (frame.get(..header_len), mti) {
             (Some(header), Some(mti)) if !mti.is_response() => {
                 self.metrics.reject("format");
                 let mut h = Vec::with_capacity(header_len);
-                match (codec::Tpdu::parse(header), codec::CupHeader::parse(&header[5..])) {
+                match (
+                    codec::Tpdu::parse(header),
+                    codec::CupHeader::parse(&header[5..]),
+                ) {
                     (Some(t), Some(c)) => {
                         h.extend_from_slice(&t.reply().to_bytes());
                         h.extend_from_slice(&c.0);

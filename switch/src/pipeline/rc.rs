@@ -69,5 +69,8 @@ pub fn label(code: &str) -> &'static str {
 
 /// A stored code back as a static string; unknown codes read as `96`.
 pub fn static_code(code: &str) -> &'static str {
-    ALL.iter().copied().find(|c| *c == code && *c != "other").unwrap_or(SYSTEM_ERROR)
+    ALL.iter()
+        .copied()
+        .find(|c| *c == code && *c != "other")
+        .unwrap_or(SYSTEM_ERROR)
 }

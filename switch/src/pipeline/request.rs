@@ -109,14 +109,18 @@ impl<'a> Request<'a> {
     pub fn parse(msg: &'a Message<'a>) -> Result<Self, &'static str> {
         let kind = classify(msg);
         if let Some(k) = kind {
-            let missing = k.mandatory().iter().any(|n| !msg.has(*n)) || (k.needs_mac() && !msg.has(64));
+            let missing =
+                k.mandatory().iter().any(|n| !msg.has(*n)) || (k.needs_mac() && !msg.has(64));
             if missing {
                 return Err(rc::FORMAT_ERROR);
             }
         }
         let tid = msg.text(41).ok_or(rc::FORMAT_ERROR)?;
         let mid = msg.text(42).ok_or(rc::FORMAT_ERROR)?;
-        let stan = msg.digits(11).and_then(|d| d.to_u64()).ok_or(rc::FORMAT_ERROR)? as u32;
+        let stan = msg
+            .digits(11)
+            .and_then(|d| d.to_u64())
+            .ok_or(rc::FORMAT_ERROR)? as u32;
         let batch = digits_u64(msg, "60.2").unwrap_or(0) as u32;
         let amount_fen = msg.digits(4).and_then(|d| d.to_u64()).unwrap_or(0);
         Ok(Self {

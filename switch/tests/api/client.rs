@@ -1,0 +1,239 @@
+//! A test terminal: builds frames with the codec and the HSM's pure primitives, the way a
+//! POS does, and talks to the switch over real TCP.
+
+use std::time::Duration;
+
+use codec::{Dialect, Message, MessageBuilder, Mti, decode};
+use hsm_sim::ClearPin;
+use hsm_sim::primitives::cipher::DesKey;
+use hsm_sim::primitives::{mac, pinblock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The demo TMK (test key).
+pub const DEMO_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
+/// Demo cards (test data).
+pub const DEBIT: &str = "6222021000000000017";
+pub const LOW: &str = "6222021000000000025";
+pub const LOST: &str = "6222021000000000033";
+pub const CREDIT: &str = "6250941000000009";
+
+pub struct Terminal {
+    pub stream: TcpStream,
+    pub tid: String,
+    pub mid: String,
+    pub tpk: Option<Vec<u8>>,
+    pub tak: Option<Vec<u8>>,
+    pub batch: u32,
+    pub stan: u32,
+    /// The last PIN block sent (to check it never shows up anywhere).
+    pub last_pin_block: Option<[u8; 8]>,
+}
+
+/// A decoded reply, owning its bytes.
+pub struct Reply {
+    pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    pub fn msg(&self) -> Message<'_> {
+        decode(Dialect::cup_pos(), &self.bytes).expect("reply decodes")
+    }
+    pub fn rc(&self) -> String {
+        self.msg().text(39).unwrap_or("").to_owned()
+    }
+    pub fn text(&self, n: u8) -> Option<String> {
+        self.msg().text(n).map(str::to_owned)
+    }
+    pub fn digits(&self, n: u8) -> Option<String> {
+        self.msg().digits(n).map(|d| d.to_string())
+    }
+}
+
+pub const HEADER: [u8; 11] = [
+    0x60, 0x00, 0x03, 0x00, 0x00, 0x60, 0x31, 0x00, 0x31, 0x10, 0x03,
+];
+
+impl Terminal {
+    pub async fn connect(addr: std::net::SocketAddr, tid: &str) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            tid: tid.to_owned(),
+            mid: "898310048990001".to_owned(),
+            tpk: None,
+            tak: None,
+            batch: 1,
+            stan: 0,
+            last_pin_block: None,
+        }
+    }
+
+    pub fn next_stan(&mut self) -> String {
+        self.stan += 1;
+        format!("{:06}", self.stan)
+    }
+
+    pub async fn send_raw(&mut self, body: &[u8]) {
+        let mut frame = (body.len() as u16).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).await.expect("write");
+    }
+
+    /// Reads one reply; `None` when the switch closed the connection or 5 s passed.
+    pub async fn read_reply(&mut self) -> Option<Reply> {
+        let read = async {
+            let mut len = [0u8; 2];
+            self.stream.read_exact(&mut len).await.ok()?;
+            let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            self.stream.read_exact(&mut body).await.ok()?;
+            Some(Reply { bytes: body })
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub async fn exchange(&mut self, body: &[u8]) -> Reply {
+        self.send_raw(body).await;
+        self.read_reply().await.expect("a reply")
+    }
+
+    pub fn builder(&self, mti: &str) -> MessageBuilder<'static> {
+        let mut b = MessageBuilder::new(Mti::parse(mti).unwrap());
+        b.header(HEADER.to_vec());
+        b
+    }
+
+    /// Signs on and installs the working keys from field 62 after checking their check
+    /// values, as a terminal must.
+    pub async fn sign_on(&mut self) -> Reply {
+        let stan = self.next_stan();
+        let mut b = self.builder("0800");
+        b.set(11, stan)
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(60, "00000001003".to_owned())
+            .set(63, "001".to_owned());
+        let reply = self
+            .exchange(&b.encode_to_vec(Dialect::cup_pos()).unwrap())
+            .await;
+        if reply.rc() == "00" {
+            let m = reply.msg();
+            let f62 = m.bytes(62).expect("field 62");
+            assert_eq!(f62.len(), 40);
+            let tmk = DesKey::new(&hex::decode(DEMO_TMK).unwrap()).unwrap();
+            let tpk = tmk.decrypt_ecb(&f62[..16]).unwrap();
+            let tak = tmk.decrypt_ecb(&f62[20..28]).unwrap();
+            assert_eq!(&f62[28..36], &[0u8; 8]);
+            assert_eq!(
+                DesKey::new(&tpk).unwrap().encrypt([0; 8])[..4],
+                f62[16..20],
+                "TPK check value"
+            );
+            assert_eq!(
+                DesKey::new(&tak).unwrap().encrypt([0; 8])[..4],
+                f62[36..40],
+                "TAK check value"
+            );
+            self.batch = m
+                .get("60.2")
+                .unwrap()
+                .unwrap()
+                .digits()
+                .unwrap()
+                .to_u64()
+                .unwrap() as u32;
+            self.tpk = Some(tpk);
+            self.tak = Some(tak);
+        }
+        reply
+    }
+
+    pub fn pin_block(&mut self, pan: &str, pin: &str) -> Vec<u8> {
+        let clear = pinblock::format0(&ClearPin::new(pin).unwrap(), pan).unwrap();
+        self.last_pin_block = Some(clear);
+        DesKey::new(self.tpk.as_ref().expect("signed on"))
+            .unwrap()
+            .encrypt(clear)
+            .to_vec()
+    }
+
+    /// Encodes with the UnionPay MAC under the terminal's TAK.
+    pub fn seal(&self, b: &mut MessageBuilder<'static>) -> Vec<u8> {
+        let tak = DesKey::new(self.tak.as_ref().expect("signed on")).unwrap();
+        let mut out = Vec::new();
+        b.encode_with_mac(Dialect::cup_pos(), &mut out, |data| {
+            Some(mac::unionpay_ecb(&tak, data))
+        })
+        .unwrap();
+        out
+    }
+
+    pub fn sale_builder(
+        &mut self,
+        pan: &str,
+        pin: Option<&str>,
+        amount_fen: u64,
+    ) -> MessageBuilder<'static> {
+        let stan = self.next_stan();
+        let mut b = self.builder("0200");
+        b.set(2, pan.to_owned())
+            .set(3, "000000")
+            .set(4, format!("{amount_fen:012}"))
+            .set(11, stan)
+            .set(22, if pin.is_some() { "021" } else { "022" })
+            .set(25, "00")
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(60, format!("22{:06}000", self.batch))
+            .set(63, "001");
+        if let Some(p) = pin {
+            let block = self.pin_block(pan, p);
+            b.set(26, "12").set(52, block).set(53, "2600000000000000");
+        }
+        b
+    }
+
+    pub async fn sale(&mut self, pan: &str, pin: &str, amount_fen: u64) -> Reply {
+        let mut b = self.sale_builder(pan, Some(pin), amount_fen);
+        let frame = self.seal(&mut b);
+        self.exchange(&frame).await
+    }
+
+    pub fn balance_builder(&mut self, pan: &str, pin: &str) -> MessageBuilder<'static> {
+        let stan = self.next_stan();
+        let block = self.pin_block(pan, pin);
+        let mut b = self.builder("0200");
+        b.set(2, pan.to_owned())
+            .set(3, "310000")
+            .set(11, stan)
+            .set(22, "021")
+            .set(25, "00")
+            .set(26, "12")
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(52, block)
+            .set(53, "2600000000000000")
+            .set(60, format!("01{:06}000", self.batch));
+        b
+    }
+
+    pub async fn balance(&mut self, pan: &str, pin: &str) -> Reply {
+        let mut b = self.balance_builder(pan, pin);
+        let frame = self.seal(&mut b);
+        self.exchange(&frame).await
+    }
+
+    /// Whether a reply's MAC verifies under the terminal's TAK.
+    pub fn reply_mac_ok(&self, reply: &Reply) -> bool {
+        let m = reply.msg();
+        let tak = DesKey::new(self.tak.as_ref().unwrap()).unwrap();
+        m.bytes(64)
+            .is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()))
+    }
+}

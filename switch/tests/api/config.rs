@@ -1,0 +1,83 @@
+//! Configuration: the demo set loads; bad configurations are refused with the key named.
+
+use switch::Config;
+use switch::config::DEMO_TOML;
+
+#[test]
+fn demo_configuration_is_valid_and_uses_test_keys() {
+    let c = Config::demo().unwrap();
+    assert!(c.uses_test_keys());
+    assert!(!c.production);
+    assert_eq!(c.listen.terminals.port(), 8583);
+    assert_eq!(c.listen.metrics.port(), 9583);
+    assert_eq!(c.cards.len(), 4);
+}
+
+fn err(text: &str) -> String {
+    Config::from_toml(text, "test.toml")
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn errors_name_the_key() {
+    let with = |from: &str, to: &str| DEMO_TOML.replacen(from, to, 1);
+    let cases = [
+        (
+            with("tid_from = \"10000001\"", "tid_from = \"1000\""),
+            "terminals[0].tid_from",
+        ),
+        (
+            with("mid = \"898310048990001\"", "mid = \"short\""),
+            "terminals[0].mid",
+        ),
+        (with("rate = \"0.50%\"", "rate = \"half\""), "fees[0].rate"),
+        (
+            with("expiry = \"2912\"", "expiry = \"29-12\""),
+            "cards[0].expiry",
+        ),
+        (with("node_id = 1", "node_id = 100"), "journal.node_id"),
+        (
+            with("max_frame_bytes = 2048", "max_frame_bytes = 10"),
+            "limits.max_frame_bytes",
+        ),
+        (
+            with("[listen]", "[listen]\nbogus = 1"),
+            "unknown field `bogus`",
+        ),
+        (
+            with("max_connections = 10000", "max_connections = \"many\""),
+            "line",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = err(&text);
+        assert!(e.contains(want), "{want}: {e}");
+    }
+}
+
+#[test]
+fn production_refuses_test_keys() {
+    let prod = DEMO_TOML.replacen("production = false", "production = true", 1);
+    let e = err(&prod);
+    assert!(e.contains("tmk_clear") && e.contains("production"), "{e}");
+    // With sealed keys but still the demo LMK and card PINs: refused too.
+    let prod = prod
+        .replacen(
+            "tmk_clear = \"0123456789ABCDEFFEDCBA9876543210\"",
+            "tmk_sealed = \"00\"",
+            1,
+        )
+        .replacen(
+            "pvk_clear = \"13345779133457791334577913345779\"",
+            "pvk_sealed = \"00\"",
+            1,
+        );
+    let e = err(&prod);
+    assert!(e.contains("cards[0].pin"), "{e}");
+    let prod = prod
+        .replace("pin = \"123456\"", "pvv = \"1234\"")
+        .replace("pin = \"654321\"", "pvv = \"1234\"");
+    let e = err(&prod);
+    assert!(e.contains("hsm.lmk_file"), "{e}");
+}
