@@ -92,7 +92,7 @@ pub struct Routes {
 impl Routes {
     /// Routes from `(prefix, card type)` pairs.
     pub fn new(mut routes: Vec<(String, CardType)>) -> Self {
-        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         Self { by_length: routes }
     }
 
