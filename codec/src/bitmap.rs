@@ -63,25 +63,38 @@ impl Bitmap {
 
     /// The data fields present, ascending (bit 1 excluded).
     pub fn fields(&self) -> Fields {
-        Fields(self.0 & !(1u128 << 127))
+        // Bit-reversed words: field order becomes the order of `trailing_zeros`, and the
+        // lowest set bit clears with `x & (x - 1)`.
+        Fields {
+            primary: ((self.0 >> 64) as u64 & !(1 << 63)).reverse_bits(),
+            secondary: (self.0 as u64).reverse_bits(),
+        }
     }
 }
 
 /// Iterator over set field numbers, ascending.
 #[derive(Clone, Debug)]
-pub struct Fields(u128);
+pub struct Fields {
+    primary: u64,
+    secondary: u64,
+}
 
 impl Iterator for Fields {
     type Item = u8;
 
     #[inline]
     fn next(&mut self) -> Option<u8> {
-        if self.0 == 0 {
-            return None;
+        if self.primary != 0 {
+            let n = self.primary.trailing_zeros() as u8 + 1;
+            self.primary &= self.primary - 1;
+            Some(n)
+        } else if self.secondary != 0 {
+            let n = self.secondary.trailing_zeros() as u8 + 65;
+            self.secondary &= self.secondary - 1;
+            Some(n)
+        } else {
+            None
         }
-        let lz = self.0.leading_zeros();
-        self.0 &= !(1u128 << (127 - lz));
-        Some(lz as u8 + 1)
     }
 }
 

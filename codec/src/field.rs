@@ -87,15 +87,50 @@ fn is_pad(nibble: u8) -> bool {
     nibble == 0 || nibble == 0xF
 }
 
-/// Whether every nibble of `data` is a decimal digit, without branching per byte (the
-/// common case, checked first; the precise check below runs only when this says no).
+/// Eight bytes as a word, for the SWAR checks below.
+#[inline]
+fn word(c: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(c);
+    u64::from_le_bytes(a)
+}
+
+const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+const SIXES: u64 = 0x0606_0606_0606_0606;
+const BIT4: u64 = 0x1010_1010_1010_1010;
+const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+const THREES: u64 = 0x3030_3030_3030_3030;
+
+/// Whether every nibble of `data` is a decimal digit, eight bytes at a time (the common
+/// case, checked first; the precise check runs only when this says no).
 #[inline]
 fn all_nibbles_decimal(data: &[u8]) -> bool {
-    // A nibble above 9 plus 6 carries into bit 4.
-    data.iter()
-        .fold(0u8, |acc, &b| acc | (((b & 0x0F) + 6) | ((b >> 4) + 6)))
-        & 0x10
-        == 0
+    // A nibble above 9 plus 6 carries into bit 4 of its byte.
+    let mut chunks = data.chunks_exact(8);
+    let mut bad = 0u64;
+    for c in &mut chunks {
+        let v = word(c);
+        bad |= ((v & LOW_NIBBLES) + SIXES) | (((v >> 4) & LOW_NIBBLES) + SIXES);
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0u8, |acc, &b| acc | ((b & 0x0F) + 6) | ((b >> 4) + 6));
+    bad & BIT4 == 0 && tail & 0x10 == 0
+}
+
+/// Whether `data` is all ASCII digits, eight bytes at a time.
+#[inline]
+fn all_ascii_digits(data: &[u8]) -> bool {
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let v = word(c);
+        // Every byte 0x30..=0x3F, and still 0x3_ after adding 6 (so 0x30..=0x39).
+        if v & HIGH_NIBBLES != THREES || (v + SIXES) & HIGH_NIBBLES != THREES {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(u8::is_ascii_digit)
 }
 
 /// Checks packed BCD: `units` digits in `data`, pad nibble first (`right`) or last.
@@ -167,7 +202,7 @@ fn check_bytes(
 
 /// Validates a field's data bytes against its encoding.
 fn check_data(
-    spec: FieldFormat,
+    spec: &FieldFormat,
     data: &[u8],
     units: usize,
     part: Part,
@@ -175,7 +210,9 @@ fn check_data(
 ) -> Result<(), WireError> {
     let non_ascii = |byte| WireErrorKind::NonAscii { byte };
     match spec.data {
+        Encoding::Ascii if data.is_ascii() => Ok(()),
         Encoding::Ascii => check_bytes(data, |b| b.is_ascii(), non_ascii, part, offset),
+        Encoding::AsciiDigits if all_ascii_digits(data) => Ok(()),
         Encoding::AsciiDigits => check_bytes(data, |b| b.is_ascii_digit(), non_ascii, part, offset),
         Encoding::AsciiTrack => check_bytes(
             data,
@@ -222,7 +259,7 @@ fn check_data(
 /// Decodes field `n` at `offset` of `frame` (where `input` is `frame[offset..]`).
 #[inline]
 pub(crate) fn decode(
-    spec: FieldFormat,
+    spec: &FieldFormat,
     n: u8,
     input: &[u8],
     offset: usize,
@@ -351,7 +388,7 @@ fn check_text(value: &[u8], ok: impl Fn(u8) -> bool, n: u8) -> Result<(), Encode
 /// raw bytes for binary and hex. Fixed numeric fields shorter than their length are padded
 /// with leading zeros, fixed text fields with trailing spaces.
 pub(crate) fn encode(
-    spec: FieldFormat,
+    spec: &FieldFormat,
     n: u8,
     value: &[u8],
     out: &mut impl BufMut,
@@ -465,7 +502,7 @@ pub(crate) fn encode(
 /// Encodes a field from its wire bytes as decoded (pad nibbles and all), for byte-exact
 /// re-encoding of a received message.
 pub(crate) fn encode_wire(
-    spec: FieldFormat,
+    spec: &FieldFormat,
     n: u8,
     data: &[u8],
     units: usize,

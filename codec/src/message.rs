@@ -109,6 +109,23 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
     })
 }
 
+/// ASCII hex digit values; `0x80` marks a byte that is not a hex digit.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'A' as usize + i] = 10 + i as u8;
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn read_bitmap_word(
     enc: BitmapEncoding,
     input: &[u8],
@@ -123,13 +140,18 @@ fn read_bitmap_word(
         BitmapEncoding::Hex => {
             let (b, rest) = take(input, 16, Part::Bitmap, pos)?;
             let mut word = 0u64;
-            for (i, c) in b.iter().enumerate() {
-                let v = (*c as char).to_digit(16).ok_or(WireError::new(
-                    Part::Bitmap,
-                    pos + i,
-                    WireErrorKind::BadHex,
-                ))?;
-                word = (word << 4) | u64::from(v);
+            let mut bad = 0u8;
+            for c in b {
+                let v = HEX_VALUE[usize::from(*c)];
+                bad |= v;
+                word = (word << 4) | u64::from(v & 0x0F);
+            }
+            if bad & 0x80 != 0 {
+                let i = b
+                    .iter()
+                    .position(|c| HEX_VALUE[usize::from(*c)] & 0x80 != 0)
+                    .unwrap_or(0);
+                return Err(WireError::new(Part::Bitmap, pos + i, WireErrorKind::BadHex));
             }
             Ok((word, rest, 16))
         }

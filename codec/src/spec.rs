@@ -547,8 +547,8 @@ impl Dialect {
 
     /// The wire format of field `n`, if the dialect defines it.
     #[inline]
-    pub fn format(&self, n: u8) -> Option<FieldFormat> {
-        self.formats.get(n as usize).copied().flatten()
+    pub fn format(&self, n: u8) -> Option<&FieldFormat> {
+        self.formats.get(n as usize).and_then(Option::as_ref)
     }
 
     /// The specification of field `n`, if the dialect defines it.

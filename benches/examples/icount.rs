@@ -1,0 +1,102 @@
+//! Runs one operation N times, for instruction counting under callgrind
+//! (`benches/icount.sh` runs it at two N and prints the difference per operation).
+//!
+//! Cases: `cup-decode`, `cup-encode`, `ascii-decode`, `ascii-decode-i8583`,
+//! `ascii-decode-iso8583-codec`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use codec::{Dialect, MessageBuilder, decode};
+
+/// CUP POS sale capture (vector A1) from the codec's fixtures, without its length.
+fn cup_sale() -> Vec<u8> {
+    let text = include_str!("../../codec/tests/fixtures/messages.toml");
+    let start = text.find("name = \"cup_sale_codetd\"").unwrap();
+    let hex_start = start + text[start..].find("hex = \"\"\"").unwrap() + 9;
+    let hex_end = hex_start + text[hex_start..].find("\"\"\"").unwrap();
+    let hex: String = text[hex_start..hex_end].split_whitespace().collect();
+    hex::decode(hex).unwrap()[2..].to_vec()
+}
+
+/// The CUP sale's fields as an ISO 87 ASCII 0200 (as in the criterion bench).
+fn ascii_equivalent(cup: &[u8]) -> Vec<u8> {
+    let sale = decode(Dialect::cup_pos(), cup).unwrap();
+    let mut b = MessageBuilder::new(sale.mti());
+    for n in [2u8, 3, 4, 11, 14, 22, 23, 25, 26, 35, 41, 42, 49, 53, 60] {
+        b.set(n, sale.field(n).unwrap().canonical().replace('D', "="));
+    }
+    b.encode_to_vec(Dialect::iso87_ascii()).unwrap()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let case = args.next().unwrap_or_default();
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let cup = cup_sale();
+    let ascii = ascii_equivalent(&cup);
+    let cup_values: Vec<(u8, Vec<u8>)> = decode(Dialect::cup_pos(), &cup)
+        .unwrap()
+        .fields()
+        .map(|f| {
+            let v = if f.spec().format.data == codec::Encoding::Binary {
+                f.wire().to_vec()
+            } else {
+                f.canonical().into_bytes()
+            };
+            (f.number(), v)
+        })
+        .collect();
+    let header = cup[..11].to_vec();
+    let ascii_bin = ascii_binary_bitmap(&decode(Dialect::iso87_ascii(), &ascii).unwrap());
+    let iso_spec = iso8583_codec::Spec::iso8583_1987();
+    let mut out = Vec::with_capacity(1024);
+    for _ in 0..n {
+        match case.as_str() {
+            "cup-decode" => {
+                black_box(
+                    decode(Dialect::cup_pos(), black_box(&cup))
+                        .unwrap()
+                        .bitmap(),
+                );
+            }
+            "cup-encode" => {
+                out.clear();
+                let mut b = MessageBuilder::new(codec::Mti::parse("0200").unwrap());
+                b.header(header.as_slice());
+                for (f, v) in &cup_values {
+                    b.set(*f, v.as_slice());
+                }
+                b.encode(Dialect::cup_pos(), &mut out).unwrap();
+                black_box(&out);
+            }
+            "ascii-decode" => {
+                black_box(
+                    decode(Dialect::iso87_ascii(), black_box(&ascii))
+                        .unwrap()
+                        .bitmap(),
+                );
+            }
+            "ascii-decode-i8583" => {
+                let mut u = i8583::Unpacker::new(black_box(&ascii));
+                black_box(u.unpack(&i8583::v1987::SPEC).unwrap().len());
+            }
+            "ascii-decode-iso8583-codec" => {
+                // The same fields behind a binary bitmap, the layout this crate reads.
+                black_box(iso8583_codec::Message::parse(&iso_spec, black_box(&ascii_bin)).unwrap());
+            }
+            other => {
+                eprintln!("unknown case {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
+fn ascii_binary_bitmap(m: &codec::Message<'_>) -> Vec<u8> {
+    let mut v = m.mti().as_bytes().to_vec();
+    v.extend_from_slice(&m.bitmap().primary().to_be_bytes());
+    let hex_bitmap_end = 4 + 16;
+    v.extend_from_slice(&m.frame()[hex_bitmap_end..]);
+    v
+}
