@@ -8,6 +8,7 @@
 )]
 
 mod bad_input;
+mod cli;
 mod client;
 mod config;
 mod e2e;
