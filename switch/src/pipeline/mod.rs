@@ -278,6 +278,14 @@ impl Switch {
         reply
     }
 
+    /// A keyed fingerprint of the request from the MTI on (the TPDU may differ between
+    /// routes to the switch), to recognise retransmissions without keeping the request.
+    fn request_digest(&self, req: &Request<'_>) -> [u8; 32] {
+        let header = self.dialect.header().len();
+        self.hsm
+            .keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default())
+    }
+
     /// Step 4, duplicates: claims (terminal, batch, STAN, MTI) for this request, or finds
     /// the request seen before. An identical copy of a request still in progress waits for
     /// its outcome.
@@ -292,11 +300,7 @@ impl Switch {
             stan: req.stan,
             mti: req.mti().as_u16(),
         };
-        // From the MTI on: the TPDU may differ between routes to the switch.
-        let header = self.dialect.header().len();
-        let digest = self
-            .hsm
-            .keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default());
+        let digest = self.request_digest(req);
         loop {
             let mut wait = match self.state.recent.entry(key) {
                 dashmap::Entry::Vacant(v) => {
@@ -316,7 +320,11 @@ impl Switch {
             {
                 return Claim::Replay(r);
             }
-            // The first copy went away without an outcome: claim again.
+            // The first copy went away without an outcome (its sender is gone): clear its
+            // slot and claim again.
+            self.state
+                .recent
+                .remove_if(&key, |_, slot| matches!(slot, Slot::InFlight { done, .. } if done.has_changed().is_err()));
         }
     }
 
@@ -703,11 +711,7 @@ impl Switch {
             let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 1_000_000;
             out.auth_code = Some(format!("{n:06}"));
         }
-        let header = self.dialect.header().len();
-        let digest = digest.unwrap_or_else(|| {
-            self.hsm
-                .keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default())
-        });
+        let digest = digest.unwrap_or_else(|| self.request_digest(req));
         let mut ops = Vec::with_capacity(3);
         ops.push(Op::Txn(Box::new(TxnRecord {
             rrn: rrn.clone(),
