@@ -510,10 +510,27 @@ impl Hsm {
         pvki: u8,
         pvv_value: &str,
     ) -> Result<bool, Error> {
+        self.verify_pin_pvv_for(pin_key, block, format, pan, pvk, pvki, pvv_value, pan)
+    }
+
+    /// As [`Hsm::verify_pin_pvv`], for a PIN block formed with one number (`block_pan`, say
+    /// a QR payment code) and a PVV kept for another (`pvv_account`, the wallet).
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_pin_pvv_for(
+        &self,
+        pin_key: &SealedKey,
+        block: &EncryptedPinBlock,
+        format: PinFormat,
+        block_pan: &str,
+        pvk: &SealedKey,
+        pvki: u8,
+        pvv_value: &str,
+        pvv_account: &str,
+    ) -> Result<bool, Error> {
         self.limited(|| {
-            let pin = self.decrypt_pin(pin_key, block, format, pan)?;
+            let pin = self.decrypt_pin(pin_key, block, format, block_pan)?;
             let pvk = self.des(pvk, &[KeyUsage::Pvk], "PVK")?;
-            let v = pvv::visa_pvv(&pvk, pan, pvki, &pin)?;
+            let v = pvv::visa_pvv(&pvk, pvv_account, pvki, &pin)?;
             Ok(pvv_value.len() == 4 && bool::from(v.ct_eq(pvv_value.as_bytes())))
         })
     }

@@ -85,11 +85,41 @@ impl Instant {
         )
     }
 
+    /// The date in China Standard Time, `YYYY-MM-DD`.
+    pub fn cst_date(self) -> String {
+        let c = self.civil(8);
+        format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)
+    }
+
+    /// Days since 1970-01-01 of this moment's date in China Standard Time.
+    pub fn cst_day_number(self) -> i64 {
+        (self.0 + 8 * 3_600_000).div_euclid(86_400_000)
+    }
+
     /// The YYMM of this moment in China Standard Time, for expiry checks.
     pub fn cst_yymm(self) -> u32 {
         let c = self.civil(8);
         (c.year.rem_euclid(100) as u32) * 100 + c.month
     }
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date; `None` if it is not one.
+pub fn day_number(date: &str) -> Option<i64> {
+    let mut parts = date.splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // H. Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 #[cfg(test)]
@@ -108,5 +138,9 @@ mod tests {
         let leap = Instant(1_709_222_400_000); // 2024-02-29T16:00:00Z
         assert_eq!(leap.iso_utc(), "2024-02-29T16:00:00.000Z");
         assert_eq!(leap.cst_fields().1, "0301");
+        assert_eq!(leap.cst_date(), "2024-03-01");
+        assert_eq!(day_number("2024-03-01"), Some(leap.cst_day_number()));
+        assert_eq!(day_number("1970-01-01"), Some(0));
+        assert_eq!(day_number("2026-13-01"), None);
     }
 }

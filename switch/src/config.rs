@@ -52,6 +52,37 @@ pub struct Config {
     /// On-us cards loaded into the journal at first start.
     #[serde(default)]
     pub cards: Vec<CardConfig>,
+    /// QR payment-code wallets loaded into the journal at first start.
+    #[serde(default)]
+    pub wallets: Vec<WalletConfig>,
+}
+
+/// A QR payment-code wallet (the demo's stand-in for a wallet provider).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletConfig {
+    /// Wallet account number (12 to 19 digits).
+    pub id: String,
+    /// Payment codes starting with this prefix draw on this wallet.
+    pub code_prefix: String,
+    /// Payment password in clear (test data only; refused in production).
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// PVV of the payment password.
+    #[serde(default)]
+    pub pvv: Option<String>,
+    /// Opening balance, fen.
+    pub balance_fen: i64,
+}
+
+/// What happens to the MDR fee when a sale is refunded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefundFeePolicy {
+    /// The merchant pays the sale's fee in full (default).
+    Keep,
+    /// The fee is returned in proportion to the amount refunded.
+    Proportional,
 }
 
 /// Listening addresses.
@@ -145,6 +176,12 @@ pub struct Acquirer {
     pub max_amount_fen: u64,
     /// Consecutive wrong PINs before a card answers 75.
     pub pin_tries: u8,
+    /// Days after a sale during which it can be refunded.
+    pub refund_window_days: u32,
+    /// The fee on refunds.
+    pub refund_fee_policy: RefundFeePolicy,
+    /// QR sales above this amount need the payment password (a PIN block).
+    pub qr_password_free_limit_fen: u64,
 }
 
 impl Default for Acquirer {
@@ -154,6 +191,9 @@ impl Default for Acquirer {
             currency: "156".into(),
             max_amount_fen: 10_000_000,
             pin_tries: 3,
+            refund_window_days: 30,
+            refund_fee_policy: RefundFeePolicy::Keep,
+            qr_password_free_limit_fen: 100_000,
         }
     }
 }
@@ -411,6 +451,7 @@ impl Config {
             || self.terminals.iter().any(|t| t.tmk_clear.is_some())
             || self.issuer.as_ref().is_some_and(|i| i.pvk_clear.is_some())
             || self.cards.iter().any(|c| c.pin.is_some())
+            || self.wallets.iter().any(|w| w.pin.is_some())
     }
 
     /// Checks everything that parsing cannot.
@@ -584,6 +625,25 @@ impl Config {
             }
             if self.issuer.is_none() {
                 return Err(invalid("issuer", "on-us cards need an [issuer] PVK"));
+            }
+        }
+        for (i, w) in self.wallets.iter().enumerate() {
+            let key = |k: &str| format!("wallets[{i}].{k}");
+            if !(12..=19).contains(&w.id.len()) || !w.id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(key("id"), "must be 12 to 19 digits"));
+            }
+            if w.code_prefix.is_empty() || w.code_prefix.len() > 6 || !w.code_prefix.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(key("code_prefix"), "must be 1 to 6 digits"));
+            }
+            match (&w.pin, &w.pvv) {
+                (Some(_), Some(_)) | (None, None) => return Err(invalid(key("pin"), "give exactly one of pin and pvv")),
+                (Some(_), None) if self.production => {
+                    return Err(invalid(key("pin"), "payment passwords in a file are test data, refused in production"));
+                }
+                _ => {}
+            }
+            if self.issuer.is_none() {
+                return Err(invalid("issuer", "wallets need an [issuer] PVK"));
             }
         }
         if self.production {

@@ -20,7 +20,7 @@ use crate::journal::sqlite::Sqlite;
 use crate::journal::{AccountRecord, Backend, Journal, Op};
 use crate::metrics::Metrics;
 use crate::pipeline::card::Routes;
-use crate::pipeline::{IssuerKeys, Switch, rc};
+use crate::pipeline::{IssuerKeys, Switch, Wallet, rc};
 use crate::server::{ServerLimits, serve};
 use crate::state::{
     Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey,
@@ -203,6 +203,35 @@ pub async fn start(config: Config) -> Result<Running> {
         state.accounts.insert(hash, account_from(&record));
         new_accounts.push(Op::PutAccount(Box::new(record)));
     }
+    for (i, w) in config.wallets.iter().enumerate() {
+        let hash = hsm.keyed_digest("pan", w.id.as_bytes());
+        if state.accounts.contains_key(&hash) {
+            continue;
+        }
+        let Some(issuer) = &issuer else { bail!("wallets[{i}]: no [issuer] PVK") };
+        let pvv = match (&w.pvv, &w.pin) {
+            (Some(v), _) => v.clone(),
+            (None, Some(pin)) => {
+                let pin = ClearPin::new(pin).map_err(|e| anyhow!("wallets[{i}].pin: {e}"))?;
+                hsm.generate_pvv(&issuer.pvk, &w.id, issuer.pvki, &pin).map_err(|e| anyhow!("wallets[{i}]: {e}"))?
+            }
+            (None, None) => bail!("wallets[{i}]: no pin or pvv"),
+        };
+        let record = AccountRecord {
+            pan_hash: hex::encode(hash),
+            masked_pan: codec::mask::pan(&w.id),
+            card_type: CardType::Debit.as_str().to_owned(),
+            status: CardStatus::Active.as_str().to_owned(),
+            expiry: "9912".to_owned(),
+            pvv,
+            pvki: issuer.pvki,
+            balance_fen: w.balance_fen,
+            credit_limit_fen: 0,
+            pin_tries: 0,
+        };
+        state.accounts.insert(hash, account_from(&record));
+        new_accounts.push(Op::PutAccount(Box::new(record)));
+    }
     if !new_accounts.is_empty() {
         let n = new_accounts.len();
         journal
@@ -229,6 +258,7 @@ pub async fn start(config: Config) -> Result<Running> {
             }),
         );
     }
+    let open_batch_txns = snapshot.open_batch_txns.clone();
     for t in snapshot.open_batch_txns {
         let (Ok(tid), Ok(digest), Some(mti)) = (
             <[u8; 8]>::try_from(t.tid.as_bytes()),
@@ -282,10 +312,19 @@ pub async fn start(config: Config) -> Result<Running> {
         FeeSchedule::new(config.fee_rules()),
         config.acquirer.clone(),
         issuer,
+        config
+            .wallets
+            .iter()
+            .map(|w| Wallet {
+                id: w.id.clone(),
+                code_prefix: w.code_prefix.clone(),
+            })
+            .collect(),
         state,
         journal,
         Arc::clone(&metrics),
     ));
+    switch.restore_lifecycle(&open_batch_txns);
 
     let terminals = TcpListener::bind(config.listen.terminals)
         .await

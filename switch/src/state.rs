@@ -124,6 +124,52 @@ pub enum Slot {
     },
     /// Answered.
     Done(Recorded),
+    /// A reversal arrived before this (original) request: when it comes, it is refused.
+    ReversedEarly,
+}
+
+/// What a financial transaction moved: the account and the fee channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinancialKind {
+    /// Sale (card or QR).
+    Sale,
+    /// Void of a sale.
+    Void,
+    /// Refund of a sale.
+    Refund,
+}
+
+/// An approved sale, void or refund: what settlement, later voids, refunds and reversals
+/// need. Kept for the open and the last closed batch; older sales are read back from the
+/// journal for refunds.
+#[derive(Clone, Debug)]
+pub struct Financial {
+    /// Its kind.
+    pub kind: FinancialKind,
+    /// Terminal.
+    pub tid: Tid,
+    /// Batch.
+    pub batch: u32,
+    /// STAN.
+    pub stan: u32,
+    /// The account moved (keyed PAN or wallet hash).
+    pub account: [u8; 32],
+    /// Fee channel.
+    pub channel: crate::fees::Channel,
+    /// Amount, fen.
+    pub amount_fen: i64,
+    /// Fee, fen.
+    pub fee_fen: i64,
+    /// Local date `YYYY-MM-DD`.
+    pub local_date: String,
+    /// For voids and refunds: the sale.
+    pub original_rrn: Option<String>,
+    /// Voided (sales).
+    pub voided: bool,
+    /// Reversed.
+    pub reversed: bool,
+    /// Refunded so far (sales), fen.
+    pub refunded_fen: i64,
 }
 
 /// What was answered to a request, enough to answer its retransmission the same way.
@@ -154,4 +200,10 @@ pub struct State {
     pub accounts: DashMap<[u8; 32], Account>,
     /// Outcomes of the open batches' requests.
     pub recent: DashMap<TxnKey, Slot>,
+    /// Approved sales, voids and refunds by RRN.
+    pub financial: DashMap<String, Financial>,
+    /// RRNs of approved 0200 requests (sales, voids) by terminal, batch and STAN.
+    pub by_trace: DashMap<(Tid, u32, u32), String>,
+    /// Transactions uploaded by terminals after unbalanced settlements.
+    pub uploads: DashMap<(Tid, u32), Vec<crate::journal::UploadRecord>>,
 }

@@ -70,6 +70,16 @@ pub struct TxnRecord {
     pub auth_code: Option<String>,
     /// Keyed digest of the request (duplicate detection), hex.
     pub request_digest: String,
+    /// Local (China Standard Time) date, `YYYY-MM-DD`, for reports and refund look-ups.
+    pub local_date: String,
+    /// The RRN of the transaction this one voids, refunds or reverses.
+    pub original_rrn: Option<String>,
+    /// For a sale: voided since.
+    pub voided: bool,
+    /// For a sale, void or refund: reversed since.
+    pub reversed: bool,
+    /// For a sale: amount refunded since, fen.
+    pub refunded_fen: i64,
 }
 
 /// An on-us card account.
@@ -130,11 +140,72 @@ pub enum Op {
         pan_hash: String,
         /// Added to the balance (debit cards) or to the amount used (credit cards).
         balance_delta_fen: i64,
-        /// New counter.
-        pin_tries: u8,
+        /// New counter, if it changed.
+        pin_tries: Option<u8>,
     },
     /// Create or replace a terminal session.
     PutSession(Box<SessionRecord>),
+    /// Change a recorded transaction's later state.
+    MarkTxn {
+        /// The transaction.
+        rrn: String,
+        /// Set `voided`.
+        voided: Option<bool>,
+        /// Set `reversed`.
+        reversed: Option<bool>,
+        /// Added to `refunded_fen`.
+        refunded_delta_fen: i64,
+    },
+    /// Record a settled batch.
+    CloseBatch(Box<BatchRecord>),
+    /// Record one transaction of a batch upload.
+    PutUpload(Box<UploadRecord>),
+}
+
+/// A settled batch: the terminal's totals and the switch's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Terminal.
+    pub tid: String,
+    /// Merchant.
+    pub mid: String,
+    /// Batch number.
+    pub batch: u32,
+    /// When, UTC.
+    pub closed_utc: String,
+    /// Terminal's debit (sales) amount and count.
+    pub terminal_debit_fen: i64,
+    /// Terminal's sales count.
+    pub terminal_debit_count: i64,
+    /// Terminal's credit (refunds) amount.
+    pub terminal_credit_fen: i64,
+    /// Terminal's refunds count.
+    pub terminal_credit_count: i64,
+    /// Switch's sales amount.
+    pub switch_debit_fen: i64,
+    /// Switch's sales count.
+    pub switch_debit_count: i64,
+    /// Switch's refunds amount.
+    pub switch_credit_fen: i64,
+    /// Switch's refunds count.
+    pub switch_credit_count: i64,
+    /// Whether the totals agreed.
+    pub balanced: bool,
+}
+
+/// One transaction a terminal uploaded after an unbalanced settlement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// Terminal.
+    pub tid: String,
+    /// Batch.
+    pub batch: u32,
+    /// The transaction's STAN.
+    pub stan: u32,
+    /// Amount, fen.
+    pub amount_fen: i64,
+    /// `sale` or `refund`.
+    pub kind: String,
 }
 
 /// What the journal holds at start-up.
@@ -156,6 +227,8 @@ pub trait Backend: Send + 'static {
     fn snapshot(&mut self) -> Result<Snapshot, JournalError>;
     /// Reserves `n` numbers of sequence `name` and returns the first.
     fn reserve(&mut self, name: &str, n: u64) -> Result<u64, JournalError>;
+    /// A transaction by RRN.
+    fn find(&mut self, rrn: &str) -> Result<Option<TxnRecord>, JournalError>;
 }
 
 enum Request {
@@ -167,6 +240,10 @@ enum Request {
         name: &'static str,
         n: u64,
         done: oneshot::Sender<Result<u64, JournalError>>,
+    },
+    Find {
+        rrn: String,
+        done: oneshot::Sender<Result<Option<TxnRecord>, JournalError>>,
     },
 }
 
@@ -239,6 +316,16 @@ impl Journal {
         wait.await.map_err(|_| JournalError::Closed)?
     }
 
+    /// A transaction by RRN (read after every commit queued before it).
+    pub async fn find(&self, rrn: &str) -> Result<Option<TxnRecord>, JournalError> {
+        let (done, wait) = oneshot::channel();
+        self.sender()?
+            .send(Request::Find { rrn: rrn.to_owned(), done })
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        wait.await.map_err(|_| JournalError::Closed)?
+    }
+
     /// Stops accepting work, lets the writer finish what is queued, and waits for it.
     pub fn close(&self) {
         if let Ok(mut tx) = self.tx.lock() {
@@ -265,7 +352,7 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
         .iter()
         .filter_map(|r| match r {
             Request::Commit { ops, .. } => Some(ops.iter()),
-            Request::Reserve { .. } => None,
+            Request::Reserve { .. } | Request::Find { .. } => None,
         })
         .flatten()
         .collect();
@@ -294,6 +381,9 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
             }
             Request::Reserve { name, n, done } => {
                 let _ = done.send(backend.reserve(name, n));
+            }
+            Request::Find { rrn, done } => {
+                let _ = done.send(backend.find(&rrn));
             }
         }
     }

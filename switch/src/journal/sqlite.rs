@@ -29,10 +29,40 @@ CREATE TABLE IF NOT EXISTS transactions (
     currency       TEXT,
     response_code  TEXT NOT NULL,
     auth_code      TEXT,
-    request_digest TEXT NOT NULL
+    request_digest TEXT NOT NULL,
+    local_date     TEXT NOT NULL DEFAULT '',
+    original_rrn   TEXT,
+    voided         INTEGER NOT NULL DEFAULT 0,
+    reversed       INTEGER NOT NULL DEFAULT 0,
+    refunded_fen   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS transactions_by_terminal ON transactions (tid, batch, stan, mti);
 CREATE INDEX IF NOT EXISTS transactions_by_card ON transactions (pan_hash);
+CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions (local_date);
+CREATE TABLE IF NOT EXISTS batches (
+    tid                   TEXT NOT NULL,
+    mid                   TEXT NOT NULL,
+    batch                 INTEGER NOT NULL,
+    closed_utc            TEXT NOT NULL,
+    terminal_debit_fen    INTEGER NOT NULL,
+    terminal_debit_count  INTEGER NOT NULL,
+    terminal_credit_fen   INTEGER NOT NULL,
+    terminal_credit_count INTEGER NOT NULL,
+    switch_debit_fen      INTEGER NOT NULL,
+    switch_debit_count    INTEGER NOT NULL,
+    switch_credit_fen     INTEGER NOT NULL,
+    switch_credit_count   INTEGER NOT NULL,
+    balanced              INTEGER NOT NULL,
+    PRIMARY KEY (tid, batch)
+);
+CREATE TABLE IF NOT EXISTS batch_uploads (
+    tid        TEXT NOT NULL,
+    batch      INTEGER NOT NULL,
+    stan       INTEGER NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    PRIMARY KEY (tid, batch, stan)
+);
 CREATE TABLE IF NOT EXISTS accounts (
     pan_hash         TEXT PRIMARY KEY,
     masked_pan       TEXT NOT NULL,
@@ -84,16 +114,41 @@ impl Sqlite {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(storage)?;
         conn.execute_batch(SCHEMA).map_err(storage)?;
+        migrate(&conn).map_err(storage)?;
         Ok(Self { conn })
     }
 }
 
+/// Columns added after the first schema: added in place to an older journal.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let have: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('transactions')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (col, decl) in [
+        ("local_date", "TEXT NOT NULL DEFAULT ''"),
+        ("original_rrn", "TEXT"),
+        ("voided", "INTEGER NOT NULL DEFAULT 0"),
+        ("reversed", "INTEGER NOT NULL DEFAULT 0"),
+        ("refunded_fen", "INTEGER NOT NULL DEFAULT 0"),
+    ] {
+        if !have.iter().any(|h| h == col) {
+            conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The transaction columns, in `TxnRecord` order.
+const TXN_COLUMNS: &str = "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
+    card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
+    original_rrn, voided, reversed, refunded_fen";
+
 fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "INSERT INTO transactions (rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan,
-            pan_hash, card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?
+    conn.prepare_cached(&format!(
+        "INSERT INTO transactions ({TXN_COLUMNS}) VALUES
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+    ))?
     .execute(params![
         t.rrn,
         t.time_utc,
@@ -112,7 +167,12 @@ fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
         t.currency,
         t.response_code,
         t.auth_code,
-        t.request_digest
+        t.request_digest,
+        t.local_date,
+        t.original_rrn,
+        t.voided,
+        t.reversed,
+        t.refunded_fen
     ])
 }
 
@@ -163,6 +223,11 @@ fn txn_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnRecord> {
         response_code: r.get(15)?,
         auth_code: r.get(16)?,
         request_digest: r.get(17)?,
+        local_date: r.get(18)?,
+        original_rrn: r.get(19)?,
+        voided: r.get(20)?,
+        reversed: r.get(21)?,
+        refunded_fen: r.get(22)?,
     })
 }
 
@@ -178,9 +243,49 @@ impl Backend for Sqlite {
                     balance_delta_fen,
                     pin_tries,
                 } => tx
-                    .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2, pin_tries = ?3 WHERE pan_hash = ?1")
+                    .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2, pin_tries = COALESCE(?3, pin_tries) WHERE pan_hash = ?1")
                     .and_then(|mut s| s.execute(params![pan_hash, balance_delta_fen, pin_tries])),
                 Op::PutSession(s) => put_session(&tx, s),
+                Op::MarkTxn {
+                    rrn,
+                    voided,
+                    reversed,
+                    refunded_delta_fen,
+                } => tx
+                    .prepare_cached(
+                        "UPDATE transactions SET voided = COALESCE(?2, voided), reversed = COALESCE(?3, reversed),
+                            refunded_fen = refunded_fen + ?4 WHERE rrn = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![rrn, voided, reversed, refunded_delta_fen])),
+                Op::CloseBatch(b) => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO batches (tid, mid, batch, closed_utc, terminal_debit_fen,
+                            terminal_debit_count, terminal_credit_fen, terminal_credit_count, switch_debit_fen,
+                            switch_debit_count, switch_credit_fen, switch_credit_count, balanced)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            b.tid,
+                            b.mid,
+                            b.batch,
+                            b.closed_utc,
+                            b.terminal_debit_fen,
+                            b.terminal_debit_count,
+                            b.terminal_credit_fen,
+                            b.terminal_credit_count,
+                            b.switch_debit_fen,
+                            b.switch_debit_count,
+                            b.switch_credit_fen,
+                            b.switch_credit_count,
+                            b.balanced
+                        ])
+                    }),
+                Op::PutUpload(u) => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO batch_uploads (tid, batch, stan, amount_fen, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut s| s.execute(params![u.tid, u.batch, u.stan, u.amount_fen, u.kind])),
             }
             .map_err(storage)?;
         }
@@ -232,12 +337,11 @@ impl Backend for Sqlite {
             })
             .map_err(storage)?;
         let open_batch_txns = c
-            .prepare(
-                "SELECT t.rrn, t.time_utc, t.kind, t.mti, t.tid, t.mid, t.batch, t.stan, t.operator,
-                        t.masked_pan, t.pan_hash, t.card_type, t.amount_fen, t.fee_fen, t.currency,
-                        t.response_code, t.auth_code, t.request_digest
-                 FROM transactions t JOIN terminal_sessions s ON s.tid = t.tid AND s.batch = t.batch",
-            )
+            .prepare(&format!(
+                "SELECT {} FROM transactions t JOIN terminal_sessions s ON s.tid = t.tid AND s.batch = t.batch
+                 ORDER BY t.rowid",
+                TXN_COLUMNS.split(',').map(|c| format!("t.{}", c.trim())).collect::<Vec<_>>().join(", ")
+            ))
             .and_then(|mut s| s.query_map([], txn_from_row)?.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(storage)?;
         Ok(Snapshot {
@@ -245,6 +349,13 @@ impl Backend for Sqlite {
             sessions,
             open_batch_txns,
         })
+    }
+
+    fn find(&mut self, rrn: &str) -> Result<Option<TxnRecord>, JournalError> {
+        self.conn
+            .query_row(&format!("SELECT {TXN_COLUMNS} FROM transactions WHERE rrn = ?1"), [rrn], txn_from_row)
+            .optional()
+            .map_err(storage)
     }
 
     fn reserve(&mut self, name: &str, n: u64) -> Result<u64, JournalError> {

@@ -17,17 +17,16 @@ use hsm_sim::{EncryptedPinBlock, Hsm, KeyAlgorithm, MacAlgorithm, PinFormat, Sea
 use crate::clock::Instant;
 use crate::config::{Acquirer, CardStatus, CardType, TerminalMac};
 use crate::fees::{Channel, FeeSchedule};
-use crate::journal::{Journal, Op, SessionRecord, TxnRecord};
+use crate::journal::{BatchRecord, Journal, Op, SessionRecord, TxnRecord, UploadRecord};
 use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
-use crate::state::{
-    Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey,
-};
+use crate::state::{Account, Financial, FinancialKind, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey};
 
 pub mod card;
+mod lifecycle;
 pub mod rc;
 pub mod request;
 
-use card::{Pan, Routes};
+use card::Routes;
 use request::{Kind, Request};
 
 /// What to do with a frame.
@@ -50,6 +49,15 @@ pub struct IssuerKeys {
     pub pvki: u8,
 }
 
+/// A QR wallet: payment codes with its prefix draw on it.
+#[derive(Clone, Debug)]
+pub struct Wallet {
+    /// Wallet account number (its PVV and balance are in the accounts).
+    pub id: String,
+    /// Payment code prefix.
+    pub code_prefix: String,
+}
+
 /// RRNs come from blocks reserved in the journal.
 struct RrnBlock {
     next: u64,
@@ -67,6 +75,7 @@ pub struct Switch {
     pub(crate) fees: FeeSchedule,
     pub(crate) acquirer: Acquirer,
     pub(crate) issuer: Option<IssuerKeys>,
+    pub(crate) wallets: Vec<Wallet>,
     pub(crate) state: State,
     pub(crate) journal: Journal,
     pub(crate) metrics: Arc<Metrics>,
@@ -97,19 +106,51 @@ fn sign_on_again(rc: &'static str) -> Decline {
     }
 }
 
+/// A change to an earlier transaction, journalled with the request that makes it.
+#[derive(Clone, Debug)]
+struct Mark {
+    rrn: String,
+    voided: Option<bool>,
+    reversed: Option<bool>,
+    refunded_delta_fen: i64,
+}
+
+impl Mark {
+    fn new(rrn: String) -> Self {
+        Self {
+            rrn,
+            voided: None,
+            reversed: None,
+            refunded_delta_fen: 0,
+        }
+    }
+}
+
 /// The outcome of a request, before it is journalled and answered.
 #[derive(Debug, Default)]
 struct Outcome {
     rc: &'static str,
     sign_on_again: bool,
     card: Option<CardInfo>,
-    fee_fen: u64,
+    fee_fen: i64,
     balance_fen: Option<i64>,
     auth_code: Option<String>,
-    /// Account change to journal with the record: (pan hash, balance delta, PIN tries).
-    account: Option<([u8; 32], i64, u8)>,
+    /// Account change to journal with the record: (account, balance delta, PIN tries).
+    account: Option<([u8; 32], i64, Option<u8>)>,
+    /// Changes to earlier transactions (void, refund, reversal).
+    marks: Vec<Mark>,
+    /// The transaction this one voids, refunds or reverses.
+    original_rrn: Option<String>,
+    /// What an approval records for later voids, refunds and settlement.
+    financial: Option<FinancialKind>,
     /// Sign-on: the new session, and field 62.
     sign_on: Option<(Session, Vec<u8>)>,
+    /// Settlement: the batch closed, and field 48 of the reply.
+    settle: Option<(BatchRecord, String)>,
+    /// Batch upload: the transactions uploaded.
+    uploads: Vec<UploadRecord>,
+    /// A reversal that found no original: the original's key, now refused.
+    tombstone: Option<TxnKey>,
     /// Whether the reply gets a MAC (the terminal's TAK is known and the MAC checked).
     mac_reply: bool,
 }
@@ -138,6 +179,8 @@ enum Claim {
     Conflict,
     /// Not subject to duplicate detection (sign-on, echo, unknown kinds).
     Untracked,
+    /// Its reversal came first: refused, and nothing moves.
+    ReversedEarly,
 }
 
 struct ClaimTicket {
@@ -150,7 +193,28 @@ struct ClaimTicket {
 struct CardInfo {
     masked: String,
     hash: [u8; 32],
-    card_type: CardType,
+    channel: Channel,
+}
+
+/// The card or wallet a request draws on.
+struct Instrument {
+    /// The account's key (keyed hash of the PAN or wallet number).
+    hash: [u8; 32],
+    /// The number the PIN block is formed with (PAN, or the QR payment code).
+    block_pan: String,
+    /// The number the PVV belongs to (PAN, or the wallet number).
+    pvv_account: String,
+    /// Whether it is a QR payment code.
+    qr: bool,
+}
+
+/// Money back to an account: a debit account (card or wallet) gains, a credit card's
+/// amount used falls.
+fn credit_back(channel: Channel, amount: i64) -> i64 {
+    match channel {
+        Channel::Credit => -amount,
+        Channel::Debit | Channel::Qr => amount,
+    }
 }
 
 fn hsm_err(e: hsm_sim::Error) -> Decline {
@@ -167,11 +231,13 @@ impl Switch {
         fees: FeeSchedule,
         acquirer: Acquirer,
         issuer: Option<IssuerKeys>,
+        wallets: Vec<Wallet>,
         state: State,
         journal: Journal,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            wallets,
             hsm,
             dialect: Dialect::cup_pos(),
             terminals,
@@ -247,6 +313,14 @@ impl Switch {
                 let out = self.process(&req).await;
                 self.record(&req, out, now, None).await
             }
+            Claim::ReversedEarly => {
+                tracing::warn!(tid = req.tid, stan = req.stan, "original arrived after its reversal: refused");
+                let out = Outcome {
+                    rc: rc::INVALID_TXN,
+                    ..Outcome::default()
+                };
+                self.record(&req, out, now, None).await
+            }
             Claim::New(claim) => {
                 let out = self.process(&req).await;
                 self.record(&req, out, now, Some(claim)).await
@@ -309,6 +383,7 @@ impl Switch {
                     return Claim::New(ClaimTicket { key, digest, done });
                 }
                 dashmap::Entry::Occupied(o) => match o.get() {
+                    Slot::ReversedEarly => return Claim::ReversedEarly,
                     Slot::Done(r) if r.digest == digest => return Claim::Replay(r.clone()),
                     Slot::InFlight { digest: d, done } if *d == digest => done.clone(),
                     _ => return Claim::Conflict,
@@ -340,17 +415,34 @@ impl Switch {
             match kind {
                 Kind::SignOn => return self.sign_on(req, range, &mut out),
                 Kind::Echo => return Ok(()),
-                Kind::Sale | Kind::Balance => {}
-                // Voids, refunds, reversals and settlement are not served by this version.
-                _ => return Err(rc::INVALID_TXN.into()),
+                _ => {}
             }
-            let session = self.session_check(req)?;
+            let session = self.session_check(req, kind)?;
             self.mac_check(req, range.mac, &session)?;
             out.mac_reply = true;
-            let pan = self.card_check(req, &mut out)?;
-            let mut account = self.account_check(req, &mut out)?;
-            self.pin_check(req, &pan, &session, &mut account, &mut out)?;
-            let fee = self.fee(kind, range, req, &account);
+            match kind {
+                Kind::Settle => return self.settle(req, range, &session, &mut out),
+                Kind::BatchUpload => return self.batch_upload(req, &mut out),
+                Kind::Reversal => return self.reverse(req, &mut out).await,
+                _ => {}
+            }
+            self.amount_check(req, kind)?;
+            let inst = self.instrument(req, &mut out)?;
+            let mut account = self.account_check(req, &inst, &mut out)?;
+            match kind {
+                Kind::Sale | Kind::Balance => self.pin_check(req, &inst, &session, &mut account, &mut out, true)?,
+                Kind::QrSale => {
+                    let required = req.amount_fen > self.acquirer.qr_password_free_limit_fen;
+                    self.pin_check(req, &inst, &session, &mut account, &mut out, required)?;
+                }
+                Kind::Void => {
+                    self.pin_check(req, &inst, &session, &mut account, &mut out, false)?;
+                    return self.void(req, &inst, &session, &mut out);
+                }
+                Kind::Refund => return self.refund(req, &inst, &mut out).await,
+                _ => return Err(rc::INVALID_TXN.into()),
+            }
+            let fee = self.fee(kind, range, req, &out);
             self.authorise(kind, req, fee, &mut out)
         }
         .await;
@@ -377,7 +469,9 @@ impl Switch {
         Ok(range)
     }
 
-    fn session_check(&self, req: &Request<'_>) -> Result<Arc<Session>, Decline> {
+    /// The terminal's session; the request's batch must be the open one (a batch upload may
+    /// also name the batch just settled; a reversal names its original's batch).
+    fn session_check(&self, req: &Request<'_>, kind: Kind) -> Result<Arc<Session>, Decline> {
         let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
         let session = self
             .state
@@ -385,7 +479,12 @@ impl Switch {
             .get(&tid)
             .map(|s| Arc::clone(s.value()))
             .ok_or(sign_on_again(rc::MAC_FAILURE))?;
-        if req.batch != session.batch {
+        let batch_ok = match kind {
+            Kind::Reversal => true,
+            Kind::BatchUpload => req.batch == session.batch || req.batch + 1 == session.batch,
+            _ => req.batch == session.batch,
+        };
+        if !batch_ok {
             return Err(sign_on_again(rc::BATCH_MISMATCH));
         }
         Ok(session)
@@ -413,15 +512,54 @@ impl Switch {
         }
     }
 
-    // ----- step 5: card ------------------------------------------------------------------
+    // ----- step 5: card or wallet -------------------------------------------------------
 
-    fn card_check(&self, req: &Request<'_>, out: &mut Outcome) -> Result<Pan, Decline> {
+    fn amount_check(&self, req: &Request<'_>, kind: Kind) -> Result<(), Decline> {
+        if req.msg.text(49).is_some_and(|c| c != self.acquirer.currency) {
+            return Err(rc::INVALID_AMOUNT.into());
+        }
+        let moves_money = matches!(kind, Kind::Sale | Kind::QrSale | Kind::Void | Kind::Refund);
+        if moves_money && (req.amount_fen == 0 || req.amount_fen > self.acquirer.max_amount_fen) {
+            return Err(rc::INVALID_AMOUNT.into());
+        }
+        Ok(())
+    }
+
+    /// The card (field 2 or track 2) or, for QR payment codes (field 59 `QR` + digits), the
+    /// wallet the request draws on.
+    fn instrument(&self, req: &Request<'_>, out: &mut Outcome) -> Result<Instrument, Decline> {
+        if let Some(code) = req.msg.text(59).and_then(|t| t.strip_prefix("QR")) {
+            if !(16..=24).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(rc::INVALID_CARD.into());
+            }
+            let wallet = self
+                .wallets
+                .iter()
+                .find(|w| code.starts_with(w.code_prefix.as_str()))
+                .ok_or(Decline::from(rc::NO_ISSUER))?;
+            let hash = self.hsm.keyed_digest("pan", wallet.id.as_bytes());
+            out.card = Some(CardInfo {
+                masked: codec::mask::pan(code),
+                hash,
+                channel: Channel::Qr,
+            });
+            return Ok(Instrument {
+                hash,
+                block_pan: code.to_owned(),
+                pvv_account: wallet.id.clone(),
+                qr: true,
+            });
+        }
+        if req.kind == Some(Kind::QrSale) {
+            return Err(rc::FORMAT_ERROR.into());
+        }
         let pan = card::pan_of(req.msg).ok_or(Decline::from(rc::INVALID_CARD))?;
         let card_type = self.routes.route(pan.as_str());
+        let hash = self.hsm.keyed_digest("pan", pan.as_str().as_bytes());
         out.card = Some(CardInfo {
             masked: pan.masked(),
-            hash: self.hsm.keyed_digest("pan", pan.as_str().as_bytes()),
-            card_type: card_type.unwrap_or(CardType::Debit),
+            hash,
+            channel: if card_type == Some(CardType::Credit) { Channel::Credit } else { Channel::Debit },
         });
         if !card::luhn_ok(pan.as_str()) {
             return Err(rc::INVALID_CARD.into());
@@ -429,35 +567,28 @@ impl Switch {
         if card_type.is_none() {
             return Err(rc::NO_ISSUER.into());
         }
-        if req
-            .msg
-            .text(49)
-            .is_some_and(|c| c != self.acquirer.currency)
-        {
-            return Err(rc::INVALID_AMOUNT.into());
-        }
-        if req.kind == Some(Kind::Sale)
-            && (req.amount_fen == 0 || req.amount_fen > self.acquirer.max_amount_fen)
-        {
-            return Err(rc::INVALID_AMOUNT.into());
-        }
-        Ok(pan)
+        Ok(Instrument {
+            hash,
+            block_pan: pan.as_str().to_owned(),
+            pvv_account: pan.as_str().to_owned(),
+            qr: false,
+        })
     }
 
-    fn account_check(&self, req: &Request<'_>, out: &mut Outcome) -> Result<Account, Decline> {
-        let hash = out
-            .card
-            .as_ref()
-            .map(|c| c.hash)
-            .ok_or(Decline::from(rc::INVALID_CARD))?;
+    fn account_check(&self, req: &Request<'_>, inst: &Instrument, out: &mut Outcome) -> Result<Account, Decline> {
         let account = self
             .state
             .accounts
-            .get(&hash)
+            .get(&inst.hash)
             .map(|a| a.clone())
             .ok_or(Decline::from(rc::INVALID_CARD))?;
-        if let Some(c) = out.card.as_mut() {
-            c.card_type = account.card_type;
+        if let Some(c) = out.card.as_mut()
+            && !inst.qr
+        {
+            c.channel = match account.card_type {
+                CardType::Debit => Channel::Debit,
+                CardType::Credit => Channel::Credit,
+            };
         }
         match account.status {
             CardStatus::Active => {}
@@ -466,7 +597,7 @@ impl Switch {
             CardStatus::Blocked => return Err(rc::DO_NOT_HONOUR.into()),
         }
         let today = Instant::now().cst_yymm();
-        if account.expiry < today || card::expiry_of(req.msg).is_some_and(|e| e != account.expiry) {
+        if account.expiry < today || (!inst.qr && card::expiry_of(req.msg).is_some_and(|e| e != account.expiry)) {
             return Err(rc::EXPIRED_CARD.into());
         }
         Ok(account)
@@ -474,20 +605,19 @@ impl Switch {
 
     // ----- step 6: PIN -------------------------------------------------------------------
 
+    /// Verifies field 52 against the account's PVV; without 52, `required` decides.
     fn pin_check(
         &self,
         req: &Request<'_>,
-        pan: &Pan,
+        inst: &Instrument,
         session: &Session,
         account: &mut Account,
         out: &mut Outcome,
+        required: bool,
     ) -> Result<(), Decline> {
-        let hash = out
-            .card
-            .as_ref()
-            .map(|c| c.hash)
-            .ok_or(Decline::from(rc::INVALID_CARD))?;
-        let block = req.msg.bytes(52).ok_or(Decline::from(rc::WRONG_PIN))?;
+        let Some(block) = req.msg.bytes(52) else {
+            return if required { Err(rc::WRONG_PIN.into()) } else { Ok(()) };
+        };
         let block = EncryptedPinBlock::new(block).map_err(|_| Decline::from(rc::FORMAT_ERROR))?;
         let issuer = self.issuer.as_ref().ok_or(Decline::from(rc::NO_ISSUER))?;
         let limit = self.acquirer.pin_tries;
@@ -495,14 +625,15 @@ impl Switch {
             return Err(rc::PIN_TRIES_EXCEEDED.into());
         }
         let verified = self.timed("pin_verify", || {
-            self.hsm.verify_pin_pvv(
+            self.hsm.verify_pin_pvv_for(
                 &session.tpk,
                 &block,
                 PinFormat::Iso0,
-                pan.as_str(),
+                &inst.block_pan,
                 &issuer.pvk,
                 account.pvki,
                 &account.pvv,
+                &inst.pvv_account,
             )
         });
         let ok = match verified {
@@ -515,7 +646,7 @@ impl Switch {
             Err(e) => return Err(hsm_err(e)),
         };
         // Count under the account's lock: concurrent wrong PINs each count.
-        let tries = match self.state.accounts.get_mut(&hash) {
+        let tries = match self.state.accounts.get_mut(&inst.hash) {
             Some(mut a) => {
                 a.pin_tries = if ok { 0 } else { a.pin_tries.saturating_add(1) };
                 a.pin_tries
@@ -523,7 +654,7 @@ impl Switch {
             None => return Err(rc::INVALID_CARD.into()),
         };
         account.pin_tries = tries;
-        out.account = Some((hash, 0, tries));
+        out.account = Some((inst.hash, 0, Some(tries)));
         match (ok, tries >= limit) {
             (true, _) => Ok(()),
             (false, true) => Err(rc::PIN_TRIES_EXCEEDED.into()),
@@ -533,57 +664,38 @@ impl Switch {
 
     // ----- step 7: fee -------------------------------------------------------------------
 
-    fn fee(&self, kind: Kind, range: &TerminalRange, req: &Request<'_>, account: &Account) -> u64 {
-        if kind != Kind::Sale {
-            return 0;
+    fn fee(&self, kind: Kind, range: &TerminalRange, req: &Request<'_>, out: &Outcome) -> i64 {
+        match (kind, &out.card) {
+            (Kind::Sale | Kind::QrSale, Some(card)) => {
+                let fee = self.fees.fee_for(card.channel, &range.mcc, &range.mid, req.amount_fen);
+                i64::try_from(fee).unwrap_or(i64::MAX)
+            }
+            _ => 0,
         }
-        let channel = match account.card_type {
-            CardType::Debit => Channel::Debit,
-            CardType::Credit => Channel::Credit,
-        };
-        self.fees
-            .fee_for(channel, &range.mcc, &range.mid, req.amount_fen)
     }
 
     // ----- step 8: authorise (on-us) -----------------------------------------------------
 
-    fn authorise(
-        &self,
-        kind: Kind,
-        req: &Request<'_>,
-        fee: u64,
-        out: &mut Outcome,
-    ) -> Result<(), Decline> {
-        let hash = out
-            .card
-            .as_ref()
-            .map(|c| c.hash)
-            .ok_or(Decline::from(rc::INVALID_CARD))?;
-        let mut a = self
-            .state
-            .accounts
-            .get_mut(&hash)
-            .ok_or(Decline::from(rc::INVALID_CARD))?;
-        match kind {
-            Kind::Balance => {
-                out.balance_fen = Some(a.available_fen());
-            }
-            _ => {
-                let amount =
-                    i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
-                if a.available_fen() < amount {
-                    return Err(rc::INSUFFICIENT_FUNDS.into());
-                }
-                // Debit: the balance drops. Credit: the amount used rises.
-                let delta = match a.card_type {
-                    CardType::Debit => -amount,
-                    CardType::Credit => amount,
-                };
-                a.balance_fen += delta;
-                out.account = Some((hash, delta, a.pin_tries));
-                out.fee_fen = fee;
-            }
+    fn authorise(&self, kind: Kind, req: &Request<'_>, fee: i64, out: &mut Outcome) -> Result<(), Decline> {
+        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+        let mut a = self.state.accounts.get_mut(&hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+        if kind == Kind::Balance {
+            out.balance_fen = Some(a.available_fen());
+            return Ok(());
         }
+        let amount = i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
+        if a.available_fen() < amount {
+            return Err(rc::INSUFFICIENT_FUNDS.into());
+        }
+        // Debit (card or wallet): the balance drops. Credit: the amount used rises.
+        let delta = match a.card_type {
+            CardType::Debit => -amount,
+            CardType::Credit => amount,
+        };
+        a.balance_fen += delta;
+        out.account = Some((hash, delta, Some(a.pin_tries)));
+        out.fee_fen = fee;
+        out.financial = Some(FinancialKind::Sale);
         Ok(())
     }
 
@@ -625,20 +737,11 @@ impl Switch {
     // ----- step 9: the journal ----------------------------------------------------------
 
     /// Journals the request and its outcome durably, then makes it visible (sessions,
-    /// duplicate detection) and completes the claim. Returns the outcome to answer and its
-    /// RRN; a journal failure turns it into `96` with nothing applied.
-    async fn record(
-        &self,
-        req: &Request<'_>,
-        mut out: Outcome,
-        now: Instant,
-        claim: Option<ClaimTicket>,
-    ) -> (Outcome, String) {
+    /// lifecycle state, duplicate detection) and completes the claim. Returns the outcome to
+    /// answer and its RRN; a journal failure turns it into `96` with nothing applied.
+    async fn record(&self, req: &Request<'_>, mut out: Outcome, now: Instant, claim: Option<ClaimTicket>) -> (Outcome, String) {
         let durable = match req.kind.filter(|k| *k != Kind::Echo) {
-            Some(kind) => {
-                self.journal_outcome(kind, req, &mut out, now, claim.as_ref().map(|c| c.digest))
-                    .await
-            }
+            Some(kind) => self.journal_outcome(kind, req, &mut out, now, claim.as_ref().map(|c| c.digest)).await,
             None => Ok(String::new()),
         };
         let rrn = match durable {
@@ -647,13 +750,14 @@ impl Switch {
                 self.undo(&out);
                 out.rc = rc::SYSTEM_ERROR;
                 out.sign_on = None;
+                out.settle = None;
                 out.auth_code = None;
                 rrn
             }
         };
         let ok = out.rc != rc::SYSTEM_ERROR;
-        if ok && let (Some((session, _)), Some(tid)) = (&out.sign_on, req.tid_key()) {
-            self.state.sessions.insert(tid, Arc::new(session.clone()));
+        if ok {
+            self.publish(req, &out, &rrn, now);
         }
         if let Some(claim) = claim {
             let recorded = Recorded {
@@ -666,45 +770,65 @@ impl Switch {
                 sign_on_again: out.sign_on_again,
             };
             if ok {
-                self.state
-                    .recent
-                    .insert(claim.key, Slot::Done(recorded.clone()));
+                self.state.recent.insert(claim.key, Slot::Done(recorded.clone()));
             } else {
                 // Not journalled: a retransmission is processed afresh.
                 self.state.recent.remove(&claim.key);
             }
             let _ = claim.done.send(Some(recorded));
         }
-        if ok
-            && out.rc == rc::APPROVED
-            && req.kind == Some(Kind::Sale)
-            && let Some(card) = &out.card
-        {
-            let label = CardLabel {
-                card_type: card.card_type.as_str(),
-            };
-            self.metrics
-                .amount_fen
-                .get_or_create(&label)
-                .inc_by(req.amount_fen);
-            self.metrics
-                .fees_fen
-                .get_or_create(&label)
-                .inc_by(out.fee_fen);
-        }
         (out, rrn)
     }
 
-    /// Writes the record (and the balance or session change) and waits until it is on disk.
-    /// `Err` carries the RRN, if one was assigned, of a request that was not journalled.
-    async fn journal_outcome(
-        &self,
-        kind: Kind,
-        req: &Request<'_>,
-        out: &mut Outcome,
-        now: Instant,
-        digest: Option<[u8; 32]>,
-    ) -> Result<String, String> {
+    /// After a durable commit: the new session or batch, the approved transaction for later
+    /// voids, refunds, reversals and settlement, and the metrics.
+    fn publish(&self, req: &Request<'_>, out: &Outcome, rrn: &str, now: Instant) {
+        let Some(tid) = req.tid_key() else { return };
+        if let Some((session, _)) = &out.sign_on {
+            self.state.sessions.insert(tid, Arc::new(session.clone()));
+        }
+        if let Some((batch, _)) = &out.settle {
+            self.after_settlement(tid, batch);
+        }
+        if out.rc != rc::APPROVED {
+            return;
+        }
+        if let (Some(kind), Some(card)) = (out.financial, &out.card) {
+            self.state.financial.insert(
+                rrn.to_owned(),
+                Financial {
+                    kind,
+                    tid,
+                    batch: req.batch,
+                    stan: req.stan,
+                    account: card.hash,
+                    channel: card.channel,
+                    amount_fen: i64::try_from(req.amount_fen).unwrap_or(i64::MAX),
+                    fee_fen: out.fee_fen,
+                    local_date: now.cst_date(),
+                    original_rrn: out.original_rrn.clone(),
+                    voided: false,
+                    reversed: false,
+                    refunded_fen: 0,
+                },
+            );
+            if req.mti().as_u16() == 200 {
+                self.state.by_trace.insert((tid, req.batch, req.stan), rrn.to_owned());
+            }
+            if kind == FinancialKind::Sale {
+                let label = CardLabel {
+                    card_type: card.channel.as_str(),
+                };
+                self.metrics.amount_fen.get_or_create(&label).inc_by(req.amount_fen);
+                self.metrics.fees_fen.get_or_create(&label).inc_by(u64::try_from(out.fee_fen).unwrap_or(0));
+            }
+        }
+    }
+
+    /// Writes the record (and the balance, session, batch or earlier transactions' changes)
+    /// and waits until it is on disk. `Err` carries the RRN, if one was assigned, of a
+    /// request that was not journalled.
+    async fn journal_outcome(&self, kind: Kind, req: &Request<'_>, out: &mut Outcome, now: Instant, digest: Option<[u8; 32]>) -> Result<String, String> {
         let rrn = self.next_rrn().await.map_err(|_| String::new())?;
         if out.rc == rc::APPROVED && kind != Kind::SignOn {
             let d = self.hsm.keyed_digest("auth", rrn.as_bytes());
@@ -712,7 +836,7 @@ impl Switch {
             out.auth_code = Some(format!("{n:06}"));
         }
         let digest = digest.unwrap_or_else(|| self.request_digest(req));
-        let mut ops = Vec::with_capacity(3);
+        let mut ops = Vec::with_capacity(4 + out.marks.len() + out.uploads.len());
         ops.push(Op::Txn(Box::new(TxnRecord {
             rrn: rrn.clone(),
             time_utc: now.iso_utc(),
@@ -725,13 +849,18 @@ impl Switch {
             operator: req.operator.map(str::to_owned),
             masked_pan: out.card.as_ref().map(|c| c.masked.clone()),
             pan_hash: out.card.as_ref().map(|c| hex::encode(c.hash)),
-            card_type: out.card.as_ref().map(|c| c.card_type.as_str().to_owned()),
+            card_type: out.card.as_ref().map(|c| c.channel.as_str().to_owned()),
             amount_fen: i64::try_from(req.amount_fen).unwrap_or(i64::MAX),
-            fee_fen: i64::try_from(out.fee_fen).unwrap_or(i64::MAX),
+            fee_fen: out.fee_fen,
             currency: req.msg.text(49).map(str::to_owned),
             response_code: out.rc.to_owned(),
             auth_code: out.auth_code.clone(),
             request_digest: hex::encode(digest),
+            local_date: now.cst_date(),
+            original_rrn: out.original_rrn.clone(),
+            voided: false,
+            reversed: false,
+            refunded_fen: 0,
         })));
         if let Some((hash, delta, tries)) = out.account {
             ops.push(Op::UpdateAccount {
@@ -740,7 +869,20 @@ impl Switch {
                 pin_tries: tries,
             });
         }
-        if let Some((session, _)) = &out.sign_on {
+        for m in &out.marks {
+            ops.push(Op::MarkTxn {
+                rrn: m.rrn.clone(),
+                voided: m.voided,
+                reversed: m.reversed,
+                refunded_delta_fen: m.refunded_delta_fen,
+            });
+        }
+        let session = out
+            .sign_on
+            .as_ref()
+            .map(|(s, _)| s.clone())
+            .or_else(|| out.settle.as_ref().and_then(|(b, _)| self.next_batch_session(req, b.batch)));
+        if let Some(session) = session {
             ops.push(Op::PutSession(Box::new(SessionRecord {
                 tid: req.tid.to_owned(),
                 mid: session.mid.clone(),
@@ -751,11 +893,13 @@ impl Switch {
                 signed_on_utc: now.iso_utc(),
             })));
         }
+        if let Some((batch, _)) = &out.settle {
+            ops.push(Op::CloseBatch(Box::new(batch.clone())));
+        }
+        ops.extend(out.uploads.iter().map(|u| Op::PutUpload(Box::new(u.clone()))));
         let t = Stopwatch::now();
         let committed = self.journal.commit(ops).await;
-        self.metrics
-            .journal_commit
-            .observe(t.elapsed().as_secs_f64());
+        self.metrics.journal_commit.observe(t.elapsed().as_secs_f64());
         match committed {
             Ok(()) => Ok(rrn),
             Err(e) => {
@@ -765,13 +909,24 @@ impl Switch {
         }
     }
 
-    /// Reverts an in-memory balance change that will not be journalled.
+    /// Reverts the in-memory changes of a request that will not be journalled.
     fn undo(&self, out: &Outcome) {
         if let Some((hash, delta, _)) = out.account
             && delta != 0
             && let Some(mut a) = self.state.accounts.get_mut(&hash)
         {
             a.balance_fen -= delta;
+        }
+        for m in &out.marks {
+            if let Some(mut f) = self.state.financial.get_mut(&m.rrn) {
+                if let Some(v) = m.voided {
+                    f.voided = !v;
+                }
+                if let Some(r) = m.reversed {
+                    f.reversed = !r;
+                }
+                f.refunded_fen -= m.refunded_delta_fen;
+            }
         }
     }
 
@@ -815,6 +970,9 @@ impl Switch {
         }
         b.set(39, out.rc);
         let balance_field;
+        if let Some((_, f48)) = &out.settle {
+            b.set(48, f48.as_str());
+        }
         if let Some(bal) = out.balance_fen {
             // Account type 10, amount type 02 (available), CNY, sign, 12 digits.
             balance_field = format!(

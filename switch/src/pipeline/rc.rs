@@ -14,6 +14,8 @@ pub const INVALID_AMOUNT: &str = "13";
 pub const INVALID_CARD: &str = "14";
 /// No such issuer: no route for the BIN.
 pub const NO_ISSUER: &str = "15";
+/// Original not found (void, refund).
+pub const NO_ORIGINAL: &str = "25";
 /// Format error.
 pub const FORMAT_ERROR: &str = "30";
 /// Lost card.
@@ -26,6 +28,10 @@ pub const INSUFFICIENT_FUNDS: &str = "51";
 pub const EXPIRED_CARD: &str = "54";
 /// Wrong PIN (or no PIN where one is required).
 pub const WRONG_PIN: &str = "55";
+/// Refunds would exceed the original amount.
+pub const EXCEEDS_ORIGINAL: &str = "61";
+/// Original amount mismatch (void).
+pub const AMOUNT_MISMATCH: &str = "64";
 /// PIN tries exceeded.
 pub const PIN_TRIES_EXCEEDED: &str = "75";
 /// Batch number does not match the terminal's open batch: sign on again.
@@ -39,7 +45,10 @@ pub const NO_TERMINAL: &str = "97";
 /// MAC failure, or no working keys: sign on again.
 pub const MAC_FAILURE: &str = "A0";
 
-const ALL: [&str; 20] = [
+const ALL: [&str; 23] = [
+    NO_ORIGINAL,
+    EXCEEDS_ORIGINAL,
+    AMOUNT_MISMATCH,
     APPROVED,
     INVALID_MERCHANT,
     DO_NOT_HONOUR,

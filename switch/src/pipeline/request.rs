@@ -13,6 +13,8 @@ pub enum Kind {
     Echo,
     /// 0200, 3 = 000000, 60.1 = 22.
     Sale,
+    /// 0200, 3 = 000000, 60.1 = 22, 22 = 03x: QR payment-code sale, code in 59.
+    QrSale,
     /// 0200, 3 = 310000.
     Balance,
     /// 0200, 3 = 200000, 60.1 = 23.
@@ -34,6 +36,7 @@ impl Kind {
             Self::SignOn => "sign-on",
             Self::Echo => "echo",
             Self::Sale => "sale",
+            Self::QrSale => "qr-sale",
             Self::Balance => "balance",
             Self::Void => "void",
             Self::Refund => "refund",
@@ -51,10 +54,14 @@ impl Kind {
     /// Fields a request of this kind must have (besides 64 when it needs a MAC).
     fn mandatory(self) -> &'static [u8] {
         match self {
-            Self::SignOn | Self::Echo => &[11, 41, 42, 60],
             Self::Sale => &[3, 4, 11, 22, 25, 41, 42, 49, 60],
+            Self::QrSale => &[3, 4, 11, 22, 25, 41, 42, 49, 59, 60],
             Self::Balance => &[3, 11, 22, 25, 41, 42, 49, 52, 60],
-            _ => &[11, 41, 42, 60],
+            Self::Void => &[3, 4, 11, 22, 25, 41, 42, 49, 60, 61],
+            Self::Refund => &[3, 4, 11, 25, 37, 41, 42, 49, 60, 61],
+            Self::Reversal => &[3, 4, 11, 25, 41, 42, 60],
+            Self::Settle | Self::BatchUpload => &[11, 41, 42, 48, 60],
+            Self::SignOn | Self::Echo => &[11, 41, 42, 60],
         }
     }
 }
@@ -94,6 +101,9 @@ pub fn classify(msg: &Message<'_>) -> Option<Kind> {
         800 if is("60.3", "001") || is("60.3", "003") || is("60.3", "004") => Some(Kind::SignOn),
         820 => Some(Kind::Echo),
         200 if proc_is("310000") => Some(Kind::Balance),
+        200 if proc_is("000000") && is("60.1", "22") && msg.digits(22).is_some_and(|d| d.char_at(0) == Some(b'0') && d.char_at(1) == Some(b'3')) => {
+            Some(Kind::QrSale)
+        }
         200 if proc_is("000000") && is("60.1", "22") => Some(Kind::Sale),
         200 if proc_is("200000") && is("60.1", "23") => Some(Kind::Void),
         220 if is("60.1", "25") => Some(Kind::Refund),
