@@ -161,11 +161,9 @@ async fn every_decline_code() {
     // 13: zero amount, and an absurd one.
     assert_eq!(t.sale(CREDIT, "654321", 0).await.rc(), "13");
     assert_eq!(t.sale(CREDIT, "654321", 999_999_999_999).await.rc(), "13");
-    // 12: a transaction this version does not serve (void).
+    // 12: a processing code the switch does not serve.
     let mut b = t.sale_builder(CREDIT, Some("654321"), 100);
-    b.set(3, "200000")
-        .set(60, format!("23{:06}000", t.batch))
-        .set(61, "000001000001");
+    b.set(3, "190000");
     let frame = t.seal(&mut b);
     assert_eq!(t.exchange(&frame).await.rc(), "12");
     // 77: a batch that is not the terminal's open batch.
