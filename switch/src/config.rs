@@ -632,13 +632,21 @@ impl Config {
             if !(12..=19).contains(&w.id.len()) || !w.id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid(key("id"), "must be 12 to 19 digits"));
             }
-            if w.code_prefix.is_empty() || w.code_prefix.len() > 6 || !w.code_prefix.bytes().all(|b| b.is_ascii_digit()) {
+            if w.code_prefix.is_empty()
+                || w.code_prefix.len() > 6
+                || !w.code_prefix.bytes().all(|b| b.is_ascii_digit())
+            {
                 return Err(invalid(key("code_prefix"), "must be 1 to 6 digits"));
             }
             match (&w.pin, &w.pvv) {
-                (Some(_), Some(_)) | (None, None) => return Err(invalid(key("pin"), "give exactly one of pin and pvv")),
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(key("pin"), "give exactly one of pin and pvv"));
+                }
                 (Some(_), None) if self.production => {
-                    return Err(invalid(key("pin"), "payment passwords in a file are test data, refused in production"));
+                    return Err(invalid(
+                        key("pin"),
+                        "payment passwords in a file are test data, refused in production",
+                    ));
                 }
                 _ => {}
             }

@@ -208,12 +208,15 @@ pub async fn start(config: Config) -> Result<Running> {
         if state.accounts.contains_key(&hash) {
             continue;
         }
-        let Some(issuer) = &issuer else { bail!("wallets[{i}]: no [issuer] PVK") };
+        let Some(issuer) = &issuer else {
+            bail!("wallets[{i}]: no [issuer] PVK")
+        };
         let pvv = match (&w.pvv, &w.pin) {
             (Some(v), _) => v.clone(),
             (None, Some(pin)) => {
                 let pin = ClearPin::new(pin).map_err(|e| anyhow!("wallets[{i}].pin: {e}"))?;
-                hsm.generate_pvv(&issuer.pvk, &w.id, issuer.pvki, &pin).map_err(|e| anyhow!("wallets[{i}]: {e}"))?
+                hsm.generate_pvv(&issuer.pvk, &w.id, issuer.pvki, &pin)
+                    .map_err(|e| anyhow!("wallets[{i}]: {e}"))?
             }
             (None, None) => bail!("wallets[{i}]: no pin or pvv"),
         };

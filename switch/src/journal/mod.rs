@@ -320,7 +320,10 @@ impl Journal {
     pub async fn find(&self, rrn: &str) -> Result<Option<TxnRecord>, JournalError> {
         let (done, wait) = oneshot::channel();
         self.sender()?
-            .send(Request::Find { rrn: rrn.to_owned(), done })
+            .send(Request::Find {
+                rrn: rrn.to_owned(),
+                done,
+            })
             .await
             .map_err(|_| JournalError::Closed)?;
         wait.await.map_err(|_| JournalError::Closed)?

@@ -140,7 +140,8 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The transaction columns, in `TxnRecord` order.
-const TXN_COLUMNS: &str = "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
+const TXN_COLUMNS: &str =
+    "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
     card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
     original_rrn, voided, reversed, refunded_fen";
 
@@ -353,7 +354,11 @@ impl Backend for Sqlite {
 
     fn find(&mut self, rrn: &str) -> Result<Option<TxnRecord>, JournalError> {
         self.conn
-            .query_row(&format!("SELECT {TXN_COLUMNS} FROM transactions WHERE rrn = ?1"), [rrn], txn_from_row)
+            .query_row(
+                &format!("SELECT {TXN_COLUMNS} FROM transactions WHERE rrn = ?1"),
+                [rrn],
+                txn_from_row,
+            )
             .optional()
             .map_err(storage)
     }

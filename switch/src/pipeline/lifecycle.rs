@@ -55,17 +55,23 @@ impl Switch {
     /// Rebuilds the lifecycle state from the journal's open-batch records, in order.
     pub(crate) fn restore_lifecycle(&self, records: &[TxnRecord]) {
         for t in records {
-            let Ok(tid) = <Tid>::try_from(t.tid.as_bytes()) else { continue };
+            let Ok(tid) = <Tid>::try_from(t.tid.as_bytes()) else {
+                continue;
+            };
             if let Some(f) = financial_from(t) {
                 if t.mti == "0200" {
-                    self.state.by_trace.insert((tid, t.batch, t.stan), t.rrn.clone());
+                    self.state
+                        .by_trace
+                        .insert((tid, t.batch, t.stan), t.rrn.clone());
                 }
                 self.state.financial.insert(t.rrn.clone(), f);
             }
         }
         // A reversal with no original before it: the original, if it ever comes, is refused.
         for t in records.iter().filter(|t| t.mti == "0400") {
-            let Ok(tid) = <Tid>::try_from(t.tid.as_bytes()) else { continue };
+            let Ok(tid) = <Tid>::try_from(t.tid.as_bytes()) else {
+                continue;
+            };
             let key = TxnKey {
                 tid,
                 batch: t.batch,
@@ -86,7 +92,13 @@ impl Switch {
 
     /// Void: the approved sale named by 61 (batch, STAN) in the terminal's open batch, same
     /// card, same amount; the balance comes back and the fee is cancelled.
-    pub(super) fn void(&self, req: &Request<'_>, inst: &Instrument, session: &Session, out: &mut Outcome) -> Result<(), Decline> {
+    pub(super) fn void(
+        &self,
+        req: &Request<'_>,
+        inst: &Instrument,
+        session: &Session,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
         let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
         let batch = subfield_u64(req, "61.1").ok_or(Decline::from(rc::FORMAT_ERROR))? as u32;
         let stan = subfield_u64(req, "61.2").ok_or(Decline::from(rc::FORMAT_ERROR))? as u32;
@@ -99,7 +111,11 @@ impl Switch {
             .get(&(tid, batch, stan))
             .map(|r| r.clone())
             .ok_or(Decline::from(rc::NO_ORIGINAL))?;
-        let mut f = self.state.financial.get_mut(&rrn).ok_or(Decline::from(rc::NO_ORIGINAL))?;
+        let mut f = self
+            .state
+            .financial
+            .get_mut(&rrn)
+            .ok_or(Decline::from(rc::NO_ORIGINAL))?;
         if f.kind != FinancialKind::Sale || f.voided || f.reversed {
             return Err(rc::INVALID_TXN.into());
         }
@@ -124,8 +140,17 @@ impl Switch {
 
     /// Refund: the sale with RRN 37 made on the date in 61.3 (MMDD), within the refund
     /// window, same card; refunds never add up to more than the sale.
-    pub(super) async fn refund(&self, req: &Request<'_>, inst: &Instrument, out: &mut Outcome) -> Result<(), Decline> {
-        let rrn = req.msg.text(37).ok_or(Decline::from(rc::FORMAT_ERROR))?.to_owned();
+    pub(super) async fn refund(
+        &self,
+        req: &Request<'_>,
+        inst: &Instrument,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
+        let rrn = req
+            .msg
+            .text(37)
+            .ok_or(Decline::from(rc::FORMAT_ERROR))?
+            .to_owned();
         let mmdd = req
             .msg
             .get("61.3")
@@ -139,14 +164,25 @@ impl Switch {
                 tracing::error!(error = %e, "journal look-up failed");
                 Decline::from(rc::SYSTEM_ERROR)
             })?;
-            let f = found.as_ref().and_then(financial_from).ok_or(Decline::from(rc::NO_ORIGINAL))?;
+            let f = found
+                .as_ref()
+                .and_then(financial_from)
+                .ok_or(Decline::from(rc::NO_ORIGINAL))?;
             self.state.financial.entry(rrn.clone()).or_insert(f);
         }
-        let amount = i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
-        let mut f = self.state.financial.get_mut(&rrn).ok_or(Decline::from(rc::NO_ORIGINAL))?;
-        let same_day = f.local_date.len() == 10 && f.local_date[5..7] == mmdd[..2.min(mmdd.len())] && f.local_date[8..10] == mmdd[2.min(mmdd.len())..];
+        let amount =
+            i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
+        let mut f = self
+            .state
+            .financial
+            .get_mut(&rrn)
+            .ok_or(Decline::from(rc::NO_ORIGINAL))?;
+        let same_day = f.local_date.len() == 10
+            && f.local_date[5..7] == mmdd[..2.min(mmdd.len())]
+            && f.local_date[8..10] == mmdd[2.min(mmdd.len())..];
         let age = day_number(&f.local_date).map(|d| Instant::now().cst_day_number() - d);
-        let in_window = age.is_some_and(|a| (0..=i64::from(self.acquirer.refund_window_days)).contains(&a));
+        let in_window =
+            age.is_some_and(|a| (0..=i64::from(self.acquirer.refund_window_days)).contains(&a));
         if f.kind != FinancialKind::Sale || !same_day || !in_window || f.account != inst.hash {
             return Err(rc::NO_ORIGINAL.into());
         }
@@ -160,7 +196,10 @@ impl Switch {
         let fee = match self.acquirer.refund_fee_policy {
             RefundFeePolicy::Keep => 0,
             // The share of the sale's fee this refund returns, rounded half up.
-            RefundFeePolicy::Proportional => -((i128::from(f.fee_fen) * i128::from(amount) * 2 + i128::from(f.amount_fen)) / (2 * i128::from(f.amount_fen))) as i64,
+            RefundFeePolicy::Proportional => {
+                -((i128::from(f.fee_fen) * i128::from(amount) * 2 + i128::from(f.amount_fen))
+                    / (2 * i128::from(f.amount_fen))) as i64
+            }
         };
         let (account, delta) = (f.account, credit_back(f.channel, amount));
         drop(f);
@@ -178,7 +217,11 @@ impl Switch {
     /// Reversal: undoes the approved original with the same terminal, batch and STAN.
     /// Always `00`: an unknown original is remembered so that, if it comes late, it is
     /// refused; a repeated reversal changes nothing.
-    pub(super) async fn reverse(&self, req: &Request<'_>, out: &mut Outcome) -> Result<(), Decline> {
+    pub(super) async fn reverse(
+        &self,
+        req: &Request<'_>,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
         let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
         let key = TxnKey {
             tid,
@@ -192,7 +235,11 @@ impl Switch {
                 dashmap::Entry::Vacant(v) => {
                     v.insert(Slot::ReversedEarly);
                     out.tombstone = Some(key);
-                    tracing::warn!(tid = req.tid, stan = req.stan, "reversal before its original");
+                    tracing::warn!(
+                        tid = req.tid,
+                        stan = req.stan,
+                        "reversal before its original"
+                    );
                     return Ok(());
                 }
                 dashmap::Entry::Occupied(o) => match o.get() {
@@ -202,15 +249,28 @@ impl Switch {
             };
             let _ = wait.wait_for(Option::is_some).await;
         }
-        let Some(rrn) = self.state.by_trace.get(&(tid, req.batch, req.stan)).map(|r| r.clone()) else {
+        let Some(rrn) = self
+            .state
+            .by_trace
+            .get(&(tid, req.batch, req.stan))
+            .map(|r| r.clone())
+        else {
             return Ok(()); // the original was declined: nothing to undo
         };
-        let Some(mut f) = self.state.financial.get_mut(&rrn) else { return Ok(()) };
+        let Some(mut f) = self.state.financial.get_mut(&rrn) else {
+            return Ok(());
+        };
         if f.reversed {
             return Ok(());
         }
         f.reversed = true;
-        let (account, channel, amount, kind, sale) = (f.account, f.channel, f.amount_fen, f.kind, f.original_rrn.clone());
+        let (account, channel, amount, kind, sale) = (
+            f.account,
+            f.channel,
+            f.amount_fen,
+            f.kind,
+            f.original_rrn.clone(),
+        );
         drop(f);
         out.marks.push(Mark {
             reversed: Some(true),
@@ -242,7 +302,12 @@ impl Switch {
     /// (credit), amounts and counts.
     fn batch_totals(&self, tid: Tid, batch: u32) -> (i64, i64, i64, i64) {
         let mut t = (0, 0, 0, 0);
-        for f in self.state.financial.iter().filter(|f| f.tid == tid && f.batch == batch && !f.reversed) {
+        for f in self
+            .state
+            .financial
+            .iter()
+            .filter(|f| f.tid == tid && f.batch == batch && !f.reversed)
+        {
             match f.kind {
                 FinancialKind::Sale if !f.voided => {
                     t.0 += f.amount_fen;
@@ -260,13 +325,24 @@ impl Switch {
 
     /// Settlement: compares the terminal's totals (48) with the journal's for the batch,
     /// answers balanced (`1`) or not (`2`) in 48, and closes the batch.
-    pub(super) fn settle(&self, req: &Request<'_>, range: &crate::state::TerminalRange, session: &Session, out: &mut Outcome) -> Result<(), Decline> {
+    pub(super) fn settle(
+        &self,
+        req: &Request<'_>,
+        range: &crate::state::TerminalRange,
+        session: &Session,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
         let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
-        let f48 = req.msg.digits(48).map(|d| d.to_string()).ok_or(Decline::from(rc::FORMAT_ERROR))?;
+        let f48 = req
+            .msg
+            .digits(48)
+            .map(|d| d.to_string())
+            .ok_or(Decline::from(rc::FORMAT_ERROR))?;
         if f48.len() < 31 {
             return Err(rc::FORMAT_ERROR.into());
         }
-        let num = |r: std::ops::Range<usize>| f48.get(r).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+        let num =
+            |r: std::ops::Range<usize>| f48.get(r).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
         let terminal = (num(0..12), num(12..15), num(15..27), num(27..30));
         let foreign_zero = f48.len() < 62 || (num(31..43) == 0 && num(46..58) == 0);
         let switch = self.batch_totals(tid, session.batch);
@@ -277,7 +353,12 @@ impl Switch {
         if reply.len() >= 62 {
             reply[61] = code;
         }
-        tracing::info!(tid = req.tid, batch = session.batch, balanced, "batch settled");
+        tracing::info!(
+            tid = req.tid,
+            batch = session.batch,
+            balanced,
+            "batch settled"
+        );
         out.settle = Some((
             BatchRecord {
                 tid: req.tid.to_owned(),
@@ -322,9 +403,13 @@ impl Switch {
             );
         }
         let old = |b: u32| b < closed.batch;
-        self.state.financial.retain(|_, f| !(f.tid == tid && old(f.batch)));
+        self.state
+            .financial
+            .retain(|_, f| !(f.tid == tid && old(f.batch)));
         self.state.by_trace.retain(|k, _| !(k.0 == tid && old(k.1)));
-        self.state.recent.retain(|k, _| !(k.tid == tid && old(k.batch)));
+        self.state
+            .recent
+            .retain(|k, _| !(k.tid == tid && old(k.batch)));
     }
 
     /// Batch upload after an unbalanced settlement: 48 = count (2) then, per transaction,
@@ -332,8 +417,15 @@ impl Switch {
     /// `202`) logs every difference from the journal.
     pub(super) fn batch_upload(&self, req: &Request<'_>, out: &mut Outcome) -> Result<(), Decline> {
         let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
-        let f48 = req.msg.digits(48).map(|d| d.to_string()).ok_or(Decline::from(rc::FORMAT_ERROR))?;
-        let count: usize = f48.get(..2).and_then(|c| c.parse().ok()).ok_or(Decline::from(rc::FORMAT_ERROR))?;
+        let f48 = req
+            .msg
+            .digits(48)
+            .map(|d| d.to_string())
+            .ok_or(Decline::from(rc::FORMAT_ERROR))?;
+        let count: usize = f48
+            .get(..2)
+            .and_then(|c| c.parse().ok())
+            .ok_or(Decline::from(rc::FORMAT_ERROR))?;
         if f48.len() < 2 + count * 20 {
             return Err(rc::FORMAT_ERROR.into());
         }
@@ -347,14 +439,23 @@ impl Switch {
             out.uploads.push(UploadRecord {
                 tid: req.tid.to_owned(),
                 batch: req.batch,
-                stan: e[..6].parse().map_err(|_| Decline::from(rc::FORMAT_ERROR))?,
-                amount_fen: e[6..18].parse().map_err(|_| Decline::from(rc::FORMAT_ERROR))?,
+                stan: e[..6]
+                    .parse()
+                    .map_err(|_| Decline::from(rc::FORMAT_ERROR))?,
+                amount_fen: e[6..18]
+                    .parse()
+                    .map_err(|_| Decline::from(rc::FORMAT_ERROR))?,
                 kind: kind.to_owned(),
             });
         }
         let mut uploaded = self.state.uploads.entry((tid, req.batch)).or_default();
         uploaded.extend(out.uploads.iter().cloned());
-        let last = req.msg.get("60.3").ok().flatten().is_some_and(|v| v.to_string() == "202");
+        let last = req
+            .msg
+            .get("60.3")
+            .ok()
+            .flatten()
+            .is_some_and(|v| v.to_string() == "202");
         if last {
             for d in self.upload_differences(tid, req.batch, &uploaded) {
                 tracing::warn!(tid = req.tid, batch = req.batch, difference = %d, "batch upload difference");
@@ -369,7 +470,12 @@ impl Switch {
             .state
             .financial
             .iter()
-            .filter(|f| f.tid == tid && f.batch == batch && !f.reversed && !(f.kind == FinancialKind::Sale && f.voided))
+            .filter(|f| {
+                f.tid == tid
+                    && f.batch == batch
+                    && !f.reversed
+                    && !(f.kind == FinancialKind::Sale && f.voided)
+            })
             .filter_map(|f| match f.kind {
                 FinancialKind::Sale => Some((f.stan, f.amount_fen, "sale")),
                 FinancialKind::Refund => Some((f.stan, f.amount_fen, "refund")),
@@ -379,16 +485,23 @@ impl Switch {
         let mut diffs = Vec::new();
         for u in uploaded {
             match mine.iter().find(|m| m.0 == u.stan) {
-                None => diffs.push(format!("trace {:06}: on the terminal only ({} {} fen)", u.stan, u.kind, u.amount_fen)),
-                Some(m) if m.1 != u.amount_fen => {
-                    diffs.push(format!("trace {:06}: amount differs (terminal {} fen, switch {} fen)", u.stan, u.amount_fen, m.1))
-                }
+                None => diffs.push(format!(
+                    "trace {:06}: on the terminal only ({} {} fen)",
+                    u.stan, u.kind, u.amount_fen
+                )),
+                Some(m) if m.1 != u.amount_fen => diffs.push(format!(
+                    "trace {:06}: amount differs (terminal {} fen, switch {} fen)",
+                    u.stan, u.amount_fen, m.1
+                )),
                 Some(_) => {}
             }
         }
         for m in &mine {
             if !uploaded.iter().any(|u| u.stan == m.0) {
-                diffs.push(format!("trace {:06}: in the switch only ({} {} fen)", m.0, m.2, m.1));
+                diffs.push(format!(
+                    "trace {:06}: in the switch only ({} {} fen)",
+                    m.0, m.2, m.1
+                ));
             }
         }
         diffs

@@ -19,7 +19,10 @@ use crate::config::{Acquirer, CardStatus, CardType, TerminalMac};
 use crate::fees::{Channel, FeeSchedule};
 use crate::journal::{BatchRecord, Journal, Op, SessionRecord, TxnRecord, UploadRecord};
 use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
-use crate::state::{Account, Financial, FinancialKind, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey};
+use crate::state::{
+    Account, Financial, FinancialKind, Recorded, Session, Slot, State, TerminalDirectory,
+    TerminalRange, TxnKey,
+};
 
 pub mod card;
 mod lifecycle;
@@ -314,7 +317,11 @@ impl Switch {
                 self.record(&req, out, now, None).await
             }
             Claim::ReversedEarly => {
-                tracing::warn!(tid = req.tid, stan = req.stan, "original arrived after its reversal: refused");
+                tracing::warn!(
+                    tid = req.tid,
+                    stan = req.stan,
+                    "original arrived after its reversal: refused"
+                );
                 let out = Outcome {
                     rc: rc::INVALID_TXN,
                     ..Outcome::default()
@@ -430,7 +437,9 @@ impl Switch {
             let inst = self.instrument(req, &mut out)?;
             let mut account = self.account_check(req, &inst, &mut out)?;
             match kind {
-                Kind::Sale | Kind::Balance => self.pin_check(req, &inst, &session, &mut account, &mut out, true)?,
+                Kind::Sale | Kind::Balance => {
+                    self.pin_check(req, &inst, &session, &mut account, &mut out, true)?
+                }
                 Kind::QrSale => {
                     let required = req.amount_fen > self.acquirer.qr_password_free_limit_fen;
                     self.pin_check(req, &inst, &session, &mut account, &mut out, required)?;
@@ -515,7 +524,11 @@ impl Switch {
     // ----- step 5: card or wallet -------------------------------------------------------
 
     fn amount_check(&self, req: &Request<'_>, kind: Kind) -> Result<(), Decline> {
-        if req.msg.text(49).is_some_and(|c| c != self.acquirer.currency) {
+        if req
+            .msg
+            .text(49)
+            .is_some_and(|c| c != self.acquirer.currency)
+        {
             return Err(rc::INVALID_AMOUNT.into());
         }
         let moves_money = matches!(kind, Kind::Sale | Kind::QrSale | Kind::Void | Kind::Refund);
@@ -559,7 +572,11 @@ impl Switch {
         out.card = Some(CardInfo {
             masked: pan.masked(),
             hash,
-            channel: if card_type == Some(CardType::Credit) { Channel::Credit } else { Channel::Debit },
+            channel: if card_type == Some(CardType::Credit) {
+                Channel::Credit
+            } else {
+                Channel::Debit
+            },
         });
         if !card::luhn_ok(pan.as_str()) {
             return Err(rc::INVALID_CARD.into());
@@ -575,7 +592,12 @@ impl Switch {
         })
     }
 
-    fn account_check(&self, req: &Request<'_>, inst: &Instrument, out: &mut Outcome) -> Result<Account, Decline> {
+    fn account_check(
+        &self,
+        req: &Request<'_>,
+        inst: &Instrument,
+        out: &mut Outcome,
+    ) -> Result<Account, Decline> {
         let account = self
             .state
             .accounts
@@ -597,7 +619,9 @@ impl Switch {
             CardStatus::Blocked => return Err(rc::DO_NOT_HONOUR.into()),
         }
         let today = Instant::now().cst_yymm();
-        if account.expiry < today || (!inst.qr && card::expiry_of(req.msg).is_some_and(|e| e != account.expiry)) {
+        if account.expiry < today
+            || (!inst.qr && card::expiry_of(req.msg).is_some_and(|e| e != account.expiry))
+        {
             return Err(rc::EXPIRED_CARD.into());
         }
         Ok(account)
@@ -616,7 +640,11 @@ impl Switch {
         required: bool,
     ) -> Result<(), Decline> {
         let Some(block) = req.msg.bytes(52) else {
-            return if required { Err(rc::WRONG_PIN.into()) } else { Ok(()) };
+            return if required {
+                Err(rc::WRONG_PIN.into())
+            } else {
+                Ok(())
+            };
         };
         let block = EncryptedPinBlock::new(block).map_err(|_| Decline::from(rc::FORMAT_ERROR))?;
         let issuer = self.issuer.as_ref().ok_or(Decline::from(rc::NO_ISSUER))?;
@@ -667,7 +695,9 @@ impl Switch {
     fn fee(&self, kind: Kind, range: &TerminalRange, req: &Request<'_>, out: &Outcome) -> i64 {
         match (kind, &out.card) {
             (Kind::Sale | Kind::QrSale, Some(card)) => {
-                let fee = self.fees.fee_for(card.channel, &range.mcc, &range.mid, req.amount_fen);
+                let fee = self
+                    .fees
+                    .fee_for(card.channel, &range.mcc, &range.mid, req.amount_fen);
                 i64::try_from(fee).unwrap_or(i64::MAX)
             }
             _ => 0,
@@ -676,14 +706,29 @@ impl Switch {
 
     // ----- step 8: authorise (on-us) -----------------------------------------------------
 
-    fn authorise(&self, kind: Kind, req: &Request<'_>, fee: i64, out: &mut Outcome) -> Result<(), Decline> {
-        let hash = out.card.as_ref().map(|c| c.hash).ok_or(Decline::from(rc::INVALID_CARD))?;
-        let mut a = self.state.accounts.get_mut(&hash).ok_or(Decline::from(rc::INVALID_CARD))?;
+    fn authorise(
+        &self,
+        kind: Kind,
+        req: &Request<'_>,
+        fee: i64,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
+        let hash = out
+            .card
+            .as_ref()
+            .map(|c| c.hash)
+            .ok_or(Decline::from(rc::INVALID_CARD))?;
+        let mut a = self
+            .state
+            .accounts
+            .get_mut(&hash)
+            .ok_or(Decline::from(rc::INVALID_CARD))?;
         if kind == Kind::Balance {
             out.balance_fen = Some(a.available_fen());
             return Ok(());
         }
-        let amount = i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
+        let amount =
+            i64::try_from(req.amount_fen).map_err(|_| Decline::from(rc::INVALID_AMOUNT))?;
         if a.available_fen() < amount {
             return Err(rc::INSUFFICIENT_FUNDS.into());
         }
@@ -739,10 +784,19 @@ impl Switch {
     /// Journals the request and its outcome durably, then makes it visible (sessions,
     /// lifecycle state, duplicate detection) and completes the claim. Returns the outcome to
     /// answer and its RRN; a journal failure turns it into `96` with nothing applied.
-    async fn record(&self, req: &Request<'_>, mut out: Outcome, now: Instant, claim: Option<ClaimTicket>) -> (Outcome, String) {
-        let durable = match req.kind.filter(|k| *k != Kind::Echo) {
-            Some(kind) => self.journal_outcome(kind, req, &mut out, now, claim.as_ref().map(|c| c.digest)).await,
-            None => Ok(String::new()),
+    async fn record(
+        &self,
+        req: &Request<'_>,
+        mut out: Outcome,
+        now: Instant,
+        claim: Option<ClaimTicket>,
+    ) -> (Outcome, String) {
+        let durable = match req.kind {
+            Some(Kind::Echo) => Ok(String::new()),
+            kind => {
+                self.journal_outcome(kind, req, &mut out, now, claim.as_ref().map(|c| c.digest))
+                    .await
+            }
         };
         let rrn = match durable {
             Ok(rrn) => rrn,
@@ -770,7 +824,9 @@ impl Switch {
                 sign_on_again: out.sign_on_again,
             };
             if ok {
-                self.state.recent.insert(claim.key, Slot::Done(recorded.clone()));
+                self.state
+                    .recent
+                    .insert(claim.key, Slot::Done(recorded.clone()));
             } else {
                 // Not journalled: a retransmission is processed afresh.
                 self.state.recent.remove(&claim.key);
@@ -813,14 +869,22 @@ impl Switch {
                 },
             );
             if req.mti().as_u16() == 200 {
-                self.state.by_trace.insert((tid, req.batch, req.stan), rrn.to_owned());
+                self.state
+                    .by_trace
+                    .insert((tid, req.batch, req.stan), rrn.to_owned());
             }
             if kind == FinancialKind::Sale {
                 let label = CardLabel {
                     card_type: card.channel.as_str(),
                 };
-                self.metrics.amount_fen.get_or_create(&label).inc_by(req.amount_fen);
-                self.metrics.fees_fen.get_or_create(&label).inc_by(u64::try_from(out.fee_fen).unwrap_or(0));
+                self.metrics
+                    .amount_fen
+                    .get_or_create(&label)
+                    .inc_by(req.amount_fen);
+                self.metrics
+                    .fees_fen
+                    .get_or_create(&label)
+                    .inc_by(u64::try_from(out.fee_fen).unwrap_or(0));
             }
         }
     }
@@ -828,9 +892,16 @@ impl Switch {
     /// Writes the record (and the balance, session, batch or earlier transactions' changes)
     /// and waits until it is on disk. `Err` carries the RRN, if one was assigned, of a
     /// request that was not journalled.
-    async fn journal_outcome(&self, kind: Kind, req: &Request<'_>, out: &mut Outcome, now: Instant, digest: Option<[u8; 32]>) -> Result<String, String> {
+    async fn journal_outcome(
+        &self,
+        kind: Option<Kind>,
+        req: &Request<'_>,
+        out: &mut Outcome,
+        now: Instant,
+        digest: Option<[u8; 32]>,
+    ) -> Result<String, String> {
         let rrn = self.next_rrn().await.map_err(|_| String::new())?;
-        if out.rc == rc::APPROVED && kind != Kind::SignOn {
+        if out.rc == rc::APPROVED && kind != Some(Kind::SignOn) {
             let d = self.hsm.keyed_digest("auth", rrn.as_bytes());
             let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 1_000_000;
             out.auth_code = Some(format!("{n:06}"));
@@ -840,7 +911,7 @@ impl Switch {
         ops.push(Op::Txn(Box::new(TxnRecord {
             rrn: rrn.clone(),
             time_utc: now.iso_utc(),
-            kind: kind.as_str().to_owned(),
+            kind: kind.map_or("unknown", Kind::as_str).to_owned(),
             mti: req.mti().to_string(),
             tid: req.tid.to_owned(),
             mid: req.mid.to_owned(),
@@ -877,11 +948,11 @@ impl Switch {
                 refunded_delta_fen: m.refunded_delta_fen,
             });
         }
-        let session = out
-            .sign_on
-            .as_ref()
-            .map(|(s, _)| s.clone())
-            .or_else(|| out.settle.as_ref().and_then(|(b, _)| self.next_batch_session(req, b.batch)));
+        let session = out.sign_on.as_ref().map(|(s, _)| s.clone()).or_else(|| {
+            out.settle
+                .as_ref()
+                .and_then(|(b, _)| self.next_batch_session(req, b.batch))
+        });
         if let Some(session) = session {
             ops.push(Op::PutSession(Box::new(SessionRecord {
                 tid: req.tid.to_owned(),
@@ -896,10 +967,16 @@ impl Switch {
         if let Some((batch, _)) = &out.settle {
             ops.push(Op::CloseBatch(Box::new(batch.clone())));
         }
-        ops.extend(out.uploads.iter().map(|u| Op::PutUpload(Box::new(u.clone()))));
+        ops.extend(
+            out.uploads
+                .iter()
+                .map(|u| Op::PutUpload(Box::new(u.clone()))),
+        );
         let t = Stopwatch::now();
         let committed = self.journal.commit(ops).await;
-        self.metrics.journal_commit.observe(t.elapsed().as_secs_f64());
+        self.metrics
+            .journal_commit
+            .observe(t.elapsed().as_secs_f64());
         match committed {
             Ok(()) => Ok(rrn),
             Err(e) => {

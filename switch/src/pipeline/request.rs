@@ -101,7 +101,12 @@ pub fn classify(msg: &Message<'_>) -> Option<Kind> {
         800 if is("60.3", "001") || is("60.3", "003") || is("60.3", "004") => Some(Kind::SignOn),
         820 => Some(Kind::Echo),
         200 if proc_is("310000") => Some(Kind::Balance),
-        200 if proc_is("000000") && is("60.1", "22") && msg.digits(22).is_some_and(|d| d.char_at(0) == Some(b'0') && d.char_at(1) == Some(b'3')) => {
+        200 if proc_is("000000")
+            && is("60.1", "22")
+            && msg
+                .digits(22)
+                .is_some_and(|d| d.char_at(0) == Some(b'0') && d.char_at(1) == Some(b'3')) =>
+        {
             Some(Kind::QrSale)
         }
         200 if proc_is("000000") && is("60.1", "22") => Some(Kind::Sale),
