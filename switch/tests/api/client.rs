@@ -237,3 +237,161 @@ impl Terminal {
             .is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()))
     }
 }
+
+/// A QR payment code of the demo wallet (test data).
+pub const QR_CODE: &str = "280000000000000001";
+
+impl Terminal {
+    /// Encodes and sends, returning the reply.
+    pub async fn send_sealed(&mut self, mut b: MessageBuilder<'static>) -> Reply {
+        let frame = self.seal(&mut b);
+        self.exchange(&frame).await
+    }
+
+    pub fn void_builder(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        orig_stan: u32,
+        pin: Option<&str>,
+    ) -> MessageBuilder<'static> {
+        let mut b = self.sale_builder(pan, pin, amount_fen);
+        b.set(3, "200000")
+            .set(60, format!("23{:06}000", self.batch))
+            .set(61, format!("{:06}{:06}", self.batch, orig_stan));
+        b
+    }
+
+    pub async fn void(&mut self, pan: &str, amount_fen: u64, orig_stan: u32) -> Reply {
+        let b = self.void_builder(pan, amount_fen, orig_stan, None);
+        self.send_sealed(b).await
+    }
+
+    pub fn refund_builder(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        orig_rrn: &str,
+        orig_mmdd: &str,
+    ) -> MessageBuilder<'static> {
+        let stan = self.next_stan();
+        let mut b = self.builder("0220");
+        b.set(2, pan.to_owned())
+            .set(3, "200000")
+            .set(4, format!("{amount_fen:012}"))
+            .set(11, stan)
+            .set(22, "012")
+            .set(25, "00")
+            .set(37, orig_rrn.to_owned())
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(60, format!("25{:06}000", self.batch))
+            .set(61, format!("000000000000{orig_mmdd}"))
+            .set(63, "000");
+        b
+    }
+
+    pub async fn refund(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        orig_rrn: &str,
+        orig_mmdd: &str,
+    ) -> Reply {
+        let b = self.refund_builder(pan, amount_fen, orig_rrn, orig_mmdd);
+        self.send_sealed(b).await
+    }
+
+    /// A reversal of the 0200 `original` (built earlier): same fields, MTI 0400, reason 98.
+    pub async fn reverse(&mut self, original: &[u8]) -> Reply {
+        let m = decode(Dialect::cup_pos(), original).unwrap();
+        let mut b = self.builder("0400");
+        for n in [2u8, 3, 4, 11, 14, 22, 25, 41, 42, 49, 59, 60, 61] {
+            if let Some(f) = m.field(n) {
+                b.set(
+                    n,
+                    codec::FieldInput::Wire {
+                        data: std::borrow::Cow::Owned(f.wire().to_vec()),
+                        units: f.units(),
+                    },
+                );
+            }
+        }
+        b.set(39, "98");
+        self.send_sealed(b).await
+    }
+
+    pub fn qr_builder(
+        &mut self,
+        code: &str,
+        amount_fen: u64,
+        password: Option<&str>,
+    ) -> MessageBuilder<'static> {
+        let stan = self.next_stan();
+        let mut b = self.builder("0200");
+        b.set(3, "000000")
+            .set(4, format!("{amount_fen:012}"))
+            .set(11, stan)
+            .set(22, if password.is_some() { "031" } else { "032" })
+            .set(25, "00")
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(59, format!("QR{code}"))
+            .set(60, format!("22{:06}000", self.batch));
+        if let Some(p) = password {
+            let block = self.pin_block(code, p);
+            b.set(52, block).set(53, "2600000000000000");
+        }
+        b
+    }
+
+    pub async fn qr(&mut self, code: &str, amount_fen: u64, password: Option<&str>) -> Reply {
+        let b = self.qr_builder(code, amount_fen, password);
+        self.send_sealed(b).await
+    }
+
+    /// Settlement with the terminal's totals: sales amount and count, refunds amount and count.
+    pub async fn settle(
+        &mut self,
+        debit_fen: u64,
+        debit_count: u32,
+        credit_fen: u64,
+        credit_count: u32,
+    ) -> Reply {
+        let stan = self.next_stan();
+        let mut b = self.builder("0500");
+        let totals = format!(
+            "{debit_fen:012}{debit_count:03}{credit_fen:012}{credit_count:03}0{:031}",
+            0
+        );
+        b.set(11, stan)
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(48, totals)
+            .set(49, "156")
+            .set(60, format!("00{:06}201", self.batch))
+            .set(63, "000");
+        self.send_sealed(b).await
+    }
+
+    /// Batch upload of (STAN, amount, "22" sale | "25" refund) for `batch`.
+    pub async fn upload(&mut self, batch: u32, entries: &[(u32, u64, &str)], last: bool) -> Reply {
+        let stan = self.next_stan();
+        let mut f48 = format!("{:02}", entries.len());
+        for (s, a, k) in entries {
+            f48.push_str(&format!("{s:06}{a:012}{k}"));
+        }
+        let mut b = self.builder("0320");
+        b.set(11, stan)
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(48, f48)
+            .set(
+                60,
+                format!("00{batch:06}{}", if last { "202" } else { "201" }),
+            );
+        self.send_sealed(b).await
+    }
+}

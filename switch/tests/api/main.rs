@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod config;
 mod e2e;
+mod lifecycle;
 mod restart;
 mod secrets;
 
