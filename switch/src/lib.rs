@@ -24,6 +24,7 @@
 //! | [`metrics`] | Prometheus metrics |
 //! | [`daemon`] | start-up and shutdown |
 //! | [`describe`] | decoding any frame for people (`switch describe`) |
+//! | [`report`] | settlement and batch reports from the journal (`switch report`) |
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +36,7 @@ pub mod fees;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;
+pub mod report;
 pub mod server;
 pub mod state;
 

@@ -5,6 +5,8 @@
 //! switch run [--config F] [--log-format json]
 //! switch check-config F                    validate a configuration and exit
 //! switch describe [--dialect D] [--json] [--unmasked] HEX
+//! switch report settlement --date YYYY-MM-DD [--format table|csv] [--config F | --journal DB]
+//! switch report batch --tid T --batch N [--config F | --journal DB]
 //! ```
 
 use std::path::PathBuf;
@@ -30,8 +32,55 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+}
+
+#[derive(clap::Args)]
+struct JournalSource {
+    /// Configuration whose journal to read (default: the demo configuration's).
+    #[arg(long, conflicts_with = "journal")]
+    config: Option<PathBuf>,
+    /// The journal database file.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Report {
+    /// Per merchant and terminal for one day (China Standard Time): sales, gross, voids,
+    /// refunds, fees, net.
+    Settlement {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+        #[command(flatten)]
+        source: JournalSource,
+    },
+    /// One batch as the switch sees it, with its settlement and upload differences.
+    Batch {
+        /// Terminal ID.
+        #[arg(long)]
+        tid: String,
+        /// Batch number.
+        #[arg(long)]
+        batch: u32,
+        #[command(flatten)]
+        source: JournalSource,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Reports from the journal.
+    Report {
+        #[command(subcommand)]
+        report: Report,
+    },
     /// Run the switch (default: the built-in demo configuration, test keys).
     Run {
         /// Configuration file (TOML).
@@ -140,6 +189,32 @@ fn describe(dialect: &str, hex_parts: &[String], json: bool, unmasked: bool) -> 
     Ok(())
 }
 
+fn report(report: Report) -> Result<()> {
+    let journal_of = |s: &JournalSource| -> Result<PathBuf> {
+        Ok(match (&s.journal, &s.config) {
+            (Some(j), _) => j.clone(),
+            (None, Some(c)) => Config::load(c)?.journal.path,
+            (None, None) => Config::demo()?.journal.path,
+        })
+    };
+    let open = |path: &PathBuf| switch::report::open(path).with_context(|| format!("journal {}", path.display()));
+    match report {
+        Report::Settlement { date, format, source } => {
+            if switch::clock::day_number(&date).is_none() {
+                anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
+            }
+            let conn = open(&journal_of(&source)?)?;
+            let rows = switch::report::settlement(&conn, &date)?;
+            print!("{}", switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv)));
+        }
+        Report::Batch { tid, batch, source } => {
+            let conn = open(&journal_of(&source)?)?;
+            print!("{}", switch::report::batch(&conn, &tid, batch)?);
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run {
@@ -174,6 +249,7 @@ fn main() -> ExitCode {
             unmasked,
             hex,
         } => describe(&dialect, &hex, json, unmasked),
+        Command::Report { report: r } => report(r),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,248 @@
+//! Reports from the journal: the settlement report per merchant and terminal for a day, and
+//! one batch as the switch sees it. Amounts are yuan with two decimals.
+//!
+//! ```text
+//! merchant         terminal  sales   gross     voids   refunds  fees   net
+//! 898310048990001  10000001      3   1300.00   10.00     50.00  6.50  1233.50
+//! ```
+//! `net = gross - voids - refunds - fees`: what the merchant is paid. Gross counts every
+//! approved sale that was not reversed; voids are the voided ones among them; fees are those
+//! of sales that stand (plus any refund fee the policy gives back, negative).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+/// One merchant terminal's day.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettlementRow {
+    /// Merchant.
+    pub mid: String,
+    /// Terminal.
+    pub tid: String,
+    /// Sales that stand.
+    pub sales: i64,
+    /// Approved, not reversed sales, fen.
+    pub gross_fen: i64,
+    /// Of which voided, fen.
+    pub voids_fen: i64,
+    /// Refunds, fen.
+    pub refunds_fen: i64,
+    /// Fees, fen.
+    pub fees_fen: i64,
+    /// Paid to the merchant, fen.
+    pub net_fen: i64,
+}
+
+/// Opens a journal read-only.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+}
+
+/// The settlement report for a local (China Standard Time) date `YYYY-MM-DD`.
+pub fn settlement(conn: &Connection, date: &str) -> rusqlite::Result<Vec<SettlementRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT mid, tid,
+            SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 0 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN kind IN ('sale','qr-sale') THEN amount_fen ELSE 0 END),
+            SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 1 THEN amount_fen ELSE 0 END),
+            SUM(CASE WHEN kind = 'refund' THEN amount_fen ELSE 0 END),
+            SUM(CASE WHEN (kind IN ('sale','qr-sale') AND voided = 0) OR kind = 'refund' THEN fee_fen ELSE 0 END)
+         FROM transactions
+         WHERE local_date = ?1 AND response_code = '00' AND reversed = 0
+           AND kind IN ('sale','qr-sale','refund')
+         GROUP BY mid, tid ORDER BY mid, tid",
+    )?;
+    let rows = stmt.query_map(params![date], |r| {
+        let mut row = SettlementRow {
+            mid: r.get(0)?,
+            tid: r.get(1)?,
+            sales: r.get(2)?,
+            gross_fen: r.get(3)?,
+            voids_fen: r.get(4)?,
+            refunds_fen: r.get(5)?,
+            fees_fen: r.get(6)?,
+            net_fen: 0,
+        };
+        row.net_fen = row.gross_fen - row.voids_fen - row.refunds_fen - row.fees_fen;
+        Ok(row)
+    })?;
+    rows.collect()
+}
+
+/// Fen as yuan with two decimals.
+pub fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
+}
+
+/// The settlement report as an aligned table (`csv = false`) or CSV.
+pub fn format_settlement(rows: &[SettlementRow], csv: bool) -> String {
+    let mut out = String::new();
+    let total = rows.iter().fold(SettlementRow::default(), |mut t, r| {
+        t.sales += r.sales;
+        t.gross_fen += r.gross_fen;
+        t.voids_fen += r.voids_fen;
+        t.refunds_fen += r.refunds_fen;
+        t.fees_fen += r.fees_fen;
+        t.net_fen += r.net_fen;
+        t
+    });
+    if csv {
+        out.push_str("merchant,terminal,sales,gross,voids,refunds,fees,net\n");
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{}",
+                r.mid,
+                r.tid,
+                r.sales,
+                yuan(r.gross_fen),
+                yuan(r.voids_fen),
+                yuan(r.refunds_fen),
+                yuan(r.fees_fen),
+                yuan(r.net_fen)
+            );
+        }
+        return out;
+    }
+    let _ = writeln!(out, "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}", "merchant", "terminal", "sales", "gross", "voids", "refunds", "fees", "net");
+    for r in rows.iter().chain(std::iter::once(&SettlementRow {
+        mid: "TOTAL".into(),
+        ..total
+    })) {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}",
+            r.mid,
+            r.tid,
+            r.sales,
+            yuan(r.gross_fen),
+            yuan(r.voids_fen),
+            yuan(r.refunds_fen),
+            yuan(r.fees_fen),
+            yuan(r.net_fen)
+        );
+    }
+    out
+}
+
+/// One batch as the switch sees it: its transactions, its settlement, and the differences
+/// from the terminal's upload.
+pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<String> {
+    let mut out = String::new();
+    let _ = writeln!(out, "terminal {tid} batch {batch:06}");
+    let _ = writeln!(out, "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} {}", "time (UTC)", "kind", "trace", "card", "amount", "rc", "state");
+    let mut stmt = conn.prepare(
+        "SELECT time_utc, kind, stan, COALESCE(masked_pan, ''), amount_fen, response_code, voided, reversed, refunded_fen
+         FROM transactions WHERE tid = ?1 AND batch = ?2 AND kind NOT IN ('sign-on') ORDER BY rowid",
+    )?;
+    let mut sales = (0i64, 0i64);
+    let mut refunds = (0i64, 0i64);
+    let mut rows = stmt.query(params![tid, batch])?;
+    let mut mine: Vec<(i64, i64)> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (kind, stan, amount, rc, voided, reversed, refunded): (String, i64, i64, String, bool, bool, i64) =
+            (r.get(1)?, r.get(2)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?);
+        let mut state = Vec::new();
+        if voided {
+            state.push("voided".to_owned());
+        }
+        if reversed {
+            state.push("reversed".to_owned());
+        }
+        if refunded > 0 {
+            state.push(format!("refunded {}", yuan(refunded)));
+        }
+        let _ = writeln!(
+            out,
+            "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} {}",
+            r.get::<_, String>(0)?,
+            kind,
+            format!("{stan:06}"),
+            r.get::<_, String>(3)?,
+            yuan(amount),
+            rc,
+            state.join(", ")
+        );
+        if rc == "00" && !reversed {
+            match kind.as_str() {
+                "sale" | "qr-sale" if !voided => {
+                    sales = (sales.0 + amount, sales.1 + 1);
+                    mine.push((stan, amount));
+                }
+                "refund" => {
+                    refunds = (refunds.0 + amount, refunds.1 + 1);
+                    mine.push((stan, amount));
+                }
+                _ => {}
+            }
+        }
+    }
+    let _ = writeln!(out, "sales {} ({}), refunds {} ({})", yuan(sales.0), sales.1, yuan(refunds.0), refunds.1);
+    let settled: Option<(bool, i64, i64, i64, i64)> = conn
+        .query_row(
+            "SELECT balanced, terminal_debit_fen, terminal_debit_count, terminal_credit_fen, terminal_credit_count
+             FROM batches WHERE tid = ?1 AND batch = ?2",
+            params![tid, batch],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .ok();
+    match settled {
+        None => out.push_str("not settled\n"),
+        Some((balanced, td, tdc, tc, tcc)) => {
+            let _ = writeln!(
+                out,
+                "settled: {} (terminal said sales {} ({tdc}), refunds {} ({tcc}))",
+                if balanced { "balanced" } else { "NOT balanced" },
+                yuan(td),
+                yuan(tc)
+            );
+        }
+    }
+    let uploads: Vec<(i64, i64, String)> = conn
+        .prepare("SELECT stan, amount_fen, kind FROM batch_uploads WHERE tid = ?1 AND batch = ?2 ORDER BY stan")?
+        .query_map(params![tid, batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !uploads.is_empty() {
+        out.push_str("batch upload differences:\n");
+        let mut any = false;
+        for (stan, amount, kind) in &uploads {
+            match mine.iter().find(|m| m.0 == *stan) {
+                None => {
+                    any = true;
+                    let _ = writeln!(out, "  trace {stan:06}: on the terminal only ({kind} {})", yuan(*amount));
+                }
+                Some(m) if m.1 != *amount => {
+                    any = true;
+                    let _ = writeln!(out, "  trace {stan:06}: amount differs (terminal {}, switch {})", yuan(*amount), yuan(m.1));
+                }
+                Some(_) => {}
+            }
+        }
+        for (stan, amount) in &mine {
+            if !uploads.iter().any(|u| u.0 == *stan) {
+                any = true;
+                let _ = writeln!(out, "  trace {stan:06}: in the switch only ({})", yuan(*amount));
+            }
+        }
+        if !any {
+            out.push_str("  none\n");
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_formatting() {
+        assert_eq!(yuan(0), "0.00");
+        assert_eq!(yuan(5), "0.05");
+        assert_eq!(yuan(123_456), "1234.56");
+        assert_eq!(yuan(-380), "-3.80");
+    }
+}
