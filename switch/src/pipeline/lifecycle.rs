@@ -264,6 +264,8 @@ impl Switch {
             return Ok(());
         }
         f.reversed = true;
+        // What the original still holds: nothing once voided, the unrefunded part otherwise.
+        let still_taken = if f.voided { 0 } else { f.amount_fen - f.refunded_fen };
         let (account, channel, amount, kind, sale) = (
             f.account,
             f.channel,
@@ -278,7 +280,7 @@ impl Switch {
         });
         out.original_rrn = Some(rrn);
         let delta = match kind {
-            FinancialKind::Sale => credit_back(channel, amount),
+            FinancialKind::Sale => credit_back(channel, still_taken),
             FinancialKind::Void => {
                 // The sale stands again.
                 if let Some(sale) = sale {
