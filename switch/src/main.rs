@@ -197,15 +197,24 @@ fn report(report: Report) -> Result<()> {
             (None, None) => Config::demo()?.journal.path,
         })
     };
-    let open = |path: &PathBuf| switch::report::open(path).with_context(|| format!("journal {}", path.display()));
+    let open = |path: &PathBuf| {
+        switch::report::open(path).with_context(|| format!("journal {}", path.display()))
+    };
     match report {
-        Report::Settlement { date, format, source } => {
+        Report::Settlement {
+            date,
+            format,
+            source,
+        } => {
             if switch::clock::day_number(&date).is_none() {
                 anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
             }
             let conn = open(&journal_of(&source)?)?;
             let rows = switch::report::settlement(&conn, &date)?;
-            print!("{}", switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv)));
+            print!(
+                "{}",
+                switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv))
+            );
         }
         Report::Batch { tid, batch, source } => {
             let conn = open(&journal_of(&source)?)?;

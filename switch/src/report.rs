@@ -37,7 +37,10 @@ pub struct SettlementRow {
 
 /// Opens a journal read-only.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
 }
 
 /// The settlement report for a local (China Standard Time) date `YYYY-MM-DD`.
@@ -74,7 +77,11 @@ pub fn settlement(conn: &Connection, date: &str) -> rusqlite::Result<Vec<Settlem
 /// Fen as yuan with two decimals.
 pub fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
+    format!(
+        "{sign}{}.{:02}",
+        fen.unsigned_abs() / 100,
+        fen.unsigned_abs() % 100
+    )
 }
 
 /// The settlement report as an aligned table (`csv = false`) or CSV.
@@ -107,7 +114,11 @@ pub fn format_settlement(rows: &[SettlementRow], csv: bool) -> String {
         }
         return out;
     }
-    let _ = writeln!(out, "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}", "merchant", "terminal", "sales", "gross", "voids", "refunds", "fees", "net");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}",
+        "merchant", "terminal", "sales", "gross", "voids", "refunds", "fees", "net"
+    );
     for r in rows.iter().chain(std::iter::once(&SettlementRow {
         mid: "TOTAL".into(),
         ..total
@@ -133,7 +144,11 @@ pub fn format_settlement(rows: &[SettlementRow], csv: bool) -> String {
 pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<String> {
     let mut out = String::new();
     let _ = writeln!(out, "terminal {tid} batch {batch:06}");
-    let _ = writeln!(out, "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} {}", "time (UTC)", "kind", "trace", "card", "amount", "rc", "state");
+    let _ = writeln!(
+        out,
+        "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} {}",
+        "time (UTC)", "kind", "trace", "card", "amount", "rc", "state"
+    );
     let mut stmt = conn.prepare(
         "SELECT time_utc, kind, stan, COALESCE(masked_pan, ''), amount_fen, response_code, voided, reversed, refunded_fen
          FROM transactions WHERE tid = ?1 AND batch = ?2 AND kind NOT IN ('sign-on') ORDER BY rowid",
@@ -143,8 +158,23 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
     let mut rows = stmt.query(params![tid, batch])?;
     let mut mine: Vec<(i64, i64)> = Vec::new();
     while let Some(r) = rows.next()? {
-        let (kind, stan, amount, rc, voided, reversed, refunded): (String, i64, i64, String, bool, bool, i64) =
-            (r.get(1)?, r.get(2)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?);
+        let (kind, stan, amount, rc, voided, reversed, refunded): (
+            String,
+            i64,
+            i64,
+            String,
+            bool,
+            bool,
+            i64,
+        ) = (
+            r.get(1)?,
+            r.get(2)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        );
         let mut state = Vec::new();
         if voided {
             state.push("voided".to_owned());
@@ -180,7 +210,14 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
             }
         }
     }
-    let _ = writeln!(out, "sales {} ({}), refunds {} ({})", yuan(sales.0), sales.1, yuan(refunds.0), refunds.1);
+    let _ = writeln!(
+        out,
+        "sales {} ({}), refunds {} ({})",
+        yuan(sales.0),
+        sales.1,
+        yuan(refunds.0),
+        refunds.1
+    );
     let settled: Option<(bool, i64, i64, i64, i64)> = conn
         .query_row(
             "SELECT balanced, terminal_debit_fen, terminal_debit_count, terminal_credit_fen, terminal_credit_count
@@ -212,11 +249,20 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
             match mine.iter().find(|m| m.0 == *stan) {
                 None => {
                     any = true;
-                    let _ = writeln!(out, "  trace {stan:06}: on the terminal only ({kind} {})", yuan(*amount));
+                    let _ = writeln!(
+                        out,
+                        "  trace {stan:06}: on the terminal only ({kind} {})",
+                        yuan(*amount)
+                    );
                 }
                 Some(m) if m.1 != *amount => {
                     any = true;
-                    let _ = writeln!(out, "  trace {stan:06}: amount differs (terminal {}, switch {})", yuan(*amount), yuan(m.1));
+                    let _ = writeln!(
+                        out,
+                        "  trace {stan:06}: amount differs (terminal {}, switch {})",
+                        yuan(*amount),
+                        yuan(m.1)
+                    );
                 }
                 Some(_) => {}
             }
@@ -224,7 +270,11 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
         for (stan, amount) in &mine {
             if !uploads.iter().any(|u| u.0 == *stan) {
                 any = true;
-                let _ = writeln!(out, "  trace {stan:06}: in the switch only ({})", yuan(*amount));
+                let _ = writeln!(
+                    out,
+                    "  trace {stan:06}: in the switch only ({})",
+                    yuan(*amount)
+                );
             }
         }
         if !any {

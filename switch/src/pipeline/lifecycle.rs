@@ -116,7 +116,8 @@ impl Switch {
             .financial
             .get_mut(&rrn)
             .ok_or(Decline::from(rc::NO_ORIGINAL))?;
-        if f.kind != FinancialKind::Sale || f.voided || f.reversed {
+        // A sale partly refunded can no longer be voided: the refund already gave money back.
+        if f.kind != FinancialKind::Sale || f.voided || f.reversed || f.refunded_fen > 0 {
             return Err(rc::INVALID_TXN.into());
         }
         if f.account != inst.hash {
@@ -265,7 +266,11 @@ impl Switch {
         }
         f.reversed = true;
         // What the original still holds: nothing once voided, the unrefunded part otherwise.
-        let still_taken = if f.voided { 0 } else { f.amount_fen - f.refunded_fen };
+        let still_taken = if f.voided {
+            0
+        } else {
+            f.amount_fen - f.refunded_fen
+        };
         let (account, channel, amount, kind, sale) = (
             f.account,
             f.channel,

@@ -13,6 +13,7 @@ mod client;
 mod config;
 mod e2e;
 mod lifecycle;
+mod merchant_day;
 mod restart;
 mod secrets;
 

@@ -1,0 +1,275 @@
+//! A whole merchant day, checked against the report and DESIGN.md §7's fees; and random
+//! sequences of sales, voids, refunds, reversals and retransmissions against a model.
+
+use proptest::prelude::*;
+
+use crate::client::{CREDIT, DEBIT, QR_CODE, Terminal};
+use crate::{start, temp_dir, test_config};
+
+fn today() -> String {
+    switch::clock::Instant::now().cst_date()
+}
+
+#[tokio::test]
+async fn a_merchant_day() {
+    let dir = temp_dir("day");
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000050").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // DESIGN.md §7: debit 1.33 → 0.01; debit 5000.00 → 20.00 (cap); credit 1000.00 → 6.00;
+    // QR 1000.00 → 3.80.
+    assert_eq!(t.sale(DEBIT, "123456", 133).await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 500_000).await.rc(), "00");
+    let credit = t.sale(CREDIT, "654321", 100_000).await;
+    assert_eq!(credit.rc(), "00");
+    assert_eq!(t.qr(QR_CODE, 100_000, None).await.rc(), "00");
+    // A sale voided, and a sale reversed.
+    assert_eq!(t.sale(DEBIT, "123456", 10_000).await.rc(), "00");
+    let stan = t.stan;
+    assert_eq!(t.void(DEBIT, 10_000, stan).await.rc(), "00");
+    let mut b = t.sale_builder(CREDIT, Some("654321"), 20_000);
+    let reversed = t.seal(&mut b);
+    assert_eq!(t.exchange(&reversed).await.rc(), "00");
+    assert_eq!(t.reverse(&reversed).await.rc(), "00");
+    // Settlement balances: 4 sales that stand, 7001.33.
+    let s = t.settle(133 + 500_000 + 100_000 + 100_000, 4, 0, 0).await;
+    assert_eq!(&s.digits(48).unwrap()[30..31], "1");
+    // After settlement, in the next batch: a refund of the credit sale.
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let mmdd = switch::clock::Instant::now().cst_fields().1;
+    assert_eq!(
+        t.refund(CREDIT, 10_000, &credit.text(37).unwrap(), &mmdd)
+            .await
+            .rc(),
+        "00"
+    );
+    sw.shutdown().await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .args([
+            "report",
+            "settlement",
+            "--date",
+            &today(),
+            "--format",
+            "csv",
+            "--journal",
+        ])
+        .arg(dir.join("journal.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    // gross 7101.33 (the voided sale counts, the reversed one does not); voids 100.00;
+    // refunds 100.00; fees 0.01 + 20.00 + 6.00 + 3.80 = 29.81; net 6871.52.
+    let want = "898310048990001,10000050,4,7101.33,100.00,100.00,29.81,6871.52";
+    assert!(csv.lines().any(|l| l == want), "{csv}");
+    // The same totals straight from the journal.
+    let db = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
+    let fees: i64 = db
+        .query_row("SELECT SUM(fee_fen) FROM transactions WHERE response_code = '00' AND voided = 0 AND reversed = 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fees, 1 + 2_000 + 600 + 380);
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .args([
+            "report",
+            "batch",
+            "--tid",
+            "10000050",
+            "--batch",
+            "1",
+            "--journal",
+        ])
+        .arg(dir.join("journal.db"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("settled: balanced"), "{table}");
+    assert!(
+        table.contains("voided") && table.contains("reversed") && table.contains("refunded 100.00"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Sale(u64),
+    Void(usize),
+    Refund(usize, u64),
+    Reverse(usize),
+    Retransmit(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1u64..60_000).prop_map(Op::Sale),
+        2 => any::<usize>().prop_map(Op::Void),
+        2 => (any::<usize>(), 1u64..=100).prop_map(|(i, p)| Op::Refund(i, p)),
+        2 => any::<usize>().prop_map(Op::Reverse),
+        1 => any::<usize>().prop_map(Op::Retransmit),
+    ]
+}
+
+/// What a sale should be, in the model.
+struct Sale {
+    frame: Vec<u8>,
+    stan: u32,
+    rrn: Option<String>,
+    rc: String,
+    amount: u64,
+    voided: bool,
+    reversed: bool,
+    refunded: u64,
+}
+
+async fn run_sequence(ops: Vec<Op>) {
+    let dir = temp_dir("prop");
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000060").await;
+    t.sign_on().await;
+    let mut balance: i64 = 1_000_000;
+    let mut sales: Vec<Sale> = Vec::new();
+    let (mut refunds_fen, mut refunds_n) = (0u64, 0u32);
+    let mmdd = switch::clock::Instant::now().cst_fields().1;
+    for op in ops {
+        match op {
+            Op::Sale(amount) => {
+                let mut b = t.sale_builder(DEBIT, Some("123456"), amount);
+                let frame = t.seal(&mut b);
+                let r = t.exchange(&frame).await;
+                let want = if amount as i64 <= balance { "00" } else { "51" };
+                assert_eq!(r.rc(), want, "sale {amount}");
+                if want == "00" {
+                    balance -= amount as i64;
+                }
+                sales.push(Sale {
+                    frame,
+                    stan: t.stan,
+                    rrn: r.text(37).filter(|_| want == "00"),
+                    rc: r.rc(),
+                    amount,
+                    voided: false,
+                    reversed: false,
+                    refunded: 0,
+                });
+            }
+            Op::Void(i) if !sales.is_empty() => {
+                let n = sales.len();
+                let s = &mut sales[i % n];
+                let r = t.void(DEBIT, s.amount, s.stan).await;
+                let want = match (&s.rrn, s.voided || s.reversed || s.refunded > 0) {
+                    (None, _) => "25",
+                    (Some(_), true) => "12",
+                    (Some(_), false) => "00",
+                };
+                assert_eq!(r.rc(), want, "void of trace {}", s.stan);
+                if want == "00" {
+                    s.voided = true;
+                    balance += s.amount as i64;
+                }
+            }
+            Op::Refund(i, pct) if !sales.is_empty() => {
+                let n = sales.len();
+                let s = &mut sales[i % n];
+                let Some(rrn) = s.rrn.clone() else { continue };
+                let amount = (s.amount * pct / 100).max(1);
+                let r = t.refund(DEBIT, amount, &rrn, &mmdd).await;
+                let want = if s.voided || s.reversed {
+                    "12"
+                } else if s.refunded + amount > s.amount {
+                    "61"
+                } else {
+                    "00"
+                };
+                assert_eq!(r.rc(), want, "refund {amount} of {}", s.amount);
+                if want == "00" {
+                    s.refunded += amount;
+                    balance += amount as i64;
+                    refunds_fen += amount;
+                    refunds_n += 1;
+                }
+            }
+            Op::Reverse(i) if !sales.is_empty() => {
+                let n = sales.len();
+                let s = &mut sales[i % n];
+                let frame = s.frame.clone();
+                assert_eq!(t.reverse(&frame).await.rc(), "00");
+                if s.rrn.is_some() && !s.reversed {
+                    s.reversed = true;
+                    if !s.voided {
+                        balance += (s.amount - s.refunded) as i64;
+                    }
+                }
+            }
+            Op::Retransmit(i) if !sales.is_empty() => {
+                let s = &sales[i % sales.len()];
+                let frame = s.frame.clone();
+                let r = t.exchange(&frame).await;
+                assert_eq!(r.rc(), s.rc, "a retransmission gets the first answer");
+                assert_eq!(r.text(37), s.rrn.clone().or(r.text(37)));
+            }
+            _ => {}
+        }
+    }
+    // Whatever happened, no sale gave back more than it took.
+    for s in &sales {
+        let given_back = if s.voided || s.reversed {
+            s.amount
+        } else {
+            s.refunded
+        };
+        assert!(given_back <= s.amount);
+    }
+    let taken: i64 = sales
+        .iter()
+        .filter(|s| s.rrn.is_some())
+        .map(|s| {
+            if s.voided || s.reversed {
+                0
+            } else {
+                (s.amount - s.refunded) as i64
+            }
+        })
+        .sum();
+    assert_eq!(
+        balance,
+        1_000_000 - taken,
+        "model balance is what the standing sales still hold"
+    );
+    let b = t.balance(DEBIT, "123456").await;
+    assert_eq!(
+        b.text(54).unwrap()[8..].parse::<i64>().unwrap(),
+        balance,
+        "card balance"
+    );
+    let standing: Vec<&Sale> = sales
+        .iter()
+        .filter(|s| s.rrn.is_some() && !s.voided && !s.reversed)
+        .collect();
+    let debit: u64 = standing.iter().map(|s| s.amount).sum();
+    let s = t
+        .settle(debit, standing.len() as u32, refunds_fen, refunds_n)
+        .await;
+    assert_eq!(
+        &s.digits(48).unwrap()[30..31],
+        "1",
+        "settlement totals match the model"
+    );
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn lifecycle_sequences_never_move_money_twice(ops in proptest::collection::vec(op(), 1..25)) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(run_sequence(ops));
+    }
+}
