@@ -146,8 +146,8 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
     let _ = writeln!(out, "terminal {tid} batch {batch:06}");
     let _ = writeln!(
         out,
-        "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} {}",
-        "time (UTC)", "kind", "trace", "card", "amount", "rc", "state"
+        "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} state",
+        "time (UTC)", "kind", "trace", "card", "amount", "rc"
     );
     let mut stmt = conn.prepare(
         "SELECT time_utc, kind, stan, COALESCE(masked_pan, ''), amount_fen, response_code, voided, reversed, refunded_fen
