@@ -319,3 +319,40 @@ async fn settlement_and_batch_upload() {
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn echo_and_proportional_refund_fee() {
+    let dir = temp_dir("echo");
+    let mut cfg = test_config(&dir);
+    cfg.acquirer.refund_fee_policy = switch::config::RefundFeePolicy::Proportional;
+    let sw = start(cfg).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000045").await;
+    // Echo: answered without sign-on and without MAC.
+    let mut b = t.builder("0820");
+    b.set(11, "000001")
+        .set(41, t.tid.clone())
+        .set(42, t.mid.clone())
+        .set(60, "00000001301");
+    let r = t
+        .exchange(&b.encode_to_vec(codec::Dialect::cup_pos()).unwrap())
+        .await;
+    assert_eq!((r.rc().as_str(), r.msg().mti().as_str()), ("00", "0830"));
+    assert!(!r.msg().has(64));
+
+    t.sign_on().await;
+    let sale = t.sale(CREDIT, "654321", 100_000).await; // fee 6.00
+    let r = t
+        .refund(CREDIT, 25_000, &sale.text(37).unwrap(), &today_mmdd())
+        .await;
+    assert_eq!(r.rc(), "00");
+    let fee: i64 = db(&dir)
+        .query_row(
+            "SELECT fee_fen FROM transactions WHERE rrn = ?1",
+            [r.text(37).unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(fee, -150, "a quarter of the fee comes back");
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
