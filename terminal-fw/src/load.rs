@@ -1,0 +1,189 @@
+//! The load generator: N terminals, each signed on, sending real sales and balance
+//! inquiries (PIN blocks and MACs computed per request, every reply's MAC checked).
+//!
+//! Closed loop (no rate): each terminal sends its next request when the last is answered.
+//! Open loop (`rate`): requests are due at fixed intervals whatever the replies do, and
+//! latency counts from when a request was due, so a stalled switch shows in the numbers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::store::Store;
+use crate::terminal::{Card, Terminal, TxnError};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// The switch.
+    pub addr: SocketAddr,
+    /// Concurrent terminals.
+    pub terminals: u32,
+    /// First TID (the rest follow).
+    pub first_tid: u32,
+    /// Merchant ID.
+    pub mid: String,
+    /// TMK of the terminals (hex).
+    pub tmk: String,
+    /// How long.
+    pub duration: Duration,
+    /// Requests per second in all (open loop), or `None` (closed loop).
+    pub rate: Option<f64>,
+    /// Percent of sales (the rest are balance inquiries).
+    pub sale_pct: u32,
+    /// Card and PIN (demo debit card by default).
+    pub pan: String,
+    /// PIN.
+    pub pin: String,
+    /// Print a progress line each second.
+    pub progress: bool,
+}
+
+/// The result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Requests answered.
+    pub total: u64,
+    /// Errors (no reply, bad MAC, unreachable).
+    pub errors: u64,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Answered requests per second.
+    pub throughput: f64,
+    /// Latency percentiles in microseconds.
+    pub latency_us: BTreeMap<String, u64>,
+    /// Answers per response code.
+    pub response_codes: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct Shared {
+    hist: Option<Histogram<u64>>,
+    codes: BTreeMap<String, u64>,
+    errors: u64,
+}
+
+fn record(shared: &Mutex<Shared>, started: Instant, result: &Result<String, TxnError>) {
+    let us = started.elapsed().as_micros() as u64;
+    if let Ok(mut s) = shared.lock() {
+        match result {
+            Ok(rc) => {
+                if let Some(h) = s.hist.as_mut() {
+                    let _ = h.record(us.max(1));
+                }
+                *s.codes.entry(rc.clone()).or_default() += 1;
+            }
+            Err(_) => s.errors += 1,
+        }
+    }
+}
+
+async fn one_terminal(opts: Arc<LoadOptions>, index: u32, shared: Arc<Mutex<Shared>>, start: Instant) -> Result<(), TxnError> {
+    let mut store = Store::in_memory()?;
+    let tid = format!("{:08}", opts.first_tid + index);
+    Terminal::init(&mut store, &tid, &opts.mid, &opts.tmk)?;
+    let mut t = Terminal::open(store, opts.addr)?;
+    t.timeout = Duration::from_secs(10);
+    let r = t.sign_on("01").await?;
+    if r.rc != "00" {
+        return Err(TxnError::BadReply(format!("sign-on answered {}", r.rc)));
+    }
+    let card = Card {
+        pan: opts.pan.clone(),
+        expiry: None,
+    };
+    let interval = opts.rate.map(|r| Duration::from_secs_f64(f64::from(opts.terminals) / r.max(0.001)));
+    // Spread the open-loop terminals over one interval.
+    let mut due = start + interval.map_or(Duration::ZERO, |i| i.mul_f64(f64::from(index) / f64::from(opts.terminals.max(1))));
+    let mut n: u64 = u64::from(index);
+    while start.elapsed() < opts.duration {
+        if interval.is_some() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let began = if interval.is_some() { due } else { Instant::now() };
+        n += 1;
+        let sale = (n * 37 % 100) < u64::from(opts.sale_pct);
+        let result = if sale {
+            t.sale(&card, &opts.pin, 1, "01").await.map(|a| a.rc)
+        } else {
+            t.balance(&card, &opts.pin, "01").await.map(|a| a.rc)
+        };
+        record(&shared, began, &result);
+        if let Err(TxnError::Unreachable { .. }) = result {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Some(i) = interval {
+            due += i;
+        }
+    }
+    Ok(())
+}
+
+fn percentiles(h: &Histogram<u64>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)] {
+        m.insert(name.to_owned(), h.value_at_quantile(q));
+    }
+    m.insert("max".to_owned(), h.max());
+    m
+}
+
+/// Runs the load and returns the summary.
+pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
+    let hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| TxnError::Input(e.to_string()))?;
+    let shared = Arc::new(Mutex::new(Shared {
+        hist: Some(hist),
+        ..Shared::default()
+    }));
+    let opts = Arc::new(opts);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..opts.terminals {
+        tasks.push(tokio::spawn(one_terminal(Arc::clone(&opts), i, Arc::clone(&shared), start)));
+    }
+    if opts.progress {
+        let shared = Arc::clone(&shared);
+        let duration = opts.duration;
+        tokio::spawn(async move {
+            let mut last = 0u64;
+            while start.elapsed() < duration {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(s) = shared.lock() {
+                    let total: u64 = s.codes.values().sum();
+                    let (p50, p99) = s.hist.as_ref().map_or((0, 0), |h| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)));
+                    eprintln!(
+                        "[{:>4.0}s] {:>7} tps   total {:>9}   p50 {:>6} us   p99 {:>7} us   errors {}",
+                        start.elapsed().as_secs_f64(),
+                        total - last,
+                        total,
+                        p50,
+                        p99,
+                        s.errors
+                    );
+                    last = total;
+                }
+            }
+        });
+    }
+    let mut failed = 0;
+    for t in tasks {
+        if !matches!(t.await, Ok(Ok(()))) {
+            failed += 1;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let s = shared.lock().map_err(|_| TxnError::Input("load state poisoned".into()))?;
+    let total: u64 = s.codes.values().sum();
+    Ok(Summary {
+        total,
+        errors: s.errors + failed,
+        seconds,
+        throughput: total as f64 / seconds.max(0.001),
+        latency_us: s.hist.as_ref().map(percentiles).unwrap_or_default(),
+        response_codes: s.codes.clone(),
+    })
+}

@@ -1,0 +1,572 @@
+//! The terminal's transactions, as frames on the wire and as flows with the switch.
+//!
+//! ```text
+//! financial request:  persist reversal ─▶ send ─▶ reply? ─┬─ MAC ok ─▶ log + clear reversal
+//!                                                         └─ timeout / bad MAC: reversal stays,
+//!                                                            sent before anything else next time
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use codec::{Dialect, FieldInput, Message, MessageBuilder, Mti, decode};
+use hsm_sim::ClearPin;
+use hsm_sim::primitives::cipher::DesKey;
+use hsm_sim::primitives::{mac, pinblock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::store::{LogEntry, Store, StoreError};
+
+/// A transaction that could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// No working keys: sign on first.
+    #[error("not signed on: sign on first")]
+    NotSignedOn,
+    /// The terminal was never set up (no TID, MID or TMK).
+    #[error("terminal not initialised: run `terminal-fw init`")]
+    NotInitialised,
+    /// The switch could not be reached.
+    #[error("switch unreachable at {addr}: {source}")]
+    Unreachable {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No reply in time; a reversal will be sent first next time.
+    #[error("no reply from the switch in time (a reversal is pending)")]
+    Timeout,
+    /// The reply's MAC is wrong; a reversal will be sent first next time.
+    #[error("the reply's MAC is wrong (a reversal is pending)")]
+    BadReplyMac,
+    /// Sign-on keys failed their check values.
+    #[error("working keys from sign-on fail their check values: refused")]
+    BadKeys,
+    /// The reply could not be read.
+    #[error("unreadable reply: {0}")]
+    BadReply(String),
+    /// Bad input from the user.
+    #[error("{0}")]
+    Input(String),
+    /// State.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Operator rules.
+    #[error(transparent)]
+    Operator(#[from] crate::operators::OperatorError),
+}
+
+/// A card as read (swiped, inserted or keyed).
+#[derive(Clone)]
+pub struct Card {
+    /// Card number.
+    pub pan: String,
+    /// Expiry YYMM, if read.
+    pub expiry: Option<String>,
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Card({})", codec::mask::pan(&self.pan))
+    }
+}
+
+/// An answered transaction.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Response code.
+    pub rc: String,
+    /// RRN.
+    pub rrn: String,
+    /// Authorisation code.
+    pub auth_code: String,
+    /// Balance field 54, for balance inquiries.
+    pub balance: Option<String>,
+    /// The log entry written, for receipts.
+    pub entry: Option<LogEntry>,
+    /// The reply frame.
+    pub reply: Vec<u8>,
+}
+
+/// A settlement's result.
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    /// Whether the switch agreed with the terminal's totals.
+    pub balanced: bool,
+    /// Sales that stand: amount, count.
+    pub sales: (i64, u32),
+    /// Refunds: amount, count.
+    pub refunds: (i64, u32),
+    /// The batch settled.
+    pub batch: u32,
+}
+
+const TPDU: [u8; 5] = [0x60, 0x00, 0x03, 0x00, 0x00];
+const HEADER: [u8; 6] = [0x60, 0x31, 0x00, 0x31, 0x10, 0x03];
+
+/// The terminal: its state, its connection to the switch.
+pub struct Terminal {
+    /// Persistent state.
+    pub store: Store,
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    /// How long to wait for a reply.
+    pub timeout: Duration,
+    tid: String,
+    mid: String,
+}
+
+fn reply_text(m: &Message<'_>, n: u8) -> String {
+    m.text(n).unwrap_or_default().to_owned()
+}
+
+impl Terminal {
+    /// Key injection and set-up: TID, MID, TMK (sealed under the device secret).
+    pub fn init(store: &mut Store, tid: &str, mid: &str, tmk_hex: &str) -> Result<(), TxnError> {
+        if tid.len() != 8 || mid.len() != 15 {
+            return Err(TxnError::Input("TID is 8 characters and MID 15".into()));
+        }
+        let tmk = zeroize::Zeroizing::new(hex::decode(tmk_hex).map_err(|_| TxnError::Input("the TMK must be hex".into()))?);
+        DesKey::new(&tmk).map_err(|_| TxnError::Input("the TMK must be 8, 16 or 24 bytes".into()))?;
+        store.set_many(&[("tid", tid.as_bytes()), ("mid", mid.as_bytes())])?;
+        store.set_secret("tmk", &tmk)?;
+        Ok(())
+    }
+
+    /// A terminal over `store`, talking to the switch at `addr`.
+    pub fn open(store: Store, addr: SocketAddr) -> Result<Self, TxnError> {
+        let tid = store.get_text("tid")?.ok_or(TxnError::NotInitialised)?;
+        let mid = store.get_text("mid")?.ok_or(TxnError::NotInitialised)?;
+        Ok(Self {
+            store,
+            addr,
+            stream: None,
+            timeout: Duration::from_secs(30),
+            tid,
+            mid,
+        })
+    }
+
+    /// Terminal ID.
+    pub fn tid(&self) -> &str {
+        &self.tid
+    }
+
+    /// Merchant ID.
+    pub fn mid(&self) -> &str {
+        &self.mid
+    }
+
+    /// The open batch.
+    pub fn batch(&self) -> Result<u32, TxnError> {
+        Ok(self.store.get_u32("batch")?.max(1))
+    }
+
+    fn keys(&self) -> Result<(DesKey, DesKey), TxnError> {
+        let tpk = self.store.get_secret("tpk")?.ok_or(TxnError::NotSignedOn)?;
+        let tak = self.store.get_secret("tak")?.ok_or(TxnError::NotSignedOn)?;
+        Ok((DesKey::new(&tpk).map_err(|_| TxnError::BadKeys)?, DesKey::new(&tak).map_err(|_| TxnError::BadKeys)?))
+    }
+
+    fn builder(&self, mti: &str) -> Result<MessageBuilder<'static>, TxnError> {
+        let mti = Mti::parse(mti).ok_or_else(|| TxnError::Input(format!("bad MTI {mti}")))?;
+        let mut b = MessageBuilder::new(mti);
+        let mut h = TPDU.to_vec();
+        h.extend_from_slice(&HEADER);
+        b.header(h);
+        Ok(b)
+    }
+
+    fn seal(&self, b: &mut MessageBuilder<'static>) -> Result<Vec<u8>, TxnError> {
+        let (_, tak) = self.keys()?;
+        let mut out = Vec::with_capacity(256);
+        b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| Some(mac::unionpay_ecb(&tak, d)))
+            .map_err(|e| TxnError::Input(e.to_string()))?;
+        Ok(out)
+    }
+
+    async fn connect(&mut self) -> Result<&mut TcpStream, TxnError> {
+        if self.stream.is_none() {
+            let s = TcpStream::connect(self.addr).await.map_err(|source| TxnError::Unreachable { addr: self.addr, source })?;
+            let _ = s.set_nodelay(true);
+            self.stream = Some(s);
+        }
+        self.stream.as_mut().ok_or(TxnError::NotInitialised)
+    }
+
+    /// Writes `frame` (with its 2-byte length) without waiting for a reply.
+    pub async fn send_only(&mut self, frame: &[u8]) -> Result<(), TxnError> {
+        let addr = self.addr;
+        let s = self.connect().await?;
+        let mut out = (frame.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(frame);
+        if let Err(source) = s.write_all(&out).await {
+            self.stream = None;
+            return Err(TxnError::Unreachable { addr, source });
+        }
+        Ok(())
+    }
+
+    /// Sends a frame and reads the reply.
+    pub async fn exchange(&mut self, frame: &[u8]) -> Result<Vec<u8>, TxnError> {
+        self.send_only(frame).await?;
+        let timeout = self.timeout;
+        let s = self.connect().await?;
+        let read = async {
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await?;
+            let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut body).await?;
+            Ok::<_, std::io::Error>(body)
+        };
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(source)) => {
+                self.stream = None;
+                Err(TxnError::Unreachable { addr: self.addr, source })
+            }
+            Err(_) => {
+                self.stream = None;
+                Err(TxnError::Timeout)
+            }
+        }
+    }
+
+    /// Sign-on: sends 0800 (60.3 = 003), checks field 62's check values and installs the
+    /// working keys; refuses keys that fail their check values.
+    pub async fn sign_on(&mut self, operator: &str) -> Result<Answer, TxnError> {
+        self.send_pending_reversal().await?;
+        let stan = self.store.next_stan()?;
+        let mut b = self.builder("0800")?;
+        b.set(11, format!("{stan:06}"))
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(60, format!("00{:06}003", self.batch()?))
+            .set(63, format!("0{operator}"));
+        let frame = b.encode_to_vec(Dialect::cup_pos()).map_err(|e| TxnError::Input(e.to_string()))?;
+        let reply = self.exchange(&frame).await?;
+        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let rc = reply_text(&m, 39);
+        if rc == "00" {
+            let f62 = m.bytes(62).filter(|f| f.len() == 40).ok_or(TxnError::BadKeys)?;
+            let tmk = self.store.get_secret("tmk")?.ok_or(TxnError::NotInitialised)?;
+            let tmk = DesKey::new(&tmk).map_err(|_| TxnError::BadKeys)?;
+            let tpk = zeroize::Zeroizing::new(tmk.decrypt_ecb(&f62[..16]).map_err(|_| TxnError::BadKeys)?);
+            let tak = zeroize::Zeroizing::new(tmk.decrypt_ecb(&f62[20..28]).map_err(|_| TxnError::BadKeys)?);
+            let check = |k: &[u8], want: &[u8]| DesKey::new(k).is_ok_and(|d| d.encrypt([0; 8])[..4] == *want);
+            if !check(&tpk, &f62[16..20]) || !check(&tak, &f62[36..40]) {
+                return Err(TxnError::BadKeys);
+            }
+            let batch = m.get("60.2").ok().flatten().and_then(|v| v.digits()).and_then(|d| d.to_u64()).unwrap_or(1);
+            self.store.set_secret("tpk", &tpk)?;
+            self.store.set_secret("tak", &tak)?;
+            self.store.set_many(&[("batch", batch.to_string().as_bytes())])?;
+        }
+        Ok(Answer {
+            rrn: reply_text(&m, 37),
+            auth_code: String::new(),
+            balance: None,
+            entry: None,
+            rc,
+            reply: reply.clone(),
+        })
+    }
+
+    /// Sends the pending reversal, if any, before anything else. Cleared once the switch
+    /// answers it (a reversal is always answered 00).
+    pub async fn send_pending_reversal(&mut self) -> Result<Option<String>, TxnError> {
+        let Some(frame) = self.store.pending_reversal()? else { return Ok(None) };
+        let reply = self.exchange(&frame).await?;
+        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let rc = reply_text(&m, 39);
+        self.store.clear_reversal()?;
+        Ok(Some(rc))
+    }
+
+    fn pin_block(&self, pan: &str, pin: &str) -> Result<Vec<u8>, TxnError> {
+        let (tpk, _) = self.keys()?;
+        let pin = ClearPin::new(pin).map_err(|_| TxnError::Input("the PIN must be 4 to 12 digits".into()))?;
+        let clear = pinblock::format0(&pin, pan).map_err(|_| TxnError::Input("the card number must be 12 to 19 digits".into()))?;
+        Ok(tpk.encrypt(clear).to_vec())
+    }
+
+    fn card_fields(&self, b: &mut MessageBuilder<'static>, card: &Card, pin: Option<&str>) -> Result<(), TxnError> {
+        b.set(2, card.pan.clone());
+        if let Some(e) = &card.expiry {
+            b.set(14, e.clone());
+        }
+        b.set(22, if pin.is_some() { "021" } else { "022" });
+        if let Some(p) = pin {
+            b.set(26, "12").set(52, self.pin_block(&card.pan, p)?).set(53, "2600000000000000");
+        }
+        Ok(())
+    }
+
+    /// The reversal of a 0200 request: same fields, MTI 0400, reason 98 (no reply).
+    pub fn reversal_of(&self, original: &[u8]) -> Result<Vec<u8>, TxnError> {
+        let m = decode(Dialect::cup_pos(), original).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let mut b = self.builder("0400")?;
+        for n in [2u8, 3, 4, 11, 14, 22, 25, 41, 42, 49, 59, 60, 61] {
+            if let Some(f) = m.field(n) {
+                b.set(
+                    n,
+                    FieldInput::Wire {
+                        data: std::borrow::Cow::Owned(f.wire().to_vec()),
+                        units: f.units(),
+                    },
+                );
+            }
+        }
+        b.set(39, "98");
+        self.seal(&mut b)
+    }
+
+    /// A financial request: reversal persisted first (for requests that move money), the
+    /// reply's MAC checked, the log written and the reversal cleared in one step.
+    #[allow(clippy::too_many_arguments)]
+    async fn financial(&mut self, frame: Vec<u8>, reversible: bool, kind: &str, masked: String, amount_fen: i64, operator: &str, void_of: Option<u32>) -> Result<Answer, TxnError> {
+        self.send_pending_reversal().await?;
+        if reversible {
+            let rev = self.reversal_of(&frame)?;
+            self.store.put_reversal(&rev)?;
+        }
+        let reply = self.exchange(&frame).await?;
+        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let rc = reply_text(&m, 39);
+        let (_, tak) = self.keys()?;
+        let mac_ok = m.bytes(64).is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()));
+        if !mac_ok && (rc == "00" || m.has(64)) {
+            return Err(TxnError::BadReplyMac);
+        }
+        let req = decode(Dialect::cup_pos(), &frame).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let (time, date) = (reply_text(&m, 12), reply_text(&m, 13));
+        let entry = LogEntry {
+            stan: req.digits(11).and_then(|d| d.to_u64()).unwrap_or(0) as u32,
+            batch: self.batch()?,
+            kind: kind.to_owned(),
+            masked_pan: masked,
+            amount_fen,
+            rrn: reply_text(&m, 37),
+            auth_code: reply_text(&m, 38),
+            rc: rc.clone(),
+            when: format!("{} {}", m.digits(13).map(|d| d.to_string()).unwrap_or(date), m.digits(12).map(|d| d.to_string()).unwrap_or(time)),
+            operator: operator.to_owned(),
+            voided: false,
+            original_stan: void_of,
+        };
+        self.store.log_and_clear(&entry, if rc == "00" { void_of } else { None })?;
+        Ok(Answer {
+            rrn: entry.rrn.clone(),
+            auth_code: entry.auth_code.clone(),
+            balance: m.text(54).map(str::to_owned),
+            rc,
+            entry: Some(entry),
+            reply,
+        })
+    }
+
+    /// Builds a sale frame (also used by tests to build and hold one).
+    pub fn sale_frame(&mut self, card: &Card, pin: &str, amount_fen: u64, operator: &str) -> Result<Vec<u8>, TxnError> {
+        let stan = self.store.next_stan()?;
+        let mut b = self.builder("0200")?;
+        self.card_fields(&mut b, card, Some(pin))?;
+        b.set(3, "000000")
+            .set(4, format!("{amount_fen:012}"))
+            .set(11, format!("{stan:06}"))
+            .set(25, "00")
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(60, format!("22{:06}000", self.batch()?))
+            .set(63, format!("0{operator}"));
+        self.seal(&mut b)
+    }
+
+    /// Sale (消费).
+    pub async fn sale(&mut self, card: &Card, pin: &str, amount_fen: u64, operator: &str) -> Result<Answer, TxnError> {
+        let frame = self.sale_frame(card, pin, amount_fen, operator)?;
+        self.financial(frame, true, "sale", codec::mask::pan(&card.pan), amount_fen as i64, operator, None).await
+    }
+
+    /// Balance inquiry (余额查询).
+    pub async fn balance(&mut self, card: &Card, pin: &str, operator: &str) -> Result<Answer, TxnError> {
+        let stan = self.store.next_stan()?;
+        let mut b = self.builder("0200")?;
+        self.card_fields(&mut b, card, Some(pin))?;
+        b.set(3, "310000")
+            .set(11, format!("{stan:06}"))
+            .set(25, "00")
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(60, format!("01{:06}000", self.batch()?))
+            .set(63, format!("0{operator}"));
+        let frame = self.seal(&mut b)?;
+        self.financial(frame, false, "balance", codec::mask::pan(&card.pan), 0, operator, None).await
+    }
+
+    /// Void (消费撤销) of the sale with trace `stan` in this batch; the supervisor password is
+    /// checked here and never travels.
+    pub async fn void(&mut self, supervisor_pw: &str, card: &Card, stan: u32, operator: &str) -> Result<Answer, TxnError> {
+        crate::operators::Operators::new(&mut self.store)?.authorise_supervisor(supervisor_pw)?;
+        let batch = self.batch()?;
+        let original = self
+            .store
+            .log(batch)?
+            .into_iter()
+            .find(|e| e.stan == stan && (e.kind == "sale") && e.rc == "00")
+            .ok_or_else(|| TxnError::Input(format!("no approved sale with trace {stan:06} in this batch")))?;
+        if original.voided {
+            return Err(TxnError::Input(format!("trace {stan:06} is already voided")));
+        }
+        let new_stan = self.store.next_stan()?;
+        let mut b = self.builder("0200")?;
+        self.card_fields(&mut b, card, None)?;
+        b.set(3, "200000")
+            .set(4, format!("{:012}", original.amount_fen))
+            .set(11, format!("{new_stan:06}"))
+            .set(25, "00")
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(60, format!("23{batch:06}000"))
+            .set(61, format!("{batch:06}{stan:06}"))
+            .set(63, format!("0{operator}"));
+        let frame = self.seal(&mut b)?;
+        self.financial(frame, true, "void", codec::mask::pan(&card.pan), original.amount_fen, operator, Some(stan)).await
+    }
+
+    /// Refund (退货) of the sale with `rrn` made on `date_mmdd`; supervisor password checked here.
+    pub async fn refund(&mut self, supervisor_pw: &str, card: &Card, amount_fen: u64, rrn: &str, date_mmdd: &str, operator: &str) -> Result<Answer, TxnError> {
+        crate::operators::Operators::new(&mut self.store)?.authorise_supervisor(supervisor_pw)?;
+        if rrn.len() != 12 || date_mmdd.len() != 4 {
+            return Err(TxnError::Input("the original RRN is 12 characters and its date MMDD".into()));
+        }
+        let stan = self.store.next_stan()?;
+        let mut b = self.builder("0220")?;
+        self.card_fields(&mut b, card, None)?;
+        b.set(3, "200000")
+            .set(4, format!("{amount_fen:012}"))
+            .set(11, format!("{stan:06}"))
+            .set(25, "00")
+            .set(37, rrn.to_owned())
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(60, format!("25{:06}000", self.batch()?))
+            .set(61, format!("000000000000{date_mmdd}"))
+            .set(63, format!("0{operator}"));
+        let frame = self.seal(&mut b)?;
+        self.financial(frame, false, "refund", codec::mask::pan(&card.pan), amount_fen as i64, operator, None).await
+    }
+
+    /// QR payment-code sale (付款码); the password goes as a PIN block formed with the code.
+    pub async fn qr(&mut self, code: &str, amount_fen: u64, password: Option<&str>, operator: &str) -> Result<Answer, TxnError> {
+        if !(16..=24).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(TxnError::Input("a payment code is 16 to 24 digits".into()));
+        }
+        let stan = self.store.next_stan()?;
+        let mut b = self.builder("0200")?;
+        b.set(3, "000000")
+            .set(4, format!("{amount_fen:012}"))
+            .set(11, format!("{stan:06}"))
+            .set(22, if password.is_some() { "031" } else { "032" })
+            .set(25, "00")
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(49, "156")
+            .set(59, format!("QR{code}"))
+            .set(60, format!("22{:06}000", self.batch()?))
+            .set(63, format!("0{operator}"));
+        if let Some(p) = password {
+            b.set(52, self.pin_block(code, p)?).set(53, "2600000000000000");
+        }
+        let frame = self.seal(&mut b)?;
+        self.financial(frame, true, "qr-sale", codec::mask::pan(code), amount_fen as i64, operator, None).await
+    }
+
+    /// The batch's totals as the terminal sees them: sales that stand and refunds.
+    pub fn totals(&self) -> Result<((i64, u32), (i64, u32)), TxnError> {
+        let mut sales = (0i64, 0u32);
+        let mut refunds = (0i64, 0u32);
+        for e in self.store.log(self.batch()?)?.iter().filter(|e| e.rc == "00") {
+            match e.kind.as_str() {
+                "sale" | "qr-sale" if !e.voided => sales = (sales.0 + e.amount_fen, sales.1 + 1),
+                "refund" => refunds = (refunds.0 + e.amount_fen, refunds.1 + 1),
+                _ => {}
+            }
+        }
+        Ok((sales, refunds))
+    }
+
+    /// Settlement (结算): totals in 48; when the switch disagrees, the batch is uploaded (批上送).
+    /// The next batch opens either way.
+    pub async fn settle(&mut self, supervisor_pw: &str, operator: &str) -> Result<Settlement, TxnError> {
+        crate::operators::Operators::new(&mut self.store)?.authorise_supervisor(supervisor_pw)?;
+        self.send_pending_reversal().await?;
+        let batch = self.batch()?;
+        let (sales, refunds) = self.totals()?;
+        let stan = self.store.next_stan()?;
+        let mut b = self.builder("0500")?;
+        b.set(11, format!("{stan:06}"))
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(48, format!("{:012}{:03}{:012}{:03}0{:031}", sales.0, sales.1, refunds.0, refunds.1, 0))
+            .set(49, "156")
+            .set(60, format!("00{batch:06}201"))
+            .set(63, format!("0{operator}"));
+        let frame = self.seal(&mut b)?;
+        let reply = self.exchange(&frame).await?;
+        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let (_, tak) = self.keys()?;
+        if m.bytes(64) != Some(&mac::unionpay_ecb(&tak, m.mac_data())[..]) {
+            return Err(TxnError::BadReplyMac);
+        }
+        if reply_text(&m, 39) != "00" {
+            return Err(TxnError::BadReply(format!("settlement answered {}", reply_text(&m, 39))));
+        }
+        let f48 = m.digits(48).map(|d| d.to_string()).unwrap_or_default();
+        let balanced = f48.get(30..31) == Some("1");
+        if !balanced {
+            let entries: Vec<(u32, i64, &str)> = self
+                .store
+                .log(batch)?
+                .iter()
+                .filter(|e| e.rc == "00" && ((e.kind == "sale" || e.kind == "qr-sale") && !e.voided || e.kind == "refund"))
+                .map(|e| (e.stan, e.amount_fen, if e.kind == "refund" { "25" } else { "22" }))
+                .collect();
+            let chunks: Vec<_> = entries.chunks(16).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let last = i + 1 == chunks.len();
+                let mut f48 = format!("{:02}", chunk.len());
+                for (s, a, k) in *chunk {
+                    f48.push_str(&format!("{s:06}{a:012}{k}"));
+                }
+                let stan = self.store.next_stan()?;
+                let mut b = self.builder("0320")?;
+                b.set(11, format!("{stan:06}"))
+                    .set(41, self.tid.clone())
+                    .set(42, self.mid.clone())
+                    .set(48, f48)
+                    .set(60, format!("00{batch:06}{}", if last { "202" } else { "201" }));
+                let frame = self.seal(&mut b)?;
+                self.exchange(&frame).await?;
+            }
+        }
+        self.store.set_many(&[("batch", (batch + 1).to_string().as_bytes())])?;
+        Ok(Settlement { balanced, sales, refunds, batch })
+    }
+
+    /// Echo test (回响).
+    pub async fn echo(&mut self) -> Result<String, TxnError> {
+        let stan = self.store.next_stan()?;
+        let mut b = self.builder("0820")?;
+        b.set(11, format!("{stan:06}")).set(41, self.tid.clone()).set(42, self.mid.clone()).set(60, "00000000301");
+        let frame = b.encode_to_vec(Dialect::cup_pos()).map_err(|e| TxnError::Input(e.to_string()))?;
+        let reply = self.exchange(&frame).await?;
+        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        Ok(reply_text(&m, 39))
+    }
+}
