@@ -1,1 +1,512 @@
-fn main() {}
+//! `terminal-fw`: a CUP POS terminal on the command line, and the load generator.
+//!
+//! ```text
+//! terminal-fw init --tid 10000001 --mid 898310048990001 [--tmk HEX]
+//! terminal-fw operator passwd --operator 00          (factory passwords must be changed first)
+//! terminal-fw operator add --operator 01             (administrator 99 adds cashiers)
+//! terminal-fw signon --operator 01
+//! terminal-fw sale --operator 01 --pan 6222021000000000017 --amount 12.34
+//! terminal-fw void --operator 01 --trace 2 --pan ...   (supervisor password asked)
+//! terminal-fw settle --operator 01
+//! terminal-fw demo                                    (a whole merchant day on the demo set)
+//! terminal-fw load --terminals 100 --duration 10 [--rate 5000] [--mix sale=90,balance=10] [--json]
+//! ```
+//! Passwords and PINs are asked for (hidden on a terminal) unless given as flags.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use terminal_fw::operators::{OperatorError, Operators};
+use terminal_fw::receipt::{self, Copy};
+use terminal_fw::{Card, Store, Terminal};
+
+/// The demo terminals' TMK: a published test key.
+const DEMO_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
+
+#[derive(Parser)]
+#[command(name = "terminal-fw", about = "CUP POS terminal (host side) and load generator")]
+struct Cli {
+    /// Where the terminal keeps its state.
+    #[arg(long, global = true, default_value = "./terminal-data")]
+    state: PathBuf,
+    /// The switch.
+    #[arg(long = "switch", global = true, default_value = "127.0.0.1:8583")]
+    switch_addr: SocketAddr,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Who {
+    /// Operator number (01-98 cashier, 00 supervisor).
+    #[arg(long, default_value = "01")]
+    operator: String,
+    /// The operator's password (asked when absent).
+    #[arg(long)]
+    password: Option<String>,
+}
+
+#[derive(Args)]
+struct CardArgs {
+    /// Card number.
+    #[arg(long)]
+    pan: String,
+    /// Expiry YYMM.
+    #[arg(long)]
+    expiry: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Administrator (99) adds a cashier.
+    Add {
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        admin_password: Option<String>,
+    },
+    /// Administrator (99) removes a cashier.
+    Remove {
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        admin_password: Option<String>,
+    },
+    /// Change one's own password (the factory ones first).
+    Passwd {
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        old: Option<String>,
+        #[arg(long)]
+        new: Option<String>,
+    },
+    /// Supervisor (00) resets a cashier's password.
+    Reset {
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        new: Option<String>,
+        #[arg(long)]
+        supervisor_password: Option<String>,
+    },
+    /// Check a login.
+    Login {
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Key injection: TID, MID and TMK.
+    Init {
+        #[arg(long)]
+        tid: String,
+        #[arg(long, default_value = "898310048990001")]
+        mid: String,
+        /// TMK in hex (default: the demo TMK, a test key).
+        #[arg(long)]
+        tmk: Option<String>,
+    },
+    /// Operators and passwords.
+    Operator {
+        #[command(subcommand)]
+        cmd: OperatorCmd,
+    },
+    /// Sign on (签到): download working keys.
+    Signon {
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Sale (消费).
+    Sale {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        /// Yuan, e.g. 12.34.
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Balance inquiry (余额查询).
+    Balance {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Void (消费撤销) of a sale in this batch, by trace number.
+    Void {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        #[arg(long)]
+        trace: u32,
+        #[arg(long)]
+        supervisor_password: Option<String>,
+    },
+    /// Refund (退货) of a sale by RRN and date.
+    Refund {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        rrn: String,
+        /// The sale's date, MMDD.
+        #[arg(long)]
+        date: String,
+        #[arg(long)]
+        supervisor_password: Option<String>,
+    },
+    /// QR payment-code sale (付款码).
+    Qr {
+        #[command(flatten)]
+        who: Who,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        amount: String,
+        /// Payment password, needed above the password-free limit.
+        #[arg(long)]
+        code_password: Option<String>,
+    },
+    /// Settlement (结算), with batch upload when not balanced.
+    Settle {
+        #[command(flatten)]
+        who: Who,
+        #[arg(long)]
+        supervisor_password: Option<String>,
+    },
+    /// Echo test.
+    Echo,
+    /// Transaction record of the open batch (交易记录查询).
+    Log,
+    /// Reprint the last receipt, or a trace's.
+    Reprint {
+        #[arg(long)]
+        trace: Option<u32>,
+    },
+    /// A whole merchant day against a running switch with the demo set.
+    Demo,
+    /// Load generator.
+    Load {
+        #[arg(long, default_value_t = 100)]
+        terminals: u32,
+        /// Seconds.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Requests per second in all (open loop); absent: closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Mix, e.g. sale=90,balance=10.
+        #[arg(long, default_value = "sale=100")]
+        mix: String,
+        #[arg(long, default_value_t = 10_000_001)]
+        first_tid: u32,
+        /// JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A secret from a flag, else asked (hidden on a terminal, a line from a pipe).
+fn secret(given: Option<String>, prompt: &str) -> Result<String> {
+    if let Some(s) = given {
+        return Ok(s);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(format!("{prompt}: ")).context("reading the password");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let line = line.trim().to_owned();
+    if line.is_empty() {
+        bail!("{prompt}: none given (use the flag, or type it)");
+    }
+    Ok(line)
+}
+
+/// "12.34" yuan to fen.
+fn fen(amount: &str) -> Result<u64> {
+    let (i, f) = amount.split_once('.').unwrap_or((amount, ""));
+    if i.is_empty() || f.len() > 2 || !i.bytes().chain(f.bytes()).all(|b| b.is_ascii_digit()) {
+        bail!("amount {amount:?}: write yuan, e.g. 12.34");
+    }
+    let f = format!("{f:0<2}");
+    Ok(i.parse::<u64>()? * 100 + f.parse::<u64>()?)
+}
+
+fn open(cli: &Cli) -> Result<Terminal> {
+    let store = Store::open(&cli.state)?;
+    Terminal::open(store, cli.switch_addr).map_err(|e| anyhow!("{e}"))
+}
+
+fn login(t: &mut Terminal, who: &Who) -> Result<()> {
+    let pw = secret(who.password.clone(), &format!("password of operator {}", who.operator))?;
+    Operators::new(&mut t.store)?.login_to_transact(&who.operator, &pw).map_err(explain)
+}
+
+fn explain(e: OperatorError) -> anyhow::Error {
+    match e {
+        OperatorError::MustChange => anyhow!("{e}: run `terminal-fw operator passwd --operator NN`"),
+        other => anyhow!("{other}"),
+    }
+}
+
+fn card(c: &CardArgs) -> Card {
+    Card {
+        pan: c.pan.clone(),
+        expiry: c.expiry.clone(),
+    }
+}
+
+fn show(t: &Terminal, a: &terminal_fw::Answer) {
+    println!("response {}  RRN {}  auth {}", a.rc, a.rrn, a.auth_code);
+    if let Some(b) = &a.balance {
+        println!("balance field 54: {b}");
+    }
+    if let Some(e) = &a.entry
+        && e.kind != "balance"
+    {
+        for copy in [Copy::Merchant, Copy::Cardholder] {
+            println!("{}", receipt::receipt(e, "DEMO MERCHANT (TEST)", t.mid(), t.tid(), copy, false));
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Init { tid, mid, tmk } => {
+            let mut store = Store::open(&cli.state)?;
+            if tmk.is_none() {
+                eprintln!("WARNING: using the demo TMK (a published test key)");
+            }
+            Terminal::init(&mut store, tid, mid, tmk.as_deref().unwrap_or(DEMO_TMK))?;
+            Operators::new(&mut store)?;
+            println!("terminal {tid} of merchant {mid} initialised in {}", cli.state.display());
+        }
+        Command::Operator { cmd } => {
+            let mut store = Store::open(&cli.state)?;
+            let mut ops = Operators::new(&mut store)?;
+            match cmd {
+                OperatorCmd::Add { operator, password, admin_password } => {
+                    let admin = secret(admin_password.clone(), "administrator (99) password")?;
+                    let pw = secret(password.clone(), &format!("new password of {operator}"))?;
+                    ops.add_cashier(&admin, operator, &pw).map_err(explain)?;
+                    println!("cashier {operator} added");
+                }
+                OperatorCmd::Remove { operator, admin_password } => {
+                    let admin = secret(admin_password.clone(), "administrator (99) password")?;
+                    ops.remove_cashier(&admin, operator).map_err(explain)?;
+                    println!("cashier {operator} removed");
+                }
+                OperatorCmd::Passwd { operator, old, new } => {
+                    let old = secret(old.clone(), "current password")?;
+                    let new = secret(new.clone(), "new password")?;
+                    ops.change_password(operator, &old, &new).map_err(explain)?;
+                    println!("password of {operator} changed");
+                }
+                OperatorCmd::Reset { operator, new, supervisor_password } => {
+                    let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
+                    let new = secret(new.clone(), "new password")?;
+                    ops.reset_password(&sup, operator, &new).map_err(explain)?;
+                    println!("password of {operator} reset; it must be changed at next login");
+                }
+                OperatorCmd::Login { who } => {
+                    let pw = secret(who.password.clone(), "password")?;
+                    let role = ops.login(&who.operator, &pw).map_err(explain)?;
+                    println!("operator {} logged in ({role:?})", who.operator);
+                }
+            }
+        }
+        Command::Signon { who } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who)?;
+            let a = t.sign_on(&who.operator).await?;
+            println!("sign-on: response {} batch {:06}", a.rc, t.batch()?);
+        }
+        Command::Sale { who, card: c, amount, pin } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who)?;
+            let pin = secret(pin.clone(), "cardholder PIN")?;
+            let a = t.sale(&card(c), &pin, fen(amount)?, &who.operator).await?;
+            show(&t, &a);
+        }
+        Command::Balance { who, card: c, pin } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who)?;
+            let pin = secret(pin.clone(), "cardholder PIN")?;
+            let a = t.balance(&card(c), &pin, &who.operator).await?;
+            show(&t, &a);
+        }
+        Command::Void { who, card: c, trace, supervisor_password } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who)?;
+            let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
+            let a = t.void(&sup, &card(c), *trace, &who.operator).await?;
+            show(&t, &a);
+        }
+        Command::Refund { who, card: c, amount, rrn, date, supervisor_password } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who)?;
+            let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
+            let a = t.refund(&sup, &card(c), fen(amount)?, rrn, date, &who.operator).await?;
+            show(&t, &a);
+        }
+        Command::Qr { who, code, amount, code_password } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who)?;
+            let a = t.qr(code, fen(amount)?, code_password.as_deref(), &who.operator).await?;
+            show(&t, &a);
+        }
+        Command::Settle { who, supervisor_password } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who)?;
+            let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
+            let s = t.settle(&sup, &who.operator).await?;
+            println!("{}", receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced));
+        }
+        Command::Echo => {
+            let mut t = open(&cli)?;
+            println!("echo: response {}", t.echo().await?);
+        }
+        Command::Log => {
+            let t = open(&cli)?;
+            println!("batch {:06}", t.batch()?);
+            for e in t.store.log(t.batch()?)? {
+                println!(
+                    "{:06} {:<8} {:<20} {:>12} {} {} {}{}",
+                    e.stan,
+                    e.kind,
+                    e.masked_pan,
+                    format!("{}.{:02}", e.amount_fen / 100, e.amount_fen % 100),
+                    e.rc,
+                    e.rrn,
+                    e.when,
+                    if e.voided { " voided" } else { "" }
+                );
+            }
+        }
+        Command::Reprint { trace } => {
+            let t = open(&cli)?;
+            let log = t.store.log(t.batch()?)?;
+            let e = match trace {
+                Some(s) => log.iter().find(|e| e.stan == *s),
+                None => log.iter().rev().find(|e| e.kind != "balance"),
+            }
+            .ok_or_else(|| anyhow!("no such transaction in the open batch"))?;
+            println!("{}", receipt::receipt(e, "DEMO MERCHANT (TEST)", t.mid(), t.tid(), Copy::Merchant, true));
+        }
+        Command::Demo => demo(&cli).await?,
+        Command::Load { terminals, duration, rate, mix, first_tid, json } => {
+            let sale_pct = mix
+                .split(',')
+                .find_map(|p| p.strip_prefix("sale="))
+                .map(|v| v.parse::<u32>())
+                .transpose()
+                .map_err(|_| anyhow!("--mix: e.g. sale=90,balance=10"))?
+                .unwrap_or(100)
+                .min(100);
+            let summary = terminal_fw::load::run(terminal_fw::load::LoadOptions {
+                addr: cli.switch_addr,
+                terminals: *terminals,
+                first_tid: *first_tid,
+                mid: "898310048990001".into(),
+                tmk: DEMO_TMK.into(),
+                duration: Duration::from_secs(*duration),
+                rate: *rate,
+                sale_pct,
+                pan: "6222021000000000017".into(),
+                pin: "123456".into(),
+                progress: !json,
+            })
+            .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!(
+                    "total {}  errors {}  {:.1} s  {:.0} tps\nlatency us: {:?}\nresponse codes: {:?}",
+                    summary.total, summary.errors, summary.seconds, summary.throughput, summary.latency_us, summary.response_codes
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A merchant day on the demo set, in a fresh state directory.
+async fn demo(cli: &Cli) -> Result<()> {
+    // The demo terminal keeps its state between runs (its trace numbers and batch go on).
+    let dir = cli.state.join("demo");
+    let mut store = Store::open(&dir)?;
+    if store.get_text("tid")?.is_none() {
+        Terminal::init(&mut store, "10000777", "898310048990001", DEMO_TMK)?;
+        let mut ops = Operators::new(&mut store)?;
+        ops.change_password("99", terminal_fw::operators::FACTORY_ADMIN, "135790").map_err(explain)?;
+        ops.change_password("00", terminal_fw::operators::FACTORY_SUPERVISOR, "246802").map_err(explain)?;
+        ops.add_cashier("135790", "01", "102938").map_err(explain)?;
+        println!("demo terminal 10000777: administrator 135790, supervisor 246802, cashier 01 102938 (test passwords)");
+    }
+    let mut t = Terminal::open(store, cli.switch_addr)?;
+    println!("sign-on: {}", t.sign_on("01").await?.rc);
+    let debit = Card {
+        pan: "6222021000000000017".into(),
+        expiry: None,
+    };
+    let credit = Card {
+        pan: "6250941000000009".into(),
+        expiry: None,
+    };
+    let a = t.sale(&debit, "123456", 12_345, "01").await?;
+    show(&t, &a);
+    let b = t.sale(&credit, "654321", 50_000, "01").await?;
+    show(&t, &b);
+    let q = t.qr("280000000000000042", 8_800, None, "01").await?;
+    show(&t, &q);
+    let v = t.sale(&debit, "123456", 1_000, "01").await?;
+    let trace = v.entry.as_ref().map_or(0, |e| e.stan);
+    let a = t.void("246802", &debit, trace, "01").await?;
+    show(&t, &a);
+    let a = t.balance(&debit, "123456", "01").await?;
+    show(&t, &a);
+    let s = t.settle("246802", "01").await?;
+    println!("{}", receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced));
+    let mmdd = b.entry.as_ref().map_or(String::new(), |e| e.when[..4].to_owned());
+    let a = t.refund("246802", &credit, 10_000, &b.rrn, &mmdd, "01").await?;
+    show(&t, &a);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
