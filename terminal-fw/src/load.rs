@@ -82,7 +82,12 @@ fn record(shared: &Mutex<Shared>, started: Instant, result: &Result<String, TxnE
     }
 }
 
-async fn one_terminal(opts: Arc<LoadOptions>, index: u32, shared: Arc<Mutex<Shared>>, start: Instant) -> Result<(), TxnError> {
+async fn one_terminal(
+    opts: Arc<LoadOptions>,
+    index: u32,
+    shared: Arc<Mutex<Shared>>,
+    start: Instant,
+) -> Result<(), TxnError> {
     let mut store = Store::in_memory()?;
     let tid = format!("{:08}", opts.first_tid + index);
     Terminal::init(&mut store, &tid, &opts.mid, &opts.tmk)?;
@@ -96,15 +101,24 @@ async fn one_terminal(opts: Arc<LoadOptions>, index: u32, shared: Arc<Mutex<Shar
         pan: opts.pan.clone(),
         expiry: None,
     };
-    let interval = opts.rate.map(|r| Duration::from_secs_f64(f64::from(opts.terminals) / r.max(0.001)));
+    let interval = opts
+        .rate
+        .map(|r| Duration::from_secs_f64(f64::from(opts.terminals) / r.max(0.001)));
     // Spread the open-loop terminals over one interval.
-    let mut due = start + interval.map_or(Duration::ZERO, |i| i.mul_f64(f64::from(index) / f64::from(opts.terminals.max(1))));
+    let mut due = start
+        + interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(f64::from(index) / f64::from(opts.terminals.max(1)))
+        });
     let mut n: u64 = u64::from(index);
     while start.elapsed() < opts.duration {
         if interval.is_some() {
             tokio::time::sleep_until(due.into()).await;
         }
-        let began = if interval.is_some() { due } else { Instant::now() };
+        let began = if interval.is_some() {
+            due
+        } else {
+            Instant::now()
+        };
         n += 1;
         let sale = (n * 37 % 100) < u64::from(opts.sale_pct);
         let result = if sale {
@@ -125,7 +139,12 @@ async fn one_terminal(opts: Arc<LoadOptions>, index: u32, shared: Arc<Mutex<Shar
 
 fn percentiles(h: &Histogram<u64>) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
-    for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)] {
+    for (name, q) in [
+        ("p50", 0.50),
+        ("p90", 0.90),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+    ] {
         m.insert(name.to_owned(), h.value_at_quantile(q));
     }
     m.insert("max".to_owned(), h.max());
@@ -134,7 +153,8 @@ fn percentiles(h: &Histogram<u64>) -> BTreeMap<String, u64> {
 
 /// Runs the load and returns the summary.
 pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
-    let hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| TxnError::Input(e.to_string()))?;
+    let hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .map_err(|e| TxnError::Input(e.to_string()))?;
     let shared = Arc::new(Mutex::new(Shared {
         hist: Some(hist),
         ..Shared::default()
@@ -143,7 +163,12 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..opts.terminals {
-        tasks.push(tokio::spawn(one_terminal(Arc::clone(&opts), i, Arc::clone(&shared), start)));
+        tasks.push(tokio::spawn(one_terminal(
+            Arc::clone(&opts),
+            i,
+            Arc::clone(&shared),
+            start,
+        )));
     }
     if opts.progress {
         let shared = Arc::clone(&shared);
@@ -154,7 +179,9 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if let Ok(s) = shared.lock() {
                     let total: u64 = s.codes.values().sum();
-                    let (p50, p99) = s.hist.as_ref().map_or((0, 0), |h| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)));
+                    let (p50, p99) = s.hist.as_ref().map_or((0, 0), |h| {
+                        (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+                    });
                     eprintln!(
                         "[{:>4.0}s] {:>7} tps   total {:>9}   p50 {:>6} us   p99 {:>7} us   errors {}",
                         start.elapsed().as_secs_f64(),
@@ -176,7 +203,9 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let s = shared.lock().map_err(|_| TxnError::Input("load state poisoned".into()))?;
+    let s = shared
+        .lock()
+        .map_err(|_| TxnError::Input("load state poisoned".into()))?;
     let total: u64 = s.codes.values().sum();
     Ok(Summary {
         total,

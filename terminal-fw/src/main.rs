@@ -29,7 +29,10 @@ use terminal_fw::{Card, Store, Terminal};
 const DEMO_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
 #[derive(Parser)]
-#[command(name = "terminal-fw", about = "CUP POS terminal (host side) and load generator")]
+#[command(
+    name = "terminal-fw",
+    about = "CUP POS terminal (host side) and load generator"
+)]
 struct Cli {
     /// Where the terminal keeps its state.
     #[arg(long, global = true, default_value = "./terminal-data")]
@@ -258,13 +261,20 @@ fn open(cli: &Cli) -> Result<Terminal> {
 }
 
 fn login(t: &mut Terminal, who: &Who) -> Result<()> {
-    let pw = secret(who.password.clone(), &format!("password of operator {}", who.operator))?;
-    Operators::new(&mut t.store)?.login_to_transact(&who.operator, &pw).map_err(explain)
+    let pw = secret(
+        who.password.clone(),
+        &format!("password of operator {}", who.operator),
+    )?;
+    Operators::new(&mut t.store)?
+        .login_to_transact(&who.operator, &pw)
+        .map_err(explain)
 }
 
 fn explain(e: OperatorError) -> anyhow::Error {
     match e {
-        OperatorError::MustChange => anyhow!("{e}: run `terminal-fw operator passwd --operator NN`"),
+        OperatorError::MustChange => {
+            anyhow!("{e}: run `terminal-fw operator passwd --operator NN`")
+        }
         other => anyhow!("{other}"),
     }
 }
@@ -285,7 +295,10 @@ fn show(t: &Terminal, a: &terminal_fw::Answer) {
         && e.kind != "balance"
     {
         for copy in [Copy::Merchant, Copy::Cardholder] {
-            println!("{}", receipt::receipt(e, "DEMO MERCHANT (TEST)", t.mid(), t.tid(), copy, false));
+            println!(
+                "{}",
+                receipt::receipt(e, "DEMO MERCHANT (TEST)", t.mid(), t.tid(), copy, false)
+            );
         }
     }
 }
@@ -299,19 +312,29 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Terminal::init(&mut store, tid, mid, tmk.as_deref().unwrap_or(DEMO_TMK))?;
             Operators::new(&mut store)?;
-            println!("terminal {tid} of merchant {mid} initialised in {}", cli.state.display());
+            println!(
+                "terminal {tid} of merchant {mid} initialised in {}",
+                cli.state.display()
+            );
         }
         Command::Operator { cmd } => {
             let mut store = Store::open(&cli.state)?;
             let mut ops = Operators::new(&mut store)?;
             match cmd {
-                OperatorCmd::Add { operator, password, admin_password } => {
+                OperatorCmd::Add {
+                    operator,
+                    password,
+                    admin_password,
+                } => {
                     let admin = secret(admin_password.clone(), "administrator (99) password")?;
                     let pw = secret(password.clone(), &format!("new password of {operator}"))?;
                     ops.add_cashier(&admin, operator, &pw).map_err(explain)?;
                     println!("cashier {operator} added");
                 }
-                OperatorCmd::Remove { operator, admin_password } => {
+                OperatorCmd::Remove {
+                    operator,
+                    admin_password,
+                } => {
                     let admin = secret(admin_password.clone(), "administrator (99) password")?;
                     ops.remove_cashier(&admin, operator).map_err(explain)?;
                     println!("cashier {operator} removed");
@@ -322,7 +345,11 @@ async fn run(cli: Cli) -> Result<()> {
                     ops.change_password(operator, &old, &new).map_err(explain)?;
                     println!("password of {operator} changed");
                 }
-                OperatorCmd::Reset { operator, new, supervisor_password } => {
+                OperatorCmd::Reset {
+                    operator,
+                    new,
+                    supervisor_password,
+                } => {
                     let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
                     let new = secret(new.clone(), "new password")?;
                     ops.reset_password(&sup, operator, &new).map_err(explain)?;
@@ -341,7 +368,12 @@ async fn run(cli: Cli) -> Result<()> {
             let a = t.sign_on(&who.operator).await?;
             println!("sign-on: response {} batch {:06}", a.rc, t.batch()?);
         }
-        Command::Sale { who, card: c, amount, pin } => {
+        Command::Sale {
+            who,
+            card: c,
+            amount,
+            pin,
+        } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
             let pin = secret(pin.clone(), "cardholder PIN")?;
@@ -355,32 +387,59 @@ async fn run(cli: Cli) -> Result<()> {
             let a = t.balance(&card(c), &pin, &who.operator).await?;
             show(&t, &a);
         }
-        Command::Void { who, card: c, trace, supervisor_password } => {
+        Command::Void {
+            who,
+            card: c,
+            trace,
+            supervisor_password,
+        } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
             let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
             let a = t.void(&sup, &card(c), *trace, &who.operator).await?;
             show(&t, &a);
         }
-        Command::Refund { who, card: c, amount, rrn, date, supervisor_password } => {
+        Command::Refund {
+            who,
+            card: c,
+            amount,
+            rrn,
+            date,
+            supervisor_password,
+        } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
             let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
-            let a = t.refund(&sup, &card(c), fen(amount)?, rrn, date, &who.operator).await?;
+            let a = t
+                .refund(&sup, &card(c), fen(amount)?, rrn, date, &who.operator)
+                .await?;
             show(&t, &a);
         }
-        Command::Qr { who, code, amount, code_password } => {
+        Command::Qr {
+            who,
+            code,
+            amount,
+            code_password,
+        } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
-            let a = t.qr(code, fen(amount)?, code_password.as_deref(), &who.operator).await?;
+            let a = t
+                .qr(code, fen(amount)?, code_password.as_deref(), &who.operator)
+                .await?;
             show(&t, &a);
         }
-        Command::Settle { who, supervisor_password } => {
+        Command::Settle {
+            who,
+            supervisor_password,
+        } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
             let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
             let s = t.settle(&sup, &who.operator).await?;
-            println!("{}", receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced));
+            println!(
+                "{}",
+                receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced)
+            );
         }
         Command::Echo => {
             let mut t = open(&cli)?;
@@ -411,10 +470,27 @@ async fn run(cli: Cli) -> Result<()> {
                 None => log.iter().rev().find(|e| e.kind != "balance"),
             }
             .ok_or_else(|| anyhow!("no such transaction in the open batch"))?;
-            println!("{}", receipt::receipt(e, "DEMO MERCHANT (TEST)", t.mid(), t.tid(), Copy::Merchant, true));
+            println!(
+                "{}",
+                receipt::receipt(
+                    e,
+                    "DEMO MERCHANT (TEST)",
+                    t.mid(),
+                    t.tid(),
+                    Copy::Merchant,
+                    true
+                )
+            );
         }
         Command::Demo => demo(&cli).await?,
-        Command::Load { terminals, duration, rate, mix, first_tid, json } => {
+        Command::Load {
+            terminals,
+            duration,
+            rate,
+            mix,
+            first_tid,
+            json,
+        } => {
             let sale_pct = mix
                 .split(',')
                 .find_map(|p| p.strip_prefix("sale="))
@@ -442,7 +518,12 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 println!(
                     "total {}  errors {}  {:.1} s  {:.0} tps\nlatency us: {:?}\nresponse codes: {:?}",
-                    summary.total, summary.errors, summary.seconds, summary.throughput, summary.latency_us, summary.response_codes
+                    summary.total,
+                    summary.errors,
+                    summary.seconds,
+                    summary.throughput,
+                    summary.latency_us,
+                    summary.response_codes
                 );
             }
         }
@@ -458,10 +539,14 @@ async fn demo(cli: &Cli) -> Result<()> {
     if store.get_text("tid")?.is_none() {
         Terminal::init(&mut store, "10000777", "898310048990001", DEMO_TMK)?;
         let mut ops = Operators::new(&mut store)?;
-        ops.change_password("99", terminal_fw::operators::FACTORY_ADMIN, "135790").map_err(explain)?;
-        ops.change_password("00", terminal_fw::operators::FACTORY_SUPERVISOR, "246802").map_err(explain)?;
+        ops.change_password("99", terminal_fw::operators::FACTORY_ADMIN, "135790")
+            .map_err(explain)?;
+        ops.change_password("00", terminal_fw::operators::FACTORY_SUPERVISOR, "246802")
+            .map_err(explain)?;
         ops.add_cashier("135790", "01", "102938").map_err(explain)?;
-        println!("demo terminal 10000777: administrator 135790, supervisor 246802, cashier 01 102938 (test passwords)");
+        println!(
+            "demo terminal 10000777: administrator 135790, supervisor 246802, cashier 01 102938 (test passwords)"
+        );
     }
     let mut t = Terminal::open(store, cli.switch_addr)?;
     println!("sign-on: {}", t.sign_on("01").await?.rc);
@@ -486,16 +571,27 @@ async fn demo(cli: &Cli) -> Result<()> {
     let a = t.balance(&debit, "123456", "01").await?;
     show(&t, &a);
     let s = t.settle("246802", "01").await?;
-    println!("{}", receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced));
-    let mmdd = b.entry.as_ref().map_or(String::new(), |e| e.when[..4].to_owned());
-    let a = t.refund("246802", &credit, 10_000, &b.rrn, &mmdd, "01").await?;
+    println!(
+        "{}",
+        receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced)
+    );
+    let mmdd = b
+        .entry
+        .as_ref()
+        .map_or(String::new(), |e| e.when[..4].to_owned());
+    let a = t
+        .refund("246802", &credit, 10_000, &b.rrn, &mmdd, "01")
+        .await?;
     show(&t, &a);
     Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");

@@ -100,7 +100,10 @@ pub fn check_password_rules(pw: &str) -> Result<(), OperatorError> {
     if d.iter().all(|c| *c == d[0]) {
         return Err(OperatorError::WeakPassword("all one digit"));
     }
-    let steps: Vec<i16> = d.windows(2).map(|w| i16::from(w[1]) - i16::from(w[0])).collect();
+    let steps: Vec<i16> = d
+        .windows(2)
+        .map(|w| i16::from(w[1]) - i16::from(w[0]))
+        .collect();
     if steps.iter().all(|s| *s == 1) || steps.iter().all(|s| *s == -1) {
         return Err(OperatorError::WeakPassword("a run of digits"));
     }
@@ -108,7 +111,9 @@ pub fn check_password_rules(pw: &str) -> Result<(), OperatorError> {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn hash(pw: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
@@ -116,6 +121,16 @@ fn hash(pw: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
     let n = NonZeroU32::new(iterations.max(1)).unwrap_or(NonZeroU32::MIN);
     pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, n, salt, pw.as_bytes(), &mut out);
     out
+}
+
+/// An operator's stored record.
+struct Stored {
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+    iterations: u32,
+    must_change: bool,
+    failures: u32,
+    locked_until: u64,
 }
 
 /// Operator management over the terminal's store.
@@ -128,7 +143,10 @@ pub struct Operators<'s> {
 impl<'s> Operators<'s> {
     /// Operators of `store`; creates `00` and `99` with factory passwords the first time.
     pub fn new(store: &'s mut Store) -> Result<Self, OperatorError> {
-        let mut ops = Self { store, lock_secs: 600 };
+        let mut ops = Self {
+            store,
+            lock_secs: 600,
+        };
         for (no, pw) in [("00", FACTORY_SUPERVISOR), ("99", FACTORY_ADMIN)] {
             if !ops.exists(no)? {
                 ops.put(no, pw, true)?;
@@ -165,16 +183,32 @@ impl<'s> Operators<'s> {
     /// Checks a password, counting failures and locking (both persisted). Returns whether
     /// the password must still be changed.
     fn verify(&mut self, no: &str, pw: &str) -> Result<bool, OperatorError> {
-        let row: Option<(Vec<u8>, Vec<u8>, u32, bool, u32, u64)> = self
+        let row = self
             .store
             .conn()
             .query_row(
                 "SELECT salt, hash, iterations, must_change, failures, locked_until FROM operators WHERE no = ?1",
                 [no],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| {
+                    Ok(Stored {
+                        salt: r.get(0)?,
+                        hash: r.get(1)?,
+                        iterations: r.get(2)?,
+                        must_change: r.get(3)?,
+                        failures: r.get(4)?,
+                        locked_until: r.get(5)?,
+                    })
+                },
             )
             .optional()?;
-        let (salt, stored, iterations, must_change, failures, locked_until) = row.ok_or_else(|| OperatorError::Unknown(no.to_owned()))?;
+        let Stored {
+            salt,
+            hash: stored,
+            iterations,
+            must_change,
+            failures,
+            locked_until,
+        } = row.ok_or_else(|| OperatorError::Unknown(no.to_owned()))?;
         let now = now_secs();
         if locked_until > now {
             return Err(OperatorError::Locked {
@@ -183,17 +217,27 @@ impl<'s> Operators<'s> {
         }
         let ok: bool = hash(pw, &salt, iterations)[..].ct_eq(&stored[..]).into();
         if ok {
-            self.store.conn().execute("UPDATE operators SET failures = 0, locked_until = 0 WHERE no = ?1", [no])?;
+            self.store.conn().execute(
+                "UPDATE operators SET failures = 0, locked_until = 0 WHERE no = ?1",
+                [no],
+            )?;
             return Ok(must_change);
         }
         let failures = failures + 1;
-        let locked = if failures >= MAX_FAILURES { now + self.lock_secs } else { 0 };
+        let locked = if failures >= MAX_FAILURES {
+            now + self.lock_secs
+        } else {
+            0
+        };
         let failures_kept = if locked > 0 { 0 } else { failures };
-        self.store
-            .conn()
-            .execute("UPDATE operators SET failures = ?2, locked_until = ?3 WHERE no = ?1", params![no, failures_kept, locked])?;
+        self.store.conn().execute(
+            "UPDATE operators SET failures = ?2, locked_until = ?3 WHERE no = ?1",
+            params![no, failures_kept, locked],
+        )?;
         if locked > 0 {
-            Err(OperatorError::Locked { seconds: self.lock_secs })
+            Err(OperatorError::Locked {
+                seconds: self.lock_secs,
+            })
         } else {
             Err(OperatorError::WrongPassword {
                 remaining: MAX_FAILURES - failures,
@@ -213,7 +257,9 @@ impl<'s> Operators<'s> {
     /// Logs in a cashier to transact: the administrator never transacts.
     pub fn login_to_transact(&mut self, no: &str, pw: &str) -> Result<(), OperatorError> {
         match self.login(no, pw)? {
-            Role::Admin => Err(OperatorError::NotAllowed("the system administrator cannot transact")),
+            Role::Admin => Err(OperatorError::NotAllowed(
+                "the system administrator cannot transact",
+            )),
             _ => Ok(()),
         }
     }
@@ -237,7 +283,9 @@ impl<'s> Operators<'s> {
     /// The administrator adds a cashier.
     pub fn add_cashier(&mut self, admin_pw: &str, no: &str, pw: &str) -> Result<(), OperatorError> {
         if self.login("99", admin_pw)? != Role::Admin {
-            return Err(OperatorError::NotAllowed("only the administrator adds cashiers"));
+            return Err(OperatorError::NotAllowed(
+                "only the administrator adds cashiers",
+            ));
         }
         if Role::of(no) != Some(Role::Cashier) {
             return Err(OperatorError::NotAllowed("cashiers are numbered 01 to 98"));
@@ -252,14 +300,24 @@ impl<'s> Operators<'s> {
         if Role::of(no) != Some(Role::Cashier) {
             return Err(OperatorError::NotAllowed("only cashiers can be removed"));
         }
-        if self.store.conn().execute("DELETE FROM operators WHERE no = ?1", [no])? == 0 {
+        if self
+            .store
+            .conn()
+            .execute("DELETE FROM operators WHERE no = ?1", [no])?
+            == 0
+        {
             return Err(OperatorError::Unknown(no.to_owned()));
         }
         Ok(())
     }
 
     /// The supervisor resets a cashier's password (the cashier changes it at next login).
-    pub fn reset_password(&mut self, supervisor_pw: &str, no: &str, new: &str) -> Result<(), OperatorError> {
+    pub fn reset_password(
+        &mut self,
+        supervisor_pw: &str,
+        no: &str,
+        new: &str,
+    ) -> Result<(), OperatorError> {
         self.authorise_supervisor(supervisor_pw)?;
         if Role::of(no) != Some(Role::Cashier) || !self.exists(no)? {
             return Err(OperatorError::Unknown(no.to_owned()));
@@ -275,7 +333,9 @@ mod tests {
 
     #[test]
     fn password_rules() {
-        for bad in ["111111", "123456", "654321", "345678", "12345", "1234567", "12a456"] {
+        for bad in [
+            "111111", "123456", "654321", "345678", "12345", "1234567", "12a456",
+        ] {
             assert!(check_password_rules(bad).is_err(), "{bad}");
         }
         for good in ["135790", "112233", "246802", "102938"] {

@@ -29,7 +29,14 @@ fn kind_name(kind: &str) -> &'static str {
 }
 
 /// One transaction's receipt. The card number is already masked in the log.
-pub fn receipt(e: &LogEntry, merchant_name: &str, mid: &str, tid: &str, copy: Copy, reprint: bool) -> String {
+pub fn receipt(
+    e: &LogEntry,
+    merchant_name: &str,
+    mid: &str,
+    tid: &str,
+    copy: Copy,
+    reprint: bool,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "========== 签购单 POS RECEIPT ==========");
     let _ = writeln!(s, "MERCHANT  {merchant_name}");
@@ -44,7 +51,15 @@ pub fn receipt(e: &LogEntry, merchant_name: &str, mid: &str, tid: &str, copy: Co
     let _ = writeln!(s, "RRN       {}    AUTH {}", e.rrn, e.auth_code);
     let _ = writeln!(s, "DATE/TIME {}", e.when);
     let _ = writeln!(s, "AMOUNT    RMB {}", yuan(e.amount_fen));
-    let _ = writeln!(s, "RESULT    {}", if e.rc == "00" { "APPROVED".to_owned() } else { format!("DECLINED {}", e.rc) });
+    let _ = writeln!(
+        s,
+        "RESULT    {}",
+        if e.rc == "00" {
+            "APPROVED".to_owned()
+        } else {
+            format!("DECLINED {}", e.rc)
+        }
+    );
     if reprint {
         let _ = writeln!(s, "*** REPRINT 重打印 ***");
     }
@@ -52,7 +67,8 @@ pub fn receipt(e: &LogEntry, merchant_name: &str, mid: &str, tid: &str, copy: Co
         s,
         "{}",
         match copy {
-            Copy::Merchant => "-- MERCHANT COPY 商户存根 --\nCARDHOLDER SIGNATURE 持卡人签名: ____________",
+            Copy::Merchant =>
+                "-- MERCHANT COPY 商户存根 --\nCARDHOLDER SIGNATURE 持卡人签名: ____________",
             Copy::Cardholder => "-- CARDHOLDER COPY 持卡人存根 --",
         }
     );
@@ -60,13 +76,28 @@ pub fn receipt(e: &LogEntry, merchant_name: &str, mid: &str, tid: &str, copy: Co
 }
 
 /// The settlement slip.
-pub fn settlement_slip(tid: &str, mid: &str, batch: u32, sales: (i64, u32), refunds: (i64, u32), balanced: bool) -> String {
+pub fn settlement_slip(
+    tid: &str,
+    mid: &str,
+    batch: u32,
+    sales: (i64, u32),
+    refunds: (i64, u32),
+    balanced: bool,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "========== 结算单 SETTLEMENT ==========");
     let _ = writeln!(s, "MID {mid}   TID {tid}   BATCH {batch:06}");
     let _ = writeln!(s, "SALES    {:>4}   RMB {:>12}", sales.1, yuan(sales.0));
     let _ = writeln!(s, "REFUNDS  {:>4}   RMB {:>12}", refunds.1, yuan(refunds.0));
     let _ = writeln!(s, "NET             RMB {:>12}", yuan(sales.0 - refunds.0));
-    let _ = writeln!(s, "{}", if balanced { "BALANCED 对账平" } else { "NOT BALANCED 对账不平 (batch uploaded)" });
+    let _ = writeln!(
+        s,
+        "{}",
+        if balanced {
+            "BALANCED 对账平"
+        } else {
+            "NOT BALANCED 对账不平 (batch uploaded)"
+        }
+    );
     s
 }

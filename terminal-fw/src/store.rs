@@ -108,7 +108,9 @@ impl Store {
             }
             Err(_) => {
                 let mut k = vec![0u8; 32];
-                SystemRandom::new().fill(&mut k).map_err(|_| StoreError::Sealed)?;
+                SystemRandom::new()
+                    .fill(&mut k)
+                    .map_err(|_| StoreError::Sealed)?;
                 write_private(&key_path, &k).map_err(|source| StoreError::DeviceKey {
                     path: key_path.clone(),
                     source,
@@ -116,7 +118,9 @@ impl Store {
                 k
             }
         });
-        let device = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &secret).map_err(|_| StoreError::Sealed)?);
+        let device = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &secret).map_err(|_| StoreError::Sealed)?,
+        );
         let conn = Connection::open(dir.join("terminal.db"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -129,8 +133,12 @@ impl Store {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
         let mut k = Zeroizing::new([0u8; 32]);
-        SystemRandom::new().fill(&mut k[..]).map_err(|_| StoreError::Sealed)?;
-        let device = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k[..]).map_err(|_| StoreError::Sealed)?);
+        SystemRandom::new()
+            .fill(&mut k[..])
+            .map_err(|_| StoreError::Sealed)?;
+        let device = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &k[..]).map_err(|_| StoreError::Sealed)?,
+        );
         Ok(Self::with(conn, device))
     }
 
@@ -157,7 +165,11 @@ impl Store {
         self.rng.fill(&mut nonce).map_err(|_| StoreError::Sealed)?;
         let mut body = data.to_vec();
         self.device
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(label.as_bytes()), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(label.as_bytes()),
+                &mut body,
+            )
             .map_err(|_| StoreError::Sealed)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&body);
@@ -165,32 +177,50 @@ impl Store {
     }
 
     /// Opens what [`Store::seal`] sealed with the same label.
-    pub(crate) fn open_sealed(&self, sealed: &[u8], label: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    pub(crate) fn open_sealed(
+        &self,
+        sealed: &[u8],
+        label: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let (nonce, body) = sealed.split_at_checked(12).ok_or(StoreError::Sealed)?;
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| StoreError::Sealed)?;
         let mut buf = Zeroizing::new(body.to_vec());
         let clear = self
             .device
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(label.as_bytes()), &mut buf)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(label.as_bytes()),
+                &mut buf,
+            )
             .map_err(|_| StoreError::Sealed)?;
         Ok(Zeroizing::new(clear.to_vec()))
     }
 
     /// A setting.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
     }
 
     /// A setting as text.
     pub fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.get(key)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Sets settings atomically.
     pub fn set_many(&mut self, kv: &[(&str, &[u8])]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for (k, v) in kv {
-            tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)", params![k, v])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -212,7 +242,10 @@ impl Store {
 
     /// A numeric setting (batch, STAN), 0 when unset.
     pub fn get_u32(&self, key: &str) -> Result<u32, StoreError> {
-        Ok(self.get_text(key)?.and_then(|t| t.parse().ok()).unwrap_or(0))
+        Ok(self
+            .get_text(key)?
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0))
     }
 
     /// The next STAN (1–999999, wrapping), persisted before it is used.
@@ -225,14 +258,23 @@ impl Store {
     /// Persists the reversal for a request about to be sent, sealed (it holds card data).
     pub fn put_reversal(&mut self, frame: &[u8]) -> Result<(), StoreError> {
         let sealed = self.seal(frame, "reversal")?;
-        self.conn
-            .execute("INSERT OR REPLACE INTO pending_reversal (id, sealed) VALUES (1, ?1)", [sealed])?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO pending_reversal (id, sealed) VALUES (1, ?1)",
+            [sealed],
+        )?;
         Ok(())
     }
 
     /// The reversal waiting to be sent, if any.
     pub fn pending_reversal(&self) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        let sealed: Option<Vec<u8>> = self.conn.query_row("SELECT sealed FROM pending_reversal WHERE id = 1", [], |r| r.get(0)).optional()?;
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT sealed FROM pending_reversal WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
         sealed.map(|s| self.open_sealed(&s, "reversal")).transpose()
     }
 
@@ -251,7 +293,10 @@ impl Store {
             params![e.stan, e.batch, e.kind, e.masked_pan, e.amount_fen, e.rrn, e.auth_code, e.rc, e.when, e.operator, e.original_stan],
         )?;
         if let Some(orig) = void_of {
-            tx.execute("UPDATE txn_log SET voided = 1 WHERE batch = ?1 AND stan = ?2", params![e.batch, orig])?;
+            tx.execute(
+                "UPDATE txn_log SET voided = 1 WHERE batch = ?1 AND stan = ?2",
+                params![e.batch, orig],
+            )?;
         }
         tx.execute("DELETE FROM pending_reversal", [])?;
         tx.commit()?;

@@ -90,15 +90,18 @@ pub struct Answer {
     pub reply: Vec<u8>,
 }
 
+/// An amount in fen and a count.
+pub type Totals = (i64, u32);
+
 /// A settlement's result.
 #[derive(Clone, Debug)]
 pub struct Settlement {
     /// Whether the switch agreed with the terminal's totals.
     pub balanced: bool,
     /// Sales that stand: amount, count.
-    pub sales: (i64, u32),
+    pub sales: Totals,
     /// Refunds: amount, count.
-    pub refunds: (i64, u32),
+    pub refunds: Totals,
     /// The batch settled.
     pub batch: u32,
 }
@@ -128,8 +131,11 @@ impl Terminal {
         if tid.len() != 8 || mid.len() != 15 {
             return Err(TxnError::Input("TID is 8 characters and MID 15".into()));
         }
-        let tmk = zeroize::Zeroizing::new(hex::decode(tmk_hex).map_err(|_| TxnError::Input("the TMK must be hex".into()))?);
-        DesKey::new(&tmk).map_err(|_| TxnError::Input("the TMK must be 8, 16 or 24 bytes".into()))?;
+        let tmk = zeroize::Zeroizing::new(
+            hex::decode(tmk_hex).map_err(|_| TxnError::Input("the TMK must be hex".into()))?,
+        );
+        DesKey::new(&tmk)
+            .map_err(|_| TxnError::Input("the TMK must be 8, 16 or 24 bytes".into()))?;
         store.set_many(&[("tid", tid.as_bytes()), ("mid", mid.as_bytes())])?;
         store.set_secret("tmk", &tmk)?;
         Ok(())
@@ -167,7 +173,10 @@ impl Terminal {
     fn keys(&self) -> Result<(DesKey, DesKey), TxnError> {
         let tpk = self.store.get_secret("tpk")?.ok_or(TxnError::NotSignedOn)?;
         let tak = self.store.get_secret("tak")?.ok_or(TxnError::NotSignedOn)?;
-        Ok((DesKey::new(&tpk).map_err(|_| TxnError::BadKeys)?, DesKey::new(&tak).map_err(|_| TxnError::BadKeys)?))
+        Ok((
+            DesKey::new(&tpk).map_err(|_| TxnError::BadKeys)?,
+            DesKey::new(&tak).map_err(|_| TxnError::BadKeys)?,
+        ))
     }
 
     fn builder(&self, mti: &str) -> Result<MessageBuilder<'static>, TxnError> {
@@ -182,14 +191,22 @@ impl Terminal {
     fn seal(&self, b: &mut MessageBuilder<'static>) -> Result<Vec<u8>, TxnError> {
         let (_, tak) = self.keys()?;
         let mut out = Vec::with_capacity(256);
-        b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| Some(mac::unionpay_ecb(&tak, d)))
-            .map_err(|e| TxnError::Input(e.to_string()))?;
+        b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| {
+            Some(mac::unionpay_ecb(&tak, d))
+        })
+        .map_err(|e| TxnError::Input(e.to_string()))?;
         Ok(out)
     }
 
     async fn connect(&mut self) -> Result<&mut TcpStream, TxnError> {
         if self.stream.is_none() {
-            let s = TcpStream::connect(self.addr).await.map_err(|source| TxnError::Unreachable { addr: self.addr, source })?;
+            let s =
+                TcpStream::connect(self.addr)
+                    .await
+                    .map_err(|source| TxnError::Unreachable {
+                        addr: self.addr,
+                        source,
+                    })?;
             let _ = s.set_nodelay(true);
             self.stream = Some(s);
         }
@@ -225,7 +242,10 @@ impl Terminal {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(source)) => {
                 self.stream = None;
-                Err(TxnError::Unreachable { addr: self.addr, source })
+                Err(TxnError::Unreachable {
+                    addr: self.addr,
+                    source,
+                })
             }
             Err(_) => {
                 self.stream = None;
@@ -245,24 +265,47 @@ impl Terminal {
             .set(42, self.mid.clone())
             .set(60, format!("00{:06}003", self.batch()?))
             .set(63, format!("0{operator}"));
-        let frame = b.encode_to_vec(Dialect::cup_pos()).map_err(|e| TxnError::Input(e.to_string()))?;
+        let frame = b
+            .encode_to_vec(Dialect::cup_pos())
+            .map_err(|e| TxnError::Input(e.to_string()))?;
         let reply = self.exchange(&frame).await?;
-        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m =
+            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let rc = reply_text(&m, 39);
         if rc == "00" {
-            let f62 = m.bytes(62).filter(|f| f.len() == 40).ok_or(TxnError::BadKeys)?;
-            let tmk = self.store.get_secret("tmk")?.ok_or(TxnError::NotInitialised)?;
+            let f62 = m
+                .bytes(62)
+                .filter(|f| f.len() == 40)
+                .ok_or(TxnError::BadKeys)?;
+            let tmk = self
+                .store
+                .get_secret("tmk")?
+                .ok_or(TxnError::NotInitialised)?;
             let tmk = DesKey::new(&tmk).map_err(|_| TxnError::BadKeys)?;
-            let tpk = zeroize::Zeroizing::new(tmk.decrypt_ecb(&f62[..16]).map_err(|_| TxnError::BadKeys)?);
-            let tak = zeroize::Zeroizing::new(tmk.decrypt_ecb(&f62[20..28]).map_err(|_| TxnError::BadKeys)?);
-            let check = |k: &[u8], want: &[u8]| DesKey::new(k).is_ok_and(|d| d.encrypt([0; 8])[..4] == *want);
+            let tpk = zeroize::Zeroizing::new(
+                tmk.decrypt_ecb(&f62[..16]).map_err(|_| TxnError::BadKeys)?,
+            );
+            let tak = zeroize::Zeroizing::new(
+                tmk.decrypt_ecb(&f62[20..28])
+                    .map_err(|_| TxnError::BadKeys)?,
+            );
+            let check = |k: &[u8], want: &[u8]| {
+                DesKey::new(k).is_ok_and(|d| d.encrypt([0; 8])[..4] == *want)
+            };
             if !check(&tpk, &f62[16..20]) || !check(&tak, &f62[36..40]) {
                 return Err(TxnError::BadKeys);
             }
-            let batch = m.get("60.2").ok().flatten().and_then(|v| v.digits()).and_then(|d| d.to_u64()).unwrap_or(1);
+            let batch = m
+                .get("60.2")
+                .ok()
+                .flatten()
+                .and_then(|v| v.digits())
+                .and_then(|d| d.to_u64())
+                .unwrap_or(1);
             self.store.set_secret("tpk", &tpk)?;
             self.store.set_secret("tak", &tak)?;
-            self.store.set_many(&[("batch", batch.to_string().as_bytes())])?;
+            self.store
+                .set_many(&[("batch", batch.to_string().as_bytes())])?;
         }
         Ok(Answer {
             rrn: reply_text(&m, 37),
@@ -277,9 +320,12 @@ impl Terminal {
     /// Sends the pending reversal, if any, before anything else. Cleared once the switch
     /// answers it (a reversal is always answered 00).
     pub async fn send_pending_reversal(&mut self) -> Result<Option<String>, TxnError> {
-        let Some(frame) = self.store.pending_reversal()? else { return Ok(None) };
+        let Some(frame) = self.store.pending_reversal()? else {
+            return Ok(None);
+        };
         let reply = self.exchange(&frame).await?;
-        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m =
+            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let rc = reply_text(&m, 39);
         self.store.clear_reversal()?;
         Ok(Some(rc))
@@ -287,26 +333,36 @@ impl Terminal {
 
     fn pin_block(&self, pan: &str, pin: &str) -> Result<Vec<u8>, TxnError> {
         let (tpk, _) = self.keys()?;
-        let pin = ClearPin::new(pin).map_err(|_| TxnError::Input("the PIN must be 4 to 12 digits".into()))?;
-        let clear = pinblock::format0(&pin, pan).map_err(|_| TxnError::Input("the card number must be 12 to 19 digits".into()))?;
+        let pin = ClearPin::new(pin)
+            .map_err(|_| TxnError::Input("the PIN must be 4 to 12 digits".into()))?;
+        let clear = pinblock::format0(&pin, pan)
+            .map_err(|_| TxnError::Input("the card number must be 12 to 19 digits".into()))?;
         Ok(tpk.encrypt(clear).to_vec())
     }
 
-    fn card_fields(&self, b: &mut MessageBuilder<'static>, card: &Card, pin: Option<&str>) -> Result<(), TxnError> {
+    fn card_fields(
+        &self,
+        b: &mut MessageBuilder<'static>,
+        card: &Card,
+        pin: Option<&str>,
+    ) -> Result<(), TxnError> {
         b.set(2, card.pan.clone());
         if let Some(e) = &card.expiry {
             b.set(14, e.clone());
         }
         b.set(22, if pin.is_some() { "021" } else { "022" });
         if let Some(p) = pin {
-            b.set(26, "12").set(52, self.pin_block(&card.pan, p)?).set(53, "2600000000000000");
+            b.set(26, "12")
+                .set(52, self.pin_block(&card.pan, p)?)
+                .set(53, "2600000000000000");
         }
         Ok(())
     }
 
     /// The reversal of a 0200 request: same fields, MTI 0400, reason 98 (no reply).
     pub fn reversal_of(&self, original: &[u8]) -> Result<Vec<u8>, TxnError> {
-        let m = decode(Dialect::cup_pos(), original).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m =
+            decode(Dialect::cup_pos(), original).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let mut b = self.builder("0400")?;
         for n in [2u8, 3, 4, 11, 14, 22, 25, 41, 42, 49, 59, 60, 61] {
             if let Some(f) = m.field(n) {
@@ -326,21 +382,34 @@ impl Terminal {
     /// A financial request: reversal persisted first (for requests that move money), the
     /// reply's MAC checked, the log written and the reversal cleared in one step.
     #[allow(clippy::too_many_arguments)]
-    async fn financial(&mut self, frame: Vec<u8>, reversible: bool, kind: &str, masked: String, amount_fen: i64, operator: &str, void_of: Option<u32>) -> Result<Answer, TxnError> {
+    async fn financial(
+        &mut self,
+        frame: Vec<u8>,
+        reversible: bool,
+        kind: &str,
+        masked: String,
+        amount_fen: i64,
+        operator: &str,
+        void_of: Option<u32>,
+    ) -> Result<Answer, TxnError> {
         self.send_pending_reversal().await?;
         if reversible {
             let rev = self.reversal_of(&frame)?;
             self.store.put_reversal(&rev)?;
         }
         let reply = self.exchange(&frame).await?;
-        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m =
+            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let rc = reply_text(&m, 39);
         let (_, tak) = self.keys()?;
-        let mac_ok = m.bytes(64).is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()));
+        let mac_ok = m
+            .bytes(64)
+            .is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()));
         if !mac_ok && (rc == "00" || m.has(64)) {
             return Err(TxnError::BadReplyMac);
         }
-        let req = decode(Dialect::cup_pos(), &frame).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let req =
+            decode(Dialect::cup_pos(), &frame).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let (time, date) = (reply_text(&m, 12), reply_text(&m, 13));
         let entry = LogEntry {
             stan: req.digits(11).and_then(|d| d.to_u64()).unwrap_or(0) as u32,
@@ -351,12 +420,17 @@ impl Terminal {
             rrn: reply_text(&m, 37),
             auth_code: reply_text(&m, 38),
             rc: rc.clone(),
-            when: format!("{} {}", m.digits(13).map(|d| d.to_string()).unwrap_or(date), m.digits(12).map(|d| d.to_string()).unwrap_or(time)),
+            when: format!(
+                "{} {}",
+                m.digits(13).map(|d| d.to_string()).unwrap_or(date),
+                m.digits(12).map(|d| d.to_string()).unwrap_or(time)
+            ),
             operator: operator.to_owned(),
             voided: false,
             original_stan: void_of,
         };
-        self.store.log_and_clear(&entry, if rc == "00" { void_of } else { None })?;
+        self.store
+            .log_and_clear(&entry, if rc == "00" { void_of } else { None })?;
         Ok(Answer {
             rrn: entry.rrn.clone(),
             auth_code: entry.auth_code.clone(),
@@ -368,7 +442,13 @@ impl Terminal {
     }
 
     /// Builds a sale frame (also used by tests to build and hold one).
-    pub fn sale_frame(&mut self, card: &Card, pin: &str, amount_fen: u64, operator: &str) -> Result<Vec<u8>, TxnError> {
+    pub fn sale_frame(
+        &mut self,
+        card: &Card,
+        pin: &str,
+        amount_fen: u64,
+        operator: &str,
+    ) -> Result<Vec<u8>, TxnError> {
         let stan = self.store.next_stan()?;
         let mut b = self.builder("0200")?;
         self.card_fields(&mut b, card, Some(pin))?;
@@ -385,13 +465,33 @@ impl Terminal {
     }
 
     /// Sale (消费).
-    pub async fn sale(&mut self, card: &Card, pin: &str, amount_fen: u64, operator: &str) -> Result<Answer, TxnError> {
+    pub async fn sale(
+        &mut self,
+        card: &Card,
+        pin: &str,
+        amount_fen: u64,
+        operator: &str,
+    ) -> Result<Answer, TxnError> {
         let frame = self.sale_frame(card, pin, amount_fen, operator)?;
-        self.financial(frame, true, "sale", codec::mask::pan(&card.pan), amount_fen as i64, operator, None).await
+        self.financial(
+            frame,
+            true,
+            "sale",
+            codec::mask::pan(&card.pan),
+            amount_fen as i64,
+            operator,
+            None,
+        )
+        .await
     }
 
     /// Balance inquiry (余额查询).
-    pub async fn balance(&mut self, card: &Card, pin: &str, operator: &str) -> Result<Answer, TxnError> {
+    pub async fn balance(
+        &mut self,
+        card: &Card,
+        pin: &str,
+        operator: &str,
+    ) -> Result<Answer, TxnError> {
         let stan = self.store.next_stan()?;
         let mut b = self.builder("0200")?;
         self.card_fields(&mut b, card, Some(pin))?;
@@ -404,12 +504,27 @@ impl Terminal {
             .set(60, format!("01{:06}000", self.batch()?))
             .set(63, format!("0{operator}"));
         let frame = self.seal(&mut b)?;
-        self.financial(frame, false, "balance", codec::mask::pan(&card.pan), 0, operator, None).await
+        self.financial(
+            frame,
+            false,
+            "balance",
+            codec::mask::pan(&card.pan),
+            0,
+            operator,
+            None,
+        )
+        .await
     }
 
     /// Void (消费撤销) of the sale with trace `stan` in this batch; the supervisor password is
     /// checked here and never travels.
-    pub async fn void(&mut self, supervisor_pw: &str, card: &Card, stan: u32, operator: &str) -> Result<Answer, TxnError> {
+    pub async fn void(
+        &mut self,
+        supervisor_pw: &str,
+        card: &Card,
+        stan: u32,
+        operator: &str,
+    ) -> Result<Answer, TxnError> {
         crate::operators::Operators::new(&mut self.store)?.authorise_supervisor(supervisor_pw)?;
         let batch = self.batch()?;
         let original = self
@@ -417,9 +532,15 @@ impl Terminal {
             .log(batch)?
             .into_iter()
             .find(|e| e.stan == stan && (e.kind == "sale") && e.rc == "00")
-            .ok_or_else(|| TxnError::Input(format!("no approved sale with trace {stan:06} in this batch")))?;
+            .ok_or_else(|| {
+                TxnError::Input(format!(
+                    "no approved sale with trace {stan:06} in this batch"
+                ))
+            })?;
         if original.voided {
-            return Err(TxnError::Input(format!("trace {stan:06} is already voided")));
+            return Err(TxnError::Input(format!(
+                "trace {stan:06} is already voided"
+            )));
         }
         let new_stan = self.store.next_stan()?;
         let mut b = self.builder("0200")?;
@@ -435,14 +556,33 @@ impl Terminal {
             .set(61, format!("{batch:06}{stan:06}"))
             .set(63, format!("0{operator}"));
         let frame = self.seal(&mut b)?;
-        self.financial(frame, true, "void", codec::mask::pan(&card.pan), original.amount_fen, operator, Some(stan)).await
+        self.financial(
+            frame,
+            true,
+            "void",
+            codec::mask::pan(&card.pan),
+            original.amount_fen,
+            operator,
+            Some(stan),
+        )
+        .await
     }
 
     /// Refund (退货) of the sale with `rrn` made on `date_mmdd`; supervisor password checked here.
-    pub async fn refund(&mut self, supervisor_pw: &str, card: &Card, amount_fen: u64, rrn: &str, date_mmdd: &str, operator: &str) -> Result<Answer, TxnError> {
+    pub async fn refund(
+        &mut self,
+        supervisor_pw: &str,
+        card: &Card,
+        amount_fen: u64,
+        rrn: &str,
+        date_mmdd: &str,
+        operator: &str,
+    ) -> Result<Answer, TxnError> {
         crate::operators::Operators::new(&mut self.store)?.authorise_supervisor(supervisor_pw)?;
         if rrn.len() != 12 || date_mmdd.len() != 4 {
-            return Err(TxnError::Input("the original RRN is 12 characters and its date MMDD".into()));
+            return Err(TxnError::Input(
+                "the original RRN is 12 characters and its date MMDD".into(),
+            ));
         }
         let stan = self.store.next_stan()?;
         let mut b = self.builder("0220")?;
@@ -459,11 +599,26 @@ impl Terminal {
             .set(61, format!("000000000000{date_mmdd}"))
             .set(63, format!("0{operator}"));
         let frame = self.seal(&mut b)?;
-        self.financial(frame, false, "refund", codec::mask::pan(&card.pan), amount_fen as i64, operator, None).await
+        self.financial(
+            frame,
+            false,
+            "refund",
+            codec::mask::pan(&card.pan),
+            amount_fen as i64,
+            operator,
+            None,
+        )
+        .await
     }
 
     /// QR payment-code sale (付款码); the password goes as a PIN block formed with the code.
-    pub async fn qr(&mut self, code: &str, amount_fen: u64, password: Option<&str>, operator: &str) -> Result<Answer, TxnError> {
+    pub async fn qr(
+        &mut self,
+        code: &str,
+        amount_fen: u64,
+        password: Option<&str>,
+        operator: &str,
+    ) -> Result<Answer, TxnError> {
         if !(16..=24).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(TxnError::Input("a payment code is 16 to 24 digits".into()));
         }
@@ -481,17 +636,32 @@ impl Terminal {
             .set(60, format!("22{:06}000", self.batch()?))
             .set(63, format!("0{operator}"));
         if let Some(p) = password {
-            b.set(52, self.pin_block(code, p)?).set(53, "2600000000000000");
+            b.set(52, self.pin_block(code, p)?)
+                .set(53, "2600000000000000");
         }
         let frame = self.seal(&mut b)?;
-        self.financial(frame, true, "qr-sale", codec::mask::pan(code), amount_fen as i64, operator, None).await
+        self.financial(
+            frame,
+            true,
+            "qr-sale",
+            codec::mask::pan(code),
+            amount_fen as i64,
+            operator,
+            None,
+        )
+        .await
     }
 
     /// The batch's totals as the terminal sees them: sales that stand and refunds.
-    pub fn totals(&self) -> Result<((i64, u32), (i64, u32)), TxnError> {
+    pub fn totals(&self) -> Result<(Totals, Totals), TxnError> {
         let mut sales = (0i64, 0u32);
         let mut refunds = (0i64, 0u32);
-        for e in self.store.log(self.batch()?)?.iter().filter(|e| e.rc == "00") {
+        for e in self
+            .store
+            .log(self.batch()?)?
+            .iter()
+            .filter(|e| e.rc == "00")
+        {
             match e.kind.as_str() {
                 "sale" | "qr-sale" if !e.voided => sales = (sales.0 + e.amount_fen, sales.1 + 1),
                 "refund" => refunds = (refunds.0 + e.amount_fen, refunds.1 + 1),
@@ -503,7 +673,11 @@ impl Terminal {
 
     /// Settlement (结算): totals in 48; when the switch disagrees, the batch is uploaded (批上送).
     /// The next batch opens either way.
-    pub async fn settle(&mut self, supervisor_pw: &str, operator: &str) -> Result<Settlement, TxnError> {
+    pub async fn settle(
+        &mut self,
+        supervisor_pw: &str,
+        operator: &str,
+    ) -> Result<Settlement, TxnError> {
         crate::operators::Operators::new(&mut self.store)?.authorise_supervisor(supervisor_pw)?;
         self.send_pending_reversal().await?;
         let batch = self.batch()?;
@@ -513,19 +687,29 @@ impl Terminal {
         b.set(11, format!("{stan:06}"))
             .set(41, self.tid.clone())
             .set(42, self.mid.clone())
-            .set(48, format!("{:012}{:03}{:012}{:03}0{:031}", sales.0, sales.1, refunds.0, refunds.1, 0))
+            .set(
+                48,
+                format!(
+                    "{:012}{:03}{:012}{:03}0{:031}",
+                    sales.0, sales.1, refunds.0, refunds.1, 0
+                ),
+            )
             .set(49, "156")
             .set(60, format!("00{batch:06}201"))
             .set(63, format!("0{operator}"));
         let frame = self.seal(&mut b)?;
         let reply = self.exchange(&frame).await?;
-        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m =
+            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let (_, tak) = self.keys()?;
         if m.bytes(64) != Some(&mac::unionpay_ecb(&tak, m.mac_data())[..]) {
             return Err(TxnError::BadReplyMac);
         }
         if reply_text(&m, 39) != "00" {
-            return Err(TxnError::BadReply(format!("settlement answered {}", reply_text(&m, 39))));
+            return Err(TxnError::BadReply(format!(
+                "settlement answered {}",
+                reply_text(&m, 39)
+            )));
         }
         let f48 = m.digits(48).map(|d| d.to_string()).unwrap_or_default();
         let balanced = f48.get(30..31) == Some("1");
@@ -534,8 +718,18 @@ impl Terminal {
                 .store
                 .log(batch)?
                 .iter()
-                .filter(|e| e.rc == "00" && ((e.kind == "sale" || e.kind == "qr-sale") && !e.voided || e.kind == "refund"))
-                .map(|e| (e.stan, e.amount_fen, if e.kind == "refund" { "25" } else { "22" }))
+                .filter(|e| {
+                    e.rc == "00"
+                        && ((e.kind == "sale" || e.kind == "qr-sale") && !e.voided
+                            || e.kind == "refund")
+                })
+                .map(|e| {
+                    (
+                        e.stan,
+                        e.amount_fen,
+                        if e.kind == "refund" { "25" } else { "22" },
+                    )
+                })
                 .collect();
             let chunks: Vec<_> = entries.chunks(16).collect();
             for (i, chunk) in chunks.iter().enumerate() {
@@ -550,23 +744,38 @@ impl Terminal {
                     .set(41, self.tid.clone())
                     .set(42, self.mid.clone())
                     .set(48, f48)
-                    .set(60, format!("00{batch:06}{}", if last { "202" } else { "201" }));
+                    .set(
+                        60,
+                        format!("00{batch:06}{}", if last { "202" } else { "201" }),
+                    );
                 let frame = self.seal(&mut b)?;
                 self.exchange(&frame).await?;
             }
         }
-        self.store.set_many(&[("batch", (batch + 1).to_string().as_bytes())])?;
-        Ok(Settlement { balanced, sales, refunds, batch })
+        self.store
+            .set_many(&[("batch", (batch + 1).to_string().as_bytes())])?;
+        Ok(Settlement {
+            balanced,
+            sales,
+            refunds,
+            batch,
+        })
     }
 
     /// Echo test (回响).
     pub async fn echo(&mut self) -> Result<String, TxnError> {
         let stan = self.store.next_stan()?;
         let mut b = self.builder("0820")?;
-        b.set(11, format!("{stan:06}")).set(41, self.tid.clone()).set(42, self.mid.clone()).set(60, "00000000301");
-        let frame = b.encode_to_vec(Dialect::cup_pos()).map_err(|e| TxnError::Input(e.to_string()))?;
+        b.set(11, format!("{stan:06}"))
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(60, "00000000301");
+        let frame = b
+            .encode_to_vec(Dialect::cup_pos())
+            .map_err(|e| TxnError::Input(e.to_string()))?;
         let reply = self.exchange(&frame).await?;
-        let m = decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m =
+            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         Ok(reply_text(&m, 39))
     }
 }

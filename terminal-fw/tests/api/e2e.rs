@@ -1,0 +1,98 @@
+//! End to end against the real switch: sign-on, sale, void, refund, balance, QR,
+//! settlement balanced.
+
+use terminal_fw::operators::{FACTORY_ADMIN, FACTORY_SUPERVISOR, Operators};
+use terminal_fw::{Card, Terminal};
+
+use crate::{store, switch, temp_dir};
+
+#[tokio::test]
+async fn a_day_against_the_switch() {
+    let sw_dir = temp_dir("e2e-switch");
+    let sw = switch(&sw_dir).await;
+    let dir = temp_dir("e2e-terminal");
+    let mut s = store(&dir, "10000401");
+    {
+        let mut ops = Operators::new(&mut s).unwrap();
+        ops.change_password("99", FACTORY_ADMIN, "135790").unwrap();
+        ops.change_password("00", FACTORY_SUPERVISOR, "246802")
+            .unwrap();
+        ops.add_cashier("135790", "01", "102938").unwrap();
+        ops.login_to_transact("01", "102938").unwrap();
+    }
+    let mut t = Terminal::open(s, sw.terminal_addr).unwrap();
+    assert!(matches!(
+        t.sale(
+            &Card {
+                pan: "6222021000000000017".into(),
+                expiry: None
+            },
+            "123456",
+            1,
+            "01"
+        )
+        .await,
+        Err(terminal_fw::TxnError::NotSignedOn)
+    ));
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    let debit = Card {
+        pan: "6222021000000000017".into(),
+        expiry: None,
+    };
+    let credit = Card {
+        pan: "6250941000000009".into(),
+        expiry: None,
+    };
+    let a = t.sale(&debit, "123456", 30_000, "01").await.unwrap();
+    assert_eq!(a.rc, "00");
+    let c = t.sale(&credit, "654321", 20_000, "01").await.unwrap();
+    assert_eq!(c.rc, "00");
+    assert_eq!(
+        t.qr("280000000000000001", 5_000, None, "01")
+            .await
+            .unwrap()
+            .rc,
+        "00"
+    );
+    let v = t.sale(&debit, "123456", 1_000, "01").await.unwrap();
+    let trace = v.entry.as_ref().unwrap().stan;
+    assert_eq!(
+        t.void("246802", &debit, trace, "01").await.unwrap().rc,
+        "00"
+    );
+    let mmdd = &c.entry.as_ref().unwrap().when[..4];
+    assert_eq!(
+        t.refund("246802", &credit, 5_000, &c.rrn, mmdd, "01")
+            .await
+            .unwrap()
+            .rc,
+        "00"
+    );
+    let b = t.balance(&debit, "123456", "01").await.unwrap();
+    assert_eq!(b.balance.as_deref(), Some("1002156C000000970000"));
+    let s = t.settle("246802", "01").await.unwrap();
+    assert!(s.balanced, "{s:?}");
+    assert_eq!(s.sales, (55_000, 3));
+    assert_eq!(s.refunds, (5_000, 1));
+    // The next batch is open on both sides: no sign-on needed.
+    assert_eq!(t.batch().unwrap(), 2);
+    let next = t.sale(&debit, "123456", 100, "01").await.unwrap();
+    assert_eq!((next.rc.as_str(), next.entry.unwrap().batch), ("00", 2));
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    assert_eq!(t.batch().unwrap(), 2, "sign-on agrees");
+    let slip = terminal_fw::receipt::settlement_slip(
+        t.tid(),
+        t.mid(),
+        s.batch,
+        s.sales,
+        s.refunds,
+        s.balanced,
+    );
+    assert!(
+        slip.contains("550.00") && slip.contains("BALANCED"),
+        "{slip}"
+    );
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&sw_dir).unwrap();
+}
