@@ -81,10 +81,25 @@ fn sale_and_reversal_frames() {
 
 /// A host that records each frame and answers `00` with a MAC under the test TAK (and, for
 /// settlement, field 48 marked balanced).
-async fn recorder() -> (
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Good,
+    /// Replies MACed under another key.
+    BadMac,
+    /// Sign-on replies whose field 62 check values do not match.
+    BadKeys,
+}
+
+type Recorded = (
     std::net::SocketAddr,
     tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
-) {
+);
+
+async fn recorder() -> Recorded {
+    recorder_in(Mode::Good).await
+}
+
+async fn recorder_in(mode: Mode) -> Recorded {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -110,7 +125,40 @@ async fn recorder() -> (
                 v[30] = '1';
                 b.set(48, v.into_iter().collect::<String>());
             }
-            let tak = DesKey::new(&hex::decode(TAK).unwrap()).unwrap();
+            if m.mti().as_u16() == 800 {
+                // Keys under the demo TMK; BadKeys spoils the TAK's check value.
+                let tmk =
+                    DesKey::new(&hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap()).unwrap();
+                let mut f62 = tmk.encrypt_ecb(&hex::decode(TPK).unwrap()).unwrap();
+                f62.extend_from_slice(
+                    &DesKey::new(&hex::decode(TPK).unwrap())
+                        .unwrap()
+                        .encrypt([0; 8])[..4],
+                );
+                f62.extend_from_slice(&tmk.encrypt_ecb(&hex::decode(TAK).unwrap()).unwrap());
+                f62.extend_from_slice(&[0; 8]);
+                let mut kcv = DesKey::new(&hex::decode(TAK).unwrap())
+                    .unwrap()
+                    .encrypt([0; 8])[..4]
+                    .to_vec();
+                if mode == Mode::BadKeys {
+                    kcv[0] ^= 1;
+                }
+                f62.extend_from_slice(&kcv);
+                b.set(60, "00000009003").set(62, f62);
+                let out = b.encode_to_vec(Dialect::cup_pos()).unwrap();
+                let mut framed = (out.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&out);
+                s.write_all(&framed).await.unwrap();
+                tx.send(body).unwrap();
+                continue;
+            }
+            let key = if mode == Mode::BadMac {
+                "3333333333333333"
+            } else {
+                TAK
+            };
+            let tak = DesKey::new(&hex::decode(key).unwrap()).unwrap();
             let mut out = Vec::new();
             b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| {
                 Some(mac::unionpay_ecb(&tak, d))
@@ -202,5 +250,42 @@ async fn void_refund_qr_and_settlement_frames() {
         "QR sale 1.00 (1), refund 2.00 (1), code 0"
     );
     assert_eq!(t.batch().unwrap(), 4, "the next batch opens");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn bad_reply_mac_keeps_the_reversal_and_bad_keys_are_refused() {
+    let dir = temp_dir("badmac");
+    let (addr, _seen) = recorder_in(Mode::BadMac).await;
+    let mut t = Terminal::open(store(&dir, "10000203"), addr).unwrap();
+    // Sign-on installs the keys (sign-on replies carry no MAC).
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    assert_eq!(t.batch().unwrap(), 9);
+    let card = Card {
+        pan: "6222021000000000017".into(),
+        expiry: None,
+    };
+    let r = t.sale(&card, "123456", 100, "01").await;
+    assert!(
+        matches!(r, Err(terminal_fw::TxnError::BadReplyMac)),
+        "{r:?}"
+    );
+    assert!(
+        t.store.pending_reversal().unwrap().is_some(),
+        "a bad reply MAC leaves the reversal to send"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let dir = temp_dir("badkeys");
+    let (addr, _seen) = recorder_in(Mode::BadKeys).await;
+    let mut t = Terminal::open(store(&dir, "10000204"), addr).unwrap();
+    assert!(matches!(
+        t.sign_on("01").await,
+        Err(terminal_fw::TxnError::BadKeys)
+    ));
+    assert!(
+        t.store.get_secret("tak").unwrap().is_none(),
+        "keys failing their check values are not installed"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

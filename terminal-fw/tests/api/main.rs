@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod cli;
 mod crash;
 mod e2e;
 mod frames;

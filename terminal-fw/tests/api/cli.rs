@@ -1,0 +1,215 @@
+//! The `terminal-fw` binary against an in-process switch: set-up, operators, transactions,
+//! records, receipts, clear errors; and the load generator.
+
+use std::process::Command;
+
+use crate::{switch, temp_dir};
+
+fn tfw(state: &std::path::Path, addr: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
+        .arg("--state")
+        .arg(state)
+        .args(["--switch", addr])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// Multi-threaded: the binary runs blocking while the in-process switch answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_terminal() {
+    let sw_dir = temp_dir("cli-switch");
+    let sw = switch(&sw_dir).await;
+    let addr = sw.terminal_addr.to_string();
+    let state = temp_dir("cli-state");
+    let run = |args: &[&str]| tfw(&state, &addr, args);
+
+    assert!(
+        run(&[
+            "init",
+            "--tid",
+            "10000501",
+            "--tmk",
+            "0123456789ABCDEFFEDCBA9876543210"
+        ])
+        .0
+    );
+    let (ok, _, err) = run(&["signon", "--operator", "00", "--password", "123456"]);
+    assert!(!ok && err.contains("factory password"), "{err}");
+    assert!(
+        run(&[
+            "operator",
+            "passwd",
+            "--operator",
+            "99",
+            "--old",
+            "000000",
+            "--new",
+            "135790"
+        ])
+        .0
+    );
+    assert!(
+        run(&[
+            "operator",
+            "passwd",
+            "--operator",
+            "00",
+            "--old",
+            "123456",
+            "--new",
+            "246802"
+        ])
+        .0
+    );
+    let (ok, _, err) = run(&[
+        "operator",
+        "add",
+        "--operator",
+        "01",
+        "--password",
+        "111111",
+        "--admin-password",
+        "135790",
+    ]);
+    assert!(!ok && err.contains("all one digit"), "{err}");
+    assert!(
+        run(&[
+            "operator",
+            "add",
+            "--operator",
+            "01",
+            "--password",
+            "102938",
+            "--admin-password",
+            "135790"
+        ])
+        .0
+    );
+    let (ok, _, err) = run(&["signon", "--operator", "99", "--password", "135790"]);
+    assert!(!ok && err.contains("cannot transact"), "{err}");
+    let (ok, _, err) = run(&[
+        "sale",
+        "--operator",
+        "01",
+        "--password",
+        "102938",
+        "--pan",
+        "6222021000000000017",
+        "--pin",
+        "123456",
+        "--amount",
+        "1.00",
+    ]);
+    assert!(!ok && err.contains("not signed on"), "{err}");
+    let (ok, out, err) = run(&["signon", "--operator", "01", "--password", "102938"]);
+    assert!(ok && out.contains("response 00"), "{out}{err}");
+    let (ok, out, _) = run(&[
+        "sale",
+        "--operator",
+        "01",
+        "--password",
+        "102938",
+        "--pan",
+        "6222021000000000017",
+        "--pin",
+        "123456",
+        "--amount",
+        "12.34",
+    ]);
+    assert!(
+        ok && out.contains("response 00")
+            && out.contains("RMB 12.34")
+            && out.contains("MERCHANT COPY")
+            && out.contains("CARDHOLDER COPY"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("6222021000000000017"),
+        "receipts mask the card"
+    );
+    let (ok, _, err) = run(&[
+        "sale",
+        "--operator",
+        "01",
+        "--password",
+        "000001",
+        "--pan",
+        "6222021000000000017",
+        "--pin",
+        "123456",
+        "--amount",
+        "1",
+    ]);
+    assert!(!ok && err.contains("wrong password"), "{err}");
+    let (ok, out, _) = run(&["log"]);
+    assert!(
+        ok && out.contains("622202*********0017") && out.contains("12.34"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["reprint"]);
+    assert!(ok && out.contains("REPRINT"), "{out}");
+    let (ok, out, _) = run(&[
+        "settle",
+        "--operator",
+        "01",
+        "--password",
+        "102938",
+        "--supervisor-password",
+        "246802",
+    ]);
+    assert!(ok && out.contains("BALANCED"), "{out}");
+    // An unreachable switch is said plainly.
+    let (ok, _, err) = tfw(&state, "127.0.0.1:9", &["echo"]);
+    assert!(!ok && err.contains("switch unreachable"), "{err}");
+
+    // The load generator, briefly: closed loop, then open loop.
+    let (ok, out, err) = run(&[
+        "load",
+        "--terminals",
+        "4",
+        "--duration",
+        "1",
+        "--first-tid",
+        "10000600",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["total"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(v["errors"], 0, "{out}");
+    assert!(v["response_codes"]["00"].as_u64().unwrap() > 0);
+    for p in ["p50", "p90", "p99", "p99.9", "max"] {
+        assert!(v["latency_us"][p].as_u64().is_some(), "{p}");
+    }
+    let (ok, out, err) = run(&[
+        "load",
+        "--terminals",
+        "2",
+        "--duration",
+        "1",
+        "--rate",
+        "50",
+        "--mix",
+        "sale=50,balance=50",
+        "--first-tid",
+        "10000610",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let total = v["total"].as_u64().unwrap();
+    assert!(
+        (20..=80).contains(&total),
+        "open loop at 50/s for 1 s: {total}"
+    );
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::remove_dir_all(&sw_dir).unwrap();
+}
