@@ -196,6 +196,28 @@ impl Store {
         Ok(Zeroizing::new(clear.to_vec()))
     }
 
+    /// Runs `f` in one SQLite transaction, with cached BEGIN/COMMIT statements (this is on
+    /// every request's path).
+    fn atomic<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        match f(&self.conn) {
+            Ok(v) => {
+                self.conn.prepare_cached("COMMIT")?.execute([])?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self
+                    .conn
+                    .prepare_cached("ROLLBACK")
+                    .and_then(|mut r| r.execute([]));
+                Err(e.into())
+            }
+        }
+    }
+
     /// A setting.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -215,15 +237,13 @@ impl Store {
 
     /// Sets settings atomically.
     pub fn set_many(&mut self, kv: &[(&str, &[u8])]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        for (k, v) in kv {
-            tx.execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
-                params![k, v],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.atomic(|c| {
+            for (k, v) in kv {
+                c.prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")?
+                    .execute(params![k, v])?;
+            }
+            Ok(())
+        })
     }
 
     /// A secret setting, sealed under the device secret.
@@ -280,27 +300,27 @@ impl Store {
 
     /// Forgets the pending reversal (its request was answered, or the reversal was).
     pub fn clear_reversal(&mut self) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM pending_reversal", [])?;
+        self.conn
+            .prepare_cached("DELETE FROM pending_reversal")?
+            .execute([])?;
         Ok(())
     }
 
     /// Records an answered transaction and clears its reversal, atomically.
     pub fn log_and_clear(&mut self, e: &LogEntry, void_of: Option<u32>) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO txn_log (stan, batch, kind, masked_pan, amount_fen, rrn, auth_code, rc, time, operator, voided, original_stan)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)",
-            params![e.stan, e.batch, e.kind, e.masked_pan, e.amount_fen, e.rrn, e.auth_code, e.rc, e.when, e.operator, e.original_stan],
-        )?;
-        if let Some(orig) = void_of {
-            tx.execute(
-                "UPDATE txn_log SET voided = 1 WHERE batch = ?1 AND stan = ?2",
-                params![e.batch, orig],
-            )?;
-        }
-        tx.execute("DELETE FROM pending_reversal", [])?;
-        tx.commit()?;
-        Ok(())
+        self.atomic(|c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO txn_log (stan, batch, kind, masked_pan, amount_fen, rrn, auth_code, rc, time, operator, voided, original_stan)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)",
+            )?
+            .execute(params![e.stan, e.batch, e.kind, e.masked_pan, e.amount_fen, e.rrn, e.auth_code, e.rc, e.when, e.operator, e.original_stan])?;
+            if let Some(orig) = void_of {
+                c.prepare_cached("UPDATE txn_log SET voided = 1 WHERE batch = ?1 AND stan = ?2")?
+                    .execute(params![e.batch, orig])?;
+            }
+            c.prepare_cached("DELETE FROM pending_reversal")?.execute([])?;
+            Ok(())
+        })
     }
 
     /// The log of a batch, oldest first.

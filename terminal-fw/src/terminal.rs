@@ -119,6 +119,8 @@ pub struct Terminal {
     pub timeout: Duration,
     tid: String,
     mid: String,
+    /// The working keys, opened once per sign-on.
+    keys: Option<std::sync::Arc<(DesKey, DesKey)>>,
 }
 
 fn reply_text(m: &Message<'_>, n: u8) -> String {
@@ -152,6 +154,7 @@ impl Terminal {
             timeout: Duration::from_secs(30),
             tid,
             mid,
+            keys: None,
         })
     }
 
@@ -304,6 +307,7 @@ impl Terminal {
                 .unwrap_or(1);
             self.store.set_secret("tpk", &tpk)?;
             self.store.set_secret("tak", &tak)?;
+            self.keys = None;
             self.store
                 .set_many(&[("batch", batch.to_string().as_bytes())])?;
         }
@@ -331,8 +335,9 @@ impl Terminal {
         Ok(Some(rc))
     }
 
-    fn pin_block(&self, pan: &str, pin: &str) -> Result<Vec<u8>, TxnError> {
-        let (tpk, _) = self.keys()?;
+    fn pin_block(&mut self, pan: &str, pin: &str) -> Result<Vec<u8>, TxnError> {
+        let keys = self.keys()?;
+        let tpk = &keys.0;
         let pin = ClearPin::new(pin)
             .map_err(|_| TxnError::Input("the PIN must be 4 to 12 digits".into()))?;
         let clear = pinblock::format0(&pin, pan)
@@ -341,7 +346,7 @@ impl Terminal {
     }
 
     fn card_fields(
-        &self,
+        &mut self,
         b: &mut MessageBuilder<'static>,
         card: &Card,
         pin: Option<&str>,
@@ -360,7 +365,7 @@ impl Terminal {
     }
 
     /// The reversal of a 0200 request: same fields, MTI 0400, reason 98 (no reply).
-    pub fn reversal_of(&self, original: &[u8]) -> Result<Vec<u8>, TxnError> {
+    pub fn reversal_of(&mut self, original: &[u8]) -> Result<Vec<u8>, TxnError> {
         let m =
             decode(Dialect::cup_pos(), original).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let mut b = self.builder("0400")?;
@@ -701,8 +706,8 @@ impl Terminal {
         let reply = self.exchange(&frame).await?;
         let m =
             decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
-        let (_, tak) = self.keys()?;
-        if m.bytes(64) != Some(&mac::unionpay_ecb(&tak, m.mac_data())[..]) {
+        let keys = self.keys()?;
+        if m.bytes(64) != Some(&mac::unionpay_ecb(&keys.1, m.mac_data())[..]) {
             return Err(TxnError::BadReplyMac);
         }
         if reply_text(&m, 39) != "00" {
