@@ -103,6 +103,16 @@ fn reply_of(h: Handled) -> Vec<u8> {
     }
 }
 
+fn fee_benches(c: &mut Criterion) {
+    let config = switch::Config::demo().unwrap();
+    let fees = switch::fees::FeeSchedule::new(config.fee_rules());
+    let mut g = c.benchmark_group("fees");
+    g.bench_function("mdr_first_match", |b| {
+        b.iter(|| black_box(fees.fee_for(switch::fees::Channel::Qr, black_box("5411"), "898310048990001", black_box(100_000))))
+    });
+    g.finish();
+}
+
 fn switch_benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -227,5 +237,5 @@ fn switch_benches(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, switch_benches);
+criterion_group!(benches, fee_benches, switch_benches);
 criterion_main!(benches);

@@ -2,7 +2,9 @@
 //! (`benches/icount.sh` runs it at two N and prints the difference per operation).
 //!
 //! Cases: `cup-decode`, `cup-encode`, `ascii-decode`, `ascii-decode-i8583`,
-//! `ascii-decode-iso8583-codec`.
+//! `ascii-decode-iso8583-codec`, and `pipeline-sale` (one sale through the in-process switch:
+//! decode, MAC and PIN in the HSM, fee, durable SQLite journal, reply with MAC; every thread
+//! counted).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -33,6 +35,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_default();
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    if case == "pipeline-sale" {
+        pipeline_sales(n);
+        return;
+    }
     let cup = cup_sale();
     let ascii = ascii_equivalent(&cup);
     let cup_values: Vec<(u8, Vec<u8>)> = decode(Dialect::cup_pos(), &cup)
@@ -99,4 +105,59 @@ fn ascii_binary_bitmap(m: &codec::Message<'_>) -> Vec<u8> {
     let hex_bitmap_end = 4 + 16;
     v.extend_from_slice(&m.frame()[hex_bitmap_end..]);
     v
+}
+
+/// `n` sales through an in-process switch, one at a time, after one sign-on.
+fn pipeline_sales(n: usize) {
+    use hsm_sim::ClearPin;
+    use hsm_sim::primitives::cipher::DesKey;
+    use hsm_sim::primitives::{mac, pinblock};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("icount-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = switch::Config::demo().unwrap();
+    config.listen.terminals = "127.0.0.1:0".parse().unwrap();
+    config.listen.metrics = "127.0.0.1:0".parse().unwrap();
+    config.journal.path = dir.join("journal.db");
+    let running = rt.block_on(switch::start(config)).unwrap();
+    let sw = running.switch().clone();
+    let header: Vec<u8> = vec![0x60, 0, 3, 0, 0, 0x60, 0x31, 0, 0x31, 0x10, 0x03];
+    let mut b = MessageBuilder::new(codec::Mti::parse("0800").unwrap());
+    b.header(header.as_slice()).set(11, "000001").set(41, "10000001").set(42, "898310048990001").set(60, "00000001003");
+    let reply = match rt.block_on(sw.handle(&b.encode_to_vec(Dialect::cup_pos()).unwrap())) {
+        switch::pipeline::Handled::Reply(v) => v,
+        other => panic!("{other:?}"),
+    };
+    let m = decode(Dialect::cup_pos(), &reply).unwrap();
+    let f62 = m.bytes(62).unwrap();
+    let tmk = DesKey::new(&hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap()).unwrap();
+    let tpk = DesKey::new(&tmk.decrypt_ecb(&f62[..16]).unwrap()).unwrap();
+    let tak = DesKey::new(&tmk.decrypt_ecb(&f62[20..28]).unwrap()).unwrap();
+    let pan = "6222021000000000017";
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let block = tpk.encrypt(pinblock::format0(&ClearPin::new("123456").unwrap(), pan).unwrap());
+            let mut b = MessageBuilder::new(codec::Mti::parse("0200").unwrap());
+            b.header(header.as_slice())
+                .set(2, pan)
+                .set(3, "000000")
+                .set(4, "000000000001")
+                .set(11, format!("{:06}", i + 2))
+                .set(22, "021")
+                .set(25, "00")
+                .set(41, "10000001")
+                .set(42, "898310048990001")
+                .set(49, "156")
+                .set(52, block.to_vec())
+                .set(60, "22000001000");
+            let mut out = Vec::new();
+            b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| Some(mac::unionpay_ecb(&tak, d))).unwrap();
+            out
+        })
+        .collect();
+    for f in &frames {
+        black_box(rt.block_on(sw.handle(f)));
+    }
+    rt.block_on(running.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole system under load on this machine: builds in release, starts the switch on a
+# temporary journal, runs the terminal load generator closed loop (100 terminals) and open
+# loop (a fixed rate), then holds 10,000 idle signed-on connections and reports the switch's
+# memory. Stops everything it started and removes its files.
+#
+#   bash benches/run-load.sh [SECONDS] [RATE] [CONNECTIONS]      defaults: 20 5000 10000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-20}
+rate=${2:-5000}
+conns=${3:-10000}
+
+cargo build --release --locked -p switch -p terminal-fw >/dev/null 2>&1
+cargo build --release --locked -p benches --example conn_scale >/dev/null 2>&1
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The demo configuration, on its own ports and journal, with room for the held terminals.
+sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
+    -e "s#metrics = \"127.0.0.1:9583\"#metrics = \"127.0.0.1:19583\"#" \
+    -e "s#path = \"./switch-data/journal.db\"#path = \"$work/journal.db\"#" \
+    -e "s#max_connections = 10000 #max_connections = 20000 #" \
+    -e "s#tid_to = \"10000999\"#tid_to = \"10099999\"#" \
+    -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
+    switch/demo.toml > "$work/switch.toml"
+RUST_LOG=warn target/release/switch run --config "$work/switch.toml" 2> "$work/switch.log" &
+pid=$!
+for _ in $(seq 50); do
+    curl -sf http://127.0.0.1:19583/readyz >/dev/null 2>&1 && break
+    sleep 0.2
+done
+
+echo "== closed loop: 100 terminals, ${secs} s"
+target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals 100 --duration "$secs" --first-tid 10000001 2>/dev/null
+echo
+echo "== open loop: ${rate} requests/s, 100 terminals, ${secs} s"
+target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals 100 --duration "$secs" --rate "$rate" --first-tid 10000201 2>/dev/null
+echo
+echo "== connection scale: ${conns} idle signed-on terminals"
+target/release/examples/conn_scale 127.0.0.1:18583 "$pid" "$conns" 10010001
