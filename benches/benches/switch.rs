@@ -108,7 +108,14 @@ fn fee_benches(c: &mut Criterion) {
     let fees = switch::fees::FeeSchedule::new(config.fee_rules());
     let mut g = c.benchmark_group("fees");
     g.bench_function("mdr_first_match", |b| {
-        b.iter(|| black_box(fees.fee_for(switch::fees::Channel::Qr, black_box("5411"), "898310048990001", black_box(100_000))))
+        b.iter(|| {
+            black_box(fees.fee_for(
+                switch::fees::Channel::Qr,
+                black_box("5411"),
+                "898310048990001",
+                black_box(100_000),
+            ))
+        })
     });
     g.finish();
 }

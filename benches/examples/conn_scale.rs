@@ -14,7 +14,11 @@ const TMK: &str = "0123456789ABCDEFFEDCBA9876543210"; // demo TMK, a test key
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -39,7 +43,10 @@ async fn main() {
     let started = Instant::now();
     let mut held = Vec::with_capacity(n as usize);
     for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
-        let batch: Vec<_> = chunk.iter().map(|i| tokio::spawn(terminal(addr, first + i))).collect();
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|i| tokio::spawn(terminal(addr, first + i)))
+            .collect();
         for t in batch {
             held.push(t.await.unwrap());
         }
@@ -63,6 +70,12 @@ async fn main() {
     println!("sign-ons took:         {:.1} s", signed_on.as_secs_f64());
     println!("switch RSS before:     {:.1} MiB", before as f64 / 1024.0);
     println!("switch RSS with all:   {:.1} MiB", after as f64 / 1024.0);
-    println!("per connection:        {:.1} KiB", (after.saturating_sub(before)) as f64 / f64::from(n.max(1)));
-    println!("sales approved on {} of the held connections: {ok}", picks.len());
+    println!(
+        "per connection:        {:.1} KiB",
+        (after.saturating_sub(before)) as f64 / f64::from(n.max(1))
+    );
+    println!(
+        "sales approved on {} of the held connections: {ok}",
+        picks.len()
+    );
 }

@@ -112,7 +112,10 @@ fn pipeline_sales(n: usize) {
     use hsm_sim::ClearPin;
     use hsm_sim::primitives::cipher::DesKey;
     use hsm_sim::primitives::{mac, pinblock};
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("icount-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = switch::Config::demo().unwrap();
@@ -123,7 +126,11 @@ fn pipeline_sales(n: usize) {
     let sw = running.switch().clone();
     let header: Vec<u8> = vec![0x60, 0, 3, 0, 0, 0x60, 0x31, 0, 0x31, 0x10, 0x03];
     let mut b = MessageBuilder::new(codec::Mti::parse("0800").unwrap());
-    b.header(header.as_slice()).set(11, "000001").set(41, "10000001").set(42, "898310048990001").set(60, "00000001003");
+    b.header(header.as_slice())
+        .set(11, "000001")
+        .set(41, "10000001")
+        .set(42, "898310048990001")
+        .set(60, "00000001003");
     let reply = match rt.block_on(sw.handle(&b.encode_to_vec(Dialect::cup_pos()).unwrap())) {
         switch::pipeline::Handled::Reply(v) => v,
         other => panic!("{other:?}"),
@@ -136,7 +143,8 @@ fn pipeline_sales(n: usize) {
     let pan = "6222021000000000017";
     let frames: Vec<Vec<u8>> = (0..n)
         .map(|i| {
-            let block = tpk.encrypt(pinblock::format0(&ClearPin::new("123456").unwrap(), pan).unwrap());
+            let block =
+                tpk.encrypt(pinblock::format0(&ClearPin::new("123456").unwrap(), pan).unwrap());
             let mut b = MessageBuilder::new(codec::Mti::parse("0200").unwrap());
             b.header(header.as_slice())
                 .set(2, pan)
@@ -151,7 +159,10 @@ fn pipeline_sales(n: usize) {
                 .set(52, block.to_vec())
                 .set(60, "22000001000");
             let mut out = Vec::new();
-            b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| Some(mac::unionpay_ecb(&tak, d))).unwrap();
+            b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| {
+                Some(mac::unionpay_ecb(&tak, d))
+            })
+            .unwrap();
             out
         })
         .collect();

@@ -74,6 +74,37 @@ pub fn settlement(conn: &Connection, date: &str) -> rusqlite::Result<Vec<Settlem
     rows.collect()
 }
 
+/// One transaction of a batch: trace number, amount in fen, `sale` or `refund`.
+pub type BatchItem<'a> = (i64, i64, &'a str);
+
+/// Differences between what a terminal uploaded and what the switch journalled for a batch.
+pub fn upload_differences(uploaded: &[BatchItem<'_>], switch: &[BatchItem<'_>]) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for (stan, amount, kind) in uploaded {
+        match switch.iter().find(|m| m.0 == *stan) {
+            None => diffs.push(format!(
+                "trace {stan:06}: on the terminal only ({kind} {})",
+                yuan(*amount)
+            )),
+            Some(m) if m.1 != *amount => diffs.push(format!(
+                "trace {stan:06}: amount differs (terminal {}, switch {})",
+                yuan(*amount),
+                yuan(m.1)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (stan, amount, kind) in switch {
+        if !uploaded.iter().any(|u| u.0 == *stan) {
+            diffs.push(format!(
+                "trace {stan:06}: in the switch only ({kind} {})",
+                yuan(*amount)
+            ));
+        }
+    }
+    diffs
+}
+
 /// Fen as yuan with two decimals.
 pub fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
@@ -156,7 +187,7 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
     let mut sales = (0i64, 0i64);
     let mut refunds = (0i64, 0i64);
     let mut rows = stmt.query(params![tid, batch])?;
-    let mut mine: Vec<(i64, i64)> = Vec::new();
+    let mut mine: Vec<(i64, i64, String)> = Vec::new();
     while let Some(r) = rows.next()? {
         let (kind, stan, amount, rc, voided, reversed, refunded): (
             String,
@@ -200,11 +231,11 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
             match kind.as_str() {
                 "sale" | "qr-sale" if !voided => {
                     sales = (sales.0 + amount, sales.1 + 1);
-                    mine.push((stan, amount));
+                    mine.push((stan, amount, "sale".into()));
                 }
                 "refund" => {
                     refunds = (refunds.0 + amount, refunds.1 + 1);
-                    mine.push((stan, amount));
+                    mine.push((stan, amount, "refund".into()));
                 }
                 _ => {}
             }
@@ -244,41 +275,17 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
         .collect::<rusqlite::Result<_>>()?;
     if !uploads.is_empty() {
         out.push_str("batch upload differences:\n");
-        let mut any = false;
-        for (stan, amount, kind) in &uploads {
-            match mine.iter().find(|m| m.0 == *stan) {
-                None => {
-                    any = true;
-                    let _ = writeln!(
-                        out,
-                        "  trace {stan:06}: on the terminal only ({kind} {})",
-                        yuan(*amount)
-                    );
-                }
-                Some(m) if m.1 != *amount => {
-                    any = true;
-                    let _ = writeln!(
-                        out,
-                        "  trace {stan:06}: amount differs (terminal {}, switch {})",
-                        yuan(*amount),
-                        yuan(m.1)
-                    );
-                }
-                Some(_) => {}
-            }
-        }
-        for (stan, amount) in &mine {
-            if !uploads.iter().any(|u| u.0 == *stan) {
-                any = true;
-                let _ = writeln!(
-                    out,
-                    "  trace {stan:06}: in the switch only ({})",
-                    yuan(*amount)
-                );
-            }
-        }
-        if !any {
+        let uploaded: Vec<BatchItem<'_>> = uploads
+            .iter()
+            .map(|(s, a, k)| (*s, *a, k.as_str()))
+            .collect();
+        let mine: Vec<BatchItem<'_>> = mine.iter().map(|(s, a, k)| (*s, *a, k.as_str())).collect();
+        let diffs = upload_differences(&uploaded, &mine);
+        if diffs.is_empty() {
             out.push_str("  none\n");
+        }
+        for d in diffs {
+            let _ = writeln!(out, "  {d}");
         }
     }
     Ok(out)

@@ -473,7 +473,7 @@ impl Switch {
 
     /// Differences between a terminal's uploaded transactions and the journal's.
     fn upload_differences(&self, tid: Tid, batch: u32, uploaded: &[UploadRecord]) -> Vec<String> {
-        let mine: Vec<(u32, i64, &'static str)> = self
+        let mine: Vec<crate::report::BatchItem<'_>> = self
             .state
             .financial
             .iter()
@@ -484,33 +484,15 @@ impl Switch {
                     && !(f.kind == FinancialKind::Sale && f.voided)
             })
             .filter_map(|f| match f.kind {
-                FinancialKind::Sale => Some((f.stan, f.amount_fen, "sale")),
-                FinancialKind::Refund => Some((f.stan, f.amount_fen, "refund")),
+                FinancialKind::Sale => Some((i64::from(f.stan), f.amount_fen, "sale")),
+                FinancialKind::Refund => Some((i64::from(f.stan), f.amount_fen, "refund")),
                 FinancialKind::Void => None,
             })
             .collect();
-        let mut diffs = Vec::new();
-        for u in uploaded {
-            match mine.iter().find(|m| m.0 == u.stan) {
-                None => diffs.push(format!(
-                    "trace {:06}: on the terminal only ({} {} fen)",
-                    u.stan, u.kind, u.amount_fen
-                )),
-                Some(m) if m.1 != u.amount_fen => diffs.push(format!(
-                    "trace {:06}: amount differs (terminal {} fen, switch {} fen)",
-                    u.stan, u.amount_fen, m.1
-                )),
-                Some(_) => {}
-            }
-        }
-        for m in &mine {
-            if !uploaded.iter().any(|u| u.stan == m.0) {
-                diffs.push(format!(
-                    "trace {:06}: in the switch only ({} {} fen)",
-                    m.0, m.2, m.1
-                ));
-            }
-        }
-        diffs
+        let uploaded: Vec<crate::report::BatchItem<'_>> = uploaded
+            .iter()
+            .map(|u| (i64::from(u.stan), u.amount_fen, u.kind.as_str()))
+            .collect();
+        crate::report::upload_differences(&uploaded, &mine)
     }
 }
