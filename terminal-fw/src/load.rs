@@ -1,6 +1,9 @@
 //! The load generator: N terminals, each signed on, sending real sales and balance
 //! inquiries (PIN blocks and MACs computed per request, every reply's MAC checked).
 //!
+//! The generator's terminals keep their state in memory (no reversal persisted, no log):
+//! they exist to load the switch, and their CPU goes to frames, PIN blocks and MACs.
+//!
 //! Closed loop (no rate): each terminal sends its next request when the last is answered.
 //! Open loop (`rate`): requests are due at fixed intervals whatever the replies do, and
 //! latency counts from when a request was due, so a stalled switch shows in the numbers.
@@ -92,6 +95,7 @@ async fn one_terminal(
     let tid = format!("{:08}", opts.first_tid + index);
     Terminal::init(&mut store, &tid, &opts.mid, &opts.tmk)?;
     let mut t = Terminal::open(store, opts.addr)?;
+    t.make_volatile()?;
     t.timeout = Duration::from_secs(10);
     let r = t.sign_on("01").await?;
     if r.rc != "00" {

@@ -121,6 +121,14 @@ pub struct Terminal {
     mid: String,
     /// The working keys, opened once per sign-on.
     keys: Option<std::sync::Arc<(DesKey, DesKey)>>,
+    /// Load-generator terminals keep STAN and batch in memory and persist no reversal or log.
+    volatile: Option<Volatile>,
+}
+
+/// What a volatile (load-generator) terminal keeps in memory instead of its store.
+struct Volatile {
+    stan: u32,
+    batch: u32,
 }
 
 fn reply_text(m: &Message<'_>, n: u8) -> String {
@@ -155,7 +163,30 @@ impl Terminal {
             tid,
             mid,
             keys: None,
+            volatile: None,
         })
+    }
+
+    /// Makes this a load-generator terminal: STAN and batch in memory, no reversal persisted
+    /// and no log written, so the generator spends its CPU on frames, PIN blocks and MACs.
+    /// A real terminal never runs like this.
+    pub fn make_volatile(&mut self) -> Result<(), TxnError> {
+        self.volatile = Some(Volatile {
+            stan: self.store.get_u32("stan")?,
+            batch: self.store.get_u32("batch")?.max(1),
+        });
+        Ok(())
+    }
+
+    /// The next STAN: persisted before use, except for volatile terminals.
+    fn next_stan(&mut self) -> Result<u32, TxnError> {
+        match &mut self.volatile {
+            Some(v) => {
+                v.stan = v.stan % 999_999 + 1;
+                Ok(v.stan)
+            }
+            None => Ok(self.store.next_stan()?),
+        }
     }
 
     /// Terminal ID.
@@ -170,6 +201,9 @@ impl Terminal {
 
     /// The open batch.
     pub fn batch(&self) -> Result<u32, TxnError> {
+        if let Some(v) = &self.volatile {
+            return Ok(v.batch);
+        }
         Ok(self.store.get_u32("batch")?.max(1))
     }
 
@@ -261,7 +295,7 @@ impl Terminal {
     /// working keys; refuses keys that fail their check values.
     pub async fn sign_on(&mut self, operator: &str) -> Result<Answer, TxnError> {
         self.send_pending_reversal().await?;
-        let stan = self.store.next_stan()?;
+        let stan = self.next_stan()?;
         let mut b = self.builder("0800")?;
         b.set(11, format!("{stan:06}"))
             .set(41, self.tid.clone())
@@ -310,6 +344,9 @@ impl Terminal {
             self.keys = None;
             self.store
                 .set_many(&[("batch", batch.to_string().as_bytes())])?;
+            if let Some(v) = &mut self.volatile {
+                v.batch = batch as u32;
+            }
         }
         Ok(Answer {
             rrn: reply_text(&m, 37),
@@ -324,6 +361,9 @@ impl Terminal {
     /// Sends the pending reversal, if any, before anything else. Cleared once the switch
     /// answers it (a reversal is always answered 00).
     pub async fn send_pending_reversal(&mut self) -> Result<Option<String>, TxnError> {
+        if self.volatile.is_some() {
+            return Ok(None); // volatile terminals persist no reversal
+        }
         let Some(frame) = self.store.pending_reversal()? else {
             return Ok(None);
         };
@@ -398,7 +438,7 @@ impl Terminal {
         void_of: Option<u32>,
     ) -> Result<Answer, TxnError> {
         self.send_pending_reversal().await?;
-        if reversible {
+        if reversible && self.volatile.is_none() {
             let rev = self.reversal_of(&frame)?;
             self.store.put_reversal(&rev)?;
         }
@@ -434,8 +474,10 @@ impl Terminal {
             voided: false,
             original_stan: void_of,
         };
-        self.store
-            .log_and_clear(&entry, if rc == "00" { void_of } else { None })?;
+        if self.volatile.is_none() {
+            self.store
+                .log_and_clear(&entry, if rc == "00" { void_of } else { None })?;
+        }
         Ok(Answer {
             rrn: entry.rrn.clone(),
             auth_code: entry.auth_code.clone(),
@@ -454,7 +496,7 @@ impl Terminal {
         amount_fen: u64,
         operator: &str,
     ) -> Result<Vec<u8>, TxnError> {
-        let stan = self.store.next_stan()?;
+        let stan = self.next_stan()?;
         let mut b = self.builder("0200")?;
         self.card_fields(&mut b, card, Some(pin))?;
         b.set(3, "000000")
@@ -497,7 +539,7 @@ impl Terminal {
         pin: &str,
         operator: &str,
     ) -> Result<Answer, TxnError> {
-        let stan = self.store.next_stan()?;
+        let stan = self.next_stan()?;
         let mut b = self.builder("0200")?;
         self.card_fields(&mut b, card, Some(pin))?;
         b.set(3, "310000")
@@ -547,7 +589,7 @@ impl Terminal {
                 "trace {stan:06} is already voided"
             )));
         }
-        let new_stan = self.store.next_stan()?;
+        let new_stan = self.next_stan()?;
         let mut b = self.builder("0200")?;
         self.card_fields(&mut b, card, None)?;
         b.set(3, "200000")
@@ -589,7 +631,7 @@ impl Terminal {
                 "the original RRN is 12 characters and its date MMDD".into(),
             ));
         }
-        let stan = self.store.next_stan()?;
+        let stan = self.next_stan()?;
         let mut b = self.builder("0220")?;
         self.card_fields(&mut b, card, None)?;
         b.set(3, "200000")
@@ -627,7 +669,7 @@ impl Terminal {
         if !(16..=24).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(TxnError::Input("a payment code is 16 to 24 digits".into()));
         }
-        let stan = self.store.next_stan()?;
+        let stan = self.next_stan()?;
         let mut b = self.builder("0200")?;
         b.set(3, "000000")
             .set(4, format!("{amount_fen:012}"))
@@ -687,7 +729,7 @@ impl Terminal {
         self.send_pending_reversal().await?;
         let batch = self.batch()?;
         let (sales, refunds) = self.totals()?;
-        let stan = self.store.next_stan()?;
+        let stan = self.next_stan()?;
         let mut b = self.builder("0500")?;
         b.set(11, format!("{stan:06}"))
             .set(41, self.tid.clone())
@@ -743,7 +785,7 @@ impl Terminal {
                 for (s, a, k) in *chunk {
                     f48.push_str(&format!("{s:06}{a:012}{k}"));
                 }
-                let stan = self.store.next_stan()?;
+                let stan = self.next_stan()?;
                 let mut b = self.builder("0320")?;
                 b.set(11, format!("{stan:06}"))
                     .set(41, self.tid.clone())
@@ -759,6 +801,9 @@ impl Terminal {
         }
         self.store
             .set_many(&[("batch", (batch + 1).to_string().as_bytes())])?;
+        if let Some(v) = &mut self.volatile {
+            v.batch = batch + 1;
+        }
         Ok(Settlement {
             balanced,
             sales,
@@ -769,7 +814,7 @@ impl Terminal {
 
     /// Echo test (回响).
     pub async fn echo(&mut self) -> Result<String, TxnError> {
-        let stan = self.store.next_stan()?;
+        let stan = self.next_stan()?;
         let mut b = self.builder("0820")?;
         b.set(11, format!("{stan:06}"))
             .set(41, self.tid.clone())
