@@ -69,22 +69,25 @@ impl From<Vec<u8>> for FieldInput<'_> {
 /// Builds a message field by field, then encodes it in a dialect.
 ///
 /// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use codec::{Dialect, MessageBuilder, Mti, decode};
 ///
 /// let dialect = Dialect::cup_pos();
-/// let mut b = MessageBuilder::new(Mti::parse("0800").unwrap());
+/// let mut b = MessageBuilder::new(Mti::parse("0800").ok_or("bad MTI")?);
 /// b.header(&[0x60, 0x00, 0x03, 0x00, 0x00, 0x60, 0x31, 0x00, 0x31, 0x10, 0x03])
 ///     .set(11, "000105")
 ///     .set(41, "10000001")
 ///     .set(42, "898310048990001")
 ///     .set(60, "00000001003")
 ///     .set(63, "001");
-/// let bytes = b.encode_to_vec(dialect).unwrap();
+/// let bytes = b.encode_to_vec(dialect)?;
 ///
-/// let msg = decode(dialect, &bytes).unwrap();
+/// let msg = decode(dialect, &bytes)?;
 /// assert_eq!(msg.mti().as_str(), "0800");
 /// assert_eq!(msg.text(41), Some("10000001"));
-/// assert_eq!(msg.get("60.3").unwrap().unwrap().to_string(), "003");
+/// assert_eq!(msg.get("60.3")?.map(|v| v.to_string()).as_deref(), Some("003"));
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct MessageBuilder<'b> {

@@ -27,6 +27,7 @@
 //! into the caller's buffer from a [`MessageBuilder`].
 //!
 //! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use codec::{Dialect, decode};
 //!
 //! // A CUP POS sign-on reply (vector A6 of the shared message captures), without its length.
@@ -35,14 +36,16 @@
 //!            3335001100000006003000408170\
 //!            3A74A7F8DBD31ADE741A23E7654F522C41264EEEE335695F8ABD0000000000000000A51E8ADF";
 //! let bytes: Vec<u8> = (0..hex.len()).step_by(2)
-//!     .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-//!     .collect();
-//! let msg = decode(Dialect::cup_pos(), &bytes).unwrap();
+//!     .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+//!     .collect::<Result<_, _>>()?;
+//! let msg = decode(Dialect::cup_pos(), &bytes)?;
 //! assert_eq!(msg.mti().as_str(), "0810");
 //! assert_eq!(msg.text(39), Some("00"));
-//! assert!(msg.digits(11).unwrap() == "000021");
-//! assert_eq!(msg.get("60.3").unwrap().unwrap().to_string(), "003");
-//! assert_eq!(msg.bytes(62).unwrap().len(), 40);
+//! assert!(msg.digits(11).is_some_and(|d| d == "000021"));
+//! assert_eq!(msg.get("60.3")?.map(|v| v.to_string()).as_deref(), Some("003"));
+//! assert_eq!(msg.bytes(62).map(<[u8]>::len), Some(40));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! No input makes the decoder panic; every failure is a [`WireError`] naming the part, the

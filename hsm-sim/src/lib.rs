@@ -18,16 +18,19 @@
 //! algorithm 1, AES-CMAC; CVV/CVV2/iCVV; an HMAC-chained audit log of key events.
 //!
 //! ```
+//! # fn main() -> Result<(), hsm_sim::Error> {
 //! use hsm_sim::{Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, MacAlgorithm};
 //!
 //! let config = HsmConfig { allow_test_keys: true, ..HsmConfig::default() };
-//! let hsm = Hsm::new(Lmk::test(), &config).unwrap();
-//! let tak = hsm.generate_key(KeyUsage::Tak, KeyAlgorithm::Des).unwrap();
-//! let mac = hsm.generate_mac(&tak, MacAlgorithm::UnionpayEcb, b"0200...").unwrap();
-//! assert!(hsm.verify_mac(&tak, MacAlgorithm::UnionpayEcb, b"0200...", mac.as_bytes()).unwrap());
+//! let hsm = Hsm::new(Lmk::test(), &config)?;
+//! let tak = hsm.generate_key(KeyUsage::Tak, KeyAlgorithm::Des)?;
+//! let mac = hsm.generate_mac(&tak, MacAlgorithm::UnionpayEcb, b"0200...")?;
+//! assert!(hsm.verify_mac(&tak, MacAlgorithm::UnionpayEcb, b"0200...", mac.as_bytes())?);
 //! // A TAK cannot decrypt PIN blocks.
-//! let pin = hsm_sim::ClearPin::new("123456").unwrap();
+//! let pin = hsm_sim::ClearPin::new("123456")?;
 //! assert!(hsm.encrypt_pin(&tak, &pin, "6222021000000000017", hsm_sim::PinFormat::Iso0).is_err());
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! The pure algorithms over clear keys are in [`primitives`], for terminal firmware.
