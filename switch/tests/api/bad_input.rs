@@ -162,3 +162,47 @@ async fn connection_limit_refuses_at_once() {
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn idle_connections_close_and_full_connections_refuse() {
+    let dir = temp_dir("idle");
+    let mut cfg = test_config(&dir);
+    cfg.limits.idle_timeout_secs = 1;
+    cfg.limits.read_timeout_secs = 1;
+    cfg.limits.max_in_flight = 1;
+    let sw = start(cfg).await;
+    // Idle: no frame at all for a second.
+    let mut s = TcpStream::connect(sw.terminal_addr).await.unwrap();
+    assert!(closed(&mut s).await, "an idle connection is closed");
+
+    // One request in flight at most: two sales in one write, the second refused with 96
+    // while the first is being journalled.
+    let mut t = Terminal::connect(sw.terminal_addr, "10000014").await;
+    t.sign_on().await;
+    let mut a = t.sale_builder(DEBIT, Some("123456"), 100);
+    let mut b = t.sale_builder(DEBIT, Some("123456"), 200);
+    let (fa, fb) = (t.seal(&mut a), t.seal(&mut b));
+    let mut both = (fa.len() as u16).to_be_bytes().to_vec();
+    both.extend_from_slice(&fa);
+    both.extend_from_slice(&(fb.len() as u16).to_be_bytes());
+    both.extend_from_slice(&fb);
+    use tokio::io::AsyncWriteExt;
+    t.stream.write_all(&both).await.unwrap();
+    let mut codes = vec![
+        t.read_reply().await.unwrap().rc(),
+        t.read_reply().await.unwrap().rc(),
+    ];
+    codes.sort();
+    assert_eq!(codes, ["00", "96"]);
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        metrics.contains("switch_frames_rejected_total{reason=\"in_flight_full\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switch_frames_rejected_total{reason=\"idle_timeout\"}"),
+        "{metrics}"
+    );
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
