@@ -276,6 +276,22 @@ impl Hsm {
         out
     }
 
+    /// Seals a record the caller must store but must not keep in clear (a queued reversal
+    /// that holds a PAN): AES-256-GCM under an LMK-derived key, bound to `domain`.
+    pub fn seal_record(&self, domain: &str, data: &[u8]) -> Result<Vec<u8>, Error> {
+        self.lmk.seal_record(domain, data, &self.rng)
+    }
+
+    /// Opens a record sealed by [`Hsm::seal_record`]; a record from another LMK, another
+    /// domain or altered in any bit is refused.
+    pub fn open_record(
+        &self,
+        domain: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        self.lmk.open_record(domain, sealed)
+    }
+
     // ----- keys --------------------------------------------------------------------------
 
     /// Generates a random key for `usage`, sealed under the LMK.

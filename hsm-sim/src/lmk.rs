@@ -20,6 +20,7 @@ pub const TEST_LMK_HEX: &str = "0123456789ABCDEFFEDCBA98765432100001020304050607
 /// A loaded LMK.
 pub struct Lmk {
     seal: LessSafeKey,
+    records: LessSafeKey,
     audit: hmac::Key,
     digest: hmac::Key,
     check: [u8; 3],
@@ -38,12 +39,17 @@ impl Lmk {
         let seal = LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, &seal_key).map_err(|_| Error::KeyLength)?,
         );
+        let records_key = derive(b"lmk/records/aes-256-gcm");
+        let records = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &records_key).map_err(|_| Error::KeyLength)?,
+        );
         let audit = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"lmk/audit/hmac-sha256"));
         let digest = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"lmk/keyed-digest/hmac-sha256"));
         let c = derive(b"lmk/check-value");
         let test = hex::decode(TEST_LMK_HEX).is_ok_and(|t| t == bytes);
         Ok(Self {
             seal,
+            records,
             audit,
             digest,
             check: [c[0], c[1], c[2]],
@@ -128,6 +134,56 @@ impl Lmk {
         out.extend_from_slice(tag.as_ref());
         body.iter_mut().for_each(|b| *b = 0);
         Ok(SealedKey::from_vec(out))
+    }
+
+    /// Seals a record (a message a switch must keep, say a queued reversal holding a PAN)
+    /// under a separate LMK-derived key, bound to `domain`: nonce (12) | ciphertext | tag.
+    pub(crate) fn seal_record(
+        &self,
+        domain: &str,
+        data: &[u8],
+        rng: &SystemRandom,
+    ) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill(&mut nonce).map_err(|_| Error::Random)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + data.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(data);
+        let tag = self
+            .records
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(domain.as_bytes()),
+                &mut out[NONCE_LEN..],
+            )
+            .map_err(|_| Error::SealedKeyRejected)?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Opens a record sealed by [`Lmk::seal_record`] in the same `domain`.
+    pub(crate) fn open_record(
+        &self,
+        domain: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(Error::SealedKeyRejected);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+        let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
+        let n = self
+            .records
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(domain.as_bytes()),
+                &mut buf,
+            )
+            .map_err(|_| Error::SealedKeyRejected)?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
     }
 
     /// Opens a sealed key: checks its authenticity and returns its usage and clear value.

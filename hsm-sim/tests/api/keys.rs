@@ -295,3 +295,31 @@ fn keyed_digests_depend_on_domain_data_and_lmk() {
     let other = Hsm::new(Lmk::generate().unwrap().0, &HsmConfig::default()).unwrap();
     assert_ne!(a, other.keyed_digest("pan", b"6222021000000000017"));
 }
+
+#[test]
+fn sealed_records_open_only_in_their_domain_and_unaltered() {
+    let hsm = test_hsm();
+    let data = b"0420 reversal with PAN 6217001000000000011";
+    let sealed = hsm.seal_record("saf", data).unwrap();
+    assert!(
+        !sealed.windows(16).any(|w| w == &data[23..39]),
+        "the PAN must not appear in the sealed record"
+    );
+    assert_eq!(hsm.open_record("saf", &sealed).unwrap().as_slice(), data);
+    // Two seals of the same record differ (fresh nonce).
+    assert_ne!(hsm.seal_record("saf", data).unwrap(), sealed);
+    assert_eq!(
+        hsm.open_record("other", &sealed).unwrap_err(),
+        Error::SealedKeyRejected
+    );
+    let mut altered = sealed.clone();
+    altered[14] ^= 1;
+    assert_eq!(
+        hsm.open_record("saf", &altered).unwrap_err(),
+        Error::SealedKeyRejected
+    );
+    assert!(hsm.open_record("saf", &sealed[..10]).is_err());
+    let (lmk, _) = Lmk::generate().unwrap();
+    let other = Hsm::new(lmk, &HsmConfig::default()).unwrap();
+    assert!(other.open_record("saf", &sealed).is_err());
+}
