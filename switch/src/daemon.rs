@@ -19,7 +19,8 @@ use crate::fees::FeeSchedule;
 use crate::journal::sqlite::Sqlite;
 use crate::journal::{AccountRecord, Backend, Journal, Op};
 use crate::metrics::Metrics;
-use crate::pipeline::card::Routes;
+use crate::issuer::{Issuer, Issuers, saf};
+use crate::pipeline::card::{Route, Routes};
 use crate::pipeline::{IssuerKeys, Switch, Wallet, rc};
 use crate::server::{ServerLimits, serve};
 use crate::state::{
@@ -36,6 +37,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<()>,
+    links: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -49,6 +51,9 @@ impl Running {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.http.await;
+        for l in self.links {
+            let _ = l.await;
+        }
         let journal = Arc::clone(&self.switch);
         // Closing joins the writer thread: do it off the async workers.
         let _ = tokio::task::spawn_blocking(move || journal.journal().close()).await;
@@ -301,11 +306,56 @@ pub async fn start(config: Config) -> Result<Running> {
         );
     }
 
+    let mut issuers = Vec::new();
+    for (i, c) in config.issuers.iter().enumerate() {
+        let zpk = seal(
+            &hsm,
+            KeyUsage::Zpk,
+            c.zpk_sealed.as_deref(),
+            c.zpk_clear.as_deref(),
+            &format!("issuers[{i}].zpk"),
+        )?;
+        let zak = seal(
+            &hsm,
+            KeyUsage::Zak,
+            c.zak_sealed.as_deref(),
+            c.zak_clear.as_deref(),
+            &format!("issuers[{i}].zak"),
+        )?;
+        let issuer = Issuer::new(
+            i,
+            c,
+            &config.acquirer.institution_id,
+            zpk,
+            zak,
+            Arc::clone(&metrics),
+        )
+        .map_err(|e| anyhow!("issuers[{i}].dialect: {e}"))?;
+        issuers.push(Arc::new(issuer));
+    }
+    let issuers = Issuers::new(issuers);
+    for r in &snapshot.saf {
+        match issuers.by_name(&r.issuer) {
+            Some(i) => saf::enqueue(i, [saf::Entry::from_record(r)]),
+            None => tracing::error!(issuer = %r.issuer, id = %r.id, "queued message for an issuer no longer configured: left in the journal"),
+        }
+    }
+    if !snapshot.saf.is_empty() {
+        tracing::info!(entries = snapshot.saf.len(), "store-and-forward entries to send");
+    }
     let routes = Routes::new(
         config
             .routes
             .iter()
-            .map(|r| (r.prefix.clone(), r.card_type))
+            .map(|r| {
+                (
+                    r.prefix.clone(),
+                    Route {
+                        card_type: r.card_type,
+                        issuer: issuers.by_name(&r.route).map(|i| i.index),
+                    },
+                )
+            })
             .collect(),
     );
     let switch = Arc::new(Switch::new(
@@ -323,6 +373,7 @@ pub async fn start(config: Config) -> Result<Running> {
                 code_prefix: w.code_prefix.clone(),
             })
             .collect(),
+        issuers,
         state,
         journal,
         Arc::clone(&metrics),
@@ -339,6 +390,21 @@ pub async fn start(config: Config) -> Result<Running> {
     let metrics_addr = metrics_listener.local_addr()?;
 
     let (stop, stopped) = watch::channel(false);
+    let mut links = Vec::new();
+    for issuer in switch.issuers().iter() {
+        for line in &issuer.lines {
+            links.push(tokio::spawn(crate::issuer::line::run(
+                Arc::clone(issuer),
+                Arc::clone(line),
+                stopped.clone(),
+            )));
+        }
+        links.push(tokio::spawn(saf::run(
+            Arc::clone(&switch),
+            Arc::clone(issuer),
+            stopped.clone(),
+        )));
+    }
     let limits = ServerLimits {
         max_connections: config.limits.max_connections,
         max_in_flight: config.limits.max_in_flight,
@@ -412,6 +478,7 @@ pub async fn start(config: Config) -> Result<Running> {
         stop,
         server,
         http,
+        links,
     })
 }
 

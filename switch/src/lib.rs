@@ -8,7 +8,8 @@
 //!                      ▼
 //!                   pipeline::Switch::handle, one step after another:
 //!                     classify → terminal → MAC → duplicate → card → PIN (HSM)
-//!                     → fee (MDR) → authorise (on-us) → journal (durable) → reply + MAC
+//!                     → fee (MDR) → authorise (on-us, or forward to the issuer over ISO 87)
+//!                     → journal (durable) → reply + MAC
 //!                      ▼
 //! terminal ◀──TCP── reply (TPDU swapped)
 //! ```
@@ -19,6 +20,7 @@
 //! | [`server`] | TCP listener, framing, connection limits, shutdown |
 //! | [`pipeline`] | the routing core and its steps, response codes |
 //! | [`fees`] | MDR fee rules |
+//! | [`issuer`] | issuer links, store-and-forward, stand-in, the issuer simulator |
 //! | [`journal`] | durable record, group commit, SQLite backend |
 //! | [`state`] | terminals, sessions, accounts, recent outcomes |
 //! | [`metrics`] | Prometheus metrics |
@@ -33,6 +35,7 @@ pub mod config;
 pub mod daemon;
 pub mod describe;
 pub mod fees;
+pub mod issuer;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;

@@ -14,6 +14,17 @@
 //! | `switch_frames_rejected_total` | counter | `reason` |
 //! | `switch_amount_fen_total` | counter | `card_type` |
 //! | `switch_fees_fen_total` | counter | `card_type` |
+//! | `switch_issuer_line_up` | gauge | `issuer`, `line` |
+//! | `switch_issuer_in_flight` | gauge | `issuer` |
+//! | `switch_issuer_round_trip_seconds` | histogram | `issuer` |
+//! | `switch_issuer_timeouts_total` | counter | `issuer` |
+//! | `switch_issuer_late_replies_total` | counter | `issuer` |
+//! | `switch_issuer_saf_total` | counter | `issuer`, `event` (queued, sent, acknowledged, expired) |
+//! | `switch_issuer_stand_in_approvals_total` | counter | `issuer` |
+//! | `switch_issuer_echoes_total` | counter | `issuer`, `line`, `direction` (sent, received) |
+//! | `switch_issuer_events_total` | counter | `issuer`, `event` (bad_mac, undecodable, duplicate_key) |
+//!
+//! Issuer and line label values are the names and addresses in the configuration.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -62,6 +73,42 @@ pub struct CardLabel {
     pub card_type: &'static str,
 }
 
+/// An issuer, by its configured name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabel {
+    /// Issuer name from the configuration.
+    pub issuer: String,
+}
+
+/// One issuer line.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LineLabels {
+    /// Issuer name from the configuration.
+    pub issuer: String,
+    /// Line address from the configuration.
+    pub line: String,
+}
+
+/// An issuer and an event from a fixed set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerEvent {
+    /// Issuer name from the configuration.
+    pub issuer: String,
+    /// Event.
+    pub event: &'static str,
+}
+
+/// An echo on a line.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EchoLabels {
+    /// Issuer name from the configuration.
+    pub issuer: String,
+    /// Line address from the configuration.
+    pub line: String,
+    /// `sent` or `received`.
+    pub direction: &'static str,
+}
+
 fn latency_buckets() -> impl Iterator<Item = f64> {
     // 20 µs to ~5 s.
     exponential_buckets(0.000_02, 2.0, 18)
@@ -92,6 +139,24 @@ pub struct Metrics {
     pub amount_fen: Family<CardLabel, Counter<u64, AtomicU64>>,
     /// Fees by card type, fen.
     pub fees_fen: Family<CardLabel, Counter<u64, AtomicU64>>,
+    /// Issuer lines up (1) or down (0).
+    pub issuer_line_up: Family<LineLabels, Gauge>,
+    /// Requests waiting for an issuer.
+    pub issuer_in_flight: Family<IssuerLabel, Gauge>,
+    /// Issuer round trips.
+    pub issuer_round_trip: Family<IssuerLabel, Histogram>,
+    /// Requests that got no reply in time.
+    pub issuer_timeouts: Family<IssuerLabel, Counter>,
+    /// Replies for no waiting request.
+    pub issuer_late: Family<IssuerLabel, Counter>,
+    /// Store-and-forward queue events.
+    pub issuer_saf: Family<IssuerEvent, Counter>,
+    /// Stand-in approvals.
+    pub issuer_stand_in: Family<IssuerLabel, Counter>,
+    /// Echoes sent and received.
+    pub issuer_echoes: Family<EchoLabels, Counter>,
+    /// Other issuer-link events.
+    pub issuer_events: Family<IssuerEvent, Counter>,
 }
 
 impl Default for Metrics {
@@ -170,6 +235,62 @@ impl Metrics {
             amount_fen.clone(),
         );
         registry.register("fees_fen", "MDR fees, fen, by card type", fees_fen.clone());
+        let issuer_line_up = Family::<LineLabels, Gauge>::default();
+        let issuer_in_flight = Family::<IssuerLabel, Gauge>::default();
+        let issuer_round_trip = Family::<IssuerLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets()) as Histogram
+        });
+        let issuer_timeouts = Family::<IssuerLabel, Counter>::default();
+        let issuer_late = Family::<IssuerLabel, Counter>::default();
+        let issuer_saf = Family::<IssuerEvent, Counter>::default();
+        let issuer_stand_in = Family::<IssuerLabel, Counter>::default();
+        let issuer_echoes = Family::<EchoLabels, Counter>::default();
+        let issuer_events = Family::<IssuerEvent, Counter>::default();
+        registry.register(
+            "issuer_line_up",
+            "Issuer lines connected (1) or not (0)",
+            issuer_line_up.clone(),
+        );
+        registry.register(
+            "issuer_in_flight",
+            "Requests waiting for an issuer's reply",
+            issuer_in_flight.clone(),
+        );
+        registry.register(
+            "issuer_round_trip_seconds",
+            "Issuer request to reply",
+            issuer_round_trip.clone(),
+        );
+        registry.register(
+            "issuer_timeouts",
+            "Issuer requests without a reply in time (answered 98 and reversed)",
+            issuer_timeouts.clone(),
+        );
+        registry.register(
+            "issuer_late_replies",
+            "Issuer replies for no waiting request (late or unknown)",
+            issuer_late.clone(),
+        );
+        registry.register(
+            "issuer_saf",
+            "Store-and-forward reversals and advices, by event",
+            issuer_saf.clone(),
+        );
+        registry.register(
+            "issuer_stand_in_approvals",
+            "Approvals given on an unreachable issuer's behalf",
+            issuer_stand_in.clone(),
+        );
+        registry.register(
+            "issuer_echoes",
+            "Network management echoes on issuer lines",
+            issuer_echoes.clone(),
+        );
+        registry.register(
+            "issuer_events",
+            "Issuer-link problems, by event",
+            issuer_events.clone(),
+        );
         Self {
             registry,
             transactions,
@@ -183,7 +304,47 @@ impl Metrics {
             frames_rejected,
             amount_fen,
             fees_fen,
+            issuer_line_up,
+            issuer_in_flight,
+            issuer_round_trip,
+            issuer_timeouts,
+            issuer_late,
+            issuer_saf,
+            issuer_stand_in,
+            issuer_echoes,
+            issuer_events,
         }
+    }
+
+    /// Counts an issuer-link event.
+    pub fn issuer_event(&self, issuer: &str, event: &'static str) {
+        self.issuer_events
+            .get_or_create(&IssuerEvent {
+                issuer: issuer.to_owned(),
+                event,
+            })
+            .inc();
+    }
+
+    /// Counts a store-and-forward event.
+    pub fn saf_event(&self, issuer: &str, event: &'static str) {
+        self.issuer_saf
+            .get_or_create(&IssuerEvent {
+                issuer: issuer.to_owned(),
+                event,
+            })
+            .inc();
+    }
+
+    /// Counts an echo.
+    pub fn issuer_echo(&self, issuer: &str, line: &str, direction: &'static str) {
+        self.issuer_echoes
+            .get_or_create(&EchoLabels {
+                issuer: issuer.to_owned(),
+                line: line.to_owned(),
+                direction,
+            })
+            .inc();
     }
 
     /// Counts a rejected frame or closed connection.

@@ -170,6 +170,8 @@ pub struct Financial {
     pub reversed: bool,
     /// Refunded so far (sales), fen.
     pub refunded_fen: i64,
+    /// For a transaction forwarded to a remote issuer: how the issuer knows it.
+    pub upstream: Option<crate::issuer::message::UpstreamRef>,
 }
 
 /// What was answered to a request, enough to answer its retransmission the same way.
@@ -206,4 +208,6 @@ pub struct State {
     pub by_trace: DashMap<(Tid, u32, u32), String>,
     /// Transactions uploaded by terminals after unbalanced settlements.
     pub uploads: DashMap<(Tid, u32), Vec<crate::journal::UploadRecord>>,
+    /// Stand-in approvals per card (keyed hash) and day (CST day number), fen.
+    pub stand_in_day: DashMap<([u8; 32], i64), i64>,
 }

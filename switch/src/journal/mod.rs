@@ -80,6 +80,39 @@ pub struct TxnRecord {
     pub reversed: bool,
     /// For a sale: amount refunded since, fen.
     pub refunded_fen: i64,
+    /// The remote issuer it was forwarded to (its configured name).
+    pub issuer: Option<String>,
+    /// How the issuer knows it: upstream `MTI:STAN:transmission time`.
+    pub upstream: Option<String>,
+    /// Approved by the switch standing in for an unreachable issuer.
+    pub stand_in: bool,
+}
+
+/// A reversal or advice in the store-and-forward queue. The message (it holds a PAN) is
+/// sealed under the LMK; the other columns are safe to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafRecord {
+    /// Unique id: the RRN of the request it follows, and the kind.
+    pub id: String,
+    /// Issuer name.
+    pub issuer: String,
+    /// `reversal` or `advice`.
+    pub kind: String,
+    /// First MTI (`0420`, `0220`); repeats go as `0421`, `0221`.
+    pub mti: String,
+    /// The transaction it reverses or advises.
+    pub original_rrn: Option<String>,
+    /// When queued, UTC.
+    pub created_utc: String,
+    /// `armed` (written before its request went out; sent if the request's outcome is
+    /// unknown), `pending`, `acknowledged`, `expired` or `cancelled`.
+    pub state: String,
+    /// Sends so far.
+    pub tries: u32,
+    /// Last change, UTC.
+    pub updated_utc: String,
+    /// The message without MAC, sealed under the LMK.
+    pub sealed: Vec<u8>,
 }
 
 /// An on-us card account.
@@ -160,6 +193,19 @@ pub enum Op {
     CloseBatch(Box<BatchRecord>),
     /// Record one transaction of a batch upload.
     PutUpload(Box<UploadRecord>),
+    /// Queue a reversal or advice (ignored if its id is queued already).
+    PutSaf(Box<SafRecord>),
+    /// Change a queued entry's state and tries.
+    UpdateSaf {
+        /// The entry.
+        id: String,
+        /// New state.
+        state: &'static str,
+        /// New count of sends, if it changed.
+        tries: Option<u32>,
+        /// When, UTC.
+        updated_utc: String,
+    },
 }
 
 /// A settled batch: the terminal's totals and the switch's.
@@ -217,6 +263,8 @@ pub struct Snapshot {
     pub sessions: Vec<SessionRecord>,
     /// Transactions of the sessions' current batches (for duplicate detection).
     pub open_batch_txns: Vec<TxnRecord>,
+    /// Store-and-forward entries still to send (`armed` or `pending`).
+    pub saf: Vec<SafRecord>,
 }
 
 /// Storage for the journal. Called from the writer thread only.

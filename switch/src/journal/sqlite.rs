@@ -7,7 +7,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{AccountRecord, Backend, JournalError, Op, SessionRecord, Snapshot, TxnRecord};
+use super::{
+    AccountRecord, Backend, JournalError, Op, SafRecord, SessionRecord, Snapshot, TxnRecord,
+};
 
 /// The schema, shared with the README.
 pub const SCHEMA: &str = "
@@ -34,7 +36,10 @@ CREATE TABLE IF NOT EXISTS transactions (
     original_rrn   TEXT,
     voided         INTEGER NOT NULL DEFAULT 0,
     reversed       INTEGER NOT NULL DEFAULT 0,
-    refunded_fen   INTEGER NOT NULL DEFAULT 0
+    refunded_fen   INTEGER NOT NULL DEFAULT 0,
+    issuer         TEXT,
+    upstream       TEXT,
+    stand_in       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS transactions_by_terminal ON transactions (tid, batch, stan, mti);
 CREATE INDEX IF NOT EXISTS transactions_by_card ON transactions (pan_hash);
@@ -84,6 +89,19 @@ CREATE TABLE IF NOT EXISTS terminal_sessions (
     operator      TEXT,
     signed_on_utc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS saf_queue (
+    id           TEXT PRIMARY KEY,
+    issuer       TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    mti          TEXT NOT NULL,
+    original_rrn TEXT,
+    created_utc  TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    tries        INTEGER NOT NULL DEFAULT 0,
+    updated_utc  TEXT NOT NULL,
+    message      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS saf_queue_by_state ON saf_queue (state);
 CREATE TABLE IF NOT EXISTS sequences (
     name TEXT PRIMARY KEY,
     next INTEGER NOT NULL
@@ -131,6 +149,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("voided", "INTEGER NOT NULL DEFAULT 0"),
         ("reversed", "INTEGER NOT NULL DEFAULT 0"),
         ("refunded_fen", "INTEGER NOT NULL DEFAULT 0"),
+        ("issuer", "TEXT"),
+        ("upstream", "TEXT"),
+        ("stand_in", "INTEGER NOT NULL DEFAULT 0"),
     ] {
         if !have.iter().any(|h| h == col) {
             conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
@@ -143,12 +164,13 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 const TXN_COLUMNS: &str =
     "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
     card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
-    original_rrn, voided, reversed, refunded_fen";
+    original_rrn, voided, reversed, refunded_fen, issuer, upstream, stand_in";
 
 fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
     conn.prepare_cached(&format!(
         "INSERT INTO transactions ({TXN_COLUMNS}) VALUES
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
+          ?24, ?25, ?26)"
     ))?
     .execute(params![
         t.rrn,
@@ -173,7 +195,10 @@ fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
         t.original_rrn,
         t.voided,
         t.reversed,
-        t.refunded_fen
+        t.refunded_fen,
+        t.issuer,
+        t.upstream,
+        t.stand_in
     ])
 }
 
@@ -229,6 +254,9 @@ fn txn_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnRecord> {
         voided: r.get(20)?,
         reversed: r.get(21)?,
         refunded_fen: r.get(22)?,
+        issuer: r.get(23)?,
+        upstream: r.get(24)?,
+        stand_in: r.get(25)?,
     })
 }
 
@@ -287,6 +315,35 @@ impl Backend for Sqlite {
                         "INSERT OR REPLACE INTO batch_uploads (tid, batch, stan, amount_fen, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .and_then(|mut s| s.execute(params![u.tid, u.batch, u.stan, u.amount_fen, u.kind])),
+                Op::PutSaf(q) => tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO saf_queue (id, issuer, kind, mti, original_rrn, created_utc, state,
+                            tries, updated_utc, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            q.id,
+                            q.issuer,
+                            q.kind,
+                            q.mti,
+                            q.original_rrn,
+                            q.created_utc,
+                            q.state,
+                            q.tries,
+                            q.updated_utc,
+                            q.sealed
+                        ])
+                    }),
+                Op::UpdateSaf {
+                    id,
+                    state,
+                    tries,
+                    updated_utc,
+                } => tx
+                    .prepare_cached(
+                        "UPDATE saf_queue SET state = ?2, tries = COALESCE(?3, tries), updated_utc = ?4 WHERE id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![id, state, tries, updated_utc])),
             }
             .map_err(storage)?;
         }
@@ -345,10 +402,34 @@ impl Backend for Sqlite {
             ))
             .and_then(|mut s| s.query_map([], txn_from_row)?.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(storage)?;
+        let saf = c
+            .prepare(
+                "SELECT id, issuer, kind, mti, original_rrn, created_utc, state, tries, updated_utc, message
+                 FROM saf_queue WHERE state IN ('armed', 'pending') ORDER BY rowid",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok(SafRecord {
+                        id: r.get(0)?,
+                        issuer: r.get(1)?,
+                        kind: r.get(2)?,
+                        mti: r.get(3)?,
+                        original_rrn: r.get(4)?,
+                        created_utc: r.get(5)?,
+                        state: r.get(6)?,
+                        tries: r.get(7)?,
+                        updated_utc: r.get(8)?,
+                        sealed: r.get(9)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(storage)?;
         Ok(Snapshot {
             accounts,
             sessions,
             open_batch_txns,
+            saf,
         })
     }
 

@@ -86,22 +86,31 @@ pub fn luhn_ok(pan: &str) -> bool {
 /// BIN routes, longest prefix first.
 #[derive(Clone, Debug, Default)]
 pub struct Routes {
-    by_length: Vec<(String, CardType)>,
+    by_length: Vec<(String, Route)>,
+}
+
+/// Where a BIN goes: its card type, and the remote issuer (by index) or on-us (`None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Debit or credit (fees, and the on-us authoriser).
+    pub card_type: CardType,
+    /// The remote issuer's index, or `None` for on-us.
+    pub issuer: Option<usize>,
 }
 
 impl Routes {
-    /// Routes from `(prefix, card type)` pairs.
-    pub fn new(mut routes: Vec<(String, CardType)>) -> Self {
+    /// Routes from (prefix, route) pairs.
+    pub fn new(mut routes: Vec<(String, Route)>) -> Self {
         routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         Self { by_length: routes }
     }
 
-    /// The card type of the longest matching prefix.
-    pub fn route(&self, pan: &str) -> Option<CardType> {
+    /// The route of the longest matching prefix.
+    pub fn route(&self, pan: &str) -> Option<Route> {
         self.by_length
             .iter()
             .find(|(p, _)| pan.starts_with(p.as_str()))
-            .map(|(_, t)| *t)
+            .map(|(_, r)| *r)
     }
 }
 
@@ -118,12 +127,22 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins() {
+        let on_us = |card_type| Route {
+            card_type,
+            issuer: None,
+        };
         let r = Routes::new(vec![
-            ("62".into(), CardType::Credit),
-            ("622202".into(), CardType::Debit),
+            ("62".into(), on_us(CardType::Credit)),
+            ("622202".into(), on_us(CardType::Debit)),
         ]);
-        assert_eq!(r.route("6222021000000000017"), Some(CardType::Debit));
-        assert_eq!(r.route("6250941000000009"), Some(CardType::Credit));
+        assert_eq!(
+            r.route("6222021000000000017").map(|r| r.card_type),
+            Some(CardType::Debit)
+        );
+        assert_eq!(
+            r.route("6250941000000009").map(|r| r.card_type),
+            Some(CardType::Credit)
+        );
         assert_eq!(r.route("4111111111111111"), None);
     }
 }

@@ -12,6 +12,9 @@ use crate::journal::{BatchRecord, TxnRecord, UploadRecord};
 use crate::state::{Financial, FinancialKind, Session, Slot, Tid, TxnKey};
 
 use super::request::Request;
+use crate::issuer::message::{Upstream, UpstreamRef};
+use crate::issuer::saf::{self, Kind as SafKind};
+use crate::issuer::Issuers;
 use super::{Decline, Instrument, Mark, Outcome, Switch, credit_back, rc};
 
 fn subfield_u64(req: &Request<'_>, path: &str) -> Option<u64> {
@@ -19,7 +22,7 @@ fn subfield_u64(req: &Request<'_>, path: &str) -> Option<u64> {
 }
 
 /// A journal record of an approved sale, as the lifecycle state holds it.
-fn financial_from(t: &TxnRecord) -> Option<Financial> {
+fn financial_from(t: &TxnRecord, issuers: &Issuers) -> Option<Financial> {
     let kind = match t.kind.as_str() {
         "sale" | "qr-sale" => FinancialKind::Sale,
         "void" => FinancialKind::Void,
@@ -48,6 +51,12 @@ fn financial_from(t: &TxnRecord) -> Option<Financial> {
         voided: t.voided,
         reversed: t.reversed,
         refunded_fen: t.refunded_fen,
+        upstream: t
+            .issuer
+            .as_deref()
+            .and_then(|name| issuers.by_name(name))
+            .zip(t.upstream.as_deref())
+            .and_then(|(i, u)| UpstreamRef::from_record(i.index, u)),
     })
 }
 
@@ -58,7 +67,13 @@ impl Switch {
             let Ok(tid) = <Tid>::try_from(t.tid.as_bytes()) else {
                 continue;
             };
-            if let Some(f) = financial_from(t) {
+            if let Some(f) = financial_from(t, &self.issuers) {
+                if t.stand_in
+                    && f.kind == FinancialKind::Sale
+                    && let Some(day) = day_number(&t.local_date)
+                {
+                    *self.state.stand_in_day.entry((f.account, day)).or_insert(0) += f.amount_fen;
+                }
                 if t.mti == "0200" {
                     self.state
                         .by_trace
@@ -82,10 +97,12 @@ impl Switch {
         }
     }
 
+    /// Moves an on-us account's balance (a remote issuer's card has no account here).
     fn move_account(&self, account: [u8; 32], delta: i64, out: &mut Outcome) {
-        if let Some(mut a) = self.state.accounts.get_mut(&account) {
-            a.balance_fen += delta;
-        }
+        let Some(mut a) = self.state.accounts.get_mut(&account) else {
+            return;
+        };
+        a.balance_fen += delta;
         let tries = out.account.and_then(|a| a.2);
         out.account = Some((account, delta, tries));
     }
@@ -167,7 +184,7 @@ impl Switch {
             })?;
             let f = found
                 .as_ref()
-                .and_then(financial_from)
+                .and_then(|t| financial_from(t, &self.issuers))
                 .ok_or(Decline::from(rc::NO_ORIGINAL))?;
             self.state.financial.entry(rrn.clone()).or_insert(f);
         }
@@ -271,14 +288,18 @@ impl Switch {
         } else {
             f.amount_fen - f.refunded_fen
         };
-        let (account, channel, amount, kind, sale) = (
+        let (account, channel, amount, kind, sale, upstream) = (
             f.account,
             f.channel,
             f.amount_fen,
             f.kind,
             f.original_rrn.clone(),
+            f.upstream.clone(),
         );
         drop(f);
+        if let Some(u) = upstream {
+            self.forward_reversal(req, &rrn, kind, amount, &u, out)?;
+        }
         out.marks.push(Mark {
             reversed: Some(true),
             ..Mark::new(rrn.clone())
@@ -302,6 +323,59 @@ impl Switch {
             FinancialKind::Refund => 0,
         };
         self.move_account(account, delta, out);
+        Ok(())
+    }
+
+    /// A terminal's reversal of a forwarded transaction: the issuer gets an 0420 through
+    /// the store-and-forward queue, journalled with the reversal itself.
+    fn forward_reversal(
+        &self,
+        req: &Request<'_>,
+        original_rrn: &str,
+        kind: FinancialKind,
+        amount_fen: i64,
+        u: &UpstreamRef,
+        out: &mut Outcome,
+    ) -> Result<(), Decline> {
+        let issuer = self
+            .issuers
+            .get(u.issuer)
+            .ok_or(Decline::from(rc::SYSTEM_ERROR))?;
+        let pan = super::card::pan_of(req.msg);
+        let up = Upstream {
+            processing: match kind {
+                FinancialKind::Sale => "000000",
+                FinancialKind::Void => "020000",
+                FinancialKind::Refund => "200000",
+            },
+            pan: pan.as_ref().map(|p| p.as_str()),
+            amount_fen: u64::try_from(amount_fen).ok(),
+            stan: u.stan,
+            time: u.time.clone(),
+            entry_mode: req.msg.digits(22).map(|d| d.to_string()),
+            condition: req.msg.digits(25).map(|d| d.to_string()),
+            acquirer_id: &issuer.acquirer_id,
+            rrn: original_rrn,
+            tid: req.tid,
+            mid: req.mid,
+            currency: req
+                .msg
+                .text(49)
+                .unwrap_or(self.acquirer.currency.as_str()),
+            ..Upstream::default()
+        };
+        let (entry, record) = saf::new_entry(
+            self,
+            issuer,
+            format!("{original_rrn}:reversal"),
+            SafKind::Reversal,
+            &up.reversal(u),
+            Some(original_rrn.to_owned()),
+            "pending",
+        )
+        .ok_or(Decline::from(rc::SYSTEM_ERROR))?;
+        out.saf_puts.push(record);
+        out.saf_enqueue.push((u.issuer, entry));
         Ok(())
     }
 

@@ -16,8 +16,10 @@ use hsm_sim::{EncryptedPinBlock, Hsm, KeyAlgorithm, MacAlgorithm, PinFormat, Sea
 
 use crate::clock::Instant;
 use crate::config::{Acquirer, CardStatus, CardType, TerminalMac};
+use crate::issuer::message::UpstreamRef;
+use crate::issuer::{Issuers, saf};
 use crate::fees::{Channel, FeeSchedule};
-use crate::journal::{BatchRecord, Journal, Op, SessionRecord, TxnRecord, UploadRecord};
+use crate::journal::{BatchRecord, Journal, Op, SafRecord, SessionRecord, TxnRecord, UploadRecord};
 use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
 use crate::state::{
     Account, Financial, FinancialKind, Recorded, Session, Slot, State, TerminalDirectory,
@@ -25,6 +27,7 @@ use crate::state::{
 };
 
 pub mod card;
+mod forward;
 mod lifecycle;
 pub mod rc;
 pub mod request;
@@ -79,6 +82,7 @@ pub struct Switch {
     pub(crate) acquirer: Acquirer,
     pub(crate) issuer: Option<IssuerKeys>,
     pub(crate) wallets: Vec<Wallet>,
+    pub(crate) issuers: Issuers,
     pub(crate) state: State,
     pub(crate) journal: Journal,
     pub(crate) metrics: Arc<Metrics>,
@@ -156,6 +160,18 @@ struct Outcome {
     tombstone: Option<TxnKey>,
     /// Whether the reply gets a MAC (the terminal's TAK is known and the MAC checked).
     mac_reply: bool,
+    /// The RRN, when it was needed before the journal step (forwarded requests).
+    rrn: Option<String>,
+    /// How the issuer knows a forwarded transaction.
+    upstream: Option<UpstreamRef>,
+    /// Approved in stand-in for an unreachable issuer.
+    stand_in: bool,
+    /// Store-and-forward entries to journal with the record.
+    saf_puts: Vec<SafRecord>,
+    /// Store-and-forward state changes to journal with the record: (id, state).
+    saf_updates: Vec<(String, &'static str)>,
+    /// Store-and-forward entries to queue once the record is durable: (issuer, entry).
+    saf_enqueue: Vec<(usize, saf::Entry)>,
 }
 
 impl Outcome {
@@ -209,6 +225,8 @@ struct Instrument {
     pvv_account: String,
     /// Whether it is a QR payment code.
     qr: bool,
+    /// The remote issuer the card belongs to, or `None` for on-us.
+    issuer: Option<usize>,
 }
 
 /// Money back to an account: a debit account (card or wallet) gains, a credit card's
@@ -235,12 +253,14 @@ impl Switch {
         acquirer: Acquirer,
         issuer: Option<IssuerKeys>,
         wallets: Vec<Wallet>,
+        issuers: Issuers,
         state: State,
         journal: Journal,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             wallets,
+            issuers,
             hsm,
             dialect: Dialect::cup_pos(),
             terminals,
@@ -265,6 +285,11 @@ impl Switch {
         let r = f();
         self.metrics.hsm(op, t.elapsed());
         r
+    }
+
+    /// The issuers this switch forwards to.
+    pub fn issuers(&self) -> &Issuers {
+        &self.issuers
     }
 
     async fn next_rrn(&self) -> Result<String, Decline> {
@@ -435,6 +460,11 @@ impl Switch {
             }
             self.amount_check(req, kind)?;
             let inst = self.instrument(req, &mut out)?;
+            if let Some(ix) = inst.issuer {
+                return self
+                    .forward(kind, req, range, &session, &inst, ix, &mut out)
+                    .await;
+            }
             let mut account = self.account_check(req, &inst, &mut out)?;
             match kind {
                 Kind::Sale | Kind::Balance => {
@@ -561,18 +591,19 @@ impl Switch {
                 block_pan: code.to_owned(),
                 pvv_account: wallet.id.clone(),
                 qr: true,
+                issuer: None,
             });
         }
         if req.kind == Some(Kind::QrSale) {
             return Err(rc::FORMAT_ERROR.into());
         }
         let pan = card::pan_of(req.msg).ok_or(Decline::from(rc::INVALID_CARD))?;
-        let card_type = self.routes.route(pan.as_str());
+        let route = self.routes.route(pan.as_str());
         let hash = self.hsm.keyed_digest("pan", pan.as_str().as_bytes());
         out.card = Some(CardInfo {
             masked: pan.masked(),
             hash,
-            channel: if card_type == Some(CardType::Credit) {
+            channel: if route.map(|r| r.card_type) == Some(CardType::Credit) {
                 Channel::Credit
             } else {
                 Channel::Debit
@@ -581,14 +612,13 @@ impl Switch {
         if !card::luhn_ok(pan.as_str()) {
             return Err(rc::INVALID_CARD.into());
         }
-        if card_type.is_none() {
-            return Err(rc::NO_ISSUER.into());
-        }
+        let route = route.ok_or(Decline::from(rc::NO_ISSUER))?;
         Ok(Instrument {
             hash,
             block_pan: pan.as_str().to_owned(),
             pvv_account: pan.as_str().to_owned(),
             qr: false,
+            issuer: route.issuer,
         })
     }
 
@@ -813,6 +843,19 @@ impl Switch {
         if ok {
             self.publish(req, &out, &rrn, now);
         }
+        // Queued reversals and advices go to their issuers once durable. A reversal armed
+        // before its request went out is in the journal already and goes in any case.
+        for (ix, entry) in std::mem::take(&mut out.saf_enqueue) {
+            let armed = out
+                .saf_updates
+                .iter()
+                .any(|(id, st)| *id == entry.id && *st == "pending");
+            if (ok || armed)
+                && let Some(issuer) = self.issuers.get(ix)
+            {
+                saf::enqueue(issuer, [entry]);
+            }
+        }
         if let Some(claim) = claim {
             let recorded = Recorded {
                 digest: claim.digest,
@@ -866,6 +909,7 @@ impl Switch {
                     voided: false,
                     reversed: false,
                     refunded_fen: 0,
+                    upstream: out.upstream.clone(),
                 },
             );
             if req.mti().as_u16() == 200 {
@@ -900,8 +944,11 @@ impl Switch {
         now: Instant,
         digest: Option<[u8; 32]>,
     ) -> Result<String, String> {
-        let rrn = self.next_rrn().await.map_err(|_| String::new())?;
-        if out.rc == rc::APPROVED && kind != Some(Kind::SignOn) {
+        let rrn = match out.rrn.clone() {
+            Some(r) => r,
+            None => self.next_rrn().await.map_err(|_| String::new())?,
+        };
+        if out.rc == rc::APPROVED && kind != Some(Kind::SignOn) && out.auth_code.is_none() {
             let d = self.hsm.keyed_digest("auth", rrn.as_bytes());
             let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 1_000_000;
             out.auth_code = Some(format!("{n:06}"));
@@ -932,7 +979,21 @@ impl Switch {
             voided: false,
             reversed: false,
             refunded_fen: 0,
+            issuer: out
+                .upstream
+                .as_ref()
+                .and_then(|u| self.issuers.get(u.issuer))
+                .map(|i| i.name.clone()),
+            upstream: out.upstream.as_ref().map(UpstreamRef::to_record),
+            stand_in: out.stand_in,
         })));
+        ops.extend(out.saf_puts.iter().map(|q| Op::PutSaf(Box::new(q.clone()))));
+        ops.extend(out.saf_updates.iter().map(|(id, state)| Op::UpdateSaf {
+            id: id.clone(),
+            state,
+            tries: None,
+            updated_utc: now.iso_utc(),
+        }));
         if let Some((hash, delta, tries)) = out.account {
             ops.push(Op::UpdateAccount {
                 pan_hash: hex::encode(hash),

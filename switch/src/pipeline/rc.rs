@@ -44,8 +44,29 @@ pub const SYSTEM_ERROR: &str = "96";
 pub const NO_TERMINAL: &str = "97";
 /// MAC failure, or no working keys: sign on again.
 pub const MAC_FAILURE: &str = "A0";
+/// Issuer unavailable (every line down, or too many requests waiting).
+pub const ISSUER_UNAVAILABLE: &str = "91";
+/// Issuer time-out: no reply in time; the request is reversed.
+pub const ISSUER_TIMEOUT: &str = "98";
+/// Expired card (issuer's code).
+pub const EXPIRED_CARD_PICKUP: &str = "33";
+/// Transaction not permitted to cardholder (issuer's code).
+pub const NOT_PERMITTED_CARDHOLDER: &str = "57";
+/// Transaction not permitted to terminal (issuer's code).
+pub const NOT_PERMITTED_TERMINAL: &str = "58";
+/// Restricted card (issuer's code).
+pub const RESTRICTED_CARD: &str = "62";
+/// Exceeds withdrawal frequency limit (issuer's code).
+pub const FREQUENCY_LIMIT: &str = "65";
 
-const ALL: [&str; 23] = [
+const ALL: [&str; 30] = [
+    ISSUER_UNAVAILABLE,
+    ISSUER_TIMEOUT,
+    EXPIRED_CARD_PICKUP,
+    NOT_PERMITTED_CARDHOLDER,
+    NOT_PERMITTED_TERMINAL,
+    RESTRICTED_CARD,
+    FREQUENCY_LIMIT,
     NO_ORIGINAL,
     EXCEEDS_ORIGINAL,
     AMOUNT_MISMATCH,
@@ -74,6 +95,15 @@ const ALL: [&str; 23] = [
 /// The code as a metric label: one of the codes above, or `other`.
 pub fn label(code: &str) -> &'static str {
     ALL.iter().copied().find(|c| *c == code).unwrap_or("other")
+}
+
+/// An issuer's code as the terminal gets it: a known code as is; any other code is a
+/// decline the terminal may not know, answered `05` (do not honour).
+pub fn from_issuer(code: &str) -> &'static str {
+    ALL.iter()
+        .copied()
+        .find(|c| *c == code && *c != "other")
+        .unwrap_or(DO_NOT_HONOUR)
 }
 
 /// A stored code back as a static string; unknown codes read as `96`.

@@ -1,0 +1,415 @@
+//! Issuer links: what the switch does not authorise itself goes to the card's issuer over
+//! ISO 8583:1987 lines, and the answer comes back to the terminal.
+//!
+//! ```text
+//!  pipeline ── exchange(request) ──▶ Issuer ── round-robin over healthy lines ──▶ Line ──TCP──▶ issuer
+//!     ▲                               │ pending: (MTI class, 41, 11) ─▶ waiting request
+//!     └──── reply (MAC checked) ◀─────┘◀──────────── reader: match, or count late/unknown ◀──┘
+//!
+//!  iso87-binary: [len u16][MTI 2 B BCD][bitmap 8/16 B][fields…][64: X9.19 MAC under the ZAK]
+//!  iso87-ascii:  ["0136"  ][MTI 4 ASCII][bitmap 16/32 hex][fields…][64: 16 hex]
+//! ```
+//!
+//! A request without a reply in time is answered `98` and reversed through the
+//! store-and-forward queue ([`saf`]), which the journal keeps across restarts. Lines
+//! reconnect with jittered exponential back-off and send an 0800 echo (301) only after a
+//! whole interval without traffic; an echo is answered, never echoed back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use codec::{Dialect, Message, MessageBuilder};
+use dashmap::DashMap;
+use hsm_sim::{Hsm, MacAlgorithm, SealedKey};
+use tokio::sync::{Notify, oneshot};
+
+use crate::config::{IssuerConfig, SafConfig, StandInConfig};
+use crate::metrics::{IssuerLabel, Metrics};
+
+pub mod framing;
+pub(crate) mod line;
+pub mod message;
+pub mod saf;
+pub mod sim;
+
+pub use line::Line;
+
+/// Why an exchange with an issuer gave no usable answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// No healthy line, or too many requests waiting: the request was not sent.
+    #[error("issuer unavailable")]
+    Unavailable,
+    /// Sent, and no (valid) reply in time, or the line dropped while waiting.
+    #[error("issuer timed out")]
+    Timeout,
+    /// Another request with the same matching key is waiting: not sent.
+    #[error("a request with the same key is in flight")]
+    Duplicate,
+    /// The request could not be encoded or MACed: not sent.
+    #[error("cannot build the request")]
+    Build,
+}
+
+/// A request waiting for its reply.
+struct Pending {
+    line: usize,
+    reply: oneshot::Sender<Vec<u8>>,
+}
+
+/// Largest frame on an issuer line.
+pub(crate) const MAX_FRAME: usize = 8192;
+
+/// How long a timed-out request's key is remembered, to tell a late reply from an unknown one.
+const LATE_MEMORY: Duration = Duration::from_secs(600);
+
+/// One remote issuer and its lines.
+pub struct Issuer {
+    /// Name from the configuration (routes, logs, metric labels).
+    pub name: String,
+    pub(crate) index: usize,
+    pub(crate) dialect: &'static Dialect,
+    pub(crate) acquirer_id: String,
+    pub(crate) zpk: SealedKey,
+    pub(crate) zak: SealedKey,
+    pub(crate) timeout: Duration,
+    pub(crate) echo_interval: Duration,
+    pub(crate) reconnect: (Duration, Duration),
+    pub(crate) saf_config: SafConfig,
+    pub(crate) stand_in: StandInConfig,
+    max_in_flight: usize,
+    match_fields: Vec<u8>,
+    pub(crate) lines: Vec<Arc<Line>>,
+    pending: DashMap<Vec<u8>, Pending>,
+    in_flight: AtomicUsize,
+    next_line: AtomicUsize,
+    stan: AtomicU32,
+    timed_out: DashMap<Vec<u8>, Instant>,
+    /// Store-and-forward entries waiting to be sent.
+    pub(crate) saf: std::sync::Mutex<Vec<saf::Entry>>,
+    /// Wakes the store-and-forward worker.
+    pub(crate) saf_wake: Notify,
+    /// Approvals that arrived for no waiting request: the store-and-forward worker reverses
+    /// them.
+    pub(crate) unknown_approvals: std::sync::Mutex<Vec<Vec<u8>>>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("name", &self.name)
+            .field("lines", &self.lines.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// An issuer from its configuration and its zone keys (sealed under the LMK).
+    pub fn new(
+        index: usize,
+        cfg: &IssuerConfig,
+        acquirer_id: &str,
+        zpk: SealedKey,
+        zak: SealedKey,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, codec::SpecError> {
+        let dialect = Dialect::builtin(&cfg.dialect)?;
+        // STANs start from the clock so a restarted switch does not reuse recent ones.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(Self {
+            name: cfg.name.clone(),
+            index,
+            dialect,
+            acquirer_id: cfg
+                .acquirer_id
+                .clone()
+                .unwrap_or_else(|| acquirer_id.to_owned()),
+            zpk,
+            zak,
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            echo_interval: Duration::from_secs(cfg.echo_interval_secs),
+            reconnect: (
+                Duration::from_millis(cfg.reconnect_min_ms),
+                Duration::from_millis(cfg.reconnect_max_ms),
+            ),
+            saf_config: cfg.saf.clone(),
+            stand_in: cfg.stand_in.clone(),
+            max_in_flight: cfg.max_in_flight,
+            match_fields: cfg.match_fields.clone(),
+            lines: cfg
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Arc::new(Line::new(i, a.clone())))
+                .collect(),
+            pending: DashMap::new(),
+            in_flight: AtomicUsize::new(0),
+            next_line: AtomicUsize::new(0),
+            stan: AtomicU32::new((seed % 900_000) as u32),
+            timed_out: DashMap::new(),
+            saf: std::sync::Mutex::new(Vec::new()),
+            saf_wake: Notify::new(),
+            unknown_approvals: std::sync::Mutex::new(Vec::new()),
+            metrics,
+        })
+    }
+
+    pub(crate) fn label(&self) -> IssuerLabel {
+        IssuerLabel {
+            issuer: self.name.clone(),
+        }
+    }
+
+    /// The next upstream STAN, 000001 to 999999.
+    pub fn next_stan(&self) -> u32 {
+        self.stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1
+    }
+
+    /// Whether any line is up.
+    pub fn is_up(&self) -> bool {
+        self.lines.iter().any(|l| l.is_up())
+    }
+
+    /// A healthy line, round-robin.
+    fn pick_line(&self) -> Option<&Arc<Line>> {
+        let n = self.lines.len();
+        let start = self.next_line.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.lines[(start + i) % n])
+            .find(|l| l.is_up())
+    }
+
+    /// The matching key: MTI class, then each configured field's wire bytes.
+    fn key_of(&self, msg: &Message<'_>) -> Vec<u8> {
+        let mut k = Vec::with_capacity(32);
+        k.push(msg.mti().as_bytes()[1]);
+        for n in &self.match_fields {
+            let w = msg.field(*n).map_or(&[][..], |f| f.wire());
+            k.push(w.len() as u8);
+            k.extend_from_slice(w);
+        }
+        k
+    }
+
+    /// Sends a request (MACed with the ZAK) on a healthy line and waits for its reply, whose
+    /// MAC is checked. The reply comes back as its frame.
+    pub async fn exchange(&self, hsm: &Hsm, b: MessageBuilder<'_>) -> Result<Vec<u8>, LinkError> {
+        let line = self.pick_line().ok_or(LinkError::Unavailable)?;
+        self.exchange_on(line, Some(hsm), b).await
+    }
+
+    /// As [`Issuer::exchange`] on one line; without an HSM, no MAC (network management).
+    pub(crate) async fn exchange_on(
+        &self,
+        line: &Line,
+        hsm: Option<&Hsm>,
+        mut b: MessageBuilder<'_>,
+    ) -> Result<Vec<u8>, LinkError> {
+        if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
+            tracing::warn!(issuer = %self.name, "too many requests waiting for the issuer");
+            return Err(LinkError::Unavailable);
+        }
+        let mut frame = Vec::with_capacity(256);
+        let encoded = match hsm {
+            Some(hsm) => b.encode_with_mac(self.dialect, &mut frame, |data| {
+                hsm.generate_mac(&self.zak, MacAlgorithm::X919, data)
+                    .ok()
+                    .map(|m| m.field64())
+            }),
+            None => b.encode(self.dialect, &mut frame),
+        };
+        if let Err(e) = encoded {
+            tracing::error!(issuer = %self.name, error = %e, "cannot encode an issuer request");
+            return Err(LinkError::Build);
+        }
+        let key = match codec::decode(self.dialect, &frame) {
+            Ok(m) => self.key_of(&m),
+            Err(_) => return Err(LinkError::Build),
+        };
+        let (tx, rx) = oneshot::channel();
+        match self.pending.entry(key.clone()) {
+            dashmap::Entry::Occupied(_) => {
+                self.metrics.issuer_event(&self.name, "duplicate_key");
+                return Err(LinkError::Duplicate);
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(Pending {
+                    line: line.index,
+                    reply: tx,
+                });
+            }
+        }
+        let _counted = InFlight::new(self);
+        let started = Instant::now();
+        if !line.send(frame) {
+            self.pending.remove(&key);
+            return Err(LinkError::Unavailable);
+        }
+        let reply = match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) | Err(_) => {
+                // No reply in time, or the line dropped with the request on it.
+                self.pending.remove(&key);
+                self.timed_out.insert(key, Instant::now());
+                self.metrics
+                    .issuer_timeouts
+                    .get_or_create(&self.label())
+                    .inc();
+                return Err(LinkError::Timeout);
+            }
+        };
+        self.metrics
+            .issuer_round_trip
+            .get_or_create(&self.label())
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(hsm) = hsm
+            && !self.reply_mac_ok(hsm, &reply)
+        {
+            tracing::warn!(issuer = %self.name, "issuer reply with a bad or missing MAC: treated as no reply");
+            self.metrics.issuer_event(&self.name, "bad_mac");
+            return Err(LinkError::Timeout);
+        }
+        Ok(reply)
+    }
+
+    fn reply_mac_ok(&self, hsm: &Hsm, frame: &[u8]) -> bool {
+        let Ok(msg) = codec::decode(self.dialect, frame) else {
+            return false;
+        };
+        let Some(mac) = msg.bytes(64) else {
+            return false;
+        };
+        hsm.verify_mac(&self.zak, MacAlgorithm::X919, msg.mac_data(), mac)
+            .unwrap_or(false)
+    }
+
+    /// A frame from a line: a reply for a waiting request, a late or unknown reply, or an
+    /// issuer's own network management request. `Err` closes the line.
+    pub(crate) fn on_frame(&self, line: &Line, frame: Vec<u8>) -> Result<(), &'static str> {
+        let msg = match codec::decode(self.dialect, &frame) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(issuer = %self.name, line = %line.addr, error = %e, "undecodable frame from the issuer: closing the line");
+                self.metrics.issuer_event(&self.name, "undecodable");
+                return Err("undecodable");
+            }
+        };
+        if !msg.mti().is_response() {
+            return self.on_request(line, &msg);
+        }
+        let key = self.key_of(&msg);
+        if let Some((_, p)) = self.pending.remove(&key) {
+            let _ = p.reply.send(frame);
+            return Ok(());
+        }
+        self.metrics
+            .issuer_late
+            .get_or_create(&self.label())
+            .inc();
+        let approved = msg.text(39) == Some("00");
+        let class = msg.mti().as_bytes()[1];
+        if self.timed_out.remove(&key).is_some() {
+            tracing::warn!(issuer = %self.name, mti = %msg.mti(), rc = msg.text(39).unwrap_or("-"), "late reply after the time-out; its reversal is already queued");
+        } else if approved && matches!(class, b'1' | b'2') {
+            tracing::warn!(issuer = %self.name, mti = %msg.mti(), "approval for no waiting request: reversing it");
+            if let Ok(mut q) = self.unknown_approvals.lock() {
+                q.push(frame);
+            }
+            self.saf_wake.notify_one();
+        } else {
+            tracing::warn!(issuer = %self.name, mti = %msg.mti(), "reply for no waiting request: ignored");
+        }
+        let now = Instant::now();
+        self.timed_out
+            .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
+        Ok(())
+    }
+
+    /// The issuer's own requests: an 0800 gets its 0810 (never an echo of our own).
+    fn on_request(&self, line: &Line, msg: &Message<'_>) -> Result<(), &'static str> {
+        if msg.mti().as_str() != "0800" {
+            tracing::warn!(issuer = %self.name, mti = %msg.mti(), "request from the issuer not served: ignored");
+            return Ok(());
+        }
+        self.metrics.issuer_echo(&self.name, &line.addr, "received");
+        let mut b = MessageBuilder::new(msg.mti().response());
+        for n in [7, 11, 70] {
+            if let Some(f) = msg.field(n) {
+                b.set(
+                    n,
+                    codec::FieldInput::Wire {
+                        data: std::borrow::Cow::Borrowed(f.wire()),
+                        units: f.units(),
+                    },
+                );
+            }
+        }
+        b.set(39, "00");
+        match b.encode_to_vec(self.dialect) {
+            Ok(v) => {
+                line.send(v);
+                Ok(())
+            }
+            Err(_) => Err("reply_encode"),
+        }
+    }
+
+    /// A line went down: its waiting requests are treated as timed out.
+    pub(crate) fn fail_line(&self, line: usize) {
+        self.pending.retain(|_, p| p.line != line);
+    }
+}
+
+/// Counts a request waiting for the issuer while it lives.
+struct InFlight<'a>(&'a Issuer);
+
+impl<'a> InFlight<'a> {
+    fn new(i: &'a Issuer) -> Self {
+        i.in_flight.fetch_add(1, Ordering::Relaxed);
+        i.metrics.issuer_in_flight.get_or_create(&i.label()).inc();
+        Self(i)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .metrics
+            .issuer_in_flight
+            .get_or_create(&self.0.label())
+            .dec();
+    }
+}
+
+/// The configured issuers, by index (routes hold the index).
+#[derive(Debug, Default)]
+pub struct Issuers {
+    list: Vec<Arc<Issuer>>,
+}
+
+impl Issuers {
+    /// The issuers.
+    pub fn new(list: Vec<Arc<Issuer>>) -> Self {
+        Self { list }
+    }
+
+    /// By index.
+    pub fn get(&self, i: usize) -> Option<&Arc<Issuer>> {
+        self.list.get(i)
+    }
+
+    /// By name.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Issuer>> {
+        self.list.iter().find(|i| i.name == name)
+    }
+
+    /// All of them.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Issuer>> {
+        self.list.iter()
+    }
+}
