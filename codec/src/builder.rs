@@ -276,19 +276,31 @@ impl<'b> MessageBuilder<'b> {
         let start = out.as_ref().len();
         let (n, mac_at) = self.encode_impl(dialect, out)?;
         // Field 64 was set above, so the encoder recorded where its data starts; it is a
-        // fixed 8-byte binary field in every dialect that carries a MAC.
+        // fixed 8-byte field, binary or (ISO 87 ASCII) as 16 hex characters.
         let mac_at = start + mac_at.ok_or(EncodeError::UnknownField(64))?;
         let data_start = start + dialect.header().len();
         let value = mac(&out.as_ref()[data_start..mac_at]).ok_or(EncodeError::MacUnavailable)?;
+        let hex = dialect
+            .format(64)
+            .is_some_and(|f| f.data == crate::spec::Encoding::Hex);
+        let width = if hex { 16 } else { 8 };
         let slot = out
             .as_mut()
-            .get_mut(mac_at..mac_at + 8)
+            .get_mut(mac_at..mac_at + width)
             .ok_or(EncodeError::WrongLength {
                 field: 64,
                 len: 0,
                 want: 8,
             })?;
-        slot.copy_from_slice(&value);
+        if hex {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            for (i, b) in value.iter().enumerate() {
+                slot[2 * i] = HEX[usize::from(b >> 4)];
+                slot[2 * i + 1] = HEX[usize::from(b & 15)];
+            }
+        } else {
+            slot.copy_from_slice(&value);
+        }
         Ok(n)
     }
 }

@@ -247,6 +247,25 @@ impl<'a> Message<'a> {
         Some(self.field(n)?.wire())
     }
 
+    /// Field `n`'s data as bytes whatever its encoding: borrowed for binary fields, decoded
+    /// for hex-encoded ones (ISO 87 ASCII carries 52 and 64 as hex characters). `None` when
+    /// absent or not valid hex.
+    pub fn binary(&self, n: u8) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let f = self.field(n)?;
+        let wire = f.wire();
+        if f.spec.format.data != Encoding::Hex {
+            return Some(std::borrow::Cow::Borrowed(wire));
+        }
+        let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        wire.chunks(2)
+            .map(|p| match p {
+                [h, l] => Some(nibble(*h)? << 4 | nibble(*l)?),
+                _ => None,
+            })
+            .collect::<Option<Vec<u8>>>()
+            .map(std::borrow::Cow::Owned)
+    }
+
     /// A field or a part of one by path: `"41"`, `"60.2"` (positional subfield) or
     /// `"55.9F26"` (BER-TLV tag).
     pub fn get(&self, path: &str) -> Result<Option<Value<'a>>, PathError> {

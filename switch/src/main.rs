@@ -7,6 +7,7 @@
 //! switch describe [--dialect D] [--json] [--unmasked] HEX
 //! switch report settlement --date YYYY-MM-DD [--format table|csv] [--config F | --journal DB]
 //! switch report batch --tid T --batch N [--config F | --journal DB]
+//! switch issuer-sim [--listen ADDR] [--config F] [--delay-ms N] [--drop] [--garbage] [--close]
 //! ```
 
 use std::path::PathBuf;
@@ -90,6 +91,30 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
     },
+    /// Run the issuer simulator: a card issuer speaking ISO 8583:1987 (test cards and keys).
+    IssuerSim {
+        /// Listen here (default: the configuration's, 127.0.0.1:8584 for the built-in one).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Simulator configuration (TOML; default: built in, matching the demo switch).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Answer each request this many milliseconds late.
+        #[arg(long)]
+        delay_ms: Option<u64>,
+        /// Process requests but never answer.
+        #[arg(long)]
+        drop: bool,
+        /// Answer every request with garbage.
+        #[arg(long)]
+        garbage: bool,
+        /// Close the connection on every request.
+        #[arg(long)]
+        close: bool,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
     /// Validate a configuration file.
     CheckConfig {
         /// The file.
@@ -140,6 +165,46 @@ async fn run(config: Option<PathBuf>, log_format: LogFormat) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
+    Ok(())
+}
+
+struct SimArgs {
+    listen: Option<String>,
+    config: Option<PathBuf>,
+    delay_ms: Option<u64>,
+    drop: bool,
+    garbage: bool,
+    close: bool,
+}
+
+async fn issuer_sim(a: SimArgs, log_format: LogFormat) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    use switch::issuer::sim::{IssuerSim, SimConfig};
+    init_logs(log_format);
+    let mut cfg = match &a.config {
+        Some(path) => SimConfig::from_toml(
+            &std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?,
+        )?,
+        None => SimConfig::demo()?,
+    };
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = a.delay_ms {
+        cfg.delay_ms = d;
+    }
+    let sim = IssuerSim::bind(&cfg).await?;
+    sim.knobs.drop_replies.store(a.drop, Ordering::Relaxed);
+    sim.knobs.garbage.store(a.garbage, Ordering::Relaxed);
+    sim.knobs.close.store(a.close, Ordering::Relaxed);
+    tracing::warn!(
+        listen = %cfg.listen,
+        dialect = %cfg.dialect,
+        cards = cfg.cards.len(),
+        "issuer simulator running: TEST KEYS AND TEST CARDS"
+    );
+    wait_for_signal().await;
+    sim.shutdown();
     Ok(())
 }
 
@@ -235,15 +300,41 @@ fn main() -> ExitCode {
             .build()
             .context("starting the runtime")
             .and_then(|rt| rt.block_on(run(config, log_format))),
+        Command::IssuerSim {
+            listen,
+            config,
+            delay_ms,
+            drop,
+            garbage,
+            close,
+            log_format,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")
+            .and_then(|rt| {
+                rt.block_on(issuer_sim(
+                    SimArgs {
+                        listen,
+                        config,
+                        delay_ms,
+                        drop,
+                        garbage,
+                        close,
+                    },
+                    log_format,
+                ))
+            }),
         Command::CheckConfig { file } => Config::load(&file)
             .map(|c| {
                 println!(
-                    "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards{})",
+                    "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",
                     file.display(),
                     c.terminals.len(),
                     c.routes.len(),
                     c.fees.len(),
                     c.cards.len(),
+                    c.issuers.len(),
                     if c.uses_test_keys() {
                         "; TEST KEYS"
                     } else {

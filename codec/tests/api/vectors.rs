@@ -184,3 +184,40 @@ fn mac_is_written_over_the_right_bytes() {
     assert_eq!(msg.mac_data(), seen.as_slice());
     assert!(msg.bitmap().contains(64));
 }
+
+#[test]
+fn mac_in_a_hex_field_is_written_as_hex_and_read_back_as_bytes() {
+    // ISO 87 ASCII carries 52 and 64 as hex characters.
+    let dialect = codec::Dialect::iso87_ascii();
+    let mut b = MessageBuilder::new(codec::Mti::parse("0200").unwrap());
+    b.set(3, "000000")
+        .set(41, "10000001")
+        .set(52, &[0x01u8, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]);
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    b.encode_with_mac(dialect, &mut out, |data| {
+        seen = data.to_vec();
+        Some([0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0x11, 0x22, 0x33])
+    })
+    .unwrap();
+    assert!(out.ends_with(b"DEADBEEF00112233"));
+    let msg = codec::decode(dialect, &out).unwrap();
+    assert_eq!(msg.mac_data(), seen.as_slice());
+    assert_eq!(
+        msg.binary(64).as_deref(),
+        Some(&[0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0x11, 0x22, 0x33][..])
+    );
+    assert_eq!(msg.bytes(52), Some(&b"0123456789ABCDEF"[..]));
+    assert_eq!(
+        msg.binary(52).as_deref(),
+        Some(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF][..])
+    );
+    // Binary fields come back borrowed, as they are.
+    let bin = codec::Dialect::iso87_binary();
+    let mut b = MessageBuilder::new(codec::Mti::parse("0200").unwrap());
+    b.set(3, "000000").set(52, &[9u8; 8]);
+    let bytes = b.encode_to_vec(bin).unwrap();
+    let m = codec::decode(bin, &bytes).unwrap();
+    assert_eq!(m.binary(52).as_deref(), Some(&[9u8; 8][..]));
+    assert_eq!(m.binary(64), None);
+}

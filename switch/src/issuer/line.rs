@@ -151,8 +151,13 @@ async fn session(
     line.touch();
     line.up.store(true, Ordering::Relaxed);
     issuer.saf_wake.notify_one();
+    // Our echo waits a random 0–25 % longer than the interval: a peer echoing at the same
+    // interval goes first, and its echo (answered) resets our clock, so two idle ends do
+    // not both echo.
+    let mut seed = (line.epoch.elapsed().as_nanos() as u64) | 1;
+    let mut echo_after = issuer.echo_interval.mul_f64(0.75 + jitter(&mut seed) / 2.0);
     let why = loop {
-        let until_echo = issuer.echo_interval.saturating_sub(line.idle_for());
+        let until_echo = echo_after.saturating_sub(line.idle_for());
         tokio::select! {
             _ = stop.changed() => break "shutdown",
             _ = line.kill.notified() => break "echo failed",
@@ -176,9 +181,10 @@ async fn session(
                 None => break "closed by the issuer",
             },
             _ = tokio::time::sleep(until_echo) => {
-                if line.idle_for() >= issuer.echo_interval {
+                if line.idle_for() >= echo_after {
                     // Counts as traffic: the next echo is a whole interval away.
                     line.touch();
+                    echo_after = issuer.echo_interval.mul_f64(0.75 + jitter(&mut seed) / 2.0);
                     tokio::spawn(echo(Arc::clone(issuer), Arc::clone(line)));
                 }
             }

@@ -244,6 +244,50 @@ mod tests {
     }
 
     #[test]
+    fn requests_and_reversals_encode_in_both_dialects() {
+        let up = Upstream {
+            processing: "000000",
+            pan: Some("6217001000000000011"),
+            track2: Some("6217001000000000011D2912".into()),
+            amount_fen: Some(12_345),
+            stan: 42,
+            time: "1122043512".into(),
+            expiry: Some("2912".into()),
+            entry_mode: Some("021".into()),
+            condition: Some("00".into()),
+            acquirer_id: "00000001",
+            rrn: "000000001234",
+            tid: "10000001",
+            mid: "898310048990001",
+            currency: "156",
+            pin: Some(([0x12; 8], "2600000000000000".into())),
+            icc_hex: Some("9F2608AABBCCDDEEFF0011".into()),
+            original: None,
+        };
+        let orig = UpstreamRef {
+            issuer: 0,
+            mti: "0200".into(),
+            stan: 42,
+            time: "1122043512".into(),
+        };
+        for d in [codec::Dialect::iso87_binary(), codec::Dialect::iso87_ascii()] {
+            let bytes = up.builder(FINANCIAL).encode_to_vec(d).unwrap();
+            let m = codec::decode(d, &bytes).unwrap();
+            assert_eq!(m.digits(2).unwrap().to_string(), "6217001000000000011");
+            assert_eq!(m.binary(52).as_deref(), Some(&[0x12; 8][..]));
+            assert_eq!(m.text(37), Some("000000001234"));
+            let rev = up.reversal(&orig).encode_to_vec(d).unwrap();
+            let r = codec::decode(d, &rev).unwrap();
+            assert_eq!(r.mti().as_str(), "0420");
+            assert!(r.field(52).is_none() && r.field(35).is_none() && r.field(55).is_none());
+            assert_eq!(
+                r.digits(90).unwrap().to_string(),
+                orig.field90("00000001")
+            );
+        }
+    }
+
+    #[test]
     fn balances() {
         assert_eq!(balance_of("1002156C000000012345"), Some(12_345));
         assert_eq!(

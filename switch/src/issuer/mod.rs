@@ -169,6 +169,11 @@ impl Issuer {
         self.stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1
     }
 
+    /// Its lines.
+    pub fn lines(&self) -> &[Arc<Line>] {
+        &self.lines
+    }
+
     /// Whether any line is up.
     pub fn is_up(&self) -> bool {
         self.lines.iter().any(|l| l.is_up())
@@ -280,10 +285,10 @@ impl Issuer {
         let Ok(msg) = codec::decode(self.dialect, frame) else {
             return false;
         };
-        let Some(mac) = msg.bytes(64) else {
+        let Some(mac) = msg.binary(64) else {
             return false;
         };
-        hsm.verify_mac(&self.zak, MacAlgorithm::X919, msg.mac_data(), mac)
+        hsm.verify_mac(&self.zak, MacAlgorithm::X919, msg.mac_data(), &mac)
             .unwrap_or(false)
     }
 

@@ -1,0 +1,640 @@
+//! An issuer simulator: a standalone card issuer speaking ISO 8583:1987 on TCP, for tests,
+//! demos and load tests (`switch issuer-sim`).
+//!
+//! ```text
+//!  switch ──[len][0200 | 0220 | 0420/0421 | 0800 …][64 X9.19]──▶ issuer-sim
+//!         ◀──[len][0210 | 0230 | 0430 | 0810 …][39, 38, 54][64]──
+//! ```
+//!
+//! It holds its own cards (PVVs under its own PVK, computed at start from the test PINs in
+//! its configuration) and balances; it verifies every MAC with the zone MAC key and every
+//! PIN block under the zone PIN key. Reversals and advices are recognised by field 90 and
+//! applied once however often they come. Knobs make it slow, drop replies, answer garbage
+//! or close the connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use codec::{Dialect, FieldInput, Message, MessageBuilder};
+use futures_util::{SinkExt, StreamExt};
+use hsm_sim::{
+    ClearPin, EncryptedPinBlock, Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, MacAlgorithm,
+    PinFormat, SealedKey,
+};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::Framed;
+
+use super::MAX_FRAME;
+use super::framing::LineCodec;
+
+/// The built-in simulator configuration (test data).
+pub const DEMO_ISSUER_TOML: &str = include_str!("../../demo-issuer.toml");
+
+/// The simulator's configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// Where to listen.
+    pub listen: String,
+    /// `iso87-binary` or `iso87-ascii`.
+    #[serde(default = "binary")]
+    pub dialect: String,
+    /// Zone PIN key (shared with the switch), clear: test keys only.
+    pub zpk_clear: String,
+    /// Zone MAC key (shared with the switch), clear: test keys only.
+    pub zak_clear: String,
+    /// The simulator's own PVK, clear.
+    pub pvk_clear: String,
+    /// PVK index.
+    #[serde(default = "one")]
+    pub pvki: u8,
+    /// Milliseconds before each answer.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Send 0800 echoes on connections idle this long (off when absent).
+    #[serde(default)]
+    pub echo_interval_secs: Option<u64>,
+    /// Cards.
+    #[serde(default)]
+    pub cards: Vec<SimCard>,
+}
+
+fn binary() -> String {
+    "iso87-binary".into()
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// A card of the simulated issuer (test data).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimCard {
+    /// Card number.
+    pub pan: String,
+    /// PIN (test data).
+    pub pin: String,
+    /// Opening balance, fen.
+    pub balance_fen: i64,
+}
+
+impl SimConfig {
+    /// The built-in configuration.
+    pub fn demo() -> Result<Self> {
+        Self::from_toml(DEMO_ISSUER_TOML)
+    }
+
+    /// From TOML text.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow!("issuer simulator configuration: {e}"))
+    }
+}
+
+/// Behaviour switches, changeable while it runs.
+#[derive(Debug, Default)]
+pub struct Knobs {
+    /// Milliseconds before each answer.
+    pub delay_ms: AtomicU64,
+    /// Process requests but never answer.
+    pub drop_replies: AtomicBool,
+    /// Answer every request with a frame of garbage.
+    pub garbage: AtomicBool,
+    /// Close the connection on every request, unprocessed.
+    pub close: AtomicBool,
+}
+
+/// What happened to one simulated transaction.
+#[derive(Clone, Debug)]
+struct Txn {
+    pan: String,
+    amount_fen: i64,
+    /// Balance change it made (negative: money taken from the card).
+    delta_fen: i64,
+    reversed: bool,
+    refunded_fen: i64,
+}
+
+struct Card {
+    pvv: String,
+    balance_fen: i64,
+}
+
+struct SimState {
+    hsm: Hsm,
+    dialect: &'static Dialect,
+    zpk: SealedKey,
+    zak: SealedKey,
+    pvk: SealedKey,
+    pvki: u8,
+    cards: std::sync::Mutex<HashMap<String, Card>>,
+    /// By (STAN, transmission time, acquirer id): field 90's middle.
+    txns: std::sync::Mutex<HashMap<String, Txn>>,
+    received: std::sync::Mutex<BTreeMap<String, u32>>,
+    reversals_applied: AtomicU32,
+    bad_macs: AtomicU32,
+    echoes_sent: AtomicU32,
+    auth: AtomicU32,
+    knobs: Arc<Knobs>,
+    echo_interval: Option<Duration>,
+}
+
+/// A running simulator.
+pub struct IssuerSim {
+    /// Where it listens, one address per listener.
+    pub addrs: Vec<SocketAddr>,
+    /// Its knobs.
+    pub knobs: Arc<Knobs>,
+    state: Arc<SimState>,
+    stops: Vec<watch::Sender<bool>>,
+}
+
+impl IssuerSim {
+    /// Starts on `listeners` (at least one).
+    pub async fn start(cfg: &SimConfig, listeners: Vec<TcpListener>) -> Result<Self> {
+        let hsm = Hsm::new(
+            Lmk::test(),
+            &HsmConfig {
+                allow_test_keys: true,
+                pin_failures_per_window: 1_000_000,
+                ..HsmConfig::default()
+            },
+        )
+        .map_err(|e| anyhow!("hsm: {e}"))?;
+        let import = |usage, hex_key: &str, what: &str| -> Result<SealedKey> {
+            let bytes = hex::decode(hex_key).with_context(|| format!("{what}: not hex"))?;
+            let alg = KeyAlgorithm::des_for_len(bytes.len()).map_err(|e| anyhow!("{what}: {e}"))?;
+            hsm.import_clear_key(usage, alg, &bytes)
+                .map_err(|e| anyhow!("{what}: {e}"))
+        };
+        let zpk = import(KeyUsage::Zpk, &cfg.zpk_clear, "zpk_clear")?;
+        let zak = import(KeyUsage::Zak, &cfg.zak_clear, "zak_clear")?;
+        let pvk = import(KeyUsage::Pvk, &cfg.pvk_clear, "pvk_clear")?;
+        let mut cards = HashMap::new();
+        for (i, c) in cfg.cards.iter().enumerate() {
+            let pin = ClearPin::new(&c.pin).map_err(|e| anyhow!("cards[{i}].pin: {e}"))?;
+            let pvv = hsm
+                .generate_pvv(&pvk, &c.pan, cfg.pvki, &pin)
+                .map_err(|e| anyhow!("cards[{i}]: {e}"))?;
+            cards.insert(
+                c.pan.clone(),
+                Card {
+                    pvv,
+                    balance_fen: c.balance_fen,
+                },
+            );
+        }
+        let knobs = Arc::new(Knobs::default());
+        knobs.delay_ms.store(cfg.delay_ms, Ordering::Relaxed);
+        let state = Arc::new(SimState {
+            hsm,
+            dialect: Dialect::builtin(&cfg.dialect).map_err(|e| anyhow!("dialect: {e}"))?,
+            zpk,
+            zak,
+            pvk,
+            pvki: cfg.pvki,
+            cards: std::sync::Mutex::new(cards),
+            txns: std::sync::Mutex::new(HashMap::new()),
+            received: std::sync::Mutex::new(BTreeMap::new()),
+            reversals_applied: AtomicU32::new(0),
+            bad_macs: AtomicU32::new(0),
+            echoes_sent: AtomicU32::new(0),
+            auth: AtomicU32::new(100_000),
+            knobs: Arc::clone(&knobs),
+            echo_interval: cfg.echo_interval_secs.map(Duration::from_secs),
+        });
+        let mut addrs = Vec::new();
+        let mut stops = Vec::new();
+        for l in listeners {
+            addrs.push(l.local_addr()?);
+            let (stop, stopped) = watch::channel(false);
+            stops.push(stop);
+            tokio::spawn(accept(l, Arc::clone(&state), stopped));
+        }
+        Ok(Self {
+            addrs,
+            knobs,
+            state,
+            stops,
+        })
+    }
+
+    /// Binds `cfg.listen` and starts.
+    pub async fn bind(cfg: &SimConfig) -> Result<Self> {
+        let l = TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("listen {}", cfg.listen))?;
+        Self::start(cfg, vec![l]).await
+    }
+
+    /// A card's balance, fen.
+    pub fn balance(&self, pan: &str) -> Option<i64> {
+        self.state
+            .cards
+            .lock()
+            .ok()?
+            .get(pan)
+            .map(|c| c.balance_fen)
+    }
+
+    /// Requests received with this MTI.
+    pub fn received(&self, mti: &str) -> u32 {
+        self.state
+            .received
+            .lock()
+            .map_or(0, |r| r.get(mti).copied().unwrap_or(0))
+    }
+
+    /// Reversals that undid a transaction (repeats not counted).
+    pub fn reversals_applied(&self) -> u32 {
+        self.state.reversals_applied.load(Ordering::Relaxed)
+    }
+
+    /// Requests whose MAC did not verify.
+    pub fn bad_macs(&self) -> u32 {
+        self.state.bad_macs.load(Ordering::Relaxed)
+    }
+
+    /// Echoes the simulator sent.
+    pub fn echoes_sent(&self) -> u32 {
+        self.state.echoes_sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops listener `i` and closes its connections.
+    pub fn stop_listener(&self, i: usize) {
+        if let Some(s) = self.stops.get(i) {
+            let _ = s.send(true);
+        }
+    }
+
+    /// Stops everything.
+    pub fn shutdown(&self) {
+        for s in &self.stops {
+            let _ = s.send(true);
+        }
+    }
+}
+
+impl Drop for IssuerSim {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn accept(l: TcpListener, state: Arc<SimState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            a = l.accept() => match a {
+                Ok((s, peer)) => {
+                    tracing::info!(%peer, "issuer-sim: connection");
+                    let _ = s.set_nodelay(true);
+                    tokio::spawn(connection(s, Arc::clone(&state), stop.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "issuer-sim: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connection(s: TcpStream, state: Arc<SimState>, mut stop: watch::Receiver<bool>) {
+    let (mut sink, mut frames) =
+        Framed::new(s, LineCodec::new(state.dialect.framing(), MAX_FRAME)).split();
+    let (tx, mut rx) = mpsc::channel::<Option<Vec<u8>>>(1024);
+    let mut last = tokio::time::Instant::now();
+    let echo_every = state.echo_interval.unwrap_or(Duration::from_secs(86_400));
+    let mut stan = 0u32;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            out = rx.recv() => match out {
+                Some(Some(frame)) => {
+                    last = tokio::time::Instant::now();
+                    if sink.send(frame).await.is_err() { break; }
+                }
+                // A knob asked to close.
+                Some(None) | None => break,
+            },
+            inc = frames.next() => match inc {
+                Some(Ok(frame)) => {
+                    last = tokio::time::Instant::now();
+                    if state.knobs.close.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let state = Arc::clone(&state);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let reply = answer(&state, &frame);
+                        let delay = state.knobs.delay_ms.load(Ordering::Relaxed);
+                        if delay > 0 {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                        }
+                        if state.knobs.drop_replies.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let reply = if state.knobs.garbage.load(Ordering::Relaxed) {
+                            Some(b"\x02\x10garbage, not ISO 8583".to_vec())
+                        } else {
+                            reply
+                        };
+                        if let Some(r) = reply {
+                            let _ = tx.send(Some(r)).await;
+                        }
+                    });
+                }
+                _ => break,
+            },
+            _ = tokio::time::sleep_until(last + echo_every), if state.echo_interval.is_some() => {
+                last = tokio::time::Instant::now();
+                stan = stan % 999_999 + 1;
+                let mut b = MessageBuilder::new(super::message::ECHO);
+                b.set(7, super::message::transmission_time())
+                    .set(11, format!("{stan:06}"))
+                    .set(70, "301");
+                if let Ok(v) = b.encode_to_vec(state.dialect) {
+                    state.echoes_sent.fetch_add(1, Ordering::Relaxed);
+                    if sink.send(v).await.is_err() { break; }
+                }
+            }
+        }
+    }
+}
+
+/// Field 90's middle (STAN, time, acquirer) of a request itself.
+fn own_key(msg: &Message<'_>) -> Option<String> {
+    Some(format!(
+        "{}{}{:0>11}",
+        msg.digits(11)?,
+        msg.digits(7)?,
+        msg.digits(32)?.to_string()
+    ))
+}
+
+/// The original named by field 90.
+fn original_key(msg: &Message<'_>) -> Option<String> {
+    msg.digits(90)?.to_string().get(4..31).map(str::to_owned)
+}
+
+fn pan_of(msg: &Message<'_>) -> Option<String> {
+    if let Some(p) = msg.digits(2) {
+        return Some(p.to_string());
+    }
+    let t = msg.digits(35)?.to_string();
+    t.split(['D', '=']).next().map(str::to_owned)
+}
+
+/// The answer to one frame (`None`: nothing to say).
+fn answer(state: &SimState, frame: &[u8]) -> Option<Vec<u8>> {
+    let msg = match codec::decode(state.dialect, frame) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "issuer-sim: undecodable request");
+            return None;
+        }
+    };
+    let mti = msg.mti();
+    if mti.is_response() {
+        return None;
+    }
+    if let Ok(mut r) = state.received.lock() {
+        *r.entry(mti.to_string()).or_default() += 1;
+    }
+    let mut b = MessageBuilder::new(mti.response());
+    for n in [2, 3, 4, 7, 11, 12, 13, 25, 32, 37, 41, 42, 49, 70, 90] {
+        if let Some(f) = msg.field(n) {
+            b.set(
+                n,
+                FieldInput::Wire {
+                    data: std::borrow::Cow::Owned(f.wire().to_vec()),
+                    units: f.units(),
+                },
+            );
+        }
+    }
+    if mti.as_str() == "0800" {
+        b.set(39, "00");
+        return b.encode_to_vec(state.dialect).ok();
+    }
+    let mac_ok = msg.binary(64).is_some_and(|m| {
+        state
+            .hsm
+            .verify_mac(&state.zak, MacAlgorithm::X919, msg.mac_data(), &m)
+            .unwrap_or(false)
+    });
+    let (rc, extra) = if mac_ok {
+        decide(state, &msg)
+    } else {
+        state.bad_macs.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(mti = %mti, "issuer-sim: bad MAC");
+        ("A0", Extra::None)
+    };
+    b.set(39, rc);
+    match extra {
+        Extra::Auth(a) => {
+            b.set(38, a);
+        }
+        Extra::Balance(bal) => {
+            b.set(
+                54,
+                format!(
+                    "1002156{}{:012}",
+                    if bal < 0 { 'D' } else { 'C' },
+                    bal.unsigned_abs()
+                ),
+            );
+        }
+        Extra::None => {}
+    }
+    let mut out = Vec::with_capacity(256);
+    b.encode_with_mac(state.dialect, &mut out, |data| {
+        state
+            .hsm
+            .generate_mac(&state.zak, MacAlgorithm::X919, data)
+            .ok()
+            .map(|m| m.field64())
+    })
+    .ok()?;
+    Some(out)
+}
+
+enum Extra {
+    None,
+    Auth(String),
+    Balance(i64),
+}
+
+fn pin_ok(state: &SimState, msg: &Message<'_>, pan: &str, pvv: &str) -> bool {
+    let Some(block) = msg.binary(52).and_then(|b| EncryptedPinBlock::new(&b).ok()) else {
+        return false;
+    };
+    state
+        .hsm
+        .verify_pin_pvv(
+            &state.zpk,
+            &block,
+            PinFormat::Iso0,
+            pan,
+            &state.pvk,
+            state.pvki,
+            pvv,
+        )
+        .unwrap_or(false)
+}
+
+/// Authorisation and the issuer's books.
+fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
+    let mti = msg.mti().as_str().to_owned();
+    let proc = msg.digits(3).map(|d| d.to_string()).unwrap_or_default();
+    let amount = msg
+        .digits(4)
+        .and_then(|d| d.to_u64())
+        .and_then(|a| i64::try_from(a).ok())
+        .unwrap_or(0);
+    let (Ok(mut cards), Ok(mut txns)) = (state.cards.lock(), state.txns.lock()) else {
+        return ("96", Extra::None);
+    };
+    let auth = || {
+        let n = state.auth.fetch_add(1, Ordering::Relaxed);
+        Extra::Auth(format!("{:06}", n % 1_000_000))
+    };
+    match (mti.as_str(), proc.get(..2).unwrap_or("")) {
+        // Reversals: undo the original once; always acknowledged.
+        ("0420" | "0421", _) => {
+            if let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k))
+                && !orig.reversed
+            {
+                orig.reversed = true;
+                if let Some(c) = cards.get_mut(&orig.pan) {
+                    c.balance_fen -= orig.delta_fen;
+                }
+                state.reversals_applied.fetch_add(1, Ordering::Relaxed);
+            }
+            ("00", Extra::None)
+        }
+        // Stand-in advice of a sale: the acquirer approved it; book it once.
+        ("0220" | "0221", "00") => {
+            let (Some(key), Some(pan)) = (own_key(msg), pan_of(msg)) else {
+                return ("30", Extra::None);
+            };
+            if !txns.contains_key(&key) {
+                if let Some(c) = cards.get_mut(&pan) {
+                    c.balance_fen -= amount;
+                }
+                txns.insert(
+                    key,
+                    Txn {
+                        pan,
+                        amount_fen: amount,
+                        delta_fen: -amount,
+                        reversed: false,
+                        refunded_fen: 0,
+                    },
+                );
+            }
+            ("00", Extra::None)
+        }
+        // Refund of an earlier sale.
+        ("0220" | "0221", "20") => {
+            let Some(key) = own_key(msg) else {
+                return ("30", Extra::None);
+            };
+            if txns.contains_key(&key) {
+                return ("00", auth());
+            }
+            let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k)) else {
+                return ("25", Extra::None);
+            };
+            if orig.reversed || orig.refunded_fen + amount > orig.amount_fen {
+                return ("61", Extra::None);
+            }
+            orig.refunded_fen += amount;
+            let pan = orig.pan.clone();
+            if let Some(c) = cards.get_mut(&pan) {
+                c.balance_fen += amount;
+            }
+            txns.insert(
+                key,
+                Txn {
+                    pan,
+                    amount_fen: amount,
+                    delta_fen: amount,
+                    reversed: false,
+                    refunded_fen: 0,
+                },
+            );
+            ("00", auth())
+        }
+        // Void of an earlier sale.
+        ("0200", "02") => {
+            let Some(key) = own_key(msg) else {
+                return ("30", Extra::None);
+            };
+            let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k)) else {
+                return ("25", Extra::None);
+            };
+            if orig.reversed || orig.refunded_fen > 0 {
+                return ("12", Extra::None);
+            }
+            if orig.amount_fen != amount {
+                return ("64", Extra::None);
+            }
+            // A void is the sale undone: reversing the void would make the sale stand.
+            orig.reversed = true;
+            let (pan, back) = (orig.pan.clone(), -orig.delta_fen);
+            if let Some(c) = cards.get_mut(&pan) {
+                c.balance_fen += back;
+            }
+            txns.insert(
+                key,
+                Txn {
+                    pan,
+                    amount_fen: amount,
+                    delta_fen: back,
+                    reversed: false,
+                    refunded_fen: 0,
+                },
+            );
+            ("00", auth())
+        }
+        // Sale and balance inquiry.
+        ("0200", "00" | "31") => {
+            let (Some(key), Some(pan)) = (own_key(msg), pan_of(msg)) else {
+                return ("30", Extra::None);
+            };
+            let Some(card) = cards.get_mut(&pan) else {
+                return ("14", Extra::None);
+            };
+            if !pin_ok(state, msg, &pan, &card.pvv) {
+                return ("55", Extra::None);
+            }
+            if proc.starts_with("31") {
+                return ("00", Extra::Balance(card.balance_fen));
+            }
+            if card.balance_fen < amount {
+                return ("51", Extra::None);
+            }
+            card.balance_fen -= amount;
+            txns.insert(
+                key,
+                Txn {
+                    pan,
+                    amount_fen: amount,
+                    delta_fen: -amount,
+                    reversed: false,
+                    refunded_fen: 0,
+                },
+            );
+            ("00", auth())
+        }
+        _ => ("12", Extra::None),
+    }
+}

@@ -74,6 +74,22 @@ fn production_refuses_test_keys() {
             1,
         );
     let e = err(&prod);
+    assert!(
+        e.contains("issuers[0].zpk_clear") && e.contains("production"),
+        "{e}"
+    );
+    let prod = prod
+        .replacen(
+            "zpk_clear = \"A1B2C3D4E5F60718293A4B5C6D7E8F91\"",
+            "zpk_sealed = \"00\"",
+            1,
+        )
+        .replacen(
+            "zak_clear = \"0E1F2C3D4A5B68798697A4B5C2D3E0F1\"",
+            "zak_sealed = \"00\"",
+            1,
+        );
+    let e = err(&prod);
     assert!(e.contains("cards[0].pin"), "{e}");
     let prod = prod
         .replace("pin = \"123456\"", "pvv = \"1234\"")

@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod config;
 mod e2e;
+mod issuer;
 mod lifecycle;
 mod merchant_day;
 mod restart;
@@ -35,12 +36,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The demo configuration on ephemeral ports, journalling into `dir`.
+/// The demo configuration on ephemeral ports, journalling into `dir`, without the demo
+/// remote issuer (the issuer tests add their own).
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config::demo().unwrap();
     c.listen.terminals = "127.0.0.1:0".parse().unwrap();
     c.listen.metrics = "127.0.0.1:0".parse().unwrap();
     c.journal.path = dir.join("journal.db");
+    c.issuers.clear();
+    c.routes.retain(|r| r.route == "on-us");
     c
 }
 

@@ -1,0 +1,439 @@
+//! Forwarding to a remote issuer: the switch and the issuer simulator over real TCP.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use switch::Config;
+use switch::config::IssuerConfig;
+use switch::issuer::sim::{IssuerSim, SimConfig};
+use tokio::net::TcpListener;
+
+use crate::client::Terminal;
+use crate::{start, temp_dir, test_config};
+
+/// A card of the simulated issuer (test data), PIN 111111, 20,000.00 CNY.
+const REMOTE: &str = "6217001000000000011";
+const REMOTE_LOW: &str = "6217001000000000029";
+
+async fn sim_on(cfg: &SimConfig, n: usize) -> IssuerSim {
+    let mut ls = Vec::new();
+    for _ in 0..n {
+        ls.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    IssuerSim::start(cfg, ls).await.unwrap()
+}
+
+async fn sim(n: usize) -> IssuerSim {
+    sim_on(&SimConfig::demo().unwrap(), n).await
+}
+
+/// The test configuration with the demo issuer pointed at `lines`.
+fn config(dir: &std::path::Path, lines: Vec<String>, f: impl FnOnce(&mut IssuerConfig)) -> Config {
+    let demo = Config::demo().unwrap();
+    let mut c = test_config(dir);
+    let mut issuer = demo.issuers[0].clone();
+    issuer.lines = lines;
+    issuer.reconnect_min_ms = 50;
+    issuer.reconnect_max_ms = 300;
+    issuer.timeout_ms = 2_000;
+    f(&mut issuer);
+    c.issuers = vec![issuer];
+    c.routes
+        .extend(demo.routes.into_iter().filter(|r| r.route == "demo-issuer"));
+    c.validate().unwrap();
+    c
+}
+
+async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn lines_up(sw: &switch::Running, n: usize) {
+    let issuer = sw.switch().issuers().get(0).unwrap().clone();
+    eventually("issuer lines up", 10, || {
+        issuer.lines().iter().filter(|l| l.is_up()).count() == n
+    })
+    .await;
+}
+
+fn journal(dir: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("journal.db")).unwrap()
+}
+
+fn saf_states(dir: &std::path::Path) -> Vec<(String, String, u32)> {
+    let c = journal(dir);
+    let mut s = c
+        .prepare("SELECT kind, state, tries FROM saf_queue ORDER BY rowid")
+        .unwrap();
+    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sale_balance_void_refund_and_reversal_through_a_remote_issuer() {
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-e2e");
+    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |_| {})).await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+
+    // Approved by the issuer: the PIN block was translated TPK → ZPK (the simulator checks
+    // it against its own PVV), and MACs verified both ways.
+    let s = t.sale(REMOTE, "111111", 10_000).await;
+    assert_eq!(s.rc(), "00");
+    assert!(t.reply_mac_ok(&s));
+    let auth = s.text(38).unwrap();
+    assert!(auth.starts_with("10"), "auth code from the issuer: {auth}");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 10_000));
+    assert_eq!(sim.bad_macs(), 0);
+    assert_eq!(sim.received("0200"), 1);
+    let rrn = s.text(37).unwrap();
+    let (issuer, upstream, fee, masked): (String, String, i64, String) = journal(&dir)
+        .query_row(
+            "SELECT issuer, upstream, fee_fen, masked_pan FROM transactions WHERE rrn = ?1",
+            [&rrn],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(issuer, "demo-issuer");
+    assert!(upstream.starts_with("0200:"), "{upstream}");
+    assert_eq!(fee, 50, "debit MDR 0.5% of 100.00");
+    assert_eq!(masked, "621700*********0011");
+
+    // A wrong PIN is the issuer's decline.
+    assert_eq!(t.sale(REMOTE, "999999", 10_000).await.rc(), "55");
+    // Insufficient funds at the issuer.
+    assert_eq!(t.sale(REMOTE_LOW, "111111", 5_000).await.rc(), "51");
+
+    // Balance from the issuer's field 54.
+    let b = t.balance(REMOTE, "111111").await;
+    assert_eq!(b.rc(), "00");
+    assert_eq!(b.text(54).as_deref(), Some("1002156C000001990000"));
+
+    // Void the sale: forwarded with 90 naming it; the issuer gives the money back.
+    let v = t.void(REMOTE, 10_000, 1 + 1).await;
+    assert_eq!(v.rc(), "00", "void of a forwarded sale");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000));
+    assert_eq!(t.void(REMOTE, 10_000, 2).await.rc(), "12", "voided already");
+
+    // Refund part of a second sale.
+    let s2 = t.sale(REMOTE, "111111", 30_000).await;
+    assert_eq!(s2.rc(), "00");
+    let mmdd = s2.digits(13).unwrap();
+    let r = t
+        .refund(REMOTE, 10_000, &s2.text(37).unwrap(), &mmdd)
+        .await;
+    assert_eq!(r.rc(), "00", "refund forwarded");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 20_000));
+
+    // A terminal's reversal of a third sale reaches the issuer through the queue.
+    let mut b = t.sale_builder(REMOTE, Some("111111"), 5_000);
+    let frame = t.seal(&mut b);
+    assert_eq!(t.exchange(&frame).await.rc(), "00");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 25_000));
+    assert_eq!(t.reverse(&frame).await.rc(), "00");
+    eventually("reversal applied at the issuer", 10, || {
+        sim.reversals_applied() == 1
+    })
+    .await;
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 20_000));
+    eventually("reversal acknowledged in the journal", 10, || {
+        saf_states(&dir)
+            .iter()
+            .any(|(k, s, _)| k == "reversal" && s == "acknowledged")
+    })
+    .await;
+    assert_eq!(sim.bad_macs(), 0);
+
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        metrics.contains(&format!(
+            "switch_issuer_line_up{{issuer=\"demo-issuer\",line=\"{}\"}} 1",
+            sim.addrs[0]
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("switch_issuer_round_trip_seconds_count{issuer=\"demo-issuer\"}"));
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn iso87_ascii_lines_work_the_same() {
+    let mut cfg = SimConfig::demo().unwrap();
+    cfg.dialect = "iso87-ascii".into();
+    let sim = sim_on(&cfg, 1).await;
+    let dir = temp_dir("issuer-ascii");
+    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.dialect = "iso87-ascii".into();
+    }))
+    .await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    assert_eq!(t.sale(REMOTE, "111111", 1_234).await.rc(), "00");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 1_234));
+    assert_eq!(t.sale(REMOTE, "000000", 1_234).await.rc(), "55");
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_issuer_gets_98_and_exactly_one_reversal_across_a_restart() {
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-slow");
+    let cfg = config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.timeout_ms = 300;
+        i.saf.retry_secs = 1;
+    });
+    let sw = start(cfg.clone()).await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+
+    // The issuer approves, but after the time-out.
+    sim.knobs.delay_ms.store(1_000, Ordering::Relaxed);
+    let started = Instant::now();
+    let s = t.sale(REMOTE, "111111", 20_000).await;
+    assert_eq!(s.rc(), "98");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered at the time-out");
+    assert_eq!(s.text(38), None, "no auth code on a time-out");
+    // The reversal goes out; its acknowledgement is late too, so it stays pending.
+    eventually("0420 at the issuer", 10, || sim.received("0420") == 1).await;
+    eventually("late approval counted", 10, || sim.balance(REMOTE) == Some(2_000_000)).await;
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        metrics.contains("switch_issuer_timeouts_total{issuer=\"demo-issuer\"} 2")
+            || metrics.contains("switch_issuer_timeouts_total{issuer=\"demo-issuer\"} 1"),
+        "{metrics}"
+    );
+    eventually("unacknowledged try journalled", 10, || {
+        saf_states(&dir)
+            .iter()
+            .any(|(k, s, n)| k == "reversal" && s == "pending" && *n >= 1)
+    })
+    .await;
+    sw.shutdown().await;
+
+    // The issuer is quick again; the restarted switch resends (0421) from its journal.
+    sim.knobs.delay_ms.store(0, Ordering::Relaxed);
+    let sw = start(cfg).await;
+    eventually("reversal acknowledged after the restart", 15, || {
+        saf_states(&dir)
+            .iter()
+            .any(|(k, s, _)| k == "reversal" && s == "acknowledged")
+    })
+    .await;
+    assert!(sim.received("0421") >= 1, "the repeat is an 0421");
+    assert_eq!(sim.reversals_applied(), 1, "applied exactly once");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000), "the sale is undone");
+    let late: Vec<_> = crate::e2e::reqwest_metrics(sw.metrics_addr)
+        .await
+        .lines()
+        .filter(|l| l.starts_with("switch_issuer_saf_total"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        late.iter().any(|l| l.contains("acknowledged") && l.ends_with(" 1")),
+        "{late:?}"
+    );
+    // Nothing in the journal files shows the card number, although the queue holds it.
+    sw.shutdown().await;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(REMOTE.len()).any(|w| w == REMOTE.as_bytes()));
+        let packed = hex::decode("6217001000000000").unwrap();
+        assert!(!bytes.windows(packed.len()).any(|w| w == packed.as_slice()));
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_line_fails_over_and_all_lines_down_answers_91() {
+    let sim = sim(2).await;
+    let dir = temp_dir("issuer-failover");
+    let sw = start(config(
+        &dir,
+        sim.addrs.iter().map(ToString::to_string).collect(),
+        |_| {},
+    ))
+    .await;
+    lines_up(&sw, 2).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    for _ in 0..4 {
+        assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "00");
+    }
+    // Line 0's issuer end goes away: the requests go to line 1.
+    sim.stop_listener(0);
+    lines_up(&sw, 1).await;
+    for _ in 0..4 {
+        assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "00");
+    }
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 800));
+    // Both gone, no stand-in: 91 at once.
+    sim.stop_listener(1);
+    lines_up(&sw, 0).await;
+    let started = Instant::now();
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "91");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(t.balance(REMOTE, "111111").await.rc(), "91");
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns() {
+    // A port with nothing listening yet.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let dir = temp_dir("issuer-stip");
+    let sw = start(config(&dir, vec![addr.to_string()], |i| {
+        i.stand_in.enabled = true;
+        i.stand_in.max_txn_fen = 50_000;
+        i.stand_in.max_card_day_fen = 100_000;
+    }))
+    .await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    let a = t.sale(REMOTE, "111111", 40_000).await;
+    assert_eq!(a.rc(), "00");
+    let auth = a.text(38).unwrap();
+    assert!(auth.starts_with('S') && auth.len() == 6, "stand-in auth code {auth}");
+    assert_eq!(t.sale(REMOTE, "111111", 60_000).await.rc(), "91", "over the sale limit");
+    assert_eq!(t.sale(REMOTE, "111111", 40_000).await.rc(), "00");
+    assert_eq!(
+        t.sale(REMOTE, "111111", 30_000).await.rc(),
+        "91",
+        "over the card's daily limit"
+    );
+    let n: i64 = journal(&dir)
+        .query_row(
+            "SELECT COUNT(*) FROM transactions WHERE stand_in = 1 AND response_code = '00'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+
+    // The issuer comes back: both advices reach it and are booked once.
+    let sim = IssuerSim::start(
+        &SimConfig::demo().unwrap(),
+        vec![TcpListener::bind(addr).await.unwrap()],
+    )
+    .await
+    .unwrap();
+    eventually("advices acknowledged", 15, || {
+        saf_states(&dir)
+            .iter()
+            .filter(|(k, s, _)| k == "advice" && s == "acknowledged")
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(sim.received("0220"), 2);
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 80_000));
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(metrics.contains("switch_issuer_stand_in_approvals_total{issuer=\"demo-issuer\"} 2"));
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_or_a_closed_connection_from_the_issuer_never_hangs_a_terminal() {
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-garbage");
+    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.timeout_ms = 1_500;
+        i.saf.retry_secs = 1;
+    }))
+    .await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+
+    for knob in [&sim.knobs.garbage, &sim.knobs.close] {
+        knob.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let r = t.sale(REMOTE, "111111", 1_000).await;
+        assert_eq!(r.rc(), "98", "no usable answer");
+        assert!(started.elapsed() < Duration::from_secs(3), "no hang");
+        knob.store(false, Ordering::Relaxed);
+        lines_up(&sw, 1).await;
+        assert_eq!(t.sale(REMOTE, "111111", 1_000).await.rc(), "00", "recovered");
+    }
+    // The garbage-answered sale was booked by the issuer and is reversed; the closed one
+    // never was, and its reversal is acknowledged without effect.
+    eventually("both reversals acknowledged", 15, || {
+        saf_states(&dir)
+            .iter()
+            .filter(|(k, s, _)| k == "reversal" && s == "acknowledged")
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(sim.reversals_applied(), 1);
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 2_000));
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_links_exchange_at_most_one_echo_per_interval() {
+    let mut cfg = SimConfig::demo().unwrap();
+    cfg.echo_interval_secs = Some(1);
+    let sim = sim_on(&cfg, 2).await;
+    let dir = temp_dir("issuer-echo");
+    let sw = start(config(
+        &dir,
+        sim.addrs.iter().map(ToString::to_string).collect(),
+        |i| i.echo_interval_secs = 1,
+    ))
+    .await;
+    lines_up(&sw, 2).await;
+    let secs = 4;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let ours: u32 = sim.received("0800");
+    let theirs = sim.echoes_sent();
+    // Both ends echo after 1 s of silence, and any frame resets both ends' clocks: per
+    // link, at most one echo per interval in total (plus one for the partial interval).
+    let max = 2 * (secs as u32 + 1);
+    assert!(ours + theirs <= max, "{ours} + {theirs} echoes in {secs} s on 2 links");
+    assert!(ours + theirs >= 2, "idle links are checked");
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(metrics.contains("switch_issuer_echoes_total"));
+    // The links are still up: echoes were answered.
+    lines_up(&sw, 2).await;
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn issuer_configuration_is_checked() {
+    let dir = temp_dir("issuer-config");
+    let mut c = config(&dir, vec!["127.0.0.1:1".into()], |_| {});
+    let r = c.routes.iter().position(|r| r.route == "demo-issuer").unwrap();
+    c.routes[r].route = "nobody".into();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains(&format!("routes[{r}].route")), "{e}");
+
+    let bad = |f: &dyn Fn(&mut IssuerConfig)| {
+        let mut c = config(&dir, vec!["127.0.0.1:1".into()], |_| {});
+        f(&mut c.issuers[0]);
+        c.validate().unwrap_err().to_string()
+    };
+    assert!(bad(&|i| i.lines = vec!["no-port".into()]).contains("issuers[0].lines[0]"));
+    assert!(bad(&|i| i.dialect = "iso93".into()).contains("issuers[0].dialect"));
+    assert!(bad(&|i| i.zak_sealed = Some("00".into())).contains("zak_sealed"));
+    assert!(bad(&|i| i.zpk_clear = Some("0123".into())).contains("zpk_clear"));
+    assert!(bad(&|i| i.timeout_ms = 0).contains("timeout_ms"));
+    assert!(bad(&|i| i.match_fields = vec![64]).contains("match_fields"));
+    assert!(
+        bad(&|i| {
+            i.stand_in.enabled = true;
+            i.stand_in.max_txn_fen = 0;
+        })
+        .contains("stand_in")
+    );
+}
