@@ -104,6 +104,13 @@ pub struct IssuerConfig {
     /// Fields that, with the MTI class, match a reply to its request.
     #[serde(default = "default_match_fields")]
     pub match_fields: Vec<u8>,
+    /// Consecutive time-outs that open the circuit breaker (0: never): while open, new
+    /// requests are not sent and answer `91` (or go to stand-in) at once.
+    #[serde(default = "default_breaker_timeouts")]
+    pub breaker_timeouts: u32,
+    /// Milliseconds the breaker stays open before requests are tried again.
+    #[serde(default = "default_breaker_open_ms")]
+    pub breaker_open_ms: u64,
     /// Store-and-forward of reversals and advices.
     #[serde(default)]
     pub saf: SafConfig,
@@ -129,6 +136,12 @@ fn default_reconnect_min() -> u64 {
 }
 fn default_reconnect_max() -> u64 {
     30_000
+}
+fn default_breaker_timeouts() -> u32 {
+    5
+}
+fn default_breaker_open_ms() -> u64 {
+    10_000
 }
 fn default_match_fields() -> Vec<u8> {
     vec![41, 11]

@@ -22,7 +22,7 @@
 //! | `switch_issuer_saf_total` | counter | `issuer`, `event` (queued, sent, acknowledged, expired) |
 //! | `switch_issuer_stand_in_approvals_total` | counter | `issuer` |
 //! | `switch_issuer_echoes_total` | counter | `issuer`, `line`, `direction` (sent, received) |
-//! | `switch_issuer_events_total` | counter | `issuer`, `event` (bad_mac, undecodable, duplicate_key) |
+//! | `switch_issuer_events_total` | counter | `issuer`, `event` (bad_mac, undecodable, duplicate_key, breaker_opened) |
 //!
 //! Issuer and line label values are the names and addresses in the configuration.
 

@@ -16,7 +16,7 @@
 //! whole interval without traffic; an echo is answered, never echoed back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use codec::{Dialect, Message, MessageBuilder};
@@ -80,6 +80,13 @@ pub struct Issuer {
     pub(crate) stand_in: StandInConfig,
     max_in_flight: usize,
     match_fields: Vec<u8>,
+    breaker_timeouts: u32,
+    breaker_open: Duration,
+    /// Time-outs in a row (any reply resets it).
+    consecutive_timeouts: AtomicU32,
+    /// Milliseconds since `epoch` until which the breaker is open.
+    open_until: AtomicU64,
+    epoch: Instant,
     pub(crate) lines: Vec<Arc<Line>>,
     pending: DashMap<Vec<u8>, Pending>,
     in_flight: AtomicUsize,
@@ -140,6 +147,11 @@ impl Issuer {
             stand_in: cfg.stand_in.clone(),
             max_in_flight: cfg.max_in_flight,
             match_fields: cfg.match_fields.clone(),
+            breaker_timeouts: cfg.breaker_timeouts,
+            breaker_open: Duration::from_millis(cfg.breaker_open_ms),
+            consecutive_timeouts: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            epoch: Instant::now(),
             lines: cfg
                 .lines
                 .iter()
@@ -179,6 +191,22 @@ impl Issuer {
         self.lines.iter().any(|l| l.is_up())
     }
 
+    /// Whether the circuit breaker is open: too many time-outs in a row, recently.
+    pub fn breaker_open(&self) -> bool {
+        self.epoch.elapsed().as_millis() as u64 <= self.open_until.load(Ordering::Relaxed)
+    }
+
+    fn note_timeout(&self) {
+        let n = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.breaker_timeouts > 0 && n >= self.breaker_timeouts {
+            let until = (self.epoch.elapsed() + self.breaker_open).as_millis() as u64;
+            if self.open_until.swap(until, Ordering::Relaxed) < self.epoch.elapsed().as_millis() as u64 {
+                tracing::warn!(issuer = %self.name, timeouts = n, open_ms = self.breaker_open.as_millis() as u64, "circuit breaker open: requests answered without waiting for the issuer");
+                self.metrics.issuer_event(&self.name, "breaker_opened");
+            }
+        }
+    }
+
     /// A healthy line, round-robin.
     fn pick_line(&self) -> Option<&Arc<Line>> {
         let n = self.lines.len();
@@ -201,8 +229,22 @@ impl Issuer {
     }
 
     /// Sends a request (MACed with the ZAK) on a healthy line and waits for its reply, whose
-    /// MAC is checked. The reply comes back as its frame.
+    /// MAC is checked. The reply comes back as its frame. While the circuit breaker is open
+    /// nothing is sent: [`LinkError::Unavailable`].
     pub async fn exchange(&self, hsm: &Hsm, b: MessageBuilder<'_>) -> Result<Vec<u8>, LinkError> {
+        if self.breaker_open() {
+            return Err(LinkError::Unavailable);
+        }
+        self.exchange_queued(hsm, b).await
+    }
+
+    /// As [`Issuer::exchange`] whatever the breaker says: for the store-and-forward queue,
+    /// whose sends are how a recovered issuer shows itself.
+    pub async fn exchange_queued(
+        &self,
+        hsm: &Hsm,
+        b: MessageBuilder<'_>,
+    ) -> Result<Vec<u8>, LinkError> {
         let line = self.pick_line().ok_or(LinkError::Unavailable)?;
         self.exchange_on(line, Some(hsm), b).await
     }
@@ -264,9 +306,13 @@ impl Issuer {
                     .issuer_timeouts
                     .get_or_create(&self.label())
                     .inc();
+                if hsm.is_some() {
+                    self.note_timeout();
+                }
                 return Err(LinkError::Timeout);
             }
         };
+        self.consecutive_timeouts.store(0, Ordering::Relaxed);
         self.metrics
             .issuer_round_trip
             .get_or_create(&self.label())

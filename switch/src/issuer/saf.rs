@@ -170,7 +170,7 @@ async fn send(switch: &Switch, issuer: &Issuer, e: &Entry) -> Result<(), LinkErr
         });
     }
     issuer.metrics.saf_event(&issuer.name, "sent");
-    let reply = issuer.exchange(&switch.hsm, b).await?;
+    let reply = issuer.exchange_queued(&switch.hsm, b).await?;
     if let Ok(m) = codec::decode(issuer.dialect, &reply)
         && m.text(39) != Some("00")
     {

@@ -437,3 +437,37 @@ async fn issuer_configuration_is_checked() {
         .contains("stand_in")
     );
 }
+
+#[tokio::test]
+async fn time_outs_in_a_row_open_the_circuit_breaker_for_a_while() {
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-breaker");
+    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.timeout_ms = 200;
+        i.breaker_timeouts = 2;
+        i.breaker_open_ms = 1_500;
+        i.saf.retry_secs = 60;
+    }))
+    .await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    sim.knobs.delay_ms.store(3_000, Ordering::Relaxed);
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "98");
+    // The queued reversal's own time-out may count too; two in a row open the breaker.
+    let second = t.sale(REMOTE, "111111", 100).await.rc();
+    assert!(second == "98" || second == "91", "{second}");
+    let sent = sim.received("0200");
+    let started = Instant::now();
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "91", "breaker open");
+    assert!(started.elapsed() < Duration::from_millis(150), "answered without waiting");
+    assert_eq!(sim.received("0200"), sent, "nothing sent while open");
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(metrics.contains("event=\"breaker_opened\""), "{metrics}");
+    // Closed again after the open period; the issuer is quick again.
+    sim.knobs.delay_ms.store(0, Ordering::Relaxed);
+    let issuer = sw.switch().issuers().get(0).unwrap().clone();
+    eventually("breaker closes", 10, || !issuer.breaker_open()).await;
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "00");
+    sw.shutdown().await;
+}
