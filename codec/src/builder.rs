@@ -284,14 +284,14 @@ impl<'b> MessageBuilder<'b> {
             .format(64)
             .is_some_and(|f| f.data == crate::spec::Encoding::Hex);
         let width = if hex { 16 } else { 8 };
-        let slot = out
-            .as_mut()
-            .get_mut(mac_at..mac_at + width)
-            .ok_or(EncodeError::WrongLength {
-                field: 64,
-                len: 0,
-                want: 8,
-            })?;
+        let slot =
+            out.as_mut()
+                .get_mut(mac_at..mac_at + width)
+                .ok_or(EncodeError::WrongLength {
+                    field: 64,
+                    len: 0,
+                    want: 8,
+                })?;
         if hex {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
             for (i, b) in value.iter().enumerate() {

@@ -827,12 +827,23 @@ impl Config {
                 return Err(invalid(key("lines"), "at least one host:port"));
             }
             for (j, l) in iss.lines.iter().enumerate() {
-                if !l.contains(':') || l.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).is_none() {
-                    return Err(invalid(format!("issuers[{i}].lines[{j}]"), "must be host:port"));
+                if !l.contains(':')
+                    || l.rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .is_none()
+                {
+                    return Err(invalid(
+                        format!("issuers[{i}].lines[{j}]"),
+                        "must be host:port",
+                    ));
                 }
             }
             if !matches!(iss.dialect.as_str(), "iso87-binary" | "iso87-ascii") {
-                return Err(invalid(key("dialect"), "must be iso87-binary or iso87-ascii"));
+                return Err(invalid(
+                    key("dialect"),
+                    "must be iso87-binary or iso87-ascii",
+                ));
             }
             if let Some(a) = &iss.acquirer_id
                 && (a.is_empty() || a.len() > 11 || !a.bytes().all(|b| b.is_ascii_digit()))
@@ -877,11 +888,21 @@ impl Config {
                     "must be above 0 and not above reconnect_max_ms",
                 ));
             }
-            if iss.match_fields.iter().any(|f| !(2..=128).contains(f) || *f == 64) {
-                return Err(invalid(key("match_fields"), "field numbers 2 to 128, not 64"));
+            if iss
+                .match_fields
+                .iter()
+                .any(|f| !(2..=128).contains(f) || *f == 64)
+            {
+                return Err(invalid(
+                    key("match_fields"),
+                    "field numbers 2 to 128, not 64",
+                ));
             }
             if iss.saf.max_tries == 0 || iss.saf.retry_secs == 0 || iss.saf.expiry_secs == 0 {
-                return Err(invalid(key("saf"), "retry_secs, max_tries and expiry_secs must be above 0"));
+                return Err(invalid(
+                    key("saf"),
+                    "retry_secs, max_tries and expiry_secs must be above 0",
+                ));
             }
             if iss.stand_in.enabled && iss.stand_in.max_txn_fen == 0 {
                 return Err(invalid(

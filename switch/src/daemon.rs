@@ -16,10 +16,10 @@ use tokio::sync::watch;
 
 use crate::config::{CardStatus, CardType, Config};
 use crate::fees::FeeSchedule;
+use crate::issuer::{Issuer, Issuers, saf};
 use crate::journal::sqlite::Sqlite;
 use crate::journal::{AccountRecord, Backend, Journal, Op};
 use crate::metrics::Metrics;
-use crate::issuer::{Issuer, Issuers, saf};
 use crate::pipeline::card::{Route, Routes};
 use crate::pipeline::{IssuerKeys, Switch, Wallet, rc};
 use crate::server::{ServerLimits, serve};
@@ -337,11 +337,16 @@ pub async fn start(config: Config) -> Result<Running> {
     for r in &snapshot.saf {
         match issuers.by_name(&r.issuer) {
             Some(i) => saf::enqueue(i, [saf::Entry::from_record(r)]),
-            None => tracing::error!(issuer = %r.issuer, id = %r.id, "queued message for an issuer no longer configured: left in the journal"),
+            None => {
+                tracing::error!(issuer = %r.issuer, id = %r.id, "queued message for an issuer no longer configured: left in the journal")
+            }
         }
     }
     if !snapshot.saf.is_empty() {
-        tracing::info!(entries = snapshot.saf.len(), "store-and-forward entries to send");
+        tracing::info!(
+            entries = snapshot.saf.len(),
+            "store-and-forward entries to send"
+        );
     }
     let routes = Routes::new(
         config

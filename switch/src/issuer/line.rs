@@ -203,7 +203,7 @@ async fn echo(issuer: Arc<Issuer>, line: Arc<Line>) {
     let mut b = codec::MessageBuilder::new(super::message::ECHO);
     b.set(7, super::message::transmission_time())
         .set(11, format!("{:06}", issuer.next_stan()))
-    .set(70, "301");
+        .set(70, "301");
     issuer.metrics.issuer_echo(&issuer.name, &line.addr, "sent");
     if issuer.exchange_on(&line, None, b).await.is_err() && line.is_up() {
         tracing::warn!(issuer = %issuer.name, line = %line.addr, "no answer to the echo: reconnecting");

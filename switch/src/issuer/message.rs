@@ -201,7 +201,10 @@ impl IssuerReply {
         let rc = msg.text(39)?.to_owned();
         Some(Self {
             rc,
-            auth_code: msg.text(38).map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()),
+            auth_code: msg
+                .text(38)
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty()),
             balance_fen: msg.text(54).and_then(balance_of),
         })
     }
@@ -270,7 +273,10 @@ mod tests {
             stan: 42,
             time: "1122043512".into(),
         };
-        for d in [codec::Dialect::iso87_binary(), codec::Dialect::iso87_ascii()] {
+        for d in [
+            codec::Dialect::iso87_binary(),
+            codec::Dialect::iso87_ascii(),
+        ] {
             let bytes = up.builder(FINANCIAL).encode_to_vec(d).unwrap();
             let m = codec::decode(d, &bytes).unwrap();
             assert_eq!(m.digits(2).unwrap().to_string(), "6217001000000000011");
@@ -280,10 +286,7 @@ mod tests {
             let r = codec::decode(d, &rev).unwrap();
             assert_eq!(r.mti().as_str(), "0420");
             assert!(r.field(52).is_none() && r.field(35).is_none() && r.field(55).is_none());
-            assert_eq!(
-                r.digits(90).unwrap().to_string(),
-                orig.field90("00000001")
-            );
+            assert_eq!(r.digits(90).unwrap().to_string(), orig.field90("00000001"));
         }
     }
 

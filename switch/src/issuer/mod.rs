@@ -124,6 +124,16 @@ impl Issuer {
     ) -> Result<Self, codec::SpecError> {
         let dialect = Dialect::builtin(&cfg.dialect)?;
         // STANs start from the clock so a restarted switch does not reuse recent ones.
+        for l in &cfg.lines {
+            // Every configured line shows in /metrics from the start, down until it connects.
+            metrics
+                .issuer_line_up
+                .get_or_create(&crate::metrics::LineLabels {
+                    issuer: cfg.name.clone(),
+                    line: l.clone(),
+                })
+                .set(0);
+        }
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -200,7 +210,9 @@ impl Issuer {
         let n = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
         if self.breaker_timeouts > 0 && n >= self.breaker_timeouts {
             let until = (self.epoch.elapsed() + self.breaker_open).as_millis() as u64;
-            if self.open_until.swap(until, Ordering::Relaxed) < self.epoch.elapsed().as_millis() as u64 {
+            if self.open_until.swap(until, Ordering::Relaxed)
+                < self.epoch.elapsed().as_millis() as u64
+            {
                 tracing::warn!(issuer = %self.name, timeouts = n, open_ms = self.breaker_open.as_millis() as u64, "circuit breaker open: requests answered without waiting for the issuer");
                 self.metrics.issuer_event(&self.name, "breaker_opened");
             }
@@ -301,6 +313,11 @@ impl Issuer {
             Ok(Err(_)) | Err(_) => {
                 // No reply in time, or the line dropped with the request on it.
                 self.pending.remove(&key);
+                if self.timed_out.len() > 100_000 {
+                    let now = Instant::now();
+                    self.timed_out
+                        .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
+                }
                 self.timed_out.insert(key, Instant::now());
                 self.metrics
                     .issuer_timeouts
@@ -357,10 +374,7 @@ impl Issuer {
             let _ = p.reply.send(frame);
             return Ok(());
         }
-        self.metrics
-            .issuer_late
-            .get_or_create(&self.label())
-            .inc();
+        self.metrics.issuer_late.get_or_create(&self.label()).inc();
         let approved = msg.text(39) == Some("00");
         let class = msg.mti().as_bytes()[1];
         if self.timed_out.remove(&key).is_some() {

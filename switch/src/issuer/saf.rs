@@ -213,7 +213,9 @@ pub async fn run(switch: Arc<Switch>, issuer: Arc<Issuer>, mut stop: watch::Rece
                 Err(LinkError::Build) => "expired",
                 Err(_)
                     if tries >= cfg.max_tries
-                        || age_ms >= i64::try_from(cfg.expiry_secs.saturating_mul(1000)).unwrap_or(i64::MAX) =>
+                        || age_ms
+                            >= i64::try_from(cfg.expiry_secs.saturating_mul(1000))
+                                .unwrap_or(i64::MAX) =>
                 {
                     "expired"
                 }
@@ -230,8 +232,8 @@ pub async fn run(switch: Arc<Switch>, issuer: Arc<Issuer>, mut stop: watch::Rece
                 tracing::error!(error = %err, id = %e.id, "cannot journal a store-and-forward result");
                 continue;
             }
-            let backoff = Duration::from_secs(cfg.retry_secs)
-                .saturating_mul(1u32 << (tries - 1).min(6));
+            let backoff =
+                Duration::from_secs(cfg.retry_secs).saturating_mul(1u32 << (tries - 1).min(6));
             if let Ok(mut q) = issuer.saf.lock() {
                 match state {
                     "pending" => {
@@ -296,18 +298,15 @@ async fn reverse_unknown(switch: &Switch, issuer: &Issuer, frame: &[u8]) {
     b.set(90, original.field90(&issuer.acquirer_id));
     let tid = msg.text(41).unwrap_or("-");
     let id = format!("late:{}:{tid}:{stan:06}:{time}", issuer.name);
-    let Some((entry, record)) = new_entry(
-        switch,
-        issuer,
-        id,
-        Kind::Reversal,
-        &b,
-        None,
-        "pending",
-    ) else {
+    let Some((entry, record)) = new_entry(switch, issuer, id, Kind::Reversal, &b, None, "pending")
+    else {
         return;
     };
-    match switch.journal.commit(vec![Op::PutSaf(Box::new(record))]).await {
+    match switch
+        .journal
+        .commit(vec![Op::PutSaf(Box::new(record))])
+        .await
+    {
         Ok(()) => enqueue(issuer, [entry]),
         Err(e) => tracing::error!(error = %e, "cannot queue the reversal of an unknown approval"),
     }

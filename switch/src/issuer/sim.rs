@@ -525,20 +525,17 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             let (Some(key), Some(pan)) = (own_key(msg), pan_of(msg)) else {
                 return ("30", Extra::None);
             };
-            if !txns.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(v) = txns.entry(key) {
                 if let Some(c) = cards.get_mut(&pan) {
                     c.balance_fen -= amount;
                 }
-                txns.insert(
-                    key,
-                    Txn {
-                        pan,
-                        amount_fen: amount,
-                        delta_fen: -amount,
-                        reversed: false,
-                        refunded_fen: 0,
-                    },
-                );
+                v.insert(Txn {
+                    pan,
+                    amount_fen: amount,
+                    delta_fen: -amount,
+                    reversed: false,
+                    refunded_fen: 0,
+                });
             }
             ("00", Extra::None)
         }

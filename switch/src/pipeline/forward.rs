@@ -115,7 +115,11 @@ impl Switch {
             ) else {
                 return Err(self.undo_forward(out, rc::SYSTEM_ERROR.into()));
             };
-            if let Err(e) = self.journal.commit(vec![Op::PutSaf(Box::new(record))]).await {
+            if let Err(e) = self
+                .journal
+                .commit(vec![Op::PutSaf(Box::new(record))])
+                .await
+            {
                 tracing::error!(error = %e, "cannot arm a reversal: not forwarded");
                 return Err(self.undo_forward(out, rc::SYSTEM_ERROR.into()));
             }
@@ -132,7 +136,8 @@ impl Switch {
         match reply {
             Ok(r) => {
                 if let Some(e) = armed {
-                    out.saf_updates.push((e.id, "cancelled"));
+                    out.saf_updates.push((e.id.clone(), "cancelled"));
+                    out.armed = Some((ix, e));
                 }
                 if r.rc != rc::APPROVED {
                     let code = rc::from_issuer(&r.rc);
@@ -238,7 +243,8 @@ impl Switch {
         out: &mut Outcome,
     ) -> Result<(), Decline> {
         let limits = &issuer.stand_in;
-        let unavailable = |s: &Self, out: &mut Outcome| s.undo_forward(out, rc::ISSUER_UNAVAILABLE.into());
+        let unavailable =
+            |s: &Self, out: &mut Outcome| s.undo_forward(out, rc::ISSUER_UNAVAILABLE.into());
         if !limits.enabled || req.amount_fen > limits.max_txn_fen {
             return Err(unavailable(self, out));
         }

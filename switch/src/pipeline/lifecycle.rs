@@ -12,10 +12,10 @@ use crate::journal::{BatchRecord, TxnRecord, UploadRecord};
 use crate::state::{Financial, FinancialKind, Session, Slot, Tid, TxnKey};
 
 use super::request::Request;
+use super::{Decline, Instrument, Mark, Outcome, Switch, credit_back, rc};
+use crate::issuer::Issuers;
 use crate::issuer::message::{Upstream, UpstreamRef};
 use crate::issuer::saf::{self, Kind as SafKind};
-use crate::issuer::Issuers;
-use super::{Decline, Instrument, Mark, Outcome, Switch, credit_back, rc};
 
 fn subfield_u64(req: &Request<'_>, path: &str) -> Option<u64> {
     req.msg.get(path).ok().flatten()?.digits()?.to_u64()
@@ -358,10 +358,7 @@ impl Switch {
             rrn: original_rrn,
             tid: req.tid,
             mid: req.mid,
-            currency: req
-                .msg
-                .text(49)
-                .unwrap_or(self.acquirer.currency.as_str()),
+            currency: req.msg.text(49).unwrap_or(self.acquirer.currency.as_str()),
             ..Upstream::default()
         };
         let (entry, record) = saf::new_entry(

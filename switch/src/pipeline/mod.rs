@@ -16,9 +16,9 @@ use hsm_sim::{EncryptedPinBlock, Hsm, KeyAlgorithm, MacAlgorithm, PinFormat, Sea
 
 use crate::clock::Instant;
 use crate::config::{Acquirer, CardStatus, CardType, TerminalMac};
+use crate::fees::{Channel, FeeSchedule};
 use crate::issuer::message::UpstreamRef;
 use crate::issuer::{Issuers, saf};
-use crate::fees::{Channel, FeeSchedule};
 use crate::journal::{BatchRecord, Journal, Op, SafRecord, SessionRecord, TxnRecord, UploadRecord};
 use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
 use crate::state::{
@@ -172,6 +172,9 @@ struct Outcome {
     saf_updates: Vec<(String, &'static str)>,
     /// Store-and-forward entries to queue once the record is durable: (issuer, entry).
     saf_enqueue: Vec<(usize, saf::Entry)>,
+    /// The reversal armed before a forwarded request left, cancelled by its answer: sent
+    /// after all if that answer cannot be journalled.
+    armed: Option<(usize, saf::Entry)>,
 }
 
 impl Outcome {
@@ -828,6 +831,7 @@ impl Switch {
                     .await
             }
         };
+        let journalled = durable.is_ok();
         let rrn = match durable {
             Ok(rrn) => rrn,
             Err(rrn) => {
@@ -844,13 +848,20 @@ impl Switch {
             self.publish(req, &out, &rrn, now);
         }
         // Queued reversals and advices go to their issuers once durable. A reversal armed
-        // before its request went out is in the journal already and goes in any case.
+        // before its request went out is in the journal already: it goes out when the
+        // request timed out, and also when the answer could not be journalled.
+        if !journalled
+            && let Some((ix, entry)) = out.armed.take()
+            && let Some(issuer) = self.issuers.get(ix)
+        {
+            saf::enqueue(issuer, [entry]);
+        }
         for (ix, entry) in std::mem::take(&mut out.saf_enqueue) {
             let armed = out
                 .saf_updates
                 .iter()
                 .any(|(id, st)| *id == entry.id && *st == "pending");
-            if (ok || armed)
+            if (journalled || armed)
                 && let Some(issuer) = self.issuers.get(ix)
             {
                 saf::enqueue(issuer, [entry]);

@@ -66,7 +66,9 @@ fn check_config_reports_and_refuses() {
     let (ok, out, _) = switch(&["check-config", good.to_str().unwrap()]);
     assert!(ok);
     assert!(
-        out.contains("ok (1 terminal ranges, 3 routes, 3 fee rules, 4 cards, 1 issuers; TEST KEYS)"),
+        out.contains(
+            "ok (1 terminal ranges, 3 routes, 3 fee rules, 4 cards, 1 issuers; TEST KEYS)"
+        ),
         "{out}"
     );
     let bad = dir.join("bad.toml");

@@ -127,9 +127,7 @@ async fn sale_balance_void_refund_and_reversal_through_a_remote_issuer() {
     let s2 = t.sale(REMOTE, "111111", 30_000).await;
     assert_eq!(s2.rc(), "00");
     let mmdd = s2.digits(13).unwrap();
-    let r = t
-        .refund(REMOTE, 10_000, &s2.text(37).unwrap(), &mmdd)
-        .await;
+    let r = t.refund(REMOTE, 10_000, &s2.text(37).unwrap(), &mmdd).await;
     assert_eq!(r.rc(), "00", "refund forwarded");
     assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 20_000));
 
@@ -201,11 +199,17 @@ async fn slow_issuer_gets_98_and_exactly_one_reversal_across_a_restart() {
     let started = Instant::now();
     let s = t.sale(REMOTE, "111111", 20_000).await;
     assert_eq!(s.rc(), "98");
-    assert!(started.elapsed() < Duration::from_secs(2), "answered at the time-out");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at the time-out"
+    );
     assert_eq!(s.text(38), None, "no auth code on a time-out");
     // The reversal goes out; its acknowledgement is late too, so it stays pending.
     eventually("0420 at the issuer", 10, || sim.received("0420") == 1).await;
-    eventually("late approval counted", 10, || sim.balance(REMOTE) == Some(2_000_000)).await;
+    eventually("late approval counted", 10, || {
+        sim.balance(REMOTE) == Some(2_000_000)
+    })
+    .await;
     let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
     assert!(
         metrics.contains("switch_issuer_timeouts_total{issuer=\"demo-issuer\"} 2")
@@ -239,7 +243,8 @@ async fn slow_issuer_gets_98_and_exactly_one_reversal_across_a_restart() {
         .map(str::to_owned)
         .collect();
     assert!(
-        late.iter().any(|l| l.contains("acknowledged") && l.ends_with(" 1")),
+        late.iter()
+            .any(|l| l.contains("acknowledged") && l.ends_with(" 1")),
         "{late:?}"
     );
     // Nothing in the journal files shows the card number, although the queue holds it.
@@ -303,8 +308,15 @@ async fn stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(
     let a = t.sale(REMOTE, "111111", 40_000).await;
     assert_eq!(a.rc(), "00");
     let auth = a.text(38).unwrap();
-    assert!(auth.starts_with('S') && auth.len() == 6, "stand-in auth code {auth}");
-    assert_eq!(t.sale(REMOTE, "111111", 60_000).await.rc(), "91", "over the sale limit");
+    assert!(
+        auth.starts_with('S') && auth.len() == 6,
+        "stand-in auth code {auth}"
+    );
+    assert_eq!(
+        t.sale(REMOTE, "111111", 60_000).await.rc(),
+        "91",
+        "over the sale limit"
+    );
     assert_eq!(t.sale(REMOTE, "111111", 40_000).await.rc(), "00");
     assert_eq!(
         t.sale(REMOTE, "111111", 30_000).await.rc(),
@@ -363,7 +375,11 @@ async fn garbage_or_a_closed_connection_from_the_issuer_never_hangs_a_terminal()
         assert!(started.elapsed() < Duration::from_secs(3), "no hang");
         knob.store(false, Ordering::Relaxed);
         lines_up(&sw, 1).await;
-        assert_eq!(t.sale(REMOTE, "111111", 1_000).await.rc(), "00", "recovered");
+        assert_eq!(
+            t.sale(REMOTE, "111111", 1_000).await.rc(),
+            "00",
+            "recovered"
+        );
     }
     // The garbage-answered sale was booked by the issuer and is reversed; the closed one
     // never was, and its reversal is acknowledged without effect.
@@ -400,7 +416,10 @@ async fn idle_links_exchange_at_most_one_echo_per_interval() {
     // Both ends echo after 1 s of silence, and any frame resets both ends' clocks: per
     // link, at most one echo per interval in total (plus one for the partial interval).
     let max = 2 * (secs as u32 + 1);
-    assert!(ours + theirs <= max, "{ours} + {theirs} echoes in {secs} s on 2 links");
+    assert!(
+        ours + theirs <= max,
+        "{ours} + {theirs} echoes in {secs} s on 2 links"
+    );
     assert!(ours + theirs >= 2, "idle links are checked");
     let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
     assert!(metrics.contains("switch_issuer_echoes_total"));
@@ -413,7 +432,11 @@ async fn idle_links_exchange_at_most_one_echo_per_interval() {
 async fn issuer_configuration_is_checked() {
     let dir = temp_dir("issuer-config");
     let mut c = config(&dir, vec!["127.0.0.1:1".into()], |_| {});
-    let r = c.routes.iter().position(|r| r.route == "demo-issuer").unwrap();
+    let r = c
+        .routes
+        .iter()
+        .position(|r| r.route == "demo-issuer")
+        .unwrap();
     c.routes[r].route = "nobody".into();
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains(&format!("routes[{r}].route")), "{e}");
@@ -459,8 +482,15 @@ async fn time_outs_in_a_row_open_the_circuit_breaker_for_a_while() {
     assert!(second == "98" || second == "91", "{second}");
     let sent = sim.received("0200");
     let started = Instant::now();
-    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "91", "breaker open");
-    assert!(started.elapsed() < Duration::from_millis(150), "answered without waiting");
+    assert_eq!(
+        t.sale(REMOTE, "111111", 100).await.rc(),
+        "91",
+        "breaker open"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "answered without waiting"
+    );
     assert_eq!(sim.received("0200"), sent, "nothing sent while open");
     let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
     assert!(metrics.contains("event=\"breaker_opened\""), "{metrics}");
