@@ -9,10 +9,10 @@ use switch::issuer::sim::{IssuerSim, SimConfig};
 use tokio::net::TcpListener;
 
 use crate::client::Terminal;
-use crate::{start, temp_dir, test_config};
+use crate::{spawn_switch, start, temp_dir, test_config};
 
 /// A card of the simulated issuer (test data), PIN 111111, 20,000.00 CNY.
-const REMOTE: &str = "6217001000000000011";
+pub const REMOTE: &str = "6217001000000000011";
 const REMOTE_LOW: &str = "6217001000000000029";
 
 async fn sim_on(cfg: &SimConfig, n: usize) -> IssuerSim {
@@ -23,12 +23,16 @@ async fn sim_on(cfg: &SimConfig, n: usize) -> IssuerSim {
     IssuerSim::start(cfg, ls).await.unwrap()
 }
 
-async fn sim(n: usize) -> IssuerSim {
+pub async fn sim(n: usize) -> IssuerSim {
     sim_on(&SimConfig::demo().unwrap(), n).await
 }
 
 /// The test configuration with the demo issuer pointed at `lines`.
-fn config(dir: &std::path::Path, lines: Vec<String>, f: impl FnOnce(&mut IssuerConfig)) -> Config {
+pub fn config(
+    dir: &std::path::Path,
+    lines: Vec<String>,
+    f: impl FnOnce(&mut IssuerConfig),
+) -> Config {
     let demo = Config::demo().unwrap();
     let mut c = test_config(dir);
     let mut issuer = demo.issuers[0].clone();
@@ -500,4 +504,43 @@ async fn time_outs_in_a_row_open_the_circuit_breaker_for_a_while() {
     eventually("breaker closes", 10, || !issuer.breaker_open()).await;
     assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "00");
     sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_switch_killed_while_waiting_for_the_issuer_reverses_after_restart() {
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-crash");
+    let config = config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.timeout_ms = 10_000;
+    });
+    let path = dir.join("switch.toml");
+    let mut first = spawn_switch(&config, &path, "info");
+    let mut t = Terminal::connect(first.addr, "10000001").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // The issuer books the sale and is slow to say so; the switch dies meanwhile.
+    sim.knobs.delay_ms.store(5_000, Ordering::Relaxed);
+    let mut b = t.sale_builder(REMOTE, Some("111111"), 77_700);
+    let frame = t.seal(&mut b);
+    t.send_raw(&frame).await;
+    eventually("sale at the issuer", 10, || sim.received("0200") == 1).await;
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 77_700));
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert_eq!(
+        saf_states(&dir),
+        vec![("reversal".to_owned(), "armed".to_owned(), 0)],
+        "the reversal was armed before the sale left"
+    );
+
+    // Restarted: the armed reversal goes out, once.
+    sim.knobs.delay_ms.store(0, Ordering::Relaxed);
+    let mut second = spawn_switch(&config, &path, "info");
+    eventually("reversal acknowledged", 15, || {
+        saf_states(&dir) == vec![("reversal".to_owned(), "acknowledged".to_owned(), 1)]
+    })
+    .await;
+    assert_eq!(sim.reversals_applied(), 1);
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000));
+    let _ = second.child.kill();
+    let _ = second.child.wait();
 }

@@ -52,3 +52,50 @@ pub fn test_config(dir: &std::path::Path) -> Config {
 pub async fn start(config: Config) -> switch::Running {
     switch::start(config).await.expect("switch starts")
 }
+
+/// The switch binary running on a configuration file, its stderr collected.
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Runs `switch run --config <config>` with `RUST_LOG=<rust_log>` and waits until it
+/// listens.
+pub fn spawn_switch(config: &switch::Config, path: &std::path::Path, rust_log: &str) -> Spawned {
+    use std::io::{BufRead, BufReader};
+    std::fs::write(path, toml::to_string(config).unwrap()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .args(["run", "--config"])
+        .arg(path)
+        .env("RUST_LOG", rust_log)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let logs = std::sync::Arc::clone(&logs);
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("terminals=") {
+                    let addr: String = line[at + 10..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = tx.send(addr);
+                }
+                logs.lock().unwrap().push_str(&line);
+                logs.lock().unwrap().push('\n');
+            }
+        });
+    }
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("switch listening")
+        .parse()
+        .unwrap();
+    Spawned { child, addr, logs }
+}

@@ -1,13 +1,12 @@
 //! Secrets: run the real binary, transact, stop it, and search its logs and its journal
 //! files for card numbers, PIN blocks and keys.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::client::{CREDIT, DEBIT, DEMO_TMK, Terminal};
-use crate::{temp_dir, test_config};
+use crate::issuer::REMOTE;
+use crate::{Spawned, spawn_switch, temp_dir};
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
@@ -16,46 +15,25 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test]
 async fn logs_and_journal_hold_no_pan_pin_block_or_key() {
     let dir = temp_dir("secrets");
-    let config_path = dir.join("switch.toml");
-    std::fs::write(&config_path, toml::to_string(&test_config(&dir)).unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switch"))
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let logs = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let logs = Arc::clone(&logs);
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("terminals=") {
-                    let addr: String = line[at + 10..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = tx.send(addr);
-                }
-                logs.lock().unwrap().push_str(&line);
-                logs.lock().unwrap().push('\n');
-            }
-        });
-    }
-    let addr: std::net::SocketAddr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("switch listening")
-        .parse()
-        .unwrap();
+    // A remote issuer too: forwarded cards' PANs and PIN blocks must not leak either.
+    let sim = crate::issuer::sim(1).await;
+    let config = crate::issuer::config(&dir, vec![sim.addrs[0].to_string()], |_| {});
+    let Spawned {
+        mut child,
+        addr,
+        logs,
+    } = spawn_switch(&config, &dir.join("switch.toml"), "debug");
 
     let mut t = Terminal::connect(addr, "10000030").await;
     assert_eq!(t.sign_on().await.rc(), "00");
     let mut pin_blocks = Vec::new();
     let mut sent_blocks = Vec::new();
-    for (pan, pin) in [(DEBIT, "123456"), (DEBIT, "000000"), (CREDIT, "654321")] {
+    for (pan, pin) in [
+        (DEBIT, "123456"),
+        (DEBIT, "000000"),
+        (CREDIT, "654321"),
+        (REMOTE, "111111"),
+    ] {
         let mut b = t.sale_builder(pan, Some(pin), 4_200);
         let frame = t.seal(&mut b);
         let m = codec::decode(codec::Dialect::cup_pos(), &frame).unwrap();
@@ -79,10 +57,23 @@ async fn logs_and_journal_hold_no_pan_pin_block_or_key() {
         "one line per transaction: {logs}"
     );
     assert!(logs.contains("622202*********0017"), "masked PAN logged");
+    assert!(
+        logs.contains("621700*********0011"),
+        "masked remote PAN logged"
+    );
+    assert!(
+        sim.balance(REMOTE) < Some(2_000_000),
+        "the remote sale went through"
+    );
 
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("PAN".into(), DEBIT.as_bytes().to_vec()),
         ("credit PAN".into(), CREDIT.as_bytes().to_vec()),
+        ("remote PAN".into(), REMOTE.as_bytes().to_vec()),
+        (
+            "remote card number, packed".into(),
+            hex::decode(&REMOTE[..16]).unwrap(),
+        ),
         ("TMK hex".into(), DEMO_TMK.as_bytes().to_vec()),
         ("TMK".into(), hex::decode(DEMO_TMK).unwrap()),
     ];
