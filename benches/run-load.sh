@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole system under load on this machine: builds in release, starts the switch on a
 # temporary journal, runs the terminal load generator closed loop (100 terminals) and open
-# loop (a fixed rate), then, on a fresh switch, holds 10,000 idle signed-on connections and
-# reports the switch's memory. Stops everything it started and removes its files. The switch
+# loop (a fixed rate), then closed loop again with a remote issuer's card, forwarded to the
+# issuer simulator (a third process on the same cores), then, on a fresh switch, holds
+# 10,000 idle signed-on connections and reports the switch's memory. Stops everything it started and removes its files. The switch
 # logs at `warn` (no line per transaction) so the figures measure the transaction path.
 #
 #   bash benches/run-load.sh [SECONDS] [RATE] [CONNECTIONS]      defaults: 20 5000 10000
@@ -17,8 +18,10 @@ cargo build --release --locked -p benches --example conn_scale >/dev/null 2>&1
 
 work=$(mktemp -d)
 pid=""
+sim=""
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$sim" ] && kill "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -30,7 +33,10 @@ sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
     -e "s#max_connections = 10000 #max_connections = 20000 #" \
     -e "s#tid_to = \"10000999\"#tid_to = \"10099999\"#" \
     -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
+    -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
     switch/demo.toml > "$work/switch.toml"
+RUST_LOG=warn target/release/switch issuer-sim --listen 127.0.0.1:18584 2>> "$work/sim.log" &
+sim=$!
 start_switch() {
     RUST_LOG=warn target/release/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
     pid=$!
@@ -47,6 +53,10 @@ target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals 100 --durat
 echo
 echo "== open loop: ${rate} requests/s, 100 terminals, ${secs} s"
 target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals 100 --duration "$secs" --rate "$rate" --first-tid 10000201 2>/dev/null
+echo
+echo "== forwarded: closed loop, 100 terminals, ${secs} s, card of the remote issuer (issuer-sim)"
+target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals 100 --duration "$secs" --first-tid 10000401 \
+    --pan 6217001000000000011 --pin 111111 2>/dev/null
 echo
 # A fresh switch for the connection check: the load runs above leave hundreds of thousands of
 # unsettled transactions in its open batches, which would be counted as connection memory.

@@ -222,6 +222,14 @@ enum Command {
         mix: String,
         #[arg(long, default_value_t = 10_000_001)]
         first_tid: u32,
+        /// Card to use (test data; default: the demo debit card). A remote issuer's card
+        /// (e.g. 6217001000000000011 with PIN 111111 at `switch issuer-sim`) loads the
+        /// forwarding path.
+        #[arg(long, default_value = "6222021000000000017")]
+        pan: String,
+        /// The card's PIN (test data).
+        #[arg(long, default_value = "123456")]
+        pin: String,
         /// JSON summary.
         #[arg(long)]
         json: bool,
@@ -489,6 +497,8 @@ async fn run(cli: Cli) -> Result<()> {
             rate,
             mix,
             first_tid,
+            pan,
+            pin,
             json,
         } => {
             let sale_pct = mix
@@ -508,8 +518,8 @@ async fn run(cli: Cli) -> Result<()> {
                 duration: Duration::from_secs(*duration),
                 rate: *rate,
                 sale_pct,
-                pan: "6222021000000000017".into(),
-                pin: "123456".into(),
+                pan: pan.clone(),
+                pin: pin.clone(),
                 progress: !json,
             })
             .await?;
