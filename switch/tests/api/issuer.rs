@@ -544,3 +544,36 @@ async fn a_switch_killed_while_waiting_for_the_issuer_reverses_after_restart() {
     let _ = second.child.kill();
     let _ = second.child.wait();
 }
+
+#[tokio::test]
+async fn a_second_request_with_the_same_matching_key_is_refused_not_crossed() {
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-match");
+    // Matching on the terminal alone: two sales of one terminal share a key.
+    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.match_fields = vec![41];
+    }))
+    .await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    sim.knobs.delay_ms.store(500, Ordering::Relaxed);
+    let mut a = t.sale_builder(REMOTE, Some("111111"), 100);
+    let a = t.seal(&mut a);
+    let mut b = t.sale_builder(REMOTE, Some("111111"), 200);
+    let b = t.seal(&mut b);
+    t.send_raw(&a).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    t.send_raw(&b).await;
+    let first = t.read_reply().await.unwrap();
+    let second = t.read_reply().await.unwrap();
+    // The second is refused at once, the first gets its own answer.
+    assert_eq!(first.digits(4).as_deref(), Some("000000000200"));
+    assert_eq!(first.rc(), "96");
+    assert_eq!(second.digits(4).as_deref(), Some("000000000100"));
+    assert_eq!(second.rc(), "00");
+    assert_eq!(sim.received("0200"), 1);
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(metrics.contains("event=\"duplicate_key\""));
+    sw.shutdown().await;
+}
