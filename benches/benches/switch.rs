@@ -1,6 +1,8 @@
 //! Whole-switch benchmarks: one sale through the in-process pipeline (decode → MAC → PIN →
-//! fee → durable journal → reply + MAC), one at a time and 256 at once (group commit), and
-//! round trips over loopback TCP.
+//! fee → durable journal → reply + MAC), one at a time and 256 at once (group commit); the
+//! same for a remote issuer's card, forwarded over loopback TCP to the issuer simulator
+//! (PIN translated, X9.19 MACs both ways, reversal armed in the journal); and round trips
+//! over loopback TCP.
 //!
 //! Run: `cargo bench -p benches --bench switch`. The journal is a real SQLite file with
 //! `synchronous = FULL` in a temporary directory: each commit waits for the disk.
@@ -23,6 +25,7 @@ const HEADER: [u8; 11] = [
 ];
 const TMK: &str = "0123456789ABCDEFFEDCBA9876543210"; // demo TMK, test key
 const PAN: &str = "6222021000000000017"; // demo debit card, test data
+const REMOTE: &str = "6217001000000000011"; // issuer-sim card, PIN 111111, test data
 
 /// The bench's terminal: enough of a POS to sign on and build signed sales.
 struct Pos {
@@ -57,13 +60,21 @@ fn pos_from_reply(tid: &str, reply: &[u8]) -> Pos {
 
 impl Pos {
     fn sale(&mut self) -> Vec<u8> {
+        self.sale_with(PAN, "123456")
+    }
+
+    fn remote_sale(&mut self) -> Vec<u8> {
+        self.sale_with(REMOTE, "111111")
+    }
+
+    fn sale_with(&mut self, pan: &str, pin: &str) -> Vec<u8> {
         self.stan += 1;
         let block = self
             .tpk
-            .encrypt(pinblock::format0(&ClearPin::new("123456").unwrap(), PAN).unwrap());
+            .encrypt(pinblock::format0(&ClearPin::new(pin).unwrap(), pan).unwrap());
         let mut b = MessageBuilder::new(Mti::parse("0200").unwrap());
         b.header(&HEADER[..])
-            .set(2, PAN)
+            .set(2, pan)
             .set(3, "000000")
             .set(4, "000000000001")
             .set(11, format!("{:06}", self.stan))
@@ -85,8 +96,9 @@ impl Pos {
     }
 }
 
-fn bench_config(dir: &std::path::Path) -> switch::Config {
+fn bench_config(dir: &std::path::Path, issuer: std::net::SocketAddr) -> switch::Config {
     let mut c = switch::Config::demo().unwrap();
+    c.issuers[0].lines = vec![issuer.to_string()];
     c.listen.terminals = "127.0.0.1:0".parse().unwrap();
     c.listen.metrics = "127.0.0.1:0".parse().unwrap();
     c.journal.path = dir.join("journal.db");
@@ -129,8 +141,24 @@ fn switch_benches(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("switch-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let running = rt.block_on(switch::start(bench_config(&dir))).unwrap();
+    let mut sim_config = switch::issuer::sim::SimConfig::demo().unwrap();
+    sim_config.cards[0].balance_fen = 1_000_000_000_000;
+    let sim = rt
+        .block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            switch::issuer::sim::IssuerSim::start(&sim_config, vec![l]).await
+        })
+        .unwrap();
+    let running = rt
+        .block_on(switch::start(bench_config(&dir, sim.addrs[0])))
+        .unwrap();
     let sw = Arc::clone(running.switch());
+    let issuer = Arc::clone(sw.issuers().get(0).unwrap());
+    let up = Instant::now();
+    while !issuer.is_up() {
+        assert!(up.elapsed() < Duration::from_secs(10), "issuer line up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // 256 terminals signed on in-process.
     let mut terminals: Vec<Pos> = (1..=256)
@@ -140,52 +168,59 @@ fn switch_benches(c: &mut Criterion) {
             pos_from_reply(&tid, &reply)
         })
         .collect();
-    // Sanity: a sale is approved.
-    let first = reply_of(rt.block_on(sw.handle(&terminals[0].sale())));
-    assert_eq!(
-        decode(Dialect::cup_pos(), &first).unwrap().text(39),
-        Some("00")
-    );
+    // Sanity: a sale of each kind is approved.
+    for frame in [terminals[0].sale(), terminals[0].remote_sale()] {
+        let reply = reply_of(rt.block_on(sw.handle(&frame)));
+        assert_eq!(
+            decode(Dialect::cup_pos(), &reply).unwrap().text(39),
+            Some("00")
+        );
+    }
 
     let mut g = c.benchmark_group("pipeline");
     g.sample_size(20).measurement_time(Duration::from_secs(8));
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("sale_one_at_a_time", |b| {
-        b.iter_custom(|iters| {
-            let frames: Vec<Vec<u8>> = (0..iters)
-                .map(|i| terminals[(i % 256) as usize].sale())
-                .collect();
-            let t = Instant::now();
-            for f in &frames {
-                black_box(reply_of(rt.block_on(sw.handle(f))));
-            }
-            t.elapsed()
-        })
-    });
-    g.throughput(Throughput::Elements(256));
-    g.bench_function("sale_256_concurrent", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let frames: Vec<Vec<u8>> = terminals.iter_mut().map(Pos::sale).collect();
+    for (name, make) in [
+        ("sale", Pos::sale as fn(&mut Pos) -> Vec<u8>),
+        ("forwarded_sale", Pos::remote_sale),
+    ] {
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("{name}_one_at_a_time"), |b| {
+            b.iter_custom(|iters| {
+                let frames: Vec<Vec<u8>> = (0..iters)
+                    .map(|i| make(&mut terminals[(i % 256) as usize]))
+                    .collect();
                 let t = Instant::now();
-                rt.block_on(async {
-                    let tasks: Vec<_> = frames
-                        .into_iter()
-                        .map(|f| {
-                            let sw = Arc::clone(&sw);
-                            tokio::spawn(async move { reply_of(sw.handle(&f).await) })
-                        })
-                        .collect();
-                    for t in tasks {
-                        black_box(t.await.unwrap());
-                    }
-                });
-                total += t.elapsed();
-            }
-            total
-        })
-    });
+                for f in &frames {
+                    black_box(reply_of(rt.block_on(sw.handle(f))));
+                }
+                t.elapsed()
+            })
+        });
+        g.throughput(Throughput::Elements(256));
+        g.bench_function(format!("{name}_256_concurrent"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let frames: Vec<Vec<u8>> = terminals.iter_mut().map(make).collect();
+                    let t = Instant::now();
+                    rt.block_on(async {
+                        let tasks: Vec<_> = frames
+                            .into_iter()
+                            .map(|f| {
+                                let sw = Arc::clone(&sw);
+                                tokio::spawn(async move { reply_of(sw.handle(&f).await) })
+                            })
+                            .collect();
+                        for t in tasks {
+                            black_box(t.await.unwrap());
+                        }
+                    });
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+    }
     g.finish();
 
     // Loopback TCP: one terminal, request → reply, and 64 pipelined on one connection.
@@ -241,6 +276,7 @@ fn switch_benches(c: &mut Criterion) {
 
     drop(stream);
     rt.block_on(running.shutdown());
+    sim.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

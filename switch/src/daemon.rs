@@ -38,6 +38,7 @@ pub struct Running {
     server: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<()>,
     links: Vec<tokio::task::JoinHandle<()>>,
+    links_stop: watch::Sender<bool>,
 }
 
 impl Running {
@@ -51,6 +52,8 @@ impl Running {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.http.await;
+        // Issuer lines stay up until the requests in flight have their answers.
+        let _ = self.links_stop.send(true);
         for l in self.links {
             let _ = l.await;
         }
@@ -395,19 +398,20 @@ pub async fn start(config: Config) -> Result<Running> {
     let metrics_addr = metrics_listener.local_addr()?;
 
     let (stop, stopped) = watch::channel(false);
+    let (links_stop, links_stopped) = watch::channel(false);
     let mut links = Vec::new();
     for issuer in switch.issuers().iter() {
         for line in &issuer.lines {
             links.push(tokio::spawn(crate::issuer::line::run(
                 Arc::clone(issuer),
                 Arc::clone(line),
-                stopped.clone(),
+                links_stopped.clone(),
             )));
         }
         links.push(tokio::spawn(saf::run(
             Arc::clone(&switch),
             Arc::clone(issuer),
-            stopped.clone(),
+            links_stopped.clone(),
         )));
     }
     let limits = ServerLimits {
@@ -484,6 +488,7 @@ pub async fn start(config: Config) -> Result<Running> {
         server,
         http,
         links,
+        links_stop,
     })
 }
 

@@ -93,8 +93,8 @@ pub struct Issuer {
     next_line: AtomicUsize,
     stan: AtomicU32,
     timed_out: DashMap<Vec<u8>, Instant>,
-    /// Store-and-forward entries waiting to be sent.
-    pub(crate) saf: std::sync::Mutex<Vec<saf::Entry>>,
+    /// Store-and-forward entries waiting to be sent, by id.
+    pub(crate) saf: std::sync::Mutex<std::collections::HashMap<String, saf::Entry>>,
     /// Wakes the store-and-forward worker.
     pub(crate) saf_wake: Notify,
     /// Approvals that arrived for no waiting request: the store-and-forward worker reverses
@@ -173,7 +173,7 @@ impl Issuer {
             next_line: AtomicUsize::new(0),
             stan: AtomicU32::new((seed % 900_000) as u32),
             timed_out: DashMap::new(),
-            saf: std::sync::Mutex::new(Vec::new()),
+            saf: std::sync::Mutex::new(std::collections::HashMap::new()),
             saf_wake: Notify::new(),
             unknown_approvals: std::sync::Mutex::new(Vec::new()),
             metrics,
@@ -378,7 +378,7 @@ impl Issuer {
         let approved = msg.text(39) == Some("00");
         let class = msg.mti().as_bytes()[1];
         if self.timed_out.remove(&key).is_some() {
-            tracing::warn!(issuer = %self.name, mti = %msg.mti(), rc = msg.text(39).unwrap_or("-"), "late reply after the time-out; its reversal is already queued");
+            tracing::warn!(issuer = %self.name, mti = %msg.mti(), rc = msg.text(39).unwrap_or("-"), "late reply after its request timed out (a timed-out request is reversed or resent)");
         } else if approved && matches!(class, b'1' | b'2') {
             tracing::warn!(issuer = %self.name, mti = %msg.mti(), "approval for no waiting request: reversing it");
             if let Ok(mut q) = self.unknown_approvals.lock() {

@@ -139,8 +139,8 @@ pub fn enqueue(issuer: &Issuer, entries: impl IntoIterator<Item = Entry>) {
     let mut n = 0;
     if let Ok(mut q) = issuer.saf.lock() {
         for e in entries {
-            if !q.iter().any(|x| x.id == e.id) {
-                q.push(e);
+            if let std::collections::hash_map::Entry::Vacant(v) = q.entry(e.id.clone()) {
+                v.insert(e);
                 n += 1;
             }
         }
@@ -196,11 +196,17 @@ pub async fn run(switch: Arc<Switch>, issuer: Arc<Issuer>, mut stop: watch::Rece
             reverse_unknown(&switch, &issuer, &frame).await;
         }
         let now = Instant::now();
-        let due: Vec<Entry> = issuer
-            .saf
-            .lock()
-            .map(|q| q.iter().filter(|e| e.next_at <= now).cloned().collect())
-            .unwrap_or_default();
+        // Oldest first: an advice goes before the reversal of the same sale.
+        let mut due: Vec<Entry> = if issuer.is_up() {
+            issuer
+                .saf
+                .lock()
+                .map(|q| q.values().filter(|e| e.next_at <= now).cloned().collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        due.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         for e in due {
             if !issuer.is_up() || *stop.borrow() {
                 break;
@@ -237,12 +243,14 @@ pub async fn run(switch: Arc<Switch>, issuer: Arc<Issuer>, mut stop: watch::Rece
             if let Ok(mut q) = issuer.saf.lock() {
                 match state {
                     "pending" => {
-                        if let Some(x) = q.iter_mut().find(|x| x.id == e.id) {
+                        if let Some(x) = q.get_mut(&e.id) {
                             x.tries = tries;
                             x.next_at = Instant::now() + backoff;
                         }
                     }
-                    _ => q.retain(|x| x.id != e.id),
+                    _ => {
+                        q.remove(&e.id);
+                    }
                 }
             }
             match state {
@@ -261,11 +269,15 @@ pub async fn run(switch: Arc<Switch>, issuer: Arc<Issuer>, mut stop: watch::Rece
             .saf
             .lock()
             .ok()
-            .and_then(|q| q.iter().map(|e| e.next_at).min());
-        let wait = next.map_or(Duration::from_secs(3600), |n| {
-            n.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(50))
-        });
+            .and_then(|q| q.values().map(|e| e.next_at).min());
+        // While no line is up, a line coming up wakes the worker.
+        let wait = match next {
+            _ if !issuer.is_up() => Duration::from_secs(1),
+            None => Duration::from_secs(3600),
+            Some(n) => n
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(50)),
+        };
         tokio::select! {
             _ = issuer.saf_wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}

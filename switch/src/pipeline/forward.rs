@@ -64,7 +64,9 @@ impl Switch {
             Err(d) => return Err(self.undo_forward(out, d)),
         };
         out.rrn = Some(rrn.clone());
-        let pan = card::pan_of(req.msg).ok_or(Decline::from(rc::INVALID_CARD))?;
+        let Some(pan) = card::pan_of(req.msg) else {
+            return Err(self.undo_forward(out, rc::INVALID_CARD.into()));
+        };
         let pin = match req.msg.bytes(52) {
             Some(block) => match self.translate_pin(&issuer, session, block, pan.as_str()) {
                 Ok(p) => Some(p),

@@ -577,3 +577,30 @@ async fn a_second_request_with_the_same_matching_key_is_refused_not_crossed() {
     assert!(metrics.contains("event=\"duplicate_key\""));
     sw.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_waits_for_the_issuer_answers_in_flight() {
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-shutdown");
+    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |_| {})).await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    sim.knobs.delay_ms.store(400, Ordering::Relaxed);
+    let mut b = t.sale_builder(REMOTE, Some("111111"), 4_200);
+    let frame = t.seal(&mut b);
+    t.send_raw(&frame).await;
+    eventually("sale at the issuer", 5, || sim.received("0200") == 1).await;
+    let stopping = tokio::spawn(sw.shutdown());
+    let reply = t
+        .read_reply()
+        .await
+        .expect("an answer before the switch stops");
+    assert_eq!(reply.rc(), "00");
+    stopping.await.unwrap();
+    assert_eq!(sim.reversals_applied(), 0);
+    assert_eq!(
+        saf_states(&dir),
+        vec![("reversal".to_owned(), "cancelled".to_owned(), 0)]
+    );
+}
