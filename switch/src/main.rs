@@ -92,29 +92,7 @@ enum Command {
         log_format: LogFormat,
     },
     /// Run the issuer simulator: a card issuer speaking ISO 8583:1987 (test cards and keys).
-    IssuerSim {
-        /// Listen here (default: the configuration's, 127.0.0.1:8584 for the built-in one).
-        #[arg(long)]
-        listen: Option<String>,
-        /// Simulator configuration (TOML; default: built in, matching the demo switch).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Answer each request this many milliseconds late.
-        #[arg(long)]
-        delay_ms: Option<u64>,
-        /// Process requests but never answer.
-        #[arg(long)]
-        drop: bool,
-        /// Answer every request with garbage.
-        #[arg(long)]
-        garbage: bool,
-        /// Close the connection on every request.
-        #[arg(long)]
-        close: bool,
-        /// Log format.
-        #[arg(long, value_enum, default_value = "text")]
-        log_format: LogFormat,
-    },
+    IssuerSim(SimArgs),
     /// Validate a configuration file.
     CheckConfig {
         /// The file.
@@ -168,19 +146,35 @@ async fn run(config: Option<PathBuf>, log_format: LogFormat) -> Result<()> {
     Ok(())
 }
 
+#[derive(clap::Args)]
 struct SimArgs {
+    /// Listen here (default: the configuration's, 127.0.0.1:8584 for the built-in one).
+    #[arg(long)]
     listen: Option<String>,
+    /// Simulator configuration (TOML; default: built in, matching the demo switch).
+    #[arg(long)]
     config: Option<PathBuf>,
+    /// Answer each request this many milliseconds late.
+    #[arg(long)]
     delay_ms: Option<u64>,
+    /// Process requests but never answer.
+    #[arg(long)]
     drop: bool,
+    /// Answer every request with garbage.
+    #[arg(long)]
     garbage: bool,
+    /// Close the connection on every request.
+    #[arg(long)]
     close: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
-async fn issuer_sim(a: SimArgs, log_format: LogFormat) -> Result<()> {
+async fn issuer_sim(a: SimArgs) -> Result<()> {
     use std::sync::atomic::Ordering;
     use switch::issuer::sim::{IssuerSim, SimConfig};
-    init_logs(log_format);
+    init_logs(a.log_format);
     let mut cfg = match &a.config {
         Some(path) => SimConfig::from_toml(
             &std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?,
@@ -289,42 +283,23 @@ fn report(report: Report) -> Result<()> {
     Ok(())
 }
 
+/// Runs a daemon on a multi-threaded runtime.
+fn block_on(f: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(f)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run {
         config: None,
         log_format: LogFormat::Text,
     }) {
-        Command::Run { config, log_format } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the runtime")
-            .and_then(|rt| rt.block_on(run(config, log_format))),
-        Command::IssuerSim {
-            listen,
-            config,
-            delay_ms,
-            drop,
-            garbage,
-            close,
-            log_format,
-        } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the runtime")
-            .and_then(|rt| {
-                rt.block_on(issuer_sim(
-                    SimArgs {
-                        listen,
-                        config,
-                        delay_ms,
-                        drop,
-                        garbage,
-                        close,
-                    },
-                    log_format,
-                ))
-            }),
+        Command::Run { config, log_format } => block_on(run(config, log_format)),
+        Command::IssuerSim(a) => block_on(issuer_sim(a)),
         Command::CheckConfig { file } => Config::load(&file)
             .map(|c| {
                 println!(

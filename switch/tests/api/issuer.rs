@@ -64,6 +64,24 @@ async fn lines_up(sw: &switch::Running, n: usize) {
     .await;
 }
 
+/// A switch with one line to a fresh simulator, and a signed-on terminal.
+struct Rig {
+    sim: IssuerSim,
+    dir: std::path::PathBuf,
+    sw: switch::Running,
+    t: Terminal,
+}
+
+async fn rig(name: &str, f: impl FnOnce(&mut IssuerConfig)) -> Rig {
+    let sim = sim(1).await;
+    let dir = temp_dir(name);
+    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], f)).await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    Rig { sim, dir, sw, t }
+}
+
 fn journal(dir: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("journal.db")).unwrap()
 }
@@ -81,12 +99,12 @@ fn saf_states(dir: &std::path::Path) -> Vec<(String, String, u32)> {
 
 #[tokio::test]
 async fn sale_balance_void_refund_and_reversal_through_a_remote_issuer() {
-    let sim = sim(1).await;
-    let dir = temp_dir("issuer-e2e");
-    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |_| {})).await;
-    lines_up(&sw, 1).await;
-    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    assert_eq!(t.sign_on().await.rc(), "00");
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-e2e", |_| {}).await;
 
     // Approved by the issuer: the PIN block was translated TPK → ZPK (the simulator checks
     // it against its own PVV), and MACs verified both ways.
@@ -360,16 +378,16 @@ async fn stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(
 
 #[tokio::test]
 async fn garbage_or_a_closed_connection_from_the_issuer_never_hangs_a_terminal() {
-    let sim = sim(1).await;
-    let dir = temp_dir("issuer-garbage");
-    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |i| {
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-garbage", |i| {
         i.timeout_ms = 1_500;
         i.saf.retry_secs = 1;
-    }))
+    })
     .await;
-    lines_up(&sw, 1).await;
-    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    t.sign_on().await;
 
     for knob in [&sim.knobs.garbage, &sim.knobs.close] {
         knob.store(true, Ordering::Relaxed);
@@ -467,18 +485,18 @@ async fn issuer_configuration_is_checked() {
 
 #[tokio::test]
 async fn time_outs_in_a_row_open_the_circuit_breaker_for_a_while() {
-    let sim = sim(1).await;
-    let dir = temp_dir("issuer-breaker");
-    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |i| {
+    let Rig {
+        sim,
+        dir: _,
+        sw,
+        mut t,
+    } = rig("issuer-breaker", |i| {
         i.timeout_ms = 200;
         i.breaker_timeouts = 2;
         i.breaker_open_ms = 1_500;
         i.saf.retry_secs = 60;
-    }))
+    })
     .await;
-    lines_up(&sw, 1).await;
-    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    t.sign_on().await;
     sim.knobs.delay_ms.store(3_000, Ordering::Relaxed);
     assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "98");
     // The queued reversal's own time-out may count too; two in a row open the breaker.
@@ -547,16 +565,16 @@ async fn a_switch_killed_while_waiting_for_the_issuer_reverses_after_restart() {
 
 #[tokio::test]
 async fn a_second_request_with_the_same_matching_key_is_refused_not_crossed() {
-    let sim = sim(1).await;
-    let dir = temp_dir("issuer-match");
     // Matching on the terminal alone: two sales of one terminal share a key.
-    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |i| {
+    let Rig {
+        sim,
+        dir: _,
+        sw,
+        mut t,
+    } = rig("issuer-match", |i| {
         i.match_fields = vec![41];
-    }))
+    })
     .await;
-    lines_up(&sw, 1).await;
-    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    t.sign_on().await;
     sim.knobs.delay_ms.store(500, Ordering::Relaxed);
     let mut a = t.sale_builder(REMOTE, Some("111111"), 100);
     let a = t.seal(&mut a);
@@ -580,12 +598,12 @@ async fn a_second_request_with_the_same_matching_key_is_refused_not_crossed() {
 
 #[tokio::test]
 async fn shutdown_waits_for_the_issuer_answers_in_flight() {
-    let sim = sim(1).await;
-    let dir = temp_dir("issuer-shutdown");
-    let sw = start(config(&dir, vec![sim.addrs[0].to_string()], |_| {})).await;
-    lines_up(&sw, 1).await;
-    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    t.sign_on().await;
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-shutdown", |_| {}).await;
     sim.knobs.delay_ms.store(400, Ordering::Relaxed);
     let mut b = t.sale_builder(REMOTE, Some("111111"), 4_200);
     let frame = t.seal(&mut b);
