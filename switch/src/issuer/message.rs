@@ -201,13 +201,22 @@ impl IssuerReply {
         let rc = msg.text(39)?.to_owned();
         Some(Self {
             rc,
-            auth_code: msg
-                .text(38)
-                .map(|a| a.trim().to_owned())
-                .filter(|a| !a.is_empty()),
+            auth_code: msg.text(38).and_then(auth_code),
             balance_fen: msg.text(54).and_then(balance_of),
         })
     }
+}
+
+/// An issuer's auth code as the terminal's 6-character field 38: letters and digits only,
+/// cut or padded with spaces to 6; `None` when nothing is left.
+fn auth_code(a: &str) -> Option<String> {
+    let a: String = a
+        .trim()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(6)
+        .collect();
+    (!a.is_empty()).then(|| format!("{a:<6}"))
 }
 
 /// The available balance from field 54's 20-character entries (account type 2, amount type
@@ -288,6 +297,15 @@ mod tests {
             assert!(r.field(52).is_none() && r.field(35).is_none() && r.field(55).is_none());
             assert_eq!(r.digits(90).unwrap().to_string(), orig.field90("00000001"));
         }
+    }
+
+    #[test]
+    fn auth_codes_fit_field_38() {
+        assert_eq!(auth_code("123456").as_deref(), Some("123456"));
+        assert_eq!(auth_code(" A1 ").as_deref(), Some("A1    "));
+        assert_eq!(auth_code("12345678").as_deref(), Some("123456"));
+        assert_eq!(auth_code("é-12").as_deref(), Some("12    "));
+        assert_eq!(auth_code("   "), None);
     }
 
     #[test]
