@@ -622,3 +622,165 @@ async fn shutdown_waits_for_the_issuer_answers_in_flight() {
         vec![("reversal".to_owned(), "cancelled".to_owned(), 0)]
     );
 }
+
+/// An issuer written out by hand for the cases the simulator does not play: it reads frames
+/// and answers what the test tells it to, MACed with the demo ZAK.
+mod by_hand {
+    use codec::{Dialect, MessageBuilder, Mti, decode};
+    use hsm_sim::primitives::mac::{Padding, retail_mac};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub const ZAK: &str = "0E1F2C3D4A5B68798697A4B5C2D3E0F1"; // demo zone MAC key (test key)
+
+    pub async fn read(s: &mut TcpStream) -> Vec<u8> {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut body).await.unwrap();
+        body
+    }
+
+    pub async fn write(s: &mut TcpStream, mut b: MessageBuilder<'_>) {
+        let key = hex::decode(ZAK).unwrap();
+        let mut out = Vec::new();
+        b.encode_with_mac(Dialect::iso87_binary(), &mut out, |d| {
+            Some(retail_mac(&key, d, Padding::Zeros).unwrap())
+        })
+        .unwrap();
+        let mut framed = (out.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&out);
+        s.write_all(&framed).await.unwrap();
+    }
+
+    /// The reply to `request` with these changes.
+    pub fn reply(request: &[u8], rc: &str, stan: Option<&str>) -> MessageBuilder<'static> {
+        let m = decode(Dialect::iso87_binary(), request).unwrap();
+        let mut b = MessageBuilder::new(m.mti().response());
+        for n in [2u8, 3, 4, 7, 11, 32, 37, 41, 42, 49] {
+            if let Some(f) = m.field(n) {
+                b.set(
+                    n,
+                    codec::FieldInput::Wire {
+                        data: std::borrow::Cow::Owned(f.wire().to_vec()),
+                        units: f.units(),
+                    },
+                );
+            }
+        }
+        if let Some(s) = stan {
+            b.set(11, s.to_owned());
+        }
+        b.set(38, "777777").set(39, rc.to_owned());
+        b
+    }
+
+    pub fn mti(frame: &[u8]) -> Mti {
+        decode(Dialect::iso87_binary(), frame).unwrap().mti()
+    }
+}
+
+#[tokio::test]
+async fn an_approval_for_no_request_is_reversed() {
+    let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("issuer-unknown");
+    let sw = start(config(
+        &dir,
+        vec![issuer.local_addr().unwrap().to_string()],
+        |_| {},
+    ))
+    .await;
+    let (mut line, _) = issuer.accept().await.unwrap();
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    let sale = tokio::spawn(async move {
+        let r = t.sale(REMOTE, "111111", 3_300).await;
+        (t, r)
+    });
+    let request = by_hand::read(&mut line).await;
+    assert_eq!(by_hand::mti(&request).as_str(), "0200");
+    let m = codec::decode(codec::Dialect::iso87_binary(), &request).unwrap();
+    let stan = m.digits(11).unwrap().to_string();
+    let time = m.digits(7).unwrap().to_string();
+    // First an approval nobody asked for (another STAN), then the real answer.
+    let unknown = format!("{:06}", (stan.parse::<u32>().unwrap() + 500) % 999_999);
+    by_hand::write(&mut line, by_hand::reply(&request, "00", Some(&unknown))).await;
+    by_hand::write(&mut line, by_hand::reply(&request, "00", None)).await;
+    let (_t, r) = sale.await.unwrap();
+    assert_eq!(r.rc(), "00");
+    assert_eq!(r.text(38).as_deref(), Some("777777"));
+    // The unknown approval is reversed: an 0420 whose 90 names it.
+    let reversal = by_hand::read(&mut line).await;
+    assert_eq!(by_hand::mti(&reversal).as_str(), "0420");
+    let rv = codec::decode(codec::Dialect::iso87_binary(), &reversal).unwrap();
+    assert_eq!(
+        rv.digits(90).unwrap().to_string()[..20],
+        format!("0200{unknown}{time}")
+    );
+    assert!(rv.field(52).is_none() && rv.field(35).is_none());
+    by_hand::write(&mut line, by_hand::reply(&reversal, "00", None)).await;
+    eventually("the reversal acknowledged", 10, || {
+        saf_states(&dir)
+            .iter()
+            .any(|(k, s, _)| k == "reversal" && s == "acknowledged")
+    })
+    .await;
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(metrics.contains("switch_issuer_late_replies_total{issuer=\"demo-issuer\"} 1"));
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unanswered_echo_drops_the_line_and_it_reconnects() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("issuer-echo-lost");
+    let sw = start(config(
+        &dir,
+        vec![issuer.local_addr().unwrap().to_string()],
+        |i| {
+            i.echo_interval_secs = 1;
+            i.timeout_ms = 300;
+        },
+    ))
+    .await;
+    // The issuer takes the echo and never answers it.
+    let (mut first, _) = issuer.accept().await.unwrap();
+    let echo = by_hand::read(&mut first).await;
+    assert_eq!(by_hand::mti(&echo).as_str(), "0800");
+    let m = codec::decode(codec::Dialect::iso87_binary(), &echo).unwrap();
+    assert_eq!(m.digits(70).unwrap().to_string(), "301");
+    // The switch gives up on that connection and dials again.
+    let started = Instant::now();
+    let (mut second, _) = tokio::time::timeout(Duration::from_secs(5), issuer.accept())
+        .await
+        .expect("a new connection")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        first.read(&mut buf).await.unwrap(),
+        0,
+        "the old line is closed"
+    );
+    // Echoes answered on the new line keep it.
+    let echo = by_hand::read(&mut second).await;
+    let mut b = codec::MessageBuilder::new(by_hand::mti(&echo).response());
+    b.set(
+        11,
+        codec::decode(codec::Dialect::iso87_binary(), &echo)
+            .unwrap()
+            .digits(11)
+            .unwrap()
+            .to_string(),
+    )
+    .set(39, "00");
+    let bytes = b.encode_to_vec(codec::Dialect::iso87_binary()).unwrap();
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    second.write_all(&framed).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lines_up(&sw, 1).await;
+    sw.shutdown().await;
+}
