@@ -141,6 +141,8 @@ impl Switch {
                     out.saf_updates.push((e.id.clone(), "cancelled"));
                     out.armed = Some((ix, e));
                 }
+                // Journalled with the answer, whatever it is: the issuer's reference.
+                out.upstream = Some(uref);
                 if r.rc != rc::APPROVED {
                     let code = rc::from_issuer(&r.rc);
                     tracing::info!(issuer = %issuer.name, rc = %r.rc, "issuer declined");
@@ -148,7 +150,6 @@ impl Switch {
                 }
                 out.auth_code = r.auth_code;
                 out.balance_fen = r.balance_fen;
-                out.upstream = Some(uref);
                 if kind == Kind::Sale {
                     out.fee_fen = self.fee(kind, range, req, out);
                     out.financial = Some(FinancialKind::Sale);
@@ -161,6 +162,7 @@ impl Switch {
                     out.saf_updates.push((e.id.clone(), "pending"));
                     out.saf_enqueue.push((ix, e));
                 }
+                out.upstream = Some(uref);
                 Err(self.undo_forward(out, rc::ISSUER_TIMEOUT.into()))
             }
             Err(not_sent) => {

@@ -226,6 +226,16 @@ async fn slow_issuer_gets_98_and_exactly_one_reversal_across_a_restart() {
         "answered at the time-out"
     );
     assert_eq!(s.text(38), None, "no auth code on a time-out");
+    // The journal keeps the issuer's reference of the timed-out request, for reconciliation.
+    let (issuer, upstream): (String, String) = journal(&dir)
+        .query_row(
+            "SELECT issuer, upstream FROM transactions WHERE rrn = ?1",
+            [s.text(37).unwrap()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(issuer, "demo-issuer");
+    assert!(upstream.starts_with("0200:"), "{upstream}");
     // The reversal goes out; its acknowledgement is late too, so it stays pending.
     eventually("0420 at the issuer", 10, || sim.received("0420") == 1).await;
     eventually("late approval counted", 10, || {
