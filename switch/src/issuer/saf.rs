@@ -151,11 +151,6 @@ pub fn enqueue(issuer: &Issuer, entries: impl IntoIterator<Item = Entry>) {
     issuer.saf_wake.notify_one();
 }
 
-/// Entries waiting, for tests and operators.
-pub fn queued(issuer: &Issuer) -> usize {
-    issuer.saf.lock().map_or(0, |q| q.len())
-}
-
 async fn send(switch: &Switch, issuer: &Issuer, e: &Entry) -> Result<(), LinkError> {
     let clear = switch
         .hsm

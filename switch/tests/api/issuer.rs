@@ -794,3 +794,34 @@ async fn an_unanswered_echo_drops_the_line_and_it_reconnects() {
     lines_up(&sw, 1).await;
     sw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reversal_never_acknowledged_expires_after_its_tries_and_stays_in_the_journal() {
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-expiry", |i| {
+        i.timeout_ms = 300;
+        i.saf.retry_secs = 1;
+        i.saf.max_tries = 2;
+    })
+    .await;
+    sim.knobs.drop_replies.store(true, Ordering::Relaxed);
+    assert_eq!(t.sale(REMOTE, "111111", 500).await.rc(), "98");
+    eventually("the reversal expired", 15, || {
+        saf_states(&dir) == vec![("reversal".to_owned(), "expired".to_owned(), 2)]
+    })
+    .await;
+    // Sent twice (0420, then 0421 after the back-off), applied once, then given up.
+    assert_eq!(sim.received("0420"), 1);
+    assert_eq!(sim.received("0421"), 1);
+    assert_eq!(sim.reversals_applied(), 1);
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        metrics.contains("switch_issuer_saf_total{issuer=\"demo-issuer\",event=\"expired\"} 1"),
+        "{metrics}"
+    );
+    sw.shutdown().await;
+}
