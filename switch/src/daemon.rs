@@ -337,6 +337,15 @@ pub async fn start(config: Config) -> Result<Running> {
         issuers.push(Arc::new(issuer));
     }
     let issuers = Issuers::new(issuers);
+    // What each card has had in stand-in today, so a restart does not reset the limit.
+    for (hash, date, fen) in &snapshot.stand_in {
+        if let (Ok(hash), Some(day)) = (
+            <[u8; 32]>::try_from(hex::decode(hash).unwrap_or_default()),
+            crate::clock::day_number(date),
+        ) {
+            state.stand_in_day.insert((hash, day), *fen);
+        }
+    }
     for r in &snapshot.saf {
         match issuers.by_name(&r.issuer) {
             Some(i) => saf::enqueue(i, [saf::Entry::from_record(r)]),

@@ -265,6 +265,9 @@ pub struct Snapshot {
     pub open_batch_txns: Vec<TxnRecord>,
     /// Store-and-forward entries still to send (`armed` or `pending`).
     pub saf: Vec<SafRecord>,
+    /// Stand-in approvals that stand, per card and day, for the last two days (CST):
+    /// (PAN hash, local date, fen).
+    pub stand_in: Vec<(String, String, i64)>,
 }
 
 /// Storage for the journal. Called from the writer thread only.

@@ -425,11 +425,24 @@ impl Backend for Sqlite {
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(storage)?;
+        let stand_in = c
+            .prepare(
+                "SELECT pan_hash, local_date, SUM(amount_fen) FROM transactions
+                 WHERE stand_in = 1 AND response_code = '00' AND reversed = 0 AND voided = 0
+                   AND pan_hash IS NOT NULL AND local_date >= date('now', '+8 hours', '-1 day')
+                 GROUP BY pan_hash, local_date",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(storage)?;
         Ok(Snapshot {
             accounts,
             sessions,
             open_batch_txns,
             saf,
+            stand_in,
         })
     }
 

@@ -68,12 +68,6 @@ impl Switch {
                 continue;
             };
             if let Some(f) = financial_from(t, &self.issuers) {
-                if t.stand_in
-                    && f.kind == FinancialKind::Sale
-                    && let Some(day) = day_number(&t.local_date)
-                {
-                    *self.state.stand_in_day.entry((f.account, day)).or_insert(0) += f.amount_fen;
-                }
                 if t.mti == "0200" {
                     self.state
                         .by_trace

@@ -329,12 +329,12 @@ async fn stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(
     let addr = l.local_addr().unwrap();
     drop(l);
     let dir = temp_dir("issuer-stip");
-    let sw = start(config(&dir, vec![addr.to_string()], |i| {
+    let cfg = config(&dir, vec![addr.to_string()], |i| {
         i.stand_in.enabled = true;
         i.stand_in.max_txn_fen = 50_000;
         i.stand_in.max_card_day_fen = 100_000;
-    }))
-    .await;
+    });
+    let sw = start(cfg.clone()).await;
     let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
     t.sign_on().await;
     let a = t.sale(REMOTE, "111111", 40_000).await;
@@ -350,11 +350,20 @@ async fn stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(
         "over the sale limit"
     );
     assert_eq!(t.sale(REMOTE, "111111", 40_000).await.rc(), "00");
+    // A restart does not give the card its daily limit back.
+    let stan = t.stan;
+    drop(t);
+    sw.shutdown().await;
+    let sw = start(cfg).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.stan = stan;
+    t.sign_on().await;
     assert_eq!(
         t.sale(REMOTE, "111111", 30_000).await.rc(),
         "91",
         "over the card's daily limit"
     );
+    assert_eq!(t.sale(REMOTE, "111111", 20_000).await.rc(), "00");
     let n: i64 = journal(&dir)
         .query_row(
             "SELECT COUNT(*) FROM transactions WHERE stand_in = 1 AND response_code = '00'",
@@ -362,9 +371,9 @@ async fn stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
 
-    // The issuer comes back: both advices reach it and are booked once.
+    // The issuer comes back: the advices reach it and are booked once.
     let sim = IssuerSim::start(
         &SimConfig::demo().unwrap(),
         vec![TcpListener::bind(addr).await.unwrap()],
@@ -376,13 +385,13 @@ async fn stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(
             .iter()
             .filter(|(k, s, _)| k == "advice" && s == "acknowledged")
             .count()
-            == 2
+            == 3
     })
     .await;
-    assert_eq!(sim.received("0220"), 2);
-    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 80_000));
+    assert_eq!(sim.received("0220"), 3);
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 100_000));
     let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
-    assert!(metrics.contains("switch_issuer_stand_in_approvals_total{issuer=\"demo-issuer\"} 2"));
+    assert!(metrics.contains("switch_issuer_stand_in_approvals_total{issuer=\"demo-issuer\"} 1"));
     sw.shutdown().await;
 }
 
