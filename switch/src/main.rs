@@ -7,6 +7,7 @@
 //! switch describe [--dialect D] [--json] [--unmasked] HEX
 //! switch report settlement --date YYYY-MM-DD [--format table|csv] [--config F | --journal DB]
 //! switch report batch --tid T --batch N [--config F | --journal DB]
+//! switch report saf [--state pending|armed|acknowledged|expired|cancelled] [--config F | --journal DB]
 //! switch issuer-sim [--listen ADDR] [--config F] [--delay-ms N] [--drop] [--garbage] [--close]
 //! ```
 
@@ -59,6 +60,14 @@ enum Report {
         date: String,
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
+        #[command(flatten)]
+        source: JournalSource,
+    },
+    /// The store-and-forward queue: reversals and advices for issuers, and their state.
+    Saf {
+        /// Only entries in this state: pending, armed, acknowledged, expired, cancelled.
+        #[arg(long)]
+        state: Option<String>,
         #[command(flatten)]
         source: JournalSource,
     },
@@ -274,6 +283,10 @@ fn report(report: Report) -> Result<()> {
                 "{}",
                 switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv))
             );
+        }
+        Report::Saf { state, source } => {
+            let conn = open(&journal_of(&source)?)?;
+            print!("{}", switch::report::saf(&conn, state.as_deref())?);
         }
         Report::Batch { tid, batch, source } => {
             let conn = open(&journal_of(&source)?)?;

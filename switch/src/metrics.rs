@@ -20,6 +20,7 @@
 //! | `switch_issuer_timeouts_total` | counter | `issuer` |
 //! | `switch_issuer_late_replies_total` | counter | `issuer` |
 //! | `switch_issuer_saf_total` | counter | `issuer`, `event` (queued, sent, acknowledged, expired) |
+//! | `switch_issuer_saf_queued` | gauge | `issuer` |
 //! | `switch_issuer_stand_in_approvals_total` | counter | `issuer` |
 //! | `switch_issuer_echoes_total` | counter | `issuer`, `line`, `direction` (sent, received) |
 //! | `switch_issuer_events_total` | counter | `issuer`, `event` (bad_mac, undecodable, duplicate_key, breaker_opened) |
@@ -151,6 +152,8 @@ pub struct Metrics {
     pub issuer_late: Family<IssuerLabel, Counter>,
     /// Store-and-forward queue events.
     pub issuer_saf: Family<IssuerEvent, Counter>,
+    /// Store-and-forward entries waiting.
+    pub issuer_saf_queued: Family<IssuerLabel, Gauge>,
     /// Stand-in approvals.
     pub issuer_stand_in: Family<IssuerLabel, Counter>,
     /// Echoes sent and received.
@@ -244,6 +247,7 @@ impl Metrics {
         let issuer_late = Family::<IssuerLabel, Counter>::default();
         let issuer_saf = Family::<IssuerEvent, Counter>::default();
         let issuer_stand_in = Family::<IssuerLabel, Counter>::default();
+        let issuer_saf_queued = Family::<IssuerLabel, Gauge>::default();
         let issuer_echoes = Family::<EchoLabels, Counter>::default();
         let issuer_events = Family::<IssuerEvent, Counter>::default();
         registry.register(
@@ -275,6 +279,11 @@ impl Metrics {
             "issuer_saf",
             "Store-and-forward reversals and advices, by event",
             issuer_saf.clone(),
+        );
+        registry.register(
+            "issuer_saf_queued",
+            "Store-and-forward reversals and advices waiting to be acknowledged",
+            issuer_saf_queued.clone(),
         );
         registry.register(
             "issuer_stand_in_approvals",
@@ -310,6 +319,7 @@ impl Metrics {
             issuer_timeouts,
             issuer_late,
             issuer_saf,
+            issuer_saf_queued,
             issuer_stand_in,
             issuer_echoes,
             issuer_events,

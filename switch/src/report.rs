@@ -303,3 +303,59 @@ mod tests {
         assert_eq!(yuan(-380), "-3.80");
     }
 }
+
+/// The store-and-forward queue: reversals and advices for issuers, newest last; only those in
+/// `state` when given (`pending`, `armed`, `acknowledged`, `expired`, `cancelled`). The
+/// sealed messages are not shown.
+pub fn saf(conn: &Connection, state: Option<&str>) -> rusqlite::Result<String> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<34} {:<14} {:<9} {:<5} {:<12} {:<13} {:>5} {:<24} {:<24}",
+        "id",
+        "issuer",
+        "kind",
+        "mti",
+        "original rrn",
+        "state",
+        "tries",
+        "queued (UTC)",
+        "last change (UTC)"
+    );
+    let mut stmt = conn.prepare(
+        "SELECT id, issuer, kind, mti, COALESCE(original_rrn, ''), state, tries, created_utc, updated_utc
+         FROM saf_queue WHERE ?1 IS NULL OR state = ?1 ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query(params![state])?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        n += 1;
+        let (id, issuer, kind, mti, rrn, st, tries, created, updated): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+        ) = (
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        );
+        let _ = writeln!(
+            out,
+            "{id:<34} {issuer:<14} {kind:<9} {mti:<5} {rrn:<12} {st:<13} {tries:>5} {created:<24} {updated:<24}"
+        );
+    }
+    let _ = writeln!(out, "{n} entries");
+    Ok(out)
+}

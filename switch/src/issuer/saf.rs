@@ -134,6 +134,14 @@ pub fn new_entry(
     ))
 }
 
+fn queue_depth(issuer: &Issuer, n: usize) {
+    issuer
+        .metrics
+        .issuer_saf_queued
+        .get_or_create(&issuer.label())
+        .set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
 /// Puts entries (already durable) on the issuer's queue and wakes its worker.
 pub fn enqueue(issuer: &Issuer, entries: impl IntoIterator<Item = Entry>) {
     let mut n = 0;
@@ -144,6 +152,7 @@ pub fn enqueue(issuer: &Issuer, entries: impl IntoIterator<Item = Entry>) {
                 n += 1;
             }
         }
+        queue_depth(issuer, q.len());
     }
     for _ in 0..n {
         issuer.metrics.saf_event(&issuer.name, "queued");
@@ -247,6 +256,7 @@ pub async fn run(switch: Arc<Switch>, issuer: Arc<Issuer>, mut stop: watch::Rece
                         q.remove(&e.id);
                     }
                 }
+                queue_depth(&issuer, q.len());
             }
             match state {
                 "acknowledged" => {

@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::client::{CREDIT, DEBIT, Terminal};
 use crate::{start, temp_dir, test_config};
 
-fn switch(args: &[&str]) -> (bool, String, String) {
+pub fn switch(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_switch"))
         .args(args)
         .output()

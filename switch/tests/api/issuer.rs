@@ -832,5 +832,34 @@ async fn a_reversal_never_acknowledged_expires_after_its_tries_and_stays_in_the_
         metrics.contains("switch_issuer_saf_total{issuer=\"demo-issuer\",event=\"expired\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("switch_issuer_saf_queued{issuer=\"demo-issuer\"} 0"),
+        "{metrics}"
+    );
+    // Operators find it with `switch report saf`.
+    let db = dir.join("journal.db");
+    let (ok, out, err) = crate::cli::switch(&[
+        "report",
+        "saf",
+        "--state",
+        "expired",
+        "--journal",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("timeout-reversal") && out.contains("1 entries"),
+        "{out}"
+    );
+    assert!(!out.contains(REMOTE));
+    let (_, out, _) = crate::cli::switch(&[
+        "report",
+        "saf",
+        "--state",
+        "pending",
+        "--journal",
+        db.to_str().unwrap(),
+    ]);
+    assert!(out.contains("0 entries"), "{out}");
     sw.shutdown().await;
 }
