@@ -291,19 +291,6 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yuan_formatting() {
-        assert_eq!(yuan(0), "0.00");
-        assert_eq!(yuan(5), "0.05");
-        assert_eq!(yuan(123_456), "1234.56");
-        assert_eq!(yuan(-380), "-3.80");
-    }
-}
-
 /// The store-and-forward queue: reversals and advices for issuers, newest last; only those in
 /// `state` when given (`pending`, `armed`, `acknowledged`, `expired`, `cancelled`). The
 /// sealed messages are not shown.
@@ -358,4 +345,17 @@ pub fn saf(conn: &Connection, state: Option<&str>) -> rusqlite::Result<String> {
     }
     let _ = writeln!(out, "{n} entries");
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_formatting() {
+        assert_eq!(yuan(0), "0.00");
+        assert_eq!(yuan(5), "0.05");
+        assert_eq!(yuan(123_456), "1234.56");
+        assert_eq!(yuan(-380), "-3.80");
+    }
 }
