@@ -200,8 +200,12 @@ async fn issuer_sim(a: SimArgs) -> Result<()> {
     sim.knobs.drop_replies.store(a.drop, Ordering::Relaxed);
     sim.knobs.garbage.store(a.garbage, Ordering::Relaxed);
     sim.knobs.close.store(a.close, Ordering::Relaxed);
+    let listening = sim
+        .addrs
+        .first()
+        .map_or_else(|| cfg.listen.clone(), ToString::to_string);
     tracing::warn!(
-        listen = %cfg.listen,
+        listen = %listening,
         dialect = %cfg.dialect,
         cards = cfg.cards.len(),
         "issuer simulator running: TEST KEYS AND TEST CARDS"
