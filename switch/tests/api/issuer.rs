@@ -660,8 +660,13 @@ mod by_hand {
         body
     }
 
-    pub async fn write(s: &mut TcpStream, mut b: MessageBuilder<'_>) {
-        let key = hex::decode(ZAK).unwrap();
+    pub async fn write(s: &mut TcpStream, b: MessageBuilder<'_>) {
+        write_with(s, b, ZAK).await;
+    }
+
+    /// As [`write`], MACed with `zak`.
+    pub async fn write_with(s: &mut TcpStream, mut b: MessageBuilder<'_>, zak: &str) {
+        let key = hex::decode(zak).unwrap();
         let mut out = Vec::new();
         b.encode_with_mac(Dialect::iso87_binary(), &mut out, |d| {
             Some(retail_mac(&key, d, Padding::Zeros).unwrap())
@@ -910,4 +915,38 @@ async fn the_issuer_sim_command_serves_a_switch() {
     let (ok, _, err) = crate::cli::switch(&["issuer-sim", "--config", bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("issuer simulator configuration"), "{err}");
+}
+
+#[tokio::test]
+async fn a_reply_with_a_bad_mac_is_not_trusted() {
+    let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("issuer-bad-mac");
+    let sw = start(config(
+        &dir,
+        vec![issuer.local_addr().unwrap().to_string()],
+        |_| {},
+    ))
+    .await;
+    let (mut line, _) = issuer.accept().await.unwrap();
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    let sale = tokio::spawn(async move { t.sale(REMOTE, "111111", 3_300).await });
+    let request = by_hand::read(&mut line).await;
+    // An approval MACed with another key: it could be anyone's.
+    by_hand::write_with(
+        &mut line,
+        by_hand::reply(&request, "00", None),
+        "00112233445566778899AABBCCDDEEFF",
+    )
+    .await;
+    let r = sale.await.unwrap();
+    assert_eq!(r.rc(), "98", "not trusted: treated as no answer");
+    assert_eq!(r.text(38), None);
+    // And reversed, in case the issuer did approve.
+    let reversal = by_hand::read(&mut line).await;
+    assert_eq!(by_hand::mti(&reversal).as_str(), "0420");
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(metrics.contains("event=\"bad_mac\""), "{metrics}");
+    sw.shutdown().await;
 }
