@@ -118,7 +118,24 @@ struct Txn {
     /// Balance change it made (negative: money taken from the card).
     delta_fen: i64,
     reversed: bool,
+    voided: bool,
     refunded_fen: i64,
+    /// For a void or refund: the sale's key.
+    original: Option<String>,
+}
+
+impl Txn {
+    fn new(pan: String, amount_fen: i64, delta_fen: i64, original: Option<String>) -> Self {
+        Self {
+            pan,
+            amount_fen,
+            delta_fen,
+            reversed: false,
+            voided: false,
+            refunded_fen: 0,
+            original,
+        }
+    }
 }
 
 struct Card {
@@ -509,15 +526,38 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
     match (mti.as_str(), proc.get(..2).unwrap_or("")) {
         // Reversals: undo the original once; always acknowledged.
         ("0420" | "0421", _) => {
-            if let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k))
-                && !orig.reversed
-            {
-                orig.reversed = true;
-                if let Some(c) = cards.get_mut(&orig.pan) {
-                    c.balance_fen -= orig.delta_fen;
-                }
-                state.reversals_applied.fetch_add(1, Ordering::Relaxed);
+            let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k)) else {
+                return ("00", Extra::None);
+            };
+            if orig.reversed {
+                return ("00", Extra::None);
             }
+            orig.reversed = true;
+            let (pan, delta, amount, sale) = (
+                orig.pan.clone(),
+                orig.delta_fen,
+                orig.amount_fen,
+                orig.original.clone(),
+            );
+            // A sale gives back what it still holds (nothing once voided, less what was
+            // refunded); a void or refund takes back what it gave.
+            let change = match sale {
+                None if orig.voided => 0,
+                None => -delta - orig.refunded_fen,
+                Some(_) => -delta,
+            };
+            if let Some(c) = cards.get_mut(&pan) {
+                c.balance_fen += change;
+            }
+            // A reversed void lets the sale stand again; a reversed refund frees its amount.
+            if let Some(sale) = sale.and_then(|k| txns.get_mut(&k)) {
+                if sale.voided {
+                    sale.voided = false;
+                } else {
+                    sale.refunded_fen -= amount;
+                }
+            }
+            state.reversals_applied.fetch_add(1, Ordering::Relaxed);
             ("00", Extra::None)
         }
         // Stand-in advice of a sale: the acquirer approved it; book it once.
@@ -529,13 +569,7 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
                 if let Some(c) = cards.get_mut(&pan) {
                     c.balance_fen -= amount;
                 }
-                v.insert(Txn {
-                    pan,
-                    amount_fen: amount,
-                    delta_fen: -amount,
-                    reversed: false,
-                    refunded_fen: 0,
-                });
+                v.insert(Txn::new(pan, amount, -amount, None));
             }
             ("00", Extra::None)
         }
@@ -547,10 +581,14 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             if txns.contains_key(&key) {
                 return ("00", auth());
             }
-            let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k)) else {
+            let sale = original_key(msg);
+            let Some(orig) = sale.as_ref().and_then(|k| txns.get_mut(k)) else {
                 return ("25", Extra::None);
             };
-            if orig.reversed || orig.refunded_fen + amount > orig.amount_fen {
+            if orig.reversed || orig.voided {
+                return ("12", Extra::None);
+            }
+            if orig.refunded_fen + amount > orig.amount_fen {
                 return ("61", Extra::None);
             }
             orig.refunded_fen += amount;
@@ -558,16 +596,7 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             if let Some(c) = cards.get_mut(&pan) {
                 c.balance_fen += amount;
             }
-            txns.insert(
-                key,
-                Txn {
-                    pan,
-                    amount_fen: amount,
-                    delta_fen: amount,
-                    reversed: false,
-                    refunded_fen: 0,
-                },
-            );
+            txns.insert(key, Txn::new(pan, amount, amount, sale));
             ("00", auth())
         }
         // Void of an earlier sale.
@@ -575,31 +604,23 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             let Some(key) = own_key(msg) else {
                 return ("30", Extra::None);
             };
-            let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k)) else {
+            let sale = original_key(msg);
+            let Some(orig) = sale.as_ref().and_then(|k| txns.get_mut(k)) else {
                 return ("25", Extra::None);
             };
-            if orig.reversed || orig.refunded_fen > 0 {
+            if orig.reversed || orig.voided || orig.refunded_fen > 0 {
                 return ("12", Extra::None);
             }
             if orig.amount_fen != amount {
                 return ("64", Extra::None);
             }
-            // A void is the sale undone: reversing the void would make the sale stand.
-            orig.reversed = true;
+            // The sale is undone; reversing the void lets it stand again.
+            orig.voided = true;
             let (pan, back) = (orig.pan.clone(), -orig.delta_fen);
             if let Some(c) = cards.get_mut(&pan) {
                 c.balance_fen += back;
             }
-            txns.insert(
-                key,
-                Txn {
-                    pan,
-                    amount_fen: amount,
-                    delta_fen: back,
-                    reversed: false,
-                    refunded_fen: 0,
-                },
-            );
+            txns.insert(key, Txn::new(pan, amount, back, sale));
             ("00", auth())
         }
         // Sale and balance inquiry.
@@ -620,16 +641,7 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
                 return ("51", Extra::None);
             }
             card.balance_fen -= amount;
-            txns.insert(
-                key,
-                Txn {
-                    pan,
-                    amount_fen: amount,
-                    delta_fen: -amount,
-                    reversed: false,
-                    refunded_fen: 0,
-                },
-            );
+            txns.insert(key, Txn::new(pan, amount, -amount, None));
             ("00", auth())
         }
         _ => ("12", Extra::None),

@@ -950,3 +950,39 @@ async fn a_reply_with_a_bad_mac_is_not_trusted() {
     assert!(metrics.contains("event=\"bad_mac\""), "{metrics}");
     sw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reversed_void_lets_the_forwarded_sale_stand_again() {
+    let Rig {
+        sim,
+        dir: _,
+        sw,
+        mut t,
+    } = rig("issuer-void-reversal", |_| {}).await;
+    let sale = t.sale(REMOTE, "111111", 10_000).await;
+    assert_eq!(sale.rc(), "00");
+    let sale_stan = t.stan;
+    let mut v = t.void_builder(REMOTE, 10_000, sale_stan, None);
+    let void = t.seal(&mut v);
+    assert_eq!(t.exchange(&void).await.rc(), "00");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000));
+    // The terminal reverses the void: the issuer books the sale again.
+    assert_eq!(t.reverse(&void).await.rc(), "00");
+    eventually("void reversed at the issuer", 10, || {
+        sim.reversals_applied() == 1
+    })
+    .await;
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 10_000));
+    // The sale stands at both ends: a part of it can be refunded.
+    let r = t
+        .refund(
+            REMOTE,
+            3_000,
+            &sale.text(37).unwrap(),
+            &sale.digits(13).unwrap(),
+        )
+        .await;
+    assert_eq!(r.rc(), "00");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 7_000));
+    sw.shutdown().await;
+}
