@@ -986,3 +986,45 @@ async fn a_reversed_void_lets_the_forwarded_sale_stand_again() {
     assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 7_000));
     sw.shutdown().await;
 }
+
+#[tokio::test]
+async fn zone_keys_can_be_given_sealed_and_their_usage_is_checked() {
+    use hsm_sim::{Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk};
+    let hsm = Hsm::new(
+        Lmk::test(),
+        &HsmConfig {
+            allow_test_keys: true,
+            ..HsmConfig::default()
+        },
+    )
+    .unwrap();
+    let demo = Config::demo().unwrap();
+    let seal = |usage, hex_key: &str| {
+        hsm.import_clear_key(usage, KeyAlgorithm::Tdes2, &hex::decode(hex_key).unwrap())
+            .unwrap()
+            .to_hex()
+    };
+    let zpk = seal(KeyUsage::Zpk, demo.issuers[0].zpk_clear.as_deref().unwrap());
+    let zak = seal(KeyUsage::Zak, demo.issuers[0].zak_clear.as_deref().unwrap());
+
+    let sim = sim(1).await;
+    let dir = temp_dir("issuer-sealed");
+    let sealed = config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.zpk_clear = None;
+        i.zak_clear = None;
+        i.zpk_sealed = Some(zpk.clone());
+        i.zak_sealed = Some(zak.clone());
+    });
+    let sw = start(sealed.clone()).await;
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    t.sign_on().await;
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "00");
+    sw.shutdown().await;
+
+    // A PIN key where the MAC key belongs is refused at start, naming the key.
+    let mut wrong = sealed;
+    wrong.issuers[0].zak_sealed = Some(zpk);
+    let e = switch::start(wrong).await.err().unwrap().to_string();
+    assert!(e.contains("issuers[0].zak"), "{e}");
+}
