@@ -7,6 +7,7 @@
 //! switch describe [--dialect D] [--json] [--unmasked] HEX
 //! switch report settlement --date YYYY-MM-DD [--format table|csv] [--config F | --journal DB]
 //! switch report batch --tid T --batch N [--config F | --journal DB]
+//! switch report issuers --date YYYY-MM-DD [--config F | --journal DB]
 //! switch report saf [--state pending|armed|acknowledged|expired|cancelled] [--config F | --journal DB]
 //! switch issuer-sim [--listen ADDR] [--config F] [--delay-ms N] [--drop] [--garbage] [--close]
 //! ```
@@ -60,6 +61,15 @@ enum Report {
         date: String,
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
+        #[command(flatten)]
+        source: JournalSource,
+    },
+    /// Per remote issuer for one day (China Standard Time): forwarded, approved, declined,
+    /// timed out, reversed, stand-in; and the store-and-forward queue by state.
+    Issuers {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
         #[command(flatten)]
         source: JournalSource,
     },
@@ -287,6 +297,13 @@ fn report(report: Report) -> Result<()> {
                 "{}",
                 switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv))
             );
+        }
+        Report::Issuers { date, source } => {
+            if switch::clock::day_number(&date).is_none() {
+                anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
+            }
+            let conn = open(&journal_of(&source)?)?;
+            print!("{}", switch::report::issuers(&conn, &date)?);
         }
         Report::Saf { state, source } => {
             let conn = open(&journal_of(&source)?)?;

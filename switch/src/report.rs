@@ -347,6 +347,76 @@ pub fn saf(conn: &Connection, state: Option<&str>) -> rusqlite::Result<String> {
     Ok(out)
 }
 
+/// Per issuer for a day (China Standard Time): what was forwarded and how it ended, for
+/// reconciling with the issuer; then the store-and-forward queue by state.
+pub fn issuers(conn: &Connection, date: &str) -> rusqlite::Result<String> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:>8} {:>8} {:>14} {:>8} {:>9} {:>8} {:>8} {:>14}",
+        "issuer",
+        "requests",
+        "approved",
+        "sales net",
+        "declined",
+        "time-outs",
+        "reversed",
+        "stand-in",
+        "stand-in amt"
+    );
+    let mut stmt = conn.prepare(
+        "SELECT issuer, COUNT(*),
+                SUM(response_code = '00'),
+                SUM(CASE WHEN response_code = '00' AND kind = 'sale' AND reversed = 0 AND voided = 0
+                         THEN amount_fen - refunded_fen ELSE 0 END),
+                SUM(response_code NOT IN ('00', '98')),
+                SUM(response_code = '98'),
+                SUM(response_code = '00' AND reversed = 1),
+                SUM(stand_in = 1 AND response_code = '00'),
+                SUM(CASE WHEN stand_in = 1 AND response_code = '00' THEN amount_fen ELSE 0 END)
+         FROM transactions WHERE issuer IS NOT NULL AND local_date = ?1
+         GROUP BY issuer ORDER BY issuer",
+    )?;
+    let mut rows = stmt.query(params![date])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let n: [i64; 8] = [
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        ];
+        let _ = writeln!(
+            out,
+            "{name:<16} {:>8} {:>8} {:>14} {:>8} {:>9} {:>8} {:>8} {:>14}",
+            n[0],
+            n[1],
+            yuan(n[2]),
+            n[3],
+            n[4],
+            n[5],
+            n[6],
+            yuan(n[7])
+        );
+    }
+    let _ = writeln!(out, "\nstore-and-forward queue");
+    let mut stmt = conn.prepare(
+        "SELECT issuer, kind, state, COUNT(*) FROM saf_queue GROUP BY issuer, kind, state
+         ORDER BY issuer, kind, state",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (issuer, kind, state, n): (String, String, String, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let _ = writeln!(out, "{issuer:<16} {kind:<9} {state:<13} {n:>8}");
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

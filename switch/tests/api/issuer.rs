@@ -182,6 +182,58 @@ async fn sale_balance_void_refund_and_reversal_through_a_remote_issuer() {
     );
     assert!(metrics.contains("switch_issuer_round_trip_seconds_count{issuer=\"demo-issuer\"}"));
     sw.shutdown().await;
+
+    // The day per issuer, for reconciling with it: 8 forwarded (3 sales that approved, 2
+    // declined, a balance inquiry, a void, a refund); what stands is the second sale less its
+    // refund; the third sale was reversed.
+    let date: String = journal(&dir)
+        .query_row(
+            "SELECT local_date FROM transactions WHERE rrn = ?1",
+            [&rrn],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let db = dir.join("journal.db");
+    let (ok, out, err) = crate::cli::switch(&[
+        "report",
+        "issuers",
+        "--date",
+        &date,
+        "--journal",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let line: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("demo-issuer"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        line,
+        [
+            "demo-issuer",
+            "8",
+            "6",
+            "200.00",
+            "2",
+            "0",
+            "1",
+            "0",
+            "0.00"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["demo-issuer", "reversal", "acknowledged", "1"]),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["demo-issuer", "reversal", "cancelled", "7"]),
+        "{out}"
+    );
 }
 
 #[tokio::test]
