@@ -1,5 +1,5 @@
 //! The routing core: one request through the steps of DESIGN.md §3, top to bottom in
-//! [`Switch::process`]. Each step is a small function; a step that declines returns the
+//! `Switch::process`. Each step is a small function; a step that declines returns the
 //! response code, and the request goes straight to the journal and the reply.
 //!
 //! ```text
