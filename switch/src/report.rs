@@ -310,37 +310,21 @@ pub fn saf(conn: &Connection, state: Option<&str>) -> rusqlite::Result<String> {
         "last change (UTC)"
     );
     let mut stmt = conn.prepare(
-        "SELECT id, issuer, kind, mti, COALESCE(original_rrn, ''), state, tries, created_utc, updated_utc
+        "SELECT id, issuer, kind, mti, COALESCE(original_rrn, ''), state, CAST(tries AS TEXT),
+                created_utc, updated_utc
          FROM saf_queue WHERE ?1 IS NULL OR state = ?1 ORDER BY rowid",
     )?;
     let mut rows = stmt.query(params![state])?;
     let mut n = 0;
     while let Some(r) = rows.next()? {
         n += 1;
-        let (id, issuer, kind, mti, rrn, st, tries, created, updated): (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            i64,
-            String,
-            String,
-        ) = (
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-        );
+        let c = (0..9)
+            .map(|i| r.get::<_, String>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let _ = writeln!(
             out,
-            "{id:<34} {issuer:<14} {kind:<9} {mti:<5} {rrn:<12} {st:<13} {tries:>5} {created:<24} {updated:<24}"
+            "{:<34} {:<14} {:<9} {:<5} {:<12} {:<13} {:>5} {:<24} {:<24}",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
         );
     }
     let _ = writeln!(out, "{n} entries");
@@ -380,16 +364,9 @@ pub fn issuers(conn: &Connection, date: &str) -> rusqlite::Result<String> {
     let mut rows = stmt.query(params![date])?;
     while let Some(r) = rows.next()? {
         let name: String = r.get(0)?;
-        let n: [i64; 8] = [
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-        ];
+        let n = (1..=8)
+            .map(|i| r.get::<_, i64>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let _ = writeln!(
             out,
             "{name:<16} {:>8} {:>8} {:>14} {:>8} {:>9} {:>8} {:>8} {:>14}",

@@ -25,6 +25,10 @@ use hsm_sim::{Hsm, MacAlgorithm, SealedKey};
 use tokio::sync::{Notify, oneshot};
 
 use crate::config::{IssuerConfig, SafConfig, StandInConfig};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::metrics::{IssuerLabel, Metrics};
 
 pub mod framing;
@@ -101,6 +105,35 @@ pub struct Issuer {
     /// them.
     pub(crate) unknown_approvals: std::sync::Mutex<Vec<Vec<u8>>>,
     pub(crate) metrics: Arc<Metrics>,
+    /// This issuer's series, looked up once (no label building per request).
+    pub(crate) meters: Meters,
+}
+
+/// One issuer's metric series.
+#[derive(Clone, Debug)]
+pub(crate) struct Meters {
+    pub(crate) in_flight: Gauge,
+    pub(crate) round_trip: Histogram,
+    pub(crate) timeouts: Counter,
+    pub(crate) late: Counter,
+    pub(crate) stand_in: Counter,
+    pub(crate) saf_queued: Gauge,
+}
+
+impl Meters {
+    fn new(metrics: &Metrics, name: &str) -> Self {
+        let l = IssuerLabel {
+            issuer: name.to_owned(),
+        };
+        Self {
+            in_flight: metrics.issuer_in_flight.get_or_create(&l).clone(),
+            round_trip: metrics.issuer_round_trip.get_or_create(&l).clone(),
+            timeouts: metrics.issuer_timeouts.get_or_create(&l).clone(),
+            late: metrics.issuer_late.get_or_create(&l).clone(),
+            stand_in: metrics.issuer_stand_in.get_or_create(&l).clone(),
+            saf_queued: metrics.issuer_saf_queued.get_or_create(&l).clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Issuer {
@@ -176,14 +209,9 @@ impl Issuer {
             saf: std::sync::Mutex::new(std::collections::HashMap::new()),
             saf_wake: Notify::new(),
             unknown_approvals: std::sync::Mutex::new(Vec::new()),
+            meters: Meters::new(&metrics, &cfg.name),
             metrics,
         })
-    }
-
-    pub(crate) fn label(&self) -> IssuerLabel {
-        IssuerLabel {
-            issuer: self.name.clone(),
-        }
     }
 
     /// The next upstream STAN, 000001 to 999999.
@@ -319,10 +347,7 @@ impl Issuer {
                         .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
                 }
                 self.timed_out.insert(key, Instant::now());
-                self.metrics
-                    .issuer_timeouts
-                    .get_or_create(&self.label())
-                    .inc();
+                self.meters.timeouts.inc();
                 if hsm.is_some() {
                     self.note_timeout();
                 }
@@ -330,9 +355,8 @@ impl Issuer {
             }
         };
         self.consecutive_timeouts.store(0, Ordering::Relaxed);
-        self.metrics
-            .issuer_round_trip
-            .get_or_create(&self.label())
+        self.meters
+            .round_trip
             .observe(started.elapsed().as_secs_f64());
         if let Some(hsm) = hsm
             && !self.reply_mac_ok(hsm, &reply)
@@ -374,7 +398,7 @@ impl Issuer {
             let _ = p.reply.send(frame);
             return Ok(());
         }
-        self.metrics.issuer_late.get_or_create(&self.label()).inc();
+        self.meters.late.inc();
         let approved = msg.text(39) == Some("00");
         let class = msg.mti().as_bytes()[1];
         if self.timed_out.remove(&key).is_some() {
@@ -435,7 +459,7 @@ struct InFlight<'a>(&'a Issuer);
 impl<'a> InFlight<'a> {
     fn new(i: &'a Issuer) -> Self {
         i.in_flight.fetch_add(1, Ordering::Relaxed);
-        i.metrics.issuer_in_flight.get_or_create(&i.label()).inc();
+        i.meters.in_flight.inc();
         Self(i)
     }
 }
@@ -443,11 +467,7 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0
-            .metrics
-            .issuer_in_flight
-            .get_or_create(&self.0.label())
-            .dec();
+        self.0.meters.in_flight.dec();
     }
 }
 

@@ -136,9 +136,8 @@ pub fn new_entry(
 
 fn queue_depth(issuer: &Issuer, n: usize) {
     issuer
-        .metrics
-        .issuer_saf_queued
-        .get_or_create(&issuer.label())
+        .meters
+        .saf_queued
         .set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 

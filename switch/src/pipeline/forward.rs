@@ -294,10 +294,7 @@ impl Switch {
         out.upstream = Some(uref);
         out.fee_fen = self.fee(Kind::Sale, range, req, out);
         out.financial = Some(FinancialKind::Sale);
-        self.metrics
-            .issuer_stand_in
-            .get_or_create(&issuer.label())
-            .inc();
+        issuer.meters.stand_in.inc();
         tracing::warn!(issuer = %issuer.name, "issuer unreachable: approved in stand-in; advice queued");
         Ok(())
     }

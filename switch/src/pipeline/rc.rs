@@ -113,3 +113,21 @@ pub fn static_code(code: &str) -> &'static str {
         .find(|c| *c == code && *c != "other")
         .unwrap_or(SYSTEM_ERROR)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_codes_the_terminal_may_not_know_are_do_not_honour() {
+        assert_eq!(from_issuer("51"), INSUFFICIENT_FUNDS);
+        assert_eq!(from_issuer("55"), WRONG_PIN);
+        assert_eq!(from_issuer("62"), RESTRICTED_CARD);
+        assert_eq!(from_issuer("N7"), DO_NOT_HONOUR);
+        assert_eq!(from_issuer("other"), DO_NOT_HONOUR);
+        assert_eq!(from_issuer(""), DO_NOT_HONOUR);
+        // Stored codes read back: unknown ones are a malfunction, never an approval.
+        assert_eq!(static_code("N7"), SYSTEM_ERROR);
+        assert_eq!(label("N7"), "other");
+    }
+}

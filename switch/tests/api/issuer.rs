@@ -756,20 +756,38 @@ mod by_hand {
     }
 }
 
-#[tokio::test]
-async fn an_approval_for_no_request_is_reversed() {
+/// A switch whose one issuer line goes to a listener the test holds.
+async fn against_hand(
+    name: &str,
+    f: impl FnOnce(&mut IssuerConfig),
+) -> (TcpListener, std::path::PathBuf, switch::Running) {
     let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dir = temp_dir("issuer-unknown");
-    let sw = start(config(
-        &dir,
-        vec![issuer.local_addr().unwrap().to_string()],
-        |_| {},
-    ))
-    .await;
-    let (mut line, _) = issuer.accept().await.unwrap();
+    let dir = temp_dir(name);
+    let lines = vec![issuer.local_addr().unwrap().to_string()];
+    let sw = start(config(&dir, lines, f)).await;
+    (issuer, dir, sw)
+}
+
+/// As [`against_hand`], the line accepted and a terminal signed on.
+async fn hand_rig(
+    name: &str,
+) -> (
+    tokio::net::TcpStream,
+    std::path::PathBuf,
+    switch::Running,
+    Terminal,
+) {
+    let (issuer, dir, sw) = against_hand(name, |_| {}).await;
+    let (line, _) = issuer.accept().await.unwrap();
     lines_up(&sw, 1).await;
     let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    t.sign_on().await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    (line, dir, sw, t)
+}
+
+#[tokio::test]
+async fn an_approval_for_no_request_is_reversed() {
+    let (mut line, dir, sw, mut t) = hand_rig("issuer-unknown").await;
     let sale = tokio::spawn(async move {
         let r = t.sale(REMOTE, "111111", 3_300).await;
         (t, r)
@@ -810,16 +828,10 @@ async fn an_approval_for_no_request_is_reversed() {
 #[tokio::test]
 async fn an_unanswered_echo_drops_the_line_and_it_reconnects() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dir = temp_dir("issuer-echo-lost");
-    let sw = start(config(
-        &dir,
-        vec![issuer.local_addr().unwrap().to_string()],
-        |i| {
-            i.echo_interval_secs = 1;
-            i.timeout_ms = 300;
-        },
-    ))
+    let (issuer, _dir, sw) = against_hand("issuer-echo-lost", |i| {
+        i.echo_interval_secs = 1;
+        i.timeout_ms = 300;
+    })
     .await;
     // The issuer takes the echo and never answers it.
     let (mut first, _) = issuer.accept().await.unwrap();
@@ -971,18 +983,7 @@ async fn the_issuer_sim_command_serves_a_switch() {
 
 #[tokio::test]
 async fn a_reply_with_a_bad_mac_is_not_trusted() {
-    let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dir = temp_dir("issuer-bad-mac");
-    let sw = start(config(
-        &dir,
-        vec![issuer.local_addr().unwrap().to_string()],
-        |_| {},
-    ))
-    .await;
-    let (mut line, _) = issuer.accept().await.unwrap();
-    lines_up(&sw, 1).await;
-    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    t.sign_on().await;
+    let (mut line, _dir, sw, mut t) = hand_rig("issuer-bad-mac").await;
     let sale = tokio::spawn(async move { t.sale(REMOTE, "111111", 3_300).await });
     let request = by_hand::read(&mut line).await;
     // An approval MACed with another key: it could be anyone's.
