@@ -15,6 +15,7 @@ use crate::lmk::Lmk;
 use crate::primitives::cipher::{AesKey, DesKey};
 use crate::primitives::mac::{self, Padding};
 use crate::primitives::pinblock::{self, ClearPin, PinFormat};
+use crate::primitives::pvv::{CheckLength, Ibm3624};
 use crate::primitives::{cvv, pvv};
 
 /// How an HSM is set up.
@@ -551,37 +552,50 @@ impl Hsm {
         })
     }
 
-    /// Generates an IBM 3624 offset for a PIN.
+    /// Generates an IBM 3624 offset for a PIN (issuance): as many digits as the PIN with
+    /// [`CheckLength::WholePin`], else the check length.
     pub fn generate_ibm3624_offset(
         &self,
         pvk: &SealedKey,
-        decimalisation: &[u8; 16],
+        params: &Ibm3624,
         validation: &str,
         pin: &ClearPin,
     ) -> Result<String, Error> {
         let pvk = self.des(pvk, &[KeyUsage::Pvk], "PVK")?;
-        let natural = pvv::ibm3624_natural(&pvk, decimalisation, validation, pin.len())?;
+        let len = match params.check {
+            CheckLength::WholePin => pin.len(),
+            CheckLength::Digits(n) if usize::from(n) <= pin.len() => usize::from(n),
+            CheckLength::Digits(_) => return Err(Error::DataLength),
+        };
+        let natural = pvv::ibm3624_natural(&pvk, &params.decimalisation, validation, len)?;
         let off = pvv::ibm3624_offset(pin, &natural)?;
         Ok(off.iter().map(|d| char::from(*d)).collect())
     }
 
-    /// Verifies an encrypted PIN block against an IBM 3624 offset.
+    /// Verifies an encrypted PIN block against an IBM 3624 offset. With
+    /// [`CheckLength::WholePin`] a PIN of another length than the offset is wrong, so every
+    /// digit the cardholder types counts. The PIN block is formed with `block_pan` (the PAN,
+    /// or a QR payment code); `validation` is the issuer's validation data (16 hex digits).
     #[allow(clippy::too_many_arguments)]
     pub fn verify_pin_ibm3624(
         &self,
         pin_key: &SealedKey,
         block: &EncryptedPinBlock,
         format: PinFormat,
-        pan: &str,
+        block_pan: &str,
         pvk: &SealedKey,
-        decimalisation: &[u8; 16],
+        params: &Ibm3624,
         validation: &str,
         offset: &str,
     ) -> Result<bool, Error> {
+        let offset = pvv::offset_digits(offset).ok_or(Error::DataLength)?;
         self.limited(|| {
-            let pin = self.decrypt_pin(pin_key, block, format, pan)?;
+            let pin = self.decrypt_pin(pin_key, block, format, block_pan)?;
             let pvk = self.des(pvk, &[KeyUsage::Pvk], "PVK")?;
-            let natural = pvv::ibm3624_natural(&pvk, decimalisation, validation, pin.len())?;
+            let Some(len) = params.check_len(pin.len(), offset.len()) else {
+                return Ok(false);
+            };
+            let natural = pvv::ibm3624_natural(&pvk, &params.decimalisation, validation, len)?;
             let off = pvv::ibm3624_offset(&pin, &natural)?;
             Ok(bool::from(off.as_slice().ct_eq(offset.as_bytes())))
         })

@@ -44,6 +44,7 @@ mod key;
 mod limiter;
 mod lmk;
 pub mod primitives;
+pub mod published;
 
 pub use audit::{AuditEntry, AuditError, AuditEvent, AuditLog};
 pub use error::Error;
@@ -53,3 +54,4 @@ pub use hsm::{
 pub use key::{KeyAlgorithm, KeyUsage, SealedKey};
 pub use lmk::{Lmk, TEST_LMK_HEX};
 pub use primitives::pinblock::{ClearPin, PinFormat};
+pub use primitives::pvv::{CheckLength, Ibm3624};

@@ -4,12 +4,15 @@
 //! hsm-sim lmk new --out lmk.hex                     create an LMK file (0600), print its check value
 //! hsm-sim lmk check --lmk lmk.hex                   print the LMK's check value
 //! hsm-sim key generate --usage tpk [--alg tdes2]    generate a key, print it sealed + KCV
-//! hsm-sim key import --usage tmk --clear HEX        seal a clear key (components combined)
+//! hsm-sim key import --usage tmk                    seal a clear key typed at a hidden prompt
+//! hsm-sim key import --usage tmk --components 3     ... entered as 2 or 3 components, XORed
+//! hsm-sim key import --usage tmk --clear -          ... read from standard input
 //! hsm-sim key inspect --sealed HEX                  verify a sealed key, print usage and KCV
 //! hsm-sim kcv --clear HEX [--alg tdes2] [--len 3]   check value of a clear key
 //! ```
 //! Key commands take `--lmk FILE`, or `--test-lmk` for the demo LMK (test data).
 
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -100,9 +103,16 @@ enum KeyCommand {
         /// Default from the key's length (8: des, 16: tdes2, 24: tdes3).
         #[arg(long)]
         alg: Option<String>,
-        /// The clear key, hex.
-        #[arg(long)]
-        clear: String,
+        /// The clear key: `-` reads it from standard input (a hidden prompt on a terminal);
+        /// hex on the command line works for scripts but shows in `ps` and the shell
+        /// history. Absent: a hidden prompt.
+        #[arg(long, conflicts_with = "components")]
+        clear: Option<String>,
+        /// Enter the key as 2 or 3 components held by different custodians, each typed at a
+        /// hidden prompt (or read from standard input) and shown with its check value; the
+        /// key is their XOR.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
+        components: Option<u8>,
     },
     /// Verify a sealed key and show what it is.
     Inspect {
@@ -228,10 +238,27 @@ fn run(cli: Cli) -> Result<()> {
                 usage,
                 alg,
                 clear,
+                components,
             } => {
                 let usage = parse_usage(&usage)?;
-                let (alg, bytes) = parse_clear(&clear, alg.as_deref())?;
                 let hsm = load_hsm(&source)?;
+                let (alg, bytes) = match (clear.as_deref(), components) {
+                    (Some("-") | None, None) => {
+                        parse_clear(&read_secret("clear key (hex)")?, alg.as_deref())?
+                    }
+                    (Some(hex_text), None) => {
+                        eprintln!(
+                            "WARNING: a clear key on the command line shows in `ps` and the shell history; use --clear - or --components N"
+                        );
+                        parse_clear(hex_text, alg.as_deref())?
+                    }
+                    (_, Some(n)) => combine_components(n, alg.as_deref())?,
+                };
+                if let Some(name) = hsm_sim::published::lookup_clear(alg, &bytes) {
+                    eprintln!(
+                        "WARNING: this is a published key ({name}): anyone can know it; a production switch refuses it"
+                    );
+                }
                 let key = hsm
                     .import_clear_key(usage, alg, &bytes)
                     .map_err(|e| anyhow!("{e}"))?;
@@ -254,6 +281,55 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One secret line: typed at a hidden prompt when standard input is a terminal, else read
+/// from standard input (a ceremony script, a test). Never echoed, never on the command line.
+fn read_secret(prompt: &str) -> Result<Zeroizing<String>> {
+    let line = if std::io::stdin().is_terminal() {
+        eprint!("{prompt}: ");
+        Zeroizing::new(rpassword::read_password().context("reading from the terminal")?)
+    } else {
+        let mut line = Zeroizing::new(String::new());
+        let n = std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading standard input")?;
+        if n == 0 {
+            bail!("{prompt}: standard input ended");
+        }
+        line
+    };
+    Ok(Zeroizing::new(line.trim().to_owned()))
+}
+
+/// Reads `n` key components, shows each one's check value, and returns their XOR.
+fn combine_components(n: u8, alg: Option<&str>) -> Result<(KeyAlgorithm, Zeroizing<Vec<u8>>)> {
+    let mut key: Option<(KeyAlgorithm, Zeroizing<Vec<u8>>)> = None;
+    for i in 1..=n {
+        let text = read_secret(&format!("component {i} of {n} (hex)"))?;
+        let (c_alg, c) =
+            parse_clear(&text, alg).with_context(|| format!("component {i} of {n}"))?;
+        let kcv = clear_key_check_value(c_alg, &c, 3).map_err(|e| anyhow!("{e}"))?;
+        eprintln!(
+            "component {i} of {n} check value: {}",
+            hex::encode_upper(kcv)
+        );
+        key = Some(match key {
+            None => (c_alg, c),
+            Some((k_alg, mut k)) => {
+                if k_alg != c_alg || k.len() != c.len() {
+                    bail!("component {i} of {n} is not the same length as component 1");
+                }
+                k.iter_mut().zip(c.iter()).for_each(|(a, b)| *a ^= b);
+                (k_alg, k)
+            }
+        });
+    }
+    let (alg, k) = key.ok_or_else(|| anyhow!("no components"))?;
+    let kcv = clear_key_check_value(alg, &k, 3).map_err(|e| anyhow!("{e}"))?;
+    eprintln!("combined key check value: {}", hex::encode_upper(kcv));
+    Ok((alg, k))
 }
 
 fn write_secret_file(path: &std::path::Path, text: &str) -> Result<()> {

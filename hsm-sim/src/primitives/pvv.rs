@@ -3,8 +3,9 @@
 //! ```text
 //! Visa PVV   TSP = 11 right-most PAN digits excl. check digit | PVKI | 4 PIN digits
 //!            PVV = decimalise(TDES_PVK(TSP))[..4]   (digits first, then A-F minus 10)
-//! IBM 3624   natural = decimalise_table(E_PVK(validation data))[..L]
-//!            offset  = (PIN - natural) mod 10, digit by digit
+//! IBM 3624   natural = decimalise_table(E_PVK(validation data))[..L]   L = check length
+//!            offset  = (PIN[..L] - natural) mod 10, digit by digit
+//!            L = the PIN's length (every digit counts), or a shorter check length
 //! ```
 
 use super::check_pan;
@@ -89,12 +90,66 @@ pub fn ibm3624_natural(
         .collect())
 }
 
-/// IBM 3624 offset: `(PIN - natural) mod 10` digit by digit, ASCII digits.
+/// IBM 3624 offset over the PIN's leftmost `natural.len()` digits (the check length):
+/// `(PIN - natural) mod 10` digit by digit, ASCII digits. The PIN must be at least as long
+/// as the check length.
 pub fn ibm3624_offset(pin: &ClearPin, natural: &[u8]) -> Result<Vec<u8>, Error> {
-    if natural.len() != pin.len() {
+    if natural.len() > pin.len() || natural.is_empty() {
         return Err(Error::DataLength);
     }
-    Ok((0..pin.len())
+    Ok((0..natural.len())
         .map(|i| b'0' + (pin.nibble(i) + 10 - (natural[i] - b'0')) % 10)
         .collect())
+}
+
+/// How many PIN digits an IBM 3624 check covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckLength {
+    /// Every digit: the PIN's length must equal the offset's (4 to 12 digits). What a switch
+    /// that wants every digit to count uses.
+    WholePin,
+    /// The leftmost `n` digits (4 to 12), as IBM and Thales define the check length: a
+    /// longer PIN's further digits are not checked.
+    Digits(u8),
+}
+
+/// IBM 3624 parameters beside the PVK: the decimalisation table and the check length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ibm3624 {
+    /// 16 ASCII digits mapping each nibble 0-F to a decimal digit.
+    pub decimalisation: [u8; 16],
+    /// Which digits are checked.
+    pub check: CheckLength,
+}
+
+impl Ibm3624 {
+    /// The common decimalisation table `0123456789012345`.
+    pub const STANDARD_TABLE: [u8; 16] = *b"0123456789012345";
+
+    /// Every digit checked, with `decimalisation`.
+    pub fn whole_pin(decimalisation: [u8; 16]) -> Self {
+        Self {
+            decimalisation,
+            check: CheckLength::WholePin,
+        }
+    }
+
+    /// The number of digits to check for a PIN of `pin_len` digits against an offset of
+    /// `offset_len` digits, or `None` when they cannot match.
+    pub fn check_len(&self, pin_len: usize, offset_len: usize) -> Option<usize> {
+        match self.check {
+            CheckLength::WholePin => (pin_len == offset_len).then_some(pin_len),
+            CheckLength::Digits(n) => {
+                let n = usize::from(n);
+                (offset_len == n && pin_len >= n).then_some(n)
+            }
+        }
+    }
+}
+
+/// The offset as given: 4 to 12 digits, optionally padded on the right with `F` (Thales
+/// keeps offsets as 12 characters, left-justified, `F`-filled).
+pub fn offset_digits(offset: &str) -> Option<&str> {
+    let o = offset.trim_end_matches(['F', 'f']);
+    ((4..=12).contains(&o.len()) && o.bytes().all(|b| b.is_ascii_digit())).then_some(o)
 }

@@ -14,6 +14,141 @@ fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs with `input` on standard input (not a terminal: the hidden prompts read from it).
+fn run_with_input(args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-sim"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sealed_kcv(out: &str) -> &str {
+    out.lines()
+        .find_map(|l| l.strip_prefix("kcv:    "))
+        .unwrap_or("")
+}
+
+#[test]
+fn key_import_reads_the_clear_key_from_stdin_never_argv() {
+    // A fresh (unpublished) double-length key and its check value, from the kcv command.
+    let key = "1F2E3D4C5B6A79880F1E2D3C4B5A6978";
+    let (_, kcv, _) = run(&["kcv", "--clear", key]);
+    let kcv = kcv.trim().to_owned();
+    for args in [
+        &[
+            "key",
+            "import",
+            "--test-lmk",
+            "--usage",
+            "zpk",
+            "--clear",
+            "-",
+        ][..],
+        &["key", "import", "--test-lmk", "--usage", "zpk"][..],
+    ] {
+        let (ok, out, err) = run_with_input(args, &format!("{key}\n"));
+        assert!(ok, "{args:?}: {err}");
+        assert_eq!(sealed_kcv(&out), kcv, "{out}");
+        assert!(!out.contains(key) && !err.contains(key), "clear key echoed");
+        assert!(!err.contains("command line"), "no argv warning: {err}");
+        assert!(!err.contains("published"), "{err}");
+    }
+    // On the command line it still works, with a warning.
+    let (ok, out, err) = run(&[
+        "key",
+        "import",
+        "--test-lmk",
+        "--usage",
+        "zpk",
+        "--clear",
+        key,
+    ]);
+    assert!(ok && sealed_kcv(&out) == kcv, "{err}");
+    assert!(err.contains("shows in `ps`"), "{err}");
+    // Nothing on standard input: a clear error, not a key of nothing.
+    let (ok, _, err) = run_with_input(&["key", "import", "--test-lmk", "--usage", "zpk"], "");
+    assert!(!ok && err.contains("standard input ended"), "{err}");
+}
+
+#[test]
+fn key_import_from_components_shows_each_check_value() {
+    // Three components whose XOR is the classic test key 0123…3210 (a published key: the
+    // tool says so).
+    let c1 = "1111111111111111AAAAAAAAAAAAAAAA";
+    let c2 = "22222222222222225555555555555555";
+    let key = hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap();
+    let c3: Vec<u8> = key
+        .iter()
+        .zip(hex::decode(c1).unwrap())
+        .zip(hex::decode(c2).unwrap())
+        .map(|((k, a), b)| k ^ a ^ b)
+        .collect();
+    let c3 = hex::encode_upper(c3);
+    let (ok, out, err) = run_with_input(
+        &[
+            "key",
+            "import",
+            "--test-lmk",
+            "--usage",
+            "tmk",
+            "--components",
+            "3",
+        ],
+        &format!("{c1}\n{c2}\n{c3}\n"),
+    );
+    assert!(ok, "{err}");
+    for (i, c) in [c1, c2, c3.as_str()].iter().enumerate() {
+        let (_, kcv, _) = run(&["kcv", "--clear", c]);
+        let line = format!("component {} of 3 check value: {}", i + 1, kcv.trim());
+        assert!(err.contains(&line), "{line} in {err}");
+        assert!(!err.contains(c) && !out.contains(c), "component echoed");
+    }
+    assert!(err.contains("combined key check value: 08D7B4"), "{err}");
+    assert_eq!(sealed_kcv(&out), "08D7B4");
+    assert!(err.contains("published key"), "{err}");
+    // Two components of different lengths: refused.
+    let (ok, _, err) = run_with_input(
+        &[
+            "key",
+            "import",
+            "--test-lmk",
+            "--usage",
+            "tmk",
+            "--components",
+            "2",
+        ],
+        &format!("{c1}\n0123456789ABCDEF\n"),
+    );
+    assert!(!ok && err.contains("not the same length"), "{err}");
+    // One component is not a ceremony.
+    let (ok, _, _) = run(&[
+        "key",
+        "import",
+        "--test-lmk",
+        "--usage",
+        "tmk",
+        "--components",
+        "1",
+    ]);
+    assert!(!ok);
+}
+
 #[test]
 fn kcv_of_a_clear_key() {
     let (ok, out, _) = run(&["kcv", "--clear", "0123456789ABCDEFFEDCBA9876543210"]);

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use hsm_sim::{
-    ClearPin, EncryptedPinBlock, Error, Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, MacAlgorithm,
-    PinFormat,
+    CheckLength, ClearPin, EncryptedPinBlock, Error, Hsm, HsmConfig, Ibm3624, KeyAlgorithm,
+    KeyUsage, Lmk, MacAlgorithm, PinFormat, SealedKey,
 };
 use proptest::prelude::*;
 
@@ -80,7 +80,7 @@ fn ibm3624_verification() {
             &unhex("0123456789ABCDEFFEDCBA9876543210"),
         )
         .unwrap();
-    let table = *b"0123456789012345";
+    let table = Ibm3624::whole_pin(Ibm3624::STANDARD_TABLE);
     let offset = hsm
         .generate_ibm3624_offset(
             &pvk,
@@ -123,6 +123,219 @@ fn ibm3624_verification() {
             "9228"
         )
         .unwrap()
+    );
+}
+
+/// A PIN block for `pin` under `tpk`, ISO format 0 with `PAN`.
+fn block(hsm: &Hsm, tpk: &SealedKey, pin: &str) -> EncryptedPinBlock {
+    hsm.encrypt_pin(tpk, &ClearPin::new(pin).unwrap(), PAN, PinFormat::Iso0)
+        .unwrap()
+}
+
+#[test]
+fn ibm3624_whole_pin_checks_every_digit() {
+    let hsm = test_hsm();
+    let tpk = hsm
+        .generate_key(KeyUsage::Tpk, KeyAlgorithm::Tdes2)
+        .unwrap();
+    let pvk = hsm
+        .generate_key(KeyUsage::Pvk, KeyAlgorithm::Tdes2)
+        .unwrap();
+    let params = Ibm3624::whole_pin(Ibm3624::STANDARD_TABLE);
+    let validation = "202100000000FFFF";
+    for pin in ["123456", "0000", "987654321012"] {
+        let offset = hsm
+            .generate_ibm3624_offset(&pvk, &params, validation, &ClearPin::new(pin).unwrap())
+            .unwrap();
+        assert_eq!(offset.len(), pin.len(), "one offset digit per PIN digit");
+        let verify = |p: &str| {
+            hsm.verify_pin_ibm3624(
+                &tpk,
+                &block(&hsm, &tpk, p),
+                PinFormat::Iso0,
+                PAN,
+                &pvk,
+                &params,
+                validation,
+                &offset,
+            )
+            .unwrap()
+        };
+        assert!(verify(pin));
+        // Any single digit changed, in any position, to any other digit: refused.
+        for i in 0..pin.len() {
+            for d in b'0'..=b'9' {
+                let mut wrong = pin.as_bytes().to_vec();
+                if wrong[i] == d {
+                    continue;
+                }
+                wrong[i] = d;
+                let wrong = String::from_utf8(wrong).unwrap();
+                assert!(!verify(&wrong), "{wrong} must not verify as {pin}");
+            }
+        }
+        // A digit more or less: refused (the whole PIN is checked, not a prefix).
+        if pin.len() < 12 {
+            assert!(!verify(&format!("{pin}0")));
+        }
+        if pin.len() > 4 {
+            assert!(!verify(&pin[..pin.len() - 1]));
+        }
+    }
+}
+
+#[test]
+fn ibm3624_shorter_check_length_checks_the_leftmost_digits() {
+    // IBM's and Thales's check length: a 4-digit check of a 6-digit PIN covers its first
+    // four digits only, and a PIN shorter than the check length is wrong.
+    let hsm = test_hsm();
+    let tpk = hsm
+        .generate_key(KeyUsage::Tpk, KeyAlgorithm::Tdes2)
+        .unwrap();
+    let pvk = hsm
+        .import_clear_key(
+            KeyUsage::Pvk,
+            KeyAlgorithm::Tdes2,
+            &unhex("0123456789ABCDEFFEDCBA9876543210"),
+        )
+        .unwrap();
+    let params = Ibm3624 {
+        decimalisation: Ibm3624::STANDARD_TABLE,
+        check: CheckLength::Digits(4),
+    };
+    let validation = "41111111111FFFFF";
+    let offset = hsm
+        .generate_ibm3624_offset(&pvk, &params, validation, &ClearPin::new("123456").unwrap())
+        .unwrap();
+    assert_eq!(offset, "9229", "the published 4-digit vector for PIN 1234");
+    let pan = "4111111111111111";
+    let verify = |p: &str, off: &str| {
+        let b = hsm
+            .encrypt_pin(&tpk, &ClearPin::new(p).unwrap(), pan, PinFormat::Iso0)
+            .unwrap();
+        hsm.verify_pin_ibm3624(
+            &tpk,
+            &b,
+            PinFormat::Iso0,
+            pan,
+            &pvk,
+            &params,
+            validation,
+            off,
+        )
+        .unwrap()
+    };
+    assert!(verify("1234", "9229"));
+    assert!(
+        verify("123456", "9229"),
+        "digits past the check length are not checked"
+    );
+    assert!(verify("1234", "9229FFFFFFFF"), "a Thales F-padded offset");
+    assert!(!verify("1235", "9229"));
+    // The same offset under a whole-PIN check refuses the 6-digit PIN.
+    let whole = Ibm3624::whole_pin(Ibm3624::STANDARD_TABLE);
+    let b = hsm
+        .encrypt_pin(
+            &tpk,
+            &ClearPin::new("123456").unwrap(),
+            pan,
+            PinFormat::Iso0,
+        )
+        .unwrap();
+    assert!(
+        !hsm.verify_pin_ibm3624(
+            &tpk,
+            &b,
+            PinFormat::Iso0,
+            pan,
+            &pvk,
+            &whole,
+            validation,
+            "9229"
+        )
+        .unwrap()
+    );
+    // An offset that is not digits is a data error, not a wrong PIN.
+    assert!(matches!(
+        hsm.verify_pin_ibm3624(
+            &tpk,
+            &b,
+            PinFormat::Iso0,
+            pan,
+            &pvk,
+            &whole,
+            validation,
+            "12x4"
+        ),
+        Err(Error::DataLength)
+    ));
+}
+
+#[test]
+fn published_keys_are_known_by_check_value() {
+    let hsm = test_hsm();
+    for (usage, alg, hex, name_part) in [
+        (
+            KeyUsage::Tmk,
+            KeyAlgorithm::Tdes2,
+            "0123456789ABCDEFFEDCBA9876543210",
+            "demo TMK",
+        ),
+        (
+            KeyUsage::Zpk,
+            KeyAlgorithm::Tdes2,
+            "A1B2C3D4E5F60718293A4B5C6D7E8F91",
+            "zone PIN",
+        ),
+        (
+            KeyUsage::Pvk,
+            KeyAlgorithm::Tdes2,
+            "13345779133457791334577913345779",
+            "demo PVK",
+        ),
+        // Parity bits differ: the same DES key.
+        (
+            KeyUsage::Tak,
+            KeyAlgorithm::Des,
+            "E8CA00B83A21904E",
+            "MA TAK",
+        ),
+        // K||K is single DES with K.
+        (
+            KeyUsage::Tmk,
+            KeyAlgorithm::Tdes2,
+            "0B681FC20E62C7340B681FC20E62C734",
+            "single",
+        ),
+        (
+            KeyUsage::Tmk,
+            KeyAlgorithm::Aes128,
+            "2B7E151628AED2A6ABF7158809CF4F3C",
+            "RFC 4493",
+        ),
+    ] {
+        let k = hsm.import_clear_key(usage, alg, &unhex(hex)).unwrap();
+        let cv = hsm.check_value(&k).unwrap();
+        let name = hsm_sim::published::lookup(&cv);
+        assert!(
+            name.is_some_and(|n| n.contains(name_part)),
+            "{hex}: {name:?}"
+        );
+    }
+    // A fresh key is not published.
+    let fresh = hsm
+        .generate_key(KeyUsage::Tmk, KeyAlgorithm::Tdes2)
+        .unwrap();
+    assert_eq!(
+        hsm_sim::published::lookup(&hsm.check_value(&fresh).unwrap()),
+        None
+    );
+    assert!(
+        hsm_sim::published::lookup_clear(
+            KeyAlgorithm::Tdes2,
+            &unhex("0123456789ABCDEFFEDCBA9876543210")
+        )
+        .is_some()
     );
 }
 
