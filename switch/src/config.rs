@@ -192,9 +192,15 @@ pub struct WalletConfig {
     /// Payment password in clear (test data only; refused in production).
     #[serde(default)]
     pub pin: Option<String>,
-    /// PVV of the payment password.
+    /// IBM 3624 offset of the payment password (as many digits as the password).
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// Visa PVV of the payment password (with `pin_method = "visa-pvv"` only).
     #[serde(default)]
     pub pvv: Option<String>,
+    /// How the payment password is verified.
+    #[serde(default)]
+    pub pin_method: PinMethod,
     /// Opening balance, fen.
     pub balance_fen: i64,
 }
@@ -374,6 +380,40 @@ pub struct BinRoute {
     pub route: String,
     /// `debit` or `credit`.
     pub card_type: CardType,
+    /// How on-us PINs of this range are verified.
+    #[serde(default)]
+    pub pin_method: PinMethod,
+}
+
+/// How an on-us PIN is verified.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinMethod {
+    /// IBM 3624 with an offset as long as the PIN: every digit counts (default).
+    #[default]
+    Ibm3624,
+    /// Visa PVV: LEGACY, checks the first four PIN digits only (a 6-digit PIN that differs
+    /// in its last two digits is accepted). Only for card ranges whose issuer data is PVVs.
+    VisaPvv,
+}
+
+impl PinMethod {
+    /// As stored in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ibm3624 => "ibm3624",
+            Self::VisaPvv => "visa-pvv",
+        }
+    }
+
+    /// From the journal's text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ibm3624" => Some(Self::Ibm3624),
+            "visa-pvv" => Some(Self::VisaPvv),
+            _ => None,
+        }
+    }
 }
 
 /// Card type, from the BIN table.
@@ -425,9 +465,16 @@ pub struct IssuerKeys {
     /// PVK in clear: test keys only.
     #[serde(default)]
     pub pvk_clear: Option<String>,
-    /// PIN verification key index.
+    /// PIN verification key index (Visa PVV).
     #[serde(default = "one")]
     pub pvki: u8,
+    /// IBM 3624 decimalisation table: 16 digits.
+    #[serde(default = "standard_decimalisation")]
+    pub decimalisation: String,
+}
+
+fn standard_decimalisation() -> String {
+    "0123456789012345".into()
 }
 
 fn one() -> u8 {
@@ -480,7 +527,10 @@ pub struct CardConfig {
     /// Clear PIN (test data only; refused in production).
     #[serde(default)]
     pub pin: Option<String>,
-    /// PVV, as an issuer's card file gives it.
+    /// IBM 3624 offset, as an issuer's card file gives it (as many digits as the PIN).
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// Visa PVV, for cards of a `pin_method = "visa-pvv"` (legacy) range.
     #[serde(default)]
     pub pvv: Option<String>,
     /// Expiry, YYMM.
@@ -538,6 +588,56 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 
 fn is_digits(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A card's or wallet's PIN data: exactly one of a clear PIN (test data), an IBM 3624
+/// offset and a Visa PVV, fitting the method.
+fn check_pin_data(
+    key: &dyn Fn(&str) -> String,
+    method: PinMethod,
+    pin: Option<&str>,
+    offset: Option<&str>,
+    pvv: Option<&str>,
+    production: bool,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let given = [pin.is_some(), offset.is_some(), pvv.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(invalid(
+            key("pin"),
+            "give exactly one of pin, offset and pvv",
+        ));
+    }
+    let digits = |v: &str, r: std::ops::RangeInclusive<usize>| {
+        r.contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
+    };
+    if let Some(p) = pin {
+        if production {
+            return Err(invalid(
+                key("pin"),
+                format!("{what} in a file are test data, refused in production: give the offset"),
+            ));
+        }
+        if !digits(p, 4..=12) {
+            return Err(invalid(key("pin"), "must be 4 to 12 digits"));
+        }
+    }
+    match (method, offset, pvv) {
+        (PinMethod::Ibm3624, _, Some(_)) => Err(invalid(
+            key("pvv"),
+            "a Visa PVV checks 4 digits only: this range verifies IBM 3624 offsets (set pin_method = \"visa-pvv\" on a legacy range)",
+        )),
+        (PinMethod::VisaPvv, Some(_), _) => Err(invalid(
+            key("offset"),
+            "this range's pin_method is visa-pvv: give the pvv",
+        )),
+        (_, Some(o), _) if !digits(o, 4..=12) => Err(invalid(
+            key("offset"),
+            "must be 4 to 12 digits (one per PIN digit)",
+        )),
+        (_, _, Some(v)) if !digits(v, 4..=4) => Err(invalid(key("pvv"), "must be 4 digits")),
+        _ => Ok(()),
+    }
 }
 
 fn is_hex_key(s: &str) -> bool {
@@ -681,6 +781,12 @@ impl Config {
                     "must be 1 to 11 digits",
                 ));
             }
+            if r.route != "on-us" && r.pin_method != PinMethod::default() {
+                return Err(invalid(
+                    format!("routes[{i}].pin_method"),
+                    "only on-us ranges verify PINs here (a remote issuer checks its own)",
+                ));
+            }
             if r.route != "on-us" && !self.issuers.iter().any(|iss| iss.name == r.route) {
                 return Err(invalid(
                     format!("routes[{i}].route"),
@@ -717,6 +823,9 @@ impl Config {
             if iss.pvki > 9 {
                 return Err(invalid("issuer.pvki", "must be 0 to 9"));
             }
+            if !is_digits(&iss.decimalisation, 16) {
+                return Err(invalid("issuer.decimalisation", "must be 16 digits"));
+            }
         }
         for (i, c) in self.cards.iter().enumerate() {
             let key = |k: &str| format!("cards[{i}].{k}");
@@ -726,26 +835,16 @@ impl Config {
             if !is_digits(&c.expiry, 4) {
                 return Err(invalid(key("expiry"), "must be YYMM"));
             }
-            match (&c.pin, &c.pvv) {
-                (Some(_), Some(_)) | (None, None) => {
-                    return Err(invalid(key("pin"), "give exactly one of pin and pvv"));
-                }
-                (Some(_), None) if self.production => {
-                    return Err(invalid(
-                        key("pin"),
-                        "card PINs in a file are test data, refused in production: give the pvv",
-                    ));
-                }
-                (Some(p), None)
-                    if !(4..=12).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    return Err(invalid(key("pin"), "must be 4 to 12 digits"));
-                }
-                (None, Some(v)) if !is_digits(v, 4) => {
-                    return Err(invalid(key("pvv"), "must be 4 digits"));
-                }
-                _ => {}
-            }
+            let method = self.pin_method_of(&c.pan);
+            check_pin_data(
+                &key,
+                method,
+                c.pin.as_deref(),
+                c.offset.as_deref(),
+                c.pvv.as_deref(),
+                self.production,
+                "card PINs",
+            )?;
             if c.balance_fen.is_some() == c.credit_limit_fen.is_some() {
                 return Err(invalid(
                     key("balance_fen"),
@@ -767,18 +866,15 @@ impl Config {
             {
                 return Err(invalid(key("code_prefix"), "must be 1 to 6 digits"));
             }
-            match (&w.pin, &w.pvv) {
-                (Some(_), Some(_)) | (None, None) => {
-                    return Err(invalid(key("pin"), "give exactly one of pin and pvv"));
-                }
-                (Some(_), None) if self.production => {
-                    return Err(invalid(
-                        key("pin"),
-                        "payment passwords in a file are test data, refused in production",
-                    ));
-                }
-                _ => {}
-            }
+            check_pin_data(
+                &key,
+                w.pin_method,
+                w.pin.as_deref(),
+                w.offset.as_deref(),
+                w.pvv.as_deref(),
+                self.production,
+                "payment passwords",
+            )?;
             if self.issuer.is_none() {
                 return Err(invalid("issuer", "wallets need an [issuer] PVK"));
             }
@@ -802,6 +898,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The PIN method of the on-us range `pan` falls in (longest prefix), the default when
+    /// none does.
+    pub fn pin_method_of(&self, pan: &str) -> PinMethod {
+        self.routes
+            .iter()
+            .filter(|r| r.route == "on-us" && pan.starts_with(r.prefix.as_str()))
+            .max_by_key(|r| r.prefix.len())
+            .map_or_else(PinMethod::default, |r| r.pin_method)
     }
 
     /// Issuer links: names, lines, dialect, zone keys, time-outs, queue and stand-in.

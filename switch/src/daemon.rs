@@ -10,11 +10,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use hsm_sim::{ClearPin, Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, SealedKey};
+use hsm_sim::{ClearPin, Hsm, HsmConfig, Ibm3624, KeyAlgorithm, KeyUsage, Lmk, SealedKey};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{CardStatus, CardType, Config};
+use crate::config::{CardStatus, CardType, Config, PinMethod};
 use crate::fees::FeeSchedule;
 use crate::issuer::{Issuer, Issuers, saf};
 use crate::journal::sqlite::Sqlite;
@@ -24,7 +24,7 @@ use crate::pipeline::card::{Route, Routes};
 use crate::pipeline::{IssuerKeys, Switch, Wallet, rc};
 use crate::server::{ServerLimits, serve};
 use crate::state::{
-    Account, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey,
+    Account, PinCheck, Recorded, Session, Slot, State, TerminalDirectory, TerminalRange, TxnKey,
 };
 
 /// A running switch.
@@ -149,6 +149,12 @@ pub async fn start(config: Config) -> Result<Running> {
                 "issuer.pvk",
             )?,
             pvki: i.pvki,
+            ibm3624: Ibm3624::whole_pin(
+                i.decimalisation
+                    .as_bytes()
+                    .try_into()
+                    .map_err(|_| anyhow!("issuer.decimalisation: must be 16 digits"))?,
+            ),
         }),
         None => None,
     };
@@ -172,72 +178,40 @@ pub async fn start(config: Config) -> Result<Running> {
         };
         state.accounts.insert(hash, account_from(&a));
     }
-    // Cards in the configuration that the journal does not hold yet.
+    // The card file: cards and wallets the journal does not hold yet are loaded; PIN data
+    // that the configuration gives differently (say a legacy PVV now an IBM 3624 offset)
+    // replaces the journal's.
     let mut new_accounts = Vec::new();
-    for (i, c) in config.cards.iter().enumerate() {
-        let hash = hsm.keyed_digest("pan", c.pan.as_bytes());
-        if state.accounts.contains_key(&hash) {
+    for entry in card_file(&config) {
+        let hash = hsm.keyed_digest("pan", entry.number.as_bytes());
+        let Some(issuer) = &issuer else {
+            bail!("{}: no [issuer] PVK", entry.key)
+        };
+        let pin_check = pin_check_of(&hsm, issuer, &entry)?;
+        if let Some(mut held) = state.accounts.get_mut(&hash) {
+            if held.pin_check != pin_check {
+                tracing::info!(account = %entry.key, method = pin_check.method().as_str(), "PIN verification data replaced from the configuration");
+                new_accounts.push(Op::SetPinData {
+                    pan_hash: hex::encode(hash),
+                    pin_method: pin_check.method().as_str().to_owned(),
+                    pvv: pin_check.value().to_owned(),
+                    pvki: pin_check.pvki(),
+                });
+                held.pin_check = pin_check;
+            }
             continue;
         }
-        let Some(issuer) = &issuer else {
-            bail!("cards[{i}]: no [issuer] PVK")
-        };
-        let card_type = if c.credit_limit_fen.is_some() {
-            CardType::Credit
-        } else {
-            CardType::Debit
-        };
-        let pvv = match (&c.pvv, &c.pin) {
-            (Some(v), _) => v.clone(),
-            (None, Some(pin)) => {
-                let pin = ClearPin::new(pin).map_err(|e| anyhow!("cards[{i}].pin: {e}"))?;
-                hsm.generate_pvv(&issuer.pvk, &c.pan, issuer.pvki, &pin)
-                    .map_err(|e| anyhow!("cards[{i}]: {e}"))?
-            }
-            (None, None) => bail!("cards[{i}]: no pin or pvv"),
-        };
         let record = AccountRecord {
             pan_hash: hex::encode(hash),
-            masked_pan: codec::mask::pan(&c.pan),
-            card_type: card_type.as_str().to_owned(),
-            status: c.status.as_str().to_owned(),
-            expiry: c.expiry.clone(),
-            pvv,
-            pvki: issuer.pvki,
-            balance_fen: c.balance_fen.unwrap_or(0),
-            credit_limit_fen: c.credit_limit_fen.unwrap_or(0),
-            pin_tries: 0,
-        };
-        state.accounts.insert(hash, account_from(&record));
-        new_accounts.push(Op::PutAccount(Box::new(record)));
-    }
-    for (i, w) in config.wallets.iter().enumerate() {
-        let hash = hsm.keyed_digest("pan", w.id.as_bytes());
-        if state.accounts.contains_key(&hash) {
-            continue;
-        }
-        let Some(issuer) = &issuer else {
-            bail!("wallets[{i}]: no [issuer] PVK")
-        };
-        let pvv = match (&w.pvv, &w.pin) {
-            (Some(v), _) => v.clone(),
-            (None, Some(pin)) => {
-                let pin = ClearPin::new(pin).map_err(|e| anyhow!("wallets[{i}].pin: {e}"))?;
-                hsm.generate_pvv(&issuer.pvk, &w.id, issuer.pvki, &pin)
-                    .map_err(|e| anyhow!("wallets[{i}]: {e}"))?
-            }
-            (None, None) => bail!("wallets[{i}]: no pin or pvv"),
-        };
-        let record = AccountRecord {
-            pan_hash: hex::encode(hash),
-            masked_pan: codec::mask::pan(&w.id),
-            card_type: CardType::Debit.as_str().to_owned(),
-            status: CardStatus::Active.as_str().to_owned(),
-            expiry: "9912".to_owned(),
-            pvv,
-            pvki: issuer.pvki,
-            balance_fen: w.balance_fen,
-            credit_limit_fen: 0,
+            masked_pan: codec::mask::pan(entry.number),
+            card_type: entry.card_type.as_str().to_owned(),
+            status: entry.status.as_str().to_owned(),
+            expiry: entry.expiry.to_owned(),
+            pin_method: pin_check.method().as_str().to_owned(),
+            pvv: pin_check.value().to_owned(),
+            pvki: pin_check.pvki(),
+            balance_fen: entry.balance_fen,
+            credit_limit_fen: entry.credit_limit_fen,
             pin_tries: 0,
         };
         state.accounts.insert(hash, account_from(&record));
@@ -501,6 +475,99 @@ pub async fn start(config: Config) -> Result<Running> {
     })
 }
 
+/// A card or wallet of the configuration, as the journal's account is made from it.
+struct CardEntry<'c> {
+    /// `cards[i]` or `wallets[i]`, for messages.
+    key: String,
+    /// PAN or wallet number.
+    number: &'c str,
+    card_type: CardType,
+    status: CardStatus,
+    expiry: &'c str,
+    balance_fen: i64,
+    credit_limit_fen: i64,
+    method: PinMethod,
+    pin: Option<&'c str>,
+    offset: Option<&'c str>,
+    pvv: Option<&'c str>,
+}
+
+/// The configuration's cards, then its wallets (debit accounts that never expire).
+fn card_file(config: &Config) -> impl Iterator<Item = CardEntry<'_>> {
+    let cards = config.cards.iter().enumerate().map(|(i, c)| CardEntry {
+        key: format!("cards[{i}]"),
+        number: &c.pan,
+        card_type: if c.credit_limit_fen.is_some() {
+            CardType::Credit
+        } else {
+            CardType::Debit
+        },
+        status: c.status,
+        expiry: &c.expiry,
+        balance_fen: c.balance_fen.unwrap_or(0),
+        credit_limit_fen: c.credit_limit_fen.unwrap_or(0),
+        method: config.pin_method_of(&c.pan),
+        pin: c.pin.as_deref(),
+        offset: c.offset.as_deref(),
+        pvv: c.pvv.as_deref(),
+    });
+    let wallets = config.wallets.iter().enumerate().map(|(i, w)| CardEntry {
+        key: format!("wallets[{i}]"),
+        number: &w.id,
+        card_type: CardType::Debit,
+        status: CardStatus::Active,
+        expiry: "9912",
+        balance_fen: w.balance_fen,
+        credit_limit_fen: 0,
+        method: w.pin_method,
+        pin: w.pin.as_deref(),
+        offset: w.offset.as_deref(),
+        pvv: w.pvv.as_deref(),
+    });
+    cards.chain(wallets)
+}
+
+/// The PIN data of a card file entry: given, or (test data) derived from its clear PIN
+/// under the PVK.
+fn pin_check_of(hsm: &Hsm, issuer: &IssuerKeys, e: &CardEntry<'_>) -> Result<PinCheck> {
+    let key = &e.key;
+    Ok(match (e.method, e.pin, e.offset, e.pvv) {
+        (PinMethod::Ibm3624, _, Some(offset), _) => PinCheck::Ibm3624 {
+            offset: offset.to_owned(),
+        },
+        (PinMethod::VisaPvv, _, _, Some(pvv)) => PinCheck::VisaPvv {
+            pvv: pvv.to_owned(),
+            pvki: issuer.pvki,
+        },
+        (method, Some(pin), _, _) => {
+            let pin = ClearPin::new(pin).map_err(|e| anyhow!("{key}.pin: {e}"))?;
+            match method {
+                PinMethod::Ibm3624 => {
+                    let validation = hsm_sim::primitives::pvv::validation_from_pan(e.number)
+                        .map_err(|err| anyhow!("{key}: {err}"))?;
+                    PinCheck::Ibm3624 {
+                        offset: hsm
+                            .generate_ibm3624_offset(
+                                &issuer.pvk,
+                                &issuer.ibm3624,
+                                &validation,
+                                &pin,
+                            )
+                            .map_err(|err| anyhow!("{key}: {err}"))?,
+                    }
+                }
+                PinMethod::VisaPvv => PinCheck::VisaPvv {
+                    pvv: hsm
+                        .generate_pvv(&issuer.pvk, e.number, issuer.pvki, &pin)
+                        .map_err(|err| anyhow!("{key}: {err}"))?,
+                    pvki: issuer.pvki,
+                },
+            }
+        }
+        _ => bail!("{key}: no PIN data fitting its pin_method"),
+    })
+}
+
 fn account_from(a: &AccountRecord) -> Account {
     Account {
         masked_pan: a.masked_pan.clone(),
@@ -511,8 +578,7 @@ fn account_from(a: &AccountRecord) -> Account {
         },
         status: CardStatus::parse(&a.status).unwrap_or(CardStatus::Blocked),
         expiry: a.expiry.parse().unwrap_or(0),
-        pvv: a.pvv.clone(),
-        pvki: a.pvki,
+        pin_check: PinCheck::from_record(&a.pin_method, &a.pvv, a.pvki),
         balance_fen: a.balance_fen,
         credit_limit_fen: a.credit_limit_fen,
         pin_tries: a.pin_tries,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use hsm_sim::SealedKey;
 
-use crate::config::{CardStatus, CardType, TerminalMac};
+use crate::config::{CardStatus, CardType, PinMethod, TerminalMac};
 
 /// A terminal ID, 8 ASCII characters.
 pub type Tid = [u8; 8];
@@ -77,16 +77,70 @@ pub struct Account {
     pub status: CardStatus,
     /// Expiry YYMM.
     pub expiry: u32,
-    /// PIN verification value.
-    pub pvv: String,
-    /// PVK index.
-    pub pvki: u8,
+    /// How its PIN is verified, and the data to verify it with.
+    pub pin_check: PinCheck,
     /// Debit: available balance. Credit: amount used.
     pub balance_fen: i64,
     /// Credit limit (credit cards).
     pub credit_limit_fen: i64,
     /// Consecutive wrong PINs.
     pub pin_tries: u8,
+}
+
+/// An account's PIN verification data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PinCheck {
+    /// IBM 3624 offset, one digit per PIN digit: every digit counts.
+    Ibm3624 {
+        /// The offset (4 to 12 digits).
+        offset: String,
+    },
+    /// Visa PVV (legacy): the first four PIN digits only.
+    VisaPvv {
+        /// The PVV.
+        pvv: String,
+        /// PVK index.
+        pvki: u8,
+    },
+}
+
+impl PinCheck {
+    /// The method, as configured and journalled.
+    pub fn method(&self) -> PinMethod {
+        match self {
+            Self::Ibm3624 { .. } => PinMethod::Ibm3624,
+            Self::VisaPvv { .. } => PinMethod::VisaPvv,
+        }
+    }
+
+    /// The verification value as journalled (offset or PVV).
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Ibm3624 { offset } => offset,
+            Self::VisaPvv { pvv, .. } => pvv,
+        }
+    }
+
+    /// The PVK index as journalled (0 for IBM 3624, which has none).
+    pub fn pvki(&self) -> u8 {
+        match self {
+            Self::Ibm3624 { .. } => 0,
+            Self::VisaPvv { pvki, .. } => *pvki,
+        }
+    }
+
+    /// From the journal's columns; an unknown method reads as a legacy PVV.
+    pub fn from_record(method: &str, value: &str, pvki: u8) -> Self {
+        match PinMethod::parse(method) {
+            Some(PinMethod::Ibm3624) => Self::Ibm3624 {
+                offset: value.to_owned(),
+            },
+            _ => Self::VisaPvv {
+                pvv: value.to_owned(),
+                pvki,
+            },
+        }
+    }
 }
 
 impl Account {

@@ -153,3 +153,22 @@ pub fn offset_digits(offset: &str) -> Option<&str> {
     let o = offset.trim_end_matches(['F', 'f']);
     ((4..=12).contains(&o.len()) && o.bytes().all(|b| b.is_ascii_digit())).then_some(o)
 }
+
+/// IBM 3624 validation data from an account number: its 12 right-most digits before the
+/// check digit (the account number ISO 9564 format 0 uses; left-filled with `0` when
+/// shorter), then `FFFF` to fill the block.
+///
+/// ```
+/// use hsm_sim::primitives::pvv::validation_from_pan;
+/// assert_eq!(validation_from_pan("6222021000000000017").unwrap(), "100000000001FFFF");
+/// ```
+pub fn validation_from_pan(pan: &str) -> Result<String, Error> {
+    let p = check_pan(pan)?;
+    let body = &p[..p.len() - 1];
+    let acct = &body[body.len().saturating_sub(12)..];
+    let mut v = String::with_capacity(16);
+    v.extend(std::iter::repeat_n('0', 12 - acct.len()));
+    v.extend(acct.iter().map(|b| char::from(*b)));
+    v.push_str("FFFF");
+    Ok(v)
+}

@@ -21,9 +21,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use codec::{Dialect, FieldInput, Message, MessageBuilder};
 use futures_util::{SinkExt, StreamExt};
+use hsm_sim::primitives::pvv::validation_from_pan;
 use hsm_sim::{
-    ClearPin, EncryptedPinBlock, Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, MacAlgorithm,
-    PinFormat, SealedKey,
+    ClearPin, EncryptedPinBlock, Hsm, HsmConfig, Ibm3624, KeyAlgorithm, KeyUsage, Lmk,
+    MacAlgorithm, PinFormat, SealedKey,
 };
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,11 +50,9 @@ pub struct SimConfig {
     pub zpk_clear: String,
     /// Zone MAC key (shared with the switch), clear: test keys only.
     pub zak_clear: String,
-    /// The simulator's own PVK, clear.
+    /// The simulator's own PVK, clear: its cards' PINs are checked as IBM 3624 offsets as
+    /// long as the PIN (every digit counts), standard decimalisation table.
     pub pvk_clear: String,
-    /// PVK index.
-    #[serde(default = "one")]
-    pub pvki: u8,
     /// Milliseconds before each answer.
     #[serde(default)]
     pub delay_ms: u64,
@@ -67,10 +66,6 @@ pub struct SimConfig {
 
 fn binary() -> String {
     "iso87-binary".into()
-}
-
-fn one() -> u8 {
-    1
 }
 
 /// A card of the simulated issuer (test data).
@@ -139,7 +134,7 @@ impl Txn {
 }
 
 struct Card {
-    pvv: String,
+    offset: String,
     balance_fen: i64,
 }
 
@@ -149,7 +144,6 @@ struct SimState {
     zpk: SealedKey,
     zak: SealedKey,
     pvk: SealedKey,
-    pvki: u8,
     cards: std::sync::Mutex<HashMap<String, Card>>,
     /// By (STAN, transmission time, acquirer id): field 90's middle.
     txns: std::sync::Mutex<HashMap<String, Txn>>,
@@ -196,13 +190,13 @@ impl IssuerSim {
         let mut cards = HashMap::new();
         for (i, c) in cfg.cards.iter().enumerate() {
             let pin = ClearPin::new(&c.pin).map_err(|e| anyhow!("cards[{i}].pin: {e}"))?;
-            let pvv = hsm
-                .generate_pvv(&pvk, &c.pan, cfg.pvki, &pin)
+            let offset = validation_from_pan(&c.pan)
+                .and_then(|v| hsm.generate_ibm3624_offset(&pvk, &IBM3624, &v, &pin))
                 .map_err(|e| anyhow!("cards[{i}]: {e}"))?;
             cards.insert(
                 c.pan.clone(),
                 Card {
-                    pvv,
+                    offset,
                     balance_fen: c.balance_fen,
                 },
             );
@@ -215,7 +209,6 @@ impl IssuerSim {
             zpk,
             zak,
             pvk,
-            pvki: cfg.pvki,
             cards: std::sync::Mutex::new(cards),
             txns: std::sync::Mutex::new(HashMap::new()),
             received: std::sync::Mutex::new(BTreeMap::new()),
@@ -489,21 +482,29 @@ enum Extra {
     Balance(i64),
 }
 
-fn pin_ok(state: &SimState, msg: &Message<'_>, pan: &str, pvv: &str) -> bool {
+/// The simulator's IBM 3624 parameters: every PIN digit counts.
+const IBM3624: Ibm3624 = Ibm3624 {
+    decimalisation: Ibm3624::STANDARD_TABLE,
+    check: hsm_sim::CheckLength::WholePin,
+};
+
+fn pin_ok(state: &SimState, msg: &Message<'_>, pan: &str, offset: &str) -> bool {
     let Some(block) = msg.binary(52).and_then(|b| EncryptedPinBlock::new(&b).ok()) else {
         return false;
     };
-    state
-        .hsm
-        .verify_pin_pvv(
-            &state.zpk,
-            &block,
-            PinFormat::Iso0,
-            pan,
-            &state.pvk,
-            state.pvki,
-            pvv,
-        )
+    validation_from_pan(pan)
+        .and_then(|v| {
+            state.hsm.verify_pin_ibm3624(
+                &state.zpk,
+                &block,
+                PinFormat::Iso0,
+                pan,
+                &state.pvk,
+                &IBM3624,
+                &v,
+                offset,
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -631,7 +632,7 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             let Some(card) = cards.get_mut(&pan) else {
                 return ("14", Extra::None);
             };
-            if !pin_ok(state, msg, &pan, &card.pvv) {
+            if !pin_ok(state, msg, &pan, &card.offset) {
                 return ("55", Extra::None);
             }
             if proc.starts_with("31") {

@@ -128,9 +128,11 @@ pub struct AccountRecord {
     pub status: String,
     /// YYMM.
     pub expiry: String,
-    /// PIN verification value.
+    /// How the PIN is verified: `ibm3624` (offset, every digit) or `visa-pvv` (legacy).
+    pub pin_method: String,
+    /// PIN verification data: the IBM 3624 offset, or the Visa PVV.
     pub pvv: String,
-    /// PVK index.
+    /// PVK index (Visa PVV).
     pub pvki: u8,
     /// Available balance (debit) or amount used (credit), fen.
     pub balance_fen: i64,
@@ -175,6 +177,17 @@ pub enum Op {
         balance_delta_fen: i64,
         /// New counter, if it changed.
         pin_tries: Option<u8>,
+    },
+    /// Replace an account's PIN verification data (from the card file).
+    SetPinData {
+        /// Account key.
+        pan_hash: String,
+        /// `ibm3624` or `visa-pvv`.
+        pin_method: String,
+        /// Offset or PVV.
+        pvv: String,
+        /// PVK index.
+        pvki: u8,
     },
     /// Create or replace a terminal session.
     PutSession(Box<SessionRecord>),

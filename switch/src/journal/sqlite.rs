@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS accounts (
     card_type        TEXT NOT NULL,
     status           TEXT NOT NULL,
     expiry           TEXT NOT NULL,
+    pin_method       TEXT NOT NULL,
     pvv              TEXT NOT NULL,
     pvki             INTEGER NOT NULL,
     balance_fen      INTEGER NOT NULL,
@@ -157,6 +158,15 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
         }
     }
+    // Accounts of journals written before IBM 3624 verification hold Visa PVVs.
+    let has_method = conn
+        .prepare("SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'pin_method'")?
+        .exists([])?;
+    if !has_method {
+        conn.execute_batch(
+            "ALTER TABLE accounts ADD COLUMN pin_method TEXT NOT NULL DEFAULT 'visa-pvv'",
+        )?;
+    }
     Ok(())
 }
 
@@ -204,8 +214,9 @@ fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
 
 fn put_account(conn: &Connection, a: &AccountRecord) -> rusqlite::Result<usize> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO accounts (pan_hash, masked_pan, card_type, status, expiry, pvv, pvki,
-            balance_fen, credit_limit_fen, pin_tries) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT OR REPLACE INTO accounts (pan_hash, masked_pan, card_type, status, expiry, pin_method,
+            pvv, pvki, balance_fen, credit_limit_fen, pin_tries)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         a.pan_hash,
@@ -213,6 +224,7 @@ fn put_account(conn: &Connection, a: &AccountRecord) -> rusqlite::Result<usize> 
         a.card_type,
         a.status,
         a.expiry,
+        a.pin_method,
         a.pvv,
         a.pvki,
         a.balance_fen,
@@ -274,6 +286,16 @@ impl Backend for Sqlite {
                 } => tx
                     .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2, pin_tries = COALESCE(?3, pin_tries) WHERE pan_hash = ?1")
                     .and_then(|mut s| s.execute(params![pan_hash, balance_delta_fen, pin_tries])),
+                Op::SetPinData {
+                    pan_hash,
+                    pin_method,
+                    pvv,
+                    pvki,
+                } => tx
+                    .prepare_cached(
+                        "UPDATE accounts SET pin_method = ?2, pvv = ?3, pvki = ?4 WHERE pan_hash = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![pan_hash, pin_method, pvv, pvki])),
                 Op::PutSession(s) => put_session(&tx, s),
                 Op::MarkTxn {
                     rrn,
@@ -355,7 +377,7 @@ impl Backend for Sqlite {
         let accounts = c
             .prepare(
                 "SELECT pan_hash, masked_pan, card_type, status, expiry, pvv, pvki, balance_fen,
-                        credit_limit_fen, pin_tries FROM accounts",
+                        credit_limit_fen, pin_tries, pin_method FROM accounts",
             )
             .and_then(|mut s| {
                 s.query_map([], |r| {
@@ -370,6 +392,7 @@ impl Backend for Sqlite {
                         balance_fen: r.get(7)?,
                         credit_limit_fen: r.get(8)?,
                         pin_tries: r.get(9)?,
+                        pin_method: r.get(10)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant as Stopwatch;
 
 use codec::{Dialect, Message, MessageBuilder, Mti, header::SIGN_ON_AGAIN};
-use hsm_sim::{EncryptedPinBlock, Hsm, KeyAlgorithm, MacAlgorithm, PinFormat, SealedKey};
+use hsm_sim::{EncryptedPinBlock, Hsm, Ibm3624, KeyAlgorithm, MacAlgorithm, PinFormat, SealedKey};
 
 use crate::clock::Instant;
 use crate::config::{Acquirer, CardStatus, CardType, TerminalMac};
@@ -22,7 +22,7 @@ use crate::issuer::{Issuers, saf};
 use crate::journal::{BatchRecord, Journal, Op, SafRecord, SessionRecord, TxnRecord, UploadRecord};
 use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
 use crate::state::{
-    Account, Financial, FinancialKind, Recorded, Session, Slot, State, TerminalDirectory,
+    Account, Financial, FinancialKind, PinCheck, Recorded, Session, Slot, State, TerminalDirectory,
     TerminalRange, TxnKey,
 };
 
@@ -46,13 +46,15 @@ pub enum Handled {
     Close(&'static str),
 }
 
-/// The on-us issuer's PIN verification key.
+/// The on-us issuer's PIN verification key and IBM 3624 parameters.
 #[derive(Clone, Debug)]
 pub struct IssuerKeys {
     /// PVK sealed under the LMK.
     pub pvk: SealedKey,
-    /// PVK index.
+    /// PVK index (Visa PVV).
     pub pvki: u8,
+    /// IBM 3624 decimalisation table; the check covers the whole PIN.
+    pub ibm3624: Ibm3624,
 }
 
 /// A QR wallet: payment codes with its prefix draw on it.
@@ -662,7 +664,8 @@ impl Switch {
 
     // ----- step 6: PIN -------------------------------------------------------------------
 
-    /// Verifies field 52 against the account's PVV; without 52, `required` decides.
+    /// Verifies field 52 against the account's PIN data (IBM 3624 offset: every digit; Visa
+    /// PVV on legacy ranges: the first four); without 52, `required` decides.
     fn pin_check(
         &self,
         req: &Request<'_>,
@@ -685,17 +688,30 @@ impl Switch {
         if account.pin_tries >= limit {
             return Err(rc::PIN_TRIES_EXCEEDED.into());
         }
-        let verified = self.timed("pin_verify", || {
-            self.hsm.verify_pin_pvv_for(
+        let verified = self.timed("pin_verify", || match &account.pin_check {
+            PinCheck::Ibm3624 { offset } => {
+                let validation = hsm_sim::primitives::pvv::validation_from_pan(&inst.pvv_account)?;
+                self.hsm.verify_pin_ibm3624(
+                    &session.tpk,
+                    &block,
+                    PinFormat::Iso0,
+                    &inst.block_pan,
+                    &issuer.pvk,
+                    &issuer.ibm3624,
+                    &validation,
+                    offset,
+                )
+            }
+            PinCheck::VisaPvv { pvv, pvki } => self.hsm.verify_pin_pvv_for(
                 &session.tpk,
                 &block,
                 PinFormat::Iso0,
                 &inst.block_pan,
                 &issuer.pvk,
-                account.pvki,
-                &account.pvv,
+                *pvki,
+                pvv,
                 &inst.pvv_account,
-            )
+            ),
         });
         let ok = match verified {
             Ok(ok) => ok,

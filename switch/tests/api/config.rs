@@ -92,9 +92,9 @@ fn production_refuses_test_keys() {
     let e = err(&prod);
     assert!(e.contains("cards[0].pin"), "{e}");
     let prod = prod
-        .replace("pin = \"123456\"", "pvv = \"1234\"")
-        .replace("pin = \"654321\"", "pvv = \"1234\"")
-        .replace("pin = \"888888\"", "pvv = \"1234\"");
+        .replace("pin = \"123456\"", "offset = \"123456\"")
+        .replace("pin = \"654321\"", "offset = \"123456\"")
+        .replace("pin = \"888888\"", "offset = \"123456\"");
     let e = err(&prod);
     assert!(e.contains("hsm.lmk_file"), "{e}");
 }

@@ -56,7 +56,7 @@ async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-async fn lines_up(sw: &switch::Running, n: usize) {
+pub async fn lines_up(sw: &switch::Running, n: usize) {
     let issuer = sw.switch().issuers().get(0).unwrap().clone();
     eventually("issuer lines up", 10, || {
         issuer.lines().iter().filter(|l| l.is_up()).count() == n

@@ -17,6 +17,7 @@ mod lifecycle;
 mod merchant_day;
 mod restart;
 mod secrets;
+mod security;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
