@@ -64,7 +64,34 @@ impl Running {
     }
 }
 
+/// A configured key, sealed under the LMK: given sealed (its record verified and its usage
+/// checked) or, for tests, clear. A production switch refuses a published key however it
+/// is given, by its check value.
 fn seal(
+    hsm: &Hsm,
+    production: bool,
+    usage: KeyUsage,
+    sealed: Option<&str>,
+    clear: Option<&str>,
+    what: &str,
+) -> Result<SealedKey> {
+    let key = seal_any(hsm, usage, sealed, clear, what)?;
+    if production || sealed.is_some() {
+        let cv = hsm.check_value(&key).map_err(|e| anyhow!("{what}: {e}"))?;
+        if let Some(name) = hsm_sim::published::lookup(&cv) {
+            let shown = hex::encode_upper(cv.get(..3).unwrap_or_default());
+            if production {
+                bail!(
+                    "{what}: a published key ({name}, check value {shown}): anyone can know it, refused in production"
+                );
+            }
+            tracing::warn!(key = what, check_value = %shown, "a published key ({name}) is in use: test data only");
+        }
+    }
+    Ok(key)
+}
+
+fn seal_any(
     hsm: &Hsm,
     usage: KeyUsage,
     sealed: Option<&str>,
@@ -90,17 +117,24 @@ fn seal(
     }
 }
 
-/// Starts a switch on `config`: binds its listeners and returns once it is serving.
-pub async fn start(config: Config) -> Result<Running> {
-    if config.uses_test_keys() {
-        tracing::warn!(
-            "TEST KEYS IN USE: demo LMK, clear TMK/PVK or card PINs from the configuration; never for real cards"
-        );
-    }
+/// The HSM on the configured LMK and every configured key, unsealed and checked.
+struct Keys {
+    hsm: Hsm,
+    ranges: Vec<TerminalRange>,
+    issuer: Option<IssuerKeys>,
+    /// Each remote issuer's zone PIN and MAC keys.
+    zone: Vec<(SealedKey, SealedKey)>,
+}
+
+/// Loads the LMK and opens every key of `config` under it: what `check-config` checks and
+/// `start` uses. Errors name the key.
+fn keys(config: &Config) -> Result<Keys> {
     let lmk = match &config.hsm.lmk_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("hsm.lmk_file {}", path.display()))?;
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("hsm.lmk_file {}", path.display()))?,
+            );
             Lmk::from_hex(&text).map_err(|_| {
                 anyhow!(
                     "hsm.lmk_file {}: must hold 64 hex characters",
@@ -124,6 +158,7 @@ pub async fn start(config: Config) -> Result<Running> {
     for (i, t) in config.terminals.iter().enumerate() {
         let tmk = seal(
             &hsm,
+            config.production,
             KeyUsage::Tmk,
             t.tmk_sealed.as_deref(),
             t.tmk_clear.as_deref(),
@@ -143,6 +178,7 @@ pub async fn start(config: Config) -> Result<Running> {
         Some(i) => Some(IssuerKeys {
             pvk: seal(
                 &hsm,
+                config.production,
                 KeyUsage::Pvk,
                 i.pvk_sealed.as_deref(),
                 i.pvk_clear.as_deref(),
@@ -158,6 +194,54 @@ pub async fn start(config: Config) -> Result<Running> {
         }),
         None => None,
     };
+
+    let mut zone = Vec::new();
+    for (i, c) in config.issuers.iter().enumerate() {
+        let zpk = seal(
+            &hsm,
+            config.production,
+            KeyUsage::Zpk,
+            c.zpk_sealed.as_deref(),
+            c.zpk_clear.as_deref(),
+            &format!("issuers[{i}].zpk"),
+        )?;
+        let zak = seal(
+            &hsm,
+            config.production,
+            KeyUsage::Zak,
+            c.zak_sealed.as_deref(),
+            c.zak_clear.as_deref(),
+            &format!("issuers[{i}].zak"),
+        )?;
+        zone.push((zpk, zak));
+    }
+    Ok(Keys {
+        hsm,
+        ranges,
+        issuer,
+        zone,
+    })
+}
+
+/// Checks a configuration as `start` would, without starting: the LMK opens every key,
+/// usages fit, and (in production) no key is a published one.
+pub fn check_keys(config: &Config) -> Result<()> {
+    keys(config).map(drop)
+}
+
+/// Starts a switch on `config`: binds its listeners and returns once it is serving.
+pub async fn start(config: Config) -> Result<Running> {
+    if config.uses_test_keys() {
+        tracing::warn!(
+            "TEST KEYS IN USE: demo LMK, clear TMK/PVK or card PINs from the configuration; never for real cards"
+        );
+    }
+    let Keys {
+        hsm,
+        ranges,
+        issuer,
+        zone,
+    } = keys(&config)?;
 
     // The journal and what it holds.
     let mut backend = Sqlite::open(&config.journal.path)
@@ -284,21 +368,7 @@ pub async fn start(config: Config) -> Result<Running> {
     }
 
     let mut issuers = Vec::new();
-    for (i, c) in config.issuers.iter().enumerate() {
-        let zpk = seal(
-            &hsm,
-            KeyUsage::Zpk,
-            c.zpk_sealed.as_deref(),
-            c.zpk_clear.as_deref(),
-            &format!("issuers[{i}].zpk"),
-        )?;
-        let zak = seal(
-            &hsm,
-            KeyUsage::Zak,
-            c.zak_sealed.as_deref(),
-            c.zak_clear.as_deref(),
-            &format!("issuers[{i}].zak"),
-        )?;
+    for (i, (c, (zpk, zak))) in config.issuers.iter().zip(zone).enumerate() {
         let issuer = Issuer::new(
             i,
             c,

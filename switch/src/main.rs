@@ -335,6 +335,8 @@ fn main() -> ExitCode {
         Command::Run { config, log_format } => block_on(run(config, log_format)),
         Command::IssuerSim(a) => block_on(issuer_sim(a)),
         Command::CheckConfig { file } => Config::load(&file)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| switch::daemon::check_keys(&c).map(|()| c))
             .map(|c| {
                 println!(
                     "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",
@@ -350,8 +352,7 @@ fn main() -> ExitCode {
                         ""
                     }
                 );
-            })
-            .map_err(Into::into),
+            }),
         Command::Describe {
             dialect,
             json,

@@ -135,3 +135,166 @@ async fn the_issuer_simulator_checks_every_digit_too() {
     assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "00");
     sw.shutdown().await;
 }
+
+/// The `hsm-sim` ceremony binary beside the switch's (built if this test runs alone).
+fn hsm_sim_bin() -> std::path::PathBuf {
+    let switch = std::path::PathBuf::from(env!("CARGO_BIN_EXE_switch"));
+    let bin = switch.with_file_name("hsm-sim");
+    if !bin.exists() {
+        let ok = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "hsm-sim", "--bin", "hsm-sim"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building hsm-sim");
+    }
+    bin
+}
+
+/// Runs `hsm-sim` with `input` on standard input; its standard output.
+fn hsm_sim(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(hsm_sim_bin())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hsm-sim {args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sealed_of(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("sealed: "))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn production_refuses_published_keys_however_sealed() {
+    let dir = temp_dir("published");
+    let lmk = dir.join("lmk.hex");
+    let lmk_s = lmk.to_str().unwrap();
+    hsm_sim(&["lmk", "new", "--out", lmk_s], "");
+    let import = |usage: &str, clear: &str| {
+        sealed_of(&hsm_sim(
+            &[
+                "key", "import", "--lmk", lmk_s, "--usage", usage, "--clear", "-",
+            ],
+            &format!("{clear}\n"),
+        ))
+    };
+    let fresh = |usage: &str| {
+        sealed_of(&hsm_sim(
+            &["key", "generate", "--lmk", lmk_s, "--usage", usage],
+            "",
+        ))
+    };
+    // A production configuration: every key sealed under a fresh LMK, card PIN data given
+    // as offsets. Only the keys vary below.
+    let mut config = crate::issuer::config(&dir, vec!["127.0.0.1:9".into()], |_| {});
+    config.production = true;
+    config.hsm.lmk_file = Some(lmk.clone());
+    for c in &mut config.cards {
+        c.pin = None;
+        c.offset = Some("123456".into());
+    }
+    for w in &mut config.wallets {
+        w.pin = None;
+        w.offset = Some("123456".into());
+    }
+    let issuer = config.issuer.as_mut().unwrap();
+    issuer.pvk_clear = None;
+    let iss = &mut config.issuers[0];
+    (iss.zpk_clear, iss.zak_clear) = (None, None);
+    config.terminals[0].tmk_clear = None;
+
+    let n = std::cell::Cell::new(0);
+    let set = |tmk: &str, pvk: &str, zpk: &str, zak: &str| {
+        let mut c = config.clone();
+        c.terminals[0].tmk_sealed = Some(tmk.to_owned());
+        c.issuer.as_mut().unwrap().pvk_sealed = Some(pvk.to_owned());
+        c.issuers[0].zpk_sealed = Some(zpk.to_owned());
+        c.issuers[0].zak_sealed = Some(zak.to_owned());
+        n.set(n.get() + 1);
+        let path = dir.join(format!("switch-{}.toml", n.get()));
+        std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+        path
+    };
+    let (tmk, pvk, zpk, zak) = (fresh("tmk"), fresh("pvk"), fresh("zpk"), fresh("zak"));
+    let demo_tmk = import("tmk", "0123456789ABCDEFFEDCBA9876543210");
+    let demo_pvk = import("pvk", "13345779133457791334577913345779");
+    let demo_zpk = import("zpk", "A1B2C3D4E5F60718293A4B5C6D7E8F91");
+    let sim_pvk = import("pvk", "0123456789ABCDEF1032547698BADCFE");
+    // A well-known vector key from outside this project (the Thales simulator's PVV PVK).
+    let vector_zak = import("zak", "C8199237EA5857BC40EF9DA2B5E96BBF");
+    for (path, key, cv) in [
+        (
+            set(&demo_tmk, &pvk, &zpk, &zak),
+            "terminals[0].tmk",
+            "08D7B4",
+        ),
+        (set(&tmk, &demo_pvk, &zpk, &zak), "issuer.pvk", ""),
+        (set(&tmk, &sim_pvk, &zpk, &zak), "issuer.pvk", ""),
+        (set(&tmk, &pvk, &demo_zpk, &zak), "issuers[0].zpk", ""),
+        (set(&tmk, &pvk, &zpk, &vector_zak), "issuers[0].zak", ""),
+    ] {
+        let path_s = path.to_str().unwrap();
+        let (ok, _, err) = crate::cli::switch(&["check-config", path_s]);
+        assert!(!ok, "check-config passed a published {key}");
+        assert!(err.contains(key) && err.contains("published"), "{err}");
+        assert!(err.contains(cv), "check value shown: {err}");
+        // `switch run` refuses to start the same way.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+            .args(["run", "--config", path_s])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "switch run started with a published {key}"
+        );
+        assert!(err.contains(key) && err.contains("published"), "{err}");
+    }
+    // Every key fresh: accepted.
+    let path = set(&tmk, &pvk, &zpk, &zak);
+    let (ok, out, err) = crate::cli::switch(&["check-config", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ok") && !out.contains("TEST KEYS"), "{out}");
+}
+
+#[test]
+fn every_clear_key_of_the_demo_configurations_is_on_the_published_list() {
+    // Adding a demo key without listing it would let it through production.
+    for text in [
+        include_str!("../../demo.toml"),
+        include_str!("../../demo-issuer.toml"),
+    ] {
+        for line in text.lines() {
+            let line = line.trim();
+            let Some((name, rest)) = line.split_once('=') else {
+                continue;
+            };
+            if !name.trim().ends_with("_clear") {
+                continue;
+            }
+            let hex_key = rest.split('"').nth(1).unwrap();
+            let bytes = hex::decode(hex_key).unwrap();
+            let alg = hsm_sim::KeyAlgorithm::des_for_len(bytes.len()).unwrap();
+            assert!(
+                hsm_sim::published::lookup_clear(alg, &bytes).is_some(),
+                "{line}: not on the published list"
+            );
+        }
+    }
+}
