@@ -40,6 +40,7 @@ pub mod journal;
 pub mod metrics;
 pub mod pipeline;
 pub mod report;
+pub mod security_log;
 pub mod server;
 pub mod state;
 

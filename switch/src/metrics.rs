@@ -10,8 +10,10 @@
 //! | `switch_journal_batch_size` | histogram | |
 //! | `switch_connections_active` | gauge | |
 //! | `switch_connections_total` | counter | |
-//! | `switch_connections_refused_total` | counter | |
+//! | `switch_connections_refused_total` | counter | `reason` (`global_limit`, `peer_limit`) |
 //! | `switch_frames_rejected_total` | counter | `reason` |
+//! | `switch_auth_failures_total` | counter | `reason` (`unknown_terminal`, `wrong_merchant`, `not_signed_on`, `missing_mac`, `bad_mac`) |
+//! | `switch_log_lines_suppressed_total` | counter | `event` |
 //! | `switch_amount_fen_total` | counter | `card_type` |
 //! | `switch_fees_fen_total` | counter | `card_type` |
 //! | `switch_issuer_line_up` | gauge | `issuer`, `line` |
@@ -65,6 +67,13 @@ pub struct OpLabel {
 pub struct ReasonLabel {
     /// Why a frame or connection was rejected.
     pub reason: &'static str,
+}
+
+/// A logged event label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    /// What happened.
+    pub event: &'static str,
 }
 
 /// A card type label.
@@ -132,8 +141,12 @@ pub struct Metrics {
     pub connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Accepted terminal connections.
     pub connections_total: Counter,
-    /// Connections refused at the limit.
-    pub connections_refused: Counter,
+    /// Connections refused at a limit, by which.
+    pub connections_refused: Family<ReasonLabel, Counter>,
+    /// Requests that failed authentication (terminal, session, MAC), by reason.
+    pub auth_failures: Family<ReasonLabel, Counter>,
+    /// Log lines dropped by the rate limit, by event.
+    pub log_suppressed: Family<EventLabel, Counter>,
     /// Frames rejected, or connections closed, by reason.
     pub frames_rejected: Family<ReasonLabel, Counter>,
     /// Approved amounts by card type, fen.
@@ -183,7 +196,9 @@ impl Metrics {
         let journal_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let connections_active = Gauge::default();
         let connections_total = Counter::default();
-        let connections_refused = Counter::default();
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        let auth_failures = Family::<ReasonLabel, Counter>::default();
+        let log_suppressed = Family::<EventLabel, Counter>::default();
         let frames_rejected = Family::<ReasonLabel, Counter>::default();
         let amount_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
         let fees_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
@@ -226,6 +241,16 @@ impl Metrics {
             "connections_refused",
             "Connections closed at once because the limit was reached",
             connections_refused.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests that failed authentication (terminal, session, MAC), by reason",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "log_lines_suppressed",
+            "Log lines dropped by the per-peer rate limit, by event",
+            log_suppressed.clone(),
         );
         registry.register(
             "frames_rejected",
@@ -310,6 +335,8 @@ impl Metrics {
             connections_active,
             connections_total,
             connections_refused,
+            auth_failures,
+            log_suppressed,
             frames_rejected,
             amount_fen,
             fees_fen,

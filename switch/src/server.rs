@@ -107,7 +107,7 @@ pub async fn serve(
                     }
                 };
                 let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-                    switch.metrics.connections_refused.inc();
+                    switch.metrics.connections_refused.get_or_create(&crate::metrics::ReasonLabel { reason: "global_limit" }).inc();
                     drop(stream);
                     continue;
                 };

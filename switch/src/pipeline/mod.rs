@@ -20,20 +20,42 @@ use crate::fees::{Channel, FeeSchedule};
 use crate::issuer::message::UpstreamRef;
 use crate::issuer::{Issuers, saf};
 use crate::journal::{BatchRecord, Journal, Op, SafRecord, SessionRecord, TxnRecord, UploadRecord};
-use crate::metrics::{CardLabel, KindLabel, Metrics, TxnLabels};
+use crate::metrics::{CardLabel, KindLabel, Metrics, ReasonLabel, TxnLabels};
+use crate::security_log::{Event, SecurityLog};
 use crate::state::{
     Account, Financial, FinancialKind, PinCheck, Recorded, Session, Slot, State, TerminalDirectory,
     TerminalRange, TxnKey,
 };
 
+mod authenticate;
 pub mod card;
 mod forward;
 mod lifecycle;
 pub mod rc;
 pub mod request;
 
+use authenticate::{Authenticated, Refused, proves_terminal};
 use card::Routes;
 use request::{Kind, Request};
+
+/// A frame's answer, and whether the request proved its terminal (a verified MAC, or a
+/// sign-on answered): the server trusts a connection only after one that did.
+#[derive(Debug)]
+pub struct Served {
+    /// What to do.
+    pub handled: Handled,
+    /// The request authenticated its terminal.
+    pub authenticated: bool,
+}
+
+impl Served {
+    fn unauthenticated(handled: Handled) -> Self {
+        Self {
+            handled,
+            authenticated: false,
+        }
+    }
+}
 
 /// What to do with a frame.
 #[derive(Debug)]
@@ -74,6 +96,9 @@ struct RrnBlock {
 
 const RRN_BLOCK: u64 = 1_000;
 
+/// Log lines per second per event and peer for what unauthenticated peers can cause.
+const SECURITY_LOG_PER_SECOND: u32 = 5;
+
 /// Everything the pipeline needs.
 pub struct Switch {
     pub(crate) hsm: Hsm,
@@ -88,6 +113,8 @@ pub struct Switch {
     pub(crate) state: State,
     pub(crate) journal: Journal,
     pub(crate) metrics: Arc<Metrics>,
+    /// Rate limit on log lines that unauthenticated peers can cause.
+    pub(crate) security_log: SecurityLog,
     rrn: tokio::sync::Mutex<RrnBlock>,
 }
 
@@ -276,6 +303,7 @@ impl Switch {
             state,
             journal,
             metrics,
+            security_log: SecurityLog::new(SECURITY_LOG_PER_SECOND),
             rrn: tokio::sync::Mutex::new(RrnBlock { next: 0, end: 0 }),
         }
     }
@@ -314,36 +342,47 @@ impl Switch {
 
     /// Handles one frame (the bytes after the 2-byte length).
     pub async fn handle(&self, frame: &[u8]) -> Handled {
+        self.serve(None, frame).await.handled
+    }
+
+    /// Handles one frame from `peer`: authenticate, claim, process, journal, answer.
+    pub async fn serve(&self, peer: Option<std::net::IpAddr>, frame: &[u8]) -> Served {
         let started = Stopwatch::now();
         let msg = match codec::decode(self.dialect, frame) {
             Ok(m) => m,
-            Err(e) => return self.undecodable(frame, e),
+            Err(e) => return Served::unauthenticated(self.undecodable(frame, e, peer)),
         };
         if msg.mti().is_response() {
             self.metrics.reject("unexpected_response");
-            return Handled::Ignore;
+            return Served::unauthenticated(Handled::Ignore);
         }
         let req = match Request::parse(&msg) {
             Ok(r) => r,
             Err(code) => {
                 self.metrics.reject("missing_field");
-                return self.bare_reply(&msg, code);
+                return Served::unauthenticated(self.bare_reply(&msg, "unknown", code.into()));
             }
         };
         let kind = req.kind.map_or("unknown", Kind::as_str);
+        // Steps 2-3 before anything is claimed or written: a forged frame leaves nothing.
+        let auth = match self.authenticate(&req) {
+            Ok(a) => a,
+            Err(refused) => return Served::unauthenticated(self.refuse(&req, kind, refused, peer)),
+        };
         let now = Instant::now();
-        // Step 4 runs before any work: a retransmission never moves money twice.
+        // Step 4 before any work: a retransmission never moves money twice.
         let (outcome, rrn) = match self.claim(&req).await {
             Claim::Replay(rec) => (Outcome::replay(&rec), rec.rrn),
             Claim::Conflict => (
                 Outcome {
                     rc: rc::DUPLICATE,
+                    mac_reply: true,
                     ..Outcome::default()
                 },
                 String::new(),
             ),
             Claim::Untracked => {
-                let out = self.process(&req).await;
+                let out = self.process(&req, &auth).await;
                 self.record(&req, out, now, None).await
             }
             Claim::ReversedEarly => {
@@ -354,15 +393,17 @@ impl Switch {
                 );
                 let out = Outcome {
                     rc: rc::INVALID_TXN,
+                    mac_reply: true,
                     ..Outcome::default()
                 };
                 self.record(&req, out, now, None).await
             }
             Claim::New(claim) => {
-                let out = self.process(&req).await;
+                let out = self.process(&req, &auth).await;
                 self.record(&req, out, now, Some(claim)).await
             }
         };
+        let authenticated = proves_terminal(req.kind, &auth, outcome.rc);
         let reply = self.reply(&req, &outcome, &rrn, now);
         let latency = started.elapsed();
         self.metrics
@@ -376,17 +417,62 @@ impl Switch {
             .request_duration
             .get_or_create(&KindLabel { kind })
             .observe(latency.as_secs_f64());
-        tracing::info!(
-            kind,
-            tid = req.tid,
-            pan = outcome.card.as_ref().map_or("-", |c| c.masked.as_str()),
-            amount_fen = req.amount_fen,
-            rc = outcome.rc,
-            rrn = rrn.as_str(),
-            latency_us = latency.as_micros() as u64,
-            "transaction"
+        // Sign-ons and echoes carry no MAC: anyone can send them, so their lines are
+        // rate-limited like other unauthenticated events.
+        let log_it = match req.kind {
+            Some(Kind::SignOn | Kind::Echo) => matches!(
+                self.security_log.admit(Event::SignOn, peer, &self.metrics),
+                crate::security_log::Admit::Log { .. }
+            ),
+            _ => true,
+        };
+        if log_it {
+            tracing::info!(
+                kind,
+                tid = req.tid,
+                pan = outcome.card.as_ref().map_or("-", |c| c.masked.as_str()),
+                amount_fen = req.amount_fen,
+                rc = outcome.rc,
+                rrn = rrn.as_str(),
+                latency_us = latency.as_micros() as u64,
+                "transaction"
+            );
+        }
+        Served {
+            handled: reply,
+            authenticated,
+        }
+    }
+
+    /// A request that failed authentication: counted, logged at a bounded rate, answered
+    /// with its code alone, nothing recorded.
+    fn refuse(
+        &self,
+        req: &Request<'_>,
+        kind: &'static str,
+        refused: Refused,
+        peer: Option<std::net::IpAddr>,
+    ) -> Handled {
+        if req.kind.is_none() {
+            // Not a kind the switch serves, and not authenticated either: 12, as to anyone.
+            return self.bare_reply(req.msg, kind, rc::INVALID_TXN.into());
+        }
+        self.metrics
+            .auth_failures
+            .get_or_create(&ReasonLabel {
+                reason: refused.event.as_str(),
+            })
+            .inc();
+        // A TID is logged only when it is one of ours (a peer's junk is not echoed).
+        let tid = self.terminals.lookup(req.tid).map(|_| req.tid);
+        self.security_log.warn(
+            refused.event,
+            peer,
+            &self.metrics,
+            tid,
+            "request refused: not authenticated",
         );
-        reply
+        self.bare_reply(req.msg, kind, refused.decline)
     }
 
     /// A keyed fingerprint of the request from the MTI on (the TPDU may differ between
@@ -440,23 +526,25 @@ impl Switch {
         }
     }
 
-    /// The steps, top to bottom.
-    async fn process(&self, req: &Request<'_>) -> Outcome {
-        let mut out = Outcome::default();
+    /// The steps after authentication and the duplicate claim, top to bottom.
+    async fn process(&self, req: &Request<'_>, auth: &Authenticated<'_>) -> Outcome {
+        let mut out = Outcome {
+            mac_reply: auth.session.is_some(),
+            ..Outcome::default()
+        };
         let Some(kind) = req.kind else {
             out.rc = rc::INVALID_TXN;
             return out;
         };
         let result: Result<(), Decline> = async {
-            let range = self.terminal_check(req)?;
-            match kind {
-                Kind::SignOn => return self.sign_on(req, range, &mut out),
-                Kind::Echo => return Ok(()),
-                _ => {}
-            }
-            let session = self.session_check(req, kind)?;
-            self.mac_check(req, range.mac, &session)?;
-            out.mac_reply = true;
+            let range = auth.range;
+            let session = match (kind, &auth.session) {
+                (Kind::SignOn, _) => return self.sign_on(req, range, &mut out),
+                (Kind::Echo, _) => return Ok(()),
+                (_, Some(s)) => Arc::clone(s),
+                (_, None) => return Err(sign_on_again(rc::MAC_FAILURE)),
+            };
+            self.batch_check(req, kind, &session)?;
             match kind {
                 Kind::Settle => return self.settle(req, range, &session, &mut out),
                 Kind::BatchUpload => return self.batch_upload(req, &mut out),
@@ -500,59 +588,18 @@ impl Switch {
         out
     }
 
-    // ----- step 2: terminal ------------------------------------------------------------
-
-    fn terminal_check(&self, req: &Request<'_>) -> Result<&TerminalRange, Decline> {
-        let range = self
-            .terminals
-            .lookup(req.tid)
-            .ok_or(Decline::from(rc::NO_TERMINAL))?;
-        if range.mid != req.mid {
-            return Err(rc::INVALID_MERCHANT.into());
-        }
-        Ok(range)
-    }
-
-    /// The terminal's session; the request's batch must be the open one (a batch upload may
-    /// also name the batch just settled; a reversal names its original's batch).
-    fn session_check(&self, req: &Request<'_>, kind: Kind) -> Result<Arc<Session>, Decline> {
-        let tid = req.tid_key().ok_or(Decline::from(rc::NO_TERMINAL))?;
-        let session = self
-            .state
-            .sessions
-            .get(&tid)
-            .map(|s| Arc::clone(s.value()))
-            .ok_or(sign_on_again(rc::MAC_FAILURE))?;
+    /// The request's batch must be the terminal's open one (a batch upload may also name the
+    /// batch just settled; a reversal names its original's batch).
+    fn batch_check(&self, req: &Request<'_>, kind: Kind, session: &Session) -> Result<(), Decline> {
         let batch_ok = match kind {
             Kind::Reversal => true,
             Kind::BatchUpload => req.batch == session.batch || req.batch + 1 == session.batch,
             _ => req.batch == session.batch,
         };
-        if !batch_ok {
-            return Err(sign_on_again(rc::BATCH_MISMATCH));
-        }
-        Ok(session)
-    }
-
-    // ----- step 3: MAC -------------------------------------------------------------------
-
-    fn mac_check(
-        &self,
-        req: &Request<'_>,
-        alg: TerminalMac,
-        session: &Session,
-    ) -> Result<(), Decline> {
-        let mac = req.msg.bytes(64).ok_or(Decline::from(rc::FORMAT_ERROR))?;
-        let ok = self
-            .timed("mac_verify", || {
-                self.hsm
-                    .verify_mac(&session.tak, mac_alg(alg), req.msg.mac_data(), mac)
-            })
-            .map_err(hsm_err)?;
-        if ok {
+        if batch_ok {
             Ok(())
         } else {
-            Err(sign_on_again(rc::MAC_FAILURE))
+            Err(sign_on_again(rc::BATCH_MISMATCH))
         }
     }
 
@@ -971,6 +1018,10 @@ impl Switch {
         now: Instant,
         digest: Option<[u8; 32]>,
     ) -> Result<String, String> {
+        // A sign-on carries no MAC, so anyone who knows a TID can send one: it replaces the
+        // terminal's session (one row per TID) and adds no transaction row (its reply still
+        // gets an RRN, as terminals expect).
+        let sign_on = kind == Some(Kind::SignOn);
         let rrn = match out.rrn.clone() {
             Some(r) => r,
             None => self.next_rrn().await.map_err(|_| String::new())?,
@@ -982,7 +1033,7 @@ impl Switch {
         }
         let digest = digest.unwrap_or_else(|| self.request_digest(req));
         let mut ops = Vec::with_capacity(4 + out.marks.len() + out.uploads.len());
-        ops.push(Op::Txn(Box::new(TxnRecord {
+        let txn = Op::Txn(Box::new(TxnRecord {
             rrn: rrn.clone(),
             time_utc: now.iso_utc(),
             kind: kind.map_or("unknown", Kind::as_str).to_owned(),
@@ -1013,7 +1064,10 @@ impl Switch {
                 .map(|i| i.name.clone()),
             upstream: out.upstream.as_ref().map(UpstreamRef::to_record),
             stand_in: out.stand_in,
-        })));
+        }));
+        if !sign_on {
+            ops.push(txn);
+        }
         ops.extend(out.saf_puts.iter().map(|q| Op::PutSaf(Box::new(q.clone()))));
         ops.extend(out.saf_updates.iter().map(|(id, state)| Op::UpdateSaf {
             id: id.clone(),
@@ -1186,22 +1240,24 @@ impl Switch {
     /// when it can be read, else nothing.
     pub fn refuse_busy(&self, frame: &[u8]) -> Handled {
         match codec::decode(self.dialect, frame) {
-            Ok(msg) if !msg.mti().is_response() => self.bare_reply(&msg, rc::SYSTEM_ERROR),
+            Ok(msg) if !msg.mti().is_response() => {
+                self.bare_reply(&msg, "unknown", rc::SYSTEM_ERROR.into())
+            }
             _ => Handled::Ignore,
         }
     }
 
     /// A reply with only 39 (and the fields that identify the request), for requests that
     /// cannot go through the pipeline.
-    fn bare_reply(&self, msg: &Message<'_>, code: &'static str) -> Handled {
+    fn bare_reply(&self, msg: &Message<'_>, kind: &'static str, decline: Decline) -> Handled {
         let mut b = MessageBuilder::new(msg.mti().response());
-        b.header(self.reply_header(msg, false));
+        b.header(self.reply_header(msg, decline.sign_on_again));
         for n in [3, 4, 11] {
             if let Some(v) = echo(msg, n) {
                 b.set(n, v);
             }
         }
-        b.set(39, code);
+        b.set(39, decline.rc);
         for n in [41, 42] {
             if let Some(t) = msg.text(n) {
                 b.set(n, t);
@@ -1210,8 +1266,8 @@ impl Switch {
         self.metrics
             .transactions
             .get_or_create(&TxnLabels {
-                kind: "unknown",
-                rc: rc::label(code),
+                kind,
+                rc: rc::label(decline.rc),
             })
             .inc();
         match b.encode_to_vec(self.dialect) {
@@ -1222,8 +1278,19 @@ impl Switch {
 
     /// A frame the codec refused: answered `30` when its header and MTI can be read, else
     /// the connection is closed.
-    fn undecodable(&self, frame: &[u8], e: codec::WireError) -> Handled {
-        tracing::warn!(error = %e, "undecodable frame");
+    fn undecodable(
+        &self,
+        frame: &[u8],
+        e: codec::WireError,
+        peer: Option<std::net::IpAddr>,
+    ) -> Handled {
+        self.security_log.warn(
+            Event::Undecodable,
+            peer,
+            &self.metrics,
+            None,
+            &format!("undecodable frame: {e}"),
+        );
         let header_len = self.dialect.header().len();
         let mti = frame.get(header_len..header_len + 2).and_then(|m| {
             let d = [

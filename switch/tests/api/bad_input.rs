@@ -156,7 +156,7 @@ async fn connection_limit_refuses_at_once() {
     assert_eq!(c.sign_on().await.rc(), "00", "a slot freed");
     let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
     assert!(
-        metrics.contains("switch_connections_refused_total 1"),
+        metrics.contains("switch_connections_refused_total{reason=\"global_limit\"} 1"),
         "{metrics}"
     );
     sw.shutdown().await;

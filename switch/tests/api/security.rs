@@ -298,3 +298,101 @@ fn every_clear_key_of_the_demo_configurations_is_on_the_published_list() {
         }
     }
 }
+
+/// A forged copy of `t`'s next request: its TID, MID, batch and STAN `stan`, a garbage MAC.
+fn forged_sale(t: &mut Terminal, stan: u32) -> Vec<u8> {
+    let saved = t.stan;
+    t.stan = stan - 1;
+    let mut b = t.sale_builder(DEBIT, None, 1_00);
+    t.stan = saved;
+    b.set(64, vec![0x41u8; 8]);
+    b.encode_to_vec(codec::Dialect::cup_pos()).unwrap()
+}
+
+fn journal_rows(dir: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
+    [
+        "transactions",
+        "batches",
+        "batch_uploads",
+        "accounts",
+        "terminal_sessions",
+        "saf_queue",
+    ]
+    .iter()
+    .map(|t| {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    })
+    .sum()
+}
+
+#[tokio::test]
+async fn forged_frames_claim_nothing_and_the_genuine_request_goes_through() {
+    let dir = temp_dir("forged");
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000074").await;
+    let mut attacker = Terminal::connect(sw.terminal_addr, "10000074").await;
+    // Before the terminal ever signed on: A0, nothing kept.
+    let forged = forged_sale(&mut t, 1);
+    assert_eq!(attacker.exchange(&forged).await.rc(), "A0");
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let rows = journal_rows(&dir);
+    // Twenty forged frames squatting the terminal's next twenty STANs.
+    let next = t.stan + 1;
+    for stan in next..next + 20 {
+        let forged = forged_sale(&mut t, stan);
+        let r = attacker.exchange(&forged).await;
+        assert_eq!(r.rc(), "A0", "forged STAN {stan}");
+        assert_eq!(r.bytes[7] & 0x0F, 3, "sign on again");
+    }
+    assert_eq!(journal_rows(&dir), rows, "forged frames wrote nothing");
+    // The genuine requests with those STANs are processed normally.
+    for _ in 0..20 {
+        assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    }
+    // An identical retransmission of a genuine request still gets the first answer.
+    let mut b = t.sale_builder(DEBIT, Some("123456"), 2_00);
+    let frame = t.seal(&mut b);
+    let first = t.exchange(&frame).await;
+    let again = t.exchange(&frame).await;
+    assert_eq!((first.rc(), again.rc()), ("00".into(), "00".into()));
+    assert_eq!(first.text(37), again.text(37), "same RRN");
+    // Forged copies of the STANs to come, then a restart: still nothing claimed.
+    let next = t.stan + 1;
+    for stan in next..next + 20 {
+        let forged = forged_sale(&mut t, stan);
+        assert_eq!(attacker.exchange(&forged).await.rc(), "A0");
+    }
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        metrics.contains("switch_auth_failures_total{reason=\"bad_mac\"} 40"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switch_auth_failures_total{reason=\"not_signed_on\"} 1"),
+        "{metrics}"
+    );
+    sw.shutdown().await;
+    let sw = start(test_config(&dir)).await;
+    let mut t2 = Terminal::connect(sw.terminal_addr, "10000074").await;
+    (t2.tpk, t2.tak, t2.stan) = (t.tpk.clone(), t.tak.clone(), t.stan);
+    for _ in 0..20 {
+        assert_eq!(t2.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    }
+    // And across a new sign-on.
+    assert_eq!(t2.sign_on().await.rc(), "00");
+    assert_eq!(t2.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    let conn = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
+    let (n, codes): (i64, String) = conn
+        .query_row(
+            "SELECT COUNT(*), GROUP_CONCAT(DISTINCT response_code) FROM transactions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n, codes.as_str()), (42, "00"), "only the genuine sales");
+    sw.shutdown().await;
+}
