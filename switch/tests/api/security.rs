@@ -299,13 +299,27 @@ fn every_clear_key_of_the_demo_configurations_is_on_the_published_list() {
     }
 }
 
-/// A forged copy of `t`'s next request: its TID, MID, batch and STAN `stan`, a garbage MAC.
+/// A forged copy of `t`'s request: its TID, MID, batch and STAN `stan`, a garbage MAC.
 fn forged_sale(t: &mut Terminal, stan: u32) -> Vec<u8> {
-    let saved = t.stan;
-    t.stan = stan - 1;
-    let mut b = t.sale_builder(DEBIT, None, 1_00);
-    t.stan = saved;
-    b.set(64, vec![0x41u8; 8]);
+    forged(&t.tid, &t.mid, t.batch, stan)
+}
+
+/// A sale with a garbage MAC from `tid` of `mid`.
+fn forged(tid: &str, mid: &str, batch: u32, stan: u32) -> Vec<u8> {
+    let mut b = codec::MessageBuilder::new(codec::Mti::parse("0200").unwrap());
+    b.header(crate::client::HEADER.to_vec());
+    b.set(2, DEBIT)
+        .set(3, "000000")
+        .set(4, "000000000100")
+        .set(11, format!("{stan:06}"))
+        .set(22, "022")
+        .set(25, "00")
+        .set(41, tid.to_owned())
+        .set(42, mid.to_owned())
+        .set(49, "156")
+        .set(60, format!("22{batch:06}000"))
+        .set(63, "001")
+        .set(64, vec![0x41u8; 8]);
     b.encode_to_vec(codec::Dialect::cup_pos()).unwrap()
 }
 
@@ -395,4 +409,108 @@ async fn forged_frames_claim_nothing_and_the_genuine_request_goes_through() {
         .unwrap();
     assert_eq!((n, codes.as_str()), (42, "00"), "only the genuine sales");
     sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn fifty_thousand_junk_frames_cost_bounded_journal_rows_and_log_lines() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir("junk");
+    let crate::Spawned {
+        mut child,
+        addr,
+        logs,
+    } = crate::spawn_switch(&test_config(&dir), &dir.join("switch.toml"), "info");
+    let mut t = Terminal::connect(addr, "10000075").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    let rows = journal_rows(&dir);
+    let lines_before = logs.lock().unwrap().lines().count();
+    let started = std::time::Instant::now();
+
+    // Four kinds of junk: unknown TIDs (some not even 8 digits), bad MACs on a real TID,
+    // undecodable bodies behind a readable header, and sign-ons (no MAC by the protocol).
+    let mut junk = Vec::with_capacity(50_000);
+    for i in 0..50_000u32 {
+        let frame = match i % 4 {
+            0 => {
+                let tid = if i % 8 == 0 {
+                    format!("X{:07}", i % 10_000_000)
+                } else {
+                    format!("{:08}", 20_000_000 + i)
+                };
+                forged(&tid, &t.mid, 1, i % 999_999 + 1)
+            }
+            1 => forged_sale(&mut t, i % 999_999 + 1),
+            2 => {
+                let mut f = crate::client::HEADER.to_vec();
+                f.extend_from_slice(&[0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+                f.extend_from_slice(&i.to_be_bytes());
+                f
+            }
+            _ => {
+                let mut b = t.builder("0800");
+                b.set(11, format!("{:06}", i % 999_999 + 1))
+                    .set(41, "10000076")
+                    .set(42, t.mid.clone())
+                    .set(60, "00000001003")
+                    .set(63, "001");
+                b.encode_to_vec(codec::Dialect::cup_pos()).unwrap()
+            }
+        };
+        junk.push(frame);
+    }
+    // Sent over 4 connections, in windows the switch's per-connection limit allows.
+    let mut tasks = Vec::new();
+    for chunk in junk.chunks(12_500) {
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut answered = 0;
+            for window in chunk.chunks(32) {
+                let mut out = Vec::new();
+                for f in window {
+                    out.extend_from_slice(&(f.len() as u16).to_be_bytes());
+                    out.extend_from_slice(f);
+                }
+                s.write_all(&out).await.unwrap();
+                for _ in window {
+                    let mut len = [0u8; 2];
+                    s.read_exact(&mut len).await.unwrap();
+                    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    s.read_exact(&mut body).await.unwrap();
+                    answered += 1;
+                }
+            }
+            answered
+        }));
+    }
+    let mut answered = 0;
+    for task in tasks {
+        answered += task.await.unwrap();
+    }
+    assert_eq!(
+        answered, 50_000,
+        "every junk frame answered, no connection dropped"
+    );
+    let elapsed = started.elapsed().as_secs();
+
+    // The genuine terminal still works.
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    // Journal: the one sale, and at most the session of the TID that junk signed on.
+    let grown = journal_rows(&dir) - rows;
+    assert!((1..=2).contains(&grown), "journal grew by {grown} rows");
+    // Log: at most 5 lines a second per event kind and peer (4 kinds), plus the sale's.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let text = logs.lock().unwrap().clone();
+    let grown = text.lines().count() - lines_before;
+    let bound = 20 * (elapsed as usize + 2) + 5;
+    assert!(
+        grown <= bound.min(1_000),
+        "{grown} log lines for 50,000 junk frames in {elapsed} s"
+    );
+    assert!(text.contains("suppressed="), "the summary of dropped lines");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
