@@ -248,6 +248,12 @@ pub struct Limits {
     pub read_timeout_secs: u64,
     /// Largest frame accepted (after the 2-byte length).
     pub max_frame_bytes: usize,
+    /// Open connections from one peer address at most (a concentrator or a NAT counts
+    /// once per connection).
+    pub max_connections_per_peer: usize,
+    /// Seconds a new connection has to prove its terminal (a request with a valid MAC, or a
+    /// sign-on answered) before it is closed; after that, `idle_timeout_secs` applies.
+    pub auth_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -258,6 +264,8 @@ impl Default for Limits {
             idle_timeout_secs: 300,
             read_timeout_secs: 10,
             max_frame_bytes: 2048,
+            max_connections_per_peer: 256,
+            auth_timeout_secs: 10,
         }
     }
 }
@@ -697,7 +705,13 @@ impl Config {
                 "must be 64 to 65535 (the length prefix is 2 bytes)",
             ));
         }
-        if l.idle_timeout_secs == 0 || l.read_timeout_secs == 0 {
+        if l.max_connections_per_peer == 0 {
+            return Err(invalid(
+                "limits.max_connections_per_peer",
+                "must be above 0",
+            ));
+        }
+        if l.idle_timeout_secs == 0 || l.read_timeout_secs == 0 || l.auth_timeout_secs == 0 {
             return Err(invalid("limits", "timeouts must be at least 1 second"));
         }
         if !(1..=99).contains(&self.journal.node_id) {

@@ -473,6 +473,8 @@ pub async fn start(config: Config) -> Result<Running> {
         idle_timeout: Duration::from_secs(config.limits.idle_timeout_secs),
         read_timeout: Duration::from_secs(config.limits.read_timeout_secs),
         max_frame: config.limits.max_frame_bytes,
+        max_per_peer: config.limits.max_connections_per_peer,
+        auth_timeout: Duration::from_secs(config.limits.auth_timeout_secs),
     };
     let server = tokio::spawn(serve(
         terminals,

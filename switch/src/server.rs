@@ -7,13 +7,27 @@
 //!
 //! Requests on one connection are processed concurrently (a concentrator pipelines many
 //! terminals) up to `max_in_flight`; replies go out as they are ready, several per write.
-//! A connection over `max_connections` is accepted and closed at once. A connection with no
-//! frame for `idle_timeout`, or a frame started and not finished within `read_timeout`, is
-//! closed. On shutdown the listener stops, connections stop reading, in-flight requests
-//! finish and their replies are flushed.
+//! A connection with no frame for `idle_timeout`, or a frame started and not finished within
+//! `read_timeout`, is closed. On shutdown the listener stops, connections stop reading,
+//! in-flight requests finish and their replies are flushed.
+//!
+//! Floods: a connection is *trusted* once a request on it proved its terminal (a verified
+//! MAC, or an approved sign-on). Until then it has `auth_timeout` to do so, then it is
+//! closed. One peer address holds at most `max_connections_per_peer`; beyond it a new
+//! connection is closed at once. At `max_connections` the oldest connection that was never
+//! trusted is closed to make room; with none, the new one is closed.
+//!
+//! ```text
+//! accept ─▶ peer over its limit? ─▶ close (peer_limit)
+//!        ─▶ table full? ─▶ close the oldest untrusted (evicted) │ none: close new (global_limit)
+//!        ─▶ serve: untrusted for auth_timeout ─▶ close (auth_timeout)
+//! ```
 
+use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -24,6 +38,7 @@ use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimit
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics::ReasonLabel;
 use crate::pipeline::{Handled, Switch};
 
 /// Connection limits.
@@ -39,6 +54,72 @@ pub struct ServerLimits {
     pub read_timeout: Duration,
     /// Largest frame (after the 2-byte length).
     pub max_frame: usize,
+    /// Open connections from one peer address at most.
+    pub max_per_peer: usize,
+    /// Time a new connection has to prove its terminal.
+    pub auth_timeout: Duration,
+}
+
+/// One open connection, as the accept loop sees it.
+struct Conn {
+    peer: IpAddr,
+    trusted: AtomicBool,
+    evict: CancellationToken,
+}
+
+/// The open connections, oldest first, and the count per peer address.
+#[derive(Default)]
+struct Table {
+    conns: BTreeMap<u64, Arc<Conn>>,
+    per_peer: HashMap<IpAddr, usize>,
+    next_id: u64,
+}
+
+impl Table {
+    /// Admits a connection from `peer`, evicting the oldest untrusted one when full.
+    fn admit(
+        &mut self,
+        peer: IpAddr,
+        limits: &ServerLimits,
+    ) -> Result<(u64, Arc<Conn>), &'static str> {
+        if self.per_peer.get(&peer).copied().unwrap_or(0) >= limits.max_per_peer {
+            return Err("peer_limit");
+        }
+        if self.conns.len() >= limits.max_connections {
+            let oldest = self
+                .conns
+                .iter()
+                .find(|(_, c)| !c.trusted.load(Ordering::Relaxed))
+                .map(|(id, _)| *id);
+            let Some(id) = oldest else {
+                return Err("global_limit");
+            };
+            if let Some(c) = self.remove(id) {
+                c.evict.cancel();
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let conn = Arc::new(Conn {
+            peer,
+            trusted: AtomicBool::new(false),
+            evict: CancellationToken::new(),
+        });
+        self.conns.insert(id, Arc::clone(&conn));
+        *self.per_peer.entry(peer).or_insert(0) += 1;
+        Ok((id, conn))
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Arc<Conn>> {
+        let c = self.conns.remove(&id)?;
+        if let Some(n) = self.per_peer.get_mut(&c.peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&c.peer);
+            }
+        }
+        Some(c)
+    }
 }
 
 /// `LengthDelimitedCodec` with a u16 length, remembering whether a frame has started and
@@ -91,14 +172,14 @@ pub async fn serve(
     limits: ServerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let table = Arc::new(Mutex::new(Table::default()));
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
     loop {
         tokio::select! {
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -106,20 +187,34 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-                    switch.metrics.connections_refused.get_or_create(&crate::metrics::ReasonLabel { reason: "global_limit" }).inc();
-                    drop(stream);
-                    continue;
+                let admitted = match table.lock() {
+                    Ok(mut t) => t.admit(peer.ip(), &limits),
+                    Err(_) => Err("global_limit"),
+                };
+                let (id, conn) = match admitted {
+                    Ok(c) => c,
+                    Err(reason) => {
+                        switch
+                            .metrics
+                            .connections_refused
+                            .get_or_create(&ReasonLabel { reason })
+                            .inc();
+                        drop(stream);
+                        continue;
+                    }
                 };
                 let _ = stream.set_nodelay(true);
                 switch.metrics.connections_total.inc();
                 let switch = Arc::clone(&switch);
                 let stop = stop.clone();
+                let table = Arc::clone(&table);
                 tracker.spawn(async move {
                     switch.metrics.connections_active.inc();
-                    connection(stream, &switch, limits, stop).await;
+                    connection(stream, &switch, limits, stop, &conn).await;
                     switch.metrics.connections_active.dec();
-                    drop(permit);
+                    if let Ok(mut t) = table.lock() {
+                        t.remove(id);
+                    }
                 });
             }
         }
@@ -134,7 +229,9 @@ async fn connection(
     switch: &Arc<Switch>,
     limits: ServerLimits,
     stop: CancellationToken,
+    conn: &Arc<Conn>,
 ) {
+    let accepted = tokio::time::Instant::now();
     let (rd, wr) = stream.into_split();
     let mut frames = FramedRead::new(rd, Framing::new(limits.max_frame));
     let mut sink = FramedWrite::new(wr, Framing::new(limits.max_frame));
@@ -160,12 +257,19 @@ async fn connection(
     });
 
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let tick = limits.read_timeout.min(limits.idle_timeout);
+    let tick = limits
+        .read_timeout
+        .min(limits.idle_timeout)
+        .min(limits.auth_timeout);
     let mut idle = Duration::ZERO;
     let reason = loop {
+        if !conn.trusted.load(Ordering::Relaxed) && accepted.elapsed() >= limits.auth_timeout {
+            break "auth_timeout";
+        }
         let next = tokio::select! {
             _ = stop.cancelled() => break "shutdown",
             _ = close.cancelled() => break "closed",
+            _ = conn.evict.cancelled() => break "evicted",
             r = tokio::time::timeout(tick, frames.next()) => r,
         };
         let frame = match next {
@@ -201,8 +305,13 @@ async fn connection(
         let switch = Arc::clone(switch);
         let tx = tx.clone();
         let close = close.clone();
+        let conn = Arc::clone(conn);
         tokio::spawn(async move {
-            match switch.handle(&frame).await {
+            let served = switch.serve(Some(conn.peer), &frame).await;
+            if served.authenticated {
+                conn.trusted.store(true, Ordering::Relaxed);
+            }
+            match served.handled {
                 Handled::Reply(v) => {
                     let _ = tx.send(Bytes::from(v)).await;
                 }

@@ -58,6 +58,11 @@ impl Terminal {
     pub async fn connect(addr: std::net::SocketAddr, tid: &str) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).unwrap();
+        Self::on(stream, tid)
+    }
+
+    /// A terminal on a connection already open.
+    pub fn on(stream: TcpStream, tid: &str) -> Self {
         Self {
             stream,
             tid: tid.to_owned(),
@@ -68,6 +73,15 @@ impl Terminal {
             stan: 0,
             last_pin_block: None,
         }
+    }
+
+    /// Connects from the local address `source` (another loopback address, say 127.0.0.2).
+    pub async fn connect_from(
+        addr: std::net::SocketAddr,
+        tid: &str,
+        source: std::net::IpAddr,
+    ) -> Self {
+        Self::on(connect_from(addr, source).await, tid)
     }
 
     pub fn next_stan(&mut self) -> String {
@@ -394,4 +408,13 @@ impl Terminal {
             );
         self.send_sealed(b).await
     }
+}
+
+/// A TCP connection to `addr` from the local address `source`.
+pub async fn connect_from(addr: std::net::SocketAddr, source: std::net::IpAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    let stream = socket.connect(addr).await.expect("connect");
+    stream.set_nodelay(true).unwrap();
+    stream
 }

@@ -514,3 +514,112 @@ async fn fifty_thousand_junk_frames_cost_bounded_journal_rows_and_log_lines() {
         .status();
     let _ = child.wait();
 }
+
+/// Whether the switch closed `s` (EOF or reset) within `secs`.
+async fn closed_within(s: &mut tokio::net::TcpStream, secs: u64) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 16];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(secs), s.read(&mut b)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn one_address_at_its_connection_limit_does_not_lock_out_another() {
+    let dir = temp_dir("per-peer");
+    let mut config = test_config(&dir);
+    config.limits.max_connections_per_peer = 20;
+    let sw = start(config).await;
+    let flooder: std::net::IpAddr = [127, 0, 0, 1].into();
+    let honest: std::net::IpAddr = [127, 0, 0, 2].into();
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(crate::client::connect_from(sw.terminal_addr, flooder).await);
+    }
+    // The 21st from the same address is closed at once.
+    let mut over = crate::client::connect_from(sw.terminal_addr, flooder).await;
+    assert!(closed_within(&mut over, 2).await, "over the per-peer limit");
+    // Another address signs on and pays while the first holds its maximum.
+    let mut t = Terminal::connect_from(sw.terminal_addr, "10000077", honest).await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        metrics.contains("switch_connections_refused_total{reason=\"peer_limit\"} 1"),
+        "{metrics}"
+    );
+    drop(held);
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_the_global_limit_the_oldest_unauthenticated_connection_makes_room() {
+    let dir = temp_dir("evict");
+    let mut config = test_config(&dir);
+    config.limits.max_connections = 10;
+    config.limits.max_connections_per_peer = 10;
+    let sw = start(config).await;
+    let flooder: std::net::IpAddr = [127, 0, 0, 1].into();
+    // One trusted terminal, then nine idle connections fill the table.
+    let mut trusted = Terminal::connect_from(sw.terminal_addr, "10000078", flooder).await;
+    assert_eq!(trusted.sign_on().await.rc(), "00");
+    let mut idle = Vec::new();
+    for _ in 0..9 {
+        idle.push(crate::client::connect_from(sw.terminal_addr, flooder).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A terminal from elsewhere gets in: the oldest idle connection is closed for it.
+    let mut t = Terminal::connect_from(sw.terminal_addr, "10000079", [127, 0, 0, 2].into()).await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    assert!(
+        closed_within(&mut idle[0], 2).await,
+        "the oldest idle one was evicted"
+    );
+    // The trusted terminal was never the one evicted.
+    assert_eq!(trusted.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_authenticates_is_closed_after_the_auth_timeout() {
+    let dir = temp_dir("auth-timeout");
+    let mut config = test_config(&dir);
+    config.limits.auth_timeout_secs = 1;
+    let sw = start(config).await;
+    // Silent: closed after a second, long before the 300 s idle timeout.
+    let mut silent = tokio::net::TcpStream::connect(sw.terminal_addr)
+        .await
+        .unwrap();
+    // Busy with forged frames: closed all the same.
+    let mut busy = Terminal::connect(sw.terminal_addr, "10000080").await;
+    let forged = forged("10000080", "898310048990001", 1, 1);
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        busy.send_raw(&forged).await;
+        match busy.read_reply().await {
+            Some(_) => answered += 1,
+            None => break,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(answered > 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "busy but untrusted: closed"
+    );
+    assert!(closed_within(&mut silent, 3).await, "silent: closed");
+    // A terminal that signs on stays past the deadline.
+    let mut t = Terminal::connect(sw.terminal_addr, "10000081").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        metrics.contains("switch_frames_rejected_total{reason=\"auth_timeout\"} 2"),
+        "{metrics}"
+    );
+    sw.shutdown().await;
+}
