@@ -31,6 +31,7 @@ sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
     -e "s#metrics = \"127.0.0.1:9583\"#metrics = \"127.0.0.1:19583\"#" \
     -e "s#path = \"./switch-data/journal.db\"#path = \"$work/journal.db\"#" \
     -e "s#max_connections = 10000 #max_connections = 20000 #" \
+    -e "s#max_connections_per_peer = 256 #max_connections_per_peer = 20000 #" \
     -e "s#tid_to = \"10000999\"#tid_to = \"10099999\"#" \
     -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
     -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
