@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::config::{CardStatus, CardType, Config, PinMethod};
 use crate::fees::FeeSchedule;
 use crate::issuer::{Issuer, Issuers, saf};
+use crate::journal::owner::{self, JournalLock};
 use crate::journal::sqlite::Sqlite;
 use crate::journal::{AccountRecord, Backend, Journal, Op};
 use crate::metrics::Metrics;
@@ -39,6 +40,9 @@ pub struct Running {
     http: tokio::task::JoinHandle<()>,
     links: Vec<tokio::task::JoinHandle<()>>,
     links_stop: watch::Sender<bool>,
+    watchdog: tokio::task::JoinHandle<()>,
+    /// Held for the switch's life: no other process opens this journal.
+    _lock: JournalLock,
 }
 
 impl Running {
@@ -59,6 +63,7 @@ impl Running {
         }
         let journal = Arc::clone(&self.switch);
         // Closing joins the writer thread: do it off the async workers.
+        self.watchdog.abort();
         let _ = tokio::task::spawn_blocking(move || journal.journal().close()).await;
         tracing::info!("switch stopped; journal flushed");
     }
@@ -243,9 +248,22 @@ pub async fn start(config: Config) -> Result<Running> {
         zone,
     } = keys(&config)?;
 
-    // The journal and what it holds.
-    let mut backend = Sqlite::open(&config.journal.path)
-        .map_err(|e| anyhow!("journal {}: {e}", config.journal.path.display()))?;
+    // The journal: ours alone, the one that was here, and writable.
+    let path = &config.journal.path;
+    let lock = owner::lock(path)?;
+    let found = owner::before_open(path, !config.production)?;
+    let mut backend = Sqlite::open(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let journal_id = backend
+        .journal_id()
+        .map_err(|e| anyhow!("journal {}: not writable? {e}", path.display()))?;
+    owner::after_open(path, &journal_id)?;
+    backend
+        .probe()
+        .map_err(|e| anyhow!("journal {}: not writable: {e}", path.display()))?;
+    if found == owner::Found::Nothing {
+        tracing::warn!(journal = %path.display(), id = %journal_id, "no journal here: a new one was created (first run)");
+    }
+    let identity = owner::Identity::of(path)?;
     let snapshot = backend.snapshot().map_err(|e| anyhow!("journal: {e}"))?;
     let metrics = Arc::new(Metrics::new());
     let observer = {
@@ -483,10 +501,12 @@ pub async fn start(config: Config) -> Result<Running> {
         stopped.clone(),
     ));
 
+    let watchdog = tokio::spawn(watch_journal(identity, journal_id, Arc::clone(&switch)));
     let ready = Arc::new(AtomicBool::new(true));
     let app = {
         let m = Arc::clone(&metrics);
         let r = Arc::clone(&ready);
+        let health = Arc::clone(switch.journal().health());
         Router::new()
             .route(
                 "/metrics",
@@ -508,11 +528,14 @@ pub async fn start(config: Config) -> Result<Running> {
                 "/readyz",
                 get(move || {
                     let r = Arc::clone(&r);
+                    let health = Arc::clone(&health);
                     async move {
-                        if r.load(Ordering::Relaxed) {
-                            (StatusCode::OK, "ready\n")
-                        } else {
-                            (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                        if !r.load(Ordering::Relaxed) {
+                            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+                        }
+                        match health.ready() {
+                            Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
                         }
                     }
                 }),
@@ -544,7 +567,67 @@ pub async fn start(config: Config) -> Result<Running> {
         http,
         links,
         links_stop,
+        watchdog,
+        _lock: lock,
     })
+}
+
+/// Creates a new journal at `path`: refused when one is there; with the id file of a
+/// journal that is gone, only with `force`. Returns the new journal's id.
+pub fn init_journal(path: &std::path::Path, force: bool) -> Result<String> {
+    let _lock = owner::lock(path)?;
+    match owner::before_open(path, true) {
+        Ok(owner::Found::Nothing) => {}
+        Ok(owner::Found::Existing) => {
+            let id = Sqlite::read_id(path).ok().flatten();
+            bail!(
+                "journal {} exists (id {}): nothing to do; a switch opens it as it is",
+                path.display(),
+                id.as_deref().unwrap_or("?")
+            );
+        }
+        Err(owner::OwnerError::Missing { .. }) if force => {
+            tracing::warn!(journal = %path.display(), "the old journal is gone: starting a new one");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut backend = Sqlite::open(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let id = backend
+        .journal_id()
+        .map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    owner::write_marker(&owner::marker_path(path), &id)?;
+    Ok(id)
+}
+
+/// Every second: is the journal file still the one opened (not deleted, not replaced, its
+/// id unchanged), and does it take a write? Either failing turns `/readyz` to 503 and makes
+/// the pipeline refuse money-moving requests with `96`.
+async fn watch_journal(identity: owner::Identity, id: String, switch: Arc<Switch>) {
+    let path = identity.path().to_owned();
+    let health = Arc::clone(switch.journal().health());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(why) = identity.check() {
+            health.set_broken(&why);
+            continue;
+        }
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || Sqlite::read_id(&p)).await {
+            Ok(Ok(Some(found))) if found == id => {}
+            Ok(Ok(found)) => health.set_broken(&format!(
+                "journal {} now has id {}, not {id}: replaced",
+                path.display(),
+                found.as_deref().unwrap_or("(none)")
+            )),
+            // Unreadable for a moment (locked, busy) is not proof of anything.
+            Ok(Err(_)) | Err(_) => {}
+        }
+        match switch.journal().probe().await {
+            Ok(()) => health.clear_failing(),
+            Err(e) => health.set_failing(&format!("journal {}: {e}", path.display())),
+        }
+    }
 }
 
 /// A card or wallet of the configuration, as the journal's account is made from it.

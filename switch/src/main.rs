@@ -4,6 +4,7 @@
 //! switch                                   run on the built-in demo configuration
 //! switch run [--config F] [--log-format json]
 //! switch check-config F                    validate a configuration and exit
+//! switch journal init [--config F] [--force] create a new journal where the configuration says
 //! switch describe [--dialect D] [--json] [--unmasked] HEX
 //! switch report settlement --date YYYY-MM-DD [--format table|csv] [--config F | --journal DB]
 //! switch report batch --tid T --batch N [--config F | --journal DB]
@@ -95,7 +96,26 @@ enum Report {
 }
 
 #[derive(Subcommand)]
+enum JournalCommand {
+    /// Create a new, empty journal where the configuration says (refuses if one is there).
+    Init {
+        /// Configuration (default: the demo configuration).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also when the id file says a journal existed here and it is gone: starts over
+        /// from the card file, losing the old journal's balances and history.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// The journal itself.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Reports from the journal.
     Report {
         #[command(subcommand)]
@@ -271,6 +291,17 @@ fn describe(dialect: &str, hex_parts: &[String], json: bool, unmasked: bool) -> 
     Ok(())
 }
 
+fn journal_init(config: Option<PathBuf>, force: bool) -> Result<()> {
+    let config = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::demo()?,
+    };
+    let path = &config.journal.path;
+    let id = switch::daemon::init_journal(path, force)?;
+    println!("journal {} created, id {id}", path.display());
+    Ok(())
+}
+
 fn report(report: Report) -> Result<()> {
     let journal_of = |s: &JournalSource| -> Result<PathBuf> {
         Ok(match (&s.journal, &s.config) {
@@ -360,6 +391,9 @@ fn main() -> ExitCode {
             hex,
         } => describe(&dialect, &hex, json, unmasked),
         Command::Report { report: r } => report(r),
+        Command::Journal {
+            command: JournalCommand::Init { config, force },
+        } => journal_init(config, force),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+pub mod owner;
 pub mod sqlite;
 
 /// A journal failure.
@@ -289,6 +290,8 @@ pub trait Backend: Send + 'static {
     fn apply(&mut self, ops: &[&Op]) -> Result<(), JournalError>;
     /// Reads the start-up state.
     fn snapshot(&mut self) -> Result<Snapshot, JournalError>;
+    /// A small durable write: proves the storage takes writes now.
+    fn probe(&mut self) -> Result<(), JournalError>;
     /// Reserves `n` numbers of sequence `name` and returns the first.
     fn reserve(&mut self, name: &str, n: u64) -> Result<u64, JournalError>;
     /// A transaction by RRN.
@@ -309,6 +312,77 @@ enum Request {
         rrn: String,
         done: oneshot::Sender<Result<Option<TxnRecord>, JournalError>>,
     },
+    Probe {
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+}
+
+/// Whether the journal can take the next commit: what `/readyz` and the pipeline read.
+///
+/// *Broken* is for good (the file was deleted or replaced under the switch: only a restart,
+/// after the operator has looked, clears it). *Failing* is while writes fail (a full or
+/// read-only disk); the next write that works clears it.
+#[derive(Debug, Default)]
+pub struct Health {
+    broken: std::sync::atomic::AtomicBool,
+    failing: std::sync::atomic::AtomicBool,
+    reason: Mutex<String>,
+}
+
+impl Health {
+    /// `Err` with the reason while the journal cannot be trusted with a commit.
+    pub fn ready(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.broken.load(Relaxed) || self.failing.load(Relaxed) {
+            Err(self
+                .reason
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_else(|_| "journal unavailable".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// For good: logged once.
+    pub fn set_broken(&self, reason: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.broken.swap(true, Relaxed) {
+            tracing::error!(
+                reason,
+                "journal lost: not ready, money-moving requests answer 96 until restarted"
+            );
+            self.set_reason(reason);
+        }
+    }
+
+    /// While writes fail: logged when it starts.
+    pub fn set_failing(&self, reason: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.failing.swap(true, Relaxed) {
+            tracing::error!(
+                reason,
+                "journal not writable: not ready, money-moving requests answer 96"
+            );
+            if !self.broken.load(Relaxed) {
+                self.set_reason(reason);
+            }
+        }
+    }
+
+    /// Writes work again.
+    pub fn clear_failing(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.failing.swap(false, Relaxed) && !self.broken.load(Relaxed) {
+            tracing::warn!("journal writable again: ready");
+        }
+    }
+
+    fn set_reason(&self, reason: &str) {
+        if let Ok(mut r) = self.reason.lock() {
+            reason.clone_into(&mut r);
+        }
+    }
 }
 
 /// Observes each group commit: operations in it and how long the commit took.
@@ -318,6 +392,7 @@ pub type BatchObserver = Box<dyn Fn(usize, Duration) + Send>;
 pub struct Journal {
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    health: std::sync::Arc<Health>,
 }
 
 impl Journal {
@@ -349,7 +424,13 @@ impl Journal {
         Self {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(thread),
+            health: std::sync::Arc::default(),
         }
+    }
+
+    /// Whether the journal can take commits.
+    pub fn health(&self) -> &std::sync::Arc<Health> {
+        &self.health
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Request>, JournalError> {
@@ -393,6 +474,16 @@ impl Journal {
         wait.await.map_err(|_| JournalError::Closed)?
     }
 
+    /// A small durable write through the writer: `Ok` when the storage takes writes.
+    pub async fn probe(&self) -> Result<(), JournalError> {
+        let (done, wait) = oneshot::channel();
+        self.sender()?
+            .send(Request::Probe { done })
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        wait.await.map_err(|_| JournalError::Closed)?
+    }
+
     /// Stops accepting work, lets the writer finish what is queued, and waits for it.
     pub fn close(&self) {
         if let Ok(mut tx) = self.tx.lock() {
@@ -419,7 +510,7 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
         .iter()
         .filter_map(|r| match r {
             Request::Commit { ops, .. } => Some(ops.iter()),
-            Request::Reserve { .. } | Request::Find { .. } => None,
+            Request::Reserve { .. } | Request::Find { .. } | Request::Probe { .. } => None,
         })
         .flatten()
         .collect();
@@ -451,6 +542,9 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
             }
             Request::Find { rrn, done } => {
                 let _ = done.send(backend.find(&rrn));
+            }
+            Request::Probe { done } => {
+                let _ = done.send(backend.probe());
             }
         }
     }

@@ -103,6 +103,10 @@ CREATE TABLE IF NOT EXISTS saf_queue (
     message      BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS saf_queue_by_state ON saf_queue (state);
+CREATE TABLE IF NOT EXISTS journal_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sequences (
     name TEXT PRIMARY KEY,
     next INTEGER NOT NULL
@@ -135,6 +139,46 @@ impl Sqlite {
         conn.execute_batch(SCHEMA).map_err(storage)?;
         migrate(&conn).map_err(storage)?;
         Ok(Self { conn })
+    }
+
+    /// The journal's id, created once (the first time any switch opened it).
+    pub fn journal_id(&mut self) -> Result<String, JournalError> {
+        let id: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM journal_meta WHERE key = 'id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(storage)?;
+        if let Some(id) = id {
+            return Ok(id);
+        }
+        let mut bytes = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| JournalError::Storage("no randomness for the journal id".into()))?;
+        let id = hex::encode(bytes);
+        self.conn
+            .execute(
+                "INSERT INTO journal_meta (key, value) VALUES ('id', ?1)",
+                [&id],
+            )
+            .map_err(storage)?;
+        Ok(id)
+    }
+
+    /// The id of the journal at `path`, read through a connection of its own (read-only):
+    /// what a watchdog compares with the id the switch opened.
+    pub fn read_id(path: &Path) -> Result<Option<String>, JournalError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(storage)?;
+        conn.query_row("SELECT value FROM journal_meta WHERE key = 'id'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(storage)
     }
 }
 
@@ -478,6 +522,16 @@ impl Backend for Sqlite {
             )
             .optional()
             .map_err(storage)
+    }
+
+    fn probe(&mut self) -> Result<(), JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO journal_meta (key, value) VALUES ('probed_utc', ?1)",
+            [crate::clock::Instant::now().iso_utc()],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
     }
 
     fn reserve(&mut self, name: &str, n: u64) -> Result<u64, JournalError> {

@@ -369,6 +369,18 @@ impl Switch {
             Ok(a) => a,
             Err(refused) => return Served::unauthenticated(self.refuse(&req, kind, refused, peer)),
         };
+        // A journal that is gone or cannot take writes: nothing can be recorded, so nothing
+        // is done (echoes still answer).
+        if req.kind != Some(Kind::Echo)
+            && let Err(why) = self.journal.health().ready()
+        {
+            tracing::debug!(reason = %why, "journal not ready: 96");
+            return Served::unauthenticated(self.bare_reply(
+                req.msg,
+                kind,
+                rc::SYSTEM_ERROR.into(),
+            ));
+        }
         let now = Instant::now();
         // Step 4 before any work: a retransmission never moves money twice.
         let (outcome, rrn) = match self.claim(&req).await {

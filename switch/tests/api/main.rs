@@ -15,6 +15,7 @@ mod e2e;
 mod issuer;
 mod lifecycle;
 mod merchant_day;
+mod reliability;
 mod restart;
 mod secrets;
 mod security;

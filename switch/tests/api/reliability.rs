@@ -1,0 +1,195 @@
+//! Reliability: one process owns a journal; a journal deleted, replaced or unwritable is
+//! noticed; logging cannot hurt the money path.
+
+use std::time::Duration;
+
+use crate::cli::http_get;
+use crate::client::{DEBIT, Terminal};
+use crate::{start, temp_dir, test_config};
+
+/// Polls `/readyz` until it answers with `status` (up to 5 s).
+async fn readyz_becomes(addr: std::net::SocketAddr, status: &str) -> String {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = http_get(addr, "/readyz").await;
+        if r.starts_with(&format!("HTTP/1.1 {status}")) {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "readyz never {status}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_switch_process_on_the_same_journal_refuses_to_start() {
+    let dir = temp_dir("two-owners");
+    let config = test_config(&dir);
+    let crate::Spawned { mut child, .. } =
+        crate::spawn_switch(&config, &dir.join("first.toml"), "info");
+    // The second: other ports (both 127.0.0.1:0), the same journal.
+    let second = dir.join("second.toml");
+    std::fs::write(&second, toml::to_string(&config).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .args(["run", "--config"])
+        .arg(&second)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second switch started");
+    assert!(
+        err.contains("in use by another switch") && err.contains(&format!("pid {}", child.id())),
+        "{err}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    // Once the first is gone, the journal can be opened again.
+    let sw = start(config).await;
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_journal_stops_money_and_the_restart() {
+    let dir = temp_dir("deleted");
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000091").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    readyz_becomes(sw.metrics_addr, "200").await;
+    for f in ["journal.db", "journal.db-wal", "journal.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let why = readyz_becomes(sw.metrics_addr, "503").await;
+    assert!(why.contains("journal"), "{why}");
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "96");
+    assert_eq!(t.balance(DEBIT, "123456").await.rc(), "96");
+    sw.shutdown().await;
+    // The restart refuses: a journal existed here and is gone.
+    let e = switch::start(test_config(&dir))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("missing or empty") && e.contains("journal init --force"),
+        "{e}"
+    );
+    // A new one only on purpose.
+    let e = switch::daemon::init_journal(&dir.join("journal.db"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing or empty"), "{e}");
+    switch::daemon::init_journal(&dir.join("journal.db"), true).unwrap();
+    let sw = start(test_config(&dir)).await;
+    readyz_becomes(sw.metrics_addr, "200").await;
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_replaced_journal_is_noticed_and_refused() {
+    let dir = temp_dir("replaced");
+    let other = temp_dir("replaced-other");
+    // Another switch's journal, to put in its place.
+    let sw = start(test_config(&other)).await;
+    sw.shutdown().await;
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000092").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    std::fs::copy(other.join("journal.db"), dir.join("journal.db.new")).unwrap();
+    std::fs::rename(dir.join("journal.db.new"), dir.join("journal.db")).unwrap();
+    readyz_becomes(sw.metrics_addr, "503").await;
+    assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "96");
+    sw.shutdown().await;
+    // The other journal arrives without our write-ahead log (SQLite would lay our log's
+    // pages over it): the restart finds another journal's id and refuses.
+    for f in ["journal.db-wal", "journal.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let e = switch::start(test_config(&dir))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("was replaced"), "{e}");
+}
+
+#[tokio::test]
+async fn production_never_creates_a_journal_by_itself() {
+    let dir = temp_dir("prod-journal");
+    let path = dir.join("journal.db");
+    let e = switch::journal::owner::before_open(&path, false).unwrap_err();
+    assert!(e.to_string().contains("switch journal init"), "{e}");
+    let (ok, out, err) = crate::cli::switch(&["journal", "init", "--config", &{
+        let p = dir.join("switch.toml");
+        std::fs::write(&p, toml::to_string(&test_config(&dir)).unwrap()).unwrap();
+        p.to_str().unwrap().to_owned()
+    }]);
+    assert!(ok, "{err}");
+    assert!(out.contains("created, id"), "{out}");
+    assert!(switch::journal::owner::before_open(&path, false).is_ok());
+    // Twice: refused, the journal is there.
+    let (ok, _, err) = crate::cli::switch(&[
+        "journal",
+        "init",
+        "--config",
+        dir.join("switch.toml").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("exists"), "{err}");
+}
+
+/// A small tmpfs mounted at `dir` for the test's life (the switch's CI runs as root); `None`
+/// where mounting is not allowed, and the test says it was skipped.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        }
+        ok.then(|| Self(dir.to_owned()))
+    }
+
+    pub fn remount_read_only(&self) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_journal_stops_the_start() {
+    let dir = temp_dir("read-only");
+    let Some(fs) = Tmpfs::mount(&dir, "8m") else {
+        return;
+    };
+    let sw = start(test_config(&dir)).await;
+    sw.shutdown().await;
+    fs.remount_read_only();
+    let e = switch::start(test_config(&dir))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("journal") && e.contains("ead-only") || e.contains("not writable"),
+        "{e}"
+    );
+}
