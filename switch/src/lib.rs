@@ -37,6 +37,7 @@ pub mod describe;
 pub mod fees;
 pub mod issuer;
 pub mod journal;
+pub mod log_sink;
 pub mod metrics;
 pub mod pipeline;
 pub mod report;

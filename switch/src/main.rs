@@ -157,10 +157,15 @@ fn init_logs(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Lines go through a bounded queue to a thread of their own: a closed, full or slow
+    // stderr drops lines (counted), never a reply.
+    let Ok(sink) = switch::log_sink::LogSink::new(std::io::stderr()) else {
+        return;
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(sink);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

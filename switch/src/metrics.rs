@@ -14,6 +14,8 @@
 //! | `switch_frames_rejected_total` | counter | `reason` |
 //! | `switch_auth_failures_total` | counter | `reason` (`unknown_terminal`, `wrong_merchant`, `not_signed_on`, `missing_mac`, `bad_mac`) |
 //! | `switch_log_lines_suppressed_total` | counter | `event` |
+//! | `switch_log_lines_dropped_total` | counter | |
+//! | `switch_request_panics_total` | counter | |
 //! | `switch_amount_fen_total` | counter | `card_type` |
 //! | `switch_fees_fen_total` | counter | `card_type` |
 //! | `switch_issuer_line_up` | gauge | `issuer`, `line` |
@@ -147,6 +149,8 @@ pub struct Metrics {
     pub auth_failures: Family<ReasonLabel, Counter>,
     /// Log lines dropped by the rate limit, by event.
     pub log_suppressed: Family<EventLabel, Counter>,
+    /// Request tasks that panicked (answered from their record, or 96).
+    pub request_panics: Counter,
     /// Frames rejected, or connections closed, by reason.
     pub frames_rejected: Family<ReasonLabel, Counter>,
     /// Approved amounts by card type, fen.
@@ -199,6 +203,17 @@ impl Metrics {
         let connections_refused = Family::<ReasonLabel, Counter>::default();
         let auth_failures = Family::<ReasonLabel, Counter>::default();
         let log_suppressed = Family::<EventLabel, Counter>::default();
+        let request_panics = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log queue was full or the write failed",
+            crate::log_sink::dropped().clone(),
+        );
+        registry.register(
+            "request_panics",
+            "Request tasks that panicked: answered from their record, or 96",
+            request_panics.clone(),
+        );
         let frames_rejected = Family::<ReasonLabel, Counter>::default();
         let amount_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
         let fees_fen = Family::<CardLabel, Counter<u64, AtomicU64>>::default();
@@ -337,6 +352,7 @@ impl Metrics {
             connections_refused,
             auth_failures,
             log_suppressed,
+            request_panics,
             frames_rejected,
             amount_fen,
             fees_fen,

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::ReasonLabel;
-use crate::pipeline::{Handled, Switch};
+use crate::pipeline::{Handled, Served, Switch};
 
 /// Connection limits.
 #[derive(Clone, Copy, Debug)]
@@ -224,6 +224,18 @@ pub async fn serve(
     tracker.wait().await;
 }
 
+/// Runs a request; a panic in it is caught and the request answered by `on_panic`:
+/// never a silent drop.
+async fn guarded(
+    request: impl std::future::Future<Output = Served>,
+    on_panic: impl FnOnce() -> Served,
+) -> Served {
+    match std::panic::AssertUnwindSafe(request).catch_unwind().await {
+        Ok(served) => served,
+        Err(_) => on_panic(),
+    }
+}
+
 async fn connection(
     stream: TcpStream,
     switch: &Arc<Switch>,
@@ -307,7 +319,16 @@ async fn connection(
         let close = close.clone();
         let conn = Arc::clone(conn);
         tokio::spawn(async move {
-            let served = switch.serve(Some(conn.peer), &frame).await;
+            let served = guarded(switch.serve(Some(conn.peer), &frame), || {
+                // Counted and logged; answered from its record when it was journalled.
+                switch.metrics.request_panics.inc();
+                tracing::error!("a request task panicked: answered from its record, or 96");
+                Served {
+                    handled: switch.after_panic(&frame),
+                    authenticated: false,
+                }
+            })
+            .await;
             if served.authenticated {
                 conn.trusted.store(true, Ordering::Relaxed);
             }
@@ -333,4 +354,30 @@ async fn connection(
     let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
     drop(tx);
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_request_is_answered_not_dropped() {
+        let answer = || Served {
+            handled: Handled::Reply(b"96".to_vec()),
+            authenticated: false,
+        };
+        let served = guarded(async { panic!("a bug in a step") }, answer).await;
+        assert!(matches!(served.handled, Handled::Reply(v) if v == b"96"));
+        let fine = guarded(
+            async {
+                Served {
+                    handled: Handled::Ignore,
+                    authenticated: true,
+                }
+            },
+            answer,
+        )
+        .await;
+        assert!(fine.authenticated);
+    }
 }

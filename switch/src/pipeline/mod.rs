@@ -495,19 +495,23 @@ impl Switch {
             .keyed_digest("request", req.msg.frame().get(header..).unwrap_or_default())
     }
 
+    /// The duplicate-detection key of a tracked request (not sign-on, echo or unknown kinds).
+    fn txn_key(&self, req: &Request<'_>) -> Option<TxnKey> {
+        let tracked = matches!(req.kind, Some(k) if !matches!(k, Kind::SignOn | Kind::Echo));
+        Some(TxnKey {
+            tid: req.tid_key().filter(|_| tracked)?,
+            batch: req.batch,
+            stan: req.stan,
+            mti: req.mti().as_u16(),
+        })
+    }
+
     /// Step 4, duplicates: claims (terminal, batch, STAN, MTI) for this request, or finds
     /// the request seen before. An identical copy of a request still in progress waits for
     /// its outcome.
     async fn claim(&self, req: &Request<'_>) -> Claim {
-        let tracked = matches!(req.kind, Some(k) if !matches!(k, Kind::SignOn | Kind::Echo));
-        let (true, Some(tid)) = (tracked, req.tid_key()) else {
+        let Some(key) = self.txn_key(req) else {
             return Claim::Untracked;
-        };
-        let key = TxnKey {
-            tid,
-            batch: req.batch,
-            stan: req.stan,
-            mti: req.mti().as_u16(),
         };
         let digest = self.request_digest(req);
         loop {
@@ -1245,6 +1249,34 @@ impl Switch {
                 self.metrics.reject("reply_encode");
                 Handled::Close("reply_encode")
             }
+        }
+    }
+
+    /// The answer to a request whose task panicked: its recorded outcome when it was
+    /// journalled (the terminal hears what happened to its money), else `96`.
+    pub fn after_panic(&self, frame: &[u8]) -> Handled {
+        let Ok(msg) = codec::decode(self.dialect, frame) else {
+            return Handled::Close("panic");
+        };
+        let Ok(req) = Request::parse(&msg) else {
+            return self.bare_reply(&msg, "unknown", rc::SYSTEM_ERROR.into());
+        };
+        let recorded = self.txn_key(&req).and_then(|key| {
+            self.state
+                .recent
+                .get(&key)
+                .and_then(|slot| match slot.value() {
+                    Slot::Done(r) => Some(r.clone()),
+                    _ => None,
+                })
+        });
+        match recorded {
+            Some(r) => self.reply(&req, &Outcome::replay(&r), &r.rrn, Instant::now()),
+            None => self.bare_reply(
+                &msg,
+                req.kind.map_or("unknown", Kind::as_str),
+                rc::SYSTEM_ERROR.into(),
+            ),
         }
     }
 

@@ -193,3 +193,183 @@ async fn a_read_only_journal_stops_the_start() {
         "{e}"
     );
 }
+
+/// Runs the switch binary on `config` with its stderr going to `stderr`; returns the child
+/// and its terminal address, read from the first lines (`lines` gives them).
+fn spawn_with_stderr(
+    config: &switch::Config,
+    dir: &std::path::Path,
+    stderr: std::process::Stdio,
+    lines: impl FnOnce(&mut std::process::Child) -> std::net::SocketAddr,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let path = dir.join("switch.toml");
+    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let addr = lines(&mut child);
+    (child, addr)
+}
+
+fn addr_in(line: &str) -> Option<std::net::SocketAddr> {
+    let at = line.find("terminals=")?;
+    line[at + 10..].split_whitespace().next()?.parse().ok()
+}
+
+fn metrics_addr(lines: &str) -> std::net::SocketAddr {
+    let at = lines.find("metrics=").unwrap();
+    lines[at + 8..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn dropped_lines(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switch_log_lines_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads the child's stderr until the listening line; the pipe and the lines read are
+/// handed back.
+fn read_until_listening(
+    child: &mut std::process::Child,
+) -> (std::net::SocketAddr, std::process::ChildStderr, String) {
+    use std::io::Read;
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        assert_eq!(
+            err.read(&mut b).unwrap(),
+            1,
+            "switch exited: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(b[0]);
+        if b[0] == b'\n' {
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if let Some(a) = text.lines().last().and_then(addr_in) {
+                return (a, err, text);
+            }
+        }
+    }
+}
+
+/// Sales of 0.01 until `n` were answered; every one must be approved.
+async fn sales(addr: std::net::SocketAddr, tid: &str, n: usize) {
+    let mut t = Terminal::connect(addr, tid).await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    for i in 0..n {
+        assert_eq!(t.sale(DEBIT, "123456", 1).await.rc(), "00", "sale {i}");
+    }
+}
+
+fn debit_balance(dir: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
+    conn.query_row(
+        "SELECT balance_fen FROM accounts WHERE masked_pan = '622202*********0017'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a clean exit: {status:?}");
+}
+
+#[tokio::test]
+async fn a_closed_log_stream_loses_no_reply() {
+    let dir = temp_dir("log-closed");
+    let mut closed_lines = String::new();
+    let (child, addr) = spawn_with_stderr(
+        &test_config(&dir),
+        &dir,
+        std::process::Stdio::piped(),
+        |c| {
+            let (addr, err, lines) = read_until_listening(c);
+            drop(err); // the reader goes away: every later write fails
+            closed_lines = lines;
+            addr
+        },
+    );
+    sales(addr, "10000093", 200).await;
+    let metrics = crate::e2e::reqwest_metrics(metrics_addr(&closed_lines)).await;
+    assert!(dropped_lines(&metrics) > 0, "failed writes counted");
+    stop(child);
+    assert_eq!(
+        debit_balance(&dir),
+        1_000_000 - 200,
+        "every sale journalled once"
+    );
+}
+
+#[tokio::test]
+async fn a_blocked_log_stream_delays_no_reply() {
+    let dir = temp_dir("log-blocked");
+    let mut held = None;
+    let mut held_lines = String::new();
+    let (child, addr) = spawn_with_stderr(
+        &test_config(&dir),
+        &dir,
+        std::process::Stdio::piped(),
+        |c| {
+            let (addr, err, lines) = read_until_listening(c);
+            held = Some(err); // open, never read again: the pipe fills and writes block
+            held_lines = lines;
+            addr
+        },
+    );
+    // More lines than the pipe's 64 KiB and the log queue's 4,096 lines hold.
+    sales(addr, "10000094", 5_000).await;
+    let metrics = crate::e2e::reqwest_metrics(metrics_addr(&held_lines)).await;
+    assert!(
+        dropped_lines(&metrics) > 0,
+        "lines were dropped, not waited for"
+    );
+    drop(held);
+    stop(child);
+    assert_eq!(debit_balance(&dir), 1_000_000 - 5_000);
+}
+
+#[tokio::test]
+async fn a_log_on_a_full_disk_loses_no_reply() {
+    let dir = temp_dir("log-full");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let Some(_fs) = Tmpfs::mount(&logs, "64k") else {
+        return;
+    };
+    let file = std::fs::File::create(logs.join("switch.log")).unwrap();
+    let (child, addr) = spawn_with_stderr(&test_config(&dir), &dir, file.into(), |_| {
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(logs.join("switch.log")).unwrap_or_default();
+            if let Some(a) = text.lines().find_map(addr_in) {
+                return a;
+            }
+            assert!(std::time::Instant::now() < end, "never listened: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    // About 250 bytes a line: the 64 KiB disk fills after a few hundred.
+    sales(addr, "10000095", 800).await;
+    let size = std::fs::metadata(logs.join("switch.log")).unwrap().len();
+    assert!(size > 60_000, "the disk filled up ({size} bytes)");
+    stop(child);
+    assert_eq!(debit_balance(&dir), 1_000_000 - 800);
+}
