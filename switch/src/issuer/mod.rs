@@ -229,6 +229,15 @@ impl Issuer {
         self.lines.iter().any(|l| l.is_up())
     }
 
+    /// Whether a request sent now could go out: a line is up, the breaker is closed and
+    /// there is room in flight. Checked before anything is written for a request, so one
+    /// answered `91` leaves no trace.
+    pub fn can_send(&self) -> bool {
+        !self.breaker_open()
+            && self.is_up()
+            && self.in_flight.load(Ordering::Relaxed) < self.max_in_flight
+    }
+
     /// Whether the circuit breaker is open: too many time-outs in a row, recently.
     pub fn breaker_open(&self) -> bool {
         self.epoch.elapsed().as_millis() as u64 <= self.open_until.load(Ordering::Relaxed)
@@ -338,15 +347,18 @@ impl Issuer {
         }
         let reply = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(reply)) => reply,
-            Ok(Err(_)) | Err(_) => {
-                // No reply in time, or the line dropped with the request on it.
-                self.pending.remove(&key);
-                if self.timed_out.len() > 100_000 {
-                    let now = Instant::now();
-                    self.timed_out
-                        .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
-                }
-                self.timed_out.insert(key, Instant::now());
+            Ok(Err(_)) => {
+                // The line dropped (closed, or it sent garbage) with the request on it: no
+                // answer, as a time-out for the terminal (98, reversed), but one event on
+                // one line, not N time-outs of the issuer: the breaker does not count it.
+                self.remember_unanswered(key);
+                self.metrics
+                    .issuer_event(&self.name, "line_dropped_request");
+                return Err(LinkError::Timeout);
+            }
+            Err(_) => {
+                // No reply in time.
+                self.remember_unanswered(key);
                 self.meters.timeouts.inc();
                 if hsm.is_some() {
                     self.note_timeout();
@@ -366,6 +378,17 @@ impl Issuer {
             return Err(LinkError::Timeout);
         }
         Ok(reply)
+    }
+
+    /// A request that will get no answer: a late reply to it is known as late.
+    fn remember_unanswered(&self, key: Vec<u8>) {
+        self.pending.remove(&key);
+        if self.timed_out.len() > 100_000 {
+            let now = Instant::now();
+            self.timed_out
+                .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
+        }
+        self.timed_out.insert(key, Instant::now());
     }
 
     fn reply_mac_ok(&self, hsm: &Hsm, frame: &[u8]) -> bool {

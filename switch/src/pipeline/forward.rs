@@ -100,6 +100,14 @@ impl Switch {
             icc_hex: req.msg.bytes(55).map(hex::encode_upper),
             original: original.as_ref().map(|o| o.field90(&issuer.acquirer_id)),
         };
+        // Nothing can go out (no line up, the breaker open, too many waiting): answered at
+        // once, and nothing written for a request never sent.
+        if !issuer.can_send() {
+            if kind == Kind::Sale {
+                return self.stand_in(&issuer, req, range, &up, uref, out);
+            }
+            return Err(self.undo_forward(out, rc::ISSUER_UNAVAILABLE.into()));
+        }
         // Money-moving requests arm their reversal durably before they leave: if the switch
         // stops before the answer is journalled, the reversal goes out after the restart.
         let armed = if kind == Kind::Balance {

@@ -1081,3 +1081,76 @@ async fn zone_keys_can_be_given_sealed_and_their_usage_is_checked() {
     let e = switch::start(wrong).await.err().unwrap().to_string();
     assert!(e.contains("issuers[0].zak"), "{e}");
 }
+
+#[tokio::test]
+async fn a_dropped_line_and_a_garbage_frame_do_not_open_the_breaker() {
+    // The 92-second campaign in miniature: requests waiting on a line that closes, then one
+    // garbage frame. Each failed request answers 98 and is reversed, but a line failing is
+    // one event, not a run of issuer time-outs: the breaker stays closed while other lines
+    // are up.
+    let sim = sim(3).await;
+    let dir = temp_dir("issuer-no-amplification");
+    let sw = start(config(
+        &dir,
+        sim.addrs.iter().map(ToString::to_string).collect(),
+        |i| {
+            i.timeout_ms = 3_000;
+            i.breaker_timeouts = 2;
+            i.breaker_open_ms = 30_000;
+            i.saf.retry_secs = 60;
+            i.reconnect_min_ms = 60_000;
+            i.reconnect_max_ms = 60_000;
+        },
+    ))
+    .await;
+    lines_up(&sw, 3).await;
+    let issuer = sw.switch().issuers().get(0).unwrap().clone();
+    // Nine sales waiting, three per line; then line 0's issuer end closes.
+    sim.knobs.delay_ms.store(700, Ordering::Relaxed);
+    let mut waiting = Vec::new();
+    for i in 0..9 {
+        let addr = sw.terminal_addr;
+        waiting.push(tokio::spawn(async move {
+            let mut t = Terminal::connect(addr, &format!("{}", 10000200 + i)).await;
+            assert_eq!(t.sign_on().await.rc(), "00");
+            t.sale(REMOTE, "111111", 100).await.rc()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim.stop_listener(0);
+    let mut codes = Vec::new();
+    for w in waiting {
+        codes.push(w.await.unwrap());
+    }
+    let dropped = codes.iter().filter(|c| *c == "98").count();
+    assert!(dropped >= 2, "the closed line's requests: {codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| *c == "00").count(),
+        9 - dropped,
+        "{codes:?}"
+    );
+    assert!(!issuer.breaker_open(), "a dropped line opened the breaker");
+    // One garbage frame: that line goes down too, the breaker stays closed.
+    sim.knobs.delay_ms.store(0, Ordering::Relaxed);
+    let mut t = Terminal::connect(sw.terminal_addr, "10000299").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    sim.knobs.garbage.store(true, Ordering::Relaxed);
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "98");
+    sim.knobs.garbage.store(false, Ordering::Relaxed);
+    assert!(!issuer.breaker_open(), "a garbage frame opened the breaker");
+    // The last line serves.
+    assert_eq!(issuer.lines().iter().filter(|l| l.is_up()).count(), 1);
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "00");
+    // With no line up, 91 at once, and nothing written for a request never sent.
+    sim.shutdown();
+    eventually("lines down", 10, || !issuer.is_up()).await;
+    let rows = saf_states(&dir).len();
+    assert_eq!(t.sale(REMOTE, "111111", 100).await.rc(), "91");
+    assert_eq!(t.balance(REMOTE, "111111").await.rc(), "91");
+    assert_eq!(
+        saf_states(&dir).len(),
+        rows,
+        "no store-and-forward row for a 91"
+    );
+    sw.shutdown().await;
+}
