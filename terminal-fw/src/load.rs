@@ -101,6 +101,9 @@ async fn one_terminal(
     if r.rc != "00" {
         return Err(TxnError::BadReply(format!("sign-on answered {}", r.rc)));
     }
+    // The terminal keeps its trace numbers in memory: an earlier run's batch may still be
+    // open at the switch with these numbers in it. Close it, and start a new one.
+    t.close_open_batch("01").await?;
     let card = Card {
         pan: opts.pan.clone(),
         expiry: None,

@@ -729,37 +729,9 @@ impl Terminal {
         self.send_pending_reversal().await?;
         let batch = self.batch()?;
         let (sales, refunds) = self.totals()?;
-        let stan = self.next_stan()?;
-        let mut b = self.builder("0500")?;
-        b.set(11, format!("{stan:06}"))
-            .set(41, self.tid.clone())
-            .set(42, self.mid.clone())
-            .set(
-                48,
-                format!(
-                    "{:012}{:03}{:012}{:03}0{:031}",
-                    sales.0, sales.1, refunds.0, refunds.1, 0
-                ),
-            )
-            .set(49, "156")
-            .set(60, format!("00{batch:06}201"))
-            .set(63, format!("0{operator}"));
-        let frame = self.seal(&mut b)?;
-        let reply = self.exchange(&frame).await?;
-        let m =
-            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
-        let keys = self.keys()?;
-        if m.bytes(64) != Some(&mac::unionpay_ecb(&keys.1, m.mac_data())[..]) {
-            return Err(TxnError::BadReplyMac);
-        }
-        if reply_text(&m, 39) != "00" {
-            return Err(TxnError::BadReply(format!(
-                "settlement answered {}",
-                reply_text(&m, 39)
-            )));
-        }
-        let f48 = m.digits(48).map(|d| d.to_string()).unwrap_or_default();
-        let balanced = f48.get(30..31) == Some("1");
+        let balanced = self
+            .send_settlement(batch, sales, refunds, operator)
+            .await?;
         if !balanced {
             let entries: Vec<(u32, i64, &str)> = self
                 .store
@@ -810,6 +782,67 @@ impl Terminal {
             refunds,
             batch,
         })
+    }
+
+    /// Sends a settlement (0500) of `batch` with these totals; whether the switch found it
+    /// balanced. The batch is closed at the switch either way.
+    async fn send_settlement(
+        &mut self,
+        batch: u32,
+        sales: (i64, u32),
+        refunds: (i64, u32),
+        operator: &str,
+    ) -> Result<bool, TxnError> {
+        let stan = self.next_stan()?;
+        let mut b = self.builder("0500")?;
+        b.set(11, format!("{stan:06}"))
+            .set(41, self.tid.clone())
+            .set(42, self.mid.clone())
+            .set(
+                48,
+                format!(
+                    "{:012}{:03}{:012}{:03}0{:031}",
+                    sales.0, sales.1, refunds.0, refunds.1, 0
+                ),
+            )
+            .set(49, "156")
+            .set(60, format!("00{batch:06}201"))
+            .set(63, format!("0{operator}"));
+        let frame = self.seal(&mut b)?;
+        let reply = self.exchange(&frame).await?;
+        let m =
+            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let keys = self.keys()?;
+        if m.bytes(64) != Some(&mac::unionpay_ecb(&keys.1, m.mac_data())[..]) {
+            return Err(TxnError::BadReplyMac);
+        }
+        if reply_text(&m, 39) != "00" {
+            return Err(TxnError::BadReply(format!(
+                "settlement answered {}",
+                reply_text(&m, 39)
+            )));
+        }
+        let f48 = m.digits(48).map(|d| d.to_string()).unwrap_or_default();
+        Ok(f48.get(30..31) == Some("1"))
+    }
+
+    /// Load generator: closes the batch the switch holds open for this terminal (a
+    /// settlement with zero totals), so a new run's trace numbers start in a new batch and
+    /// never repeat an earlier run's (which the switch would answer `94`). Only for volatile
+    /// terminals: a real one settles with its own totals.
+    pub async fn close_open_batch(&mut self, operator: &str) -> Result<(), TxnError> {
+        let Some(batch) = self.volatile.as_ref().map(|v| v.batch) else {
+            return Err(TxnError::Input(
+                "only a load-generator terminal closes its batch blind".into(),
+            ));
+        };
+        self.send_settlement(batch, (0, 0), (0, 0), operator)
+            .await?;
+        if let Some(v) = &mut self.volatile {
+            v.batch = batch % 999_999 + 1;
+            v.stan = 0;
+        }
+        Ok(())
     }
 
     /// Echo test (回响).

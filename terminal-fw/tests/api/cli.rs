@@ -209,6 +209,22 @@ async fn the_command_line_terminal() {
         (20..=80).contains(&total),
         "open loop at 50/s for 1 s: {total}"
     );
+    // The generator run again on the same terminals (as after its own restart): their
+    // batches are still open at the switch, and no trace number is used twice (no 94).
+    let (ok, out, err) = run(&[
+        "load",
+        "--terminals",
+        "4",
+        "--duration",
+        "1",
+        "--first-tid",
+        "10000600",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["response_codes"]["94"], serde_json::Value::Null, "{out}");
+    assert_eq!(v["errors"], 0, "{out}");
     sw.shutdown().await;
     std::fs::remove_dir_all(&state).unwrap();
     std::fs::remove_dir_all(&sw_dir).unwrap();
