@@ -13,13 +13,13 @@
 //!
 //! Floods: a connection is *trusted* once a request on it proved its terminal (a verified
 //! MAC, or an approved sign-on). Until then it has `auth_timeout` to do so, then it is
-//! closed. One peer address holds at most `max_connections_per_peer`; beyond it a new
-//! connection is closed at once. At `max_connections` the oldest connection that was never
-//! trusted is closed to make room; with none, the new one is closed.
+//! closed. One peer address holds at most `max_connections_per_peer`, and the switch at
+//! most `max_connections`: at either limit the oldest connection (of that peer, or of
+//! anyone) that was never trusted is closed to make room; with none, the new one is closed.
 //!
 //! ```text
-//! accept ─▶ peer over its limit? ─▶ close (peer_limit)
-//!        ─▶ table full? ─▶ close the oldest untrusted (evicted) │ none: close new (global_limit)
+//! accept ─▶ peer at its limit? ─▶ close its oldest untrusted (evicted) │ none: close new (peer_limit)
+//!        ─▶ table full?        ─▶ close the oldest untrusted (evicted) │ none: close new (global_limit)
 //!        ─▶ serve: untrusted for auth_timeout ─▶ close (auth_timeout)
 //! ```
 
@@ -83,20 +83,13 @@ impl Table {
         limits: &ServerLimits,
     ) -> Result<(u64, Arc<Conn>), &'static str> {
         if self.per_peer.get(&peer).copied().unwrap_or(0) >= limits.max_per_peer {
-            return Err("peer_limit");
+            // The peer's oldest connection that never authenticated makes room: a terminal
+            // behind the same address as a flood still gets in.
+            self.evict_oldest_untrusted(Some(peer))
+                .ok_or("peer_limit")?;
         }
         if self.conns.len() >= limits.max_connections {
-            let oldest = self
-                .conns
-                .iter()
-                .find(|(_, c)| !c.trusted.load(Ordering::Relaxed))
-                .map(|(id, _)| *id);
-            let Some(id) = oldest else {
-                return Err("global_limit");
-            };
-            if let Some(c) = self.remove(id) {
-                c.evict.cancel();
-            }
+            self.evict_oldest_untrusted(None).ok_or("global_limit")?;
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -108,6 +101,18 @@ impl Table {
         self.conns.insert(id, Arc::clone(&conn));
         *self.per_peer.entry(peer).or_insert(0) += 1;
         Ok((id, conn))
+    }
+
+    /// Closes the oldest connection (of `peer`, or of anyone) that never authenticated.
+    fn evict_oldest_untrusted(&mut self, peer: Option<IpAddr>) -> Option<()> {
+        let id = self
+            .conns
+            .iter()
+            .find(|(_, c)| !c.trusted.load(Ordering::Relaxed) && peer.is_none_or(|p| p == c.peer))
+            .map(|(id, _)| *id)?;
+        let c = self.remove(id)?;
+        c.evict.cancel();
+        Some(())
     }
 
     fn remove(&mut self, id: u64) -> Option<Arc<Conn>> {

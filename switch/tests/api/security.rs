@@ -526,7 +526,7 @@ async fn closed_within(s: &mut tokio::net::TcpStream, secs: u64) -> bool {
 }
 
 #[tokio::test]
-async fn one_address_at_its_connection_limit_does_not_lock_out_another() {
+async fn one_address_at_its_connection_limit_does_not_lock_out_a_terminal() {
     let dir = temp_dir("per-peer");
     let mut config = test_config(&dir);
     config.limits.max_connections_per_peer = 20;
@@ -537,16 +537,36 @@ async fn one_address_at_its_connection_limit_does_not_lock_out_another() {
     for _ in 0..20 {
         held.push(crate::client::connect_from(sw.terminal_addr, flooder).await);
     }
-    // The 21st from the same address is closed at once.
-    let mut over = crate::client::connect_from(sw.terminal_addr, flooder).await;
-    assert!(closed_within(&mut over, 2).await, "over the per-peer limit");
     // Another address signs on and pays while the first holds its maximum.
     let mut t = Terminal::connect_from(sw.terminal_addr, "10000077", honest).await;
     assert_eq!(t.sign_on().await.rc(), "00");
     assert_eq!(t.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    // A terminal behind the flooding address itself gets in too: the address's oldest idle
+    // connection is closed for it.
+    let mut same = Terminal::connect_from(sw.terminal_addr, "10000082", flooder).await;
+    assert_eq!(same.sign_on().await.rc(), "00");
+    assert_eq!(same.sale(DEBIT, "123456", 1_00).await.rc(), "00");
+    assert!(
+        closed_within(&mut held[0], 2).await,
+        "the oldest idle one made room"
+    );
+    // When every connection of the address has authenticated, a new one is refused.
+    let mut trusted = Vec::new();
+    for i in 0..19 {
+        let mut t =
+            Terminal::connect_from(sw.terminal_addr, &format!("{}", 10000100 + i), flooder).await;
+        assert_eq!(t.sign_on().await.rc(), "00");
+        trusted.push(t);
+    }
+    let mut over = crate::client::connect_from(sw.terminal_addr, flooder).await;
+    assert!(closed_within(&mut over, 2).await, "over the per-peer limit");
     let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
     assert!(
         metrics.contains("switch_connections_refused_total{reason=\"peer_limit\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switch_frames_rejected_total{reason=\"evicted\"}"),
         "{metrics}"
     );
     drop(held);
