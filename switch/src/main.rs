@@ -175,7 +175,7 @@ fn init_logs(format: LogFormat) {
 async fn run(config: Option<PathBuf>, log_format: LogFormat) -> Result<()> {
     init_logs(log_format);
     let config = match &config {
-        Some(path) => Config::load(path)?,
+        Some(path) => checked_config(path)?,
         None => {
             tracing::warn!(
                 "no --config: running the built-in DEMO configuration (test keys, test cards)"
@@ -296,6 +296,31 @@ fn describe(dialect: &str, hex_parts: &[String], json: bool, unmasked: bool) -> 
     Ok(())
 }
 
+/// Reads a configuration and checks it as a start would, reporting every problem found:
+/// the values (the first wrong one) and the keys (unsealed under the LMK; in production, no
+/// published key), each on its own line.
+fn checked_config(path: &std::path::Path) -> Result<Config> {
+    let config = Config::read(path)?;
+    let problems: Vec<String> = [
+        config.validate().err().map(|e| e.to_string()),
+        switch::daemon::check_keys(&config)
+            .err()
+            .map(|e| format!("{e:#}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(anyhow!(
+            "{}: {}",
+            path.display(),
+            problems.join(&format!("\n{}: ", path.display()))
+        ))
+    }
+}
+
 fn journal_init(config: Option<PathBuf>, force: bool) -> Result<()> {
     let config = match &config {
         Some(path) => Config::load(path)?,
@@ -370,25 +395,22 @@ fn main() -> ExitCode {
     }) {
         Command::Run { config, log_format } => block_on(run(config, log_format)),
         Command::IssuerSim(a) => block_on(issuer_sim(a)),
-        Command::CheckConfig { file } => Config::load(&file)
-            .map_err(anyhow::Error::from)
-            .and_then(|c| switch::daemon::check_keys(&c).map(|()| c))
-            .map(|c| {
-                println!(
-                    "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",
-                    file.display(),
-                    c.terminals.len(),
-                    c.routes.len(),
-                    c.fees.len(),
-                    c.cards.len(),
-                    c.issuers.len(),
-                    if c.uses_test_keys() {
-                        "; TEST KEYS"
-                    } else {
-                        ""
-                    }
-                );
-            }),
+        Command::CheckConfig { file } => checked_config(&file).map(|c| {
+            println!(
+                "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",
+                file.display(),
+                c.terminals.len(),
+                c.routes.len(),
+                c.fees.len(),
+                c.cards.len(),
+                c.issuers.len(),
+                if c.uses_test_keys() {
+                    "; TEST KEYS"
+                } else {
+                    ""
+                }
+            );
+        }),
         Command::Describe {
             dialect,
             json,

@@ -266,6 +266,22 @@ fn production_refuses_published_keys_however_sealed() {
         );
         assert!(err.contains(key) && err.contains("published"), "{err}");
     }
+    // A configuration with another problem too (a card file of PVVs on an IBM 3624 range):
+    // both are reported, the published key named.
+    let mut c: switch::Config =
+        toml::from_str(&std::fs::read_to_string(set(&demo_tmk, &pvk, &zpk, &zak)).unwrap())
+            .unwrap();
+    c.cards[0].offset = None;
+    c.cards[0].pvv = Some("1234".into());
+    let path = dir.join("two-problems.toml");
+    std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+    let (ok, _, err) = crate::cli::switch(&["check-config", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("cards[0].pvv"), "{err}");
+    assert!(
+        err.contains("terminals[0].tmk") && err.contains("08D7B4"),
+        "{err}"
+    );
     // Every key fresh: accepted.
     let path = set(&tmk, &pvk, &zpk, &zak);
     let (ok, out, err) = crate::cli::switch(&["check-config", path.to_str().unwrap()]);
