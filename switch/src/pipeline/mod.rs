@@ -375,10 +375,11 @@ impl Switch {
             && let Err(why) = self.journal.health().ready()
         {
             tracing::debug!(reason = %why, "journal not ready: 96");
-            return Served::unauthenticated(self.bare_reply(
-                req.msg,
+            return Served::unauthenticated(self.unrecorded_reply(
+                &req,
                 kind,
                 rc::SYSTEM_ERROR.into(),
+                auth.session.is_some(),
             ));
         }
         let now = Instant::now();
@@ -467,7 +468,7 @@ impl Switch {
     ) -> Handled {
         if req.kind.is_none() {
             // Not a kind the switch serves, and not authenticated either: 12, as to anyone.
-            return self.bare_reply(req.msg, kind, rc::INVALID_TXN.into());
+            return self.unrecorded_reply(req, kind, rc::INVALID_TXN.into(), false);
         }
         self.metrics
             .auth_failures
@@ -484,7 +485,32 @@ impl Switch {
             tid,
             "request refused: not authenticated",
         );
-        self.bare_reply(req.msg, kind, refused.decline)
+        self.unrecorded_reply(req, kind, refused.decline, false)
+    }
+
+    /// The reply to a request answered without being recorded: the usual fields, no RRN, a
+    /// MAC when `mac` (the request was authenticated); counted.
+    fn unrecorded_reply(
+        &self,
+        req: &Request<'_>,
+        kind: &'static str,
+        decline: Decline,
+        mac: bool,
+    ) -> Handled {
+        let out = Outcome {
+            rc: decline.rc,
+            sign_on_again: decline.sign_on_again,
+            mac_reply: mac,
+            ..Outcome::default()
+        };
+        self.metrics
+            .transactions
+            .get_or_create(&TxnLabels {
+                kind,
+                rc: rc::label(decline.rc),
+            })
+            .inc();
+        self.reply(req, &out, "", Instant::now())
     }
 
     /// A keyed fingerprint of the request from the MTI on (the TPDU may differ between
