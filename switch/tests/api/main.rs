@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod config;
 mod e2e;
+mod fuzz_corpus;
 mod issuer;
 mod lifecycle;
 mod merchant_day;
