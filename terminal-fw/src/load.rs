@@ -44,7 +44,12 @@ pub struct LoadOptions {
     pub pin: String,
     /// Print a progress line each second.
     pub progress: bool,
+    /// Append `tid,rrn,amount_fen,auth_code` for each approved sale here.
+    pub record: Option<std::path::PathBuf>,
 }
+
+/// Where approved sales are written as the terminals see them.
+type Recorder = Option<Mutex<std::io::BufWriter<std::fs::File>>>;
 
 /// The result.
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +95,7 @@ async fn one_terminal(
     index: u32,
     shared: Arc<Mutex<Shared>>,
     start: Instant,
+    recorder: Arc<Recorder>,
 ) -> Result<(), TxnError> {
     let mut store = Store::in_memory()?;
     let tid = format!("{:08}", opts.first_tid + index);
@@ -129,7 +135,15 @@ async fn one_terminal(
         n += 1;
         let sale = (n * 37 % 100) < u64::from(opts.sale_pct);
         let result = if sale {
-            t.sale(&card, &opts.pin, 1, "01").await.map(|a| a.rc)
+            t.sale(&card, &opts.pin, 1, "01").await.map(|a| {
+                if a.rc == "00"
+                    && let Some(Ok(mut w)) = recorder.as_ref().as_ref().map(Mutex::lock)
+                {
+                    use std::io::Write;
+                    let _ = writeln!(w, "{tid},{},1,{}", a.rrn, a.auth_code);
+                }
+                a.rc
+            })
         } else {
             t.balance(&card, &opts.pin, "01").await.map(|a| a.rc)
         };
@@ -166,6 +180,16 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
         hist: Some(hist),
         ..Shared::default()
     }));
+    let recorder: Arc<Recorder> = Arc::new(match &opts.record {
+        Some(path) => Some(Mutex::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| TxnError::Input(format!("{}: {e}", path.display())))?,
+        ))),
+        None => None,
+    });
     let opts = Arc::new(opts);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -175,6 +199,7 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
             i,
             Arc::clone(&shared),
             start,
+            Arc::clone(&recorder),
         )));
     }
     if opts.progress {
@@ -208,6 +233,10 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
         if !matches!(t.await, Ok(Ok(()))) {
             failed += 1;
         }
+    }
+    if let Some(Ok(mut w)) = recorder.as_ref().as_ref().map(Mutex::lock) {
+        use std::io::Write;
+        let _ = w.flush();
     }
     let seconds = start.elapsed().as_secs_f64();
     let s = shared

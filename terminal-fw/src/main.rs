@@ -233,6 +233,10 @@ enum Command {
         /// JSON summary.
         #[arg(long)]
         json: bool,
+        /// Append a line per approved sale to this file (`tid,rrn,amount_fen,auth_code`):
+        /// what the terminals were told, to check against the journal after a chaos run.
+        #[arg(long)]
+        record: Option<std::path::PathBuf>,
     },
 }
 
@@ -500,6 +504,7 @@ async fn run(cli: Cli) -> Result<()> {
             pan,
             pin,
             json,
+            record,
         } => {
             let sale_pct = mix
                 .split(',')
@@ -521,6 +526,7 @@ async fn run(cli: Cli) -> Result<()> {
                 pan: pan.clone(),
                 pin: pin.clone(),
                 progress: !json,
+                record: record.clone(),
             })
             .await?;
             if *json {
