@@ -94,6 +94,9 @@ pub struct MessageBuilder<'b> {
     header: Cow<'b, [u8]>,
     mti: Mti,
     fields: Vec<Entry<'b>>,
+    /// Write the secondary bitmap even with no field above 64 (as a decoded message that
+    /// carried an empty one did), so `from_message` gives back the same bytes.
+    secondary_bitmap: bool,
 }
 
 /// A stored field, kept small (32 bytes) because a builder pushes one per field.
@@ -131,6 +134,7 @@ impl<'b> MessageBuilder<'b> {
             header: Cow::Borrowed(&[]),
             mti,
             fields: Vec::with_capacity(24),
+            secondary_bitmap: false,
         }
     }
 
@@ -139,6 +143,8 @@ impl<'b> MessageBuilder<'b> {
     pub fn from_message(msg: &Message<'b>) -> Self {
         let mut b = Self::new(msg.mti());
         b.header = Cow::Borrowed(msg.header());
+        // Bit 1 as it was on the wire: some hosts always send a secondary bitmap.
+        b.secondary_bitmap = msg.bitmap().contains(1);
         for f in msg.fields() {
             b.fields.push(Entry {
                 n: f.number(),
@@ -232,9 +238,14 @@ impl<'b> MessageBuilder<'b> {
             }
             bitmap.insert(e.n);
         }
-        write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.primary());
-        if bitmap.needs_secondary() {
-            write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.secondary());
+        if self.secondary_bitmap && !bitmap.needs_secondary() {
+            write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.primary() | 1 << 63);
+            write_bitmap_word(out, dialect.bitmap_encoding(), 0);
+        } else {
+            write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.primary());
+            if bitmap.needs_secondary() {
+                write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.secondary());
+            }
         }
         let mut mac_at = None;
         for e in &self.fields {
