@@ -94,9 +94,10 @@ pub struct MessageBuilder<'b> {
     header: Cow<'b, [u8]>,
     mti: Mti,
     fields: Vec<Entry<'b>>,
-    /// Write the secondary bitmap even with no field above 64 (as a decoded message that
-    /// carried an empty one did), so `from_message` gives back the same bytes.
-    secondary_bitmap: bool,
+    /// The bitmap of the message this was made from, as on the wire: written again as it
+    /// was while the fields present are the same (a host may send lower-case hex, or an
+    /// empty secondary bitmap), so `from_message` gives back the same bytes.
+    wire_bitmap: Option<(Bitmap, Cow<'b, [u8]>, BitmapEncoding)>,
 }
 
 /// A stored field, kept small (32 bytes) because a builder pushes one per field.
@@ -134,7 +135,7 @@ impl<'b> MessageBuilder<'b> {
             header: Cow::Borrowed(&[]),
             mti,
             fields: Vec::with_capacity(24),
-            secondary_bitmap: false,
+            wire_bitmap: None,
         }
     }
 
@@ -143,8 +144,13 @@ impl<'b> MessageBuilder<'b> {
     pub fn from_message(msg: &Message<'b>) -> Self {
         let mut b = Self::new(msg.mti());
         b.header = Cow::Borrowed(msg.header());
-        // Bit 1 as it was on the wire: some hosts always send a secondary bitmap.
-        b.secondary_bitmap = msg.bitmap().contains(1);
+        let mut fields = msg.bitmap();
+        fields.remove(1);
+        b.wire_bitmap = Some((
+            fields,
+            Cow::Borrowed(msg.bitmap_wire()),
+            msg.dialect().bitmap_encoding(),
+        ));
         for f in msg.fields() {
             b.fields.push(Entry {
                 n: f.number(),
@@ -238,13 +244,17 @@ impl<'b> MessageBuilder<'b> {
             }
             bitmap.insert(e.n);
         }
-        if self.secondary_bitmap && !bitmap.needs_secondary() {
-            write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.primary() | 1 << 63);
-            write_bitmap_word(out, dialect.bitmap_encoding(), 0);
-        } else {
-            write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.primary());
-            if bitmap.needs_secondary() {
-                write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.secondary());
+        match &self.wire_bitmap {
+            Some((fields, wire, encoding))
+                if *fields == bitmap && *encoding == dialect.bitmap_encoding() =>
+            {
+                out.put_slice(wire);
+            }
+            _ => {
+                write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.primary());
+                if bitmap.needs_secondary() {
+                    write_bitmap_word(out, dialect.bitmap_encoding(), bitmap.secondary());
+                }
             }
         }
         let mut mac_at = None;

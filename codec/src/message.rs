@@ -23,6 +23,8 @@ pub struct Message<'a> {
     frame: &'a [u8],
     mti: Mti,
     bitmap: Bitmap,
+    /// Where the bitmap (primary and secondary) sits in the frame.
+    bitmap_at: (usize, usize),
     spans: [Span; 129],
 }
 
@@ -70,6 +72,7 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
         }
     };
 
+    let bitmap_start = pos;
     let (primary, rest, used) = read_bitmap_word(dialect.bitmap_encoding(), rest, pos)?;
     pos += used;
     let (secondary, mut rest) = if primary >> 63 == 1 {
@@ -80,6 +83,7 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
         (0, rest)
     };
     let bitmap = Bitmap::from_words(primary, secondary);
+    let bitmap_at = (bitmap_start, pos);
 
     let mut spans = [Span::default(); 129];
     for n in bitmap.fields() {
@@ -105,6 +109,7 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
         frame,
         mti,
         bitmap,
+        bitmap_at,
         spans,
     })
 }
@@ -195,9 +200,16 @@ impl<'a> Message<'a> {
         self.mti
     }
 
-    /// The fields present.
+    /// The fields present (bit 1 as it was on the wire).
     pub fn bitmap(&self) -> Bitmap {
         self.bitmap
+    }
+
+    /// The bitmap's bytes as they were on the wire (primary, then secondary if sent).
+    pub fn bitmap_wire(&self) -> &'a [u8] {
+        self.frame
+            .get(self.bitmap_at.0..self.bitmap_at.1)
+            .unwrap_or_default()
     }
 
     /// Whether field `n` is present.

@@ -161,6 +161,15 @@ fn an_empty_secondary_bitmap_round_trips() {
     assert!(msg.bitmap().contains(1));
     let again = MessageBuilder::from_message(&msg).encode_to_vec(d).unwrap();
     assert_eq!(again, wire);
+    // Also found by fuzzing: a bitmap in lower-case hex is accepted and written back as sent.
+    let lower = b"09096010060002c00000000000008000010789096010060002c00000000269441";
+    let lower_msg = decode(d, lower).expect("lower-case hex bitmap decodes");
+    assert_eq!(
+        MessageBuilder::from_message(&lower_msg)
+            .encode_to_vec(d)
+            .unwrap(),
+        lower
+    );
     let mut fresh = MessageBuilder::new(msg.mti());
     fresh.set(39, "00");
     let fresh = fresh.encode_to_vec(d).unwrap();
