@@ -9,8 +9,10 @@
 //! ```
 //!
 //! A flood of junk frames therefore costs at most `per_second` lines per second per event
-//! kind and peer address; what was dropped shows in `switch_log_lines_suppressed_total`.
-//! The table of peers is bounded too: past `MAX_PEERS` addresses, new ones share one entry.
+//! kind and peer address, and `GLOBAL_FACTOR` times that over all peers together (many
+//! addresses do not buy more lines); what was dropped shows in
+//! `switch_log_lines_suppressed_total`. The table of peers is bounded too: past `MAX_PEERS`
+//! addresses, new ones share one entry.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +23,9 @@ use crate::metrics::{EventLabel, Metrics};
 
 /// Peers tracked one by one; beyond this, unknown peers share one entry.
 const MAX_PEERS: usize = 4096;
+
+/// All peers together get this many times one peer's lines per second.
+const GLOBAL_FACTOR: u32 = 20;
 
 /// What happened, from a fixed set (also the metric label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,7 +85,37 @@ pub enum Admit {
 #[derive(Debug)]
 pub struct SecurityLog {
     per_second: u32,
-    windows: Mutex<HashMap<(Event, Option<IpAddr>), Window>>,
+    windows: Mutex<Windows>,
+}
+
+#[derive(Debug)]
+struct Windows {
+    by_key: HashMap<(Event, Option<IpAddr>), Window>,
+    all: Window,
+}
+
+impl Window {
+    fn new(now: Instant) -> Self {
+        Self {
+            started: now,
+            lines: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Counts one line against `limit` in the current second.
+    fn take(&mut self, now: Instant, limit: u32) -> bool {
+        if now.duration_since(self.started).as_secs() >= 1 {
+            self.started = now;
+            self.lines = 0;
+        }
+        if self.lines < limit {
+            self.lines += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl SecurityLog {
@@ -88,7 +123,10 @@ impl SecurityLog {
     pub fn new(per_second: u32) -> Self {
         Self {
             per_second,
-            windows: Mutex::new(HashMap::new()),
+            windows: Mutex::new(Windows {
+                by_key: HashMap::new(),
+                all: Window::new(Instant::now()),
+            }),
         }
     }
 
@@ -96,28 +134,20 @@ impl SecurityLog {
     pub fn admit(&self, event: Event, peer: Option<IpAddr>, metrics: &Metrics) -> Admit {
         let now = Instant::now();
         let admit = {
-            let Ok(mut windows) = self.windows.lock() else {
+            let Ok(mut guard) = self.windows.lock() else {
                 return Admit::Drop;
             };
-            if windows.len() >= MAX_PEERS && !windows.contains_key(&(event, peer)) {
-                windows.retain(|_, w| now.duration_since(w.started).as_secs() < 10);
+            let Windows { by_key, all } = &mut *guard;
+            if by_key.len() >= MAX_PEERS && !by_key.contains_key(&(event, peer)) {
+                by_key.retain(|_, w| now.duration_since(w.started).as_secs() < 10);
             }
-            let key = if windows.len() >= MAX_PEERS {
+            let key = if by_key.len() >= MAX_PEERS {
                 (event, None)
             } else {
                 (event, peer)
             };
-            let w = windows.entry(key).or_insert(Window {
-                started: now,
-                lines: 0,
-                suppressed: 0,
-            });
-            if now.duration_since(w.started).as_secs() >= 1 {
-                w.started = now;
-                w.lines = 0;
-            }
-            if w.lines < self.per_second {
-                w.lines += 1;
+            let w = by_key.entry(key).or_insert_with(|| Window::new(now));
+            if w.take(now, self.per_second) && all.take(now, self.per_second * GLOBAL_FACTOR) {
                 let suppressed = std::mem::take(&mut w.suppressed);
                 Admit::Log { suppressed }
             } else {
@@ -195,12 +225,24 @@ mod tests {
     }
 
     #[test]
+    fn many_addresses_do_not_buy_more_lines() {
+        let log = SecurityLog::new(2);
+        let m = Metrics::new();
+        let logged = (0..1_000u32)
+            .filter(|i| {
+                log.admit(Event::BadMac, Some(IpAddr::from(i.to_be_bytes())), &m) != Admit::Drop
+            })
+            .count();
+        assert_eq!(logged, 2 * GLOBAL_FACTOR as usize);
+    }
+
+    #[test]
     fn the_peer_table_is_bounded() {
         let log = SecurityLog::new(1);
         let m = Metrics::new();
         for i in 0..(MAX_PEERS as u32 + 1000) {
             let _ = log.admit(Event::Undecodable, Some(IpAddr::from(i.to_be_bytes())), &m);
         }
-        assert!(log.windows.lock().unwrap().len() <= MAX_PEERS + 1);
+        assert!(log.windows.lock().unwrap().by_key.len() <= MAX_PEERS + 1);
     }
 }
