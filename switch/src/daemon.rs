@@ -381,6 +381,7 @@ pub async fn start(config: Config) -> Result<Running> {
                 auth_code: t.auth_code,
                 balance_fen: None,
                 mac_reply: answered_with_mac,
+                field48: t.reply_48,
             }),
         );
     }

@@ -245,6 +245,8 @@ pub struct Recorded {
     pub mac_reply: bool,
     /// Whether the reply asked the terminal to sign on again.
     pub sign_on_again: bool,
+    /// Settlement: field 48 of the reply.
+    pub field48: Option<String>,
 }
 
 /// The mutable state.

@@ -87,6 +87,9 @@ pub struct TxnRecord {
     pub upstream: Option<String>,
     /// Approved by the switch standing in for an unreachable issuer.
     pub stand_in: bool,
+    /// Settlement: field 48 of the reply (the reconciliation result), so that a
+    /// retransmission, also after a restart, is answered alike.
+    pub reply_48: Option<String>,
 }
 
 /// A reversal or advice in the store-and-forward queue. The message (it holds a PAN) is
@@ -275,7 +278,8 @@ pub struct Snapshot {
     pub accounts: Vec<AccountRecord>,
     /// All terminal sessions.
     pub sessions: Vec<SessionRecord>,
-    /// Transactions of the sessions' current batches (for duplicate detection).
+    /// Transactions of the sessions' current batches, and the settlement and uploads of the
+    /// batch each terminal closed last (for duplicate detection).
     pub open_batch_txns: Vec<TxnRecord>,
     /// Store-and-forward entries still to send (`armed` or `pending`).
     pub saf: Vec<SafRecord>,

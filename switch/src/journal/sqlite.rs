@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     refunded_fen   INTEGER NOT NULL DEFAULT 0,
     issuer         TEXT,
     upstream       TEXT,
-    stand_in       INTEGER NOT NULL DEFAULT 0
+    stand_in       INTEGER NOT NULL DEFAULT 0,
+    reply_48       TEXT
 );
 CREATE INDEX IF NOT EXISTS transactions_by_terminal ON transactions (tid, batch, stan, mti);
 CREATE INDEX IF NOT EXISTS transactions_by_card ON transactions (pan_hash);
@@ -197,6 +198,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("issuer", "TEXT"),
         ("upstream", "TEXT"),
         ("stand_in", "INTEGER NOT NULL DEFAULT 0"),
+        ("reply_48", "TEXT"),
     ] {
         if !have.iter().any(|h| h == col) {
             conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
@@ -218,13 +220,13 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 const TXN_COLUMNS: &str =
     "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
     card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
-    original_rrn, voided, reversed, refunded_fen, issuer, upstream, stand_in";
+    original_rrn, voided, reversed, refunded_fen, issuer, upstream, stand_in, reply_48";
 
 fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
     conn.prepare_cached(&format!(
         "INSERT INTO transactions ({TXN_COLUMNS}) VALUES
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
-          ?24, ?25, ?26)"
+          ?24, ?25, ?26, ?27)"
     ))?
     .execute(params![
         t.rrn,
@@ -252,7 +254,8 @@ fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
         t.refunded_fen,
         t.issuer,
         t.upstream,
-        t.stand_in
+        t.stand_in,
+        t.reply_48
     ])
 }
 
@@ -313,6 +316,7 @@ fn txn_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnRecord> {
         issuer: r.get(23)?,
         upstream: r.get(24)?,
         stand_in: r.get(25)?,
+        reply_48: r.get(26)?,
     })
 }
 
@@ -463,11 +467,19 @@ impl Backend for Sqlite {
             .map_err(storage)?;
         let open_batch_txns = c
             .prepare(&format!(
-                "SELECT {} FROM transactions t JOIN terminal_sessions s ON s.tid = t.tid AND s.batch = t.batch
+                "SELECT {} FROM transactions t JOIN terminal_sessions s ON s.tid = t.tid
+                   AND (s.batch = t.batch OR (s.batch = t.batch + 1 AND t.mti IN ('0500', '0320')))
                  ORDER BY t.rowid",
-                TXN_COLUMNS.split(',').map(|c| format!("t.{}", c.trim())).collect::<Vec<_>>().join(", ")
+                TXN_COLUMNS
+                    .split(',')
+                    .map(|c| format!("t.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
-            .and_then(|mut s| s.query_map([], txn_from_row)?.collect::<rusqlite::Result<Vec<_>>>())
+            .and_then(|mut s| {
+                s.query_map([], txn_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
             .map_err(storage)?;
         let saf = c
             .prepare(

@@ -183,6 +183,8 @@ struct Outcome {
     sign_on: Option<(Session, Vec<u8>)>,
     /// Settlement: the batch closed, and field 48 of the reply.
     settle: Option<(BatchRecord, String)>,
+    /// A retransmitted settlement: field 48 of the first reply.
+    replayed_48: Option<String>,
     /// Batch upload: the transactions uploaded.
     uploads: Vec<UploadRecord>,
     /// A reversal that found no original: the original's key, now refused.
@@ -215,6 +217,7 @@ impl Outcome {
             balance_fen: r.balance_fen,
             auth_code: r.auth_code.clone(),
             mac_reply: r.mac_reply,
+            replayed_48: r.field48.clone(),
             ..Self::default()
         }
     }
@@ -981,6 +984,7 @@ impl Switch {
                 balance_fen: out.balance_fen,
                 mac_reply: out.mac_reply,
                 sign_on_again: out.sign_on_again,
+                field48: out.settle.as_ref().map(|(_, f48)| f48.clone()),
             };
             if ok {
                 self.state
@@ -1106,6 +1110,7 @@ impl Switch {
                 .map(|i| i.name.clone()),
             upstream: out.upstream.as_ref().map(UpstreamRef::to_record),
             stand_in: out.stand_in,
+            reply_48: out.settle.as_ref().map(|(_, f48)| f48.clone()),
         }));
         if !sign_on {
             ops.push(txn);
@@ -1231,7 +1236,12 @@ impl Switch {
         }
         b.set(39, out.rc);
         let balance_field;
-        if let Some((_, f48)) = &out.settle {
+        if let Some(f48) = out
+            .settle
+            .as_ref()
+            .map(|(_, f)| f)
+            .or(out.replayed_48.as_ref())
+        {
             b.set(48, f48.as_str());
         }
         if let Some(bal) = out.balance_fen {

@@ -319,6 +319,12 @@ impl Terminal {
 
     /// A reversal of the 0200 `original` (built earlier): same fields, MTI 0400, reason 98.
     pub async fn reverse(&mut self, original: &[u8]) -> Reply {
+        let frame = self.reversal_frame(original);
+        self.exchange(&frame).await
+    }
+
+    /// The reversal of the 0200 `original`, sealed.
+    pub fn reversal_frame(&self, original: &[u8]) -> Vec<u8> {
         let m = decode(Dialect::cup_pos(), original).unwrap();
         let mut b = self.builder("0400");
         for n in [2u8, 3, 4, 11, 14, 22, 25, 41, 42, 49, 59, 60, 61] {
@@ -333,7 +339,7 @@ impl Terminal {
             }
         }
         b.set(39, "98");
-        self.send_sealed(b).await
+        self.seal(&mut b)
     }
 
     pub fn qr_builder(

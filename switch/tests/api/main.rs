@@ -20,6 +20,7 @@ mod reliability;
 mod restart;
 mod secrets;
 mod security;
+mod simulation;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
