@@ -334,11 +334,11 @@ async fn seeded_kills_lose_nothing_and_apply_nothing_twice() {
     let seeds: u64 = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(40);
     let steps: u32 = std::env::var("SIM_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(50);
     let (mut kills, mut approvals) = (0, 0);
     for seed in 1..=seeds {
         let (k, a) = campaign(seed, steps).await;
