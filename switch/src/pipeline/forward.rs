@@ -22,6 +22,15 @@ use crate::issuer::{Issuer, LinkError};
 use crate::journal::Op;
 use crate::state::{FinancialKind, Session, TerminalRange};
 
+/// The upstream STAN of a forwarded request, from its RRN. RRNs come from blocks reserved
+/// in the journal, so they never repeat, not even across a restart in the same second; a
+/// STAN from a counter started from the clock did, and an issuer that knows a transaction
+/// by STAN and transmission time mistook the new request for the old one (whose armed
+/// reversal then reversed the new approval).
+fn upstream_stan(rrn: &str) -> u32 {
+    rrn.parse::<u64>().map_or(1, |n| (n % 999_999) as u32 + 1)
+}
+
 /// Field 53 for an ISO format 0 PIN block under a double-length key.
 const PIN_CONTROL: &str = "2600000000000000";
 
@@ -77,7 +86,7 @@ impl Switch {
         let uref = UpstreamRef {
             issuer: ix,
             mti: mti.to_string(),
-            stan: issuer.next_stan(),
+            stan: upstream_stan(&rrn),
             time: transmission_time(),
         };
         let currency = req.msg.text(49).unwrap_or(self.acquirer.currency.as_str());
@@ -305,5 +314,21 @@ impl Switch {
         issuer.meters.stand_in.inc();
         tracing::warn!(issuer = %issuer.name, "issuer unreachable: approved in stand-in; advice queued");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upstream_stan;
+
+    #[test]
+    fn upstream_stans_follow_the_rrns() {
+        // Consecutive RRNs (as a restarted switch's next block gives) never repeat a STAN
+        // within 999,999 requests; STANs stay within 000001-999999.
+        let first = upstream_stan("000000001000");
+        assert_eq!(upstream_stan("000000001001"), first + 1);
+        assert_eq!(upstream_stan("000000999998"), 999_999);
+        assert_eq!(upstream_stan("000000999999"), 1);
+        assert!((1..=999_999).contains(&upstream_stan("999999999999")));
     }
 }

@@ -1,14 +1,18 @@
-//! A seeded fault campaign over the real binary. Terminals send sales, voids, refunds,
-//! reversals, retransmissions and settlements chosen by a seed; the switch is killed with
-//! SIGKILL between requests and in the middle of them, and restarted on its journal; a
-//! request cut by a kill is sent again after the restart, as a terminal does. At the end,
-//! what the terminals were told must be what the journal holds:
+//! A seeded fault campaign over the real binary. Terminals send sales (on-us, and forwarded
+//! to the issuer simulator, which now and then answers garbage), voids, refunds, reversals,
+//! retransmissions and settlements chosen by a seed; the switch is killed with SIGKILL
+//! between requests and in the middle of them, and restarted on its journal; a request cut
+//! by a kill is sent again after the restart, as a terminal does. At the end, what the
+//! terminals were told must be what the journal and the issuer hold:
 //!
 //! - every approval a terminal saw is in the journal, approved, with the RRN it was told;
 //! - an answer seen before a kill is the answer to the same request after it (same RRN);
 //! - the card's balance moved by exactly the sales that stand less the refunds, as the
 //!   terminals saw them (nothing lost, nothing applied twice, reversals applied once);
-//! - every settlement with the terminal's own totals is balanced.
+//! - every settlement with the terminal's own totals is balanced;
+//! - once the store-and-forward queue is empty, the issuer's card moved by exactly the
+//!   forwarded sales the terminals were told were approved (time-outs, garbage and kills
+//!   reversed there, none twice).
 //!
 //! The seed fixes the requests and the kill points; whether a request cut by a kill was
 //! journalled depends on timing, and either outcome must lead to the same end state. CI runs
@@ -18,7 +22,8 @@
 use std::time::Duration;
 
 use crate::client::{DEBIT, Reply, Terminal};
-use crate::{Spawned, spawn_switch, temp_dir, test_config};
+use crate::issuer::REMOTE;
+use crate::{Spawned, spawn_switch, temp_dir};
 
 /// splitmix64: small, seedable, enough for choosing steps.
 struct Rng(u64);
@@ -67,13 +72,22 @@ struct Sim {
     approved: Vec<String>,
     /// Money out of the card as the terminals saw it, fen.
     moved: i64,
+    /// Money out of the remote issuer's card as the terminals saw it, fen.
+    moved_remote: i64,
+    issuer: switch::issuer::sim::IssuerSim,
     kills: u32,
+    /// Forwarded sales by what the terminal was told: approved, 98, 91.
+    remote: [u32; 3],
 }
 
 impl Sim {
     async fn start(seed: u64) -> Self {
         let dir = temp_dir(&format!("sim-{seed}"));
-        let config = test_config(&dir);
+        let issuer = crate::issuer::sim(1).await;
+        let config = crate::issuer::config(&dir, vec![issuer.addrs[0].to_string()], |i| {
+            i.timeout_ms = 1_000;
+            i.saf.retry_secs = 1;
+        });
         let Spawned { child, addr, .. } = spawn_switch(&config, &dir.join("switch.toml"), "info");
         let mut terms = Vec::new();
         for i in 0..3 {
@@ -94,7 +108,10 @@ impl Sim {
             rng: Rng(seed),
             approved: Vec::new(),
             moved: 0,
+            moved_remote: 0,
+            issuer,
             kills: 0,
+            remote: [0; 3],
         }
     }
 
@@ -145,7 +162,8 @@ impl Sim {
         let i = self.rng.below(self.terms.len() as u64) as usize;
         let cut = self.rng.below(12) == 0;
         match self.rng.below(100) {
-            0..=44 => self.sale(i, cut).await,
+            0..=34 => self.sale(i, cut).await,
+            35..=44 => self.remote_sale(i, cut).await,
             45..=56 => self.void(i, cut).await,
             57..=68 => self.refund(i, cut).await,
             69..=80 => self.reverse(i, cut).await,
@@ -190,6 +208,32 @@ impl Sim {
             rrn,
             mmdd: r.digits(13).unwrap(),
         });
+    }
+
+    /// A sale of the remote issuer's card; now and then the issuer answers garbage. The
+    /// terminal is told 00 (it stands at the issuer), or 98 / 91 (it must not).
+    async fn remote_sale(&mut self, i: usize, cut: bool) {
+        use std::sync::atomic::Ordering;
+        let amount = 1 + self.rng.below(500);
+        let garbage = self.rng.below(6) == 0;
+        let mut b = self.terms[i].t.sale_builder(REMOTE, Some("111111"), amount);
+        let frame = self.terms[i].t.seal(&mut b);
+        self.issuer.knobs.garbage.store(garbage, Ordering::Relaxed);
+        let r = self.send(i, frame, cut).await;
+        self.issuer.knobs.garbage.store(false, Ordering::Relaxed);
+        match r.rc().as_str() {
+            "00" => {
+                self.approved.push(r.text(37).unwrap());
+                self.moved_remote += amount as i64;
+                // A sale of the terminal's batch like any other, for its settlement.
+                self.terms[i].totals.0 += amount;
+                self.terms[i].totals.1 += 1;
+                self.remote[0] += 1;
+            }
+            "98" => self.remote[1] += 1,
+            "91" => self.remote[2] += 1,
+            other => panic!("remote sale answered {other}"),
+        }
     }
 
     /// A standing sale of terminal `i` chosen by the seed, with `pred`.
@@ -284,8 +328,30 @@ impl Sim {
         term.totals = (0, 0, 0, 0);
     }
 
-    /// Stops the switch and checks the journal against what the terminals were told.
-    fn check(mut self) {
+    /// Waits for the store-and-forward queue to empty and the issuer to agree, stops the
+    /// switch, and checks the journal against what the terminals were told.
+    async fn check(mut self) {
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let waiting: i64 = rusqlite::Connection::open(self.dir.join("journal.db"))
+                .unwrap()
+                .query_row(
+                    "SELECT COUNT(*) FROM saf_queue WHERE state IN ('armed', 'pending')",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let issuer_moved = 2_000_000 - self.issuer.balance(REMOTE).unwrap();
+            if waiting == 0 && issuer_moved == self.moved_remote {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "issuer moved {issuer_moved}, terminals were told {}; {waiting} queued",
+                self.moved_remote
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         if let Some(c) = self.child.take() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -319,13 +385,13 @@ impl Sim {
     }
 }
 
-async fn campaign(seed: u64, steps: u32) -> (u32, usize) {
+async fn campaign(seed: u64, steps: u32) -> (u32, usize, [u32; 3]) {
     let mut sim = Sim::start(seed).await;
     for _ in 0..steps {
         sim.step().await;
     }
-    let out = (sim.kills, sim.approved.len());
-    sim.check();
+    let out = (sim.kills, sim.approved.len(), sim.remote);
+    sim.check().await;
     out
 }
 
@@ -339,12 +405,16 @@ async fn seeded_kills_lose_nothing_and_apply_nothing_twice() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
-    let (mut kills, mut approvals) = (0, 0);
+    let (mut kills, mut approvals, mut remote) = (0, 0, [0; 3]);
     for seed in 1..=seeds {
-        let (k, a) = campaign(seed, steps).await;
+        let (k, a, r) = campaign(seed, steps).await;
         kills += k;
         approvals += a;
+        (0..3).for_each(|j| remote[j] += r[j]);
     }
-    println!("{seeds} seeds x {steps} steps: {kills} kills, {approvals} approvals checked");
+    println!(
+        "{seeds} seeds x {steps} steps: {kills} kills, {approvals} approvals checked; forwarded: {} approved, {} timed out (98), {} unavailable (91)",
+        remote[0], remote[1], remote[2]
+    );
     assert!(kills > 0 && approvals > 0);
 }
