@@ -156,7 +156,6 @@ impl Issuer {
         metrics: Arc<Metrics>,
     ) -> Result<Self, codec::SpecError> {
         let dialect = Dialect::builtin(&cfg.dialect)?;
-        // STANs start from the clock so a restarted switch does not reuse recent ones.
         for l in &cfg.lines {
             // Every configured line shows in /metrics from the start, down until it connects.
             metrics
@@ -167,6 +166,7 @@ impl Issuer {
                 })
                 .set(0);
         }
+        // Echo STANs start from the clock (financial requests take theirs from the RRN).
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -214,7 +214,8 @@ impl Issuer {
         })
     }
 
-    /// The next upstream STAN, 000001 to 999999.
+    /// The next STAN for network management (echoes), 000001 to 999999. Financial requests
+    /// take theirs from their RRN, which never repeats.
     pub fn next_stan(&self) -> u32 {
         self.stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1
     }
