@@ -422,13 +422,7 @@ impl Switch {
         let authenticated = proves_terminal(req.kind, &auth, outcome.rc);
         let reply = self.reply(&req, &outcome, &rrn, now);
         let latency = started.elapsed();
-        self.metrics
-            .transactions
-            .get_or_create(&TxnLabels {
-                kind,
-                rc: rc::label(outcome.rc),
-            })
-            .inc();
+        self.count(kind, outcome.rc);
         self.metrics
             .request_duration
             .get_or_create(&KindLabel { kind })
@@ -506,14 +500,19 @@ impl Switch {
             mac_reply: mac,
             ..Outcome::default()
         };
+        self.count(kind, decline.rc);
+        self.reply(req, &out, "", Instant::now())
+    }
+
+    /// Counts an answered request by kind and response code.
+    fn count(&self, kind: &'static str, code: &str) {
         self.metrics
             .transactions
             .get_or_create(&TxnLabels {
                 kind,
-                rc: rc::label(decline.rc),
+                rc: rc::label(code),
             })
             .inc();
-        self.reply(req, &out, "", Instant::now())
     }
 
     /// A keyed fingerprint of the request from the MTI on (the TPDU may differ between
@@ -1343,13 +1342,7 @@ impl Switch {
                 b.set(n, t);
             }
         }
-        self.metrics
-            .transactions
-            .get_or_create(&TxnLabels {
-                kind,
-                rc: rc::label(decline.rc),
-            })
-            .inc();
+        self.count(kind, decline.rc);
         match b.encode_to_vec(self.dialect) {
             Ok(v) => Handled::Reply(v),
             Err(_) => Handled::Close("reply_encode"),
