@@ -63,7 +63,9 @@ impl Running {
         }
         let journal = Arc::clone(&self.switch);
         // Closing joins the writer thread: do it off the async workers.
-        self.watchdog.abort();
+        // The watchdog stopped with the server (the stop signal above); waiting for it means
+        // no read of the journal is under way while it closes.
+        let _ = self.watchdog.await;
         let _ = tokio::task::spawn_blocking(move || journal.journal().close()).await;
         tracing::info!("switch stopped; journal flushed");
     }
@@ -505,7 +507,12 @@ pub async fn start(config: Config) -> Result<Running> {
         stopped.clone(),
     ));
 
-    let watchdog = tokio::spawn(watch_journal(identity, journal_id, Arc::clone(&switch)));
+    let watchdog = tokio::spawn(watch_journal(
+        identity,
+        journal_id,
+        Arc::clone(&switch),
+        stopped.clone(),
+    ));
     let ready = Arc::new(AtomicBool::new(true));
     let app = {
         let m = Arc::clone(&metrics);
@@ -606,12 +613,20 @@ pub fn init_journal(path: &std::path::Path, force: bool) -> Result<String> {
 /// Every second: is the journal file still the one opened (not deleted, not replaced, its
 /// id unchanged), and does it take a write? Either failing turns `/readyz` to 503 and makes
 /// the pipeline refuse money-moving requests with `96`.
-async fn watch_journal(identity: owner::Identity, id: String, switch: Arc<Switch>) {
+async fn watch_journal(
+    identity: owner::Identity,
+    id: String,
+    switch: Arc<Switch>,
+    mut stop: watch::Receiver<bool>,
+) {
     let path = identity.path().to_owned();
     let health = Arc::clone(switch.journal().health());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
         if let Err(why) = identity.check() {
             health.set_broken(&why);
             continue;

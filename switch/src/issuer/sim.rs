@@ -101,6 +101,8 @@ pub struct Knobs {
     pub drop_replies: AtomicBool,
     /// Answer every request with a frame of garbage.
     pub garbage: AtomicBool,
+    /// Answer the next this many requests with garbage (then answer normally).
+    pub garbage_next: AtomicU32,
     /// Close the connection on every request, unprocessed.
     pub close: AtomicBool,
 }
@@ -351,7 +353,15 @@ async fn connection(s: TcpStream, state: Arc<SimState>, mut stop: watch::Receive
                         if state.knobs.drop_replies.load(Ordering::Relaxed) {
                             return;
                         }
-                        let reply = if state.knobs.garbage.load(Ordering::Relaxed) {
+                        let garbage = state.knobs.garbage.load(Ordering::Relaxed)
+                            || state
+                                .knobs
+                                .garbage_next
+                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                        let reply = if garbage {
                             Some(b"\x02\x10garbage, not ISO 8583".to_vec())
                         } else {
                             reply

@@ -218,9 +218,12 @@ impl Sim {
         let garbage = self.rng.below(6) == 0;
         let mut b = self.terms[i].t.sale_builder(REMOTE, Some("111111"), amount);
         let frame = self.terms[i].t.seal(&mut b);
-        self.issuer.knobs.garbage.store(garbage, Ordering::Relaxed);
+        self.issuer
+            .knobs
+            .garbage_next
+            .store(u32::from(garbage), Ordering::Relaxed);
         let r = self.send(i, frame, cut).await;
-        self.issuer.knobs.garbage.store(false, Ordering::Relaxed);
+        self.issuer.knobs.garbage_next.store(0, Ordering::Relaxed);
         match r.rc().as_str() {
             "00" => {
                 self.approved.push(r.text(37).unwrap());
