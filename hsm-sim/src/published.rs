@@ -70,7 +70,8 @@ pub const PUBLISHED_KEYS: &[PublishedKey] = &[
         "86190176866EC17FB32685ADB6ADA83B",
     ),
     k("Thales simulator MA TAK", "E9CB01B93B20914F"),
-    // UnionPay MAC worked example.
+    // UnionPay MAC worked examples.
+    k("CUP ECB MAC vector MAK (solo123/pgate)", "2222222222222222"),
     k(
         "UnionPay MAC worked example TMK",
         "70F2A84CCBC2AE8625CBB0F2C22AB923",
@@ -153,6 +154,19 @@ fn check_values() -> &'static [(Vec<u8>, &'static str)] {
     static VALUES: OnceLock<Vec<(Vec<u8>, &'static str)>> = OnceLock::new();
     VALUES.get_or_init(|| {
         let mut v = Vec::new();
+        // Keys of one repeated byte (0000…, 1111…, 2222…, …): anyone guesses them. As DES keys
+        // their double- and triple-length forms (K‖K) have the same check value.
+        for b in 0..=255u8 {
+            if let Ok(cv) = ClearKey::new(KeyAlgorithm::Des, &[b; 8]).and_then(|c| c.check_value())
+            {
+                v.push((cv, "a key of one repeated byte"));
+            }
+            if let Ok(cv) =
+                ClearKey::new(KeyAlgorithm::Aes128, &[b; 16]).and_then(|c| c.check_value())
+            {
+                v.push((cv, "a key of one repeated byte"));
+            }
+        }
         for p in PUBLISHED_KEYS {
             let Ok(bytes) = hex::decode(p.hex) else {
                 continue;

@@ -322,6 +322,17 @@ fn published_keys_are_known_by_check_value() {
             "{hex}: {name:?}"
         );
     }
+    // Keys of one repeated byte, in any length.
+    for (alg, key) in [
+        (KeyAlgorithm::Tdes2, [0x33u8; 16].to_vec()),
+        (KeyAlgorithm::Des, [0x22u8; 8].to_vec()),
+        (KeyAlgorithm::Tdes3, [0xABu8; 24].to_vec()),
+    ] {
+        assert!(
+            hsm_sim::published::lookup_clear(alg, &key).is_some(),
+            "{key:02X?}"
+        );
+    }
     // A fresh key is not published.
     let fresh = hsm
         .generate_key(KeyUsage::Tmk, KeyAlgorithm::Tdes2)
