@@ -13,7 +13,7 @@ secs=${1:-20}
 rate=${2:-5000}
 conns=${3:-10000}
 
-cargo build --release --locked -p switch -p terminal-fw >/dev/null 2>&1
+cargo build --release --locked -p switch -p issuer-sim -p terminal-fw >/dev/null 2>&1
 cargo build --release --locked -p benches --example conn_scale >/dev/null 2>&1
 
 work=$(mktemp -d)
@@ -36,7 +36,7 @@ sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
     -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
     -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
     switch/demo.toml > "$work/switch.toml"
-RUST_LOG=warn target/release/switch issuer-sim --listen 127.0.0.1:18584 2>> "$work/sim.log" &
+RUST_LOG=warn target/release/issuer-sim --listen 127.0.0.1:18584 2>> "$work/sim.log" &
 sim=$!
 start_switch() {
     RUST_LOG=warn target/release/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &

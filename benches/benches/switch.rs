@@ -141,12 +141,12 @@ fn switch_benches(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("switch-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut sim_config = switch::issuer::sim::SimConfig::demo().unwrap();
+    let mut sim_config = issuer_sim::SimConfig::demo().unwrap();
     sim_config.cards[0].balance_fen = 1_000_000_000_000;
     let sim = rt
         .block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            switch::issuer::sim::IssuerSim::start(&sim_config, vec![l]).await
+            issuer_sim::IssuerSim::start(&sim_config, vec![l]).await
         })
         .unwrap();
     let running = rt

@@ -1,12 +1,12 @@
-//! The issuer line's reader: any bytes through the length-indicator codec (both styles),
+//! The issuer line's reader: any bytes through the one length-prefix codec (both styles),
 //! and every frame it cuts through the ISO 8583:1987 dialect and the reply reader. The
 //! codec never yields a frame over its maximum and never panics.
 #![no_main]
 
 use bytes::BytesMut;
+use codec::framing::FrameCodec;
 use codec::{Dialect, Framing};
 use libfuzzer_sys::fuzz_target;
-use switch::issuer::framing::LineCodec;
 use switch::issuer::message::IssuerReply;
 use tokio_util::codec::Decoder;
 
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         (Framing::U16, Dialect::iso87_binary()),
         (Framing::Ascii4, Dialect::iso87_ascii()),
     ] {
-        let mut lines = LineCodec::new(framing, MAX);
+        let mut lines = FrameCodec::new(framing, MAX);
         let mut buf = BytesMut::new();
         // Delivered in two pieces, as a socket may.
         let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());

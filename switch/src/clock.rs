@@ -1,11 +1,31 @@
 //! Time: UTC for the journal, China Standard Time (UTC+8, no daylight saving) for the
-//! terminal-facing fields 12 (hhmmss) and 13 (MMDD).
+//! terminal-facing fields 12 (hhmmss) and 13 (MMDD) and for report days.
+//!
+//! The switch reads the wall clock through a [`Clock`], so a simulation runs it on
+//! simulated time; durations (time-outs, back-off, the circuit breaker) use
+//! `tokio::time`, which a paused runtime controls.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A moment, in milliseconds since the Unix epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Instant(pub i64);
+/// A moment, in milliseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+/// Where the switch reads the time of day.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
 
 /// Civil date and time fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +46,13 @@ pub struct Civil {
     pub millis: u32,
 }
 
+impl Civil {
+    /// The date, `YYYY-MM-DD`.
+    pub fn date(&self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -40,8 +67,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-impl Instant {
-    /// Now.
+impl Timestamp {
+    /// Now, by the operating system's clock (the switch asks its [`Clock`]).
     pub fn now() -> Self {
         Self(
             SystemTime::now()
@@ -87,8 +114,7 @@ impl Instant {
 
     /// The date in China Standard Time, `YYYY-MM-DD`.
     pub fn cst_date(self) -> String {
-        let c = self.civil(8);
-        format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)
+        self.civil(8).date()
     }
 
     /// Days since 1970-01-01 of this moment's date in China Standard Time.
@@ -100,6 +126,39 @@ impl Instant {
     pub fn cst_yymm(self) -> u32 {
         let c = self.civil(8);
         (c.year.rem_euclid(100) as u32) * 100 + c.month
+    }
+
+    /// The MMDD of this moment's date in China Standard Time (a refund's 61.3).
+    pub fn cst_mmdd(self) -> String {
+        let c = self.civil(8);
+        format!("{:02}{:02}", c.month, c.day)
+    }
+
+    /// Field 7, the transmission time: MMDDhhmmss in UTC.
+    pub fn transmission_time(self) -> String {
+        let c = self.civil(0);
+        format!(
+            "{:02}{:02}{:02}{:02}{:02}",
+            c.month, c.day, c.hour, c.minute, c.second
+        )
+    }
+
+    /// Reads [`Timestamp::iso_utc`]'s form back (milliseconds optional).
+    pub fn parse_iso(iso: &str) -> Option<Self> {
+        let days = day_number(iso.get(..10)?)?;
+        let num = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
+        Some(Self(
+            days * 86_400_000
+                + num(11..13)? * 3_600_000
+                + num(14..16)? * 60_000
+                + num(17..19)? * 1_000
+                + num(20..23).unwrap_or(0),
+        ))
+    }
+
+    /// Milliseconds later.
+    pub fn plus_ms(self, ms: i64) -> Self {
+        Self(self.0 + ms)
     }
 }
 
@@ -128,14 +187,17 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(Instant(0).iso_utc(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp(0).iso_utc(), "1970-01-01T00:00:00.000Z");
         // 2026-11-22T03:04:05.678Z
-        let t = Instant(1_795_316_645_678);
+        let t = Timestamp(1_795_316_645_678);
+        assert_eq!(Timestamp::parse_iso(&t.iso_utc()), Some(t));
+        assert_eq!(t.transmission_time(), "1122030405");
+        assert_eq!(t.cst_mmdd(), "1122");
         assert_eq!(t.iso_utc(), "2026-11-22T03:04:05.678Z");
         assert_eq!(t.cst_fields(), ("110405".to_owned(), "1122".to_owned()));
         assert_eq!(t.cst_yymm(), 2611);
         // Leap day and the CST date roll-over at 16:00 UTC.
-        let leap = Instant(1_709_222_400_000); // 2024-02-29T16:00:00Z
+        let leap = Timestamp(1_709_222_400_000); // 2024-02-29T16:00:00Z
         assert_eq!(leap.iso_utc(), "2024-02-29T16:00:00.000Z");
         assert_eq!(leap.cst_fields().1, "0301");
         assert_eq!(leap.cst_date(), "2024-03-01");

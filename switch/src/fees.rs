@@ -32,6 +32,33 @@ impl Channel {
             Self::Qr => "qr",
         }
     }
+
+    /// From the journal's text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "debit" => Some(Self::Debit),
+            "credit" => Some(Self::Credit),
+            "qr" => Some(Self::Qr),
+            _ => None,
+        }
+    }
+
+    /// The channel of a card of `card_type` (QR payment codes are their own channel).
+    pub fn of_card(card_type: crate::model::CardType) -> Self {
+        match card_type {
+            crate::model::CardType::Debit => Self::Debit,
+            crate::model::CardType::Credit => Self::Credit,
+        }
+    }
+
+    /// Money back to an account of this channel: a debit account (card or wallet) gains,
+    /// a credit card's amount used falls.
+    pub fn credit_back(self, amount_fen: i64) -> i64 {
+        match self {
+            Self::Credit => -amount_fen,
+            Self::Debit | Self::Qr => amount_fen,
+        }
+    }
 }
 
 /// One fee rule; the first that matches a transaction applies.

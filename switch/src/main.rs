@@ -10,7 +10,6 @@
 //! switch report batch --tid T --batch N [--config F | --journal DB]
 //! switch report issuers --date YYYY-MM-DD [--config F | --journal DB]
 //! switch report saf [--state pending|armed|acknowledged|expired|cancelled] [--config F | --journal DB]
-//! switch issuer-sim [--listen ADDR] [--config F] [--delay-ms N] [--drop] [--garbage] [--close]
 //! ```
 
 use std::path::PathBuf;
@@ -130,8 +129,6 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
     },
-    /// Run the issuer simulator: a card issuer speaking ISO 8583:1987 (test cards and keys).
-    IssuerSim(SimArgs),
     /// Validate a configuration file.
     CheckConfig {
         /// The file.
@@ -187,66 +184,6 @@ async fn run(config: Option<PathBuf>, log_format: LogFormat) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
-    Ok(())
-}
-
-#[derive(clap::Args)]
-struct SimArgs {
-    /// Listen here (default: the configuration's, 127.0.0.1:8584 for the built-in one).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Simulator configuration (TOML; default: built in, matching the demo switch).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Answer each request this many milliseconds late.
-    #[arg(long)]
-    delay_ms: Option<u64>,
-    /// Process requests but never answer.
-    #[arg(long)]
-    drop: bool,
-    /// Answer every request with garbage.
-    #[arg(long)]
-    garbage: bool,
-    /// Close the connection on every request.
-    #[arg(long)]
-    close: bool,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
-}
-
-async fn issuer_sim(a: SimArgs) -> Result<()> {
-    use std::sync::atomic::Ordering;
-    use switch::issuer::sim::{IssuerSim, SimConfig};
-    init_logs(a.log_format);
-    let mut cfg = match &a.config {
-        Some(path) => SimConfig::from_toml(
-            &std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?,
-        )?,
-        None => SimConfig::demo()?,
-    };
-    if let Some(l) = a.listen {
-        cfg.listen = l;
-    }
-    if let Some(d) = a.delay_ms {
-        cfg.delay_ms = d;
-    }
-    let sim = IssuerSim::bind(&cfg).await?;
-    sim.knobs.drop_replies.store(a.drop, Ordering::Relaxed);
-    sim.knobs.garbage.store(a.garbage, Ordering::Relaxed);
-    sim.knobs.close.store(a.close, Ordering::Relaxed);
-    let listening = sim
-        .addrs
-        .first()
-        .map_or_else(|| cfg.listen.clone(), ToString::to_string);
-    tracing::warn!(
-        listen = %listening,
-        dialect = %cfg.dialect,
-        cards = cfg.cards.len(),
-        "issuer simulator running: TEST KEYS AND TEST CARDS"
-    );
-    wait_for_signal().await;
-    sim.shutdown();
     Ok(())
 }
 
@@ -394,7 +331,6 @@ fn main() -> ExitCode {
         log_format: LogFormat::Text,
     }) {
         Command::Run { config, log_format } => block_on(run(config, log_format)),
-        Command::IssuerSim(a) => block_on(issuer_sim(a)),
         Command::CheckConfig { file } => checked_config(&file).map(|c| {
             println!(
                 "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",

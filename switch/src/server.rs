@@ -1,7 +1,7 @@
 //! The terminal listener: TCP, framing, limits, and the hand-off to the pipeline.
 //!
 //! ```text
-//! socket ─▶ FramedRead(LengthDelimitedCodec: u16 big-endian, max frame) ─▶ frame
+//! socket ─▶ FramedRead(codec::framing::FrameCodec: u16 big-endian, max frame) ─▶ frame
 //!   frame ─▶ task: Switch::handle ─▶ reply ─▶ channel ─▶ writer: feed..., flush once
 //! ```
 //!
@@ -30,35 +30,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use codec::Framing;
+use codec::framing::FrameCodec;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::config::ServerLimits;
 use crate::metrics::ReasonLabel;
+use crate::net::{Connection, Listener};
 use crate::pipeline::{Handled, Served, Switch};
-
-/// Connection limits.
-#[derive(Clone, Copy, Debug)]
-pub struct ServerLimits {
-    /// Open connections at most.
-    pub max_connections: usize,
-    /// Requests in progress per connection at most.
-    pub max_in_flight: usize,
-    /// Close after this long without a frame.
-    pub idle_timeout: Duration,
-    /// Close when a started frame takes longer than this.
-    pub read_timeout: Duration,
-    /// Largest frame (after the 2-byte length).
-    pub max_frame: usize,
-    /// Open connections from one peer address at most.
-    pub max_per_peer: usize,
-    /// Time a new connection has to prove its terminal.
-    pub auth_timeout: Duration,
-}
 
 /// One open connection, as the accept loop sees it.
 struct Conn {
@@ -127,52 +111,10 @@ impl Table {
     }
 }
 
-/// `LengthDelimitedCodec` with a u16 length, remembering whether a frame has started and
-/// not finished (its length read, its body still arriving).
-struct Framing {
-    inner: LengthDelimitedCodec,
-    mid_frame: bool,
-}
-
-impl Framing {
-    fn new(max_frame: usize) -> Self {
-        Self {
-            inner: LengthDelimitedCodec::builder()
-                .length_field_type::<u16>()
-                .max_frame_length(max_frame)
-                .new_codec(),
-            mid_frame: false,
-        }
-    }
-}
-
-impl Decoder for Framing {
-    type Item = BytesMut;
-    type Error = io::Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        let had = !src.is_empty();
-        let frame = self.inner.decode(src)?;
-        self.mid_frame = match &frame {
-            Some(_) => !src.is_empty(),
-            None => had || self.mid_frame,
-        };
-        Ok(frame)
-    }
-}
-
-impl Encoder<Bytes> for Framing {
-    type Error = io::Error;
-
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> io::Result<()> {
-        self.inner.encode(item, dst)
-    }
-}
-
 /// Accepts terminal connections until `shutdown` turns true, then waits for every
 /// connection to finish its in-flight work.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L: Listener>(
+    listener: L,
     switch: Arc<Switch>,
     limits: ServerLimits,
     mut shutdown: watch::Receiver<bool>,
@@ -182,6 +124,7 @@ pub async fn serve(
     let stop = CancellationToken::new();
     loop {
         tokio::select! {
+            biased;
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -208,7 +151,6 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
                 switch.metrics.connections_total.inc();
                 let switch = Arc::clone(&switch);
                 let stop = stop.clone();
@@ -241,17 +183,17 @@ async fn guarded(
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<C: Connection>(
+    stream: C,
     switch: &Arc<Switch>,
     limits: ServerLimits,
     stop: CancellationToken,
     conn: &Arc<Conn>,
 ) {
     let accepted = tokio::time::Instant::now();
-    let (rd, wr) = stream.into_split();
-    let mut frames = FramedRead::new(rd, Framing::new(limits.max_frame));
-    let mut sink = FramedWrite::new(wr, Framing::new(limits.max_frame));
+    let (rd, wr) = stream.into_halves();
+    let mut frames = FramedRead::new(rd, FrameCodec::new(Framing::U16, limits.max_frame));
+    let mut sink = FramedWrite::new(wr, FrameCodec::new(Framing::U16, limits.max_frame));
     let (tx, mut rx) = mpsc::channel::<Bytes>(limits.max_in_flight.max(1));
     let close = CancellationToken::new();
 
@@ -266,7 +208,7 @@ async fn connection(
                     Err(_) => break,
                 }
             }
-            if result.is_err() || sink.flush().await.is_err() {
+            if result.is_err() || SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
                 writer_close.cancel();
                 break;
             }
@@ -284,6 +226,7 @@ async fn connection(
             break "auth_timeout";
         }
         let next = tokio::select! {
+            biased;
             _ = stop.cancelled() => break "shutdown",
             _ = close.cancelled() => break "closed",
             _ = conn.evict.cancelled() => break "evicted",
@@ -291,7 +234,7 @@ async fn connection(
         };
         let frame = match next {
             Err(_) => {
-                if frames.decoder().mid_frame {
+                if frames.decoder().mid_frame() {
                     break "read_timeout";
                 }
                 idle += tick;

@@ -223,7 +223,7 @@ enum Command {
         #[arg(long, default_value_t = 10_000_001)]
         first_tid: u32,
         /// Card to use (test data; default: the demo debit card). A remote issuer's card
-        /// (e.g. 6217001000000000011 with PIN 111111 at `switch issuer-sim`) loads the
+        /// (e.g. 6217001000000000011 with PIN 111111 at `issuer-sim`) loads the
         /// forwarding path.
         #[arg(long, default_value = "6222021000000000017")]
         pan: String,

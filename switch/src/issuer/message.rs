@@ -16,6 +16,10 @@
 
 use codec::{Message, MessageBuilder, Mti};
 
+use crate::clock::Timestamp;
+use crate::journal::UpstreamRef;
+use crate::model::{AuthCode, ResponseCode, Stan};
+
 const fn mti(d: &[u8; 4]) -> Mti {
     match Mti::new(*d) {
         Some(m) => m,
@@ -36,56 +40,6 @@ pub const REVERSAL: Mti = mti(b"0420");
 /// Reversal advice, repeated.
 pub const REVERSAL_REPEAT: Mti = mti(b"0421");
 
-/// Field 7 now: MMDDhhmmss, UTC.
-pub fn transmission_time() -> String {
-    let c = crate::clock::Instant::now().civil(0);
-    format!(
-        "{:02}{:02}{:02}{:02}{:02}",
-        c.month, c.day, c.hour, c.minute, c.second
-    )
-}
-
-/// How the switch knows a forwarded transaction at the issuer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpstreamRef {
-    /// The issuer's index.
-    pub issuer: usize,
-    /// Upstream MTI of the original.
-    pub mti: String,
-    /// Upstream STAN.
-    pub stan: u32,
-    /// Field 7 of the original.
-    pub time: String,
-}
-
-impl UpstreamRef {
-    /// As stored in the journal: `MTI:STAN:time`.
-    pub fn to_record(&self) -> String {
-        format!("{}:{:06}:{}", self.mti, self.stan, self.time)
-    }
-
-    /// From the journal's form.
-    pub fn from_record(issuer: usize, s: &str) -> Option<Self> {
-        let mut p = s.split(':');
-        let (mti, stan, time) = (p.next()?, p.next()?, p.next()?);
-        Some(Self {
-            issuer,
-            mti: mti.to_owned(),
-            stan: stan.parse().ok()?,
-            time: time.to_owned(),
-        })
-    }
-
-    /// Field 90: original MTI (4), STAN (6), transmission time (10), acquirer id (11),
-    /// forwarding institution (11, zeros).
-    pub fn field90(&self, acquirer_id: &str) -> String {
-        format!(
-            "{}{:06}{}{:0>11}{:011}",
-            self.mti, self.stan, self.time, acquirer_id, 0
-        )
-    }
-}
-
 /// What an issuer request is made of.
 #[derive(Clone, Debug, Default)]
 pub struct Upstream<'a> {
@@ -98,7 +52,7 @@ pub struct Upstream<'a> {
     /// Amount (4), fen.
     pub amount_fen: Option<u64>,
     /// Upstream STAN (11).
-    pub stan: u32,
+    pub stan: Stan,
     /// Transmission time (7).
     pub time: String,
     /// Expiry (14).
@@ -126,10 +80,10 @@ pub struct Upstream<'a> {
 }
 
 impl Upstream<'_> {
-    /// The request as a builder, without MAC.
-    pub fn builder(&self, mti: Mti) -> MessageBuilder<'static> {
+    /// The request as a builder, without MAC; `now` gives the local time (12, 13).
+    pub fn builder(&self, mti: Mti, now: Timestamp) -> MessageBuilder<'static> {
         let mut b = MessageBuilder::new(mti);
-        let (time, date) = crate::clock::Instant::now().cst_fields();
+        let (time, date) = now.cst_fields();
         if let Some(pan) = self.pan {
             b.set(2, pan.to_owned());
         }
@@ -138,7 +92,7 @@ impl Upstream<'_> {
             b.set(4, format!("{a:012}"));
         }
         b.set(7, self.time.clone())
-            .set(11, format!("{:06}", self.stan))
+            .set(11, self.stan.to_string())
             .set(12, time)
             .set(13, date);
         if let Some(e) = &self.expiry {
@@ -171,7 +125,7 @@ impl Upstream<'_> {
     }
 
     /// The reversal advice of this request: no PIN, track or IC data; 90 names it.
-    pub fn reversal(&self, original: &UpstreamRef) -> MessageBuilder<'static> {
+    pub fn reversal(&self, original: &UpstreamRef, now: Timestamp) -> MessageBuilder<'static> {
         let mut r = Upstream {
             pin: None,
             track2: None,
@@ -180,7 +134,7 @@ impl Upstream<'_> {
             ..self.clone()
         };
         r.stan = original.stan;
-        r.builder(REVERSAL)
+        r.builder(REVERSAL, now)
     }
 }
 
@@ -188,35 +142,22 @@ impl Upstream<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuerReply {
     /// Response code (39) as the issuer sent it.
-    pub rc: String,
-    /// Authorisation code (38).
-    pub auth_code: Option<String>,
+    pub code: ResponseCode,
+    /// Authorisation code (38), fitted to the terminal's 6 characters.
+    pub auth_code: Option<AuthCode>,
     /// Available balance from 54, fen (negative when `D`).
     pub balance_fen: Option<i64>,
 }
 
 impl IssuerReply {
-    /// Reads a reply; `None` when it has no response code.
+    /// Reads a reply; `None` when it has no readable response code.
     pub fn read(msg: &Message<'_>) -> Option<Self> {
-        let rc = msg.text(39)?.to_owned();
         Some(Self {
-            rc,
-            auth_code: msg.text(38).and_then(auth_code),
+            code: ResponseCode::parse(msg.text(39)?)?,
+            auth_code: msg.text(38).and_then(AuthCode::from_issuer),
             balance_fen: msg.text(54).and_then(balance_of),
         })
     }
-}
-
-/// An issuer's auth code as the terminal's 6-character field 38: letters and digits only,
-/// cut or padded with spaces to 6; `None` when nothing is left.
-fn auth_code(a: &str) -> Option<String> {
-    let a: String = a
-        .trim()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(6)
-        .collect();
-    (!a.is_empty()).then(|| format!("{a:<6}"))
 }
 
 /// The available balance from field 54's 20-character entries (account type 2, amount type
@@ -244,15 +185,15 @@ mod tests {
     #[test]
     fn field90_and_refs() {
         let r = UpstreamRef {
-            issuer: 0,
-            mti: "0200".into(),
-            stan: 123,
+            issuer: "demo".into(),
+            mti: FINANCIAL,
+            stan: Stan(123),
             time: "1122043512".into(),
         };
         let f = r.field90("00000001");
         assert_eq!(f, "020000012311220435120000000000100000000000");
         assert_eq!(f.len(), 42);
-        assert_eq!(UpstreamRef::from_record(0, &r.to_record()), Some(r));
+        assert_eq!(UpstreamRef::from_columns("demo", &r.to_column()), Some(r));
     }
 
     #[test]
@@ -262,7 +203,7 @@ mod tests {
             pan: Some("6217001000000000011"),
             track2: Some("6217001000000000011D2912".into()),
             amount_fen: Some(12_345),
-            stan: 42,
+            stan: Stan(42),
             time: "1122043512".into(),
             expiry: Some("2912".into()),
             entry_mode: Some("021".into()),
@@ -277,35 +218,27 @@ mod tests {
             original: None,
         };
         let orig = UpstreamRef {
-            issuer: 0,
-            mti: "0200".into(),
-            stan: 42,
+            issuer: "demo".into(),
+            mti: FINANCIAL,
+            stan: Stan(42),
             time: "1122043512".into(),
         };
+        let now = Timestamp(1_795_316_645_678);
         for d in [
             codec::Dialect::iso87_binary(),
             codec::Dialect::iso87_ascii(),
         ] {
-            let bytes = up.builder(FINANCIAL).encode_to_vec(d).unwrap();
+            let bytes = up.builder(FINANCIAL, now).encode_to_vec(d).unwrap();
             let m = codec::decode(d, &bytes).unwrap();
             assert_eq!(m.digits(2).unwrap().to_string(), "6217001000000000011");
             assert_eq!(m.binary(52).as_deref(), Some(&[0x12; 8][..]));
             assert_eq!(m.text(37), Some("000000001234"));
-            let rev = up.reversal(&orig).encode_to_vec(d).unwrap();
+            let rev = up.reversal(&orig, now).encode_to_vec(d).unwrap();
             let r = codec::decode(d, &rev).unwrap();
             assert_eq!(r.mti().as_str(), "0420");
             assert!(r.field(52).is_none() && r.field(35).is_none() && r.field(55).is_none());
             assert_eq!(r.digits(90).unwrap().to_string(), orig.field90("00000001"));
         }
-    }
-
-    #[test]
-    fn auth_codes_fit_field_38() {
-        assert_eq!(auth_code("123456").as_deref(), Some("123456"));
-        assert_eq!(auth_code(" A1 ").as_deref(), Some("A1    "));
-        assert_eq!(auth_code("12345678").as_deref(), Some("123456"));
-        assert_eq!(auth_code("é-12").as_deref(), Some("12    "));
-        assert_eq!(auth_code("   "), None);
     }
 
     #[test]

@@ -3,41 +3,49 @@
 //!
 //! ```text
 //!  pipeline ── exchange(request) ──▶ Issuer ── round-robin over healthy lines ──▶ Line ──TCP──▶ issuer
-//!     ▲                               │ pending: (MTI class, 41, 11) ─▶ waiting request
-//!     └──── reply (MAC checked) ◀─────┘◀──────────── reader: match, or count late/unknown ◀──┘
+//!     ▲                               │ mux: (MTI class, 41, 11) ─▶ waiting request
+//!     └──── reply (MAC checked) ◀─────┘◀──────────── reader: match, or late / unknown ◀──┘
 //!
 //!  iso87-binary: [len u16][MTI 2 B BCD][bitmap 8/16 B][fields…][64: X9.19 MAC under the ZAK]
 //!  iso87-ascii:  ["0136"  ][MTI 4 ASCII][bitmap 16/32 hex][fields…][64: 16 hex]
 //! ```
 //!
+//! | module | what |
+//! | --- | --- |
+//! | [`line`] | one TCP line: connect, back-off, read and write, echo when idle |
+//! | [`mux`] | matching replies to requests; late and unknown replies |
+//! | [`breaker`] | the circuit breaker |
+//! | [`message`] | the CUP request translated to ISO 87, reversals, the reply read back |
+//!
 //! A request without a reply in time is answered `98` and reversed through the
-//! store-and-forward queue ([`saf`]), which the journal keeps across restarts. Lines
-//! reconnect with jittered exponential back-off and send an 0800 echo (301) only after a
-//! whole interval without traffic; an echo is answered, never echoed back.
+//! store-and-forward queue (`crate::saf`), which this module does not know: it only tells
+//! the queue's worker when a line comes up or an approval came for no request
+//! ([`Issuer::changed`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use codec::{Dialect, Message, MessageBuilder};
-use dashmap::DashMap;
 use hsm_sim::{Hsm, MacAlgorithm, SealedKey};
-use tokio::sync::{Notify, oneshot};
-
-use crate::config::{IssuerConfig, SafConfig, StandInConfig};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use crate::config::{IssuerConfig, SafConfig, StandInConfig};
 use crate::metrics::{IssuerLabel, Metrics};
 
-pub mod framing;
-pub(crate) mod line;
+pub mod breaker;
+pub mod line;
 pub mod message;
-pub mod saf;
-pub mod sim;
+pub mod mux;
 
 pub use line::Line;
+
+use breaker::Breaker;
+use mux::{Mux, Unmatched};
 
 /// Why an exchange with an issuer gave no usable answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -56,54 +64,40 @@ pub enum LinkError {
     Build,
 }
 
-/// A request waiting for its reply.
-struct Pending {
-    line: usize,
-    reply: oneshot::Sender<Vec<u8>>,
-}
-
 /// Largest frame on an issuer line.
-pub(crate) const MAX_FRAME: usize = 8192;
-
-/// How long a timed-out request's key is remembered, to tell a late reply from an unknown one.
-const LATE_MEMORY: Duration = Duration::from_secs(600);
+pub const MAX_FRAME: usize = 8192;
 
 /// One remote issuer and its lines.
 pub struct Issuer {
-    /// Name from the configuration (routes, logs, metric labels).
+    /// Name from the configuration (routes, logs, metric labels, the journal).
     pub name: String,
-    pub(crate) index: usize,
-    pub(crate) dialect: &'static Dialect,
-    pub(crate) acquirer_id: String,
-    pub(crate) zpk: SealedKey,
-    pub(crate) zak: SealedKey,
+    /// Its place among the issuers (routes hold it).
+    pub index: usize,
+    /// Its dialect.
+    pub dialect: &'static Dialect,
+    /// Our acquiring institution id (field 32).
+    pub acquirer_id: String,
+    /// Zone PIN key, sealed.
+    pub zpk: SealedKey,
+    zak: SealedKey,
     pub(crate) timeout: Duration,
     pub(crate) echo_interval: Duration,
     pub(crate) reconnect: (Duration, Duration),
-    pub(crate) saf_config: SafConfig,
-    pub(crate) stand_in: StandInConfig,
+    /// Store-and-forward settings.
+    pub saf_config: SafConfig,
+    /// Stand-in limits.
+    pub stand_in: StandInConfig,
     max_in_flight: usize,
-    match_fields: Vec<u8>,
-    breaker_timeouts: u32,
-    breaker_open: Duration,
-    /// Time-outs in a row (any reply resets it).
-    consecutive_timeouts: AtomicU32,
-    /// Milliseconds since `epoch` until which the breaker is open.
-    open_until: AtomicU64,
-    epoch: Instant,
-    pub(crate) lines: Vec<Arc<Line>>,
-    pending: DashMap<Vec<u8>, Pending>,
+    breaker: Breaker,
+    lines: Vec<Arc<Line>>,
+    mux: Mux,
     in_flight: AtomicUsize,
     next_line: AtomicUsize,
-    stan: AtomicU32,
-    timed_out: DashMap<Vec<u8>, Instant>,
-    /// Store-and-forward entries waiting to be sent, by id.
-    pub(crate) saf: std::sync::Mutex<std::collections::HashMap<String, saf::Entry>>,
-    /// Wakes the store-and-forward worker.
-    pub(crate) saf_wake: Notify,
-    /// Approvals that arrived for no waiting request: the store-and-forward worker reverses
-    /// them.
-    pub(crate) unknown_approvals: std::sync::Mutex<Vec<Vec<u8>>>,
+    echo_stan: AtomicU32,
+    /// Approvals that arrived for no waiting request, to be reversed.
+    unknown_approvals: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Wakes whoever waits for a line to come up or an unknown approval.
+    changed: Notify,
     pub(crate) metrics: Arc<Metrics>,
     /// This issuer's series, looked up once (no label building per request).
     pub(crate) meters: Meters,
@@ -146,7 +140,8 @@ impl std::fmt::Debug for Issuer {
 }
 
 impl Issuer {
-    /// An issuer from its configuration and its zone keys (sealed under the LMK).
+    /// An issuer from its configuration and its zone keys (sealed under the LMK); echo
+    /// trace numbers start from `seed`.
     pub fn new(
         index: usize,
         cfg: &IssuerConfig,
@@ -154,6 +149,7 @@ impl Issuer {
         zpk: SealedKey,
         zak: SealedKey,
         metrics: Arc<Metrics>,
+        seed: u64,
     ) -> Result<Self, codec::SpecError> {
         let dialect = Dialect::builtin(&cfg.dialect)?;
         for l in &cfg.lines {
@@ -166,10 +162,6 @@ impl Issuer {
                 })
                 .set(0);
         }
-        // Echo STANs start from the clock (financial requests take theirs from the RRN).
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Ok(Self {
             name: cfg.name.clone(),
             index,
@@ -189,26 +181,22 @@ impl Issuer {
             saf_config: cfg.saf.clone(),
             stand_in: cfg.stand_in.clone(),
             max_in_flight: cfg.max_in_flight,
-            match_fields: cfg.match_fields.clone(),
-            breaker_timeouts: cfg.breaker_timeouts,
-            breaker_open: Duration::from_millis(cfg.breaker_open_ms),
-            consecutive_timeouts: AtomicU32::new(0),
-            open_until: AtomicU64::new(0),
-            epoch: Instant::now(),
+            breaker: Breaker::new(
+                cfg.breaker_timeouts,
+                Duration::from_millis(cfg.breaker_open_ms),
+            ),
             lines: cfg
                 .lines
                 .iter()
                 .enumerate()
                 .map(|(i, a)| Arc::new(Line::new(i, a.clone())))
                 .collect(),
-            pending: DashMap::new(),
+            mux: Mux::new(cfg.match_fields.clone()),
             in_flight: AtomicUsize::new(0),
             next_line: AtomicUsize::new(0),
-            stan: AtomicU32::new((seed % 900_000) as u32),
-            timed_out: DashMap::new(),
-            saf: std::sync::Mutex::new(std::collections::HashMap::new()),
-            saf_wake: Notify::new(),
+            echo_stan: AtomicU32::new((seed % 900_000) as u32),
             unknown_approvals: std::sync::Mutex::new(Vec::new()),
+            changed: Notify::new(),
             meters: Meters::new(&metrics, &cfg.name),
             metrics,
         })
@@ -216,8 +204,8 @@ impl Issuer {
 
     /// The next STAN for network management (echoes), 000001 to 999999. Financial requests
     /// take theirs from their RRN, which never repeats.
-    pub fn next_stan(&self) -> u32 {
-        self.stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1
+    pub fn next_echo_stan(&self) -> u32 {
+        self.echo_stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1
     }
 
     /// Its lines.
@@ -234,27 +222,27 @@ impl Issuer {
     /// there is room in flight. Checked before anything is written for a request, so one
     /// answered `91` leaves no trace.
     pub fn can_send(&self) -> bool {
-        !self.breaker_open()
+        !self.breaker.is_open()
             && self.is_up()
             && self.in_flight.load(Ordering::Relaxed) < self.max_in_flight
     }
 
-    /// Whether the circuit breaker is open: too many time-outs in a row, recently.
+    /// Whether the circuit breaker is open.
     pub fn breaker_open(&self) -> bool {
-        self.epoch.elapsed().as_millis() as u64 <= self.open_until.load(Ordering::Relaxed)
+        self.breaker.is_open()
     }
 
-    fn note_timeout(&self) {
-        let n = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.breaker_timeouts > 0 && n >= self.breaker_timeouts {
-            let until = (self.epoch.elapsed() + self.breaker_open).as_millis() as u64;
-            if self.open_until.swap(until, Ordering::Relaxed)
-                < self.epoch.elapsed().as_millis() as u64
-            {
-                tracing::warn!(issuer = %self.name, timeouts = n, open_ms = self.breaker_open.as_millis() as u64, "circuit breaker open: requests answered without waiting for the issuer");
-                self.metrics.issuer_event(&self.name, "breaker_opened");
-            }
-        }
+    /// Waits until a line comes up or an approval came for no request.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Approvals that came for no waiting request, since the last call.
+    pub fn take_unknown_approvals(&self) -> Vec<Vec<u8>> {
+        self.unknown_approvals
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
     }
 
     /// A healthy line, round-robin.
@@ -266,23 +254,11 @@ impl Issuer {
             .find(|l| l.is_up())
     }
 
-    /// The matching key: MTI class, then each configured field's wire bytes.
-    fn key_of(&self, msg: &Message<'_>) -> Vec<u8> {
-        let mut k = Vec::with_capacity(32);
-        k.push(msg.mti().as_bytes()[1]);
-        for n in &self.match_fields {
-            let w = msg.field(*n).map_or(&[][..], |f| f.wire());
-            k.push(w.len() as u8);
-            k.extend_from_slice(w);
-        }
-        k
-    }
-
     /// Sends a request (MACed with the ZAK) on a healthy line and waits for its reply, whose
     /// MAC is checked. The reply comes back as its frame. While the circuit breaker is open
     /// nothing is sent: [`LinkError::Unavailable`].
     pub async fn exchange(&self, hsm: &Hsm, b: MessageBuilder<'_>) -> Result<Vec<u8>, LinkError> {
-        if self.breaker_open() {
+        if self.breaker.is_open() {
             return Err(LinkError::Unavailable);
         }
         self.exchange_queued(hsm, b).await
@@ -324,26 +300,17 @@ impl Issuer {
             return Err(LinkError::Build);
         }
         let key = match codec::decode(self.dialect, &frame) {
-            Ok(m) => self.key_of(&m),
+            Ok(m) => self.mux.key_of(&m),
             Err(_) => return Err(LinkError::Build),
         };
-        let (tx, rx) = oneshot::channel();
-        match self.pending.entry(key.clone()) {
-            dashmap::Entry::Occupied(_) => {
-                self.metrics.issuer_event(&self.name, "duplicate_key");
-                return Err(LinkError::Duplicate);
-            }
-            dashmap::Entry::Vacant(v) => {
-                v.insert(Pending {
-                    line: line.index,
-                    reply: tx,
-                });
-            }
-        }
+        let Ok(rx) = self.mux.wait_for(key.clone(), line.index) else {
+            self.metrics.issuer_event(&self.name, "duplicate_key");
+            return Err(LinkError::Duplicate);
+        };
         let _counted = InFlight::new(self);
         let started = Instant::now();
         if !line.send(frame) {
-            self.pending.remove(&key);
+            self.mux.cancel(&key);
             return Err(LinkError::Unavailable);
         }
         let reply = match tokio::time::timeout(self.timeout, rx).await {
@@ -352,22 +319,24 @@ impl Issuer {
                 // The line dropped (closed, or it sent garbage) with the request on it: no
                 // answer, as a time-out for the terminal (98, reversed), but one event on
                 // one line, not N time-outs of the issuer: the breaker does not count it.
-                self.remember_unanswered(key);
+                self.mux.gave_up(key);
                 self.metrics
                     .issuer_event(&self.name, "line_dropped_request");
                 return Err(LinkError::Timeout);
             }
             Err(_) => {
-                // No reply in time.
-                self.remember_unanswered(key);
+                self.mux.gave_up(key);
                 self.meters.timeouts.inc();
-                if hsm.is_some() {
-                    self.note_timeout();
+                if hsm.is_some()
+                    && let Some(n) = self.breaker.note_timeout()
+                {
+                    tracing::warn!(issuer = %self.name, timeouts = n, "circuit breaker open: requests answered without waiting for the issuer");
+                    self.metrics.issuer_event(&self.name, "breaker_opened");
                 }
                 return Err(LinkError::Timeout);
             }
         };
-        self.consecutive_timeouts.store(0, Ordering::Relaxed);
+        self.breaker.note_reply();
         self.meters
             .round_trip
             .observe(started.elapsed().as_secs_f64());
@@ -379,17 +348,6 @@ impl Issuer {
             return Err(LinkError::Timeout);
         }
         Ok(reply)
-    }
-
-    /// A request that will get no answer: a late reply to it is known as late.
-    fn remember_unanswered(&self, key: Vec<u8>) {
-        self.pending.remove(&key);
-        if self.timed_out.len() > 100_000 {
-            let now = Instant::now();
-            self.timed_out
-                .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
-        }
-        self.timed_out.insert(key, Instant::now());
     }
 
     fn reply_mac_ok(&self, hsm: &Hsm, frame: &[u8]) -> bool {
@@ -417,28 +375,26 @@ impl Issuer {
         if !msg.mti().is_response() {
             return self.on_request(line, &msg);
         }
-        let key = self.key_of(&msg);
-        if let Some((_, p)) = self.pending.remove(&key) {
-            let _ = p.reply.send(frame);
-            return Ok(());
-        }
+        let unmatched = match self.mux.deliver(&msg, frame.clone()) {
+            Ok(()) => return Ok(()),
+            Err(u) => u,
+        };
         self.meters.late.inc();
-        let approved = msg.text(39) == Some("00");
-        let class = msg.mti().as_bytes()[1];
-        if self.timed_out.remove(&key).is_some() {
-            tracing::warn!(issuer = %self.name, mti = %msg.mti(), rc = msg.text(39).unwrap_or("-"), "late reply after its request timed out (a timed-out request is reversed or resent)");
-        } else if approved && matches!(class, b'1' | b'2') {
-            tracing::warn!(issuer = %self.name, mti = %msg.mti(), "approval for no waiting request: reversing it");
-            if let Ok(mut q) = self.unknown_approvals.lock() {
-                q.push(frame);
+        match unmatched {
+            Unmatched::Late => {
+                tracing::warn!(issuer = %self.name, mti = %msg.mti(), rc = msg.text(39).unwrap_or("-"), "late reply after its request timed out (a timed-out request is reversed or resent)");
             }
-            self.saf_wake.notify_one();
-        } else {
-            tracing::warn!(issuer = %self.name, mti = %msg.mti(), "reply for no waiting request: ignored");
+            Unmatched::UnknownApproval => {
+                tracing::warn!(issuer = %self.name, mti = %msg.mti(), "approval for no waiting request: reversing it");
+                if let Ok(mut q) = self.unknown_approvals.lock() {
+                    q.push(frame);
+                }
+                self.changed.notify_one();
+            }
+            Unmatched::Stray => {
+                tracing::warn!(issuer = %self.name, mti = %msg.mti(), "reply for no waiting request: ignored");
+            }
         }
-        let now = Instant::now();
-        self.timed_out
-            .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
         Ok(())
     }
 
@@ -471,9 +427,14 @@ impl Issuer {
         }
     }
 
-    /// A line went down: its waiting requests are treated as timed out.
-    pub(crate) fn fail_line(&self, line: usize) {
-        self.pending.retain(|_, p| p.line != line);
+    /// A line came up.
+    pub(crate) fn line_up(&self) {
+        self.changed.notify_one();
+    }
+
+    /// A line went down: its waiting requests get no answer.
+    pub(crate) fn line_down(&self, line: usize) {
+        self.mux.fail_line(line);
     }
 }
 
@@ -520,5 +481,15 @@ impl Issuers {
     /// All of them.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Issuer>> {
         self.list.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
     }
 }

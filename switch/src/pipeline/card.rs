@@ -1,8 +1,24 @@
-//! Card data: the PAN from field 2 or track 2, Luhn, expiry, BIN routing.
+//! Step 5, the card: amount and currency, the PAN from field 2 or track 2 (or a QR payment
+//! code's wallet), Luhn, the BIN route, and for on-us cards the account's status and
+//! expiry.
+//!
+//! ```text
+//!  59 = "QR" + code ─▶ wallet by code prefix ──────────────┐
+//!  2 or 35 ─▶ PAN ─▶ Luhn ─▶ route (longest BIN prefix) ─▶ Instrument ─▶ on-us: account
+//!                                         └─ issuer ─▶ forwarded                status, expiry
+//! ```
 
 use codec::Message;
 
-use crate::config::CardType;
+use super::decision::{Decision, Decline, Details};
+use super::request::Request;
+use crate::clock::Timestamp;
+use crate::config::AcquirerConfig;
+use crate::fees::Channel;
+use crate::hsm::MeteredHsm;
+use crate::journal::CardRef;
+use crate::model::{AccountId, CardType, ResponseCode, TxnKind};
+use crate::state::{AccountView, Accounts};
 
 /// A card number read from a request, kept on the stack (up to 19 digits).
 #[derive(Clone, Copy)]
@@ -83,12 +99,6 @@ pub fn luhn_ok(pan: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// BIN routes, longest prefix first.
-#[derive(Clone, Debug, Default)]
-pub struct Routes {
-    by_length: Vec<(String, Route)>,
-}
-
 /// Where a BIN goes: its card type, and the remote issuer (by index) or on-us (`None`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
@@ -96,6 +106,12 @@ pub struct Route {
     pub card_type: CardType,
     /// The remote issuer's index, or `None` for on-us.
     pub issuer: Option<usize>,
+}
+
+/// BIN routes, longest prefix first.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    by_length: Vec<(String, Route)>,
 }
 
 impl Routes {
@@ -112,6 +128,145 @@ impl Routes {
             .find(|(p, _)| pan.starts_with(p.as_str()))
             .map(|(_, r)| *r)
     }
+}
+
+/// A QR wallet: payment codes with its prefix draw on it.
+#[derive(Clone, Debug)]
+pub struct Wallet {
+    /// Wallet account number (its PIN data and balance are in the accounts).
+    pub id: String,
+    /// Payment code prefix.
+    pub code_prefix: String,
+}
+
+/// The card or wallet a request draws on.
+#[derive(Clone, Debug)]
+pub struct Instrument {
+    /// How the journal knows it: masked, its account key, its fee channel.
+    pub card: CardRef,
+    /// The number the PIN block is formed with (PAN, or the QR payment code).
+    pub block_pan: String,
+    /// The number the PIN data belongs to (PAN, or the wallet number).
+    pub pvv_account: String,
+    /// Whether it is a QR payment code.
+    pub qr: bool,
+    /// The remote issuer the card belongs to, or `None` for on-us.
+    pub issuer: Option<usize>,
+}
+
+impl Instrument {
+    /// The account's key.
+    pub fn account(&self) -> AccountId {
+        self.card.account
+    }
+
+    /// What the journal row says of it.
+    pub fn details(&self) -> Details {
+        Details {
+            card: Some(self.card.clone()),
+            ..Details::default()
+        }
+    }
+
+    /// A decline of a request on this card: journalled with the card.
+    pub fn decline<'s>(&self, d: impl Into<Decline>) -> Decision<'s> {
+        Decision::declined(d, self.details())
+    }
+}
+
+/// The amount and currency: a money-moving request needs an amount within the acquirer's
+/// maximum, in its currency.
+pub fn check_amount(
+    req: &Request<'_>,
+    kind: TxnKind,
+    acquirer: &AcquirerConfig,
+) -> Result<(), Decline> {
+    if req.msg.text(49).is_some_and(|c| c != acquirer.currency) {
+        return Err(ResponseCode::INVALID_AMOUNT.into());
+    }
+    if kind.moves_money() && (req.amount_fen == 0 || req.amount_fen > acquirer.max_amount_fen) {
+        return Err(ResponseCode::INVALID_AMOUNT.into());
+    }
+    Ok(())
+}
+
+/// The card (field 2 or track 2) or, for QR payment codes (field 59 `QR` + digits), the
+/// wallet the request draws on.
+pub fn instrument<'s>(
+    req: &Request<'_>,
+    kind: TxnKind,
+    routes: &Routes,
+    wallets: &[Wallet],
+    hsm: &MeteredHsm,
+) -> Result<Instrument, Decision<'s>> {
+    if let Some(code) = req.msg.text(59).and_then(|t| t.strip_prefix("QR")) {
+        if !(16..=24).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ResponseCode::INVALID_CARD.into());
+        }
+        let wallet = wallets
+            .iter()
+            .find(|w| code.starts_with(w.code_prefix.as_str()))
+            .ok_or(Decline::from(ResponseCode::NO_ISSUER))?;
+        return Ok(Instrument {
+            card: CardRef {
+                masked_pan: codec::mask::pan(code),
+                account: AccountId(hsm.digest("pan", wallet.id.as_bytes())),
+                channel: Channel::Qr,
+            },
+            block_pan: code.to_owned(),
+            pvv_account: wallet.id.clone(),
+            qr: true,
+            issuer: None,
+        });
+    }
+    if kind == TxnKind::QrSale {
+        return Err(ResponseCode::FORMAT_ERROR.into());
+    }
+    let pan = pan_of(req.msg).ok_or(Decline::from(ResponseCode::INVALID_CARD))?;
+    let route = routes.route(pan.as_str());
+    let inst = Instrument {
+        card: CardRef {
+            masked_pan: pan.masked(),
+            account: AccountId(hsm.digest("pan", pan.as_str().as_bytes())),
+            channel: Channel::of_card(route.map_or(CardType::Debit, |r| r.card_type)),
+        },
+        block_pan: pan.as_str().to_owned(),
+        pvv_account: pan.as_str().to_owned(),
+        qr: false,
+        issuer: route.and_then(|r| r.issuer),
+    };
+    if !luhn_ok(pan.as_str()) {
+        return Err(inst.decline(ResponseCode::INVALID_CARD));
+    }
+    if route.is_none() {
+        return Err(inst.decline(ResponseCode::NO_ISSUER));
+    }
+    Ok(inst)
+}
+
+/// An on-us account: it exists, it is usable, it has not expired (and a card's expiry is
+/// the one sent). The card's fee channel is the account's type.
+pub fn account<'s>(
+    accounts: &Accounts,
+    inst: &mut Instrument,
+    req: &Request<'_>,
+    now: Timestamp,
+) -> Result<AccountView, Decision<'s>> {
+    let view = accounts
+        .view(&inst.account())
+        .ok_or_else(|| inst.decline(ResponseCode::INVALID_CARD))?;
+    if !inst.qr {
+        inst.card.channel = Channel::of_card(view.account.card_type);
+    }
+    if let Some(code) = view.account.status.decline() {
+        return Err(inst.decline(code));
+    }
+    if view.account.expiry < now.cst_yymm()
+        || (!inst.qr && expiry_of(req.msg).is_some_and(|e| e != view.account.expiry))
+    {
+        return Err(inst.decline(ResponseCode::EXPIRED_CARD));
+    }
+    Ok(view)
 }
 
 #[cfg(test)]

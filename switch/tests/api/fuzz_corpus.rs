@@ -69,7 +69,7 @@ fn describe_config_and_issuer_framing_corpora_never_panic() {
     }
     for (_, data) in inputs("issuer_framing") {
         for f in [codec::Framing::U16, codec::Framing::Ascii4] {
-            let mut lines = switch::issuer::framing::LineCodec::new(f, 8192);
+            let mut lines = codec::framing::FrameCodec::new(f, 8192);
             let mut buf = bytes::BytesMut::from(&data[..]);
             while let Ok(Some(frame)) = lines.decode(&mut buf) {
                 assert!(frame.len() <= 8192);

@@ -3,9 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use issuer_sim::{IssuerSim, SimConfig};
 use switch::Config;
 use switch::config::IssuerConfig;
-use switch::issuer::sim::{IssuerSim, SimConfig};
 use tokio::net::TcpListener;
 
 use crate::client::Terminal;
@@ -931,54 +931,6 @@ async fn a_reversal_never_acknowledged_expires_after_its_tries_and_stays_in_the_
     ]);
     assert!(out.contains("0 entries"), "{out}");
     sw.shutdown().await;
-}
-
-#[tokio::test]
-async fn the_issuer_sim_command_serves_a_switch() {
-    use std::io::{BufRead, BufReader};
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
-        .args(["issuer-sim", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = sim.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("listen=") {
-                let addr: String = line[at + 7..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("issuer-sim listening");
-    let dir = temp_dir("issuer-sim-cli");
-    let sw = start(config(&dir, vec![addr], |_| {})).await;
-    lines_up(&sw, 1).await;
-    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
-    t.sign_on().await;
-    assert_eq!(t.sale(REMOTE, "111111", 1_000).await.rc(), "00");
-    assert_eq!(t.sale(REMOTE, "123456", 1_000).await.rc(), "55");
-    sw.shutdown().await;
-    let _ = sim.kill();
-    let _ = sim.wait();
-
-    // A configuration it cannot read is a clear error.
-    let (ok, _, err) = crate::cli::switch(&["issuer-sim", "--config", "/no/such/file.toml"]);
-    assert!(!ok);
-    assert!(err.contains("/no/such/file.toml"), "{err}");
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "listen = 5").unwrap();
-    let (ok, _, err) = crate::cli::switch(&["issuer-sim", "--config", bad.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("issuer simulator configuration"), "{err}");
 }
 
 #[tokio::test]

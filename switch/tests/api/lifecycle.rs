@@ -24,7 +24,7 @@ async fn balance(t: &mut Terminal, pan: &str, pin: &str) -> String {
 
 /// The local date's MMDD (China Standard Time), as a refund's 61.3 carries it.
 fn today_mmdd() -> String {
-    switch::clock::Instant::now().cst_fields().1
+    switch::clock::Timestamp::now().cst_fields().1
 }
 
 #[tokio::test]

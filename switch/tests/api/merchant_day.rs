@@ -7,7 +7,7 @@ use crate::client::{CREDIT, DEBIT, QR_CODE, Terminal};
 use crate::{start, temp_dir, test_config};
 
 fn today() -> String {
-    switch::clock::Instant::now().cst_date()
+    switch::clock::Timestamp::now().cst_date()
 }
 
 #[tokio::test]
@@ -36,7 +36,7 @@ async fn a_merchant_day() {
     assert_eq!(&s.digits(48).unwrap()[30..31], "1");
     // After settlement, in the next batch: a refund of the credit sale.
     assert_eq!(t.sign_on().await.rc(), "00");
-    let mmdd = switch::clock::Instant::now().cst_fields().1;
+    let mmdd = switch::clock::Timestamp::now().cst_fields().1;
     assert_eq!(
         t.refund(CREDIT, 10_000, &credit.text(37).unwrap(), &mmdd)
             .await
@@ -135,7 +135,7 @@ async fn run_sequence(ops: Vec<Op>) {
     let mut balance: i64 = 1_000_000;
     let mut sales: Vec<Sale> = Vec::new();
     let (mut refunds_fen, mut refunds_n) = (0u64, 0u32);
-    let mmdd = switch::clock::Instant::now().cst_fields().1;
+    let mmdd = switch::clock::Timestamp::now().cst_fields().1;
     for op in ops {
         match op {
             Op::Sale(amount) => {

@@ -74,7 +74,7 @@ struct Sim {
     moved: i64,
     /// Money out of the remote issuer's card as the terminals saw it, fen.
     moved_remote: i64,
-    issuer: switch::issuer::sim::IssuerSim,
+    issuer: issuer_sim::IssuerSim,
     kills: u32,
     /// Forwarded sales by what the terminal was told: approved, 98, 91.
     remote: [u32; 3],

@@ -1,5 +1,7 @@
 //! An issuer simulator: a standalone card issuer speaking ISO 8583:1987 on TCP, for tests,
-//! demos and load tests (`switch issuer-sim`).
+//! demos and load tests (`issuer-sim`). It is the issuer's side of the switch's issuer
+//! links, as `terminal-fw` is the terminal's: it shares only the wire format and the crypto
+//! with the switch, never its code.
 //!
 //! ```text
 //!  switch ──[len][0200 | 0220 | 0420/0421 | 0800 …][64 X9.19]──▶ issuer-sim
@@ -11,6 +13,11 @@
 //! PIN block under the zone PIN key. Reversals and advices are recognised by field 90 and
 //! applied once however often they come. Knobs make it slow, drop replies, answer garbage
 //! or close the connection.
+//!
+//! It serves any byte stream ([`IssuerSim::serve`]): TCP from [`IssuerSim::start`], or a
+//! simulated network in a deterministic simulation.
+
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -19,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use codec::{Dialect, FieldInput, Message, MessageBuilder};
+use codec::framing::FrameCodec;
+use codec::{Dialect, FieldInput, Message, MessageBuilder, Mti};
 use futures_util::{SinkExt, StreamExt};
 use hsm_sim::primitives::pvv::validation_from_pan;
 use hsm_sim::{
@@ -27,15 +35,44 @@ use hsm_sim::{
     MacAlgorithm, PinFormat, SealedKey,
 };
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 
-use super::MAX_FRAME;
-use super::framing::LineCodec;
+/// Largest frame on a line.
+pub const MAX_FRAME: usize = 8192;
+
+/// The network management request (echo).
+const ECHO: Mti = match Mti::new(*b"0800") {
+    Some(m) => m,
+    None => panic!("invalid MTI constant"),
+};
+
+/// Field 7 now: MMDDhhmmss, UTC.
+fn transmission_time() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // H. Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!(
+        "{m:02}{d:02}{:02}{:02}{:02}",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
 
 /// The built-in simulator configuration (test data).
-pub const DEMO_ISSUER_TOML: &str = include_str!("../../demo-issuer.toml");
+pub const DEMO_ISSUER_TOML: &str = include_str!("../demo-issuer.toml");
 
 /// The simulator's configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,11 +203,25 @@ pub struct IssuerSim {
     pub knobs: Arc<Knobs>,
     state: Arc<SimState>,
     stops: Vec<watch::Sender<bool>>,
+    /// Stops the connections given by [`IssuerSim::serve`].
+    stop_served: watch::Sender<bool>,
 }
 
 impl IssuerSim {
     /// Starts on `listeners` (at least one).
     pub async fn start(cfg: &SimConfig, listeners: Vec<TcpListener>) -> Result<Self> {
+        let mut sim = Self::new(cfg)?;
+        for l in listeners {
+            sim.addrs.push(l.local_addr()?);
+            let (stop, stopped) = watch::channel(false);
+            sim.stops.push(stop);
+            tokio::spawn(accept(l, Arc::clone(&sim.state), stopped));
+        }
+        Ok(sim)
+    }
+
+    /// A simulator that listens nowhere yet: [`IssuerSim::serve`] gives it connections.
+    pub fn new(cfg: &SimConfig) -> Result<Self> {
         let hsm = Hsm::new(
             Lmk::test(),
             &HsmConfig {
@@ -221,20 +272,22 @@ impl IssuerSim {
             knobs: Arc::clone(&knobs),
             echo_interval: cfg.echo_interval_secs.map(Duration::from_secs),
         });
-        let mut addrs = Vec::new();
-        let mut stops = Vec::new();
-        for l in listeners {
-            addrs.push(l.local_addr()?);
-            let (stop, stopped) = watch::channel(false);
-            stops.push(stop);
-            tokio::spawn(accept(l, Arc::clone(&state), stopped));
-        }
         Ok(Self {
-            addrs,
+            addrs: Vec::new(),
             knobs,
             state,
-            stops,
+            stops: Vec::new(),
+            stop_served: watch::channel(false).0,
         })
+    }
+
+    /// Serves one connection (any byte stream) until it closes or the simulator stops.
+    pub fn serve<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(&self, stream: S) {
+        tokio::spawn(connection(
+            stream,
+            Arc::clone(&self.state),
+            self.stop_served.subscribe(),
+        ));
     }
 
     /// Binds `cfg.listen` and starts.
@@ -290,6 +343,7 @@ impl IssuerSim {
         for s in &self.stops {
             let _ = s.send(true);
         }
+        let _ = self.stop_served.send(true);
     }
 }
 
@@ -302,6 +356,7 @@ impl Drop for IssuerSim {
 async fn accept(l: TcpListener, state: Arc<SimState>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
+            biased;
             _ = stop.changed() => break,
             a = l.accept() => match a {
                 Ok((s, peer)) => {
@@ -318,15 +373,20 @@ async fn accept(l: TcpListener, state: Arc<SimState>, mut stop: watch::Receiver<
     }
 }
 
-async fn connection(s: TcpStream, state: Arc<SimState>, mut stop: watch::Receiver<bool>) {
+async fn connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+    s: S,
+    state: Arc<SimState>,
+    mut stop: watch::Receiver<bool>,
+) {
     let (mut sink, mut frames) =
-        Framed::new(s, LineCodec::new(state.dialect.framing(), MAX_FRAME)).split();
+        Framed::new(s, FrameCodec::new(state.dialect.framing(), MAX_FRAME)).split();
     let (tx, mut rx) = mpsc::channel::<Option<Vec<u8>>>(1024);
     let mut last = tokio::time::Instant::now();
     let echo_every = state.echo_interval.unwrap_or(Duration::from_secs(86_400));
     let mut stan = 0u32;
     loop {
         tokio::select! {
+            biased;
             _ = stop.changed() => break,
             out = rx.recv() => match out {
                 Some(Some(frame)) => {
@@ -376,8 +436,8 @@ async fn connection(s: TcpStream, state: Arc<SimState>, mut stop: watch::Receive
             _ = tokio::time::sleep_until(last + echo_every), if state.echo_interval.is_some() => {
                 last = tokio::time::Instant::now();
                 stan = stan % 999_999 + 1;
-                let mut b = MessageBuilder::new(super::message::ECHO);
-                b.set(7, super::message::transmission_time())
+                let mut b = MessageBuilder::new(ECHO);
+                b.set(7, transmission_time())
                     .set(11, format!("{stan:06}"))
                     .set(70, "301");
                 if let Ok(v) = b.encode_to_vec(state.dialect) {

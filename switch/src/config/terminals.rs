@@ -1,0 +1,133 @@
+//! `[[terminals]]`: ranges of terminals of one merchant, and their TMKs.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, DEMO_TMK, invalid, is_digits, is_hex_key};
+
+/// A MAC algorithm a terminal uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TerminalMac {
+    /// UnionPay POS "ECB" MAC (default).
+    #[serde(rename = "unionpay-ecb")]
+    UnionpayEcb,
+    /// ANSI X9.9.
+    #[serde(rename = "x9.9")]
+    X99,
+}
+
+impl TerminalMac {
+    /// The HSM's algorithm.
+    pub fn algorithm(self) -> hsm_sim::MacAlgorithm {
+        match self {
+            Self::UnionpayEcb => hsm_sim::MacAlgorithm::UnionpayEcb,
+            Self::X99 => hsm_sim::MacAlgorithm::X99,
+        }
+    }
+}
+
+/// A range of terminals of one merchant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalRangeConfig {
+    /// First TID (8 digits).
+    pub tid_from: String,
+    /// Last TID.
+    pub tid_to: String,
+    /// Merchant ID (15 characters).
+    pub mid: String,
+    /// Merchant name.
+    #[serde(default)]
+    pub merchant_name: String,
+    /// Merchant category code.
+    #[serde(default)]
+    pub mcc: String,
+    /// MAC algorithm.
+    #[serde(default = "default_mac")]
+    pub mac: TerminalMac,
+    /// The TMK sealed under the LMK (hex, from `hsm-sim key import --usage tmk`).
+    #[serde(default)]
+    pub tmk_sealed: Option<String>,
+    /// The TMK in clear: test keys only, refused in production.
+    #[serde(default)]
+    pub tmk_clear: Option<String>,
+}
+
+fn default_mac() -> TerminalMac {
+    TerminalMac::UnionpayEcb
+}
+
+impl TerminalRangeConfig {
+    /// The first and last TID as numbers (checked by [`validate`]).
+    pub fn numbers(&self) -> Option<(u32, u32)> {
+        Some((self.tid_from.parse().ok()?, self.tid_to.parse().ok()?))
+    }
+}
+
+/// Checks every range, and that no two overlap.
+pub(super) fn validate(
+    ranges: &[TerminalRangeConfig],
+    production: bool,
+) -> Result<(), ConfigError> {
+    if ranges.is_empty() {
+        return Err(invalid(
+            "terminals",
+            "at least one terminal range is needed",
+        ));
+    }
+    for (i, t) in ranges.iter().enumerate() {
+        let key = |k: &str| format!("terminals[{i}].{k}");
+        if !is_digits(&t.tid_from, 8) {
+            return Err(invalid(key("tid_from"), "must be 8 digits"));
+        }
+        if !is_digits(&t.tid_to, 8) || t.tid_to < t.tid_from {
+            return Err(invalid(
+                key("tid_to"),
+                "must be 8 digits, not below tid_from",
+            ));
+        }
+        if t.mid.len() != 15 || !t.mid.is_ascii() {
+            return Err(invalid(key("mid"), "must be 15 ASCII characters"));
+        }
+        match (&t.tmk_sealed, &t.tmk_clear) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(invalid(
+                    key("tmk_sealed"),
+                    "give exactly one of tmk_sealed and tmk_clear",
+                ));
+            }
+            (None, Some(c)) => {
+                if !is_hex_key(c) {
+                    return Err(invalid(
+                        key("tmk_clear"),
+                        "must be 16, 32 or 48 hex characters",
+                    ));
+                }
+                if production {
+                    return Err(invalid(
+                        key("tmk_clear"),
+                        "clear keys are test keys, refused in production: use tmk_sealed",
+                    ));
+                }
+            }
+            (Some(_), None) => {}
+        }
+        for (j, other) in ranges.iter().enumerate().skip(i + 1) {
+            if t.tid_from <= other.tid_to && other.tid_from <= t.tid_to {
+                return Err(invalid(key("tid_from"), format!("overlaps terminals[{j}]")));
+            }
+        }
+    }
+    if production
+        && ranges.iter().any(|t| {
+            t.tmk_clear
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case(DEMO_TMK))
+        })
+    {
+        return Err(invalid(
+            "terminals",
+            "the demo TMK is a test key, refused in production",
+        ));
+    }
+    Ok(())
+}

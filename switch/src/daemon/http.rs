@@ -1,0 +1,71 @@
+//! The operators' listener: `/metrics` (OpenMetrics text), `/healthz` (the process runs)
+//! and `/readyz` (200 while serving; 503 with the reason while shutting down or while the
+//! journal is lost or cannot take writes).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::journal::Health;
+use crate::metrics::Metrics;
+
+/// Serves the endpoints on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ready = Arc::new(AtomicBool::new(true));
+    let app = {
+        let r = Arc::clone(&ready);
+        Router::new()
+            .route(
+                "/metrics",
+                get(move || {
+                    let m = Arc::clone(&metrics);
+                    async move {
+                        (
+                            [(
+                                "content-type",
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            m.encode(),
+                        )
+                    }
+                }),
+            )
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let r = Arc::clone(&r);
+                    let health = Arc::clone(&health);
+                    async move {
+                        if !r.load(Ordering::Relaxed) {
+                            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+                        }
+                        match health.ready() {
+                            Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+                        }
+                    }
+                }),
+            )
+    };
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        ready.store(false, Ordering::Relaxed);
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "metrics listener failed");
+    }
+}

@@ -1,0 +1,364 @@
+//! Start-up and shutdown.
+//!
+//! ```text
+//!  start(config)
+//!    ├─ journal file: lock (one owner), identity (the one that was here), writable
+//!    ├─ Node::start: keys (keys) ─▶ snapshot ─▶ memory (restore) ─▶ Switch
+//!    │               ─▶ issuer lines and store-and-forward workers
+//!    ├─ terminal listener (server), operators' listener (http), journal watchdog (watchdog)
+//!    └─ Running ── shutdown: stop accepting, finish in-flight requests, issuer answers,
+//!                  flush the journal
+//! ```
+//!
+//! A [`Node`] is the switch without the process around it (no file lock, no listeners): a
+//! simulation runs one on an in-memory journal, a simulated network and simulated time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ServerLimits};
+use crate::fees::FeeSchedule;
+use crate::issuer::{Issuer, Issuers};
+use crate::journal::owner::{self, JournalLock};
+use crate::journal::sqlite::Sqlite;
+use crate::journal::{Backend, Journal};
+use crate::metrics::Metrics;
+use crate::net::{Dialer, Listener, TcpDialer};
+use crate::pipeline::card::{Route, Routes, Wallet};
+use crate::pipeline::terminal::TerminalDirectory;
+use crate::pipeline::{Parts, Switch};
+use crate::saf::Entry;
+use crate::saf::worker::Worker;
+
+pub mod http;
+pub mod keys;
+pub mod restore;
+pub mod watchdog;
+
+/// What a node runs on: the time of day and how issuer lines connect.
+#[derive(Clone)]
+pub struct Environment {
+    /// The time of day.
+    pub clock: Arc<dyn Clock>,
+    /// How issuer lines connect.
+    pub dialer: Arc<dyn Dialer>,
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            dialer: Arc::new(TcpDialer),
+        }
+    }
+}
+
+/// A switch on a journal, with its issuer lines and store-and-forward workers running.
+pub struct Node {
+    switch: Arc<Switch>,
+    links: Vec<JoinHandle<()>>,
+    links_stop: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Assembles a switch of `config` with `keys` on `journal` (its memory restored from
+    /// the journal, the card file loaded) and starts its issuer lines and queues.
+    pub async fn start(
+        config: &Config,
+        keys: keys::Keys,
+        journal: Journal,
+        metrics: Arc<Metrics>,
+        env: Environment,
+    ) -> Result<Self> {
+        let keys::Keys {
+            hsm,
+            ranges,
+            pin_verification,
+            zone,
+        } = keys;
+        let today = env.clock.now().cst_day_number();
+        let snapshot = journal
+            .read(move |b| b.snapshot(today))
+            .await
+            .map_err(|e| anyhow!("journal: {e}"))?;
+        let saf = snapshot.saf.clone();
+        let state =
+            restore::state(config, &hsm, pin_verification.as_ref(), &journal, snapshot).await?;
+        let mut issuers = Vec::new();
+        for (i, (c, (zpk, zak))) in config.issuers.iter().zip(zone).enumerate() {
+            let issuer = Issuer::new(
+                i,
+                c,
+                &config.acquirer.institution_id,
+                zpk,
+                zak,
+                Arc::clone(&metrics),
+                env.clock.now().0 as u64 / 1_000,
+            )
+            .map_err(|e| anyhow!("issuers[{i}].dialect: {e}"))?;
+            issuers.push(Arc::new(issuer));
+        }
+        let issuer_links = Issuers::new(issuers);
+        let routes = Routes::new(
+            config
+                .routes
+                .iter()
+                .map(|r| {
+                    (
+                        r.prefix.clone(),
+                        Route {
+                            card_type: r.card_type,
+                            issuer: issuer_links.by_name(&r.route).map(|i| i.index),
+                        },
+                    )
+                })
+                .collect(),
+        );
+        let hsm = Arc::new(hsm);
+        let journal = Arc::new(journal);
+        let switch = Arc::new(Switch::new(Parts {
+            hsm: Arc::clone(&hsm),
+            terminals: TerminalDirectory::new(ranges),
+            routes,
+            wallets: config
+                .wallets
+                .iter()
+                .map(|w| Wallet {
+                    id: w.id.clone(),
+                    code_prefix: w.code_prefix.clone(),
+                })
+                .collect(),
+            fees: FeeSchedule::new(config.fee_rules()),
+            acquirer: config.acquirer.clone(),
+            pin_verification,
+            issuer_links,
+            state,
+            journal: Arc::clone(&journal),
+            clock: Arc::clone(&env.clock),
+            metrics,
+        }));
+        for r in &saf {
+            match switch.issuers().by_name(&r.issuer) {
+                Some(i) => switch.enqueue(i.index, Entry::from_record(r)),
+                None => {
+                    tracing::error!(issuer = %r.issuer, id = %r.id, "queued message for an issuer no longer configured: left in the journal")
+                }
+            }
+        }
+        if !saf.is_empty() {
+            tracing::info!(entries = saf.len(), "store-and-forward entries to send");
+        }
+        let (links_stop, links_stopped) = watch::channel(false);
+        let mut links = Vec::new();
+        for (issuer, queue) in switch.issuers().iter().zip(switch.saf_queues()) {
+            for line in issuer.lines() {
+                links.push(tokio::spawn(crate::issuer::line::run(
+                    Arc::clone(issuer),
+                    Arc::clone(line),
+                    Arc::clone(&env.dialer),
+                    Arc::clone(&env.clock),
+                    links_stopped.clone(),
+                )));
+            }
+            let worker = Worker {
+                issuer: Arc::clone(issuer),
+                queue: Arc::clone(queue),
+                hsm: Arc::clone(&hsm),
+                journal: Arc::clone(&journal),
+                clock: Arc::clone(&env.clock),
+            };
+            links.push(tokio::spawn(worker.run(links_stopped.clone())));
+        }
+        Ok(Self {
+            switch,
+            links,
+            links_stop,
+        })
+    }
+
+    /// The pipeline.
+    pub fn switch(&self) -> &Arc<Switch> {
+        &self.switch
+    }
+
+    /// Serves terminals from `listener` until `stop`, then waits for every connection to
+    /// finish its in-flight requests.
+    pub fn serve<L: Listener>(
+        &self,
+        listener: L,
+        limits: ServerLimits,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(crate::server::serve(
+            listener,
+            Arc::clone(&self.switch),
+            limits,
+            stop,
+        ))
+    }
+
+    /// Stops the issuer lines and queues (after the requests waiting on them are answered).
+    pub async fn stop(self) -> Arc<Switch> {
+        let _ = self.links_stop.send(true);
+        for l in self.links {
+            let _ = l.await;
+        }
+        self.switch
+    }
+}
+
+/// A running switch.
+pub struct Running {
+    /// Where terminals connect.
+    pub terminal_addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: SocketAddr,
+    node: Node,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    http: JoinHandle<()>,
+    watchdog: JoinHandle<()>,
+    /// Held for the switch's life: no other process opens this journal.
+    _lock: JournalLock,
+}
+
+impl Running {
+    /// The pipeline (for in-process benches and tests).
+    pub fn switch(&self) -> &Arc<Switch> {
+        self.node.switch()
+    }
+
+    /// Graceful shutdown: stop accepting, finish in-flight requests, flush the journal.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let _ = self.http.await;
+        // The watchdog stopped with the server (the stop signal above); waiting for it means
+        // no read of the journal is under way while it closes.
+        let _ = self.watchdog.await;
+        // Issuer lines stay up until the requests in flight have their answers.
+        let switch = self.node.stop().await;
+        // Closing joins the journal's threads: do it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || switch.journal().close()).await;
+        tracing::info!("switch stopped; journal flushed");
+    }
+}
+
+/// Checks a configuration as `start` would, without starting: the LMK opens every key,
+/// usages fit, and (in production) no key is a published one.
+pub fn check_keys(config: &Config) -> Result<()> {
+    keys::check(config)
+}
+
+/// Starts a switch on `config`: binds its listeners and returns once it is serving.
+pub async fn start(config: Config) -> Result<Running> {
+    if config.uses_test_keys() {
+        tracing::warn!(
+            "TEST KEYS IN USE: demo LMK, clear TMK/PVK or card PINs from the configuration; never for real cards"
+        );
+    }
+    // Keys first: a configuration whose keys do not open touches no journal.
+    let keys = keys::load(&config)?;
+
+    // The journal: ours alone, the one that was here, and writable.
+    let path = &config.journal.path;
+    let lock = owner::lock(path)?;
+    let found = owner::before_open(path, !config.production)?;
+    let mut writer = Sqlite::open(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let journal_id = writer
+        .journal_id()
+        .map_err(|e| anyhow!("journal {}: not writable? {e}", path.display()))?;
+    owner::after_open(path, &journal_id)?;
+    writer
+        .probe()
+        .map_err(|e| anyhow!("journal {}: not writable: {e}", path.display()))?;
+    if found == owner::Found::Nothing {
+        tracing::warn!(journal = %path.display(), id = %journal_id, "no journal here: a new one was created (first run)");
+    }
+    let identity = owner::Identity::of(path)?;
+    let reader =
+        Sqlite::open_reader(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let metrics = Arc::new(Metrics::new());
+    let observer = {
+        let m = Arc::clone(&metrics);
+        Box::new(move |n: usize, _d: Duration| m.journal_batch.observe(n as f64))
+    };
+    let journal = Journal::start(writer, reader, config.journal.group_commit_max, observer);
+    let node = Node::start(
+        &config,
+        keys,
+        journal,
+        Arc::clone(&metrics),
+        Environment::default(),
+    )
+    .await?;
+
+    let terminals = TcpListener::bind(config.listen.terminals)
+        .await
+        .with_context(|| format!("listen.terminals {}", config.listen.terminals))?;
+    let metrics_listener = TcpListener::bind(config.listen.metrics)
+        .await
+        .with_context(|| format!("listen.metrics {}", config.listen.metrics))?;
+    let terminal_addr = terminals.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let (stop, stopped) = watch::channel(false);
+    let server = node.serve(terminals, config.limits.server(), stopped.clone());
+    let watchdog = tokio::spawn(watchdog::watch_journal(
+        identity,
+        journal_id,
+        Arc::clone(node.switch().journal()),
+        stopped.clone(),
+    ));
+    let http = tokio::spawn(http::serve(
+        metrics_listener,
+        metrics,
+        Arc::clone(node.switch().journal().health()),
+        stopped,
+    ));
+    tracing::info!(terminals = %terminal_addr, metrics = %metrics_addr, journal = %config.journal.path.display(), "switch listening");
+    Ok(Running {
+        terminal_addr,
+        metrics_addr,
+        node,
+        stop,
+        server,
+        http,
+        watchdog,
+        _lock: lock,
+    })
+}
+
+/// Creates a new journal at `path`: refused when one is there; with the id file of a
+/// journal that is gone, only with `force`. Returns the new journal's id.
+pub fn init_journal(path: &std::path::Path, force: bool) -> Result<String> {
+    let _lock = owner::lock(path)?;
+    match owner::before_open(path, true) {
+        Ok(owner::Found::Nothing) => {}
+        Ok(owner::Found::Existing) => {
+            let id = Sqlite::read_id(path).ok().flatten();
+            bail!(
+                "journal {} exists (id {}): nothing to do; a switch opens it as it is",
+                path.display(),
+                id.as_deref().unwrap_or("?")
+            );
+        }
+        Err(owner::OwnerError::Missing { .. }) if force => {
+            tracing::warn!(journal = %path.display(), "the old journal is gone: starting a new one");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut backend = Sqlite::open(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let id = backend
+        .journal_id()
+        .map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    owner::write_marker(&owner::marker_path(path), &id)?;
+    Ok(id)
+}

@@ -1,0 +1,143 @@
+//! Start-up: memory from the journal's snapshot, in one place, and the card file loaded
+//! into the journal.
+//!
+//! ```text
+//!  journal snapshot ─▶ accounts, sessions, stand-in totals (today and yesterday)
+//!  card file        ─▶ accounts the journal does not hold yet (journalled, then in memory);
+//!                      PIN data the configuration gives differently replaces the journal's
+//! ```
+//!
+//! Transactions are not read: duplicates, originals and batch totals are looked up in the
+//! journal when a request needs them, so a restart takes the same time however many
+//! transactions the open batches hold.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use hsm_sim::{ClearPin, Hsm};
+
+use crate::config::{CardEntry, Config};
+use crate::journal::{AccountRecord, Journal, Op, PinCheck, Snapshot};
+use crate::model::{AccountId, PinMethod};
+use crate::pipeline::pin::PinVerification;
+use crate::state::{Account, Session, State};
+
+/// Memory from `snapshot`, with the card file loaded (what it adds is journalled first).
+pub async fn state(
+    config: &Config,
+    hsm: &Hsm,
+    pin: Option<&PinVerification>,
+    journal: &Journal,
+    snapshot: Snapshot,
+) -> Result<State> {
+    let state = State::new(config.limits.cached_transactions);
+    for a in &snapshot.accounts {
+        state.accounts.insert(a.account, Account::from_record(a));
+    }
+    // The card file: accounts the journal does not hold yet are added; PIN data that the
+    // configuration gives differently (say a legacy PVV now an IBM 3624 offset) replaces
+    // the journal's.
+    let mut ops = Vec::new();
+    let mut added = Vec::new();
+    let mut replaced = Vec::new();
+    for entry in config.card_file() {
+        let id = AccountId(hsm.keyed_digest("pan", entry.number.as_bytes()));
+        let Some(keys) = pin else {
+            bail!("{}: no [issuer] PVK", entry.key)
+        };
+        let check = pin_check_of(hsm, keys, &entry)?;
+        match state.accounts.view(&id) {
+            Some(held) if *held.account.pin != check => {
+                tracing::info!(account = %entry.key, method = check.method().as_str(), "PIN verification data replaced from the configuration");
+                ops.push(Op::SetPinData {
+                    account: id,
+                    pin: check.clone(),
+                });
+                replaced.push((id, check));
+            }
+            Some(_) => {}
+            None => {
+                let record = AccountRecord {
+                    account: id,
+                    masked_pan: codec::mask::pan(entry.number),
+                    card_type: entry.card_type,
+                    status: entry.status,
+                    expiry: entry.expiry.parse().unwrap_or(0),
+                    pin: check,
+                    balance_fen: entry.balance_fen,
+                    credit_limit_fen: entry.credit_limit_fen,
+                    pin_tries: 0,
+                };
+                ops.push(Op::PutAccount(Box::new(record.clone())));
+                added.push(record);
+            }
+        }
+    }
+    if !ops.is_empty() {
+        journal
+            .commit(ops)
+            .await
+            .map_err(|e| anyhow!("journal: {e}"))?;
+        if !added.is_empty() {
+            tracing::info!(cards = added.len(), "card file loaded into the journal");
+        }
+    }
+    for a in &added {
+        state.accounts.insert(a.account, Account::from_record(a));
+    }
+    for (id, check) in replaced {
+        state.accounts.set_pin(&id, check);
+    }
+    for s in snapshot.sessions {
+        state.sessions.insert(
+            s.tid,
+            Arc::new(Session {
+                mid: s.mid,
+                tpk: s.tpk,
+                tak: s.tak,
+                batch: s.batch,
+            }),
+        );
+    }
+    // What each card has had in stand-in today, so a restart does not reset the limit.
+    for (account, day, fen) in snapshot.stand_in {
+        state.stand_in.restore(account, day, fen);
+    }
+    Ok(state)
+}
+
+/// The PIN data of a card file entry: given, or (test data) derived from its clear PIN
+/// under the PVK.
+fn pin_check_of(hsm: &Hsm, keys: &PinVerification, e: &CardEntry<'_>) -> Result<PinCheck> {
+    let key = &e.key;
+    Ok(match (e.method, e.pin, e.offset, e.pvv) {
+        (PinMethod::Ibm3624, _, Some(offset), _) => PinCheck::Ibm3624 {
+            offset: offset.to_owned(),
+        },
+        (PinMethod::VisaPvv, _, _, Some(pvv)) => PinCheck::VisaPvv {
+            pvv: pvv.to_owned(),
+            pvki: keys.pvki,
+        },
+        (method, Some(pin), _, _) => {
+            let pin = ClearPin::new(pin).map_err(|e| anyhow!("{key}.pin: {e}"))?;
+            match method {
+                PinMethod::Ibm3624 => {
+                    let validation = hsm_sim::primitives::pvv::validation_from_pan(e.number)
+                        .map_err(|err| anyhow!("{key}: {err}"))?;
+                    PinCheck::Ibm3624 {
+                        offset: hsm
+                            .generate_ibm3624_offset(&keys.pvk, &keys.ibm3624, &validation, &pin)
+                            .map_err(|err| anyhow!("{key}: {err}"))?,
+                    }
+                }
+                PinMethod::VisaPvv => PinCheck::VisaPvv {
+                    pvv: hsm
+                        .generate_pvv(&keys.pvk, e.number, keys.pvki, &pin)
+                        .map_err(|err| anyhow!("{key}: {err}"))?,
+                    pvki: keys.pvki,
+                },
+            }
+        }
+        _ => bail!("{key}: no PIN data fitting its pin_method"),
+    })
+}

@@ -1,0 +1,434 @@
+//! What the journal holds, as typed records, and the changes a commit makes ([`Op`]).
+//! The SQL mapping (text columns, hex keys) lives with the backend; nothing here is text
+//! that the switch reasons about.
+//!
+//! | record | table | key |
+//! | --- | --- | --- |
+//! | [`TxnRecord`] | `transactions` | `rrn`; unique `(tid, batch, stan, mti)` |
+//! | [`AccountRecord`] | `accounts` | `pan_hash` |
+//! | [`SessionRecord`] | `terminal_sessions` | `tid` |
+//! | [`BatchRecord`] | `batches` | `(tid, batch)` |
+//! | [`UploadRecord`] | `batch_uploads` | `(tid, batch, stan)` |
+//! | [`SafRecord`] | `saf_queue` | `id` |
+//!
+//! Changes that rely on a condition say so ([`Op::MoveFunds`]'s required balance,
+//! [`Op::Mark`]'s state of the original): the backend checks it inside the commit and fails
+//! the whole commit when it does not hold, so a change is never applied to a state it was
+//! not computed from.
+
+use codec::Mti;
+use hsm_sim::SealedKey;
+
+use crate::clock::Timestamp;
+use crate::fees::Channel;
+use crate::model::{
+    AccountId, AuthCode, BatchNo, CardStatus, CardType, FinancialKind, PinMethod, ResponseCode,
+    Rrn, SafKind, SafState, Stan, Tid, TxnKind,
+};
+
+/// The card or wallet a transaction drew on, as the journal may hold it: masked, and the
+/// keyed hash for look-ups. Never the PAN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardRef {
+    /// Masked PAN (or payment code), `622202*********0017`.
+    pub masked_pan: String,
+    /// The account's key.
+    pub account: AccountId,
+    /// Fee channel: debit, credit or QR.
+    pub channel: Channel,
+}
+
+/// How an issuer knows a transaction forwarded to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamRef {
+    /// The issuer's configured name.
+    pub issuer: String,
+    /// Upstream MTI of the request.
+    pub mti: Mti,
+    /// Upstream STAN.
+    pub stan: Stan,
+    /// Field 7 of the request (MMDDhhmmss, UTC).
+    pub time: String,
+}
+
+impl UpstreamRef {
+    /// As the journal's `upstream` column holds it: `MTI:STAN:time`.
+    pub fn to_column(&self) -> String {
+        format!("{}:{}:{}", self.mti, self.stan, self.time)
+    }
+
+    /// From the journal's `issuer` and `upstream` columns.
+    pub fn from_columns(issuer: &str, upstream: &str) -> Option<Self> {
+        let mut p = upstream.split(':');
+        let (mti, stan, time) = (p.next()?, p.next()?, p.next()?);
+        Some(Self {
+            issuer: issuer.to_owned(),
+            mti: Mti::parse(mti)?,
+            stan: Stan(stan.parse().ok()?),
+            time: time.to_owned(),
+        })
+    }
+
+    /// Field 90: original MTI (4), STAN (6), transmission time (10), acquirer id (11),
+    /// forwarding institution (11, zeros).
+    pub fn field90(&self, acquirer_id: &str) -> String {
+        format!(
+            "{}{}{}{:0>11}{:011}",
+            self.mti, self.stan, self.time, acquirer_id, 0
+        )
+    }
+}
+
+/// One financial or management request and its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnRecord {
+    /// Retrieval reference number (unique).
+    pub rrn: Rrn,
+    /// When the switch received it (UTC; the journal also keeps its China Standard Time
+    /// date, for reports and refunds).
+    pub time: Timestamp,
+    /// What it was; `None` for a kind the switch does not serve.
+    pub kind: Option<TxnKind>,
+    /// Request MTI.
+    pub mti: Mti,
+    /// Terminal.
+    pub tid: Tid,
+    /// Merchant.
+    pub mid: String,
+    /// Batch number (60.2).
+    pub batch: BatchNo,
+    /// System trace audit number (11).
+    pub stan: Stan,
+    /// Operator number (63).
+    pub operator: Option<String>,
+    /// The card or wallet.
+    pub card: Option<CardRef>,
+    /// Amount in fen.
+    pub amount_fen: i64,
+    /// Fee in fen (negative: a refund giving part of a sale's fee back).
+    pub fee_fen: i64,
+    /// Currency code (49).
+    pub currency: Option<String>,
+    /// Response code (39).
+    pub response_code: ResponseCode,
+    /// Authorisation code (38).
+    pub auth_code: Option<AuthCode>,
+    /// Keyed digest of the request (duplicate detection).
+    pub request_digest: [u8; 32],
+    /// The transaction this one voids, refunds or reverses.
+    pub original_rrn: Option<Rrn>,
+    /// For a sale: voided since.
+    pub voided: bool,
+    /// For a sale or void: reversed since.
+    pub reversed: bool,
+    /// For a sale: amount refunded since, fen.
+    pub refunded_fen: i64,
+    /// For a forwarded transaction: how the issuer knows it.
+    pub upstream: Option<UpstreamRef>,
+    /// Approved by the switch standing in for an unreachable issuer.
+    pub stand_in: bool,
+    /// Settlement: field 48 of the reply (the reconciliation result), so that a
+    /// retransmission, also after a restart, is answered alike.
+    pub reply_48: Option<String>,
+    /// Balance inquiry: the available balance answered (field 54), for the same reason.
+    pub balance_fen: Option<i64>,
+}
+
+impl TxnRecord {
+    /// The request's duplicate-detection key.
+    pub fn key(&self) -> crate::model::TxnKey {
+        crate::model::TxnKey {
+            tid: self.tid,
+            batch: self.batch,
+            stan: self.stan,
+            mti: self.mti.as_u16(),
+        }
+    }
+
+    /// What an approval of it moved, `None` when it moved nothing (declined, or not a
+    /// sale, void or refund).
+    pub fn financial(&self) -> Option<FinancialKind> {
+        self.response_code
+            .is_approved()
+            .then(|| self.kind.and_then(TxnKind::financial))
+            .flatten()
+    }
+}
+
+/// An account's PIN verification data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PinCheck {
+    /// IBM 3624 offset, one digit per PIN digit: every digit counts.
+    Ibm3624 {
+        /// The offset (4 to 12 digits).
+        offset: String,
+    },
+    /// Visa PVV (legacy): the first four PIN digits only.
+    VisaPvv {
+        /// The PVV.
+        pvv: String,
+        /// PVK index.
+        pvki: u8,
+    },
+}
+
+impl PinCheck {
+    /// The method.
+    pub fn method(&self) -> PinMethod {
+        match self {
+            Self::Ibm3624 { .. } => PinMethod::Ibm3624,
+            Self::VisaPvv { .. } => PinMethod::VisaPvv,
+        }
+    }
+
+    /// The verification value as journalled (offset or PVV).
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Ibm3624 { offset } => offset,
+            Self::VisaPvv { pvv, .. } => pvv,
+        }
+    }
+
+    /// The PVK index as journalled (0 for IBM 3624, which has none).
+    pub fn pvki(&self) -> u8 {
+        match self {
+            Self::Ibm3624 { .. } => 0,
+            Self::VisaPvv { pvki, .. } => *pvki,
+        }
+    }
+
+    /// From the journal's columns; an unknown method reads as a legacy PVV.
+    pub fn from_columns(method: &str, value: &str, pvki: u8) -> Self {
+        match PinMethod::parse(method) {
+            Some(PinMethod::Ibm3624) => Self::Ibm3624 {
+                offset: value.to_owned(),
+            },
+            _ => Self::VisaPvv {
+                pvv: value.to_owned(),
+                pvki,
+            },
+        }
+    }
+}
+
+/// An on-us card or wallet account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The key: keyed hash of the PAN.
+    pub account: AccountId,
+    /// Masked PAN.
+    pub masked_pan: String,
+    /// Debit or credit.
+    pub card_type: CardType,
+    /// Status.
+    pub status: CardStatus,
+    /// Expiry YYMM.
+    pub expiry: u32,
+    /// How the PIN is verified, and the data to verify it with.
+    pub pin: PinCheck,
+    /// Available balance (debit) or amount used (credit), fen.
+    pub balance_fen: i64,
+    /// Credit limit (credit cards), fen.
+    pub credit_limit_fen: i64,
+    /// Consecutive wrong PINs.
+    pub pin_tries: u8,
+}
+
+/// A terminal's signed-on session: working keys sealed under the LMK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Terminal.
+    pub tid: Tid,
+    /// Merchant.
+    pub mid: String,
+    /// TPK sealed under the LMK.
+    pub tpk: SealedKey,
+    /// TAK sealed under the LMK.
+    pub tak: SealedKey,
+    /// Open batch.
+    pub batch: BatchNo,
+    /// Operator who signed on.
+    pub operator: Option<String>,
+    /// When.
+    pub signed_on: Timestamp,
+}
+
+/// A batch's sales that stand (debit) and refunds (credit), as field 48 counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchTotals {
+    /// Sales amount, fen.
+    pub debit_fen: i64,
+    /// Sales count.
+    pub debit_count: i64,
+    /// Refunds amount, fen.
+    pub credit_fen: i64,
+    /// Refunds count.
+    pub credit_count: i64,
+}
+
+/// A settled batch: the terminal's totals and the switch's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Terminal.
+    pub tid: Tid,
+    /// Merchant.
+    pub mid: String,
+    /// Batch number.
+    pub batch: BatchNo,
+    /// When.
+    pub closed: Timestamp,
+    /// What the terminal counted.
+    pub terminal: BatchTotals,
+    /// What the journal holds.
+    pub switch: BatchTotals,
+    /// Whether they agreed.
+    pub balanced: bool,
+}
+
+/// One transaction of a batch, as a terminal uploads it and as the switch holds it: trace
+/// number, amount, sale or refund.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchItem {
+    /// Trace number.
+    pub stan: Stan,
+    /// Amount, fen.
+    pub amount_fen: i64,
+    /// Sale or refund.
+    pub kind: FinancialKind,
+}
+
+/// One transaction a terminal uploaded after an unbalanced settlement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// Terminal.
+    pub tid: Tid,
+    /// Batch.
+    pub batch: BatchNo,
+    /// The transaction.
+    pub item: BatchItem,
+}
+
+/// A reversal or advice in the store-and-forward queue. The message (it holds a PAN) is
+/// sealed under the LMK; the other columns are safe to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafRecord {
+    /// Unique id: the RRN of the request it follows, and what it is.
+    pub id: String,
+    /// Issuer name.
+    pub issuer: String,
+    /// Reversal or advice.
+    pub kind: SafKind,
+    /// First MTI (`0420`, `0220`); repeats go as `0421`, `0221`.
+    pub mti: Mti,
+    /// The transaction it reverses or advises.
+    pub original_rrn: Option<Rrn>,
+    /// When queued.
+    pub created: Timestamp,
+    /// Where it stands.
+    pub state: SafState,
+    /// Sends so far.
+    pub tries: u32,
+    /// Last change.
+    pub updated: Timestamp,
+    /// The message without MAC, sealed under the LMK.
+    pub sealed: Vec<u8>,
+}
+
+/// What a commit does to an account's consecutive wrong PINs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinTries {
+    /// Left as they are.
+    Unchanged,
+    /// One more wrong PIN.
+    Failed,
+    /// A PIN verified: back to zero.
+    Reset,
+}
+
+/// A change to an earlier transaction, and the state it needs: the commit fails if the
+/// original is not in that state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A sale voided: it must be approved, not voided, reversed or refunded.
+    Void,
+    /// A void reversed: its sale stands again; the sale must be voided.
+    Unvoid,
+    /// Reversed: it must not be reversed already.
+    Reverse,
+    /// Part of a sale refunded: it must not be voided or reversed, and the refunds must
+    /// not add up to more than the sale.
+    Refund {
+        /// The amount this refund gives back, fen.
+        amount_fen: i64,
+    },
+}
+
+/// A change to the journal; a commit applies its operations atomically.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Record a request and its outcome.
+    Txn(Box<TxnRecord>),
+    /// Create or replace an account (card file load).
+    PutAccount(Box<AccountRecord>),
+    /// Move an account's balance by a delta (concurrent moves commute) and count its PIN
+    /// tries; with `require_available_fen`, only if that much is available before the move.
+    MoveFunds {
+        /// The account.
+        account: AccountId,
+        /// Added to the balance (debit) or to the amount used (credit).
+        delta_fen: i64,
+        /// What the PIN verification did to the tries.
+        pin: PinTries,
+        /// The available amount the move relies on.
+        require_available_fen: Option<i64>,
+    },
+    /// Replace an account's PIN verification data (from the card file).
+    SetPinData {
+        /// The account.
+        account: AccountId,
+        /// The new data.
+        pin: PinCheck,
+    },
+    /// Create or replace a terminal session.
+    PutSession(Box<SessionRecord>),
+    /// Change an earlier transaction's state, if it is in the state the change needs.
+    Mark {
+        /// The transaction.
+        rrn: Rrn,
+        /// The change.
+        mark: Mark,
+    },
+    /// Record a settled batch.
+    CloseBatch(Box<BatchRecord>),
+    /// Record one transaction of a batch upload.
+    PutUpload(Box<UploadRecord>),
+    /// Queue a reversal or advice (ignored if its id is queued already).
+    PutSaf(Box<SafRecord>),
+    /// Change a queued entry's state and tries.
+    UpdateSaf {
+        /// The entry.
+        id: String,
+        /// New state.
+        state: SafState,
+        /// New count of sends, if it changed.
+        tries: Option<u32>,
+        /// When.
+        updated: Timestamp,
+    },
+}
+
+/// What the journal holds at start-up: what memory needs before the first request.
+/// Transactions are not in it: they are read when needed, so a restart does not grow with
+/// the open batches.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// All on-us accounts.
+    pub accounts: Vec<AccountRecord>,
+    /// All terminal sessions.
+    pub sessions: Vec<SessionRecord>,
+    /// Store-and-forward entries still to send (armed or pending).
+    pub saf: Vec<SafRecord>,
+    /// Stand-in approvals that stand, per card and day, for the last two days (China
+    /// Standard Time): (account, CST day number, fen).
+    pub stand_in: Vec<(AccountId, i64, i64)>,
+}

@@ -1,0 +1,51 @@
+//! Step 4, duplicates: a retransmission (same terminal, batch, trace, MTI and content)
+//! gets the first answer again and moves no money; the same key with other content is
+//! `94`. The mechanism is [`crate::state::recent`]; this step gives it the request's
+//! fingerprint and the journal to ask.
+//!
+//! ```text
+//!  request ─▶ key (41, 60.2, 11, MTI) + keyed digest of MTI..end ─▶ claim
+//!        ─▶ New (process) | ReversedEarly (12) | Replay (the answer again) | Conflict (94)
+//! ```
+
+use super::Switch;
+use super::request::Request;
+use crate::model::{BatchNo, Stan, Tid, TxnKey};
+use crate::state::{Lookup, Recorded};
+
+impl Switch {
+    /// A keyed fingerprint of the request from the MTI on (the TPDU may differ between
+    /// routes to the switch), to recognise retransmissions without keeping the request.
+    pub(crate) fn request_digest(&self, req: &Request<'_>) -> [u8; 32] {
+        let header = self.dialect.header().len();
+        self.hsm
+            .digest("request", req.msg.frame().get(header..).unwrap_or_default())
+    }
+}
+
+impl Lookup for Switch {
+    async fn max_stan(&self, tid: Tid, batch: BatchNo) -> Result<Option<Stan>, ()> {
+        self.journal
+            .read(move |b| b.max_stan(&tid, batch))
+            .await
+            .map_err(|e| tracing::error!(error = %e, "journal look-up failed"))
+    }
+
+    async fn seen(&self, key: TxnKey) -> Result<Option<(Option<Recorded>, bool)>, ()> {
+        let rows = self
+            .journal
+            .find_trace(key.tid, key.batch, key.stan)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "journal look-up failed"))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let own = rows
+            .iter()
+            .find(|t| t.mti.as_u16() == key.mti)
+            .map(Recorded::from_record);
+        // A reversal journalled for a financial request that never was.
+        let reversed = key.mti == 200 && rows.iter().any(|t| t.mti.as_u16() == 400);
+        Ok(Some((own, reversed)))
+    }
+}

@@ -1,0 +1,202 @@
+//! What a request changes, as a value: computed by the steps, journalled with the request
+//! in one commit, and applied to memory only after that commit succeeded.
+//!
+//! ```text
+//!  steps ─▶ Effects { funds (with its hold), marks, queue entries, stand-in (with its hold),
+//!                     session, batch, uploads, tombstone (a held key), locks }
+//!        ─▶ record: Op list ─▶ journal commit ─┬─ ok   ─▶ apply: memory changes, holds released
+//!                                              └─ fail ─▶ dropped: holds released, memory as it was
+//! ```
+//!
+//! Nothing needs undoing: until the commit, memory only holds what requests in flight rely
+//! on (funds, a wrong PIN, a stand-in amount, a key, an original's lock), and dropping the
+//! effects releases those holds.
+
+use std::sync::Arc;
+
+use super::Switch;
+use crate::clock::Timestamp;
+use crate::journal::{
+    BatchRecord, Mark, Op, PinTries, SafRecord, SessionRecord, TxnRecord, UploadRecord,
+};
+use crate::model::{AccountId, Rrn, SafState, Tid};
+use crate::saf::Entry;
+use crate::state::locks::KeyGuard;
+use crate::state::{Claim, FundsHold, Original, PinFailureHold, Session, StandInHold};
+
+/// An on-us account's change: its balance and PIN tries, and what it holds until then.
+pub struct FundsMove<'s> {
+    /// The account.
+    pub account: AccountId,
+    /// Balance change (debit accounts) or change of the amount used (credit).
+    pub delta_fen: i64,
+    /// What the PIN check did to the tries.
+    pub pin: PinTries,
+    /// The available amount the move relies on (journalled as its condition).
+    pub require_fen: Option<i64>,
+    /// The funds held for it.
+    pub hold: Option<FundsHold<'s>>,
+    /// The wrong PIN held against the limit.
+    pub failure: Option<PinFailureHold<'s>>,
+}
+
+impl<'s> FundsMove<'s> {
+    /// Only the PIN tries change.
+    pub fn pin_only(
+        account: AccountId,
+        pin: PinTries,
+        failure: Option<PinFailureHold<'s>>,
+    ) -> Self {
+        Self {
+            account,
+            delta_fen: 0,
+            pin,
+            require_fen: None,
+            hold: None,
+            failure,
+        }
+    }
+}
+
+/// The reversal armed before a forwarded request left: what the request's answer makes of
+/// it.
+pub struct Armed {
+    /// The issuer's index.
+    pub issuer: usize,
+    /// The entry.
+    pub entry: Entry,
+    /// Its state once the answer is journalled: cancelled (answered, or never sent) or
+    /// pending (no answer in time: the queue sends it).
+    pub then: SafState,
+    /// Whether to send it when the answer cannot be journalled (the request went out, so
+    /// its outcome at the issuer is unknown to the journal).
+    pub send_if_unrecorded: bool,
+}
+
+/// Everything a request changes.
+#[derive(Default)]
+pub struct Effects<'s> {
+    /// An on-us account's balance and PIN tries.
+    pub funds: Option<FundsMove<'s>>,
+    /// Changes to earlier transactions.
+    pub marks: Vec<(Rrn, Mark)>,
+    /// Store-and-forward entries to journal, then queue for their issuer (by index).
+    pub queued: Vec<(usize, Entry, SafRecord)>,
+    /// The reversal armed before the request left.
+    pub armed: Option<Box<Armed>>,
+    /// A stand-in approval (for the issuer by index): its amount against the card's daily
+    /// limit.
+    pub stand_in: Option<(usize, StandInHold<'s>)>,
+    /// A terminal's new session (sign-on) or its next batch (settlement).
+    pub session: Option<Box<(Tid, Session)>>,
+    /// A settled batch.
+    pub batch: Option<Box<BatchRecord>>,
+    /// Transactions uploaded after an unbalanced settlement.
+    pub uploads: Vec<UploadRecord>,
+    /// A reversal that came before its original: the original's key, held, to be refused
+    /// from now on.
+    pub tombstone: Option<Claim<'s>>,
+    /// Locks on the originals the marks change, held until they are applied.
+    pub locks: Vec<KeyGuard<'s, Rrn>>,
+}
+
+impl<'s> Effects<'s> {
+    /// The journal operations, after the request's own row: in the order they apply.
+    pub fn ops(&self, operator: Option<&str>, now: Timestamp) -> Vec<Op> {
+        let mut ops =
+            Vec::with_capacity(2 + self.marks.len() + self.queued.len() + self.uploads.len());
+        ops.extend(
+            self.queued
+                .iter()
+                .map(|(_, _, record)| Op::PutSaf(Box::new(record.clone()))),
+        );
+        if let Some(a) = &self.armed {
+            ops.push(Op::UpdateSaf {
+                id: a.entry.id.clone(),
+                state: a.then,
+                tries: None,
+                updated: now,
+            });
+        }
+        if let Some(f) = &self.funds
+            && (f.delta_fen != 0 || f.pin != PinTries::Unchanged)
+        {
+            ops.push(Op::MoveFunds {
+                account: f.account,
+                delta_fen: f.delta_fen,
+                pin: f.pin,
+                require_available_fen: f.require_fen,
+            });
+        }
+        ops.extend(self.marks.iter().map(|(rrn, mark)| Op::Mark {
+            rrn: *rrn,
+            mark: *mark,
+        }));
+        if let Some((tid, s)) = self.session.as_deref() {
+            ops.push(Op::PutSession(Box::new(SessionRecord {
+                tid: *tid,
+                mid: s.mid.clone(),
+                tpk: s.tpk.clone(),
+                tak: s.tak.clone(),
+                batch: s.batch,
+                operator: operator.map(str::to_owned),
+                signed_on: now,
+            })));
+        }
+        if let Some(b) = &self.batch {
+            ops.push(Op::CloseBatch(b.clone()));
+        }
+        ops.extend(self.uploads.iter().map(|u| Op::PutUpload(Box::new(*u))));
+        ops
+    }
+
+    /// After the commit: memory changes as the journal did, and the holds go.
+    pub fn apply(self, switch: &Switch, txn: Option<&TxnRecord>) {
+        let state = &switch.state;
+        if let Some(f) = self.funds {
+            state
+                .accounts
+                .apply(&f.account, f.delta_fen, f.pin, f.hold, f.failure);
+        }
+        if let Some((ix, h)) = self.stand_in {
+            state.stand_in.apply(h);
+            if let Some(issuer) = switch.issuer_links.get(ix) {
+                issuer.meters.stand_in.inc();
+            }
+        }
+        for (rrn, mark) in &self.marks {
+            state.originals.apply(rrn, *mark);
+        }
+        if let Some(t) = txn
+            && let Some(o) = Original::from_record(t)
+        {
+            switch.note_approval(&o);
+            state.originals.remember(o, t.mti.as_u16());
+        }
+        if let Some((tid, session)) = self.session.map(|s| *s) {
+            state.sessions.insert(tid, Arc::new(session));
+        }
+        if let Some(t) = self.tombstone {
+            t.tombstone();
+        }
+        for (ix, entry, _) in self.queued {
+            switch.enqueue(ix, entry);
+        }
+        if let Some(a) = self.armed
+            && a.then == SafState::Pending
+        {
+            switch.enqueue(a.issuer, a.entry);
+        }
+        drop(self.locks);
+    }
+
+    /// The commit failed: nothing is applied, the holds go; a reversal armed for a request
+    /// that went out is sent after all.
+    pub fn abandon(self, switch: &Switch) {
+        if let Some(a) = self.armed
+            && a.send_if_unrecorded
+        {
+            switch.enqueue(a.issuer, a.entry);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Reversal (冲正): undoes the approved original with the same terminal, batch and trace.
+//! Always `00` (the ISO rule): an unknown original is remembered, so that if it comes late
+//! it is refused; a repeated reversal changes nothing.
+//!
+//! ```text
+//!  0400 ─▶ hold the 0200's key (it waits, if in progress; it cannot start meanwhile)
+//!       ├─ never seen ─▶ tombstone (journalled with the reversal): the original answers 12
+//!       ├─ declined   ─▶ nothing to undo
+//!       └─ approved   ─▶ lock it ─▶ reversed already? nothing : mark Reverse, and
+//!            sale: what it still takes comes back   void: the sale stands again (taken again)
+//!            forwarded: an 0420 to the issuer through the store-and-forward queue
+//! ```
+
+use crate::clock::Timestamp;
+use crate::issuer::message::Upstream;
+use crate::journal::{Mark, PinTries};
+use crate::model::{FinancialKind, ResponseCode, SafKind, SafState, TxnKey};
+use crate::pipeline::Switch;
+use crate::pipeline::card::pan_of;
+use crate::pipeline::decision::{Decision, Details};
+use crate::pipeline::effects::{Effects, FundsMove};
+use crate::pipeline::request::Request;
+use crate::saf::Entry;
+use crate::state::Original;
+
+/// Reverses what the request's trace names.
+pub async fn reverse<'s>(sw: &'s Switch, req: &Request<'_>, now: Timestamp) -> Decision<'s> {
+    let Some(tid) = req.tid else {
+        return ResponseCode::NO_TERMINAL.into();
+    };
+    let key = TxnKey {
+        tid,
+        batch: req.batch,
+        stan: req.stan,
+        mti: 200,
+    };
+    let Ok((hold, answered, reversed_early)) = sw.state.recent.hold_original(key, sw).await else {
+        return ResponseCode::SYSTEM_ERROR.into();
+    };
+    if reversed_early {
+        // Reversed before, before it came: nothing more to do.
+        return Decision::approved(Details::default(), Effects::default());
+    }
+    let Some(answered) = answered else {
+        tracing::warn!(tid = %tid, stan = %req.stan, "reversal before its original");
+        return Decision::approved(
+            Details::default(),
+            Effects {
+                tombstone: Some(hold),
+                ..Effects::default()
+            },
+        );
+    };
+    // The original was answered: a copy of it now is a retransmission, answered alike.
+    drop(hold);
+    if !answered.code.is_approved() {
+        return Decision::approved(Details::default(), Effects::default());
+    }
+    let rrn = match sw.rrn_by_trace(tid, req.batch, req.stan).await {
+        Ok(Some(rrn)) => rrn,
+        // Approved but not a sale or void (a balance inquiry): nothing to undo.
+        Ok(None) => return Decision::approved(Details::default(), Effects::default()),
+        Err(d) => return d.into(),
+    };
+    let locked = match sw.lock_original(rrn).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return Decision::approved(Details::default(), Effects::default()),
+        Err(d) => return d.into(),
+    };
+    if locked.original.reversed {
+        return Decision::approved(Details::default(), Effects::default());
+    }
+    let o = locked.original.clone();
+    let mut effects = Effects {
+        marks: vec![(o.rrn, Mark::Reverse)],
+        locks: vec![locked.guard],
+        ..Effects::default()
+    };
+    let delta = match o.kind {
+        FinancialKind::Sale => o.channel.credit_back(o.still_taken_fen()),
+        FinancialKind::Void => {
+            // The sale stands again: its money is taken again.
+            if let Some(sale) = o.sale {
+                let sale_lock = sw.state.originals.lock(sale).await;
+                effects.marks.push((sale, Mark::Unvoid));
+                effects.locks.push(sale_lock);
+            }
+            -o.channel.credit_back(o.amount_fen)
+        }
+        FinancialKind::Refund => 0,
+    };
+    if let Some(entry) = forwarded_reversal(sw, req, &o, now) {
+        match entry {
+            Ok(queued) => effects.queued.push(queued),
+            Err(()) => return ResponseCode::SYSTEM_ERROR.into(),
+        }
+    }
+    if delta != 0 && sw.state.accounts.view(&o.account).is_some() {
+        effects.funds = Some(FundsMove {
+            account: o.account,
+            delta_fen: delta,
+            pin: PinTries::Unchanged,
+            require_fen: None,
+            hold: None,
+            failure: None,
+        });
+    }
+    Decision::approved(
+        Details {
+            original_rrn: Some(o.rrn),
+            ..Details::default()
+        },
+        effects,
+    )
+}
+
+/// A terminal's reversal of a forwarded transaction: the issuer gets an 0420 through the
+/// store-and-forward queue, journalled with the reversal itself. `None` for on-us ones.
+fn forwarded_reversal(
+    sw: &Switch,
+    req: &Request<'_>,
+    o: &Original,
+    now: Timestamp,
+) -> Option<Result<(usize, Entry, crate::journal::SafRecord), ()>> {
+    let u = o.upstream.as_ref()?;
+    let Some(issuer) = sw.issuer_links.by_name(&u.issuer) else {
+        tracing::error!(issuer = %u.issuer, "reversal of a transaction forwarded to an issuer no longer configured");
+        return Some(Err(()));
+    };
+    let pan = pan_of(req.msg);
+    let rrn = o.rrn.to_string();
+    let up = Upstream {
+        processing: match o.kind {
+            FinancialKind::Sale => "000000",
+            FinancialKind::Void => "020000",
+            FinancialKind::Refund => "200000",
+        },
+        pan: pan.as_ref().map(|p| p.as_str()),
+        amount_fen: u64::try_from(o.amount_fen).ok(),
+        stan: u.stan,
+        time: u.time.clone(),
+        entry_mode: req.msg.digits(22).map(|d| d.to_string()),
+        condition: req.msg.digits(25).map(|d| d.to_string()),
+        acquirer_id: &issuer.acquirer_id,
+        rrn: &rrn,
+        tid: req.tid_text,
+        mid: req.mid,
+        currency: req.msg.text(49).unwrap_or(sw.acquirer.currency.as_str()),
+        ..Upstream::default()
+    };
+    let made = Entry::new(
+        sw.hsm.inner(),
+        issuer,
+        format!("{rrn}:reversal"),
+        SafKind::Reversal,
+        &up.reversal(u, now),
+        Some(o.rrn),
+        SafState::Pending,
+        now,
+    );
+    Some(
+        made.map(|(entry, record)| (issuer.index, entry, record))
+            .ok_or(()),
+    )
+}

@@ -1,0 +1,69 @@
+//! Step 8 for on-us cards and wallets: the authoriser. A balance inquiry reads the
+//! available balance; a sale holds the amount, and its fee comes from the MDR schedule.
+//!
+//! ```text
+//!  balance ─▶ 54 = available (less what requests in flight hold)
+//!  sale    ─▶ hold(amount) ─┬─ held ─▶ approved: balance moves by the amount once journalled,
+//!                           │          on the condition that it is still there
+//!                           └─ not enough ─▶ 51
+//! ```
+
+use super::Switch;
+use super::card::Instrument;
+use super::decision::{Answer, Decision};
+use super::effects::{Effects, FundsMove};
+use super::request::Request;
+use super::terminal::TerminalRange;
+use crate::journal::PinTries;
+use crate::model::{ResponseCode, TxnKind};
+use crate::state::AccountView;
+
+/// Authorises a sale, QR sale or balance inquiry on an on-us account whose PIN checked out
+/// (`pin` is what that did to its tries).
+pub fn authorise<'s>(
+    sw: &'s Switch,
+    kind: TxnKind,
+    req: &Request<'_>,
+    range: &TerminalRange,
+    inst: &Instrument,
+    view: &AccountView,
+    pin: PinTries,
+) -> Decision<'s> {
+    let pin_only =
+        |pin| (pin != PinTries::Unchanged).then(|| FundsMove::pin_only(inst.account(), pin, None));
+    if kind == TxnKind::Balance {
+        return Decision {
+            answer: Answer {
+                balance_fen: Some(view.spendable_fen),
+                ..Answer::approved()
+            },
+            details: inst.details(),
+            effects: Effects {
+                funds: pin_only(pin),
+                ..Effects::default()
+            },
+        };
+    }
+    let amount = req.amount();
+    let Some(hold) = sw.state.accounts.hold_funds(inst.account(), amount) else {
+        let mut d = inst.decline(ResponseCode::INSUFFICIENT_FUNDS);
+        d.effects.funds = pin_only(pin);
+        return d;
+    };
+    let mut details = inst.details();
+    details.fee_fen = sw.fee(inst, range, req.amount_fen);
+    Decision::approved(
+        details,
+        Effects {
+            funds: Some(FundsMove {
+                account: inst.account(),
+                delta_fen: view.account.debit_delta(amount),
+                pin,
+                require_fen: Some(amount),
+                hold: Some(hold),
+                failure: None,
+            }),
+            ..Effects::default()
+        },
+    )
+}

@@ -1,0 +1,277 @@
+//! Step 9, the journal: the request, its outcome and its effects in one durable commit;
+//! then, and only then, the effects in memory and the answer for retransmissions.
+//!
+//! ```text
+//!  Decision ─▶ RRN (reserved block) ─▶ auth code ─▶ TxnRecord + Effects::ops ─▶ commit
+//!     ok   ─▶ Effects::apply (memory), Claim::complete (retransmissions), the answer
+//!     fail ─▶ Effects::abandon (holds released), the claim dropped (a retransmission is
+//!             processed afresh), 96 — nothing was applied
+//! ```
+//!
+//! The one place a transaction is described for the journal: [`txn_record`].
+
+use std::time::Instant as Stopwatch;
+
+use super::Switch;
+use super::decision::{Answer, Decision, Decline, Details};
+use super::request::Request;
+use crate::clock::Timestamp;
+use crate::journal::{JournalError, Op, TxnRecord};
+use crate::model::{AuthCode, ResponseCode, Rrn, TxnKind};
+use crate::state::{Claim, Recorded};
+
+/// RRNs come from blocks reserved in the journal.
+const RRN_BLOCK: u64 = 1_000;
+
+/// The switch's reserved RRNs: taken one by one, a new block reserved when one runs out.
+#[derive(Default)]
+pub struct RrnBlocks {
+    next: std::sync::Mutex<(u64, u64)>,
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl Switch {
+    /// The next RRN.
+    pub(crate) async fn next_rrn(&self) -> Result<Rrn, Decline> {
+        let take = |b: &RrnBlocks| {
+            let mut n = b.next.lock().ok()?;
+            (n.0 < n.1).then(|| {
+                n.0 += 1;
+                Rrn::from_sequence(n.0 - 1)
+            })
+        };
+        if let Some(r) = take(&self.rrns) {
+            return Ok(r);
+        }
+        let _refilling = self.rrns.refill.lock().await;
+        if let Some(r) = take(&self.rrns) {
+            return Ok(r);
+        }
+        let first = self.journal.reserve("rrn", RRN_BLOCK).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot reserve RRNs");
+            Decline::from(ResponseCode::SYSTEM_ERROR)
+        })?;
+        if let Ok(mut n) = self.rrns.next.lock() {
+            *n = (first + 1, first + RRN_BLOCK);
+        }
+        Ok(Rrn::from_sequence(first))
+    }
+}
+
+/// The journal's row for a request and its outcome.
+pub fn txn_record(
+    req: &Request<'_>,
+    answer: &Answer,
+    details: &Details,
+    rrn: Rrn,
+    digest: [u8; 32],
+    now: Timestamp,
+) -> Option<TxnRecord> {
+    Some(TxnRecord {
+        rrn,
+        time: now,
+        kind: req.kind,
+        mti: req.mti(),
+        tid: req.tid?,
+        mid: req.mid.to_owned(),
+        batch: req.batch,
+        stan: req.stan,
+        operator: req.operator.map(str::to_owned),
+        card: details.card.clone(),
+        amount_fen: req.amount(),
+        fee_fen: details.fee_fen,
+        currency: req.msg.text(49).map(str::to_owned),
+        response_code: answer.code,
+        auth_code: answer.auth_code,
+        request_digest: digest,
+        original_rrn: details.original_rrn,
+        voided: false,
+        reversed: false,
+        refunded_fen: 0,
+        upstream: details.upstream.as_deref().cloned(),
+        stand_in: details.stand_in,
+        reply_48: answer.field48.clone(),
+        balance_fen: answer.balance_fen,
+    })
+}
+
+/// What recording a request came to: the answer, its RRN, whether a reply MAC is due, and
+/// the masked card for the log line.
+pub struct Answered {
+    /// For the terminal.
+    pub answer: Answer,
+    /// Field 37.
+    pub rrn: Option<Rrn>,
+    /// Whether the reply carries a MAC.
+    pub mac: bool,
+    /// The masked PAN or payment code.
+    pub card: Option<String>,
+}
+
+impl Switch {
+    /// Journals `decision` for `req` durably, then applies its effects and completes the
+    /// claim. A journal failure turns it into `96` with nothing applied.
+    pub(crate) async fn record<'s>(
+        &'s self,
+        req: &Request<'_>,
+        decision: Decision<'s>,
+        claim: Option<(Claim<'s>, [u8; 32])>,
+        mac: bool,
+        now: Timestamp,
+    ) -> Answered {
+        let Decision {
+            mut answer,
+            details,
+            effects,
+        } = decision;
+        // Echoes are answered, never journalled.
+        let card = details.card.as_ref().map(|c| c.masked_pan.clone());
+        if req.kind == Some(TxnKind::Echo) {
+            return Answered {
+                answer,
+                rrn: None,
+                mac,
+                card,
+            };
+        }
+        let rrn = match details.rrn {
+            Some(r) => Ok(r),
+            None => self.next_rrn().await,
+        };
+        let rrn = match rrn {
+            Ok(r) => r,
+            Err(_) => {
+                effects.abandon(self);
+                return Answered {
+                    answer: unrecorded(answer),
+                    rrn: None,
+                    mac,
+                    card,
+                };
+            }
+        };
+        if answer.code.is_approved()
+            && req.kind != Some(TxnKind::SignOn)
+            && answer.auth_code.is_none()
+        {
+            let d = self.hsm.digest("auth", rrn.as_str().as_bytes());
+            answer.auth_code = Some(AuthCode::digits(u32::from_be_bytes([
+                d[0], d[1], d[2], d[3],
+            ])));
+        }
+        let digest = match &claim {
+            Some((_, d)) => *d,
+            None => self.request_digest(req),
+        };
+        // A sign-on carries no MAC, so anyone who knows a TID can send one: it replaces the
+        // terminal's session (one row per TID) and adds no transaction row (its reply still
+        // gets an RRN, as terminals expect).
+        let txn = match req.kind {
+            Some(TxnKind::SignOn) => None,
+            _ => txn_record(req, &answer, &details, rrn, digest, now),
+        };
+        let mut ops: Vec<Op> = Vec::with_capacity(4);
+        if let Some(t) = &txn {
+            ops.push(Op::Txn(Box::new(t.clone())));
+        }
+        ops.extend(effects.ops(req.operator, now));
+        let t = Stopwatch::now();
+        let committed = self.journal.commit(ops).await;
+        self.metrics
+            .journal_commit
+            .observe(t.elapsed().as_secs_f64());
+        match committed {
+            Ok(()) => {
+                effects.apply(self, txn.as_ref().filter(|_| answer.code.is_approved()));
+                if let Some((claim, digest)) = claim {
+                    claim.complete(Recorded {
+                        digest,
+                        code: answer.code,
+                        rrn: Some(rrn),
+                        auth_code: answer.auth_code,
+                        balance_fen: answer.balance_fen,
+                        mac_reply: mac,
+                        sign_on_again: answer.sign_on_again,
+                        field48: answer.field48.clone(),
+                    });
+                }
+                Answered {
+                    answer,
+                    rrn: Some(rrn),
+                    mac,
+                    card,
+                }
+            }
+            Err(e) => {
+                effects.abandon(self);
+                if let JournalError::Duplicate(_) = e {
+                    // The journal has this key already (memory had forgotten it): its first
+                    // answer is the answer.
+                    if let Some(r) = self.journalled_answer(req, digest).await {
+                        return r;
+                    }
+                }
+                tracing::error!(error = %e, "journal commit failed: answering 96, nothing applied");
+                Answered {
+                    answer: unrecorded(answer),
+                    rrn: Some(rrn),
+                    mac,
+                    card,
+                }
+            }
+        }
+    }
+
+    /// The journalled answer to a request with the same key: the same again if the
+    /// content is, else `94`.
+    async fn journalled_answer(&self, req: &Request<'_>, digest: [u8; 32]) -> Option<Answered> {
+        let key = req.key()?;
+        let rows = self
+            .journal
+            .find_trace(key.tid, key.batch, key.stan)
+            .await
+            .ok()?;
+        let first = rows.iter().find(|t| t.mti.as_u16() == key.mti)?;
+        let r = Recorded::from_record(first);
+        Some(if r.digest == digest {
+            Answered {
+                rrn: r.rrn,
+                mac: r.mac_reply,
+                answer: replayed(&r),
+                card: None,
+            }
+        } else {
+            Answered {
+                answer: Decline::from(ResponseCode::DUPLICATE).into(),
+                rrn: None,
+                mac: true,
+                card: None,
+            }
+        })
+    }
+}
+
+/// The answer to a request that could not be journalled: 96, and nothing that says
+/// otherwise (no keys, no settlement result, no auth code).
+fn unrecorded(answer: Answer) -> Answer {
+    Answer {
+        code: ResponseCode::SYSTEM_ERROR,
+        auth_code: None,
+        field48: None,
+        sign_on: None,
+        balance_fen: None,
+        ..answer
+    }
+}
+
+/// The answer recorded for a request, given again to its retransmission.
+pub fn replayed(r: &Recorded) -> Answer {
+    Answer {
+        code: r.code,
+        sign_on_again: r.sign_on_again,
+        auth_code: r.auth_code,
+        balance_fen: r.balance_fen,
+        field48: r.field48.clone(),
+        sign_on: None,
+    }
+}

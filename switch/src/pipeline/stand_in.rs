@@ -1,0 +1,97 @@
+//! Stand-in: the issuer cannot be reached; a sale within its limits (per sale, per card
+//! per day, China Standard Time) is approved by the switch with an auth code starting `S`,
+//! and an 0220 advice is queued for the issuer.
+//!
+//! ```text
+//!  sale, issuer unreachable ─▶ enabled? ≤ max_txn_fen? card's day + amount ≤ max_card_day_fen?
+//!      ─▶ yes: approved (S-code), advice journalled and queued; the day's total held until then
+//!      └▶ no: 91
+//! ```
+//!
+//! The switch cannot check a remote card's PIN in stand-in: the limits are the protection.
+
+use super::Switch;
+use super::card::Instrument;
+use super::decision::{Answer, Decision, Details};
+use super::effects::Effects;
+use super::request::Request;
+use super::terminal::TerminalRange;
+use crate::clock::Timestamp;
+use crate::issuer::Issuer;
+use crate::issuer::message::{ADVICE, Upstream};
+use crate::journal::UpstreamRef;
+use crate::model::{AuthCode, ResponseCode, Rrn, SafKind, SafState};
+use crate::saf::Entry;
+
+/// Approves `req` in stand-in for `issuer`, or answers `91`.
+#[allow(clippy::too_many_arguments)]
+pub fn approve<'s>(
+    sw: &'s Switch,
+    issuer: &Issuer,
+    req: &Request<'_>,
+    range: &TerminalRange,
+    inst: &Instrument,
+    up: &Upstream<'_>,
+    mut uref: UpstreamRef,
+    rrn: Rrn,
+    now: Timestamp,
+) -> Decision<'s> {
+    let details = Details {
+        rrn: Some(rrn),
+        ..inst.details()
+    };
+    let unavailable = || Decision::declined(ResponseCode::ISSUER_UNAVAILABLE, details.clone());
+    let limits = &issuer.stand_in;
+    if !limits.enabled || req.amount_fen > limits.max_txn_fen {
+        return unavailable();
+    }
+    let limit = i64::try_from(limits.max_card_day_fen).unwrap_or(i64::MAX);
+    let Some(hold) =
+        sw.state
+            .stand_in
+            .hold(inst.account(), now.cst_day_number(), req.amount(), limit)
+    else {
+        tracing::info!(issuer = %issuer.name, "stand-in refused: the card's daily limit");
+        return unavailable();
+    };
+    uref.mti = ADVICE;
+    let advice = Upstream {
+        pin: None,
+        track2: None,
+        icc_hex: None,
+        ..up.clone()
+    };
+    let Some((entry, record)) = Entry::new(
+        sw.hsm.inner(),
+        issuer,
+        format!("{rrn}:advice"),
+        SafKind::Advice,
+        &advice.builder(ADVICE, now),
+        Some(rrn),
+        SafState::Pending,
+        now,
+    ) else {
+        return Decision::declined(ResponseCode::SYSTEM_ERROR, details);
+    };
+    let d = sw.hsm.digest("stand-in", rrn.as_str().as_bytes());
+    tracing::warn!(issuer = %issuer.name, "issuer unreachable: approved in stand-in; advice queued");
+    Decision {
+        answer: Answer {
+            auth_code: Some(AuthCode::stand_in(u32::from_be_bytes([
+                d[0], d[1], d[2], d[3],
+            ]))),
+            ..Answer::approved()
+        },
+        details: Details {
+            upstream: Some(Box::new(uref)),
+            stand_in: true,
+            fee_fen: sw.fee(inst, range, req.amount_fen),
+            ..details
+        },
+        effects: Effects {
+            queued: vec![(issuer.index, entry, record)],
+            stand_in: Some((issuer.index, hold)),
+            ..Effects::default()
+        },
+    }
+}

@@ -1,0 +1,187 @@
+//! The store-and-forward worker: one per issuer, sending its queue while a line is up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codec::MessageBuilder;
+use hsm_sim::Hsm;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Entry, Queue, SEAL_DOMAIN};
+use crate::clock::Clock;
+use crate::issuer::message::{ADVICE_REPEAT, REVERSAL, REVERSAL_REPEAT};
+use crate::issuer::{Issuer, LinkError};
+use crate::journal::{Journal, Op, UpstreamRef};
+use crate::model::{SafKind, SafState, Stan};
+
+/// What the worker needs.
+pub struct Worker {
+    /// The issuer it sends to.
+    pub issuer: Arc<Issuer>,
+    /// Its queue.
+    pub queue: Arc<Queue>,
+    /// Opens the sealed messages and MACs them.
+    pub hsm: Arc<Hsm>,
+    /// Where results are recorded.
+    pub journal: Arc<Journal>,
+    /// The time of day, for the journal and expiry.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Worker {
+    async fn send(&self, e: &Entry) -> Result<(), LinkError> {
+        let issuer = &self.issuer;
+        let clear = self
+            .hsm
+            .open_record(SEAL_DOMAIN, &e.sealed)
+            .map_err(|_| LinkError::Build)?;
+        let msg = codec::decode(issuer.dialect, &clear).map_err(|_| LinkError::Build)?;
+        let mut b = MessageBuilder::from_message(&msg);
+        if e.tries > 0 {
+            b.set_mti(match e.kind {
+                SafKind::Reversal => REVERSAL_REPEAT,
+                SafKind::Advice => ADVICE_REPEAT,
+            });
+        }
+        issuer.metrics.saf_event(&issuer.name, "sent");
+        let reply = issuer.exchange_queued(&self.hsm, b).await?;
+        if let Ok(m) = codec::decode(issuer.dialect, &reply)
+            && m.text(39) != Some("00")
+        {
+            // Still an acknowledgement: the issuer has it. Its code is for the operator.
+            tracing::warn!(issuer = %issuer.name, id = %e.id, rc = m.text(39).unwrap_or("-"), "issuer acknowledged a queued message with a non-zero code");
+        }
+        Ok(())
+    }
+
+    /// Sends one due entry and records what came of it.
+    async fn deliver(&self, e: Entry) {
+        let issuer = &self.issuer;
+        let cfg = &issuer.saf_config;
+        let result = self.send(&e).await;
+        let tries = e.tries + 1;
+        let now = self.clock.now();
+        let age_ms = now.0 - e.created.0;
+        let expired = tries >= cfg.max_tries
+            || age_ms >= i64::try_from(cfg.expiry_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let state = match result {
+            Ok(()) => SafState::Acknowledged,
+            Err(LinkError::Build) => SafState::Expired,
+            Err(_) if expired => SafState::Expired,
+            Err(_) => SafState::Pending,
+        };
+        let op = Op::UpdateSaf {
+            id: e.id.clone(),
+            state,
+            tries: Some(tries),
+            updated: now,
+        };
+        if let Err(err) = self.journal.commit(vec![op]).await {
+            // Not recorded: it stays due and is sent again (the issuer dedups repeats).
+            tracing::error!(error = %err, id = %e.id, "cannot journal a store-and-forward result");
+            return;
+        }
+        let backoff =
+            Duration::from_secs(cfg.retry_secs).saturating_mul(1u32 << (tries - 1).min(6));
+        let retry = (state == SafState::Pending).then(|| (tries, Instant::now() + backoff));
+        self.queue.after_send(issuer, &e.id, retry);
+        match state {
+            SafState::Acknowledged => {
+                issuer.metrics.saf_event(&issuer.name, "acknowledged");
+                tracing::info!(issuer = %issuer.name, id = %e.id, kind = e.kind.as_str(), tries, "issuer acknowledged");
+            }
+            SafState::Expired => {
+                issuer.metrics.saf_event(&issuer.name, "expired");
+                tracing::error!(issuer = %issuer.name, id = %e.id, kind = e.kind.as_str(), tries, "store-and-forward entry expired unacknowledged: settle it with the issuer by hand");
+            }
+            _ => {}
+        }
+    }
+
+    /// An approval that arrived for no request the switch knows: reversed, durably.
+    async fn reverse_unknown(&self, frame: &[u8]) {
+        let issuer = &self.issuer;
+        let Ok(msg) = codec::decode(issuer.dialect, frame) else {
+            return;
+        };
+        let (Some(stan), Some(time), Some(mti)) = (
+            msg.digits(11).and_then(|d| d.to_u64()),
+            msg.digits(7).map(|d| d.to_string()),
+            codec::Mti::new([b'0', msg.mti().as_bytes()[1], b'0', b'0']),
+        ) else {
+            tracing::warn!(issuer = %issuer.name, "unknown approval without 11 or 7: cannot reverse it");
+            return;
+        };
+        let original = UpstreamRef {
+            issuer: issuer.name.clone(),
+            mti,
+            stan: Stan(stan as u32),
+            time: time.clone(),
+        };
+        let mut b = MessageBuilder::from_message(&msg);
+        b.set_mti(REVERSAL);
+        b.retain(|n| !matches!(n, 38 | 39 | 52 | 53 | 54 | 55 | 35 | 64));
+        b.set(90, original.field90(&issuer.acquirer_id));
+        let tid = msg.text(41).unwrap_or("-");
+        let id = format!("late:{}:{tid}:{}:{time}", issuer.name, original.stan);
+        let Some((entry, record)) = Entry::new(
+            &self.hsm,
+            issuer,
+            id,
+            SafKind::Reversal,
+            &b,
+            None,
+            SafState::Pending,
+            self.clock.now(),
+        ) else {
+            return;
+        };
+        match self
+            .journal
+            .commit(vec![Op::PutSaf(Box::new(record))])
+            .await
+        {
+            Ok(()) => self.queue.enqueue(issuer, [entry]),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot queue the reversal of an unknown approval")
+            }
+        }
+    }
+
+    /// Sends the issuer's queue until `stop`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let issuer = Arc::clone(&self.issuer);
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            for frame in issuer.take_unknown_approvals() {
+                self.reverse_unknown(&frame).await;
+            }
+            if issuer.is_up() {
+                for e in self.queue.due(Instant::now()) {
+                    if !issuer.is_up() || *stop.borrow() {
+                        break;
+                    }
+                    self.deliver(e).await;
+                }
+            }
+            // While no line is up, a line coming up wakes the worker.
+            let wait = match self.queue.next_due() {
+                _ if !issuer.is_up() => Duration::from_secs(1),
+                None => Duration::from_secs(3600),
+                Some(n) => n
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(50)),
+            };
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                _ = self.queue.wake.notified() => {}
+                _ = issuer.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
