@@ -204,6 +204,12 @@ impl Switch {
         &self.state
     }
 
+    /// The account key of a PAN or wallet number: the HSM's keyed hash, as the journal
+    /// keeps it (tests, operator tools).
+    pub fn account_id(&self, number: &str) -> crate::model::AccountId {
+        crate::model::AccountId(self.hsm.digest("pan", number.as_bytes()))
+    }
+
     /// Handles one frame (the bytes after the 2-byte length).
     pub async fn handle(&self, frame: &[u8]) -> Handled {
         self.serve(None, frame).await.handled

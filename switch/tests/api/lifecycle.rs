@@ -23,7 +23,7 @@ async fn balance(t: &mut Terminal, pan: &str, pin: &str) -> String {
 }
 
 /// The local date's MMDD (China Standard Time), as a refund's 61.3 carries it.
-fn today_mmdd() -> String {
+pub fn today_mmdd() -> String {
     switch::clock::Timestamp::now().cst_fields().1
 }
 
