@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use codec::{Dialect, MessageBuilder, Mti, decode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::{SinkExt, StreamExt};
 use hsm_sim::ClearPin;
 use hsm_sim::primitives::cipher::DesKey;
 use hsm_sim::primitives::{mac, pinblock};
 use switch::pipeline::Handled;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HEADER: [u8; 11] = [
     0x60, 0x00, 0x03, 0x00, 0x00, 0x60, 0x31, 0x00, 0x31, 0x10, 0x03,
@@ -225,24 +225,23 @@ fn switch_benches(c: &mut Criterion) {
 
     // Loopback TCP: one terminal, request → reply, and 64 pipelined on one connection.
     let addr = running.terminal_addr;
-    let mut stream = rt.block_on(tokio::net::TcpStream::connect(addr)).unwrap();
+    let stream = rt.block_on(tokio::net::TcpStream::connect(addr)).unwrap();
     stream.set_nodelay(true).unwrap();
+    let mut stream = tokio_util::codec::Framed::new(
+        stream,
+        codec::framing::FrameCodec::new(codec::Framing::U16, 65_535),
+    );
     let mut g = c.benchmark_group("tcp_loopback");
     g.sample_size(20).measurement_time(Duration::from_secs(8));
-    let round_trip = |stream: &mut tokio::net::TcpStream, frames: &[Vec<u8>]| {
+    type Line = tokio_util::codec::Framed<tokio::net::TcpStream, codec::framing::FrameCodec>;
+    let round_trip = |stream: &mut Line, frames: &[Vec<u8>]| {
         rt.block_on(async {
-            let mut out = Vec::new();
             for f in frames {
-                out.extend_from_slice(&(f.len() as u16).to_be_bytes());
-                out.extend_from_slice(f);
+                stream.feed(f.as_slice()).await.unwrap();
             }
-            stream.write_all(&out).await.unwrap();
+            SinkExt::<&[u8]>::flush(stream).await.unwrap();
             for _ in frames {
-                let mut len = [0u8; 2];
-                stream.read_exact(&mut len).await.unwrap();
-                let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                stream.read_exact(&mut body).await.unwrap();
-                black_box(body);
+                black_box(stream.next().await.unwrap().unwrap());
             }
         })
     };

@@ -9,14 +9,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use codec::{Dialect, FieldInput, Message, MessageBuilder, Mti, decode};
+use codec::framing::FrameCodec;
+use codec::{Dialect, FieldInput, Framing, Message, MessageBuilder, Mti, decode};
+use futures_util::{SinkExt, StreamExt};
 use hsm_sim::ClearPin;
 use hsm_sim::primitives::cipher::DesKey;
 use hsm_sim::primitives::{mac, pinblock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
 
 use crate::store::{LogEntry, Store, StoreError};
+
+/// Largest reply frame the terminal reads (the 2-byte length allows no more).
+const MAX_FRAME: usize = 65_535;
 
 /// A transaction that could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +119,7 @@ pub struct Terminal {
     /// Persistent state.
     pub store: Store,
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    stream: Option<Framed<TcpStream, FrameCodec>>,
     /// How long to wait for a reply.
     pub timeout: Duration,
     tid: String,
@@ -235,7 +240,7 @@ impl Terminal {
         Ok(out)
     }
 
-    async fn connect(&mut self) -> Result<&mut TcpStream, TxnError> {
+    async fn connect(&mut self) -> Result<&mut Framed<TcpStream, FrameCodec>, TxnError> {
         if self.stream.is_none() {
             let s =
                 TcpStream::connect(self.addr)
@@ -245,7 +250,7 @@ impl Terminal {
                         source,
                     })?;
             let _ = s.set_nodelay(true);
-            self.stream = Some(s);
+            self.stream = Some(Framed::new(s, FrameCodec::new(Framing::U16, MAX_FRAME)));
         }
         self.stream.as_mut().ok_or(TxnError::NotInitialised)
     }
@@ -254,9 +259,7 @@ impl Terminal {
     pub async fn send_only(&mut self, frame: &[u8]) -> Result<(), TxnError> {
         let addr = self.addr;
         let s = self.connect().await?;
-        let mut out = (frame.len() as u16).to_be_bytes().to_vec();
-        out.extend_from_slice(frame);
-        if let Err(source) = s.write_all(&out).await {
+        if let Err(source) = s.send(frame).await {
             self.stream = None;
             return Err(TxnError::Unreachable { addr, source });
         }
@@ -269,11 +272,10 @@ impl Terminal {
         let timeout = self.timeout;
         let s = self.connect().await?;
         let read = async {
-            let mut len = [0u8; 2];
-            s.read_exact(&mut len).await?;
-            let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            s.read_exact(&mut body).await?;
-            Ok::<_, std::io::Error>(body)
+            match s.next().await {
+                Some(frame) => frame.map(|f| f.to_vec()),
+                None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            }
         };
         match tokio::time::timeout(timeout, read).await {
             Ok(Ok(body)) => Ok(body),

@@ -182,12 +182,11 @@ async fn idle_connections_close_and_full_connections_refuse() {
     let mut a = t.sale_builder(DEBIT, Some("123456"), 100);
     let mut b = t.sale_builder(DEBIT, Some("123456"), 200);
     let (fa, fb) = (t.seal(&mut a), t.seal(&mut b));
-    let mut both = (fa.len() as u16).to_be_bytes().to_vec();
-    both.extend_from_slice(&fa);
-    both.extend_from_slice(&(fb.len() as u16).to_be_bytes());
-    both.extend_from_slice(&fb);
+    // Both frames in one write.
+    let mut both = codec::framing::framed(codec::Framing::U16, &fa).unwrap();
+    both.extend(codec::framing::framed(codec::Framing::U16, &fb).unwrap());
     use tokio::io::AsyncWriteExt;
-    t.stream.write_all(&both).await.unwrap();
+    t.stream.get_mut().write_all(&both).await.unwrap();
     let mut codes = vec![
         t.read_reply().await.unwrap().rc(),
         t.read_reply().await.unwrap().rc(),

@@ -3,12 +3,27 @@
 
 use std::time::Duration;
 
+use codec::framing::FrameCodec;
 use codec::{Dialect, Message, MessageBuilder, Mti, decode};
+use futures_util::{SinkExt, StreamExt};
 use hsm_sim::ClearPin;
 use hsm_sim::primitives::cipher::DesKey;
 use hsm_sim::primitives::{mac, pinblock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// A connection cut into frames by the codec's one length-prefix codec (2-byte length).
+pub type Line = Framed<TcpStream, FrameCodec>;
+
+/// `s`, framed.
+pub fn framed(s: TcpStream) -> Line {
+    Framed::new(s, FrameCodec::new(codec::Framing::U16, 65_535))
+}
+
+/// The next frame on `line`, `None` when it closes.
+pub async fn read_frame(line: &mut Line) -> Option<Vec<u8>> {
+    line.next().await?.ok().map(|f| f.to_vec())
+}
 
 /// The demo TMK (test key).
 pub const DEMO_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
@@ -19,7 +34,7 @@ pub const LOST: &str = "6222021000000000033";
 pub const CREDIT: &str = "6250941000000009";
 
 pub struct Terminal {
-    pub stream: TcpStream,
+    pub stream: Line,
     pub tid: String,
     pub mid: String,
     pub tpk: Option<Vec<u8>>,
@@ -64,7 +79,7 @@ impl Terminal {
     /// A terminal on a connection already open.
     pub fn on(stream: TcpStream, tid: &str) -> Self {
         Self {
-            stream,
+            stream: framed(stream),
             tid: tid.to_owned(),
             mid: "898310048990001".to_owned(),
             tpk: None,
@@ -90,19 +105,15 @@ impl Terminal {
     }
 
     pub async fn send_raw(&mut self, body: &[u8]) {
-        let mut frame = (body.len() as u16).to_be_bytes().to_vec();
-        frame.extend_from_slice(body);
-        self.stream.write_all(&frame).await.expect("write");
+        self.stream.send(body).await.expect("write");
     }
 
     /// Reads one reply; `None` when the switch closed the connection or 5 s passed.
     pub async fn read_reply(&mut self) -> Option<Reply> {
         let read = async {
-            let mut len = [0u8; 2];
-            self.stream.read_exact(&mut len).await.ok()?;
-            let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            self.stream.read_exact(&mut body).await.ok()?;
-            Some(Reply { bytes: body })
+            read_frame(&mut self.stream)
+                .await
+                .map(|bytes| Reply { bytes })
         };
         tokio::time::timeout(Duration::from_secs(5), read)
             .await

@@ -160,8 +160,16 @@ impl Rig {
             !self.fail_next.load(Ordering::SeqCst),
             "{what}: the request's commit was the one that failed"
         );
-        assert_eq!(r.text(38), None, "{what}: no auth code for what was not recorded");
-        assert_eq!(self.memory(), before, "{what}: memory as before the request");
+        assert_eq!(
+            r.text(38),
+            None,
+            "{what}: no auth code for what was not recorded"
+        );
+        assert_eq!(
+            self.memory(),
+            before,
+            "{what}: memory as before the request"
+        );
         assert!(!self.journalled(stan, mti), "{what}: no journal row");
         self.t.exchange(frame).await
     }
@@ -230,7 +238,11 @@ async fn a_failed_commit_of_any_request_leaves_memory_and_the_journal_as_they_we
     assert_eq!(s.rc(), "00", "the sale sent again is processed afresh");
     let sale_rrn = Rrn::parse(&s.text(37).unwrap()).unwrap();
     r.rrns.push(sale_rrn);
-    assert_eq!(r.t.exchange(&sale).await.text(37), s.text(37), "then a replay");
+    assert_eq!(
+        r.t.exchange(&sale).await.text(37),
+        s.text(37),
+        "then a replay"
+    );
 
     // A wrong PIN: the try it would count is not counted.
     let mut b = r.t.sale_builder(CREDIT, Some("111111"), 500);
@@ -250,7 +262,8 @@ async fn a_failed_commit_of_any_request_leaves_memory_and_the_journal_as_they_we
     assert_eq!(q.rc(), "00");
 
     // Refund of part of the sale: the sale's refunded amount stays.
-    let mut b = r.t.refund_builder(DEBIT, 1_000, sale_rrn.as_str(), &today_mmdd());
+    let mut b =
+        r.t.refund_builder(DEBIT, 1_000, sale_rrn.as_str(), &today_mmdd());
     let refund = r.t.seal(&mut b);
     assert_eq!(r.fails_then("refund", &refund, 220).await.rc(), "00");
 

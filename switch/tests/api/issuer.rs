@@ -698,35 +698,30 @@ async fn shutdown_waits_for_the_issuer_answers_in_flight() {
 /// and answers what the test tells it to, MACed with the demo ZAK.
 mod by_hand {
     use codec::{Dialect, MessageBuilder, Mti, decode};
+    use futures_util::SinkExt;
     use hsm_sim::primitives::mac::{Padding, retail_mac};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
+
+    use crate::client::Line;
 
     pub const ZAK: &str = "0E1F2C3D4A5B68798697A4B5C2D3E0F1"; // demo zone MAC key (test key)
 
-    pub async fn read(s: &mut TcpStream) -> Vec<u8> {
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).await.unwrap();
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut body).await.unwrap();
-        body
+    pub async fn read(s: &mut Line) -> Vec<u8> {
+        crate::client::read_frame(s).await.unwrap()
     }
 
-    pub async fn write(s: &mut TcpStream, b: MessageBuilder<'_>) {
+    pub async fn write(s: &mut Line, b: MessageBuilder<'_>) {
         write_with(s, b, ZAK).await;
     }
 
     /// As [`write`], MACed with `zak`.
-    pub async fn write_with(s: &mut TcpStream, mut b: MessageBuilder<'_>, zak: &str) {
+    pub async fn write_with(s: &mut Line, mut b: MessageBuilder<'_>, zak: &str) {
         let key = hex::decode(zak).unwrap();
         let mut out = Vec::new();
         b.encode_with_mac(Dialect::iso87_binary(), &mut out, |d| {
             Some(retail_mac(&key, d, Padding::Zeros).unwrap())
         })
         .unwrap();
-        let mut framed = (out.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&out);
-        s.write_all(&framed).await.unwrap();
+        s.send(out).await.unwrap();
     }
 
     /// The reply to `request` with these changes.
@@ -772,13 +767,13 @@ async fn against_hand(
 async fn hand_rig(
     name: &str,
 ) -> (
-    tokio::net::TcpStream,
+    crate::client::Line,
     std::path::PathBuf,
     switch::Running,
     Terminal,
 ) {
     let (issuer, dir, sw) = against_hand(name, |_| {}).await;
-    let (line, _) = issuer.accept().await.unwrap();
+    let line = crate::client::framed(issuer.accept().await.unwrap().0);
     lines_up(&sw, 1).await;
     let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
     assert_eq!(t.sign_on().await.rc(), "00");
@@ -827,28 +822,31 @@ async fn an_approval_for_no_request_is_reversed() {
 
 #[tokio::test]
 async fn an_unanswered_echo_drops_the_line_and_it_reconnects() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let (issuer, _dir, sw) = against_hand("issuer-echo-lost", |i| {
         i.echo_interval_secs = 1;
         i.timeout_ms = 300;
     })
     .await;
     // The issuer takes the echo and never answers it.
-    let (mut first, _) = issuer.accept().await.unwrap();
+    let mut first = crate::client::framed(issuer.accept().await.unwrap().0);
     let echo = by_hand::read(&mut first).await;
     assert_eq!(by_hand::mti(&echo).as_str(), "0800");
     let m = codec::decode(codec::Dialect::iso87_binary(), &echo).unwrap();
     assert_eq!(m.digits(70).unwrap().to_string(), "301");
     // The switch gives up on that connection and dials again.
     let started = Instant::now();
-    let (mut second, _) = tokio::time::timeout(Duration::from_secs(5), issuer.accept())
-        .await
-        .expect("a new connection")
-        .unwrap();
+    let mut second = crate::client::framed(
+        tokio::time::timeout(Duration::from_secs(5), issuer.accept())
+            .await
+            .expect("a new connection")
+            .unwrap()
+            .0,
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     let mut buf = [0u8; 1];
     assert_eq!(
-        first.read(&mut buf).await.unwrap(),
+        first.get_mut().read(&mut buf).await.unwrap(),
         0,
         "the old line is closed"
     );
@@ -865,9 +863,9 @@ async fn an_unanswered_echo_drops_the_line_and_it_reconnects() {
     )
     .set(39, "00");
     let bytes = b.encode_to_vec(codec::Dialect::iso87_binary()).unwrap();
-    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&bytes);
-    second.write_all(&framed).await.unwrap();
+    futures_util::SinkExt::send(&mut second, bytes)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     lines_up(&sw, 1).await;
     sw.shutdown().await;

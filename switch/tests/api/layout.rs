@@ -66,7 +66,9 @@ fn top_level_modules_depend_one_way() {
     sources(&src, &mut files);
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
-        let Some(m) = module_of(&src, f) else { continue };
+        let Some(m) = module_of(&src, f) else {
+            continue;
+        };
         let text = std::fs::read_to_string(f).unwrap();
         let deps = graph.entry(m.clone()).or_default();
         for u in uses(&text) {
@@ -138,10 +140,9 @@ fn every_module_opens_with_its_documentation() {
 
 #[test]
 fn the_pipeline_entry_is_the_ordered_steps() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pipeline/mod.rs"),
-    )
-    .unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pipeline/mod.rs"))
+            .unwrap();
     let lines = text.lines().count();
     assert!(lines < 600, "pipeline/mod.rs has {lines} lines");
 }

@@ -429,7 +429,7 @@ async fn forged_frames_claim_nothing_and_the_genuine_request_goes_through() {
 
 #[tokio::test]
 async fn fifty_thousand_junk_frames_cost_bounded_journal_rows_and_log_lines() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use futures_util::SinkExt;
     let dir = temp_dir("junk");
     let crate::Spawned {
         mut child,
@@ -480,20 +480,15 @@ async fn fifty_thousand_junk_frames_cost_bounded_journal_rows_and_log_lines() {
     for chunk in junk.chunks(12_500) {
         let chunk = chunk.to_vec();
         tasks.push(tokio::spawn(async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut s = crate::client::framed(tokio::net::TcpStream::connect(addr).await.unwrap());
             let mut answered = 0;
             for window in chunk.chunks(32) {
-                let mut out = Vec::new();
                 for f in window {
-                    out.extend_from_slice(&(f.len() as u16).to_be_bytes());
-                    out.extend_from_slice(f);
+                    s.feed(f.as_slice()).await.unwrap();
                 }
-                s.write_all(&out).await.unwrap();
+                futures_util::SinkExt::<&[u8]>::flush(&mut s).await.unwrap();
                 for _ in window {
-                    let mut len = [0u8; 2];
-                    s.read_exact(&mut len).await.unwrap();
-                    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                    s.read_exact(&mut body).await.unwrap();
+                    crate::client::read_frame(&mut s).await.unwrap();
                     answered += 1;
                 }
             }
