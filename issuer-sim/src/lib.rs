@@ -159,6 +159,14 @@ struct Txn {
 }
 
 impl Txn {
+    /// A reversal that came before what it reverses: when that is booked, nothing moves.
+    fn reversed_before_booked() -> Self {
+        Self {
+            reversed: true,
+            ..Self::new(String::new(), 0, 0, None)
+        }
+    }
+
     fn new(pan: String, amount_fen: i64, delta_fen: i64, original: Option<String>) -> Self {
         Self {
             pan,
@@ -578,6 +586,13 @@ fn pin_ok(state: &SimState, msg: &Message<'_>, pan: &str, offset: &str) -> bool 
         .unwrap_or(false)
 }
 
+/// Whether the reversal of the request with `key` came before it (the acquirer gave up on
+/// it): the request is refused.
+fn reversed_first(txns: &HashMap<String, Txn>, key: &str) -> bool {
+    txns.get(key)
+        .is_some_and(|t| t.reversed && t.pan.is_empty())
+}
+
 /// Authorisation and the issuer's books.
 fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
     let mti = msg.mti().as_str().to_owned();
@@ -596,8 +611,16 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
     };
     match (mti.as_str(), proc.get(..2).unwrap_or("")) {
         // Reversals: undo the original once; always acknowledged.
+        // Reversals come over a network that can reorder them: the books come out the same
+        // whatever the order (a sale reversed is over, whatever is reversed after it; a
+        // reversal of what is not booked yet waits for it, see the advice below).
         ("0420" | "0421", _) => {
-            let Some(orig) = original_key(msg).and_then(|k| txns.get_mut(&k)) else {
+            let Some(key) = original_key(msg) else {
+                return ("30", Extra::None);
+            };
+            let Some(orig) = txns.get_mut(&key) else {
+                // Not booked (yet): remember the reversal; a late advice of it books nothing.
+                txns.insert(key, Txn::reversed_before_booked());
                 return ("00", Extra::None);
             };
             if orig.reversed {
@@ -610,18 +633,28 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
                 orig.amount_fen,
                 orig.original.clone(),
             );
+            let sale_over = sale
+                .as_ref()
+                .and_then(|k| txns.get(k))
+                .is_some_and(|s| s.reversed);
+            let orig = txns.get(&key).map(|t| (t.voided, t.refunded_fen));
             // A sale gives back what it still holds (nothing once voided, less what was
-            // refunded); a void or refund takes back what it gave.
-            let change = match sale {
-                None if orig.voided => 0,
-                None => -delta - orig.refunded_fen,
-                Some(_) => -delta,
+            // refunded); a void or refund takes back what it gave, unless its sale was
+            // reversed since (that reversal settled the sale whole).
+            let change = match (&sale, orig) {
+                (None, Some((true, _))) => 0,
+                (None, Some((false, refunded))) => -delta - refunded,
+                (Some(_), _) if sale_over => 0,
+                (Some(_), _) => -delta,
+                (None, None) => 0,
             };
             if let Some(c) = cards.get_mut(&pan) {
                 c.balance_fen += change;
             }
             // A reversed void lets the sale stand again; a reversed refund frees its amount.
-            if let Some(sale) = sale.and_then(|k| txns.get_mut(&k)) {
+            if let Some(sale) = sale.and_then(|k| txns.get_mut(&k))
+                && !sale.reversed
+            {
                 if sale.voided {
                     sale.voided = false;
                 } else {
@@ -649,6 +682,9 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             let Some(key) = own_key(msg) else {
                 return ("30", Extra::None);
             };
+            if reversed_first(&txns, &key) {
+                return ("12", Extra::None);
+            }
             if txns.contains_key(&key) {
                 return ("00", auth());
             }
@@ -675,6 +711,9 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             let Some(key) = own_key(msg) else {
                 return ("30", Extra::None);
             };
+            if reversed_first(&txns, &key) {
+                return ("12", Extra::None);
+            }
             let sale = original_key(msg);
             let Some(orig) = sale.as_ref().and_then(|k| txns.get_mut(k)) else {
                 return ("25", Extra::None);
@@ -708,6 +747,9 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             if proc.starts_with("31") {
                 return ("00", Extra::Balance(card.balance_fen));
             }
+            if reversed_first(&txns, &key) {
+                return ("12", Extra::None);
+            }
             if card.balance_fen < amount {
                 return ("51", Extra::None);
             }
@@ -716,5 +758,133 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             ("00", auth())
         }
         _ => ("12", Extra::None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The issuer's books, request by request (MACs are checked before `decide`).
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const PAN: &str = "6217001000000000011";
+    const ACQUIRER: &str = "00000001";
+
+    struct Books {
+        sim: IssuerSim,
+        stan: u32,
+    }
+
+    /// (MTI, STAN, time) of a request, as field 90 names it.
+    type Ref = (&'static str, u32, &'static str);
+
+    impl Books {
+        fn new() -> Self {
+            Self {
+                sim: IssuerSim::new(&SimConfig::demo().unwrap()).unwrap(),
+                stan: 0,
+            }
+        }
+
+        fn balance(&self) -> i64 {
+            self.sim.balance(PAN).unwrap()
+        }
+
+        /// Sends `mti` with processing code `proc` for `amount`, naming `original` in 90;
+        /// its field 39 and its own reference.
+        fn send(
+            &mut self,
+            mti: &'static str,
+            proc: &str,
+            amount: i64,
+            original: Option<Ref>,
+        ) -> (&'static str, Ref) {
+            self.stan += 1;
+            let time = "0302010000";
+            let mut b = MessageBuilder::new(Mti::parse(mti).unwrap());
+            b.set(2, PAN)
+                .set(3, proc.to_owned())
+                .set(4, format!("{amount:012}"))
+                .set(7, time)
+                .set(11, format!("{:06}", self.stan))
+                .set(32, ACQUIRER);
+            if let Some((m, s, t)) = original {
+                b.set(90, format!("{m}{s:06}{t}{ACQUIRER:0>11}{:0>11}", 0));
+            }
+            let frame = b.encode_to_vec(self.sim.state.dialect).unwrap();
+            let msg = codec::decode(self.sim.state.dialect, &frame).unwrap();
+            let (rc, _) = decide(&self.sim.state, &msg);
+            (rc, (mti, self.stan, time))
+        }
+
+        fn advice(&mut self, amount: i64) -> Ref {
+            let (rc, r) = self.send("0220", "000000", amount, None);
+            assert_eq!(rc, "00");
+            r
+        }
+
+        fn reverse(&mut self, of: Ref, amount: i64) {
+            assert_eq!(self.send("0420", "000000", amount, Some(of)).0, "00");
+        }
+    }
+
+    #[test]
+    fn a_reversal_of_a_void_after_its_sale_was_reversed_takes_nothing() {
+        for sale_first in [true, false] {
+            let mut b = Books::new();
+            let opening = b.balance();
+            let sale = b.advice(1_000);
+            let (rc, void) = b.send("0200", "020000", 1_000, Some(sale));
+            assert_eq!(rc, "00");
+            assert_eq!(b.balance(), opening, "voided");
+            if sale_first {
+                b.reverse(sale, 1_000);
+                b.reverse(void, 1_000);
+            } else {
+                b.reverse(void, 1_000);
+                b.reverse(sale, 1_000);
+            }
+            assert_eq!(b.balance(), opening, "sale reversed first: {sale_first}");
+        }
+    }
+
+    #[test]
+    fn a_reversal_of_a_refund_after_its_sale_was_reversed_takes_nothing() {
+        for sale_first in [true, false] {
+            let mut b = Books::new();
+            let opening = b.balance();
+            let sale = b.advice(1_000);
+            let (rc, refund) = b.send("0220", "200000", 300, Some(sale));
+            assert_eq!(rc, "00");
+            assert_eq!(b.balance(), opening - 700);
+            if sale_first {
+                b.reverse(sale, 1_000);
+                b.reverse(refund, 300);
+            } else {
+                b.reverse(refund, 300);
+                b.reverse(sale, 1_000);
+            }
+            assert_eq!(b.balance(), opening, "sale reversed first: {sale_first}");
+        }
+    }
+
+    #[test]
+    fn a_reversal_before_what_it_reverses_leaves_nothing_booked() {
+        let mut b = Books::new();
+        let opening = b.balance();
+        // The advice the reversal names has not come yet (the reversal takes the next
+        // trace number, the advice the one after).
+        let next = ("0220", b.stan + 2, "0302010000");
+        b.reverse(next, 1_000);
+        assert_eq!(b.advice(1_000), next);
+        assert_eq!(b.balance(), opening, "the late advice books nothing");
+        // A void that comes after its own reversal is refused.
+        let sale = b.advice(500);
+        let void_ref = ("0200", b.stan + 2, "0302010000");
+        b.reverse(void_ref, 500);
+        let (rc, _) = b.send("0200", "020000", 500, Some(sale));
+        assert_eq!(rc, "12");
+        assert_eq!(b.balance(), opening - 500);
     }
 }

@@ -47,6 +47,8 @@ pub struct Entry {
     pub sealed: Vec<u8>,
     /// When queued.
     pub created: Timestamp,
+    /// Place in the queue among entries made in the same instant (given by the queue).
+    seq: u64,
     /// Sends so far.
     pub tries: u32,
     /// Not before.
@@ -54,6 +56,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Queue order: by age, then as queued (the journal's order after a restart).
+    fn order(&self) -> (Timestamp, u64) {
+        (self.created, self.seq)
+    }
+
     /// An entry read back from the journal at start-up: due at once.
     pub fn from_record(r: &SafRecord) -> Self {
         Self {
@@ -61,6 +68,7 @@ impl Entry {
             kind: r.kind,
             sealed: r.sealed.clone(),
             created: r.created,
+            seq: 0,
             tries: r.tries,
             next_at: Instant::now(),
         }
@@ -87,6 +95,7 @@ impl Entry {
                 kind,
                 sealed: sealed.clone(),
                 created: now,
+                seq: 0,
                 tries: 0,
                 next_at: Instant::now(),
             },
@@ -110,6 +119,7 @@ impl Entry {
 #[derive(Default)]
 pub struct Queue {
     entries: Mutex<HashMap<String, Entry>>,
+    queued: std::sync::atomic::AtomicU64,
     wake: Notify,
 }
 
@@ -118,8 +128,11 @@ impl Queue {
     pub fn enqueue(&self, issuer: &Issuer, entries: impl IntoIterator<Item = Entry>) {
         let mut n = 0;
         if let Ok(mut q) = self.entries.lock() {
-            for e in entries {
+            for mut e in entries {
                 if let std::collections::hash_map::Entry::Vacant(v) = q.entry(e.id.clone()) {
+                    e.seq = self
+                        .queued
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     v.insert(e);
                     n += 1;
                 }
@@ -132,16 +145,20 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// Entries due by `now`, oldest first (an advice goes before the reversal of the same
-    /// sale).
+    /// The entries to send now, oldest first: the queue goes to the issuer in the order it
+    /// was made, so an entry that is not due yet (waiting to be tried again) holds back
+    /// every newer one. Order matters between entries about one sale: its stand-in advice
+    /// before its reversal, the reversal of a void of it before its own reversal.
     fn due(&self, now: Instant) -> Vec<Entry> {
-        let mut due: Vec<Entry> = self
-            .entries
-            .lock()
-            .map(|q| q.values().filter(|e| e.next_at <= now).cloned().collect())
-            .unwrap_or_default();
-        due.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        due
+        let Ok(q) = self.entries.lock() else {
+            return Vec::new();
+        };
+        let mut all: Vec<&Entry> = q.values().collect();
+        all.sort_by_key(|e| e.order());
+        all.into_iter()
+            .take_while(|e| e.next_at <= now)
+            .cloned()
+            .collect()
     }
 
     /// When the next entry is due.
@@ -186,4 +203,58 @@ fn depth(issuer: &Issuer, n: usize) {
         .meters
         .saf_queued
         .set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    fn entry(id: &str, kind: SafKind, created: i64, due_in_ms: u64) -> Entry {
+        Entry {
+            id: id.into(),
+            kind,
+            sealed: Vec::new(),
+            created: Timestamp(created),
+            seq: 0,
+            tries: 0,
+            next_at: Instant::now() + Duration::from_millis(due_in_ms),
+        }
+    }
+
+    fn put(q: &Queue, e: Entry) {
+        let mut e = e;
+        e.seq = q.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        q.entries.lock().unwrap().insert(e.id.clone(), e);
+    }
+
+    fn ids(v: Vec<Entry>) -> Vec<String> {
+        v.into_iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn the_queue_goes_out_in_the_order_it_was_made() {
+        let q = Queue::default();
+        // Made in the same millisecond: the order they were queued in decides.
+        put(&q, entry("void-reversal", SafKind::Reversal, 1_000, 0));
+        put(&q, entry("sale-reversal", SafKind::Reversal, 1_000, 0));
+        put(&q, entry("older-advice", SafKind::Advice, 900, 0));
+        assert_eq!(
+            ids(q.due(Instant::now())),
+            ["older-advice", "void-reversal", "sale-reversal"]
+        );
+    }
+
+    #[test]
+    fn an_entry_waiting_to_be_tried_again_holds_back_the_newer_ones() {
+        let q = Queue::default();
+        put(&q, entry("advice", SafKind::Advice, 1_000, 60_000));
+        put(&q, entry("reversal-of-it", SafKind::Reversal, 2_000, 0));
+        assert!(q.due(Instant::now()).is_empty(), "the advice goes first");
+        q.entries.lock().unwrap().remove("advice");
+        assert_eq!(ids(q.due(Instant::now())), ["reversal-of-it"]);
+    }
 }

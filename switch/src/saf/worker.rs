@@ -1,4 +1,11 @@
-//! The store-and-forward worker: one per issuer, sending its queue while a line is up.
+//! The store-and-forward worker: one per issuer, sending its queue in order while a line
+//! is up.
+//!
+//! ```text
+//!  queue (oldest first) ─▶ head ─▶ 0420/0220 (0421/0221 again) ─┬─ acknowledged: next
+//!                                                               ├─ expired: next
+//!                                                               └─ no answer: wait, head again
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,8 +62,8 @@ impl Worker {
         Ok(())
     }
 
-    /// Sends one due entry and records what came of it.
-    async fn deliver(&self, e: Entry) {
+    /// Sends one due entry and records what came of it; whether it left the queue.
+    async fn deliver(&self, e: Entry) -> bool {
         let issuer = &self.issuer;
         let cfg = &issuer.saf_config;
         let result = self.send(&e).await;
@@ -80,7 +87,7 @@ impl Worker {
         if let Err(err) = self.journal.commit(vec![op]).await {
             // Not recorded: it stays due and is sent again (the issuer dedups repeats).
             tracing::error!(error = %err, id = %e.id, "cannot journal a store-and-forward result");
-            return;
+            return false;
         }
         let backoff =
             Duration::from_secs(cfg.retry_secs).saturating_mul(1u32 << (tries - 1).min(6));
@@ -97,6 +104,7 @@ impl Worker {
             }
             _ => {}
         }
+        state != SafState::Pending
     }
 
     /// An approval that arrived for no request the switch knows: reversed, durably.
@@ -160,11 +168,11 @@ impl Worker {
                 self.reverse_unknown(&frame).await;
             }
             if issuer.is_up() {
+                // In order: one that is not through holds back the rest.
                 for e in self.queue.due(Instant::now()) {
-                    if !issuer.is_up() || *stop.borrow() {
+                    if !issuer.is_up() || *stop.borrow() || !self.deliver(e).await {
                         break;
                     }
-                    self.deliver(e).await;
                 }
             }
             // While no line is up, a line coming up wakes the worker.
