@@ -48,6 +48,10 @@ pub enum JournalError {
     /// A condition the commit relied on does not hold: nothing of it was applied.
     #[error("journal refused a change: {0}")]
     Conflict(String),
+    /// The funds a move relied on were gone by the commit (another request's change got
+    /// there first): nothing of the commit was applied.
+    #[error("journal refused a change: the funds it relied on are not there")]
+    Funds,
     /// The transaction (its RRN, or its terminal, batch, trace and MTI) is journalled
     /// already: nothing of the commit was applied.
     #[error("journal refused a change: {0}")]
@@ -296,7 +300,14 @@ impl Journal {
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), JournalError> {
         match self.writer()? {
             Writer::Thread(tx) => Self::ask(tx, |done| Request::Commit { ops, done }).await,
-            Writer::Inline(b) => lock(b)?.apply(&ops.iter().collect::<Vec<_>>()),
+            Writer::Inline(b) => {
+                // The hand-offs of the threaded journal (to the writer, and its ack back)
+                // are points where a task waits: a simulation can stop it at either.
+                tokio::task::yield_now().await;
+                let applied = lock(b)?.apply(&ops.iter().collect::<Vec<_>>());
+                tokio::task::yield_now().await;
+                applied
+            }
         }
     }
 
@@ -322,7 +333,10 @@ impl Journal {
         query: impl FnOnce(&mut dyn Backend) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
         let reader = match &self.mode {
-            Mode::Inline(b) => return query(lock(b)?.as_mut()),
+            Mode::Inline(b) => {
+                tokio::task::yield_now().await;
+                return query(lock(b)?.as_mut());
+            }
             Mode::Threads { reader, .. } => reader
                 .lock()
                 .map_err(|_| JournalError::Closed)?

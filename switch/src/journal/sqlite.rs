@@ -483,7 +483,12 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
                 .and_then(|mut s| {
                     s.execute(params![account.to_hex(), delta_fen, pin, require_available_fen])
                 });
-            conditional(changed, "the account or the funds a move relied on are not there")
+            match conditional(changed, "the account a move is for is not there") {
+                Err(JournalError::Conflict(_)) if require_available_fen.is_some() => {
+                    Err(JournalError::Funds)
+                }
+                other => other,
+            }
         }
         Op::SetPinData { account, pin } => tx
             .prepare_cached(

@@ -6,6 +6,7 @@
 //!     ok   ─▶ Effects::apply (memory), Claim::complete (retransmissions), the answer
 //!     fail ─▶ Effects::abandon (holds released), the claim dropped (a retransmission is
 //!             processed afresh), 96 — nothing was applied
+//!     funds gone by the commit ─▶ recorded again as declined 51
 //! ```
 //!
 //! The one place a transaction is described for the journal: [`txn_record`].
@@ -201,6 +202,22 @@ impl Switch {
                     mac,
                     card,
                 }
+            }
+            Err(JournalError::Funds) if answer.code.is_approved() => {
+                effects.abandon(self);
+                // A change that had to happen (a reversal taking a sale's money again) got to
+                // the account between this request's check and its commit: it is declined as
+                // it would have been a moment later, and that is what is recorded.
+                tracing::info!(rrn = %rrn, "funds gone by the commit: declined 51");
+                let declined = Decision::declined(
+                    ResponseCode::INSUFFICIENT_FUNDS,
+                    Details {
+                        card: details.card,
+                        rrn: Some(rrn),
+                        ..Details::default()
+                    },
+                );
+                Box::pin(self.record(req, declined, claim, mac, now)).await
             }
             Err(e) => {
                 effects.abandon(self);

@@ -164,6 +164,18 @@ impl Accounts {
         })
     }
 
+    /// Holds `amount_fen` whatever is spendable: for a move that must happen (a reversal
+    /// taking a sale's money again), so that requests meanwhile see it gone.
+    pub fn hold_regardless(&self, id: AccountId, amount_fen: i64) -> Option<FundsHold<'_>> {
+        let mut c = self.map.get_mut(&id)?;
+        c.held_fen += amount_fen;
+        Some(FundsHold {
+            accounts: self,
+            account: id,
+            amount_fen,
+        })
+    }
+
     /// Counts a wrong PIN against the limit now; returns the hold and the tries with it.
     pub fn hold_pin_failure(&self, id: AccountId) -> Option<(PinFailureHold<'_>, u8)> {
         let mut c = self.map.get_mut(&id)?;

@@ -96,12 +96,17 @@ pub async fn reverse<'s>(sw: &'s Switch, req: &Request<'_>, now: Timestamp) -> D
         }
     }
     if delta != 0 && sw.state.accounts.view(&o.account).is_some() {
+        // Taking a sale's money again is held like a sale's until it is applied, or a sale
+        // meanwhile would count on money the journal no longer has.
+        let hold = (o.kind == FinancialKind::Void)
+            .then(|| sw.state.accounts.hold_regardless(o.account, o.amount_fen))
+            .flatten();
         effects.funds = Some(FundsMove {
             account: o.account,
             delta_fen: delta,
             pin: PinTries::Unchanged,
             require_fen: None,
-            hold: None,
+            hold,
             failure: None,
         });
     }
