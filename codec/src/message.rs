@@ -236,6 +236,16 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// Where field `n`'s data sits in the frame (after its length prefix, if any).
+    pub fn data_range(&self, n: u8) -> Option<std::ops::Range<usize>> {
+        if !self.has(n) {
+            return None;
+        }
+        let s = self.spans[usize::from(n)];
+        let start = s.start as usize;
+        Some(start..start + usize::from(s.len))
+    }
+
     /// All fields present, ascending.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
         self.bitmap.fields().filter_map(|n| self.field(n))

@@ -4,7 +4,7 @@
 //! fingerprint and the journal to ask.
 //!
 //! ```text
-//!  request ─▶ key (41, 60.2, 11, MTI) + keyed digest of MTI..end ─▶ claim
+//!  request ─▶ key (41, 60.2, 11, MTI) + keyed digest of MTI..end less 52 and 64 ─▶ claim
 //!        ─▶ New (process) | ReversedEarly (12) | Replay (the answer again) | Conflict (94)
 //! ```
 
@@ -13,13 +13,28 @@ use super::request::Request;
 use crate::model::{BatchNo, Stan, Tid, TxnKey};
 use crate::state::{Lookup, Recorded};
 
+/// Fields sealed under the session's keys: the PIN block and the MAC.
+const SESSION_BOUND: [u8; 2] = [52, 64];
+
 impl Switch {
-    /// A keyed fingerprint of the request from the MTI on (the TPDU may differ between
-    /// routes to the switch), to recognise retransmissions without keeping the request.
+    /// A keyed fingerprint of what the request says, from the MTI on (the TPDU may differ
+    /// between routes to the switch), to recognise retransmissions without keeping the
+    /// request. The PIN block and the MAC are left out: they change with the session's keys,
+    /// not with the transaction, so a terminal that signed on again and sends a reversal it
+    /// still owes under its new keys sends the same reversal (the MAC has been checked
+    /// before this step, so what the digest covers is authentic).
     pub(crate) fn request_digest(&self, req: &Request<'_>) -> [u8; 32] {
-        let header = self.dialect.header().len();
-        self.hsm
-            .digest("request", req.msg.frame().get(header..).unwrap_or_default())
+        let frame = req.msg.frame();
+        let mut at = self.dialect.header().len();
+        let mut said = Vec::with_capacity(frame.len());
+        for n in SESSION_BOUND {
+            if let Some(r) = req.msg.data_range(n) {
+                said.extend_from_slice(frame.get(at..r.start).unwrap_or_default());
+                at = r.end;
+            }
+        }
+        said.extend_from_slice(frame.get(at..).unwrap_or_default());
+        self.hsm.digest("request", &said)
     }
 }
 

@@ -356,3 +356,54 @@ async fn echo_and_proportional_refund_fee() {
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A terminal that signs on again (new TPK and TAK) and sends a request it still owes
+/// sends the same request: its PIN block and MAC differ, what it says does not. It gets the
+/// first answer, not `94`, and nothing moves twice; other content under the key is `94`.
+#[tokio::test]
+async fn a_request_sent_again_under_new_keys_is_the_same_request() {
+    let dir = temp_dir("rekeyed");
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000046").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let before = balance(&mut t, DEBIT, "123456").await;
+    let mut b = t.sale_builder(DEBIT, Some("123456"), 4_200);
+    let sale = t.seal(&mut b);
+    let (stan, batch) = (t.stan, t.batch);
+    let first = t.exchange(&sale).await;
+    assert_eq!(first.rc(), "00");
+    // The reversal owed for it (its answer never reached the terminal, say).
+    let reversal = t.reversal_frame(&sale);
+    assert_eq!(t.exchange(&reversal).await.rc(), "00");
+
+    // The next morning's sign-on: new keys.
+    let old_tak = t.tak.clone();
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_ne!(t.tak, old_tak);
+    assert_eq!(t.batch, batch);
+    // The sale again, PIN block and MAC under the new keys, same trace number.
+    let next = t.stan;
+    t.stan = stan - 1;
+    let mut b = t.sale_builder(DEBIT, Some("123456"), 4_200);
+    let again = t.seal(&mut b);
+    t.stan = next;
+    assert_ne!(again, sale, "another PIN block and MAC");
+    let r = t.exchange(&again).await;
+    assert_eq!(r.rc(), "00");
+    assert_eq!(r.text(37), first.text(37), "the first answer again");
+    assert!(t.reply_mac_ok(&r), "under the new TAK");
+    // The reversal again under the new keys: answered alike, applied once.
+    let r = t.exchange(&t.reseal(&reversal)).await;
+    assert_eq!(r.rc(), "00");
+    assert_eq!(
+        balance(&mut t, DEBIT, "123456").await,
+        before,
+        "reversed once"
+    );
+    // Other content under the same key is still a conflict.
+    t.stan = stan - 1;
+    let mut b = t.sale_builder(DEBIT, Some("123456"), 4_300);
+    let other = t.seal(&mut b);
+    t.stan = next + 1;
+    assert_eq!(t.exchange(&other).await.rc(), "94");
+}
