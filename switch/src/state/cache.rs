@@ -7,9 +7,13 @@
 //! Eviction is first in, first out: what the switch looks up again (a retransmission, a
 //! void of a sale just made) comes soon after it was written, and what falls out is read
 //! back from the journal.
+//!
+//! The shard of a key is a fixed function of it, so one run evicts as the next does (a
+//! simulation's seed replays exactly). A terminal that chose trace numbers to crowd one
+//! shard would only send more of its own and its neighbours' look-ups to the journal.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
 use std::sync::Mutex;
 
 const SHARDS: usize = 16;
@@ -23,7 +27,7 @@ struct Shard<K, V> {
 pub struct BoundedCache<K, V> {
     shards: Vec<Mutex<Shard<K, V>>>,
     per_shard: usize,
-    hasher: RandomState,
+    hasher: BuildHasherDefault<DefaultHasher>,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
@@ -39,7 +43,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
                 })
                 .collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            hasher: BuildHasherDefault::default(),
         }
     }
 

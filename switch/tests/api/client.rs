@@ -33,8 +33,8 @@ pub const LOW: &str = "6222021000000000025";
 pub const LOST: &str = "6222021000000000033";
 pub const CREDIT: &str = "6250941000000009";
 
-pub struct Terminal {
-    pub stream: Line,
+/// A terminal's keys, counters and frames, without a connection: what a POS knows.
+pub struct Pos {
     pub tid: String,
     pub mid: String,
     pub tpk: Option<Vec<u8>>,
@@ -43,6 +43,25 @@ pub struct Terminal {
     pub stan: u32,
     /// The last PIN block sent (to check it never shows up anywhere).
     pub last_pin_block: Option<[u8; 8]>,
+}
+
+/// A [`Pos`] on a TCP connection to the switch.
+pub struct Terminal {
+    pub stream: Line,
+    pub pos: Pos,
+}
+
+impl std::ops::Deref for Terminal {
+    type Target = Pos;
+    fn deref(&self) -> &Pos {
+        &self.pos
+    }
+}
+
+impl std::ops::DerefMut for Terminal {
+    fn deref_mut(&mut self) -> &mut Pos {
+        &mut self.pos
+    }
 }
 
 /// A decoded reply, owning its bytes.
@@ -80,13 +99,7 @@ impl Terminal {
     pub fn on(stream: TcpStream, tid: &str) -> Self {
         Self {
             stream: framed(stream),
-            tid: tid.to_owned(),
-            mid: "898310048990001".to_owned(),
-            tpk: None,
-            tak: None,
-            batch: 1,
-            stan: 0,
-            last_pin_block: None,
+            pos: Pos::new(tid),
         }
     }
 
@@ -97,11 +110,6 @@ impl Terminal {
         source: std::net::IpAddr,
     ) -> Self {
         Self::on(connect_from(addr, source).await, tid)
-    }
-
-    pub fn next_stan(&mut self) -> String {
-        self.stan += 1;
-        format!("{:06}", self.stan)
     }
 
     pub async fn send_raw(&mut self, body: &[u8]) {
@@ -126,15 +134,108 @@ impl Terminal {
         self.read_reply().await.expect("a reply")
     }
 
+    /// Signs on and installs the working keys from field 62 after checking their check
+    /// values, as a terminal must.
+    pub async fn sign_on(&mut self) -> Reply {
+        let frame = self.pos.sign_on_frame();
+        let reply = self.exchange(&frame).await;
+        self.pos.install_keys(&reply);
+        reply
+    }
+
+    pub async fn sale(&mut self, pan: &str, pin: &str, amount_fen: u64) -> Reply {
+        let mut b = self.sale_builder(pan, Some(pin), amount_fen);
+        let frame = self.seal(&mut b);
+        self.exchange(&frame).await
+    }
+
+    pub async fn balance(&mut self, pan: &str, pin: &str) -> Reply {
+        let mut b = self.balance_builder(pan, pin);
+        let frame = self.seal(&mut b);
+        self.exchange(&frame).await
+    }
+
+    /// Encodes and sends, returning the reply.
+    pub async fn send_sealed(&mut self, mut b: MessageBuilder<'static>) -> Reply {
+        let frame = self.seal(&mut b);
+        self.exchange(&frame).await
+    }
+
+    pub async fn void(&mut self, pan: &str, amount_fen: u64, orig_stan: u32) -> Reply {
+        let b = self.void_builder(pan, amount_fen, orig_stan, None);
+        self.send_sealed(b).await
+    }
+
+    pub async fn refund(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        orig_rrn: &str,
+        orig_mmdd: &str,
+    ) -> Reply {
+        let b = self.refund_builder(pan, amount_fen, orig_rrn, orig_mmdd);
+        self.send_sealed(b).await
+    }
+
+    /// A reversal of the 0200 `original` (built earlier): same fields, MTI 0400, reason 98.
+    pub async fn reverse(&mut self, original: &[u8]) -> Reply {
+        let frame = self.reversal_frame(original);
+        self.exchange(&frame).await
+    }
+
+    pub async fn qr(&mut self, code: &str, amount_fen: u64, password: Option<&str>) -> Reply {
+        let b = self.qr_builder(code, amount_fen, password);
+        self.send_sealed(b).await
+    }
+
+    /// Settlement with the terminal's totals: sales amount and count, refunds amount and count.
+    pub async fn settle(
+        &mut self,
+        debit_fen: u64,
+        debit_count: u32,
+        credit_fen: u64,
+        credit_count: u32,
+    ) -> Reply {
+        let frame = self
+            .pos
+            .settle_frame(debit_fen, debit_count, credit_fen, credit_count);
+        self.exchange(&frame).await
+    }
+
+    /// Batch upload of (STAN, amount, "22" sale | "25" refund) for `batch`.
+    pub async fn upload(&mut self, batch: u32, entries: &[(u32, u64, &str)], last: bool) -> Reply {
+        let frame = self.pos.upload_frame(batch, entries, last);
+        self.exchange(&frame).await
+    }
+}
+
+impl Pos {
+    /// A terminal of the demo merchant, not signed on.
+    pub fn new(tid: &str) -> Self {
+        Self {
+            tid: tid.to_owned(),
+            mid: "898310048990001".to_owned(),
+            tpk: None,
+            tak: None,
+            batch: 1,
+            stan: 0,
+            last_pin_block: None,
+        }
+    }
+
+    pub fn next_stan(&mut self) -> String {
+        self.stan += 1;
+        format!("{:06}", self.stan)
+    }
+
     pub fn builder(&self, mti: &str) -> MessageBuilder<'static> {
         let mut b = MessageBuilder::new(Mti::parse(mti).unwrap());
         b.header(HEADER.to_vec());
         b
     }
 
-    /// Signs on and installs the working keys from field 62 after checking their check
-    /// values, as a terminal must.
-    pub async fn sign_on(&mut self) -> Reply {
+    /// A sign-on request (0800, 60.3 = 003) on the next trace number.
+    pub fn sign_on_frame(&mut self) -> Vec<u8> {
         let stan = self.next_stan();
         let mut b = self.builder("0800");
         b.set(11, stan)
@@ -142,39 +243,43 @@ impl Terminal {
             .set(42, self.mid.clone())
             .set(60, "00000001003".to_owned())
             .set(63, "001".to_owned());
-        let reply = self
-            .exchange(&b.encode_to_vec(Dialect::cup_pos()).unwrap())
-            .await;
-        if reply.rc() == "00" {
-            let m = reply.msg();
-            let f62 = m.bytes(62).expect("field 62");
-            assert_eq!(f62.len(), 40);
-            let tmk = DesKey::new(&hex::decode(DEMO_TMK).unwrap()).unwrap();
-            let tpk = tmk.decrypt_ecb(&f62[..16]).unwrap();
-            let tak = tmk.decrypt_ecb(&f62[20..28]).unwrap();
-            assert_eq!(&f62[28..36], &[0u8; 8]);
-            assert_eq!(
-                DesKey::new(&tpk).unwrap().encrypt([0; 8])[..4],
-                f62[16..20],
-                "TPK check value"
-            );
-            assert_eq!(
-                DesKey::new(&tak).unwrap().encrypt([0; 8])[..4],
-                f62[36..40],
-                "TAK check value"
-            );
-            self.batch = m
-                .get("60.2")
-                .unwrap()
-                .unwrap()
-                .digits()
-                .unwrap()
-                .to_u64()
-                .unwrap() as u32;
-            self.tpk = Some(tpk);
-            self.tak = Some(tak);
+        b.encode_to_vec(Dialect::cup_pos()).unwrap()
+    }
+
+    /// Installs the working keys of an approved sign-on reply after checking their check
+    /// values, as a terminal must; whether it was approved.
+    pub fn install_keys(&mut self, reply: &Reply) -> bool {
+        if reply.rc() != "00" {
+            return false;
         }
-        reply
+        let m = reply.msg();
+        let f62 = m.bytes(62).expect("field 62");
+        assert_eq!(f62.len(), 40);
+        let tmk = DesKey::new(&hex::decode(DEMO_TMK).unwrap()).unwrap();
+        let tpk = tmk.decrypt_ecb(&f62[..16]).unwrap();
+        let tak = tmk.decrypt_ecb(&f62[20..28]).unwrap();
+        assert_eq!(&f62[28..36], &[0u8; 8]);
+        assert_eq!(
+            DesKey::new(&tpk).unwrap().encrypt([0; 8])[..4],
+            f62[16..20],
+            "TPK check value"
+        );
+        assert_eq!(
+            DesKey::new(&tak).unwrap().encrypt([0; 8])[..4],
+            f62[36..40],
+            "TAK check value"
+        );
+        self.batch = m
+            .get("60.2")
+            .unwrap()
+            .unwrap()
+            .digits()
+            .unwrap()
+            .to_u64()
+            .unwrap() as u32;
+        self.tpk = Some(tpk);
+        self.tak = Some(tak);
+        true
     }
 
     pub fn pin_block(&mut self, pan: &str, pin: &str) -> Vec<u8> {
@@ -223,12 +328,6 @@ impl Terminal {
         b
     }
 
-    pub async fn sale(&mut self, pan: &str, pin: &str, amount_fen: u64) -> Reply {
-        let mut b = self.sale_builder(pan, Some(pin), amount_fen);
-        let frame = self.seal(&mut b);
-        self.exchange(&frame).await
-    }
-
     pub fn balance_builder(&mut self, pan: &str, pin: &str) -> MessageBuilder<'static> {
         let stan = self.next_stan();
         let block = self.pin_block(pan, pin);
@@ -248,29 +347,12 @@ impl Terminal {
         b
     }
 
-    pub async fn balance(&mut self, pan: &str, pin: &str) -> Reply {
-        let mut b = self.balance_builder(pan, pin);
-        let frame = self.seal(&mut b);
-        self.exchange(&frame).await
-    }
-
     /// Whether a reply's MAC verifies under the terminal's TAK.
     pub fn reply_mac_ok(&self, reply: &Reply) -> bool {
         let m = reply.msg();
         let tak = DesKey::new(self.tak.as_ref().unwrap()).unwrap();
         m.bytes(64)
             .is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()))
-    }
-}
-
-/// A QR payment code of the demo wallet (test data).
-pub const QR_CODE: &str = "280000000000000001";
-
-impl Terminal {
-    /// Encodes and sends, returning the reply.
-    pub async fn send_sealed(&mut self, mut b: MessageBuilder<'static>) -> Reply {
-        let frame = self.seal(&mut b);
-        self.exchange(&frame).await
     }
 
     pub fn void_builder(
@@ -280,16 +362,23 @@ impl Terminal {
         orig_stan: u32,
         pin: Option<&str>,
     ) -> MessageBuilder<'static> {
+        self.void_in(pan, amount_fen, self.batch, orig_stan, pin)
+    }
+
+    /// A void of the sale with trace `orig_stan` in batch `orig_batch`.
+    pub fn void_in(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        orig_batch: u32,
+        orig_stan: u32,
+        pin: Option<&str>,
+    ) -> MessageBuilder<'static> {
         let mut b = self.sale_builder(pan, pin, amount_fen);
         b.set(3, "200000")
             .set(60, format!("23{:06}000", self.batch))
-            .set(61, format!("{:06}{:06}", self.batch, orig_stan));
+            .set(61, format!("{orig_batch:06}{orig_stan:06}"));
         b
-    }
-
-    pub async fn void(&mut self, pan: &str, amount_fen: u64, orig_stan: u32) -> Reply {
-        let b = self.void_builder(pan, amount_fen, orig_stan, None);
-        self.send_sealed(b).await
     }
 
     pub fn refund_builder(
@@ -317,21 +406,22 @@ impl Terminal {
         b
     }
 
-    pub async fn refund(
-        &mut self,
-        pan: &str,
-        amount_fen: u64,
-        orig_rrn: &str,
-        orig_mmdd: &str,
-    ) -> Reply {
-        let b = self.refund_builder(pan, amount_fen, orig_rrn, orig_mmdd);
-        self.send_sealed(b).await
-    }
-
-    /// A reversal of the 0200 `original` (built earlier): same fields, MTI 0400, reason 98.
-    pub async fn reverse(&mut self, original: &[u8]) -> Reply {
-        let frame = self.reversal_frame(original);
-        self.exchange(&frame).await
+    /// `frame` sealed again under the terminal's current TAK (a request it owes, sent again
+    /// after a new sign-on).
+    pub fn reseal(&self, frame: &[u8]) -> Vec<u8> {
+        let m = decode(Dialect::cup_pos(), frame).unwrap();
+        let mut b = MessageBuilder::new(m.mti());
+        b.header(m.header().to_vec());
+        for f in m.fields().filter(|f| f.number() != 64) {
+            b.set(
+                f.number(),
+                codec::FieldInput::Wire {
+                    data: std::borrow::Cow::Owned(f.wire().to_vec()),
+                    units: f.units(),
+                },
+            );
+        }
+        self.seal(&mut b)
     }
 
     /// The reversal of the 0200 `original`, sealed.
@@ -378,19 +468,14 @@ impl Terminal {
         b
     }
 
-    pub async fn qr(&mut self, code: &str, amount_fen: u64, password: Option<&str>) -> Reply {
-        let b = self.qr_builder(code, amount_fen, password);
-        self.send_sealed(b).await
-    }
-
-    /// Settlement with the terminal's totals: sales amount and count, refunds amount and count.
-    pub async fn settle(
+    /// A settlement with the terminal's totals, sealed.
+    pub fn settle_frame(
         &mut self,
         debit_fen: u64,
         debit_count: u32,
         credit_fen: u64,
         credit_count: u32,
-    ) -> Reply {
+    ) -> Vec<u8> {
         let stan = self.next_stan();
         let mut b = self.builder("0500");
         let totals = format!(
@@ -404,11 +489,16 @@ impl Terminal {
             .set(49, "156")
             .set(60, format!("00{:06}201", self.batch))
             .set(63, "000");
-        self.send_sealed(b).await
+        self.seal(&mut b)
     }
 
-    /// Batch upload of (STAN, amount, "22" sale | "25" refund) for `batch`.
-    pub async fn upload(&mut self, batch: u32, entries: &[(u32, u64, &str)], last: bool) -> Reply {
+    /// A batch upload of (STAN, amount, "22" sale | "25" refund) for `batch`, sealed.
+    pub fn upload_frame(
+        &mut self,
+        batch: u32,
+        entries: &[(u32, u64, &str)],
+        last: bool,
+    ) -> Vec<u8> {
         let stan = self.next_stan();
         let mut f48 = format!("{:02}", entries.len());
         for (s, a, k) in entries {
@@ -423,9 +513,12 @@ impl Terminal {
                 60,
                 format!("00{batch:06}{}", if last { "202" } else { "201" }),
             );
-        self.send_sealed(b).await
+        self.seal(&mut b)
     }
 }
+
+/// A QR payment code of the demo wallet (test data).
+pub const QR_CODE: &str = "280000000000000001";
 
 /// A TCP connection to `addr` from the local address `source`.
 pub async fn connect_from(addr: std::net::SocketAddr, source: std::net::IpAddr) -> TcpStream {

@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod client;
 mod config;
+mod dst;
 mod e2e;
 mod faults;
 mod fuzz_corpus;
@@ -22,6 +23,7 @@ mod reliability;
 mod restart;
 mod secrets;
 mod security;
+mod seeded;
 mod simulation;
 
 use std::path::PathBuf;

@@ -23,24 +23,8 @@ use std::time::Duration;
 
 use crate::client::{DEBIT, Reply, Terminal};
 use crate::issuer::REMOTE;
+use crate::seeded::Rng;
 use crate::{Spawned, spawn_switch, temp_dir};
-
-/// splitmix64: small, seedable, enough for choosing steps.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// A sale that stands, as its terminal saw it.
 #[derive(Clone, Debug)]
