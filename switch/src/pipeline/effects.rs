@@ -19,6 +19,7 @@ use crate::clock::Timestamp;
 use crate::journal::{
     BatchRecord, Mark, Op, PinTries, SafRecord, SessionRecord, TxnRecord, UploadRecord,
 };
+use crate::metrics::CardLabel;
 use crate::model::{AccountId, Rrn, SafState, Tid};
 use crate::saf::Entry;
 use crate::state::locks::KeyGuard;
@@ -197,6 +198,33 @@ impl<'s> Effects<'s> {
             && a.send_if_unrecorded
         {
             switch.enqueue(a.issuer, a.entry);
+        }
+    }
+}
+
+impl Switch {
+    /// An approval was journalled: the amounts and fees by card type.
+    pub(crate) fn note_approval(&self, o: &Original) {
+        if o.kind != crate::model::FinancialKind::Sale {
+            return;
+        }
+        let label = CardLabel {
+            card_type: o.channel.as_str(),
+        };
+        self.metrics
+            .amount_fen
+            .get_or_create(&label)
+            .inc_by(u64::try_from(o.amount_fen).unwrap_or(0));
+        self.metrics
+            .fees_fen
+            .get_or_create(&label)
+            .inc_by(u64::try_from(o.fee_fen).unwrap_or(0));
+    }
+
+    /// Puts a journalled store-and-forward entry on its issuer's queue.
+    pub(crate) fn enqueue(&self, issuer: usize, entry: Entry) {
+        if let (Some(i), Some(q)) = (self.issuer_links.get(issuer), self.saf.get(issuer)) {
+            q.enqueue(i, [entry]);
         }
     }
 }

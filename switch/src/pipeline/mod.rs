@@ -24,6 +24,7 @@
 //! | [`decision`], [`effects`] | what a step returns; what a request changes |
 //! | [`record`] | 9: journal, then apply |
 //! | [`reply`] | 10: the reply and its MAC |
+//! | [`refused`] | answers without processing: unauthenticated, busy, journal not ready, panicked |
 //!
 //! Steps never touch the socket; the server hands in a frame and gets a frame back.
 
@@ -43,11 +44,11 @@ use crate::fees::FeeSchedule;
 use crate::hsm::MeteredHsm;
 use crate::issuer::Issuers;
 use crate::journal::Journal;
-use crate::metrics::{CardLabel, KindLabel, Metrics, ReasonLabel, TxnLabels};
+use crate::metrics::{KindLabel, Metrics, TxnLabels};
 use crate::model::{ResponseCode, TxnKind};
-use crate::saf::{Entry, Queue};
+use crate::saf::Queue;
 use crate::security_log::{Admit, Event, SecurityLog};
-use crate::state::{Claimed, Original, State};
+use crate::state::{Claimed, State};
 
 pub mod card;
 pub mod decision;
@@ -58,17 +59,18 @@ pub mod lifecycle;
 pub mod onus;
 pub mod pin;
 pub mod record;
+pub mod refused;
 pub mod reply;
 pub mod request;
 pub mod stand_in;
 pub mod terminal;
 
 use card::{Routes, Wallet};
-use decision::{Answer, Decision, Decline};
+use decision::{Decision, Decline};
 use pin::PinVerification;
 use record::{Answered, RrnBlocks, replayed};
 use request::Request;
-use terminal::{Authenticated, Refused, TerminalDirectory, TerminalRange};
+use terminal::{Authenticated, TerminalDirectory};
 
 /// A frame's answer, and whether the request proved its terminal (a verified MAC, or a
 /// sign-on answered): the server trusts a connection only after one that did.
@@ -420,51 +422,6 @@ impl Switch {
         self.reply(req, &answered.answer, answered.rrn, tak, now)
     }
 
-    /// An answer given without a journal record.
-    fn unrecorded(&self, code: ResponseCode, mac: bool) -> Answered {
-        Answered {
-            answer: Decline::from(code).into(),
-            rrn: None,
-            mac,
-            card: None,
-        }
-    }
-
-    /// A request that failed authentication: counted, logged at a bounded rate, answered
-    /// with its code alone, nothing recorded.
-    fn refuse(
-        &self,
-        req: &Request<'_>,
-        refused: Refused,
-        peer: Option<std::net::IpAddr>,
-    ) -> Handled {
-        let now = self.clock.now();
-        let bare = |d: Decline| {
-            self.count(req.label(), d.code);
-            self.reply(req, &Answer::from(d), None, None, now)
-        };
-        if req.kind.is_none() {
-            // Not a kind the switch serves, and not authenticated either: 12, as to anyone.
-            return bare(ResponseCode::INVALID_TXN.into());
-        }
-        self.metrics
-            .auth_failures
-            .get_or_create(&ReasonLabel {
-                reason: refused.event.as_str(),
-            })
-            .inc();
-        // A TID is logged only when it is one of ours (a peer's junk is not echoed).
-        let tid = self.terminals.lookup(req.tid_text).map(|_| req.tid_text);
-        self.security_log.warn(
-            refused.event,
-            peer,
-            &self.metrics,
-            tid,
-            "request refused: not authenticated",
-        );
-        bare(refused.decline)
-    }
-
     /// Counts an answered request by kind and response code.
     pub(crate) fn count(&self, kind: &'static str, code: ResponseCode) {
         self.metrics
@@ -476,89 +433,8 @@ impl Switch {
             .inc();
     }
 
-    /// The fee of a sale on `inst` at a terminal of `range`.
-    pub(crate) fn fee(
-        &self,
-        inst: &card::Instrument,
-        range: &TerminalRange,
-        amount_fen: u64,
-    ) -> i64 {
-        let fee = self
-            .fees
-            .fee_for(inst.card.channel, &range.mcc, &range.mid, amount_fen);
-        i64::try_from(fee).unwrap_or(i64::MAX)
-    }
-
-    /// An approval was journalled: the amounts and fees by card type.
-    pub(crate) fn note_approval(&self, o: &Original) {
-        if o.kind != crate::model::FinancialKind::Sale {
-            return;
-        }
-        let label = CardLabel {
-            card_type: o.channel.as_str(),
-        };
-        self.metrics
-            .amount_fen
-            .get_or_create(&label)
-            .inc_by(u64::try_from(o.amount_fen).unwrap_or(0));
-        self.metrics
-            .fees_fen
-            .get_or_create(&label)
-            .inc_by(u64::try_from(o.fee_fen).unwrap_or(0));
-    }
-
-    /// Puts a journalled store-and-forward entry on its issuer's queue.
-    pub(crate) fn enqueue(&self, issuer: usize, entry: Entry) {
-        if let (Some(i), Some(q)) = (self.issuer_links.get(issuer), self.saf.get(issuer)) {
-            q.enqueue(i, [entry]);
-        }
-    }
-
     /// Each issuer's store-and-forward queue, by index.
     pub fn saf_queues(&self) -> &[Arc<Queue>] {
         &self.saf
-    }
-
-    /// The answer to a request whose task panicked: its recorded outcome when it was
-    /// journalled (the terminal hears what happened to its money), else `96`.
-    pub fn after_panic(&self, frame: &[u8]) -> Handled {
-        let Ok(msg) = codec::decode(self.dialect, frame) else {
-            return Handled::Close("panic");
-        };
-        let Ok(req) = Request::parse(&msg) else {
-            return self.bare_reply(&msg, "unknown", ResponseCode::SYSTEM_ERROR.into());
-        };
-        let recorded = req.key().and_then(|k| self.state.recent.answered(&k));
-        match recorded {
-            Some(r) => {
-                let tak = r
-                    .mac_reply
-                    .then(|| {
-                        let range = self.terminals.lookup(req.tid_text)?;
-                        let s = self.state.sessions.get(&req.tid?)?;
-                        Some((s.tak.clone(), range.mac.algorithm()))
-                    })
-                    .flatten();
-                self.reply(
-                    &req,
-                    &replayed(&r),
-                    r.rrn,
-                    tak.as_ref().map(|(k, a)| (k, *a)),
-                    self.clock.now(),
-                )
-            }
-            None => self.bare_reply(&msg, req.label(), ResponseCode::SYSTEM_ERROR.into()),
-        }
-    }
-
-    /// The answer to a request refused because its connection has too many in flight: `96`
-    /// when it can be read, else nothing.
-    pub fn refuse_busy(&self, frame: &[u8]) -> Handled {
-        match codec::decode(self.dialect, frame) {
-            Ok(msg) if !msg.mti().is_response() => {
-                self.bare_reply(&msg, "unknown", ResponseCode::SYSTEM_ERROR.into())
-            }
-            _ => Handled::Ignore,
-        }
     }
 }

@@ -67,3 +67,18 @@ pub fn authorise<'s>(
         },
     )
 }
+
+impl Switch {
+    /// The fee of a sale on `inst` at a terminal of `range`.
+    pub(crate) fn fee(
+        &self,
+        inst: &super::card::Instrument,
+        range: &super::terminal::TerminalRange,
+        amount_fen: u64,
+    ) -> i64 {
+        let fee = self
+            .fees
+            .fee_for(inst.card.channel, &range.mcc, &range.mid, amount_fen);
+        i64::try_from(fee).unwrap_or(i64::MAX)
+    }
+}
