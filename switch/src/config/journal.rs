@@ -29,6 +29,11 @@ impl Default for JournalConfig {
 }
 
 impl JournalConfig {
+    /// The node's name in the journal (`node-7`).
+    pub fn node_name(&self) -> String {
+        format!("node-{}", self.node_id)
+    }
+
     /// Checks the values.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=99).contains(&self.node_id) {

@@ -35,7 +35,7 @@ use crate::pipeline::card::{Route, Routes, Wallet};
 use crate::pipeline::terminal::TerminalDirectory;
 use crate::pipeline::{Parts, Switch};
 use crate::saf::Entry;
-use crate::saf::worker::Worker;
+use crate::saf::worker::{NODE_GONE_MS, Worker};
 
 pub mod http;
 pub mod keys;
@@ -83,6 +83,24 @@ impl Node {
             pin_verification,
             zone,
         } = keys;
+        let shared = journal.is_shared();
+        let node = config.journal.node_name();
+        let holder = holder();
+        if shared {
+            // One live process per node id: a second one is refused, naming the first.
+            let now = env.clock.now();
+            let (n, h) = (node.clone(), holder.clone());
+            let registered = journal
+                .write(move |b| b.register_node(&n, &h, now, now.plus_ms(-NODE_GONE_MS)))
+                .await
+                .map_err(|e| anyhow!("journal: {e}"))?;
+            if let Err(live) = registered {
+                bail!(
+                    "journal: node id {} is in use by a live switch ({live}); give each node its own [journal] node_id",
+                    config.journal.node_id
+                );
+            }
+        }
         let today = env.clock.now().cst_day_number();
         let snapshot = journal
             .read(move |b| b.snapshot(today))
@@ -102,7 +120,8 @@ impl Node {
                 Arc::clone(&metrics),
                 env.clock.now().0 as u64 / 1_000,
             )
-            .map_err(|e| anyhow!("issuers[{i}].dialect: {e}"))?;
+            .map_err(|e| anyhow!("issuers[{i}].dialect: {e}"))?
+            .with_owner(&holder);
             issuers.push(Arc::new(issuer));
         }
         let issuer_links = Issuers::new(issuers);
@@ -144,7 +163,9 @@ impl Node {
             clock: Arc::clone(&env.clock),
             metrics,
         }));
-        for r in &saf {
+        // With a shared journal the node holding an issuer's lease reads its queue from the
+        // journal; alone, this node sends what it finds.
+        for r in saf.iter().filter(|_| !shared) {
             match switch.issuers().by_name(&r.issuer) {
                 Some(i) => switch.enqueue(i.index, Entry::from_record(r)),
                 None => {
@@ -157,6 +178,15 @@ impl Node {
         }
         let (links_stop, links_stopped) = watch::channel(false);
         let mut links = Vec::new();
+        if shared {
+            links.push(tokio::spawn(heartbeat(
+                Arc::clone(&journal),
+                Arc::clone(&env.clock),
+                node,
+                holder,
+                links_stopped.clone(),
+            )));
+        }
         for (issuer, queue) in switch.issuers().iter().zip(switch.saf_queues()) {
             for line in issuer.lines() {
                 links.push(tokio::spawn(crate::issuer::line::run(
@@ -204,6 +234,14 @@ impl Node {
         ))
     }
 
+    /// Stops every task of the node at once, wherever each is: a process killed (a
+    /// simulation of several nodes kills one this way).
+    pub fn abort(self) {
+        for l in &self.links {
+            l.abort();
+        }
+    }
+
     /// Stops the issuer lines and queues (after the requests waiting on them are answered).
     pub async fn stop(self) -> Arc<Switch> {
         let _ = self.links_stop.send(true);
@@ -211,6 +249,43 @@ impl Node {
             let _ = l.await;
         }
         self.switch
+    }
+}
+
+/// This process, as the journal's node table names it: host, process id and a random tag
+/// (two nodes in one process, in a simulation, are two holders).
+fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let mut tag = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut tag);
+    format!("{host} pid {} ({})", std::process::id(), hex::encode(tag))
+}
+
+/// Every second: this node is alive (its armed reversals are its own, its lease holds). If
+/// another process has taken its node id, it stops taking money.
+async fn heartbeat(
+    journal: Arc<Journal>,
+    clock: Arc<dyn Clock>,
+    node: String,
+    holder: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let (n, h, now) = (node.clone(), holder.clone(), clock.now());
+        match journal.write(move |b| b.heartbeat(&n, &h, now)).await {
+            Ok(true) => {}
+            Ok(false) => journal.health().set_broken(&format!(
+                "node {node} was taken over by another process: this one stopped"
+            )),
+            Err(e) => tracing::warn!(error = %e, "node heartbeat failed"),
+        }
     }
 }
 

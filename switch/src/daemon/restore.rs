@@ -30,7 +30,7 @@ pub async fn state(
     journal: &Journal,
     snapshot: Snapshot,
 ) -> Result<State> {
-    let state = State::new(config.limits.cached_transactions);
+    let state = State::new(config.limits.cached_transactions, journal.is_shared());
     for a in &snapshot.accounts {
         state.accounts.insert(a.account, Account::from_record(a));
     }
@@ -83,7 +83,21 @@ pub async fn state(
         }
     }
     for a in &added {
-        state.accounts.insert(a.account, Account::from_record(a));
+        // With a shared journal another node may have loaded the card first and moved its
+        // balance since: the journal's account is the account.
+        let record = if journal.is_shared() {
+            let id = a.account;
+            journal
+                .read(move |b| b.account(&id))
+                .await
+                .map_err(|e| anyhow!("journal: {e}"))?
+                .unwrap_or_else(|| a.clone())
+        } else {
+            a.clone()
+        };
+        state
+            .accounts
+            .insert(record.account, Account::from_record(&record));
     }
     for (id, check) in replaced {
         state.accounts.set_pin(&id, check);
@@ -92,6 +106,7 @@ pub async fn state(
         state.sessions.insert(
             s.tid,
             Arc::new(Session {
+                session_id: s.session_id,
                 mid: s.mid,
                 tpk: s.tpk,
                 tak: s.tak,

@@ -71,6 +71,9 @@ pub const MAX_FRAME: usize = 8192;
 pub struct Issuer {
     /// Name from the configuration (routes, logs, metric labels, the journal).
     pub name: String,
+    /// The switch process these links belong to (as the journal's node table names it):
+    /// the owner of what it arms, while it lives.
+    pub owner: String,
     /// Its place among the issuers (routes hold it).
     pub index: usize,
     /// Its dialect.
@@ -141,6 +144,12 @@ impl std::fmt::Debug for Issuer {
 
 impl Issuer {
     /// An issuer from its configuration and its zone keys (sealed under the LMK); echo
+    /// The switch process these links belong to (what it arms is its own while it lives).
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        owner.clone_into(&mut self.owner);
+        self
+    }
+
     /// trace numbers start from `seed`.
     pub fn new(
         index: usize,
@@ -164,6 +173,7 @@ impl Issuer {
         }
         Ok(Self {
             name: cfg.name.clone(),
+            owner: String::new(),
             index,
             dialect,
             acquirer_id: cfg

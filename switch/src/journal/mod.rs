@@ -12,7 +12,7 @@
 //!
 //! A reply that says approved is sent only after its `commit` returned: its record and the
 //! balance change are on disk. A commit whose conditions do not hold (a balance no longer
-//! there, an original already voided) fails whole with [`JournalError::Conflict`], and a
+//! there, an original already voided) fails whole with [`JournalError::Stale`], and a
 //! failed group is retried request by request, so one request never fails its neighbours.
 //!
 //! Reads see every commit that was acknowledged before they were asked: the switch reads a
@@ -28,15 +28,17 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::model::{BatchNo, Rrn, Stan, Tid};
+use crate::clock::Timestamp;
+use crate::model::{AccountId, BatchNo, Rrn, Stan, Tid};
 
+pub mod columns;
 pub mod owner;
 mod records;
 pub mod sqlite;
 
 pub use records::{
-    AccountRecord, BatchItem, BatchRecord, BatchTotals, CardRef, Mark, Op, PinCheck, PinTries,
-    SafRecord, SessionRecord, Snapshot, TxnRecord, UploadRecord, UpstreamRef,
+    AccountRecord, BatchItem, BatchRecord, BatchTotals, CardRef, Condition, LockKey, Mark, Op,
+    PinCheck, PinTries, SafRecord, SessionRecord, Snapshot, TxnRecord, UploadRecord, UpstreamRef,
 };
 
 /// A journal failure.
@@ -45,13 +47,11 @@ pub enum JournalError {
     /// The storage refused or failed.
     #[error("journal storage: {0}")]
     Storage(String),
-    /// A condition the commit relied on does not hold: nothing of it was applied.
-    #[error("journal refused a change: {0}")]
-    Conflict(String),
-    /// The funds a move relied on were gone by the commit (another request's change got
-    /// there first): nothing of the commit was applied.
-    #[error("journal refused a change: the funds it relied on are not there")]
-    Funds,
+    /// What the request read of the journal (through memory) changed before its commit:
+    /// another request, maybe on another node, got there first. Nothing of the commit was
+    /// applied; read that again and decide again.
+    #[error("journal refused a change: {0:?} changed since it was read")]
+    Stale(Stale),
     /// The transaction (its RRN, or its terminal, batch, trace and MTI) is journalled
     /// already: nothing of the commit was applied.
     #[error("journal refused a change: {0}")]
@@ -61,11 +61,36 @@ pub enum JournalError {
     Closed,
 }
 
+/// What changed under a request between its reading and its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// The account's balance or PIN tries (with `funds`: the money it relied on is gone).
+    Account {
+        /// The account.
+        id: AccountId,
+        /// The available amount the move relied on is not there.
+        funds: bool,
+    },
+    /// The terminal's session: a sign-on or settlement elsewhere.
+    Session(Tid),
+    /// An earlier transaction's state (voided, reversed, refunded).
+    Original(Rrn),
+    /// The request's own trace was reversed first (at another node): it is refused.
+    ReversedFirst,
+    /// The reversal armed for a forwarded request was taken over by the node holding the
+    /// queue (this node looked gone): the request stands for nothing, it is not decided
+    /// again.
+    ArmedTakenOver,
+    /// Something else a condition named (a stand-in day, a batch's totals, an original that
+    /// arrived after all).
+    Other,
+}
+
 /// Storage for the journal. The writer's instance takes commits; the reader's answers
 /// queries (a backend may be both).
 pub trait Backend: Send + 'static {
     /// Applies `ops` in one durable transaction; a condition that does not hold fails it
-    /// with [`JournalError::Conflict`] and applies nothing.
+    /// with [`JournalError::Stale`] and applies nothing.
     fn apply(&mut self, ops: &[&Op]) -> Result<(), JournalError>;
     /// Reads the start-up state; `today` is the China Standard Time day number (stand-in
     /// totals of today and yesterday).
@@ -91,6 +116,41 @@ pub trait Backend: Send + 'static {
     fn batch_items(&mut self, tid: &Tid, batch: BatchNo) -> Result<Vec<BatchItem>, JournalError>;
     /// What a terminal uploaded for a batch.
     fn uploads(&mut self, tid: &Tid, batch: BatchNo) -> Result<Vec<UploadRecord>, JournalError>;
+    /// A terminal's session as journalled now.
+    fn session(&mut self, tid: &Tid) -> Result<Option<SessionRecord>, JournalError>;
+    /// An account as journalled now.
+    fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError>;
+    /// A card's stand-in approvals that stand on a China Standard Time day, fen.
+    fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError>;
+    /// Registers `node` as live, held by `holder` (host and process): refused with the
+    /// holder's name while another holder's heartbeat is later than `stale_before`.
+    fn register_node(
+        &mut self,
+        node: &str,
+        holder: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<Result<(), String>, JournalError>;
+    /// The node's heartbeat; `false` when another holder has the node id now (this one must
+    /// stop taking money).
+    fn heartbeat(&mut self, node: &str, holder: &str, now: Timestamp)
+    -> Result<bool, JournalError>;
+    /// Takes or keeps the lease on `issuer`'s store-and-forward queue for `node` until
+    /// `until`; whether `node` holds it.
+    fn saf_lease(
+        &mut self,
+        issuer: &str,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, JournalError>;
+    /// `issuer`'s entries to send, oldest first: pending ones, and armed ones of processes
+    /// with no heartbeat since `alive_since` (their requests died with them).
+    fn saf_queue(
+        &mut self,
+        issuer: &str,
+        alive_since: Timestamp,
+    ) -> Result<Vec<SafRecord>, JournalError>;
 }
 
 /// A query run on the reader.
@@ -109,6 +169,8 @@ enum Request {
     Probe {
         done: oneshot::Sender<Result<(), JournalError>>,
     },
+    /// Anything else that writes (node registration, heartbeats, queue leases).
+    Run(Query),
 }
 
 /// Whether the journal can take the next commit: what `/readyz` and the pipeline read.
@@ -203,6 +265,7 @@ enum Writer<'a> {
 pub struct Journal {
     mode: Mode,
     health: Arc<Health>,
+    shared: bool,
 }
 
 impl Journal {
@@ -254,7 +317,21 @@ impl Journal {
                 threads: Mutex::new(threads),
             },
             health: Arc::default(),
+            shared: false,
         }
+    }
+
+    /// This journal is shared by several switch nodes: what one node keeps in memory may be
+    /// behind what another committed, so the pipeline reads the journal where memory could
+    /// mislead it and puts every condition it relies on into its commits.
+    pub fn shared_by_nodes(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
+    /// Whether several nodes share this journal.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// A journal over `backend`, every call run at once on the caller (no threads, no group
@@ -263,6 +340,7 @@ impl Journal {
         Self {
             mode: Mode::Inline(backend),
             health: Arc::default(),
+            shared: false,
         }
     }
 
@@ -325,6 +403,28 @@ impl Journal {
             Writer::Thread(tx) => Self::ask(tx, |done| Request::Probe { done }).await,
             Writer::Inline(b) => lock(b)?.probe(),
         }
+    }
+
+    /// Runs `job` on the writer (between group commits) and returns its answer.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut dyn Backend) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let tx = match self.writer()? {
+            Writer::Inline(b) => {
+                tokio::task::yield_now().await;
+                return job(lock(b)?.as_mut());
+            }
+            Writer::Thread(tx) => tx,
+        };
+        let (done, wait) = oneshot::channel();
+        let run: Query = Box::new(move |b: &mut dyn Backend| {
+            let _ = done.send(job(b));
+        });
+        tx.send(Request::Run(run))
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        wait.await.map_err(|_| JournalError::Closed)?
     }
 
     /// Runs `query` on the reader and returns its answer.
@@ -412,7 +512,7 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
         .iter()
         .filter_map(|r| match r {
             Request::Commit { ops, .. } => Some(ops.iter()),
-            Request::Reserve { .. } | Request::Probe { .. } => None,
+            Request::Reserve { .. } | Request::Probe { .. } | Request::Run(_) => None,
         })
         .flatten()
         .collect();
@@ -445,6 +545,7 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
             Request::Probe { done } => {
                 let _ = done.send(backend.probe());
             }
+            Request::Run(job) => job(backend),
         }
     }
     if n_ops > 0 {

@@ -239,6 +239,9 @@ pub struct AccountRecord {
 pub struct SessionRecord {
     /// Terminal.
     pub tid: Tid,
+    /// Which sign-on this is (random): a request's commit names the session it was
+    /// authenticated under, and fails if a sign-on elsewhere replaced it since.
+    pub session_id: i64,
     /// Merchant.
     pub mid: String,
     /// TPK sealed under the LMK.
@@ -332,6 +335,9 @@ pub struct SafRecord {
     pub updated: Timestamp,
     /// The message without MAC, sealed under the LMK.
     pub sealed: Vec<u8>,
+    /// The switch process that queued it (its holder name in the node table): an armed
+    /// entry is its own while it lives.
+    pub owner: Option<String>,
 }
 
 /// What a commit does to an account's consecutive wrong PINs.
@@ -368,7 +374,8 @@ pub enum Mark {
 pub enum Op {
     /// Record a request and its outcome.
     Txn(Box<TxnRecord>),
-    /// Create or replace an account (card file load).
+    /// Create an account the journal does not hold yet (card file load); one it holds is
+    /// left as it is (another node may have loaded it and moved its balance since).
     PutAccount(Box<AccountRecord>),
     /// Move an account's balance by a delta (concurrent moves commute) and count its PIN
     /// tries; with `require_available_fen`, only if that much is available before the move.
@@ -381,6 +388,8 @@ pub enum Op {
         pin: PinTries,
         /// The available amount the move relies on.
         require_available_fen: Option<i64>,
+        /// The PIN tries the verification relied on: fewer than this many wrong PINs.
+        pin_tries_below: Option<u8>,
     },
     /// Replace an account's PIN verification data (from the card file).
     SetPinData {
@@ -389,8 +398,19 @@ pub enum Op {
         /// The new data.
         pin: PinCheck,
     },
-    /// Create or replace a terminal session.
+    /// A sign-on: create a terminal's session, or replace its keys and id, keeping its open
+    /// batch as the journal has it.
     PutSession(Box<SessionRecord>),
+    /// A settlement: the terminal's open batch `batch` closes and the next opens; stale if
+    /// the session or its batch changed since it was read.
+    NextBatch {
+        /// The terminal.
+        tid: Tid,
+        /// The session the settlement was authenticated under.
+        session_id: i64,
+        /// The batch that closes.
+        batch: BatchNo,
+    },
     /// Change an earlier transaction's state, if it is in the state the change needs.
     Mark {
         /// The transaction.
@@ -404,6 +424,26 @@ pub enum Op {
     PutUpload(Box<UploadRecord>),
     /// Queue a reversal or advice (ignored if its id is queued already).
     PutSaf(Box<SafRecord>),
+    /// The request was authenticated under this session, and (with `batch`) for its open
+    /// batch: fails if a sign-on or a settlement elsewhere changed either since. It also
+    /// keeps the session from changing until the commit ends.
+    CheckSession {
+        /// The terminal.
+        tid: Tid,
+        /// The session.
+        session_id: i64,
+        /// The open batch the request relied on.
+        batch: Option<BatchNo>,
+    },
+    /// Serialises commits that name the same lock (the trace of a request and its
+    /// reversal, a card's stand-in day), so that the conditions after it see each other's
+    /// changes. Locks are taken in order, before anything else of the commit.
+    Lock(LockKey),
+    /// A condition the commit relies on: checked inside it, after its locks.
+    Assert(Condition),
+    /// The key is being worked on (a forwarded request about to leave): fails as a
+    /// duplicate if it is claimed already, by this node or another.
+    Claim(crate::model::TxnKey),
     /// Change a queued entry's state and tries.
     UpdateSaf {
         /// The entry.
@@ -414,6 +454,92 @@ pub enum Op {
         tries: Option<u32>,
         /// When.
         updated: Timestamp,
+        /// The state it must be in (an armed entry, still armed: no other node took it over
+        /// since); stale otherwise.
+        from: Option<SafState>,
+    },
+}
+
+/// What a commit locks: a bucket of a hashed key (bounded, so the lock table stays small;
+/// unrelated keys in one bucket only wait for each other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LockKey(pub i64);
+
+impl LockKey {
+    /// Buckets there are.
+    pub const BUCKETS: u64 = 65_536;
+
+    /// The bucket of `parts`.
+    pub fn of(parts: &[&[u8]]) -> Self {
+        // FNV-1a: stable across processes and nodes (they must agree on the bucket).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for p in parts {
+            for b in p.iter().chain(b"|") {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        Self((h % Self::BUCKETS) as i64)
+    }
+
+    /// A request and its reversal: the terminal, batch and trace they share.
+    pub fn trace(tid: &Tid, batch: BatchNo, stan: Stan) -> Self {
+        Self::of(&[
+            b"trace",
+            tid.as_str().as_bytes(),
+            &batch.0.to_be_bytes(),
+            &stan.0.to_be_bytes(),
+        ])
+    }
+
+    /// A card's stand-in approvals of one day.
+    pub fn stand_in(account: &AccountId, date: &str) -> Self {
+        Self::of(&[b"stand-in", &account.0, date.as_bytes()])
+    }
+}
+
+/// A condition a commit relies on, checked inside it after its locks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// No reversal of this trace is journalled: its original may be approved.
+    NotReversed {
+        /// Terminal.
+        tid: Tid,
+        /// Batch.
+        batch: BatchNo,
+        /// Trace.
+        stan: Stan,
+    },
+    /// No approved 0200 of this trace is journalled: its reversal, finding nothing to undo,
+    /// may be recorded as coming first.
+    NoOriginal {
+        /// Terminal.
+        tid: Tid,
+        /// Batch.
+        batch: BatchNo,
+        /// Trace.
+        stan: Stan,
+    },
+    /// A card's stand-in approvals of a day (China Standard Time) that stand, plus this
+    /// one, stay within the limit.
+    StandInWithin {
+        /// The card.
+        account: AccountId,
+        /// The day, `YYYY-MM-DD`.
+        date: String,
+        /// This approval, fen.
+        amount_fen: i64,
+        /// The limit, fen.
+        limit_fen: i64,
+    },
+    /// A batch's totals are still the ones a settlement compared.
+    BatchTotals {
+        /// Terminal.
+        tid: Tid,
+        /// Batch.
+        batch: BatchNo,
+        /// What the settlement read.
+        totals: BatchTotals,
     },
 }
 

@@ -7,28 +7,26 @@
 //! ```text
 //!  Op::MoveFunds { require_available_fen: Some(a) }
 //!      UPDATE accounts SET balance_fen = balance_fen + Δ … WHERE pan_hash = ? AND available >= a
-//!      no row changed ─▶ Conflict: the whole commit is rolled back
+//!      no row changed ─▶ Stale(Account): the whole commit is rolled back
 //!  Op::Mark { Void }
 //!      UPDATE transactions SET voided = 1 WHERE rrn = ? AND <approved, not voided, reversed or refunded>
 //! ```
 
 use std::path::Path;
 
-use codec::Mti;
-use hsm_sim::SealedKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::columns::{
+    ACCOUNT_COLUMNS, ColumnError, Columns, SAF_COLUMNS, SESSION_COLUMNS, TXN_COLUMNS, Value,
+    account_from, account_values, saf_from, saf_values, session_from, session_values, txn_from,
+    txn_values,
+};
 use super::{
-    AccountRecord, Backend, BatchItem, BatchTotals, JournalError, Mark, Op, PinCheck, PinTries,
-    SafRecord, SessionRecord, Snapshot, TxnRecord, UploadRecord, UpstreamRef,
+    AccountRecord, Backend, BatchItem, BatchTotals, Condition, JournalError, Mark, Op, PinTries,
+    SafRecord, SessionRecord, Snapshot, Stale, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
-use crate::fees::Channel;
-use crate::journal::CardRef;
-use crate::model::{
-    AccountId, AuthCode, BatchNo, CardStatus, CardType, FinancialKind, ResponseCode, Rrn, SafKind,
-    SafState, Stan, Tid, TxnKind,
-};
+use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
 
 /// The schema, shared with the README.
 pub const SCHEMA: &str = "
@@ -123,6 +121,24 @@ CREATE TABLE IF NOT EXISTS saf_queue (
     message      BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS saf_queue_by_state ON saf_queue (state);
+CREATE TABLE IF NOT EXISTS nodes (
+    node          TEXT PRIMARY KEY,
+    holder        TEXT NOT NULL,
+    started_utc   TEXT NOT NULL,
+    heartbeat_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS saf_leases (
+    issuer    TEXT PRIMARY KEY,
+    node      TEXT NOT NULL,
+    until_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    tid   TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    stan  INTEGER NOT NULL,
+    mti   TEXT NOT NULL,
+    PRIMARY KEY (tid, batch, stan, mti)
+);
 CREATE TABLE IF NOT EXISTS journal_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -261,6 +277,20 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
         }
     }
+    let has_owner = conn
+        .prepare("SELECT 1 FROM pragma_table_info('saf_queue') WHERE name = 'owner'")?
+        .exists([])?;
+    if !has_owner {
+        conn.execute_batch("ALTER TABLE saf_queue ADD COLUMN owner TEXT")?;
+    }
+    let has_session_id = conn
+        .prepare("SELECT 1 FROM pragma_table_info('terminal_sessions') WHERE name = 'session_id'")?
+        .exists([])?;
+    if !has_session_id {
+        conn.execute_batch(
+            "ALTER TABLE terminal_sessions ADD COLUMN session_id INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
     // Accounts of journals written before IBM 3624 verification hold Visa PVVs.
     let has_method = conn
         .prepare("SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'pin_method'")?
@@ -288,12 +318,6 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The transaction columns, in `txn_from_row` order.
-const TXN_COLUMNS: &str =
-    "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
-    card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
-    original_rrn, voided, reversed, refunded_fen, issuer, upstream, stand_in, reply_48, balance_fen";
-
 /// Statements built once from the column list.
 static INSERT_TXN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -310,142 +334,78 @@ static FIND_TRACE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
-    conn.prepare_cached(&INSERT_TXN)?.execute(params![
-        t.rrn.as_str(),
-        t.time.iso_utc(),
-        TxnKind::label(t.kind),
-        t.mti.as_str(),
-        t.tid.as_str(),
-        t.mid,
-        t.batch.0,
-        t.stan.0,
-        t.operator,
-        t.card.as_ref().map(|c| c.masked_pan.as_str()),
-        t.card.as_ref().map(|c| c.account.to_hex()),
-        t.card.as_ref().map(|c| c.channel.as_str()),
-        t.amount_fen,
-        t.fee_fen,
-        t.currency,
-        t.response_code.as_str(),
-        t.auth_code.as_ref().map(AuthCode::as_str),
-        hex::encode(t.request_digest),
-        t.time.cst_date(),
-        t.original_rrn.as_ref().map(Rrn::as_str),
-        t.voided,
-        t.reversed,
-        t.refunded_fen,
-        t.upstream.as_ref().map(|u| u.issuer.as_str()),
-        t.upstream.as_ref().map(UpstreamRef::to_column),
-        t.stand_in,
-        t.reply_48,
-        t.balance_fen,
-    ])
+/// A card's stand-in approvals that stand, on one China Standard Time day.
+pub static STAND_IN_USED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT COALESCE(SUM(amount_fen), 0) FROM transactions
+         WHERE pan_hash = ?1 AND local_date = ?2 AND stand_in = 1 AND {SALE_STANDS}"
+    )
+});
+
+/// A batch's sales that stand and its refunds, summed.
+pub static BATCH_TOTALS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT
+            COALESCE(SUM(CASE WHEN {SALE_STANDS} THEN amount_fen END), 0),
+            COUNT(CASE WHEN {SALE_STANDS} THEN 1 END),
+            COALESCE(SUM(CASE WHEN {REFUND_COUNTS} THEN amount_fen END), 0),
+            COUNT(CASE WHEN {REFUND_COUNTS} THEN 1 END)
+         FROM transactions WHERE tid = ?1 AND batch = ?2"
+    )
+});
+
+fn batch_totals(conn: &Connection, tid: &Tid, batch: BatchNo) -> rusqlite::Result<BatchTotals> {
+    conn.prepare_cached(&BATCH_TOTALS)?
+        .query_row(params![tid.as_str(), batch.0], |r| {
+            Ok(BatchTotals {
+                debit_fen: r.get(0)?,
+                debit_count: r.get(1)?,
+                credit_fen: r.get(2)?,
+                credit_count: r.get(3)?,
+            })
+        })
 }
 
-fn txn_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnRecord> {
-    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
-    let rrn = Rrn::parse(&text(0)?).ok_or_else(|| bad_row("rrn"))?;
-    let time = Timestamp::parse_iso(&text(1)?).ok_or_else(|| bad_row("time_utc"))?;
-    let mti = Mti::parse(&text(3)?).ok_or_else(|| bad_row("mti"))?;
-    let tid = Tid::parse(&text(4)?).ok_or_else(|| bad_row("tid"))?;
-    let masked: Option<String> = r.get(9)?;
-    let hash: Option<String> = r.get(10)?;
-    let card_type: Option<String> = r.get(11)?;
-    let card = match (masked, hash.as_deref().and_then(AccountId::from_hex)) {
-        (Some(masked_pan), Some(account)) => Some(CardRef {
-            masked_pan,
-            account,
-            channel: card_type
-                .as_deref()
-                .and_then(Channel::parse)
-                .unwrap_or(Channel::Debit),
-        }),
-        _ => None,
-    };
-    let digest: String = r.get(17)?;
-    let mut request_digest = [0u8; 32];
-    hex::decode_to_slice(&digest, &mut request_digest).map_err(|_| bad_row("request_digest"))?;
-    let issuer: Option<String> = r.get(23)?;
-    let upstream: Option<String> = r.get(24)?;
-    let original: Option<String> = r.get(19)?;
-    let auth: Option<String> = r.get(16)?;
-    Ok(TxnRecord {
-        rrn,
-        time,
-        kind: TxnKind::parse(&text(2)?),
-        mti,
-        tid,
-        mid: r.get(5)?,
-        batch: BatchNo(r.get(6)?),
-        stan: Stan(r.get(7)?),
-        operator: r.get(8)?,
-        card,
-        amount_fen: r.get(12)?,
-        fee_fen: r.get(13)?,
-        currency: r.get(14)?,
-        // Codes the switch wrote are two characters; anything else reads as a malfunction,
-        // never as an approval.
-        response_code: ResponseCode::parse(&text(15)?).unwrap_or(ResponseCode::SYSTEM_ERROR),
-        auth_code: auth.as_deref().and_then(AuthCode::parse),
-        request_digest,
-        original_rrn: original.as_deref().and_then(Rrn::parse),
-        voided: r.get(20)?,
-        reversed: r.get(21)?,
-        refunded_fen: r.get(22)?,
-        upstream: issuer
-            .zip(upstream)
-            .and_then(|(i, u)| UpstreamRef::from_columns(&i, &u)),
-        stand_in: r.get(25)?,
-        reply_48: r.get(26)?,
-        balance_fen: r.get(27)?,
-    })
+/// Reversals journalled for a trace.
+pub const TRACE_REVERSALS: &str = "SELECT COUNT(*) FROM transactions
+    WHERE tid = ?1 AND batch = ?2 AND stan = ?3 AND mti = '0400'";
+
+/// Approved 0200s journalled for a trace.
+pub const TRACE_APPROVED_0200: &str = "SELECT COUNT(*) FROM transactions
+    WHERE tid = ?1 AND batch = ?2 AND stan = ?3 AND mti = '0200' AND response_code = '00'";
+
+fn trace_count(
+    conn: &Connection,
+    sql: &str,
+    tid: &Tid,
+    batch: BatchNo,
+    stan: Stan,
+) -> Result<i64, JournalError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params![tid.as_str(), batch.0, stan.0], |r| r.get(0)))
+        .map_err(storage)
+}
+
+fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&INSERT_TXN)?
+        .execute(rusqlite::params_from_iter(txn_values(t)))
 }
 
 fn put_account(conn: &Connection, a: &AccountRecord) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO accounts (pan_hash, masked_pan, card_type, status, expiry, pin_method,
-            pvv, pvki, balance_fen, credit_limit_fen, pin_tries)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        a.account.to_hex(),
-        a.masked_pan,
-        a.card_type.as_str(),
-        a.status.as_str(),
-        format!("{:04}", a.expiry),
-        a.pin.method().as_str(),
-        a.pin.value(),
-        a.pin.pvki(),
-        a.balance_fen,
-        a.credit_limit_fen,
-        a.pin_tries
-    ])
+    conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ))?
+    .execute(rusqlite::params_from_iter(account_values(a)))
 }
 
 fn put_session(conn: &Connection, s: &SessionRecord) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO terminal_sessions (tid, mid, tpk, tak, batch, operator, signed_on_utc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        s.tid.as_str(),
-        s.mid,
-        s.tpk.to_hex(),
-        s.tak.to_hex(),
-        s.batch.0,
-        s.operator,
-        s.signed_on.iso_utc()
-    ])
-}
-
-/// Runs a conditional change: exactly one row must change, else the condition did not
-/// hold.
-fn conditional(changed: rusqlite::Result<usize>, what: &str) -> Result<(), JournalError> {
-    match changed.map_err(storage)? {
-        1 => Ok(()),
-        _ => Err(JournalError::Conflict(what.to_owned())),
-    }
+    conn.prepare_cached(&format!(
+        "INSERT INTO terminal_sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (tid) DO UPDATE SET mid = excluded.mid, tpk = excluded.tpk, tak = excluded.tak,
+            operator = excluded.operator, signed_on_utc = excluded.signed_on_utc,
+            session_id = excluded.session_id"
+    ))?
+    .execute(rusqlite::params_from_iter(session_values(s)))
 }
 
 fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
@@ -467,6 +427,7 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
             delta_fen,
             pin,
             require_available_fen,
+            pin_tries_below,
         } => {
             let pin = match pin {
                 PinTries::Unchanged => 0,
@@ -478,16 +439,24 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
                     "UPDATE accounts SET balance_fen = balance_fen + ?2,
                         pin_tries = CASE ?3 WHEN 1 THEN pin_tries + 1 WHEN 2 THEN 0 ELSE pin_tries END
                      WHERE pan_hash = ?1 AND (?4 IS NULL OR
-                        (CASE card_type WHEN 'credit' THEN credit_limit_fen - balance_fen ELSE balance_fen END) >= ?4)",
+                        (CASE card_type WHEN 'credit' THEN credit_limit_fen - balance_fen ELSE balance_fen END) >= ?4)
+                        AND (?5 IS NULL OR pin_tries < ?5)",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![account.to_hex(), delta_fen, pin, require_available_fen])
+                    s.execute(params![
+                        account.to_hex(),
+                        delta_fen,
+                        pin,
+                        require_available_fen,
+                        pin_tries_below
+                    ])
                 });
-            match conditional(changed, "the account a move is for is not there") {
-                Err(JournalError::Conflict(_)) if require_available_fen.is_some() => {
-                    Err(JournalError::Funds)
-                }
-                other => other,
+            match changed.map_err(storage)? {
+                1 => Ok(()),
+                _ => Err(JournalError::Stale(Stale::Account {
+                    id: *account,
+                    funds: require_available_fen.is_some(),
+                })),
             }
         }
         Op::SetPinData { account, pin } => tx
@@ -505,8 +474,8 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
             .map(drop)
             .map_err(storage),
         Op::PutSession(s) => put_session(tx, s).map(drop).map_err(storage),
-        Op::Mark { rrn, mark } => {
-            let rrn = rrn.as_str();
+        Op::Mark { rrn: original, mark } => {
+            let rrn = original.as_str();
             let (changed, what) = match mark {
                 Mark::Void => (
                     tx.prepare_cached(
@@ -538,7 +507,13 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
                     "the sale is voided or reversed, or refunds would exceed it",
                 ),
             };
-            conditional(changed, what)
+            match changed.map_err(storage)? {
+                1 => Ok(()),
+                _ => {
+                    tracing::debug!(rrn, what, "mark refused");
+                    Err(JournalError::Stale(Stale::Original(*original)))
+                }
+            }
         }
         Op::CloseBatch(b) => tx
             .prepare_cached(
@@ -582,38 +557,138 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
             .map(drop)
             .map_err(storage),
         Op::PutSaf(q) => tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO saf_queue (id, issuer, kind, mti, original_rrn, created_utc, state,
-                    tries, updated_utc, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO saf_queue ({SAF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(saf_values(q))))
+            .map(drop)
+            .map_err(storage),
+        Op::NextBatch {
+            tid,
+            session_id,
+            batch,
+        } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE terminal_sessions SET batch = batch + 1
+                     WHERE tid = ?1 AND session_id = ?2 AND batch = ?3",
+                )
+                .and_then(|mut s| s.execute(params![tid.as_str(), session_id, batch.0]))
+                .map_err(storage)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(JournalError::Stale(Stale::Session(*tid)))
+            }
+        }
+        Op::CheckSession {
+            tid,
+            session_id,
+            batch,
+        } => {
+            let n: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM terminal_sessions WHERE tid = ?1 AND session_id = ?2
+                        AND (?3 IS NULL OR batch = ?3)",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![tid.as_str(), session_id, batch.map(|b| b.0)], |r| {
+                        r.get(0)
+                    })
+                })
+                .map_err(storage)?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(JournalError::Stale(Stale::Session(*tid)))
+            }
+        }
+        // One writer: commits are serial already.
+        Op::Lock(_) => Ok(()),
+        Op::Assert(c) => {
+            let ok = match c {
+                Condition::NotReversed { tid, batch, stan } => {
+                    trace_count(tx, TRACE_REVERSALS, tid, *batch, *stan)? == 0
+                }
+                Condition::NoOriginal { tid, batch, stan } => {
+                    trace_count(tx, TRACE_APPROVED_0200, tid, *batch, *stan)? == 0
+                }
+                Condition::StandInWithin {
+                    account,
+                    date,
+                    amount_fen,
+                    limit_fen,
+                } => {
+                    let used: i64 = tx
+                        .prepare_cached(&STAND_IN_USED)
+                        .and_then(|mut s| {
+                            s.query_row(params![account.to_hex(), date], |r| r.get(0))
+                        })
+                        .map_err(storage)?;
+                    used + amount_fen <= *limit_fen
+                }
+                Condition::BatchTotals { tid, batch, totals } => {
+                    batch_totals(tx, tid, *batch).map_err(storage)? == *totals
+                }
+            };
+            if !ok {
+                tracing::debug!(condition = ?c, "condition does not hold");
+            }
+            match (ok, c) {
+                (true, _) => Ok(()),
+                (false, Condition::NotReversed { .. }) => {
+                    Err(JournalError::Stale(Stale::ReversedFirst))
+                }
+                (false, _) => Err(JournalError::Stale(Stale::Other)),
+            }
+        }
+        Op::Claim(k) => tx
+            .prepare_cached("INSERT INTO claims (tid, batch, stan, mti) VALUES (?1, ?2, ?3, ?4)")
             .and_then(|mut s| {
                 s.execute(params![
-                    q.id,
-                    q.issuer,
-                    q.kind.as_str(),
-                    q.mti.as_str(),
-                    q.original_rrn.as_ref().map(Rrn::as_str),
-                    q.created.iso_utc(),
-                    q.state.as_str(),
-                    q.tries,
-                    q.updated.iso_utc(),
-                    q.sealed
+                    k.tid.as_str(),
+                    k.batch.0,
+                    k.stan.0,
+                    format!("{:04}", k.mti)
                 ])
             })
             .map(drop)
-            .map_err(storage),
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    JournalError::Duplicate("the request is claimed already".into())
+                }
+                e => storage(e),
+            }),
         Op::UpdateSaf {
             id,
             state,
             tries,
             updated,
-        } => tx
-            .prepare_cached(
-                "UPDATE saf_queue SET state = ?2, tries = COALESCE(?3, tries), updated_utc = ?4 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, state.as_str(), tries, updated.iso_utc()]))
-            .map(drop)
-            .map_err(storage),
+            from,
+        } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE saf_queue SET state = ?2, tries = COALESCE(?3, tries), updated_utc = ?4
+                     WHERE id = ?1 AND (?5 IS NULL OR state = ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id,
+                        state.as_str(),
+                        tries,
+                        updated.iso_utc(),
+                        from.map(SafState::as_str)
+                    ])
+                })
+                .map_err(storage)?;
+            if changed == 1 || from.is_none() {
+                Ok(())
+            } else {
+                Err(JournalError::Stale(Stale::ArmedTakenOver))
+            }
+        }
     }
 }
 
@@ -624,55 +699,55 @@ fn item_kind(k: FinancialKind) -> &'static str {
     }
 }
 
-fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
-    let hash: String = r.get(0)?;
-    let card_type: String = r.get(2)?;
-    let status: String = r.get(3)?;
-    let expiry: String = r.get(4)?;
-    let method: String = r.get(10)?;
-    let pvv: String = r.get(5)?;
-    Ok(AccountRecord {
-        account: AccountId::from_hex(&hash).ok_or_else(|| bad_row("pan_hash"))?,
-        masked_pan: r.get(1)?,
-        card_type: CardType::parse(&card_type),
-        // A status the switch does not know is treated as blocked.
-        status: CardStatus::parse(&status).unwrap_or(CardStatus::Blocked),
-        expiry: expiry.parse().unwrap_or(0),
-        pin: PinCheck::from_columns(&method, &pvv, r.get(6)?),
-        balance_fen: r.get(7)?,
-        credit_limit_fen: r.get(8)?,
-        pin_tries: r.get(9)?,
-    })
+/// A SQLite row as the shared column mapping reads it.
+struct SqliteRow<'r, 's>(&'r rusqlite::Row<'s>);
+
+impl Columns for SqliteRow<'_, '_> {
+    fn value(&self, i: usize) -> Result<Value, ColumnError> {
+        use rusqlite::types::ValueRef;
+        Ok(
+            match self
+                .0
+                .get_ref(i)
+                .map_err(|e| ColumnError::Storage(e.to_string()))?
+            {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => Value::Int(n),
+                ValueRef::Real(_) => return Err(ColumnError::Bad("a real number")),
+                ValueRef::Text(t) => Value::Text(
+                    std::str::from_utf8(t)
+                        .map_err(|_| ColumnError::Bad("text"))?
+                        .to_owned(),
+                ),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            },
+        )
+    }
 }
 
-fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
-    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
-    Ok(SessionRecord {
-        tid: Tid::parse(&text(0)?).ok_or_else(|| bad_row("tid"))?,
-        mid: r.get(1)?,
-        tpk: SealedKey::from_hex(&text(2)?).map_err(|_| bad_row("tpk"))?,
-        tak: SealedKey::from_hex(&text(3)?).map_err(|_| bad_row("tak"))?,
-        batch: BatchNo(r.get(4)?),
-        operator: r.get(5)?,
-        signed_on: Timestamp::parse_iso(&text(6)?).unwrap_or(Timestamp(0)),
-    })
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(n) => ValueRef::Integer(*n),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
 }
 
-fn saf_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SafRecord> {
-    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
-    let original: Option<String> = r.get(4)?;
-    Ok(SafRecord {
-        id: r.get(0)?,
-        issuer: r.get(1)?,
-        kind: SafKind::parse(&text(2)?).unwrap_or(SafKind::Reversal),
-        mti: Mti::parse(&text(3)?).ok_or_else(|| bad_row("mti"))?,
-        original_rrn: original.as_deref().and_then(Rrn::parse),
-        created: Timestamp::parse_iso(&text(5)?).unwrap_or(Timestamp(0)),
-        state: SafState::parse(&text(6)?).unwrap_or(SafState::Pending),
-        tries: r.get(7)?,
-        updated: Timestamp::parse_iso(&text(8)?).unwrap_or(Timestamp(0)),
-        sealed: r.get(9)?,
-    })
+/// A mapping of the shared columns as rusqlite wants it (a bad row reads as a column of
+/// the wrong type, which `rows` skips).
+fn mapped<T>(
+    f: impl Fn(&SqliteRow<'_, '_>) -> Result<T, ColumnError>,
+) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T> {
+    move |r| {
+        f(&SqliteRow(r)).map_err(|e| match e {
+            ColumnError::Bad(what) => bad_row(what),
+            ColumnError::Storage(s) => rusqlite::Error::InvalidColumnName(s),
+        })
+    }
 }
 
 /// Rows that cannot be read back (written by hand, say) are skipped with a warning rather
@@ -710,23 +785,23 @@ impl Backend for Sqlite {
         let c = &self.conn;
         let accounts = rows(
             c,
-            "SELECT pan_hash, masked_pan, card_type, status, expiry, pvv, pvki, balance_fen,
-                    credit_limit_fen, pin_tries, pin_method FROM accounts",
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"),
             [],
-            account_from_row,
+            mapped(|r| account_from(r)),
         )?;
         let sessions = rows(
             c,
-            "SELECT tid, mid, tpk, tak, batch, operator, signed_on_utc FROM terminal_sessions",
+            &format!("SELECT {SESSION_COLUMNS} FROM terminal_sessions"),
             [],
-            session_from_row,
+            mapped(|r| session_from(r)),
         )?;
         let saf = rows(
             c,
-            "SELECT id, issuer, kind, mti, original_rrn, created_utc, state, tries, updated_utc, message
-             FROM saf_queue WHERE state IN ('armed', 'pending') ORDER BY rowid",
+            &format!(
+                "SELECT {SAF_COLUMNS} FROM saf_queue WHERE state IN ('armed', 'pending') ORDER BY rowid"
+            ),
             [],
-            saf_from_row,
+            mapped(|r| saf_from(r)),
         )?;
         let stand_in = rows(
             c,
@@ -758,7 +833,10 @@ impl Backend for Sqlite {
     fn find(&mut self, rrn: &Rrn) -> Result<Option<TxnRecord>, JournalError> {
         self.conn
             .prepare_cached(&FIND_RRN)
-            .and_then(|mut s| s.query_row([rrn.as_str()], txn_from_row).optional())
+            .and_then(|mut s| {
+                s.query_row([rrn.as_str()], mapped(|r| txn_from(r)))
+                    .optional()
+            })
             .map_err(storage)
     }
 
@@ -772,7 +850,7 @@ impl Backend for Sqlite {
             &self.conn,
             &FIND_TRACE,
             params![tid.as_str(), batch.0, stan.0],
-            txn_from_row,
+            mapped(|r| txn_from(r)),
         )
     }
 
@@ -789,24 +867,117 @@ impl Backend for Sqlite {
     }
 
     fn batch_totals(&mut self, tid: &Tid, batch: BatchNo) -> Result<BatchTotals, JournalError> {
+        batch_totals(&self.conn, tid, batch).map_err(storage)
+    }
+
+    fn session(&mut self, tid: &Tid) -> Result<Option<SessionRecord>, JournalError> {
         self.conn
             .prepare_cached(&format!(
-                "SELECT
-                    COALESCE(SUM(CASE WHEN {SALE_STANDS} THEN amount_fen END), 0),
-                    COUNT(CASE WHEN {SALE_STANDS} THEN 1 END),
-                    COALESCE(SUM(CASE WHEN {REFUND_COUNTS} THEN amount_fen END), 0),
-                    COUNT(CASE WHEN {REFUND_COUNTS} THEN 1 END)
-                 FROM transactions WHERE tid = ?1 AND batch = ?2"
+                "SELECT {SESSION_COLUMNS} FROM terminal_sessions WHERE tid = ?1"
             ))
             .and_then(|mut s| {
-                s.query_row(params![tid.as_str(), batch.0], |r| {
-                    Ok(BatchTotals {
-                        debit_fen: r.get(0)?,
-                        debit_count: r.get(1)?,
-                        credit_fen: r.get(2)?,
-                        credit_count: r.get(3)?,
-                    })
-                })
+                s.query_row([tid.as_str()], mapped(|r| session_from(r)))
+                    .optional()
+            })
+            .map_err(storage)
+    }
+
+    fn register_node(
+        &mut self,
+        node: &str,
+        holder: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<Result<(), String>, JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        let live: Option<String> = tx
+            .query_row(
+                "SELECT holder FROM nodes WHERE node = ?1 AND holder <> ?2 AND heartbeat_utc > ?3",
+                params![node, holder, stale_before.iso_utc()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        if let Some(h) = live {
+            return Ok(Err(h));
+        }
+        tx.execute(
+            "INSERT INTO nodes (node, holder, started_utc, heartbeat_utc) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (node) DO UPDATE SET holder = excluded.holder,
+                started_utc = excluded.started_utc, heartbeat_utc = excluded.heartbeat_utc",
+            params![node, holder, now.iso_utc()],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(Ok(()))
+    }
+
+    fn heartbeat(
+        &mut self,
+        node: &str,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<bool, JournalError> {
+        self.conn
+            .execute(
+                "UPDATE nodes SET heartbeat_utc = ?3 WHERE node = ?1 AND holder = ?2",
+                params![node, holder, now.iso_utc()],
+            )
+            .map(|n| n == 1)
+            .map_err(storage)
+    }
+
+    fn saf_lease(
+        &mut self,
+        issuer: &str,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO saf_leases (issuer, node, until_utc) VALUES (?1, ?2, ?4)
+                 ON CONFLICT (issuer) DO UPDATE SET node = excluded.node, until_utc = excluded.until_utc
+                 WHERE saf_leases.node = excluded.node OR saf_leases.until_utc < ?3",
+                params![issuer, node, now.iso_utc(), until.iso_utc()],
+            )
+            .map(|n| n == 1)
+            .map_err(storage)
+    }
+
+    fn saf_queue(
+        &mut self,
+        issuer: &str,
+        alive_since: Timestamp,
+    ) -> Result<Vec<SafRecord>, JournalError> {
+        rows(
+            &self.conn,
+            &format!(
+                "SELECT {SAF_COLUMNS} FROM saf_queue WHERE issuer = ?1 AND (state = 'pending'
+                    OR (state = 'armed' AND (owner IS NULL OR owner NOT IN
+                        (SELECT holder FROM nodes WHERE heartbeat_utc >= ?2))))
+                 ORDER BY created_utc, rowid"
+            ),
+            params![issuer, alive_since.iso_utc()],
+            mapped(|r| saf_from(r)),
+        )
+    }
+
+    fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError> {
+        self.conn
+            .prepare_cached(&STAND_IN_USED)
+            .and_then(|mut s| s.query_row(params![account.to_hex(), date], |r| r.get(0)))
+            .map_err(storage)
+    }
+
+    fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE pan_hash = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row([id.to_hex()], mapped(|r| account_from(r)))
+                    .optional()
             })
             .map_err(storage)
     }

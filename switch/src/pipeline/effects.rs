@@ -99,11 +99,21 @@ pub struct Effects<'s> {
     pub tombstone: Option<Claim<'s>>,
     /// Locks on the originals the marks change, held until they are applied.
     pub locks: Vec<KeyGuard<'s, Rrn>>,
+    /// What the commit relies on beyond its own changes' conditions ([`Op::Lock`],
+    /// [`Op::Assert`]): checked inside it, before everything else.
+    pub relies_on: Vec<Op>,
 }
 
 impl<'s> Effects<'s> {
-    /// The journal operations, after the request's own row: in the order they apply.
-    pub fn ops(&self, operator: Option<&str>, now: Timestamp) -> Vec<Op> {
+    /// The locks and conditions the commit relies on: before the request's own row (a
+    /// condition must not see the row it guards).
+    pub fn conditions(&self) -> impl Iterator<Item = Op> + '_ {
+        self.relies_on.iter().cloned()
+    }
+
+    /// The journal operations, after the request's own row: in the order they apply. A
+    /// PIN verified relies on fewer than `pin_limit` wrong PINs journalled.
+    pub fn ops(&self, operator: Option<&str>, pin_limit: u8, now: Timestamp) -> Vec<Op> {
         let mut ops =
             Vec::with_capacity(2 + self.marks.len() + self.queued.len() + self.uploads.len());
         ops.extend(
@@ -117,6 +127,7 @@ impl<'s> Effects<'s> {
                 state: a.then,
                 tries: None,
                 updated: now,
+                from: Some(SafState::Armed),
             });
         }
         if let Some(f) = &self.funds
@@ -127,15 +138,24 @@ impl<'s> Effects<'s> {
                 delta_fen: f.delta_fen,
                 pin: f.pin,
                 require_available_fen: f.require_fen,
+                pin_tries_below: (f.pin != PinTries::Unchanged).then_some(pin_limit),
             });
         }
         ops.extend(self.marks.iter().map(|(rrn, mark)| Op::Mark {
             rrn: *rrn,
             mark: *mark,
         }));
-        if let Some((tid, s)) = self.session.as_deref() {
+        if let (Some((tid, s)), Some(b)) = (self.session.as_deref(), &self.batch) {
+            // A settlement moves the session to its next batch.
+            ops.push(Op::NextBatch {
+                tid: *tid,
+                session_id: s.session_id,
+                batch: b.batch,
+            });
+        } else if let Some((tid, s)) = self.session.as_deref() {
             ops.push(Op::PutSession(Box::new(SessionRecord {
                 tid: *tid,
+                session_id: s.session_id,
                 mid: s.mid.clone(),
                 tpk: s.tpk.clone(),
                 tak: s.tak.clone(),

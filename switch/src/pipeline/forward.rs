@@ -19,7 +19,7 @@ use super::{Switch, hsm_failure, stand_in};
 use crate::clock::Timestamp;
 use crate::issuer::message::{ADVICE, FINANCIAL, IssuerReply, Upstream};
 use crate::issuer::{Issuer, LinkError};
-use crate::journal::{Op, UpstreamRef};
+use crate::journal::{JournalError, Op, UpstreamRef};
 use crate::model::{ResponseCode, Rrn, SafKind, SafState, Stan, TxnKind};
 use crate::saf::Entry;
 use crate::state::Session;
@@ -159,9 +159,7 @@ async fn forward_inner<'s>(
     // once, and nothing written for a request never sent.
     if !issuer.can_send() {
         if kind == TxnKind::Sale {
-            return Ok(stand_in::approve(
-                sw, issuer, req, range, inst, &up, uref, rrn, now,
-            ));
+            return Ok(stand_in::approve(sw, issuer, req, range, inst, &up, uref, rrn, now).await);
         }
         return Err(declined(ResponseCode::ISSUER_UNAVAILABLE.into(), &details));
     }
@@ -182,9 +180,26 @@ async fn forward_inner<'s>(
         ) else {
             return Err(declined(ResponseCode::SYSTEM_ERROR.into(), &details));
         };
-        if let Err(e) = sw.journal.commit(vec![Op::PutSaf(Box::new(record))]).await {
-            tracing::error!(error = %e, "cannot arm a reversal: not forwarded");
-            return Err(declined(ResponseCode::SYSTEM_ERROR.into(), &details));
+        let mut arming = vec![Op::PutSaf(Box::new(record))];
+        // With a shared journal another node may have the same request on its way (a
+        // terminal's retransmission to another node): only one sends it.
+        let claim = req.key().filter(|_| sw.shared());
+        if let Some(key) = claim {
+            arming.insert(0, Op::Claim(key));
+        }
+        match sw.journal.commit(arming).await {
+            Ok(()) => {}
+            Err(JournalError::Duplicate(_)) if claim.is_some() => {
+                tracing::info!(tid = req.tid_text, stan = %req.stan, "the same request is on its way at another node: waiting for its answer");
+                sw.await_journalled(req, issuer.timeout + std::time::Duration::from_secs(2))
+                    .await;
+                // Recording this finds the other node's answer and gives it again.
+                return Err(declined(ResponseCode::SYSTEM_ERROR.into(), &details));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot arm a reversal: not forwarded");
+                return Err(declined(ResponseCode::SYSTEM_ERROR.into(), &details));
+            }
         }
         Some(entry)
     };
@@ -250,7 +265,7 @@ async fn forward_inner<'s>(
             let code = match not_sent {
                 LinkError::Unavailable if kind == TxnKind::Sale => {
                     let mut d =
-                        stand_in::approve(sw, issuer, req, range, inst, &up, uref, rrn, now);
+                        stand_in::approve(sw, issuer, req, range, inst, &up, uref, rrn, now).await;
                     d.effects.armed = armed;
                     return Ok(d);
                 }

@@ -25,6 +25,7 @@
 //! | [`record`] | 9: journal, then apply |
 //! | [`reply`] | 10: the reply and its MAC |
 //! | [`refused`] | answers without processing: unauthenticated, busy, journal not ready, panicked |
+//! | [`refresh`] | the journal read again where memory may be behind it (shared journal, stale commits) |
 //!
 //! Steps never touch the socket; the server hands in a frame and gets a frame back.
 
@@ -43,7 +44,7 @@ use crate::config::AcquirerConfig;
 use crate::fees::FeeSchedule;
 use crate::hsm::MeteredHsm;
 use crate::issuer::Issuers;
-use crate::journal::Journal;
+use crate::journal::{Journal, Stale};
 use crate::metrics::{KindLabel, Metrics, TxnLabels};
 use crate::model::{ResponseCode, TxnKind};
 use crate::saf::Queue;
@@ -59,6 +60,7 @@ pub mod lifecycle;
 pub mod onus;
 pub mod pin;
 pub mod record;
+pub mod refresh;
 pub mod refused;
 pub mod reply;
 pub mod request;
@@ -68,7 +70,7 @@ pub mod terminal;
 use card::{Routes, Wallet};
 use decision::{Decision, Decline};
 use pin::PinVerification;
-use record::{Answered, RrnBlocks, replayed};
+use record::{Answered, Recording, RrnBlocks, replayed};
 use request::Request;
 use terminal::{Authenticated, TerminalDirectory};
 
@@ -245,11 +247,10 @@ impl Switch {
             }
         };
         // Steps 2-3 before anything is claimed or written: a forged frame leaves nothing.
-        let auth =
-            match terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, &req) {
-                Ok(a) => a,
-                Err(refused) => return Served::unauthenticated(self.refuse(&req, refused, peer)),
-            };
+        let mut auth = match self.authenticate(&req).await {
+            Ok(a) => a,
+            Err(refused) => return Served::unauthenticated(self.refuse(&req, refused, peer)),
+        };
         let now = self.clock.now();
         // A journal that is gone or cannot take writes: nothing can be recorded, so nothing
         // is done (echoes still answer).
@@ -265,8 +266,9 @@ impl Switch {
         let mut answered = match req.key() {
             None => {
                 let decision = self.process(&req, &auth, now).await;
-                self.record(&req, decision, None, auth.session.is_some(), now)
+                self.record(&req, decision, None, auth.session.as_deref(), false, now)
                     .await
+                    .answered()
             }
             Some(key) => {
                 let digest = self.request_digest(&req);
@@ -282,19 +284,47 @@ impl Switch {
                     Ok(Claimed::ReversedEarly(claim)) => {
                         tracing::warn!(tid = req.tid_text, stan = %req.stan, "original arrived after its reversal: refused");
                         let refused = Decision::from(ResponseCode::INVALID_TXN);
-                        self.record(&req, refused, Some((claim, digest)), true, now)
+                        let session = auth.session.as_deref();
+                        self.record(&req, refused, Some((claim, digest)), session, false, now)
                             .await
+                            .answered()
                     }
                     Ok(Claimed::New(claim)) => {
                         let decision = self.process(&req, &auth, now).await;
-                        self.record(
-                            &req,
-                            decision,
-                            Some((claim, digest)),
-                            auth.session.is_some(),
-                            now,
-                        )
-                        .await
+                        let session = auth.session.as_deref();
+                        match self
+                            .record(&req, decision, Some((claim, digest)), session, true, now)
+                            .await
+                        {
+                            Recording::Answered(a) => a,
+                            // What it read changed before its commit (another request, another
+                            // node): read again, decide again, once.
+                            // Its reversal came first, at another node: refused, as
+                            // when it comes first here.
+                            Recording::Stale(Stale::ReversedFirst, claim) => {
+                                let refused = Decision::from(ResponseCode::INVALID_TXN);
+                                self.record(&req, refused, claim, session, false, now)
+                                    .await
+                                    .answered()
+                            }
+                            Recording::Stale(what, claim) => {
+                                self.refresh(what).await;
+                                auth = match self.authenticate(&req).await {
+                                    Ok(a) => a,
+                                    Err(refused) => {
+                                        drop(claim);
+                                        return Served::unauthenticated(
+                                            self.refuse(&req, refused, peer),
+                                        );
+                                    }
+                                };
+                                let decision = self.process(&req, &auth, now).await;
+                                let session = auth.session.as_deref();
+                                self.record(&req, decision, claim, session, false, now)
+                                    .await
+                                    .answered()
+                            }
+                        }
                     }
                 }
             }
@@ -363,6 +393,13 @@ impl Switch {
         let range = auth.range;
         let session = match kind {
             TxnKind::SignOn => {
+                if self.shared()
+                    && let Some(tid) = req.tid
+                {
+                    // The open batch the reply names is the journal's (another node may
+                    // have settled).
+                    self.reload_session(tid).await;
+                }
                 return Ok(terminal::sign_on(
                     &self.hsm,
                     &self.state.sessions,
@@ -386,6 +423,10 @@ impl Switch {
         let mut inst = card::instrument(req, kind, &self.routes, &self.wallets, &self.hsm)?;
         if let Some(ix) = inst.issuer {
             return Ok(forward::forward(self, kind, req, range, session, &inst, ix, now).await);
+        }
+        if self.shared() {
+            // Another node may have moved it: the journal's balance and tries decide.
+            self.reload_account(inst.account()).await;
         }
         let account = card::account(&self.state.accounts, &mut inst, req, now)?;
         let pin_required = match kind {

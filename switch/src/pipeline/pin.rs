@@ -5,7 +5,8 @@
 //! ```text
 //!  52 absent ─▶ required? 55 : not checked
 //!  tries (journalled + wrong PINs in flight) ≥ limit ─▶ 75
-//!  HSM: TPK block ─▶ PIN ─▶ offset/PVV ─┬─ right ─▶ tries back to 0 (with the request)
+//!  HSM: TPK block ─▶ PIN ─▶ offset/PVV ─┬─ right ─▶ tries back to 0 (with the request, if
+//!                                       │           still under the limit when journalled)
 //!                                       └─ wrong ─▶ one more try held now, journalled with
 //!                                                   the request: 55, or 75 at the limit
 //! ```
@@ -94,11 +95,9 @@ pub fn verify<'s>(
         Err(e) => return Err(inst.decline(hsm_failure(e))),
     };
     if right {
-        return Ok(if view.account.pin_tries > 0 {
-            PinTries::Reset
-        } else {
-            PinTries::Unchanged
-        });
+        // Journalled with the request, on the condition that the card did not reach the
+        // limit meanwhile (another node's wrong PINs).
+        return Ok(PinTries::Reset);
     }
     // Counted now, so concurrent wrong PINs each count.
     let Some((hold, tries)) = sw.state.accounts.hold_pin_failure(inst.account()) else {

@@ -6,7 +6,8 @@
 //!     ok   ─▶ Effects::apply (memory), Claim::complete (retransmissions), the answer
 //!     fail ─▶ Effects::abandon (holds released), the claim dropped (a retransmission is
 //!             processed afresh), 96 — nothing was applied
-//!     funds gone by the commit ─▶ recorded again as declined 51
+//!     stale (a read changed before the commit: another request, another node) ─▶ read it
+//!             again, decide again, once; stale twice ─▶ 96 (funds gone ─▶ recorded as 51)
 //! ```
 //!
 //! The one place a transaction is described for the journal: [`txn_record`].
@@ -17,9 +18,9 @@ use super::Switch;
 use super::decision::{Answer, Decision, Decline, Details};
 use super::request::Request;
 use crate::clock::Timestamp;
-use crate::journal::{JournalError, Op, TxnRecord};
+use crate::journal::{Condition, JournalError, LockKey, Op, Stale, TxnRecord};
 use crate::model::{AuthCode, ResponseCode, Rrn, TxnKind};
-use crate::state::{Claim, Recorded};
+use crate::state::{Claim, Recorded, Session};
 
 /// RRNs come from blocks reserved in the journal.
 const RRN_BLOCK: u64 = 1_000;
@@ -109,17 +110,45 @@ pub struct Answered {
     pub card: Option<String>,
 }
 
+/// What recording came to: an answer, or a read that went stale before the commit (the
+/// request is decided again, once, on fresh reads; its claim comes back for that).
+pub enum Recording<'s> {
+    /// Journalled (or refused): the answer.
+    Answered(Answered),
+    /// Nothing was applied: `what` changed since it was read.
+    Stale(Stale, Option<(Claim<'s>, [u8; 32])>),
+}
+
+impl Recording<'_> {
+    /// The answer; a stale read that may not be retried is a malfunction.
+    pub fn answered(self) -> Answered {
+        match self {
+            Self::Answered(a) => a,
+            Self::Stale(..) => Answered {
+                answer: Decline::from(ResponseCode::SYSTEM_ERROR).into(),
+                rrn: None,
+                mac: true,
+                card: None,
+            },
+        }
+    }
+}
+
 impl Switch {
     /// Journals `decision` for `req` durably, then applies its effects and completes the
-    /// claim. A journal failure turns it into `96` with nothing applied.
+    /// claim. A journal failure turns it into `96` with nothing applied; a stale read comes
+    /// back as [`Recording::Stale`] while `may_retry`, else is answered like a failure (or,
+    /// for funds gone, `51`).
     pub(crate) async fn record<'s>(
         &'s self,
         req: &Request<'_>,
         decision: Decision<'s>,
         claim: Option<(Claim<'s>, [u8; 32])>,
-        mac: bool,
+        session: Option<&Session>,
+        may_retry: bool,
         now: Timestamp,
-    ) -> Answered {
+    ) -> Recording<'s> {
+        let mac = session.is_some();
         let Decision {
             mut answer,
             details,
@@ -128,12 +157,12 @@ impl Switch {
         // Echoes are answered, never journalled.
         let card = details.card.as_ref().map(|c| c.masked_pan.clone());
         if req.kind == Some(TxnKind::Echo) {
-            return Answered {
+            return Recording::Answered(Answered {
                 answer,
                 rrn: None,
                 mac,
                 card,
-            };
+            });
         }
         let rrn = match details.rrn {
             Some(r) => Ok(r),
@@ -143,12 +172,12 @@ impl Switch {
             Ok(r) => r,
             Err(_) => {
                 effects.abandon(self);
-                return Answered {
+                return Recording::Answered(Answered {
                     answer: unrecorded(answer),
                     rrn: None,
                     mac,
                     card,
-                };
+                });
             }
         };
         if answer.code.is_approved()
@@ -171,11 +200,19 @@ impl Switch {
             Some(TxnKind::SignOn) => None,
             _ => txn_record(req, &answer, &details, rrn, digest, now),
         };
-        let mut ops: Vec<Op> = Vec::with_capacity(4);
+        let mut ops: Vec<Op> = Vec::with_capacity(5);
+        // With a shared journal: the session the request was authenticated under, and its
+        // open batch, are still the terminal's (a sign-on or settlement at another node
+        // makes this commit stale); and a request and its reversal, at two nodes at once,
+        // see each other.
+        if self.shared() {
+            ops.extend(shared_conditions(req, &answer, session));
+        }
+        ops.extend(effects.conditions());
         if let Some(t) = &txn {
             ops.push(Op::Txn(Box::new(t.clone())));
         }
-        ops.extend(effects.ops(req.operator, now));
+        ops.extend(effects.ops(req.operator, self.acquirer.pin_tries, now));
         let t = Stopwatch::now();
         let committed = self.journal.commit(ops).await;
         self.metrics
@@ -196,18 +233,26 @@ impl Switch {
                         field48: answer.field48.clone(),
                     });
                 }
-                Answered {
+                Recording::Answered(Answered {
                     answer,
                     rrn: Some(rrn),
                     mac,
                     card,
-                }
+                })
             }
-            Err(JournalError::Funds) if answer.code.is_approved() => {
+            Err(JournalError::Stale(what)) if may_retry && what != Stale::ArmedTakenOver => {
                 effects.abandon(self);
-                // A change that had to happen (a reversal taking a sale's money again) got to
-                // the account between this request's check and its commit: it is declined as
-                // it would have been a moment later, and that is what is recorded.
+                tracing::debug!(?what, "read went stale before the commit: deciding again");
+                self.metrics.reject("stale_retry");
+                Recording::Stale(what, claim)
+            }
+            Err(JournalError::Stale(Stale::Account { funds: true, .. }))
+                if answer.code.is_approved() =>
+            {
+                effects.abandon(self);
+                // The money the request was told was there went between its check and its
+                // commit, twice: it is declined as it would be a moment later, and that is
+                // what is recorded.
                 tracing::info!(rrn = %rrn, "funds gone by the commit: declined 51");
                 let declined = Decision::declined(
                     ResponseCode::INSUFFICIENT_FUNDS,
@@ -217,25 +262,39 @@ impl Switch {
                         ..Details::default()
                     },
                 );
-                Box::pin(self.record(req, declined, claim, mac, now)).await
+                Box::pin(self.record(req, declined, claim, session, false, now)).await
             }
             Err(e) => {
                 effects.abandon(self);
                 if let JournalError::Duplicate(_) = e {
-                    // The journal has this key already (memory had forgotten it): its first
-                    // answer is the answer.
+                    // The journal has this key already (memory had forgotten it, or another
+                    // node answered it): its first answer is the answer.
                     if let Some(r) = self.journalled_answer(req, digest).await {
-                        return r;
+                        return Recording::Answered(r);
                     }
                 }
                 tracing::error!(error = %e, "journal commit failed: answering 96, nothing applied");
-                Answered {
+                Recording::Answered(Answered {
                     answer: unrecorded(answer),
                     rrn: Some(rrn),
                     mac,
                     card,
-                }
+                })
             }
+        }
+    }
+
+    /// Waits (up to `most`) until the journal holds an answer to `req`'s key: another node
+    /// is working on the same request.
+    pub(crate) async fn await_journalled(&self, req: &Request<'_>, most: std::time::Duration) {
+        let Some(key) = req.key() else { return };
+        let until = tokio::time::Instant::now() + most;
+        while tokio::time::Instant::now() < until {
+            let rows = self.journal.find_trace(key.tid, key.batch, key.stan).await;
+            if rows.is_ok_and(|r| r.iter().any(|t| t.mti.as_u16() == key.mti)) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
@@ -267,6 +326,41 @@ impl Switch {
         })
     }
 }
+
+/// What a commit relies on when other nodes share the journal: the session (and open
+/// batch) the request was authenticated under; for an approved 0200 that can be reversed,
+/// that no reversal of its trace came first (at another node).
+fn shared_conditions(req: &Request<'_>, answer: &Answer, session: Option<&Session>) -> Vec<Op> {
+    let mut ops = Vec::with_capacity(3);
+    let (Some(tid), Some(kind)) = (req.tid, req.kind) else {
+        return ops;
+    };
+    if let Some(s) = session {
+        ops.push(Op::CheckSession {
+            tid,
+            session_id: s.session_id,
+            batch: match kind {
+                TxnKind::Reversal | TxnKind::BatchUpload => None,
+                _ => Some(s.batch),
+            },
+        });
+    }
+    if answer.code.is_approved() && req.mti() == REVERSIBLE && kind != TxnKind::Balance {
+        ops.push(Op::Lock(LockKey::trace(&tid, req.batch, req.stan)));
+        ops.push(Op::Assert(Condition::NotReversed {
+            tid,
+            batch: req.batch,
+            stan: req.stan,
+        }));
+    }
+    ops
+}
+
+/// The MTI a reversal (0400) undoes.
+const REVERSIBLE: codec::Mti = match codec::Mti::new(*b"0200") {
+    Some(m) => m,
+    None => panic!("invalid MTI constant"),
+};
 
 /// The answer to a request that could not be journalled: 96, and nothing that says
 /// otherwise (no keys, no settlement result, no auth code).

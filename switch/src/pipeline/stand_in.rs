@@ -19,13 +19,13 @@ use super::terminal::TerminalRange;
 use crate::clock::Timestamp;
 use crate::issuer::Issuer;
 use crate::issuer::message::{ADVICE, Upstream};
-use crate::journal::UpstreamRef;
+use crate::journal::{Condition, LockKey, Op, UpstreamRef};
 use crate::model::{AuthCode, ResponseCode, Rrn, SafKind, SafState};
 use crate::saf::Entry;
 
 /// Approves `req` in stand-in for `issuer`, or answers `91`.
 #[allow(clippy::too_many_arguments)]
-pub fn approve<'s>(
+pub async fn approve<'s>(
     sw: &'s Switch,
     issuer: &Issuer,
     req: &Request<'_>,
@@ -46,10 +46,43 @@ pub fn approve<'s>(
         return unavailable();
     }
     let limit = i64::try_from(limits.max_card_day_fen).unwrap_or(i64::MAX);
-    let Some(hold) =
-        sw.state
-            .stand_in
-            .hold(inst.account(), now.cst_day_number(), req.amount(), limit)
+    let day = now.cst_day_number();
+    let mut relies_on = Vec::new();
+    // Memory's total decides alone; with a shared journal the journal's does.
+    let mut memory_limit = limit;
+    if sw.shared() {
+        // Other nodes stand in for the same card: the journal's total for the day counts,
+        // and the commit checks it again under the card's day lock.
+        let (account, date) = (inst.account(), now.cst_date());
+        let d = date.clone();
+        let used = match sw
+            .journal
+            .read(move |b| b.stand_in_used(&account, &d))
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read stand-in totals");
+                return unavailable();
+            }
+        };
+        if used + req.amount() > limit {
+            tracing::info!(issuer = %issuer.name, "stand-in refused: the card's daily limit");
+            return unavailable();
+        }
+        memory_limit = i64::MAX;
+        relies_on.push(Op::Lock(LockKey::stand_in(&account, &date)));
+        relies_on.push(Op::Assert(Condition::StandInWithin {
+            account,
+            date,
+            amount_fen: req.amount(),
+            limit_fen: limit,
+        }));
+    }
+    let Some(hold) = sw
+        .state
+        .stand_in
+        .hold(inst.account(), day, req.amount(), memory_limit)
     else {
         tracing::info!(issuer = %issuer.name, "stand-in refused: the card's daily limit");
         return unavailable();
@@ -91,6 +124,7 @@ pub fn approve<'s>(
         effects: Effects {
             queued: vec![(issuer.index, entry, record)],
             stand_in: Some((issuer.index, hold)),
+            relies_on,
             ..Effects::default()
         },
     }

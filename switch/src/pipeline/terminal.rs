@@ -199,7 +199,11 @@ pub fn sign_on<'s>(
     field62.extend_from_slice(&keys.tak_under_tmk);
     field62.extend_from_slice(&[0u8; 8]);
     field62.extend_from_slice(&keys.tak_check);
+    let mut id = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| Decline::from(ResponseCode::SYSTEM_ERROR))?;
     let session = Session {
+        session_id: i64::from_be_bytes(id),
         mid: range.mid.clone(),
         tpk: keys.tpk,
         tak: keys.tak,

@@ -49,6 +49,9 @@ pub struct Entry {
     pub created: Timestamp,
     /// Place in the queue among entries made in the same instant (given by the queue).
     seq: u64,
+    /// Still armed in the journal: its request's process is gone (restarted, or another
+    /// node's, dead); the worker takes it over before sending it.
+    pub armed: bool,
     /// Sends so far.
     pub tries: u32,
     /// Not before.
@@ -69,6 +72,7 @@ impl Entry {
             sealed: r.sealed.clone(),
             created: r.created,
             seq: 0,
+            armed: r.state == SafState::Armed,
             tries: r.tries,
             next_at: Instant::now(),
         }
@@ -96,6 +100,7 @@ impl Entry {
                 sealed: sealed.clone(),
                 created: now,
                 seq: 0,
+                armed: false,
                 tries: 0,
                 next_at: Instant::now(),
             },
@@ -110,6 +115,7 @@ impl Entry {
                 tries: 0,
                 updated: now,
                 sealed,
+                owner: Some(issuer.owner.clone()),
             },
         ))
     }
@@ -187,6 +193,24 @@ impl Queue {
         }
     }
 
+    /// The queue becomes what the journal holds to send (a journal shared by nodes: this
+    /// node holds the issuer's lease). Entries it had keep their tries and back-off.
+    pub fn replace_from(&self, issuer: &Issuer, records: &[SafRecord]) {
+        let base = self
+            .queued
+            .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut q) = self.entries.lock() {
+            let mut next = HashMap::with_capacity(records.len());
+            for (i, r) in records.iter().enumerate() {
+                let mut e = q.remove(&r.id).unwrap_or_else(|| Entry::from_record(r));
+                e.seq = base + i as u64;
+                next.insert(r.id.clone(), e);
+            }
+            *q = next;
+            depth(issuer, q.len());
+        }
+    }
+
     /// Entries waiting.
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |q| q.len())
@@ -220,6 +244,7 @@ mod tests {
             sealed: Vec::new(),
             created: Timestamp(created),
             seq: 0,
+            armed: false,
             tries: 0,
             next_at: Instant::now() + Duration::from_millis(due_in_ms),
         }

@@ -19,8 +19,16 @@ use super::{Entry, Queue, SEAL_DOMAIN};
 use crate::clock::Clock;
 use crate::issuer::message::{ADVICE_REPEAT, REVERSAL, REVERSAL_REPEAT};
 use crate::issuer::{Issuer, LinkError};
-use crate::journal::{Journal, Op, UpstreamRef};
+use crate::journal::{Journal, JournalError, Op, UpstreamRef};
 use crate::model::{SafKind, SafState, Stan};
+
+/// How long a node's lease on an issuer's queue lasts (renewed every second while it
+/// lives): a node that dies hands the queue over after this long.
+pub const LEASE_MS: i64 = 10_000;
+
+/// A node without a heartbeat for this long is gone: its armed reversals (requests that died
+/// with it) are sent by the node holding the queue.
+pub const NODE_GONE_MS: i64 = 10_000;
 
 /// What the worker needs.
 pub struct Worker {
@@ -63,9 +71,33 @@ impl Worker {
     }
 
     /// Sends one due entry and records what came of it; whether it left the queue.
-    async fn deliver(&self, e: Entry) -> bool {
+    async fn deliver(&self, mut e: Entry) -> bool {
         let issuer = &self.issuer;
         let cfg = &issuer.saf_config;
+        if e.armed {
+            // The reversal of a request whose process is gone: taken over in the journal
+            // first, so that the request, if its process was only slow, can no longer be
+            // answered approved.
+            let take = Op::UpdateSaf {
+                id: e.id.clone(),
+                state: SafState::Pending,
+                tries: None,
+                updated: self.clock.now(),
+                from: Some(SafState::Armed),
+            };
+            match self.journal.commit(vec![take]).await {
+                Ok(()) => e.armed = false,
+                Err(JournalError::Stale(_)) => {
+                    // Its request was answered after all: nothing to send.
+                    self.queue.after_send(issuer, &e.id, None);
+                    return true;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, id = %e.id, "cannot take over an armed reversal");
+                    return false;
+                }
+            }
+        }
         let result = self.send(&e).await;
         let tries = e.tries + 1;
         let now = self.clock.now();
@@ -83,6 +115,7 @@ impl Worker {
             state,
             tries: Some(tries),
             updated: now,
+            from: None,
         };
         if let Err(err) = self.journal.commit(vec![op]).await {
             // Not recorded: it stays due and is sent again (the issuer dedups repeats).
@@ -157,9 +190,48 @@ impl Worker {
         }
     }
 
+    /// With a journal shared by nodes: whether this node holds the issuer's queue now (it
+    /// then sends what the journal holds, in order; the others only add to it).
+    async fn lease(&self) -> bool {
+        let (issuer, node) = (self.issuer.name.clone(), self.issuer.owner.clone());
+        let now = self.clock.now();
+        let held = self
+            .journal
+            .write(move |b| b.saf_lease(&issuer, &node, now, now.plus_ms(LEASE_MS)))
+            .await;
+        match held {
+            Ok(true) => {}
+            Ok(false) => {
+                self.queue.replace_from(&self.issuer, &[]);
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, issuer = %self.issuer.name, "cannot take the store-and-forward lease");
+                return false;
+            }
+        }
+        let issuer = self.issuer.name.clone();
+        let alive_since = now.plus_ms(-NODE_GONE_MS);
+        match self
+            .journal
+            .read(move |b| b.saf_queue(&issuer, alive_since))
+            .await
+        {
+            Ok(records) => {
+                self.queue.replace_from(&self.issuer, &records);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, issuer = %self.issuer.name, "cannot read the store-and-forward queue");
+                false
+            }
+        }
+    }
+
     /// Sends the issuer's queue until `stop`.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let issuer = Arc::clone(&self.issuer);
+        let shared = self.journal.is_shared();
         loop {
             if *stop.borrow() {
                 break;
@@ -167,7 +239,8 @@ impl Worker {
             for frame in issuer.take_unknown_approvals() {
                 self.reverse_unknown(&frame).await;
             }
-            if issuer.is_up() {
+            let mine = !shared || self.lease().await;
+            if mine && issuer.is_up() {
                 // In order: one that is not through holds back the rest.
                 for e in self.queue.due(Instant::now()) {
                     if !issuer.is_up() || *stop.borrow() || !self.deliver(e).await {
@@ -175,9 +248,10 @@ impl Worker {
                     }
                 }
             }
-            // While no line is up, a line coming up wakes the worker.
+            // While no line is up, a line coming up wakes the worker; with a shared journal
+            // the lease is renewed and the queue read again every second.
             let wait = match self.queue.next_due() {
-                _ if !issuer.is_up() => Duration::from_secs(1),
+                _ if !issuer.is_up() || shared => Duration::from_secs(1),
                 None => Duration::from_secs(3600),
                 Some(n) => n
                     .saturating_duration_since(Instant::now())

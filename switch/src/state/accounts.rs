@@ -96,6 +96,10 @@ pub struct AccountView {
 #[derive(Default)]
 pub struct Accounts {
     map: DashMap<AccountId, Cell>,
+    /// The journal is shared by several nodes: it decides (each request reads the account
+    /// from it, and its commit's conditions settle races), so memory holds nothing and
+    /// moves nothing.
+    shared: bool,
 }
 
 /// Funds held for a request until its commit is applied or it is dropped.
@@ -109,9 +113,19 @@ pub struct FundsHold<'a> {
 pub struct PinFailureHold<'a> {
     accounts: &'a Accounts,
     account: AccountId,
+    /// Whether it counts in memory (not with a shared journal, which counts it).
+    counted: bool,
 }
 
 impl Accounts {
+    /// Accounts for a journal several nodes share: see [`Accounts::refresh`].
+    pub fn shared() -> Self {
+        Self {
+            map: DashMap::new(),
+            shared: true,
+        }
+    }
+
     /// Puts an account (start-up, card file).
     pub fn insert(&self, id: AccountId, account: Account) {
         self.map.insert(
@@ -122,6 +136,15 @@ impl Accounts {
                 failures_held: 0,
             },
         );
+    }
+
+    /// The account as the journal has it now (another node may have moved it); what
+    /// requests in flight here hold stays held.
+    pub fn refresh(&self, id: &AccountId, account: Account) {
+        match self.map.get_mut(id) {
+            Some(mut c) => c.account = account,
+            None => self.insert(*id, account),
+        }
     }
 
     /// Replaces an account's PIN data (card file at start-up).
@@ -156,6 +179,7 @@ impl Accounts {
         if c.account.available_fen() - c.held_fen < amount_fen {
             return None;
         }
+        let amount_fen = if self.shared { 0 } else { amount_fen };
         c.held_fen += amount_fen;
         Some(FundsHold {
             accounts: self,
@@ -168,6 +192,7 @@ impl Accounts {
     /// taking a sale's money again), so that requests meanwhile see it gone.
     pub fn hold_regardless(&self, id: AccountId, amount_fen: i64) -> Option<FundsHold<'_>> {
         let mut c = self.map.get_mut(&id)?;
+        let amount_fen = if self.shared { 0 } else { amount_fen };
         c.held_fen += amount_fen;
         Some(FundsHold {
             accounts: self,
@@ -181,10 +206,23 @@ impl Accounts {
         let mut c = self.map.get_mut(&id)?;
         c.failures_held = c.failures_held.saturating_add(1);
         let tries = c.account.pin_tries.saturating_add(c.failures_held);
+        if self.shared {
+            // The journal counts (its commit's condition keeps the count under the limit).
+            c.failures_held -= 1;
+            return Some((
+                PinFailureHold {
+                    accounts: self,
+                    account: id,
+                    counted: false,
+                },
+                tries,
+            ));
+        }
         Some((
             PinFailureHold {
                 accounts: self,
                 account: id,
+                counted: true,
             },
             tries,
         ))
@@ -201,16 +239,19 @@ impl Accounts {
         failure: Option<PinFailureHold<'_>>,
     ) {
         if let Some(mut c) = self.map.get_mut(id) {
-            c.account.balance_fen += delta_fen;
-            match pin {
-                PinTries::Unchanged => {}
-                PinTries::Failed => c.account.pin_tries = c.account.pin_tries.saturating_add(1),
-                PinTries::Reset => c.account.pin_tries = 0,
+            // With a shared journal the next request reads the account again.
+            if !self.shared {
+                c.account.balance_fen += delta_fen;
+                match pin {
+                    PinTries::Unchanged => {}
+                    PinTries::Failed => c.account.pin_tries = c.account.pin_tries.saturating_add(1),
+                    PinTries::Reset => c.account.pin_tries = 0,
+                }
             }
             if let Some(h) = &funds {
                 c.held_fen -= h.amount_fen;
             }
-            if failure.is_some() {
+            if failure.as_ref().is_some_and(|f| f.counted) {
                 c.failures_held = c.failures_held.saturating_sub(1);
             }
         }
@@ -230,6 +271,9 @@ impl Drop for FundsHold<'_> {
 
 impl Drop for PinFailureHold<'_> {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         if let Some(mut c) = self.accounts.map.get_mut(&self.account) {
             c.failures_held = c.failures_held.saturating_sub(1);
         }

@@ -93,6 +93,13 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         }
     }
 
+    /// Forgets `k` (its place in the arrival order goes when it reaches the front).
+    pub fn remove(&self, k: &K) {
+        if let Ok(mut s) = self.shard(k).lock() {
+            s.map.remove(k);
+        }
+    }
+
     /// Entries held now.
     pub fn len(&self) -> usize {
         self.shards

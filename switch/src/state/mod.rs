@@ -35,6 +35,8 @@ pub use stand_in::{StandInHold, StandInTotals};
 /// A signed-on terminal's working keys and open batch.
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// Which sign-on (random; the journal's commits check it).
+    pub session_id: i64,
     /// Merchant ID at sign-on.
     pub mid: String,
     /// TPK sealed under the LMK.
@@ -63,12 +65,17 @@ pub struct State {
 }
 
 impl State {
-    /// Empty, caching up to `cached` transactions.
-    pub fn new(cached: usize) -> Self {
+    /// Empty, caching up to `cached` transactions; `shared` when several nodes share the
+    /// journal (memory is then only a cache of it).
+    pub fn new(cached: usize, shared: bool) -> Self {
         Self {
-            accounts: Accounts::default(),
+            accounts: if shared {
+                Accounts::shared()
+            } else {
+                Accounts::default()
+            },
             sessions: Sessions::default(),
-            recent: Recent::new(cached),
+            recent: Recent::new(cached, shared),
             originals: Originals::new(cached),
             stand_in: StandInTotals::default(),
         }

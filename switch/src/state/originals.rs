@@ -152,6 +152,11 @@ impl Originals {
         self.by_rrn.insert(o.rrn, o);
     }
 
+    /// Forgets a cached original (the journal has changed it behind memory's back).
+    pub fn forget(&self, rrn: &Rrn) {
+        self.by_rrn.remove(rrn);
+    }
+
     /// After a commit: a mark on an original, in the cache if it is there (else the
     /// journal alone has it, which is where a look-up will find it).
     pub fn apply(&self, rrn: &Rrn, mark: Mark) {

@@ -12,7 +12,10 @@
 //! bounded cache of recent answers, and per terminal the highest trace number of its open
 //! batch that the journal may hold: a request above it is new without asking the journal
 //! (terminals number their requests upwards), one below it that the cache does not know is
-//! looked up. So neither memory nor a restart grows with the open batches.
+//! looked up. So neither memory nor a restart grows with the open batches. With a journal
+//! several nodes share, a key memory does not know is always looked up (another node may
+//! have answered it); two nodes claiming one key at once are told apart by the journal's
+//! unique key at commit.
 //!
 //! A reversal holds the key of the request it reverses while it works out what to undo:
 //! an original arriving meanwhile waits, then finds the reversal's answer (refused if it
@@ -92,6 +95,8 @@ pub enum Claimed<'a> {
 
 /// The outcomes of recent requests.
 pub struct Recent {
+    /// Another node may have journalled any key: a key memory does not know is looked up.
+    shared: bool,
     in_flight: DashMap<TxnKey, InFlight>,
     answered: BoundedCache<TxnKey, Seen>,
     /// Per terminal: the highest trace number the journal may hold, for its two newest
@@ -205,8 +210,9 @@ pub enum ClaimError {
 
 impl Recent {
     /// Empty, caching up to `capacity` answers.
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, shared: bool) -> Self {
         Self {
+            shared,
             in_flight: DashMap::new(),
             answered: BoundedCache::new(capacity),
             high_water: DashMap::new(),
@@ -332,6 +338,10 @@ impl Recent {
         key: TxnKey,
         journal: &impl Lookup,
     ) -> Result<bool, ClaimError> {
+        if self.shared {
+            // Other nodes number nothing for this one: ask the journal.
+            return Ok(false);
+        }
         if let Some(stan) = self.high_water.get(&key.tid).and_then(|h| h.get(key.batch)) {
             return Ok(key.stan > stan);
         }

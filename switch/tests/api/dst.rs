@@ -51,6 +51,7 @@ use switch::journal::sqlite::Sqlite;
 use switch::journal::{Backend, Journal};
 use switch::net::{BoxStream, Dialer, Dialing};
 use switch::pipeline::{Handled, Switch};
+use switch::saf::worker::NODE_GONE_MS;
 use tokio::io::DuplexStream;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
@@ -352,6 +353,8 @@ struct Sent {
 /// One simulated terminal.
 struct Term {
     pos: Pos,
+    /// The node it is connected to.
+    home: usize,
     sales: Vec<Sale>,
     totals: Totals,
     /// A request whose answer it must still get, before anything else.
@@ -382,6 +385,7 @@ pub struct Figures {
     pub settlements: u64,
     pub refused_keys: u64,
     pub outages: u64,
+    pub nodes_killed: u64,
     pub sim_seconds: u64,
 }
 
@@ -402,6 +406,7 @@ impl std::ops::AddAssign for Figures {
         self.settlements += o.settlements;
         self.refused_keys += o.refused_keys;
         self.outages += o.outages;
+        self.nodes_killed += o.nodes_killed;
         self.sim_seconds += o.sim_seconds;
     }
 }
@@ -409,6 +414,8 @@ impl std::ops::AddAssign for Figures {
 /// A request in flight in a round.
 struct Flight {
     term: usize,
+    /// The node it went to.
+    node: usize,
     sent: Sent,
     /// The terminal never sees this answer.
     lost: bool,
@@ -417,9 +424,31 @@ struct Flight {
     task: JoinHandle<Option<Vec<u8>>>,
 }
 
+/// The switch nodes of one life, on one journal.
+struct Cluster {
+    backend: Arc<Mutex<Box<dyn Backend>>>,
+    nodes: Vec<Option<Node>>,
+    /// A killed node comes back then.
+    down_until: Vec<Option<tokio::time::Instant>>,
+}
+
+impl Cluster {
+    /// Node `i`'s pipeline, while it runs.
+    fn switch(&self, i: usize) -> Option<Arc<Switch>> {
+        self.nodes
+            .get(i)
+            .and_then(Option::as_ref)
+            .map(|n| Arc::clone(n.switch()))
+    }
+}
+
 struct World {
     seed: u64,
     rng: Rng,
+    /// Switch nodes on the one journal (two: they share it, as nodes on PostgreSQL do).
+    nodes: usize,
+    /// Whether the journal is shared (also with one node: its reads and conditions).
+    shared: bool,
     dir: PathBuf,
     config: Config,
     net: Arc<Network>,
@@ -457,6 +486,12 @@ impl World {
         let dir = sim_dir(seed);
         let stand_in = rng.chance(50);
         let small_cache = rng.chance(50);
+        // Two nodes sharing the journal, one node reading it as if shared, or one alone.
+        let (nodes, shared) = match rng.below(10) {
+            0..=3 => (2, true),
+            4..=5 => (1, true),
+            _ => (1, false),
+        };
         let mut config = crate::issuer::config(
             &dir,
             vec!["issuer-a:8583".into(), "issuer-b:8583".into()],
@@ -503,6 +538,7 @@ impl World {
         let terms = (0..TERMINALS)
             .map(|i| Term {
                 pos: Pos::new(&format!("{}", 10_000_801 + i)),
+                home: i % nodes,
                 sales: Vec::new(),
                 totals: (0, 0, 0, 0),
                 pending: None,
@@ -513,6 +549,8 @@ impl World {
         Self {
             seed,
             rng,
+            nodes,
+            shared,
             dir,
             config,
             net,
@@ -537,9 +575,8 @@ impl World {
             drop(runtime);
             if crashed {
                 self.figures.crashes += 1;
-                // The restart takes a while.
-                self.now_ms += self.rng.between(100, 5_000) as i64;
             }
+            self.restart_gap();
         }
         let runtime = runtime();
         runtime.block_on(self.last_life());
@@ -550,50 +587,92 @@ impl World {
         (self.figures, self.trace)
     }
 
-    async fn start_node(&self) -> (Node, SimClock) {
+    /// The time a restart takes; nodes of a shared journal wait until their last heartbeat
+    /// is old enough for their node id to be free again.
+    fn restart_gap(&mut self) {
+        let gap = if self.shared { NODE_GONE_MS + 500 } else { 100 };
+        self.now_ms += gap + self.rng.between(0, 5_000) as i64;
+    }
+
+    /// The journal file, opened again (what the last life committed, and only that).
+    fn open_journal(&self) -> Arc<Mutex<Box<dyn Backend>>> {
         let backend: Box<dyn Backend> = Box::new(Sqlite::open(&journal_path(&self.dir)).unwrap());
-        let clock = SimClock {
+        Arc::new(Mutex::new(backend))
+    }
+
+    fn clock(&self) -> SimClock {
+        SimClock {
             at_start: self.now_ms,
             start: tokio::time::Instant::now(),
             jumped: Arc::default(),
-        };
+        }
+    }
+
+    /// Node `i` (node id `i + 1`) on `backend`.
+    async fn start_node(
+        &self,
+        i: usize,
+        backend: &Arc<Mutex<Box<dyn Backend>>>,
+        clock: &SimClock,
+    ) -> Node {
+        let mut config = self.config.clone();
+        config.journal.node_id = i as u8 + 1;
         let env = Environment {
             clock: Arc::new(clock.clone()),
             dialer: Arc::new(SimDialer(Arc::clone(&self.net))),
         };
-        let node = Node::start(
-            &self.config,
-            keys::load(&self.config).unwrap(),
-            Journal::inline(Arc::new(Mutex::new(backend))),
+        let mut journal = Journal::inline(Arc::clone(backend));
+        if self.shared {
+            journal = journal.shared_by_nodes();
+        }
+        Node::start(
+            &config,
+            keys::load(&config).unwrap(),
+            journal,
             Arc::new(switch::metrics::Metrics::new()),
             env,
         )
         .await
-        .unwrap();
-        (node, clock)
+        .unwrap_or_else(|e| panic!("seed {}: node {} starts: {e:#}", self.seed, i + 1))
+    }
+
+    async fn start_cluster(&self, clock: &SimClock) -> Cluster {
+        let backend = self.open_journal();
+        let mut nodes = Vec::new();
+        for i in 0..self.nodes {
+            nodes.push(Some(self.start_node(i, &backend, clock).await));
+        }
+        Cluster {
+            backend,
+            down_until: vec![None; self.nodes],
+            nodes,
+        }
     }
 
     /// One life of the switch: rounds until a crash or the end. Returns the rounds done
     /// and whether it crashed.
     async fn life(&mut self, rounds: u32) -> (u32, bool) {
-        let (node, clock) = self.start_node().await;
-        let sw = Arc::clone(node.switch());
+        let clock = self.clock();
+        let mut cluster = self.start_cluster(&clock).await;
         let mut done = 0;
         let mut crashed = false;
         while done < rounds {
             done += 1;
-            if self.round(&sw, &clock).await {
+            if self.round(&mut cluster, &clock).await {
                 crashed = true;
                 break;
             }
-            self.memory_agrees(&sw);
+            if !self.shared {
+                self.memory_agrees(cluster.switch(0).as_deref().unwrap());
+            }
             // Terminals pause between transactions now and then.
             if self.rng.chance(30) {
                 tokio::time::sleep(Duration::from_millis(self.rng.below(3_000))).await;
             }
         }
         self.now_ms = clock.now().0;
-        // With no crash the process is stopped here all the same (a kill between requests).
+        // With no crash the processes are stopped here all the same (a kill between
+        // requests).
         (done, crashed)
     }
 
@@ -619,9 +698,13 @@ impl World {
     /// store-and-forward queue emptied.
     async fn last_life(&mut self) {
         self.net.on.store(false, Ordering::Relaxed);
-        let (node, clock) = self.start_node().await;
-        let sw = Arc::clone(node.switch());
+        let clock = self.clock();
+        let cluster = self.start_cluster(&clock).await;
         for i in 0..self.terms.len() {
+            let sw = cluster
+                .switch(self.terms[i].home)
+                .or_else(|| cluster.switch(0))
+                .unwrap();
             let mut tries = 0;
             while self.terms[i].pending.is_some() || !self.terms[i].signed_on {
                 let sent = self.next_request(i, false).unwrap();
@@ -659,12 +742,12 @@ impl World {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         self.now_ms = clock.now().0;
-        drop(node);
+        drop(cluster);
     }
 
     /// One round: some terminals send a request each (some twice, some overtaken), then the
-    /// answers, or a crash. Returns whether it crashed.
-    async fn round(&mut self, sw: &Arc<Switch>, clock: &SimClock) -> bool {
+    /// answers, or a crash of everything, or of one node. Returns whether all crashed.
+    async fn round(&mut self, cluster: &mut Cluster, clock: &SimClock) -> bool {
         // The issuer goes away for a while, or comes back.
         if self.rng.chance(3) {
             let down = !self.net.outage.load(Ordering::Relaxed);
@@ -675,11 +758,28 @@ impl World {
         if self.rng.chance(1) {
             clock.jumped.fetch_add(8 * 3_600_000, Ordering::Relaxed);
         }
+        // A node killed earlier is back once its node id is free.
+        for i in 0..cluster.nodes.len() {
+            if cluster.down_until[i].is_some_and(|t| tokio::time::Instant::now() >= t) {
+                let node = self.start_node(i, &cluster.backend, clock).await;
+                cluster.nodes[i] = Some(node);
+                cluster.down_until[i] = None;
+            }
+        }
+        let up: Vec<usize> = (0..cluster.nodes.len())
+            .filter(|i| cluster.nodes[*i].is_some())
+            .collect();
         let mut flights = Vec::new();
         for i in 0..self.terms.len() {
             if !self.rng.chance(70) {
                 continue;
             }
+            // A terminal whose node is gone dials another; now and then one moves anyway.
+            if !up.contains(&self.terms[i].home) || self.rng.chance(5) {
+                self.terms[i].home = up[self.rng.below(up.len() as u64) as usize];
+            }
+            let node = self.terms[i].home;
+            let sw = cluster.switch(node).unwrap();
             let Some(sent) = self.next_request(i, true) else {
                 continue;
             };
@@ -700,18 +800,27 @@ impl World {
                 };
                 self.terms[i].pending = Some(reversal.clone());
                 let delay = self.rng.below(50);
-                flights.push(self.launch(sw, i, reversal, false, false, 0));
-                flights.push(self.launch(sw, i, sent, true, false, delay));
+                // With several nodes the late original may reach another one.
+                let to = up[self.rng.below(up.len() as u64) as usize];
+                let late = cluster.switch(to).unwrap();
+                flights.push(self.launch(&sw, node, i, reversal, false, false, 0));
+                flights.push(self.launch(&late, to, i, sent, true, false, delay));
                 continue;
             }
             if self.rng.chance(3) {
+                // A copy, to this node or (a terminal that redialled) to another.
                 self.figures.duplicates += 1;
-                flights.push(self.launch(sw, i, sent.clone(), true, true, 0));
+                let to = up[self.rng.below(up.len() as u64) as usize];
+                let copy = cluster.switch(to).unwrap();
+                flights.push(self.launch(&copy, to, i, sent.clone(), true, true, 0));
             }
-            flights.push(self.launch(sw, i, sent, lost, false, 0));
+            flights.push(self.launch(&sw, node, i, sent, lost, false, 0));
         }
+        // Everything crashes, or (several nodes) one node is killed.
         let crash = self.rng.chance(6);
-        if crash {
+        let killed = (!crash && up.len() > 1 && self.rng.chance(4))
+            .then(|| up[self.rng.below(up.len() as u64) as usize]);
+        if crash || killed.is_some() {
             // Let the requests get somewhere: a few scheduling turns, or some time.
             if self.rng.chance(50) {
                 for _ in 0..self.rng.below(40) {
@@ -721,8 +830,19 @@ impl World {
                 tokio::time::sleep(Duration::from_millis(self.rng.below(2_500))).await;
             }
         }
+        if let Some(k) = killed {
+            self.figures.nodes_killed += 1;
+            if let Some(node) = cluster.nodes[k].take() {
+                node.abort();
+            }
+            cluster.down_until[k] = Some(
+                tokio::time::Instant::now()
+                    + Duration::from_millis(NODE_GONE_MS as u64 + 500 + self.rng.below(5_000)),
+            );
+        }
         for f in flights {
-            let reply = if !crash || f.task.is_finished() && self.rng.chance(50) {
+            let dies = crash || killed == Some(f.node);
+            let reply = if !dies || f.task.is_finished() && self.rng.chance(50) {
                 f.task.await.unwrap()
             } else {
                 // Cut by the crash: before its commit, or after it and before the reply
@@ -736,9 +856,11 @@ impl World {
         crash
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         &mut self,
         sw: &Arc<Switch>,
+        node: usize,
         term: usize,
         sent: Sent,
         lost: bool,
@@ -750,6 +872,7 @@ impl World {
         let frame = sent.frame.clone();
         Flight {
             term,
+            node,
             sent,
             lost,
             copy,
@@ -907,6 +1030,19 @@ impl World {
         }
     }
 
+    /// Whether the journal holds a transaction with this RRN.
+    fn journalled(&self, rrn: &str) -> bool {
+        rusqlite::Connection::open(journal_path(&self.dir))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM transactions WHERE rrn = ?1",
+                [rrn],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            > 0
+    }
+
     /// Keeps an answer for the replay check (and prints it with `DST_TRACE` set).
     fn note(&mut self, line: String) {
         if std::env::var_os("DST_TRACE").is_some() {
@@ -953,7 +1089,10 @@ impl World {
             }
             return;
         }
-        if sent.mti != 800 {
+        // A 96 the journal does not hold was never recorded: sent again, the request is
+        // decided afresh.
+        let unrecorded = rc == "96" && rrn.as_deref().is_none_or(|r| !self.journalled(r));
+        if sent.mti != 800 && !unrecorded {
             let answer = (rc.clone(), rrn.clone(), auth.clone());
             let first = self.seen.entry(key).or_insert_with(|| answer.clone());
             assert_eq!(

@@ -7,10 +7,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use switch::clock::Timestamp;
 use switch::daemon::{Environment, Node, keys};
 use switch::journal::sqlite::Sqlite;
 use switch::journal::{
-    Backend, BatchItem, BatchTotals, Journal, JournalError, Op, Snapshot, TxnRecord, UploadRecord,
+    AccountRecord, Backend, BatchItem, BatchTotals, Journal, JournalError, Op, SafRecord,
+    SessionRecord, Snapshot, TxnRecord, UploadRecord,
 };
 use switch::model::{AccountId, BatchNo, Rrn, Stan, Tid, TxnKey};
 use switch::pipeline::Switch;
@@ -67,6 +69,48 @@ impl Backend for Faulty {
     }
     fn uploads(&mut self, tid: &Tid, batch: BatchNo) -> Result<Vec<UploadRecord>, JournalError> {
         self.inner.uploads(tid, batch)
+    }
+    fn session(&mut self, tid: &Tid) -> Result<Option<SessionRecord>, JournalError> {
+        self.inner.session(tid)
+    }
+    fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError> {
+        self.inner.account(id)
+    }
+    fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError> {
+        self.inner.stand_in_used(account, date)
+    }
+    fn register_node(
+        &mut self,
+        node: &str,
+        holder: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<Result<(), String>, JournalError> {
+        self.inner.register_node(node, holder, now, stale_before)
+    }
+    fn heartbeat(
+        &mut self,
+        node: &str,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<bool, JournalError> {
+        self.inner.heartbeat(node, holder, now)
+    }
+    fn saf_lease(
+        &mut self,
+        issuer: &str,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, JournalError> {
+        self.inner.saf_lease(issuer, node, now, until)
+    }
+    fn saf_queue(
+        &mut self,
+        issuer: &str,
+        alive_since: Timestamp,
+    ) -> Result<Vec<SafRecord>, JournalError> {
+        self.inner.saf_queue(issuer, alive_since)
     }
 }
 

@@ -64,7 +64,11 @@ impl Switch {
     /// an approved sale, void or refund.
     pub(crate) async fn lock_original(&self, rrn: Rrn) -> Result<Option<Locked<'_>>, Decline> {
         let guard = self.state.originals.lock(rrn).await;
-        if let Some(original) = self.state.originals.cached(&rrn) {
+        // With a shared journal another node may have changed it: the journal's state
+        // decides (the lock still keeps this node's requests on it one at a time).
+        if !self.shared()
+            && let Some(original) = self.state.originals.cached(&rrn)
+        {
             return Ok(Some(Locked { guard, original }));
         }
         let found = self.journal.find(rrn).await.map_err(journal_failed)?;

@@ -13,7 +13,7 @@
 
 use crate::clock::Timestamp;
 use crate::issuer::message::Upstream;
-use crate::journal::{Mark, PinTries};
+use crate::journal::{Condition, LockKey, Mark, Op, PinTries};
 use crate::model::{FinancialKind, ResponseCode, SafKind, SafState, TxnKey};
 use crate::pipeline::Switch;
 use crate::pipeline::card::pan_of;
@@ -43,10 +43,25 @@ pub async fn reverse<'s>(sw: &'s Switch, req: &Request<'_>, now: Timestamp) -> D
     }
     let Some(answered) = answered else {
         tracing::warn!(tid = %tid, stan = %req.stan, "reversal before its original");
+        // With a shared journal the original may be at another node right now: this
+        // commit and its take the trace's lock, and whichever comes second sees the first.
+        let relies_on = if sw.shared() {
+            vec![
+                Op::Lock(LockKey::trace(&tid, req.batch, req.stan)),
+                Op::Assert(Condition::NoOriginal {
+                    tid,
+                    batch: req.batch,
+                    stan: req.stan,
+                }),
+            ]
+        } else {
+            Vec::new()
+        };
         return Decision::approved(
             Details::default(),
             Effects {
                 tombstone: Some(hold),
+                relies_on,
                 ..Effects::default()
             },
         );

@@ -8,7 +8,7 @@
 //! ```
 
 use crate::clock::Timestamp;
-use crate::journal::{BatchRecord, BatchTotals};
+use crate::journal::{BatchRecord, BatchTotals, Condition, Op};
 use crate::model::ResponseCode;
 use crate::pipeline::Switch;
 use crate::pipeline::decision::{Answer, Decision, Decline, Details};
@@ -90,6 +90,18 @@ pub async fn settle<'s>(
                     ..session.clone()
                 },
             ))),
+            // With a shared journal other nodes may add to the batch until it closes: the
+            // totals compared must still be the journal's when it does (the batch's session
+            // row, locked by the close, keeps new sales out meanwhile).
+            relies_on: if sw.shared() {
+                vec![Op::Assert(Condition::BatchTotals {
+                    tid,
+                    batch,
+                    totals: switch,
+                })]
+            } else {
+                Vec::new()
+            },
             ..Effects::default()
         },
     })
