@@ -5,6 +5,7 @@
 //! switch run [--config F] [--log-format json]
 //! switch check-config F                    validate a configuration and exit
 //! switch journal init [--config F] [--force] create a new journal where the configuration says
+//! switch journal migrate --config F        bring a PostgreSQL journal's schema up to date
 //! switch describe [--dialect D] [--json] [--unmasked] HEX
 //! switch report settlement --date YYYY-MM-DD [--format table|csv] [--config F | --journal DB]
 //! switch report batch --tid T --batch N [--config F | --journal DB]
@@ -105,6 +106,13 @@ enum JournalCommand {
         /// from the card file, losing the old journal's balances and history.
         #[arg(long)]
         force: bool,
+    },
+    /// Bring the PostgreSQL journal's schema up to date (nodes also do it when they start;
+    /// safe while nodes run).
+    Migrate {
+        /// Configuration whose `[journal] url` to migrate.
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -263,9 +271,28 @@ fn journal_init(config: Option<PathBuf>, force: bool) -> Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::demo()?,
     };
+    if config.journal.url.is_some() {
+        anyhow::bail!(
+            "journal.url is set: a PostgreSQL journal is created by `switch journal migrate` or by the first node that starts on it"
+        );
+    }
     let path = &config.journal.path;
     let id = switch::daemon::init_journal(path, force)?;
     println!("journal {} created, id {id}", path.display());
+    Ok(())
+}
+
+fn journal_migrate(path: &std::path::Path) -> Result<()> {
+    let config = Config::load(path)?;
+    let applied = switch::daemon::migrate_journal(&config)?;
+    if applied.is_empty() {
+        println!("journal {}: schema up to date", config.journal.place());
+    } else {
+        println!(
+            "journal {}: migrations {applied:?} applied",
+            config.journal.place()
+        );
+    }
     Ok(())
 }
 
@@ -357,6 +384,9 @@ fn main() -> ExitCode {
         Command::Journal {
             command: JournalCommand::Init { config, force },
         } => journal_init(config, force),
+        Command::Journal {
+            command: JournalCommand::Migrate { config },
+        } => journal_migrate(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,7 @@ use crate::config::{Config, ServerLimits};
 use crate::fees::FeeSchedule;
 use crate::issuer::{Issuer, Issuers};
 use crate::journal::owner::{self, JournalLock};
+use crate::journal::postgres::Postgres;
 use crate::journal::sqlite::Sqlite;
 use crate::journal::{Backend, Journal};
 use crate::metrics::Metrics;
@@ -300,8 +301,8 @@ pub struct Running {
     server: JoinHandle<()>,
     http: JoinHandle<()>,
     watchdog: JoinHandle<()>,
-    /// Held for the switch's life: no other process opens this journal.
-    _lock: JournalLock,
+    /// Held for the switch's life: no other process opens this (SQLite) journal.
+    _lock: Option<JournalLock>,
 }
 
 impl Running {
@@ -342,30 +343,21 @@ pub async fn start(config: Config) -> Result<Running> {
     // Keys first: a configuration whose keys do not open touches no journal.
     let keys = keys::load(&config)?;
 
-    // The journal: ours alone, the one that was here, and writable.
-    let path = &config.journal.path;
-    let lock = owner::lock(path)?;
-    let found = owner::before_open(path, !config.production)?;
-    let mut writer = Sqlite::open(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
-    let journal_id = writer
-        .journal_id()
-        .map_err(|e| anyhow!("journal {}: not writable? {e}", path.display()))?;
-    owner::after_open(path, &journal_id)?;
-    writer
-        .probe()
-        .map_err(|e| anyhow!("journal {}: not writable: {e}", path.display()))?;
-    if found == owner::Found::Nothing {
-        tracing::warn!(journal = %path.display(), id = %journal_id, "no journal here: a new one was created (first run)");
-    }
-    let identity = owner::Identity::of(path)?;
-    let reader =
-        Sqlite::open_reader(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
     let metrics = Arc::new(Metrics::new());
     let observer = {
         let m = Arc::clone(&metrics);
         Box::new(move |n: usize, _d: Duration| m.journal_batch.observe(n as f64))
     };
-    let journal = Journal::start(writer, reader, config.journal.group_commit_max, observer);
+    let (journal, opened) = match config.journal.url.clone() {
+        // Its connections run their own runtimes: made off the async workers.
+        Some(url) => {
+            let c = config.clone();
+            tokio::task::spawn_blocking(move || open_postgres(&c, &url, observer))
+                .await
+                .map_err(|e| anyhow!("journal: {e}"))??
+        }
+        None => open_sqlite(&config, observer)?,
+    };
     let node = Node::start(
         &config,
         keys,
@@ -387,8 +379,8 @@ pub async fn start(config: Config) -> Result<Running> {
     let (stop, stopped) = watch::channel(false);
     let server = node.serve(terminals, config.limits.server(), stopped.clone());
     let watchdog = tokio::spawn(watchdog::watch_journal(
-        identity,
-        journal_id,
+        opened.watch,
+        opened.id,
         Arc::clone(node.switch().journal()),
         stopped.clone(),
     ));
@@ -398,7 +390,7 @@ pub async fn start(config: Config) -> Result<Running> {
         Arc::clone(node.switch().journal().health()),
         stopped,
     ));
-    tracing::info!(terminals = %terminal_addr, metrics = %metrics_addr, journal = %config.journal.path.display(), "switch listening");
+    tracing::info!(terminals = %terminal_addr, metrics = %metrics_addr, journal = %config.journal.place(), "switch listening");
     Ok(Running {
         terminal_addr,
         metrics_addr,
@@ -407,8 +399,106 @@ pub async fn start(config: Config) -> Result<Running> {
         server,
         http,
         watchdog,
-        _lock: lock,
+        _lock: opened.lock,
     })
+}
+
+/// A journal opened for a switch, and how to watch it.
+struct Opened {
+    /// SQLite: held for the process's life.
+    lock: Option<JournalLock>,
+    /// What the watchdog checks.
+    watch: watchdog::Watched,
+    /// The journal's id.
+    id: String,
+}
+
+/// The SQLite journal: ours alone, the one that was here, and writable.
+fn open_sqlite(
+    config: &Config,
+    observer: crate::journal::BatchObserver,
+) -> Result<(Journal, Opened)> {
+    let path = &config.journal.path;
+    let lock = owner::lock(path)?;
+    let found = owner::before_open(path, !config.production)?;
+    let mut writer = Sqlite::open(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let journal_id = writer
+        .journal_id()
+        .map_err(|e| anyhow!("journal {}: not writable? {e}", path.display()))?;
+    owner::after_open(path, &journal_id)?;
+    writer
+        .probe()
+        .map_err(|e| anyhow!("journal {}: not writable: {e}", path.display()))?;
+    if found == owner::Found::Nothing {
+        tracing::warn!(journal = %path.display(), id = %journal_id, "no journal here: a new one was created (first run)");
+    }
+    let identity = owner::Identity::of(path)?;
+    let reader =
+        Sqlite::open_reader(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let journal = Journal::start(writer, reader, config.journal.group_commit_max, observer);
+    Ok((
+        journal,
+        Opened {
+            lock: Some(lock),
+            watch: watchdog::Watched::File(identity),
+            id: journal_id,
+        },
+    ))
+}
+
+/// The PostgreSQL journal, shared with the other nodes: its schema brought up to date
+/// (nodes starting together take turns), its id, a write that works.
+fn open_postgres(
+    config: &Config,
+    url: &str,
+    observer: crate::journal::BatchObserver,
+) -> Result<(Journal, Opened)> {
+    let place = config.journal.place();
+    let mut writer = Postgres::connect(url).map_err(|e| anyhow!("journal {place}: {e}"))?;
+    let applied = writer
+        .migrate()
+        .map_err(|e| anyhow!("journal {place}: migrations: {e}"))?;
+    if !applied.is_empty() {
+        tracing::info!(journal = %place, versions = ?applied, "journal schema migrated");
+    }
+    let journal_id = writer
+        .journal_id()
+        .map_err(|e| anyhow!("journal {place}: {e}"))?;
+    writer
+        .probe()
+        .map_err(|e| anyhow!("journal {place}: not writable: {e}"))?;
+    let mut readers: Vec<Box<dyn Backend>> = Vec::new();
+    for _ in 0..config.journal.readers {
+        readers.push(Box::new(
+            Postgres::connect(url).map_err(|e| anyhow!("journal {place}: {e}"))?,
+        ));
+    }
+    let journal = Journal::start_pool(writer, readers, config.journal.group_commit_max, observer)
+        .shared_by_nodes();
+    Ok((
+        journal,
+        Opened {
+            lock: None,
+            watch: watchdog::Watched::Database,
+            id: journal_id,
+        },
+    ))
+}
+
+/// Brings the PostgreSQL journal's schema up to date (`switch journal migrate`); the
+/// versions applied now.
+pub fn migrate_journal(config: &Config) -> Result<Vec<i64>> {
+    let Some(url) = &config.journal.url else {
+        bail!("journal.url is not set: a SQLite journal migrates itself when it opens");
+    };
+    let place = config.journal.place();
+    let mut pg = Postgres::connect(url).map_err(|e| anyhow!("journal {place}: {e}"))?;
+    let applied = pg
+        .migrate()
+        .map_err(|e| anyhow!("journal {place}: migrations: {e}"))?;
+    pg.journal_id()
+        .map_err(|e| anyhow!("journal {place}: {e}"))?;
+    Ok(applied)
 }
 
 /// Creates a new journal at `path`: refused when one is there; with the id file of a

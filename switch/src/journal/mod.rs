@@ -33,6 +33,7 @@ use crate::model::{AccountId, BatchNo, Rrn, Stan, Tid};
 
 pub mod columns;
 pub mod owner;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 
@@ -144,6 +145,10 @@ pub trait Backend: Send + 'static {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool, JournalError>;
+    /// The journal's id as stored now (`None`: none, or not known to this backend).
+    fn journal_id_read(&mut self) -> Result<Option<String>, JournalError> {
+        Ok(None)
+    }
     /// `issuer`'s entries to send, oldest first: pending ones, and armed ones of processes
     /// with no heartbeat since `alive_since` (their requests died with them).
     fn saf_queue(
@@ -272,13 +277,24 @@ impl Journal {
     /// Starts the writer thread over `writer` and the reader thread over `reader`; groups
     /// take at most `max_group` requests.
     pub fn start(
+        writer: impl Backend,
+        reader: impl Backend,
+        max_group: usize,
+        observe: BatchObserver,
+    ) -> Self {
+        Self::start_pool(writer, vec![Box::new(reader)], max_group, observe)
+    }
+
+    /// Starts the writer thread over `writer` and a reader thread over each of `readers`
+    /// (they take queries from one queue, each as it is free).
+    pub fn start_pool(
         mut writer: impl Backend,
-        mut reader: impl Backend,
+        readers: Vec<Box<dyn Backend>>,
         max_group: usize,
         observe: BatchObserver,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Request>(max_group.max(1) * 4);
-        let (qtx, mut qrx) = mpsc::channel::<Query>(1024);
+        let (qtx, qrx) = mpsc::channel::<Query>(1024);
         let mut threads = Vec::new();
         let spawned = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -299,16 +315,26 @@ impl Journal {
             Ok(t) => threads.push(t),
             Err(e) => tracing::error!(error = %e, "cannot start the journal writer"),
         }
-        let spawned = std::thread::Builder::new()
-            .name("journal-reader".into())
-            .spawn(move || {
-                while let Some(query) = qrx.blocking_recv() {
-                    query(&mut reader);
-                }
-            });
-        match spawned {
-            Ok(t) => threads.push(t),
-            Err(e) => tracing::error!(error = %e, "cannot start the journal reader"),
+        let queue = Arc::new(Mutex::new(qrx));
+        for (i, mut reader) in readers.into_iter().enumerate() {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("journal-reader-{i}"))
+                .spawn(move || {
+                    loop {
+                        // One reader waits on the queue at a time; the others wait for it.
+                        let next = match queue.lock() {
+                            Ok(mut q) => q.blocking_recv(),
+                            Err(_) => None,
+                        };
+                        let Some(query) = next else { break };
+                        query(reader.as_mut());
+                    }
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!(error = %e, "cannot start a journal reader"),
+            }
         }
         Self {
             mode: Mode::Threads {

@@ -963,6 +963,15 @@ impl Backend for Sqlite {
         )
     }
 
+    fn journal_id_read(&mut self) -> Result<Option<String>, JournalError> {
+        self.conn
+            .query_row("SELECT value FROM journal_meta WHERE key = 'id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(storage)
+    }
+
     fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError> {
         self.conn
             .prepare_cached(&STAND_IN_USED)

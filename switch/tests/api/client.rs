@@ -34,6 +34,7 @@ pub const LOST: &str = "6222021000000000033";
 pub const CREDIT: &str = "6250941000000009";
 
 /// A terminal's keys, counters and frames, without a connection: what a POS knows.
+#[derive(Clone)]
 pub struct Pos {
     pub tid: String,
     pub mid: String,
@@ -110,6 +111,13 @@ impl Terminal {
         source: std::net::IpAddr,
     ) -> Self {
         Self::on(connect_from(addr, source).await, tid)
+    }
+
+    /// The same terminal (keys, counters) on a new connection to `addr`: another node.
+    pub async fn redial(&mut self, addr: std::net::SocketAddr) {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        self.stream = framed(stream);
     }
 
     pub async fn send_raw(&mut self, body: &[u8]) {

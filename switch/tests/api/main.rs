@@ -19,6 +19,8 @@ mod issuer;
 mod layout;
 mod lifecycle;
 mod merchant_day;
+mod nodes;
+mod pg;
 mod reliability;
 mod restart;
 mod secrets;
