@@ -297,16 +297,29 @@ fn journal_migrate(path: &std::path::Path) -> Result<()> {
 }
 
 fn report(report: Report) -> Result<()> {
-    let journal_of = |s: &JournalSource| -> Result<PathBuf> {
-        Ok(match (&s.journal, &s.config) {
-            (Some(j), _) => j.clone(),
-            (None, Some(c)) => Config::load(c)?.journal.path,
-            (None, None) => Config::demo()?.journal.path,
+    // The journal a report reads: the file given, or the configuration's (SQLite file or
+    // PostgreSQL database).
+    let open = |s: &JournalSource| -> Result<Box<dyn switch::report::Source>> {
+        let journal = match (&s.journal, &s.config) {
+            (Some(j), _) => {
+                let c = switch::report::open(j).with_context(|| format!("journal {}", j.display()))?;
+                return Ok(Box::new(c));
+            }
+            (None, Some(c)) => Config::load(c)?.journal,
+            (None, None) => Config::demo()?.journal,
+        };
+        Ok(match &journal.url {
+            Some(url) => Box::new(
+                switch::journal::postgres::Postgres::connect(url)
+                    .map_err(|e| anyhow!("journal {}: {e}", journal.place()))?,
+            ),
+            None => Box::new(
+                switch::report::open(&journal.path)
+                    .with_context(|| format!("journal {}", journal.path.display()))?,
+            ),
         })
     };
-    let open = |path: &PathBuf| {
-        switch::report::open(path).with_context(|| format!("journal {}", path.display()))
-    };
+    let failed = |e: String| anyhow!("report: {e}");
     match report {
         Report::Settlement {
             date,
@@ -316,8 +329,7 @@ fn report(report: Report) -> Result<()> {
             if switch::clock::day_number(&date).is_none() {
                 anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
             }
-            let conn = open(&journal_of(&source)?)?;
-            let rows = switch::report::settlement(&conn, &date)?;
+            let rows = switch::report::settlement(open(&source)?.as_mut(), &date).map_err(failed)?;
             print!(
                 "{}",
                 switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv))
@@ -327,16 +339,17 @@ fn report(report: Report) -> Result<()> {
             if switch::clock::day_number(&date).is_none() {
                 anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
             }
-            let conn = open(&journal_of(&source)?)?;
-            print!("{}", switch::report::issuers(&conn, &date)?);
+            let text = switch::report::issuers(open(&source)?.as_mut(), &date).map_err(failed)?;
+            print!("{text}");
         }
         Report::Saf { state, source } => {
-            let conn = open(&journal_of(&source)?)?;
-            print!("{}", switch::report::saf(&conn, state.as_deref())?);
+            let text =
+                switch::report::saf(open(&source)?.as_mut(), state.as_deref()).map_err(failed)?;
+            print!("{text}");
         }
         Report::Batch { tid, batch, source } => {
-            let conn = open(&journal_of(&source)?)?;
-            print!("{}", switch::report::batch(&conn, &tid, batch)?);
+            let text = switch::report::batch(open(&source)?.as_mut(), &tid, batch).map_err(failed)?;
+            print!("{text}");
         }
     }
     Ok(())

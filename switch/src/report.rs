@@ -12,7 +12,66 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::journal::columns::Value;
+
+/// Where reports read: a journal, SQLite or PostgreSQL (the SQL is written to run on both,
+/// with SQLite's `?N` placeholders).
+pub trait Source {
+    /// The rows `sql` gives, each column as a [`Value`].
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, String>;
+}
+
+impl Source for Connection {
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, String> {
+        let mut stmt = self.prepare(sql).map_err(|e| e.to_string())?;
+        let n = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
+            let mut row = Vec::with_capacity(n);
+            for i in 0..n {
+                use rusqlite::types::ValueRef;
+                row.push(match r.get_ref(i).map_err(|e| e.to_string())? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Real(f) => Value::Int(f as i64),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+}
+
+impl Source for crate::journal::postgres::Postgres {
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, String> {
+        self.query_values(sql, params).map_err(|e| e.to_string())
+    }
+}
+
+/// Column `i` as text (numbers written out, NULL empty).
+fn text(row: &[Value], i: usize) -> String {
+    match row.get(i) {
+        Some(Value::Text(t)) => t.clone(),
+        Some(Value::Int(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Column `i` as a number (NULL and text 0).
+fn int(row: &[Value], i: usize) -> i64 {
+    match row.get(i) {
+        Some(Value::Int(n)) => *n,
+        Some(Value::Text(t)) => t.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
 
 /// One merchant terminal's day.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,34 +103,37 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// The settlement report for a local (China Standard Time) date `YYYY-MM-DD`.
-pub fn settlement(conn: &Connection, date: &str) -> rusqlite::Result<Vec<SettlementRow>> {
-    let mut stmt = conn.prepare(
+pub fn settlement(src: &mut dyn Source, date: &str) -> Result<Vec<SettlementRow>, String> {
+    let rows = src.rows(
         "SELECT mid, tid,
-            SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 0 THEN 1 ELSE 0 END),
-            SUM(CASE WHEN kind IN ('sale','qr-sale') THEN amount_fen ELSE 0 END),
-            SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 1 THEN amount_fen ELSE 0 END),
-            SUM(CASE WHEN kind = 'refund' THEN amount_fen ELSE 0 END),
-            SUM(CASE WHEN (kind IN ('sale','qr-sale') AND voided = 0) OR kind = 'refund' THEN fee_fen ELSE 0 END)
+            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 0 THEN 1 ELSE 0 END) AS BIGINT),
+            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale') THEN amount_fen ELSE 0 END) AS BIGINT),
+            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 1 THEN amount_fen ELSE 0 END) AS BIGINT),
+            CAST(SUM(CASE WHEN kind = 'refund' THEN amount_fen ELSE 0 END) AS BIGINT),
+            CAST(SUM(CASE WHEN (kind IN ('sale','qr-sale') AND voided = 0) OR kind = 'refund' THEN fee_fen ELSE 0 END) AS BIGINT)
          FROM transactions
          WHERE local_date = ?1 AND response_code = '00' AND reversed = 0
            AND kind IN ('sale','qr-sale','refund')
          GROUP BY mid, tid ORDER BY mid, tid",
+        &[date.into()],
     )?;
-    let rows = stmt.query_map(params![date], |r| {
-        let mut row = SettlementRow {
-            mid: r.get(0)?,
-            tid: r.get(1)?,
-            sales: r.get(2)?,
-            gross_fen: r.get(3)?,
-            voids_fen: r.get(4)?,
-            refunds_fen: r.get(5)?,
-            fees_fen: r.get(6)?,
-            net_fen: 0,
-        };
-        row.net_fen = row.gross_fen - row.voids_fen - row.refunds_fen - row.fees_fen;
-        Ok(row)
-    })?;
-    rows.collect()
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut row = SettlementRow {
+                mid: text(r, 0),
+                tid: text(r, 1),
+                sales: int(r, 2),
+                gross_fen: int(r, 3),
+                voids_fen: int(r, 4),
+                refunds_fen: int(r, 5),
+                fees_fen: int(r, 6),
+                net_fen: 0,
+            };
+            row.net_fen = row.gross_fen - row.voids_fen - row.refunds_fen - row.fees_fen;
+            row
+        })
+        .collect())
 }
 
 /// One transaction of a batch: trace number, amount in fen, `sale` or `refund`.
@@ -172,7 +234,7 @@ pub fn format_settlement(rows: &[SettlementRow], csv: bool) -> String {
 
 /// One batch as the switch sees it: its transactions, its settlement, and the differences
 /// from the terminal's upload.
-pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<String> {
+pub fn batch(src: &mut dyn Source, tid: &str, batch: u32) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(out, "terminal {tid} batch {batch:06}");
     let _ = writeln!(
@@ -180,32 +242,18 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
         "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} state",
         "time (UTC)", "kind", "trace", "card", "amount", "rc"
     );
-    let mut stmt = conn.prepare(
+    let key = [Value::from(tid), Value::from(batch)];
+    let rows = src.rows(
         "SELECT time_utc, kind, stan, COALESCE(masked_pan, ''), amount_fen, response_code, voided, reversed, refunded_fen
-         FROM transactions WHERE tid = ?1 AND batch = ?2 AND kind NOT IN ('sign-on') ORDER BY rowid",
+         FROM transactions WHERE tid = ?1 AND batch = ?2 AND kind NOT IN ('sign-on') ORDER BY time_utc, stan",
+        &key,
     )?;
     let mut sales = (0i64, 0i64);
     let mut refunds = (0i64, 0i64);
-    let mut rows = stmt.query(params![tid, batch])?;
     let mut mine: Vec<(i64, i64, String)> = Vec::new();
-    while let Some(r) = rows.next()? {
-        let (kind, stan, amount, rc, voided, reversed, refunded): (
-            String,
-            i64,
-            i64,
-            String,
-            bool,
-            bool,
-            i64,
-        ) = (
-            r.get(1)?,
-            r.get(2)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-        );
+    for r in &rows {
+        let (kind, stan, amount, rc) = (text(r, 1), int(r, 2), int(r, 4), text(r, 5));
+        let (voided, reversed, refunded) = (int(r, 6) != 0, int(r, 7) != 0, int(r, 8));
         let mut state = Vec::new();
         if voided {
             state.push("voided".to_owned());
@@ -219,10 +267,10 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
         let _ = writeln!(
             out,
             "{:<24} {:<9} {:>6} {:<20} {:>12} {:>3} {}",
-            r.get::<_, String>(0)?,
+            text(r, 0),
             kind,
             format!("{stan:06}"),
-            r.get::<_, String>(3)?,
+            text(r, 3),
             yuan(amount),
             rc,
             state.join(", ")
@@ -249,30 +297,37 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
         yuan(refunds.0),
         refunds.1
     );
-    let settled: Option<(bool, i64, i64, i64, i64)> = conn
-        .query_row(
-            "SELECT balanced, terminal_debit_fen, terminal_debit_count, terminal_credit_fen, terminal_credit_count
-             FROM batches WHERE tid = ?1 AND batch = ?2",
-            params![tid, batch],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .ok();
-    match settled {
+    let settled = src.rows(
+        "SELECT balanced, terminal_debit_fen, terminal_debit_count, terminal_credit_fen, terminal_credit_count
+         FROM batches WHERE tid = ?1 AND batch = ?2",
+        &key,
+    )?;
+    match settled.first() {
         None => out.push_str("not settled\n"),
-        Some((balanced, td, tdc, tc, tcc)) => {
+        Some(r) => {
             let _ = writeln!(
                 out,
-                "settled: {} (terminal said sales {} ({tdc}), refunds {} ({tcc}))",
-                if balanced { "balanced" } else { "NOT balanced" },
-                yuan(td),
-                yuan(tc)
+                "settled: {} (terminal said sales {} ({}), refunds {} ({}))",
+                if int(r, 0) != 0 {
+                    "balanced"
+                } else {
+                    "NOT balanced"
+                },
+                yuan(int(r, 1)),
+                int(r, 2),
+                yuan(int(r, 3)),
+                int(r, 4)
             );
         }
     }
-    let uploads: Vec<(i64, i64, String)> = conn
-        .prepare("SELECT stan, amount_fen, kind FROM batch_uploads WHERE tid = ?1 AND batch = ?2 ORDER BY stan")?
-        .query_map(params![tid, batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let uploads: Vec<(i64, i64, String)> = src
+        .rows(
+            "SELECT stan, amount_fen, kind FROM batch_uploads WHERE tid = ?1 AND batch = ?2 ORDER BY stan",
+            &key,
+        )?
+        .iter()
+        .map(|r| (int(r, 0), int(r, 1), text(r, 2)))
+        .collect();
     if !uploads.is_empty() {
         out.push_str("batch upload differences:\n");
         let uploaded: Vec<BatchItem<'_>> = uploads
@@ -294,7 +349,7 @@ pub fn batch(conn: &Connection, tid: &str, batch: u32) -> rusqlite::Result<Strin
 /// The store-and-forward queue: reversals and advices for issuers, newest last; only those in
 /// `state` when given (`pending`, `armed`, `acknowledged`, `expired`, `cancelled`). The
 /// sealed messages are not shown.
-pub fn saf(conn: &Connection, state: Option<&str>) -> rusqlite::Result<String> {
+pub fn saf(src: &mut dyn Source, state: Option<&str>) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -309,31 +364,34 @@ pub fn saf(conn: &Connection, state: Option<&str>) -> rusqlite::Result<String> {
         "queued (UTC)",
         "last change (UTC)"
     );
-    let mut stmt = conn.prepare(
+    let rows = src.rows(
         "SELECT id, issuer, kind, mti, COALESCE(original_rrn, ''), state, CAST(tries AS TEXT),
                 created_utc, updated_utc
-         FROM saf_queue WHERE ?1 IS NULL OR state = ?1 ORDER BY rowid",
+         FROM saf_queue WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1 ORDER BY created_utc, id",
+        &[state.into()],
     )?;
-    let mut rows = stmt.query(params![state])?;
-    let mut n = 0;
-    while let Some(r) = rows.next()? {
-        n += 1;
-        let c = (0..9)
-            .map(|i| r.get::<_, String>(i))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+    for r in &rows {
         let _ = writeln!(
             out,
             "{:<34} {:<14} {:<9} {:<5} {:<12} {:<13} {:>5} {:<24} {:<24}",
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+            text(r, 0),
+            text(r, 1),
+            text(r, 2),
+            text(r, 3),
+            text(r, 4),
+            text(r, 5),
+            text(r, 6),
+            text(r, 7),
+            text(r, 8)
         );
     }
-    let _ = writeln!(out, "{n} entries");
+    let _ = writeln!(out, "{} entries", rows.len());
     Ok(out)
 }
 
 /// Per issuer for a day (China Standard Time): what was forwarded and how it ended, for
 /// reconciling with the issuer; then the store-and-forward queue by state.
-pub fn issuers(conn: &Connection, date: &str) -> rusqlite::Result<String> {
+pub fn issuers(src: &mut dyn Source, date: &str) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -348,48 +406,50 @@ pub fn issuers(conn: &Connection, date: &str) -> rusqlite::Result<String> {
         "stand-in",
         "stand-in amt"
     );
-    let mut stmt = conn.prepare(
+    let rows = src.rows(
         "SELECT issuer, COUNT(*),
-                SUM(response_code = '00'),
-                SUM(CASE WHEN response_code = '00' AND kind = 'sale' AND reversed = 0 AND voided = 0
-                         THEN amount_fen - refunded_fen ELSE 0 END),
-                SUM(response_code NOT IN ('00', '98')),
-                SUM(response_code = '98'),
-                SUM(response_code = '00' AND reversed = 1),
-                SUM(stand_in = 1 AND response_code = '00'),
-                SUM(CASE WHEN stand_in = 1 AND response_code = '00' THEN amount_fen ELSE 0 END)
+                CAST(SUM(CASE WHEN response_code = '00' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN response_code = '00' AND kind = 'sale' AND reversed = 0 AND voided = 0
+                         THEN amount_fen - refunded_fen ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN response_code NOT IN ('00', '98') THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN response_code = '98' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN response_code = '00' AND reversed = 1 THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN stand_in = 1 AND response_code = '00' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN stand_in = 1 AND response_code = '00' THEN amount_fen ELSE 0 END) AS BIGINT)
          FROM transactions WHERE issuer IS NOT NULL AND local_date = ?1
          GROUP BY issuer ORDER BY issuer",
+        &[date.into()],
     )?;
-    let mut rows = stmt.query(params![date])?;
-    while let Some(r) = rows.next()? {
-        let name: String = r.get(0)?;
-        let n = (1..=8)
-            .map(|i| r.get::<_, i64>(i))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+    for r in &rows {
         let _ = writeln!(
             out,
-            "{name:<16} {:>8} {:>8} {:>14} {:>8} {:>9} {:>8} {:>8} {:>14}",
-            n[0],
-            n[1],
-            yuan(n[2]),
-            n[3],
-            n[4],
-            n[5],
-            n[6],
-            yuan(n[7])
+            "{:<16} {:>8} {:>8} {:>14} {:>8} {:>9} {:>8} {:>8} {:>14}",
+            text(r, 0),
+            int(r, 1),
+            int(r, 2),
+            yuan(int(r, 3)),
+            int(r, 4),
+            int(r, 5),
+            int(r, 6),
+            int(r, 7),
+            yuan(int(r, 8))
         );
     }
     let _ = writeln!(out, "\nstore-and-forward queue");
-    let mut stmt = conn.prepare(
+    let rows = src.rows(
         "SELECT issuer, kind, state, COUNT(*) FROM saf_queue GROUP BY issuer, kind, state
          ORDER BY issuer, kind, state",
+        &[],
     )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let (issuer, kind, state, n): (String, String, String, i64) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        let _ = writeln!(out, "{issuer:<16} {kind:<9} {state:<13} {n:>8}");
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<9} {:<13} {:>8}",
+            text(r, 0),
+            text(r, 1),
+            text(r, 2),
+            int(r, 3)
+        );
     }
     Ok(out)
 }

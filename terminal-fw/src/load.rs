@@ -22,8 +22,9 @@ use crate::terminal::{Card, Terminal, TxnError};
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// The switch.
-    pub addr: SocketAddr,
+    /// The switch's nodes: terminal `i` starts on node `i` modulo their number, and dials
+    /// the next when its node stops answering.
+    pub addrs: Vec<SocketAddr>,
     /// Concurrent terminals.
     pub terminals: u32,
     /// First TID (the rest follow).
@@ -100,7 +101,15 @@ async fn one_terminal(
     let mut store = Store::in_memory()?;
     let tid = format!("{:08}", opts.first_tid + index);
     Terminal::init(&mut store, &tid, &opts.mid, &opts.tmk)?;
-    let mut t = Terminal::open(store, opts.addr)?;
+    let nodes = opts.addrs.len().max(1);
+    let mut node = index as usize % nodes;
+    let addr_of = |n: usize| {
+        opts.addrs
+            .get(n)
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8583)))
+    };
+    let mut t = Terminal::open(store, addr_of(node))?;
     t.make_volatile()?;
     t.timeout = Duration::from_secs(10);
     let r = t.sign_on("01").await?;
@@ -148,7 +157,13 @@ async fn one_terminal(
             t.balance(&card, &opts.pin, "01").await.map(|a| a.rc)
         };
         record(&shared, began, &result);
-        if let Err(TxnError::Unreachable { .. }) = result {
+        if let Err(TxnError::Unreachable { .. } | TxnError::Timeout) = result {
+            // Its node is gone (or never answered): the next one, as a terminal given a
+            // list of host addresses does.
+            if nodes > 1 {
+                node = (node + 1) % nodes;
+                t.redial(addr_of(node));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if let Some(i) = interval {

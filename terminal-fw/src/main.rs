@@ -37,11 +37,22 @@ struct Cli {
     /// Where the terminal keeps its state.
     #[arg(long, global = true, default_value = "./terminal-data")]
     state: PathBuf,
-    /// The switch.
-    #[arg(long = "switch", global = true, default_value = "127.0.0.1:8583")]
-    switch_addr: SocketAddr,
+    /// The switch (the load generator takes it again for more nodes: its terminals are
+    /// spread over them, and one whose node stops answering dials the next).
+    #[arg(long = "switch", global = true, default_value = "127.0.0.1:8583", action = clap::ArgAction::Append)]
+    switch_addrs: Vec<SocketAddr>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The switch a single terminal talks to: the first given.
+    fn switch_addr(&self) -> SocketAddr {
+        self.switch_addrs
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8583)))
+    }
 }
 
 #[derive(Args)]
@@ -269,7 +280,7 @@ fn fen(amount: &str) -> Result<u64> {
 
 fn open(cli: &Cli) -> Result<Terminal> {
     let store = Store::open(&cli.state)?;
-    Terminal::open(store, cli.switch_addr).map_err(|e| anyhow!("{e}"))
+    Terminal::open(store, cli.switch_addr()).map_err(|e| anyhow!("{e}"))
 }
 
 fn login(t: &mut Terminal, who: &Who) -> Result<()> {
@@ -515,7 +526,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .unwrap_or(100)
                 .min(100);
             let summary = terminal_fw::load::run(terminal_fw::load::LoadOptions {
-                addr: cli.switch_addr,
+                addrs: cli.switch_addrs.clone(),
                 terminals: *terminals,
                 first_tid: *first_tid,
                 mid: "898310048990001".into(),
@@ -564,7 +575,7 @@ async fn demo(cli: &Cli) -> Result<()> {
             "demo terminal 10000777: administrator 135790, supervisor 246802, cashier 01 102938 (test passwords)"
         );
     }
-    let mut t = Terminal::open(store, cli.switch_addr)?;
+    let mut t = Terminal::open(store, cli.switch_addr())?;
     println!("sign-on: {}", t.sign_on("01").await?.rc);
     let debit = Card {
         pan: "6222021000000000017".into(),

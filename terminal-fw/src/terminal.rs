@@ -240,6 +240,12 @@ impl Terminal {
         Ok(out)
     }
 
+    /// Talks to the switch at `addr` from the next request on (another node).
+    pub fn redial(&mut self, addr: SocketAddr) {
+        self.addr = addr;
+        self.stream = None;
+    }
+
     async fn connect(&mut self) -> Result<&mut Framed<TcpStream, FrameCodec>, TxnError> {
         if self.stream.is_none() {
             let s =

@@ -599,6 +599,29 @@ impl Postgres {
         })
     }
 
+    /// The rows of `sql` (written with SQLite's `?N` placeholders), each column a value:
+    /// for reports, which run the same SQL on both journals.
+    pub fn query_values(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Vec<Value>>, JournalError> {
+        let rows = self.rows(&dollars(sql), params.to_vec())?;
+        rows.iter()
+            .map(|r| {
+                let row = PgRow(r);
+                (0..r.len())
+                    .map(|i| {
+                        row.value(i).map_err(|e| match e {
+                            ColumnError::Bad(what) => storage(what),
+                            ColumnError::Storage(s) => JournalError::Storage(s),
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// One number (a count or a sum).
     fn number(&mut self, sql: &str, values: Vec<Value>) -> Result<i64, JournalError> {
         let rows = self.rows(sql, values)?;

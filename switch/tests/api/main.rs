@@ -67,6 +67,8 @@ pub async fn start(config: Config) -> switch::Running {
 pub struct Spawned {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
+    /// Where it serves `/metrics`, `/healthz` and `/readyz`.
+    pub metrics: std::net::SocketAddr,
     pub logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -90,22 +92,29 @@ pub fn spawn_switch(config: &switch::Config, path: &std::path::Path, rust_log: &
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("terminals=") {
-                    let addr: String = line[at + 10..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = tx.send(addr);
+                let field = |name: &str| {
+                    line.find(name).map(|at| {
+                        line[at + name.len()..]
+                            .chars()
+                            .take_while(|c| !c.is_whitespace())
+                            .collect::<String>()
+                    })
+                };
+                if let (Some(t), Some(m)) = (field("terminals="), field("metrics=")) {
+                    let _ = tx.send((t, m));
                 }
                 logs.lock().unwrap().push_str(&line);
                 logs.lock().unwrap().push('\n');
             }
         });
     }
-    let addr = rx
+    let (addr, metrics) = rx
         .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("switch listening")
-        .parse()
-        .unwrap();
-    Spawned { child, addr, logs }
+        .expect("switch listening");
+    Spawned {
+        child,
+        addr: addr.parse().unwrap(),
+        metrics: metrics.parse().unwrap(),
+        logs,
+    }
 }

@@ -29,6 +29,21 @@ pub fn node(dir: &std::path::Path, db: &Database, node_id: u8) -> Spawned {
     spawn_switch(&config, &dir.join(format!("node-{node_id}.toml")), "info")
 }
 
+/// Waits until the node at `metrics` has its issuer line up.
+async fn line_up(metrics: std::net::SocketAddr) {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = crate::cli::http_get(metrics, "/metrics").await;
+        if m.lines()
+            .any(|l| l.starts_with("switch_issuer_line_up{") && l.ends_with(" 1"))
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < end, "issuer line up: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn kill(mut s: Spawned) {
     let _ = s.child.kill();
     let _ = s.child.wait();
@@ -183,4 +198,234 @@ async fn a_second_process_with_a_live_node_id_is_refused_naming_the_first() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     let again = node(&dir, &db, 1);
     kill(again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_nothing_its_terminals_were_told() {
+    let Some(db) = Database::new("kill_node") else {
+        return;
+    };
+    let dir = temp_dir("kill-node");
+    let a = node(&dir, &db, 1);
+    let b = node(&dir, &db, 2);
+    let record = dir.join("approvals.csv");
+    // The load generator's terminals, spread over both nodes; those of a node that dies
+    // dial the other.
+    let load = tokio::spawn(terminal_fw::load::run(terminal_fw::load::LoadOptions {
+        addrs: vec![a.addr, b.addr],
+        terminals: 8,
+        first_tid: 10_000_500,
+        mid: "898310048990001".into(),
+        tmk: crate::client::DEMO_TMK.into(),
+        duration: Duration::from_secs(8),
+        rate: None,
+        sale_pct: 100,
+        pan: DEBIT.into(),
+        pin: "123456".into(),
+        progress: false,
+        record: Some(record.clone()),
+    }));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed_at = switch::clock::Timestamp::now().iso_utc();
+    kill(a);
+    let summary = load.await.unwrap().unwrap();
+    let told: Vec<(String, String)> = std::fs::read_to_string(&record)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].to_owned(), f[3].to_owned())
+        })
+        .collect();
+    assert!(told.len() > 100, "load ran: {summary:?}");
+    let journal: std::collections::HashMap<String, (String, String)> = db
+        .rows(
+            "SELECT rrn, response_code, COALESCE(auth_code, '') FROM transactions
+             WHERE tid BETWEEN '10000500' AND '10000507'",
+        )
+        .into_iter()
+        .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
+        .collect();
+    for (rrn, auth) in &told {
+        assert_eq!(
+            journal.get(rrn),
+            Some(&("00".to_owned(), auth.clone())),
+            "approval {rrn} as the terminal was told it"
+        );
+    }
+    // Every terminal carried on at the node left.
+    let after = db.number(&format!(
+        "SELECT COUNT(DISTINCT tid) FROM transactions
+         WHERE tid BETWEEN '10000500' AND '10000507' AND time_utc > '{killed_at}' AND response_code = '00'"
+    ));
+    assert_eq!(after, 8, "all eight terminals approved after the kill");
+    // The card moved by exactly the sales the journal holds, and the day's report says so.
+    let sales = db.number(
+        "SELECT COALESCE(SUM(amount_fen), 0)::BIGINT FROM transactions
+         WHERE masked_pan = '622202*********0017' AND kind = 'sale' AND response_code = '00'
+           AND voided = 0 AND reversed = 0",
+    );
+    assert_eq!(
+        db.number("SELECT balance_fen FROM accounts WHERE masked_pan = '622202*********0017'"),
+        1_000_000 - sales
+    );
+    let url = db.url.clone();
+    let gross: i64 = std::thread::spawn(move || {
+        let mut pg = switch::journal::postgres::Postgres::connect(&url).unwrap();
+        let today = switch::clock::Timestamp::now().cst_date();
+        switch::report::settlement(&mut pg, &today)
+            .unwrap()
+            .iter()
+            .map(|r| r.gross_fen)
+            .sum()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(gross, sales, "the settlement report sees both nodes' sales");
+    kill(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_stopped_for_five_seconds_under_load_loses_nothing() {
+    if crate::pg::server().is_none() {
+        return;
+    }
+    let dir = temp_dir("pg-stop");
+    let Some(pg) = crate::pg::Private::start(&dir.join("pg")) else {
+        return;
+    };
+    let db = Database::on(&pg.url(), "stop");
+    let a = node(&dir, &db, 1);
+    let record = dir.join("approvals.csv");
+    let load = tokio::spawn(terminal_fw::load::run(terminal_fw::load::LoadOptions {
+        addrs: vec![a.addr],
+        terminals: 4,
+        first_tid: 10_000_520,
+        mid: "898310048990001".into(),
+        tmk: crate::client::DEMO_TMK.into(),
+        duration: Duration::from_secs(14),
+        rate: None,
+        sale_pct: 100,
+        pan: DEBIT.into(),
+        pin: "123456".into(),
+        progress: false,
+        record: Some(record.clone()),
+    }));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    crate::reliability::readyz_becomes(a.metrics, "200").await;
+    pg.stop();
+    crate::reliability::readyz_becomes(a.metrics, "503").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    pg.resume();
+    // The node reconnects by itself.
+    crate::reliability::readyz_becomes(a.metrics, "200").await;
+    let summary = load.await.unwrap().unwrap();
+    assert!(
+        summary.response_codes.get("96").copied().unwrap_or(0) > 0,
+        "the outage was answered 96: {summary:?}"
+    );
+    let told: Vec<String> = std::fs::read_to_string(&record)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').nth(1).unwrap().to_owned())
+        .collect();
+    let journalled: std::collections::HashSet<String> = db
+        .rows("SELECT rrn FROM transactions WHERE response_code = '00'")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert!(told.len() > 50, "approvals before and after: {summary:?}");
+    for rrn in &told {
+        assert!(journalled.contains(rrn), "approval {rrn} lost in the outage");
+    }
+    let sales = db.number(
+        "SELECT COALESCE(SUM(amount_fen), 0)::BIGINT FROM transactions
+         WHERE masked_pan = '622202*********0017' AND kind = 'sale' AND response_code = '00'
+           AND voided = 0 AND reversed = 0",
+    );
+    assert_eq!(
+        db.number("SELECT balance_fen FROM accounts WHERE masked_pan = '622202*********0017'"),
+        1_000_000 - sales,
+        "balance exact"
+    );
+    kill(a);
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversal_armed_at_a_node_killed_is_delivered_once_by_the_other() {
+    let Some(db) = Database::new("saf_handover") else {
+        return;
+    };
+    let dir = temp_dir("saf-handover");
+    // The issuer answers late: the sale is in flight at node 1 when it dies.
+    let issuer = crate::issuer::sim(1).await;
+    issuer
+        .knobs
+        .delay_ms
+        .store(60_000, std::sync::atomic::Ordering::Relaxed);
+    let lines = vec![issuer.addrs[0].to_string()];
+    let mut configs = Vec::new();
+    for id in [1u8, 2] {
+        let mut c = crate::issuer::config(&dir, lines.clone(), |i| {
+            i.timeout_ms = 30_000;
+            i.saf.retry_secs = 1;
+        });
+        c.journal.url = Some(db.url.clone());
+        c.journal.node_id = id;
+        c.journal.readers = 2;
+        configs.push(c);
+    }
+    let a = spawn_switch(&configs[0], &dir.join("a.toml"), "info");
+    let b = spawn_switch(&configs[1], &dir.join("b.toml"), "info");
+    for n in [&a, &b] {
+        line_up(n.metrics).await;
+    }
+    let before = issuer.balance(crate::issuer::REMOTE).unwrap();
+    let mut t = Terminal::connect(a.addr, "10000530").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let mut bld = t.sale_builder(crate::issuer::REMOTE, Some("111111"), 777);
+    let sale = t.seal(&mut bld);
+    t.send_raw(&sale).await;
+    // The sale reaches the issuer (applied there, its answer held back), then node 1 dies.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while issuer.balance(crate::issuer::REMOTE).unwrap() == before {
+        assert!(std::time::Instant::now() < end, "the sale reached the issuer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        db.number("SELECT COUNT(*) FROM saf_queue WHERE state = 'armed'"),
+        1,
+        "its reversal armed"
+    );
+    kill(a);
+    issuer
+        .knobs
+        .delay_ms
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    // Node 2 takes the queue over once node 1's lease and heartbeat are stale, and sends
+    // the reversal: the issuer's card is whole again, once.
+    let end = std::time::Instant::now() + Duration::from_secs(40);
+    while issuer.balance(crate::issuer::REMOTE).unwrap() != before {
+        assert!(
+            std::time::Instant::now() < end,
+            "node 2 delivered the reversal: {}",
+            b.logs.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(issuer.balance(crate::issuer::REMOTE).unwrap(), before);
+    assert_eq!(issuer.reversals_applied(), 1, "applied once");
+    assert_eq!(
+        db.number("SELECT COUNT(*) FROM saf_queue WHERE state = 'acknowledged'"),
+        1
+    );
+    // The terminal, redialling node 2, reverses the sale it never heard about: 00, and
+    // nothing more moves.
+    t.redial(b.addr).await;
+    assert_eq!(t.reverse(&sale).await.rc(), "00");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(issuer.balance(crate::issuer::REMOTE).unwrap(), before);
+    kill(b);
 }

@@ -64,6 +64,36 @@ pub fn number(url: &str, sql: &str) -> i64 {
     .unwrap()
 }
 
+/// The rows of `sql` on `url`, each column as text (`::TEXT` in the query where needed).
+pub fn rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .query(&sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                        .collect()
+                })
+                .collect()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
 /// `url` with another database name.
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, _) = url.rsplit_once('/').unwrap();
@@ -104,6 +134,11 @@ impl Database {
     /// One number from `sql`.
     pub fn number(&self, sql: &str) -> i64 {
         number(&self.url, sql)
+    }
+
+    /// Rows from `sql`, as text.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        rows(&self.url, sql)
     }
 }
 

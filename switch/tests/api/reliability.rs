@@ -8,7 +8,7 @@ use crate::client::{DEBIT, Terminal};
 use crate::{start, temp_dir, test_config};
 
 /// Polls `/readyz` until it answers with `status` (up to 5 s).
-async fn readyz_becomes(addr: std::net::SocketAddr, status: &str) -> String {
+pub async fn readyz_becomes(addr: std::net::SocketAddr, status: &str) -> String {
     let end = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let r = http_get(addr, "/readyz").await;

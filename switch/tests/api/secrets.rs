@@ -22,6 +22,7 @@ async fn logs_and_journal_hold_no_pan_pin_block_or_key() {
         mut child,
         addr,
         logs,
+        ..
     } = spawn_switch(&config, &dir.join("switch.toml"), "debug");
 
     let mut t = Terminal::connect(addr, "10000030").await;

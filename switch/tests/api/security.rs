@@ -435,6 +435,7 @@ async fn fifty_thousand_junk_frames_cost_bounded_journal_rows_and_log_lines() {
         mut child,
         addr,
         logs,
+        ..
     } = crate::spawn_switch(&test_config(&dir), &dir.join("switch.toml"), "info");
     let mut t = Terminal::connect(addr, "10000075").await;
     assert_eq!(t.sign_on().await.rc(), "00");
