@@ -302,7 +302,8 @@ fn report(report: Report) -> Result<()> {
     let open = |s: &JournalSource| -> Result<Box<dyn switch::report::Source>> {
         let journal = match (&s.journal, &s.config) {
             (Some(j), _) => {
-                let c = switch::report::open(j).with_context(|| format!("journal {}", j.display()))?;
+                let c =
+                    switch::report::open(j).with_context(|| format!("journal {}", j.display()))?;
                 return Ok(Box::new(c));
             }
             (None, Some(c)) => Config::load(c)?.journal,
@@ -329,7 +330,8 @@ fn report(report: Report) -> Result<()> {
             if switch::clock::day_number(&date).is_none() {
                 anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
             }
-            let rows = switch::report::settlement(open(&source)?.as_mut(), &date).map_err(failed)?;
+            let rows =
+                switch::report::settlement(open(&source)?.as_mut(), &date).map_err(failed)?;
             print!(
                 "{}",
                 switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv))
@@ -348,7 +350,8 @@ fn report(report: Report) -> Result<()> {
             print!("{text}");
         }
         Report::Batch { tid, batch, source } => {
-            let text = switch::report::batch(open(&source)?.as_mut(), &tid, batch).map_err(failed)?;
+            let text =
+                switch::report::batch(open(&source)?.as_mut(), &tid, batch).map_err(failed)?;
             print!("{text}");
         }
     }

@@ -66,6 +66,8 @@ pub struct Node {
     switch: Arc<Switch>,
     links: Vec<JoinHandle<()>>,
     links_stop: watch::Sender<bool>,
+    /// With a shared journal: this node's id and this process's name in its node table.
+    registered: Option<(String, String)>,
 }
 
 impl Node {
@@ -179,6 +181,7 @@ impl Node {
         }
         let (links_stop, links_stopped) = watch::channel(false);
         let mut links = Vec::new();
+        let registered = shared.then(|| (node.clone(), holder.clone()));
         if shared {
             links.push(tokio::spawn(heartbeat(
                 Arc::clone(&journal),
@@ -211,6 +214,7 @@ impl Node {
             switch,
             links,
             links_stop,
+            registered,
         })
     }
 
@@ -248,6 +252,17 @@ impl Node {
         let _ = self.links_stop.send(true);
         for l in self.links {
             let _ = l.await;
+        }
+        // Stopped cleanly: the node id is free at once, and the queues it held too.
+        if let Some((node, holder)) = self.registered {
+            let left = self
+                .switch
+                .journal()
+                .write(move |b| b.deregister_node(&node, &holder))
+                .await;
+            if let Err(e) = left {
+                tracing::warn!(error = %e, "cannot free the node id: it frees itself in 10 s");
+            }
         }
         self.switch
     }

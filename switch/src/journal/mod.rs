@@ -136,6 +136,12 @@ pub trait Backend: Send + 'static {
     /// stop taking money).
     fn heartbeat(&mut self, node: &str, holder: &str, now: Timestamp)
     -> Result<bool, JournalError>;
+    /// `node`, held by `holder`, stopped cleanly: its id is free at once, and the queue
+    /// leases it held.
+    fn deregister_node(&mut self, node: &str, holder: &str) -> Result<(), JournalError> {
+        let _ = (node, holder);
+        Ok(())
+    }
     /// Takes or keeps the lease on `issuer`'s store-and-forward queue for `node` until
     /// `until`; whether `node` holds it.
     fn saf_lease(

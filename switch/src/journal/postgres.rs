@@ -1241,6 +1241,21 @@ impl Backend for Postgres {
         Ok(rows.len() == 1)
     }
 
+    fn deregister_node(&mut self, node: &str, holder: &str) -> Result<(), JournalError> {
+        self.run(&[
+            Step::change(
+                "UPDATE nodes SET heartbeat_utc = '' WHERE node = $1 AND holder = $2",
+                vec![node.into(), holder.into()],
+                Expect::Any,
+            ),
+            Step::change(
+                "DELETE FROM saf_leases WHERE node = $1",
+                vec![holder.into()],
+                Expect::Any,
+            ),
+        ])
+    }
+
     fn saf_lease(
         &mut self,
         issuer: &str,

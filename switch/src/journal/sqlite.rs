@@ -927,6 +927,18 @@ impl Backend for Sqlite {
             .map_err(storage)
     }
 
+    fn deregister_node(&mut self, node: &str, holder: &str) -> Result<(), JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        tx.execute(
+            "UPDATE nodes SET heartbeat_utc = '' WHERE node = ?1 AND holder = ?2",
+            params![node, holder],
+        )
+        .map_err(storage)?;
+        tx.execute("DELETE FROM saf_leases WHERE node = ?1", params![holder])
+            .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
     fn saf_lease(
         &mut self,
         issuer: &str,

@@ -1,11 +1,11 @@
 //! Sign-on, sale, balance and every failure code, over TCP.
+//!
+//! These run on either journal: `SWITCH_TEST_JOURNAL=postgres` runs them on PostgreSQL.
+
+use switch::journal::columns::Value;
 
 use crate::client::{CREDIT, DEBIT, LOST, LOW, Terminal};
-use crate::{start, temp_dir, test_config};
-
-fn journal(dir: &std::path::Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("journal.db")).unwrap()
-}
+use crate::{JournalDb, journal_config as test_config, start, temp_dir};
 
 #[tokio::test]
 async fn sign_on_sale_and_balance() {
@@ -36,13 +36,20 @@ async fn sign_on_sale_and_balance() {
     assert_eq!(s.text(38).unwrap().len(), 6);
     assert_eq!(s.digits(4).as_deref(), Some("000000100000"));
     assert_eq!(s.digits(11).as_deref(), Some("000003"));
-    let (rc, fee, amount, masked, card_type): (String, i64, i64, String, String) = journal(&dir)
-        .query_row(
-            "SELECT response_code, fee_fen, amount_fen, masked_pan, card_type FROM transactions WHERE rrn = ?1",
-            [&rrn],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .unwrap();
+    let row = &JournalDb::of(&dir).rows(
+        "SELECT response_code, fee_fen, amount_fen, masked_pan, card_type FROM transactions WHERE rrn = ?1",
+        &[rrn.as_str().into()],
+    )[0];
+    let (rc, fee, amount, masked, card_type) = match &row[..] {
+        [
+            Value::Text(rc),
+            Value::Int(fee),
+            Value::Int(amount),
+            Value::Text(masked),
+            Value::Text(card_type),
+        ] => (rc.clone(), *fee, *amount, masked.clone(), card_type.clone()),
+        other => panic!("{other:?}"),
+    };
     assert_eq!(
         (
             rc.as_str(),
@@ -63,12 +70,20 @@ async fn sign_on_sale_and_balance() {
     assert_eq!(s.rc(), "00");
     let s2 = t.sale(CREDIT, "654321", 100_000).await;
     assert_eq!(s2.rc(), "00");
-    let fees: Vec<i64> = journal(&dir)
-        .prepare("SELECT fee_fen FROM transactions WHERE rrn IN (?1, ?2) ORDER BY rrn")
-        .unwrap()
-        .query_map([s.text(37).unwrap(), s2.text(37).unwrap()], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let fees: Vec<Value> = JournalDb::of(&dir)
+        .rows(
+            "SELECT fee_fen FROM transactions WHERE rrn IN (?1, ?2) ORDER BY rrn",
+            &[s.text(37).unwrap().into(), s2.text(37).unwrap().into()],
+        )
+        .into_iter()
+        .map(|mut r| r.remove(0))
+        .collect();
+    let fees: Vec<i64> = fees
+        .iter()
+        .map(|v| match v {
+            Value::Int(n) => *n,
+            other => panic!("{other:?}"),
+        })
         .collect();
     assert_eq!(fees, [2_000, 600]);
     // Credit: available = limit - used.
@@ -179,12 +194,16 @@ async fn every_decline_code() {
 
     // Every authenticated request above is in the journal with its code; the ones that
     // failed authentication (97, 03, A0) and the one missing a mandatory field are not.
-    let codes: Vec<String> = journal(&dir)
-        .prepare("SELECT DISTINCT response_code FROM transactions ORDER BY 1")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let codes: Vec<String> = JournalDb::of(&dir)
+        .rows(
+            "SELECT DISTINCT response_code FROM transactions ORDER BY 1",
+            &[],
+        )
+        .into_iter()
+        .map(|r| match &r[0] {
+            Value::Text(t) => t.clone(),
+            other => panic!("{other:?}"),
+        })
         .collect();
     for code in [
         "00", "12", "13", "14", "15", "41", "51", "54", "55", "75", "77",
@@ -231,13 +250,8 @@ async fn retransmission_replays_and_conflict_is_94() {
     let mut other = t.sale_builder(DEBIT, Some("123456"), 2_000);
     let frame = t.seal(&mut other);
     assert_eq!(t.exchange(&frame).await.rc(), "94");
-    let n: i64 = journal(&dir)
-        .query_row(
-            "SELECT COUNT(*) FROM transactions WHERE kind = 'sale'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let n =
+        JournalDb::of(&dir).number("SELECT COUNT(*) FROM transactions WHERE kind = 'sale'", &[]);
     assert_eq!(n, 1);
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();

@@ -1,20 +1,27 @@
 //! Voids, refunds, reversals, QR sales, settlement and batch upload, over TCP.
 
-use crate::client::{CREDIT, DEBIT, QR_CODE, Terminal};
-use crate::{start, temp_dir, test_config};
+//!
+//! These run on either journal: `SWITCH_TEST_JOURNAL=postgres` runs them on PostgreSQL.
 
-fn db(dir: &std::path::Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("journal.db")).unwrap()
+use switch::journal::columns::Value;
+
+use crate::client::{CREDIT, DEBIT, QR_CODE, Terminal};
+use crate::{JournalDb, journal_config as test_config, start, temp_dir};
+
+fn db(dir: &std::path::Path) -> JournalDb {
+    JournalDb::of(dir)
 }
 
 fn flags(dir: &std::path::Path, rrn: &str) -> (bool, bool, i64) {
-    db(dir)
-        .query_row(
-            "SELECT voided, reversed, refunded_fen FROM transactions WHERE rrn = ?1",
-            [rrn],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap()
+    let r = &db(dir).rows(
+        "SELECT voided, reversed, refunded_fen FROM transactions WHERE rrn = ?1",
+        &[rrn.into()],
+    )[0];
+    let n = |i: usize| match r[i] {
+        Value::Int(n) => n,
+        _ => panic!("{r:?}"),
+    };
+    (n(0) != 0, n(1) != 0, n(2))
 }
 
 async fn balance(t: &mut Terminal, pan: &str, pin: &str) -> String {
@@ -69,13 +76,10 @@ async fn void_rules() {
         "already voided"
     );
     // The void's own record points at the sale.
-    let orig: String = db(&dir)
-        .query_row(
-            "SELECT original_rrn FROM transactions WHERE rrn = ?1",
-            [v.text(37).unwrap()],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let orig = db(&dir).text(
+        "SELECT original_rrn FROM transactions WHERE rrn = ?1",
+        &[v.text(37).unwrap().into()],
+    );
     assert_eq!(orig, rrn);
     // A void with a PIN checks it.
     let sale = t.sale(DEBIT, "123456", 500).await;
@@ -126,13 +130,10 @@ async fn refund_rules() {
     assert_eq!(flags(&dir, &rrn), (false, false, 100_000));
     // Credit card: the amount used went back to zero; the sale's fee is kept (default).
     assert_eq!(balance(&mut t, CREDIT, "654321").await, "C000005000000");
-    let fees: i64 = db(&dir)
-        .query_row(
-            "SELECT SUM(fee_fen) FROM transactions WHERE response_code = '00'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let fees = db(&dir).number(
+        "SELECT CAST(SUM(fee_fen) AS BIGINT) FROM transactions WHERE response_code = '00'",
+        &[],
+    );
     assert_eq!(fees, 600);
     // A voided sale cannot be refunded.
     let s2 = t.sale(DEBIT, "123456", 5_000).await;
@@ -227,13 +228,14 @@ async fn qr_payment_code_sales() {
     let r = t.qr(QR_CODE, 100_000, None).await;
     assert_eq!(r.rc(), "00");
     assert!(t.reply_mac_ok(&r));
-    let (fee, card_type, masked): (i64, String, String) = db(&dir)
-        .query_row(
-            "SELECT fee_fen, card_type, masked_pan FROM transactions WHERE rrn = ?1",
-            [r.text(37).unwrap()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let row = &db(&dir).rows(
+        "SELECT fee_fen, card_type, masked_pan FROM transactions WHERE rrn = ?1",
+        &[r.text(37).unwrap().into()],
+    )[0];
+    let (fee, card_type, masked) = match (&row[0], &row[1], &row[2]) {
+        (Value::Int(f), Value::Text(c), Value::Text(m)) => (*f, c.clone(), m.clone()),
+        other => panic!("{other:?}"),
+    };
     assert_eq!((fee, card_type.as_str()), (380, "qr"));
     assert!(!masked.contains(QR_CODE));
     // Above it: the payment password is required and checked.
@@ -300,21 +302,19 @@ async fn settlement_and_batch_upload() {
         .upload(2, &[(stan_a, 9_900, "22"), (777_777, 100, "22")], true)
         .await;
     assert_eq!((up.rc().as_str(), up.msg().mti().as_str()), ("00", "0330"));
-    let (balanced, sw_debit): (bool, i64) = db(&dir)
-        .query_row(
-            "SELECT balanced, switch_debit_fen FROM batches WHERE tid = '10000044' AND batch = 2",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let balanced = db(&dir).number(
+        "SELECT balanced FROM batches WHERE tid = '10000044' AND batch = 2",
+        &[],
+    ) != 0;
+    let sw_debit = db(&dir).number(
+        "SELECT switch_debit_fen FROM batches WHERE tid = '10000044' AND batch = 2",
+        &[],
+    );
     assert_eq!((balanced, sw_debit), (false, 4_400));
-    let uploads: i64 = db(&dir)
-        .query_row(
-            "SELECT COUNT(*) FROM batch_uploads WHERE tid = '10000044' AND batch = 2",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let uploads = db(&dir).number(
+        "SELECT COUNT(*) FROM batch_uploads WHERE tid = '10000044' AND batch = 2",
+        &[],
+    );
     assert_eq!(uploads, 2);
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -345,13 +345,10 @@ async fn echo_and_proportional_refund_fee() {
         .refund(CREDIT, 25_000, &sale.text(37).unwrap(), &today_mmdd())
         .await;
     assert_eq!(r.rc(), "00");
-    let fee: i64 = db(&dir)
-        .query_row(
-            "SELECT fee_fen FROM transactions WHERE rrn = ?1",
-            [r.text(37).unwrap()],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let fee = db(&dir).number(
+        "SELECT fee_fen FROM transactions WHERE rrn = ?1",
+        &[r.text(37).unwrap().into()],
+    );
     assert_eq!(fee, -150, "a quarter of the fee comes back");
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();

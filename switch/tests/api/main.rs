@@ -58,6 +58,95 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c
 }
 
+/// The test configuration on the journal the run asks for: SQLite in `dir`, or with
+/// `SWITCH_TEST_JOURNAL=postgres` a fresh PostgreSQL database on `SWITCH_TEST_PG` (its URL
+/// kept in `dir/pg-url` for [`JournalDb`]). For the tests that hold on either journal.
+pub fn journal_config(dir: &std::path::Path) -> Config {
+    let mut c = test_config(dir);
+    if std::env::var("SWITCH_TEST_JOURNAL").as_deref() == Ok("postgres") {
+        // A restart of the test's switch finds its database again.
+        let url = match std::fs::read_to_string(dir.join("pg-url")) {
+            Ok(url) => url,
+            Err(_) => {
+                let server =
+                    pg::server().expect("SWITCH_TEST_JOURNAL=postgres needs SWITCH_TEST_PG");
+                let db = pg::Database::on(&server, "suite");
+                std::fs::write(dir.join("pg-url"), &db.url).unwrap();
+                let url = db.url.clone();
+                // Dropped by the next run's sweep (named after this process).
+                std::mem::forget(db);
+                url
+            }
+        };
+        c.journal.url = Some(url);
+        c.journal.readers = 2;
+    }
+    c
+}
+
+/// The journal of a test's switch, for checking what it holds: SQLite in `dir`, or the
+/// PostgreSQL database [`journal_config`] made. SQL with `?N` placeholders runs on both.
+pub struct JournalDb(std::path::PathBuf);
+
+impl JournalDb {
+    pub fn of(dir: &std::path::Path) -> Self {
+        Self(dir.to_owned())
+    }
+
+    /// The rows of `sql`.
+    pub fn rows(
+        &self,
+        sql: &str,
+        params: &[switch::journal::columns::Value],
+    ) -> Vec<Vec<switch::journal::columns::Value>> {
+        let (dir, sql, params) = (self.0.clone(), sql.to_owned(), params.to_vec());
+        // PostgreSQL's client runs its own runtime: off the test's.
+        std::thread::spawn(move || {
+            use switch::report::Source;
+            match std::fs::read_to_string(dir.join("pg-url")) {
+                Ok(url) => switch::journal::postgres::Postgres::connect(&url)
+                    .unwrap()
+                    .rows(&sql, &params)
+                    .unwrap(),
+                Err(_) => rusqlite::Connection::open(dir.join("journal.db"))
+                    .unwrap()
+                    .rows(&sql, &params)
+                    .unwrap(),
+            }
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// The first column of the first row, a number.
+    pub fn number(&self, sql: &str, params: &[switch::journal::columns::Value]) -> i64 {
+        match self.rows(sql, params).first().and_then(|r| r.first()) {
+            Some(switch::journal::columns::Value::Int(n)) => *n,
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    /// The first column of the first row, text.
+    pub fn text(&self, sql: &str, params: &[switch::journal::columns::Value]) -> String {
+        match self.rows(sql, params).first().and_then(|r| r.first()) {
+            Some(switch::journal::columns::Value::Text(t)) => t.clone(),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}
+
+/// The `switch report` arguments that name a test's journal: the SQLite file, or a
+/// configuration file with the PostgreSQL URL.
+pub fn journal_args(dir: &std::path::Path, config: &Config) -> Vec<std::ffi::OsString> {
+    if config.journal.url.is_some() {
+        let path = dir.join("report.toml");
+        std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+        vec!["--config".into(), path.into()]
+    } else {
+        vec!["--journal".into(), dir.join("journal.db").into()]
+    }
+}
+
 /// Starts a switch on `config`.
 pub async fn start(config: Config) -> switch::Running {
     switch::start(config).await.expect("switch starts")

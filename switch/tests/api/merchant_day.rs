@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use crate::client::{CREDIT, DEBIT, QR_CODE, Terminal};
-use crate::{start, temp_dir, test_config};
+use crate::{JournalDb, journal_args, journal_config as test_config, start, temp_dir};
 
 fn today() -> String {
     switch::clock::Timestamp::now().cst_date()
@@ -13,7 +13,8 @@ fn today() -> String {
 #[tokio::test]
 async fn a_merchant_day() {
     let dir = temp_dir("day");
-    let sw = start(test_config(&dir)).await;
+    let config = test_config(&dir);
+    let sw = start(config.clone()).await;
     let mut t = Terminal::connect(sw.terminal_addr, "10000050").await;
     assert_eq!(t.sign_on().await.rc(), "00");
     // DESIGN.md §7: debit 1.33 → 0.01; debit 5000.00 → 20.00 (cap); credit 1000.00 → 6.00;
@@ -53,9 +54,8 @@ async fn a_merchant_day() {
             &today(),
             "--format",
             "csv",
-            "--journal",
         ])
-        .arg(dir.join("journal.db"))
+        .args(journal_args(&dir, &config))
         .output()
         .unwrap();
     assert!(
@@ -69,22 +69,14 @@ async fn a_merchant_day() {
     let want = "898310048990001,10000050,4,7101.33,100.00,100.00,29.81,6871.52";
     assert!(csv.lines().any(|l| l == want), "{csv}");
     // The same totals straight from the journal.
-    let db = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
-    let fees: i64 = db
-        .query_row("SELECT SUM(fee_fen) FROM transactions WHERE response_code = '00' AND voided = 0 AND reversed = 0", [], |r| r.get(0))
-        .unwrap();
+    let fees = JournalDb::of(&dir).number(
+        "SELECT CAST(SUM(fee_fen) AS BIGINT) FROM transactions WHERE response_code = '00' AND voided = 0 AND reversed = 0",
+        &[],
+    );
     assert_eq!(fees, 1 + 2_000 + 600 + 380);
     let table = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
-        .args([
-            "report",
-            "batch",
-            "--tid",
-            "10000050",
-            "--batch",
-            "1",
-            "--journal",
-        ])
-        .arg(dir.join("journal.db"))
+        .args(["report", "batch", "--tid", "10000050", "--batch", "1"])
+        .args(journal_args(&dir, &config))
         .output()
         .unwrap();
     let table = String::from_utf8(table.stdout).unwrap();

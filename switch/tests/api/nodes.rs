@@ -336,7 +336,10 @@ async fn the_database_stopped_for_five_seconds_under_load_loses_nothing() {
         .collect();
     assert!(told.len() > 50, "approvals before and after: {summary:?}");
     for rrn in &told {
-        assert!(journalled.contains(rrn), "approval {rrn} lost in the outage");
+        assert!(
+            journalled.contains(rrn),
+            "approval {rrn} lost in the outage"
+        );
     }
     let sales = db.number(
         "SELECT COALESCE(SUM(amount_fen), 0)::BIGINT FROM transactions
@@ -390,7 +393,10 @@ async fn a_reversal_armed_at_a_node_killed_is_delivered_once_by_the_other() {
     // The sale reaches the issuer (applied there, its answer held back), then node 1 dies.
     let end = std::time::Instant::now() + Duration::from_secs(10);
     while issuer.balance(crate::issuer::REMOTE).unwrap() == before {
-        assert!(std::time::Instant::now() < end, "the sale reached the issuer");
+        assert!(
+            std::time::Instant::now() < end,
+            "the sale reached the issuer"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(

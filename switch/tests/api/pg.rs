@@ -118,6 +118,28 @@ impl Database {
     /// A new empty database on `server`.
     pub fn on(server: &str, test: &str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        // Databases of test runs that died without dropping theirs.
+        SWEPT.call_once(|| {
+            for r in rows(
+                server,
+                "SELECT datname FROM pg_database WHERE datname LIKE 'switch_t%'",
+            ) {
+                let name = &r[0];
+                let pid: Option<u32> = name
+                    .strip_prefix("switch_t")
+                    .and_then(|rest| rest.split('_').next())
+                    .and_then(|p| p.parse().ok());
+                if pid.is_some_and(|p| {
+                    p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()
+                }) {
+                    execute(
+                        server,
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    );
+                }
+            }
+        });
         let name = format!(
             "switch_t{}_{}_{test}",
             std::process::id(),

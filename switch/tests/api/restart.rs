@@ -1,8 +1,11 @@
 //! Restart: balances, sessions, batches and the journal survive; a retransmission after the
 //! restart is still recognised.
 
+//!
+//! These run on either journal: `SWITCH_TEST_JOURNAL=postgres` runs them on PostgreSQL.
+
 use crate::client::{DEBIT, Terminal};
-use crate::{start, temp_dir, test_config};
+use crate::{JournalDb, journal_config as test_config, start, temp_dir};
 
 #[tokio::test]
 async fn restart_keeps_balances_sessions_and_duplicates() {
@@ -38,14 +41,10 @@ async fn restart_keeps_balances_sessions_and_duplicates() {
     assert_eq!(bal.text(54).as_deref(), Some("1002156C000000932155"));
     sw.shutdown().await;
 
-    let db = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
-    let sales: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM transactions WHERE kind = 'sale' AND response_code = '00'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let sales = JournalDb::of(&dir).number(
+        "SELECT COUNT(*) FROM transactions WHERE kind = 'sale' AND response_code = '00'",
+        &[],
+    );
     assert_eq!(sales, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
