@@ -39,7 +39,8 @@ pub mod sqlite;
 
 pub use records::{
     AccountRecord, BatchItem, BatchRecord, BatchTotals, CardRef, Condition, LockKey, Mark, Op,
-    PinCheck, PinTries, SafRecord, SessionRecord, Snapshot, TxnRecord, UploadRecord, UpstreamRef,
+    PinCheck, PinTries, SafRecord, SessionRecord, Snapshot, TraceFirst, TxnRecord, UploadRecord,
+    UpstreamRef,
 };
 
 /// A journal failure.

@@ -31,7 +31,7 @@ use super::columns::{
 };
 use super::{
     AccountRecord, Backend, BatchItem, BatchTotals, Condition, JournalError, Mark, Op, PinTries,
-    SafRecord, SessionRecord, Snapshot, Stale, TxnRecord, UploadRecord,
+    SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -148,6 +148,14 @@ CREATE TABLE IF NOT EXISTS saf_leases (
     node      TEXT NOT NULL,
     until_utc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS traces (
+    tid   TEXT NOT NULL,
+    batch BIGINT NOT NULL,
+    stan  BIGINT NOT NULL,
+    first TEXT NOT NULL,
+    n     BIGINT NOT NULL DEFAULT 1,
+    PRIMARY KEY (tid, batch, stan)
+);
 CREATE TABLE IF NOT EXISTS claims (
     tid   TEXT NOT NULL,
     batch BIGINT NOT NULL,
@@ -206,23 +214,71 @@ enum Expect {
     One(Stale),
     /// One row changed, else a duplicate.
     Inserted,
-    /// A count of zero, else stale.
-    Zero(Stale),
     /// A condition computed by the query (a boolean), else stale.
     Holds(Stale),
+    /// This text back, else stale.
+    Text(&'static str, Stale),
+}
+
+/// A statement's parameter: a column's value, or (PostgreSQL only) an array of them.
+enum Param {
+    /// One value.
+    One(Value),
+    /// Integers (`BIGINT[]`).
+    Ints(Vec<i64>),
+    /// Texts (`TEXT[]`).
+    Texts(Vec<String>),
+}
+
+impl<T: Into<Value>> From<T> for Param {
+    fn from(v: T) -> Self {
+        Self::One(v.into())
+    }
+}
+
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("param")
+    }
+}
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Param::One(v) => v.to_sql(ty, out),
+            Param::Ints(v) => v.to_sql(ty, out),
+            Param::Texts(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <Value as ToSql>::accepts(ty)
+            || <Vec<i64> as ToSql>::accepts(ty)
+            || <Vec<String> as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+fn values(v: Vec<Value>) -> Vec<Param> {
+    v.into_iter().map(Param::One).collect()
 }
 
 /// One statement of a commit.
 struct Step {
     sql: String,
-    params: Vec<Value>,
+    params: Vec<Param>,
     expect: Expect,
     /// A query (rows back) rather than a change (a count back).
     query: bool,
 }
 
 impl Step {
-    fn change(sql: impl Into<String>, params: Vec<Value>, expect: Expect) -> Self {
+    fn change(sql: impl Into<String>, params: Vec<Param>, expect: Expect) -> Self {
         Self {
             sql: sql.into(),
             params,
@@ -231,7 +287,7 @@ impl Step {
         }
     }
 
-    fn query(sql: impl Into<String>, params: Vec<Value>, expect: Expect) -> Self {
+    fn query(sql: impl Into<String>, params: Vec<Param>, expect: Expect) -> Self {
         Self {
             sql: sql.into(),
             params,
@@ -311,7 +367,7 @@ fn mapped<T>(
     Ok(out)
 }
 
-fn params(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+fn params<P: ToSql + Sync>(values: &[P]) -> Vec<&(dyn ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
@@ -641,10 +697,6 @@ fn check(expect: Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
         (Expect::Inserted, Err(n)) => {
             (n != 1).then(|| JournalError::Duplicate("the request is claimed already".into()))
         }
-        (Expect::Zero(s), Ok(rows)) => {
-            let n: i64 = rows.first().and_then(|r| r.try_get(0).ok()).unwrap_or(1);
-            if n == 0 { None } else { stale(s) }
-        }
         (Expect::Holds(s), Ok(rows)) => {
             let holds: bool = rows
                 .first()
@@ -652,7 +704,11 @@ fn check(expect: Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
                 .unwrap_or(false);
             if holds { None } else { stale(s) }
         }
-        (Expect::One(s) | Expect::Zero(s) | Expect::Holds(s), _) => stale(s),
+        (Expect::Text(want, s), Ok(rows)) => {
+            let got: Option<String> = rows.first().and_then(|r| r.try_get(0).ok());
+            if got.as_deref() == Some(want) { None } else { stale(s) }
+        }
+        (Expect::One(s) | Expect::Holds(s) | Expect::Text(_, s), _) => stale(s),
         (Expect::Inserted, Ok(_)) => None,
     }
 }
@@ -713,29 +769,29 @@ fn locks(ops: &[&Op]) -> Vec<Step> {
     let mut steps = Vec::new();
     buckets.sort_unstable();
     buckets.dedup();
-    for b in buckets {
-        steps.push(Step::change(
-            "INSERT INTO lock_buckets (bucket, n) VALUES ($1, 1)
-             ON CONFLICT (bucket) DO UPDATE SET n = lock_buckets.n + 1",
-            vec![b.into()],
+    if !buckets.is_empty() {
+        steps.push(Step::query(
+            "INSERT INTO lock_buckets (bucket, n) SELECT b, 1 FROM unnest($1::BIGINT[]) AS b ORDER BY b
+             ON CONFLICT (bucket) DO UPDATE SET n = lock_buckets.n + 1 RETURNING bucket",
+            vec![Param::Ints(buckets)],
             Expect::Any,
         ));
     }
     sessions.sort_unstable();
     sessions.dedup();
-    for t in sessions {
+    if !sessions.is_empty() {
         steps.push(Step::query(
-            "SELECT 1 FROM terminal_sessions WHERE tid = $1 FOR UPDATE",
-            vec![t.into()],
+            "SELECT tid FROM terminal_sessions WHERE tid = ANY($1::TEXT[]) ORDER BY tid FOR UPDATE",
+            vec![Param::Texts(sessions)],
             Expect::Any,
         ));
     }
     accounts.sort_unstable();
     accounts.dedup();
-    for a in accounts {
+    if !accounts.is_empty() {
         steps.push(Step::query(
-            "SELECT 1 FROM accounts WHERE pan_hash = $1 FOR UPDATE",
-            vec![a.into()],
+            "SELECT pan_hash FROM accounts WHERE pan_hash = ANY($1::TEXT[]) ORDER BY pan_hash FOR UPDATE",
+            vec![Param::Texts(accounts)],
             Expect::Any,
         ));
     }
@@ -745,13 +801,13 @@ fn locks(ops: &[&Op]) -> Vec<Step> {
 /// A change as PostgreSQL statements (most are one).
 fn step(op: &Op) -> Step {
     match op {
-        Op::Txn(t) => Step::change(insert_txn(), txn_values(t), Expect::Any),
+        Op::Txn(t) => Step::change(insert_txn(), values(txn_values(t)), Expect::Any),
         Op::PutAccount(a) => Step::change(
             format!(
                 "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (pan_hash) DO NOTHING"
             ),
-            account_values(a),
+            values(account_values(a)),
             Expect::Any,
         ),
         Op::MoveFunds {
@@ -800,7 +856,7 @@ fn step(op: &Op) -> Step {
                     tak = excluded.tak, operator = excluded.operator,
                     signed_on_utc = excluded.signed_on_utc, session_id = excluded.session_id"
             ),
-            session_values(s),
+            values(session_values(s)),
             Expect::Any,
         ),
         Op::NextBatch {
@@ -830,16 +886,6 @@ fn step(op: &Op) -> Step {
         // Taken with the group's other locks, first.
         Op::Lock(_) => Step::query("SELECT 1", Vec::new(), Expect::Any),
         Op::Assert(c) => match c {
-            Condition::NotReversed { tid, batch, stan } => Step::query(
-                dollars(super::sqlite::TRACE_REVERSALS),
-                trace_params(tid, *batch, *stan),
-                Expect::Zero(Stale::ReversedFirst),
-            ),
-            Condition::NoOriginal { tid, batch, stan } => Step::query(
-                dollars(super::sqlite::TRACE_APPROVED_0200),
-                trace_params(tid, *batch, *stan),
-                Expect::Zero(Stale::Other),
-            ),
             Condition::StandInWithin {
                 account,
                 date,
@@ -872,6 +918,28 @@ fn step(op: &Op) -> Step {
                 Expect::Holds(Stale::Other),
             ),
         },
+        Op::Trace {
+            tid,
+            batch,
+            stan,
+            first,
+        } => Step::query(
+            "INSERT INTO traces (tid, batch, stan, first) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tid, batch, stan) DO UPDATE SET n = traces.n + 1 RETURNING first",
+            vec![
+                tid.as_str().into(),
+                batch.0.into(),
+                stan.0.into(),
+                first.as_str().into(),
+            ],
+            Expect::Text(
+                first.as_str(),
+                match first {
+                    TraceFirst::Original => Stale::ReversedFirst,
+                    TraceFirst::Reversal => Stale::Other,
+                },
+            ),
+        ),
         Op::Claim(k) => Step::change(
             "INSERT INTO claims (tid, batch, stan, mti) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
@@ -884,7 +952,7 @@ fn step(op: &Op) -> Step {
             Expect::Inserted,
         ),
         Op::Mark { rrn, mark } => {
-            let (sql, params): (&str, Vec<Value>) = match mark {
+            let (sql, params): (&str, Vec<Param>) = match mark {
                 Mark::Void => (
                     "UPDATE transactions SET voided = 1 WHERE rrn = $1 AND response_code = '00'
                         AND voided = 0 AND reversed = 0 AND refunded_fen = 0",
@@ -956,7 +1024,7 @@ fn step(op: &Op) -> Step {
                 "INSERT INTO saf_queue ({SAF_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (id) DO NOTHING"
             ),
-            saf_values(q),
+            values(saf_values(q)),
             Expect::Any,
         ),
         Op::UpdateSaf {

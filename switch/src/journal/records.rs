@@ -441,6 +441,21 @@ pub enum Op {
     Lock(LockKey),
     /// A condition the commit relies on: checked inside it, after its locks.
     Assert(Condition),
+    /// Which of a trace's original (an approved 0200) and its reversal came first: the
+    /// first to commit marks the trace, the other sees the mark (they wait for each other,
+    /// at any node). An original finding its reversal first is stale
+    /// ([`super::Stale::ReversedFirst`]); a reversal that found no original, finding one
+    /// now, is stale too.
+    Trace {
+        /// Terminal.
+        tid: Tid,
+        /// Batch.
+        batch: BatchNo,
+        /// Trace.
+        stan: Stan,
+        /// Who marks: the original, or a reversal that found none.
+        first: TraceFirst,
+    },
     /// The key is being worked on (a forwarded request about to leave): fails as a
     /// duplicate if it is claimed already, by this node or another.
     Claim(crate::model::TxnKey),
@@ -482,44 +497,34 @@ impl LockKey {
         Self((h % Self::BUCKETS) as i64)
     }
 
-    /// A request and its reversal: the terminal, batch and trace they share.
-    pub fn trace(tid: &Tid, batch: BatchNo, stan: Stan) -> Self {
-        Self::of(&[
-            b"trace",
-            tid.as_str().as_bytes(),
-            &batch.0.to_be_bytes(),
-            &stan.0.to_be_bytes(),
-        ])
-    }
-
     /// A card's stand-in approvals of one day.
     pub fn stand_in(account: &AccountId, date: &str) -> Self {
         Self::of(&[b"stand-in", &account.0, date.as_bytes()])
     }
 }
 
+/// Who marks a trace first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceFirst {
+    /// The approved original.
+    Original,
+    /// A reversal that found no original.
+    Reversal,
+}
+
+impl TraceFirst {
+    /// As the journal's `traces.first` holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Original => "original",
+            Self::Reversal => "reversal",
+        }
+    }
+}
+
 /// A condition a commit relies on, checked inside it after its locks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Condition {
-    /// No reversal of this trace is journalled: its original may be approved.
-    NotReversed {
-        /// Terminal.
-        tid: Tid,
-        /// Batch.
-        batch: BatchNo,
-        /// Trace.
-        stan: Stan,
-    },
-    /// No approved 0200 of this trace is journalled: its reversal, finding nothing to undo,
-    /// may be recorded as coming first.
-    NoOriginal {
-        /// Terminal.
-        tid: Tid,
-        /// Batch.
-        batch: BatchNo,
-        /// Trace.
-        stan: Stan,
-    },
     /// A card's stand-in approvals of a day (China Standard Time) that stand, plus this
     /// one, stay within the limit.
     StandInWithin {

@@ -23,7 +23,7 @@ use super::columns::{
 };
 use super::{
     AccountRecord, Backend, BatchItem, BatchTotals, Condition, JournalError, Mark, Op, PinTries,
-    SafRecord, SessionRecord, Snapshot, Stale, TxnRecord, UploadRecord,
+    SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -131,6 +131,14 @@ CREATE TABLE IF NOT EXISTS saf_leases (
     issuer    TEXT PRIMARY KEY,
     node      TEXT NOT NULL,
     until_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS traces (
+    tid   TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    stan  INTEGER NOT NULL,
+    first TEXT NOT NULL,
+    n     INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (tid, batch, stan)
 );
 CREATE TABLE IF NOT EXISTS claims (
     tid   TEXT NOT NULL,
@@ -366,26 +374,6 @@ fn batch_totals(conn: &Connection, tid: &Tid, batch: BatchNo) -> rusqlite::Resul
         })
 }
 
-/// Reversals journalled for a trace.
-pub const TRACE_REVERSALS: &str = "SELECT COUNT(*) FROM transactions
-    WHERE tid = ?1 AND batch = ?2 AND stan = ?3 AND mti = '0400'";
-
-/// Approved 0200s journalled for a trace.
-pub const TRACE_APPROVED_0200: &str = "SELECT COUNT(*) FROM transactions
-    WHERE tid = ?1 AND batch = ?2 AND stan = ?3 AND mti = '0200' AND response_code = '00'";
-
-fn trace_count(
-    conn: &Connection,
-    sql: &str,
-    tid: &Tid,
-    batch: BatchNo,
-    stan: Stan,
-) -> Result<i64, JournalError> {
-    conn.prepare_cached(sql)
-        .and_then(|mut s| s.query_row(params![tid.as_str(), batch.0, stan.0], |r| r.get(0)))
-        .map_err(storage)
-}
-
 fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
     conn.prepare_cached(&INSERT_TXN)?
         .execute(rusqlite::params_from_iter(txn_values(t)))
@@ -607,12 +595,6 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
         Op::Lock(_) => Ok(()),
         Op::Assert(c) => {
             let ok = match c {
-                Condition::NotReversed { tid, batch, stan } => {
-                    trace_count(tx, TRACE_REVERSALS, tid, *batch, *stan)? == 0
-                }
-                Condition::NoOriginal { tid, batch, stan } => {
-                    trace_count(tx, TRACE_APPROVED_0200, tid, *batch, *stan)? == 0
-                }
                 Condition::StandInWithin {
                     account,
                     date,
@@ -634,12 +616,34 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
             if !ok {
                 tracing::debug!(condition = ?c, "condition does not hold");
             }
-            match (ok, c) {
+            if ok {
+                Ok(())
+            } else {
+                Err(JournalError::Stale(Stale::Other))
+            }
+        }
+        Op::Trace {
+            tid,
+            batch,
+            stan,
+            first,
+        } => {
+            let found: String = tx
+                .prepare_cached(
+                    "INSERT INTO traces (tid, batch, stan, first) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tid, batch, stan) DO UPDATE SET n = n + 1 RETURNING first",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![tid.as_str(), batch.0, stan.0, first.as_str()],
+                        |r| r.get(0),
+                    )
+                })
+                .map_err(storage)?;
+            match (found == first.as_str(), first) {
                 (true, _) => Ok(()),
-                (false, Condition::NotReversed { .. }) => {
-                    Err(JournalError::Stale(Stale::ReversedFirst))
-                }
-                (false, _) => Err(JournalError::Stale(Stale::Other)),
+                (false, TraceFirst::Original) => Err(JournalError::Stale(Stale::ReversedFirst)),
+                (false, TraceFirst::Reversal) => Err(JournalError::Stale(Stale::Other)),
             }
         }
         Op::Claim(k) => tx

@@ -211,14 +211,37 @@ impl<'s> Effects<'s> {
         drop(self.locks);
     }
 
+    /// Whether the request went out to an issuer (its reversal is armed and would be sent
+    /// if its answer cannot be recorded): it is not decided again.
+    pub fn went_out(&self) -> bool {
+        self.armed.as_ref().is_some_and(|a| a.send_if_unrecorded)
+    }
+
     /// The commit failed: nothing is applied, the holds go; a reversal armed for a request
-    /// that went out is sent after all.
-    pub fn abandon(self, switch: &Switch) {
-        if let Some(a) = self.armed
-            && a.send_if_unrecorded
-        {
-            switch.enqueue(a.issuer, a.entry);
+    /// that went out is sent after all (journalled as pending first, so that whichever
+    /// node holds the queue sends it).
+    pub async fn abandon(self, switch: &Switch) {
+        let Some(a) = self.armed.filter(|a| a.send_if_unrecorded) else {
+            return;
+        };
+        let pending = Op::UpdateSaf {
+            id: a.entry.id.clone(),
+            state: SafState::Pending,
+            tries: None,
+            updated: switch.clock.now(),
+            from: Some(SafState::Armed),
+        };
+        match switch.journal.commit(vec![pending]).await {
+            Ok(()) => {}
+            // Taken over by the node holding the queue already.
+            Err(crate::journal::JournalError::Stale(_)) => return,
+            // Still armed in the journal: sent from memory now, and by whoever finds it
+            // armed later (this process's restart, or another node once this one is gone).
+            Err(e) => {
+                tracing::warn!(error = %e, id = %a.entry.id, "cannot record a reversal as pending")
+            }
         }
+        switch.enqueue(a.issuer, a.entry);
     }
 }
 

@@ -424,8 +424,10 @@ impl Switch {
         if let Some(ix) = inst.issuer {
             return Ok(forward::forward(self, kind, req, range, session, &inst, ix, now).await);
         }
-        if self.shared() {
-            // Another node may have moved it: the journal's balance and tries decide.
+        if self.shared() && self.account_may_mislead(kind, req, inst.account()) {
+            // Memory would decline, or has nothing, or a balance is asked: what memory
+            // holds may be behind another node's changes, so the journal's account decides.
+            // (An approval needs no read: its commit checks the funds and tries itself.)
             self.reload_account(inst.account()).await;
         }
         let account = card::account(&self.state.accounts, &mut inst, req, now)?;

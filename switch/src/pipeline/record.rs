@@ -18,7 +18,7 @@ use super::Switch;
 use super::decision::{Answer, Decision, Decline, Details};
 use super::request::Request;
 use crate::clock::Timestamp;
-use crate::journal::{Condition, JournalError, LockKey, Op, Stale, TxnRecord};
+use crate::journal::{JournalError, Op, Stale, TraceFirst, TxnRecord};
 use crate::model::{AuthCode, ResponseCode, Rrn, TxnKind};
 use crate::state::{Claim, Recorded, Session};
 
@@ -171,7 +171,7 @@ impl Switch {
         let rrn = match rrn {
             Ok(r) => r,
             Err(_) => {
-                effects.abandon(self);
+                effects.abandon(self).await;
                 return Recording::Answered(Answered {
                     answer: unrecorded(answer),
                     rrn: None,
@@ -240,8 +240,11 @@ impl Switch {
                     card,
                 })
             }
-            Err(JournalError::Stale(what)) if may_retry && what != Stale::ArmedTakenOver => {
-                effects.abandon(self);
+            // A forwarded request is not sent again: its answer is 96 and its reversal goes.
+            Err(JournalError::Stale(what))
+                if may_retry && what != Stale::ArmedTakenOver && !effects.went_out() =>
+            {
+                effects.abandon(self).await;
                 tracing::debug!(?what, "read went stale before the commit: deciding again");
                 self.metrics.reject("stale_retry");
                 Recording::Stale(what, claim)
@@ -249,7 +252,7 @@ impl Switch {
             Err(JournalError::Stale(Stale::Account { funds: true, .. }))
                 if answer.code.is_approved() =>
             {
-                effects.abandon(self);
+                effects.abandon(self).await;
                 // The money the request was told was there went between its check and its
                 // commit, twice: it is declined as it would be a moment later, and that is
                 // what is recorded.
@@ -265,7 +268,7 @@ impl Switch {
                 Box::pin(self.record(req, declined, claim, session, false, now)).await
             }
             Err(e) => {
-                effects.abandon(self);
+                effects.abandon(self).await;
                 if let JournalError::Duplicate(_) = e {
                     // The journal has this key already (memory had forgotten it, or another
                     // node answered it): its first answer is the answer.
@@ -346,12 +349,12 @@ fn shared_conditions(req: &Request<'_>, answer: &Answer, session: Option<&Sessio
         });
     }
     if answer.code.is_approved() && req.mti() == REVERSIBLE && kind != TxnKind::Balance {
-        ops.push(Op::Lock(LockKey::trace(&tid, req.batch, req.stan)));
-        ops.push(Op::Assert(Condition::NotReversed {
+        ops.push(Op::Trace {
             tid,
             batch: req.batch,
             stan: req.stan,
-        }));
+            first: TraceFirst::Original,
+        });
     }
     ops
 }

@@ -80,6 +80,24 @@ impl Switch {
         changed
     }
 
+    /// With a shared journal: whether memory's account could lead to a wrong answer for
+    /// this request (a decline on stale funds or tries, a stale balance), so that it is
+    /// read from the journal first.
+    pub(crate) fn account_may_mislead(
+        &self,
+        kind: crate::model::TxnKind,
+        req: &Request<'_>,
+        id: AccountId,
+    ) -> bool {
+        let Some(view) = self.state.accounts.view(&id) else {
+            return true;
+        };
+        kind == crate::model::TxnKind::Balance
+            || view.pin_tries > 0
+            || view.account.status.decline().is_some()
+            || (kind.moves_money() && view.spendable_fen < req.amount())
+    }
+
     /// An account as the journal has it now, into memory (what requests in flight hold
     /// stays held).
     pub(crate) async fn reload_account(&self, id: AccountId) {

@@ -13,9 +13,10 @@
 //! batch that the journal may hold: a request above it is new without asking the journal
 //! (terminals number their requests upwards), one below it that the cache does not know is
 //! looked up. So neither memory nor a restart grows with the open batches. With a journal
-//! several nodes share, a key memory does not know is always looked up (another node may
-//! have answered it); two nodes claiming one key at once are told apart by the journal's
-//! unique key at commit.
+//! several nodes share, a key memory does not know is processed as new, and the journal
+//! tells at commit: its unique key refuses a request another node answered (the first
+//! answer is given again), and a reversal that came first at another node refuses the
+//! original.
 //!
 //! A reversal holds the key of the request it reverses while it works out what to undo:
 //! an original arriving meanwhile waits, then finds the reversal's answer (refused if it
@@ -238,7 +239,10 @@ impl Recent {
             Some(Seen::ReversedEarly) => return Ok(Claimed::ReversedEarly(claim)),
             None => {}
         }
-        if !self.above_high_water(key, journal).await? {
+        // With a shared journal a key memory does not know is taken as new: if another node
+        // has it, the journal's unique key refuses this request's commit and its first
+        // answer is given (a reversal that came first refuses it likewise).
+        if !self.shared && !self.above_high_water(key, journal).await? {
             match journal.seen(key).await.map_err(|()| ClaimError::Journal)? {
                 Some((Some(r), _)) => {
                     self.answered.insert(key, Seen::Answered(r.clone()));

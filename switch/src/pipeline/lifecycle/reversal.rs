@@ -13,7 +13,7 @@
 
 use crate::clock::Timestamp;
 use crate::issuer::message::Upstream;
-use crate::journal::{Condition, LockKey, Mark, Op, PinTries};
+use crate::journal::{Mark, Op, PinTries, TraceFirst};
 use crate::model::{FinancialKind, ResponseCode, SafKind, SafState, TxnKey};
 use crate::pipeline::Switch;
 use crate::pipeline::card::pan_of;
@@ -46,14 +46,12 @@ pub async fn reverse<'s>(sw: &'s Switch, req: &Request<'_>, now: Timestamp) -> D
         // With a shared journal the original may be at another node right now: this
         // commit and its take the trace's lock, and whichever comes second sees the first.
         let relies_on = if sw.shared() {
-            vec![
-                Op::Lock(LockKey::trace(&tid, req.batch, req.stan)),
-                Op::Assert(Condition::NoOriginal {
-                    tid,
-                    batch: req.batch,
-                    stan: req.stan,
-                }),
-            ]
+            vec![Op::Trace {
+                tid,
+                batch: req.batch,
+                stan: req.stan,
+                first: TraceFirst::Reversal,
+            }]
         } else {
             Vec::new()
         };
