@@ -706,7 +706,11 @@ fn check(expect: Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
         }
         (Expect::Text(want, s), Ok(rows)) => {
             let got: Option<String> = rows.first().and_then(|r| r.try_get(0).ok());
-            if got.as_deref() == Some(want) { None } else { stale(s) }
+            if got.as_deref() == Some(want) {
+                None
+            } else {
+                stale(s)
+            }
         }
         (Expect::One(s) | Expect::Holds(s) | Expect::Text(_, s), _) => stale(s),
         (Expect::Inserted, Ok(_)) => None,

@@ -23,10 +23,31 @@ pub fn node_config(dir: &std::path::Path, url: &str, node_id: u8) -> Config {
     c
 }
 
+/// A switch process, killed when dropped (a test that fails leaves none running).
+pub struct Proc(Spawned);
+
+impl std::ops::Deref for Proc {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+    }
+}
+
 /// Node `node_id` on `db`, as a process.
-pub fn node(dir: &std::path::Path, db: &Database, node_id: u8) -> Spawned {
+pub fn node(dir: &std::path::Path, db: &Database, node_id: u8) -> Proc {
     let config = node_config(dir, &db.url, node_id);
-    spawn_switch(&config, &dir.join(format!("node-{node_id}.toml")), "info")
+    Proc(spawn_switch(
+        &config,
+        &dir.join(format!("node-{node_id}.toml")),
+        "info",
+    ))
 }
 
 /// Waits until the node at `metrics` has its issuer line up.
@@ -44,9 +65,9 @@ async fn line_up(metrics: std::net::SocketAddr) {
     }
 }
 
-fn kill(mut s: Spawned) {
-    let _ = s.child.kill();
-    let _ = s.child.wait();
+/// SIGKILL.
+fn kill(p: Proc) {
+    drop(p);
 }
 
 #[tokio::test]
@@ -379,8 +400,8 @@ async fn a_reversal_armed_at_a_node_killed_is_delivered_once_by_the_other() {
         c.journal.readers = 2;
         configs.push(c);
     }
-    let a = spawn_switch(&configs[0], &dir.join("a.toml"), "info");
-    let b = spawn_switch(&configs[1], &dir.join("b.toml"), "info");
+    let a = Proc(spawn_switch(&configs[0], &dir.join("a.toml"), "info"));
+    let b = Proc(spawn_switch(&configs[1], &dir.join("b.toml"), "info"));
     for n in [&a, &b] {
         line_up(n.metrics).await;
     }
