@@ -96,9 +96,9 @@ pub struct AccountView {
 #[derive(Default)]
 pub struct Accounts {
     map: DashMap<AccountId, Cell>,
-    /// The journal is shared by several nodes: it decides (each request reads the account
-    /// from it, and its commit's conditions settle races), so memory holds nothing and
-    /// moves nothing.
+    /// The journal is shared by several nodes: it decides (its commit's conditions settle
+    /// races, and a request reads the account first when memory would decline), so memory
+    /// holds nothing; it follows this node's commits only as a guess.
     shared: bool,
 }
 
@@ -239,14 +239,13 @@ impl Accounts {
         failure: Option<PinFailureHold<'_>>,
     ) {
         if let Some(mut c) = self.map.get_mut(id) {
-            // With a shared journal the next request reads the account again.
-            if !self.shared {
-                c.account.balance_fen += delta_fen;
-                match pin {
-                    PinTries::Unchanged => {}
-                    PinTries::Failed => c.account.pin_tries = c.account.pin_tries.saturating_add(1),
-                    PinTries::Reset => c.account.pin_tries = 0,
-                }
+            // With a shared journal too: memory then knows this node's own changes, and
+            // what another node changed shows as a stale commit or a read.
+            c.account.balance_fen += delta_fen;
+            match pin {
+                PinTries::Unchanged => {}
+                PinTries::Failed => c.account.pin_tries = c.account.pin_tries.saturating_add(1),
+                PinTries::Reset => c.account.pin_tries = 0,
             }
             if let Some(h) = &funds {
                 c.held_fen -= h.amount_fen;
