@@ -206,7 +206,7 @@ fn dollars(sql: &str) -> String {
 }
 
 /// What a statement must come to for its commit to stand.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Expect {
     /// Anything.
     Any,
@@ -218,6 +218,27 @@ enum Expect {
     Holds(Stale),
     /// This text back, else stale.
     Text(&'static str, Stale),
+    /// Rows `(tid, session_id, batch)` back (the sessions locked) in which every check
+    /// holds, else stale.
+    Sessions(Vec<SessionCheck>),
+    /// Rows `(tid, batch, stan, first)` back (traces inserted) with each trace's first as
+    /// wanted, else stale.
+    Traces(Vec<TraceCheck>),
+}
+
+/// A terminal's session as a request relied on it (its batch too, unless `None`).
+#[derive(Clone)]
+struct SessionCheck {
+    tid: Tid,
+    session_id: i64,
+    batch: Option<i64>,
+}
+
+/// A trace as a request marks it, and what comes of it when another came first.
+#[derive(Clone)]
+struct TraceCheck {
+    key: (String, i64, i64),
+    first: TraceFirst,
 }
 
 /// A statement's parameter: a column's value, or (PostgreSQL only) an array of them.
@@ -593,28 +614,43 @@ impl Postgres {
             let statements = &conn.statements;
             let client = &mut conn.client;
             let outcome = self.runtime.block_on(async {
-                let tx = client.transaction().await.map_err(Err)?;
-                let results = join_all(steps.iter().map(|s| {
-                    let stmt = &statements[&s.sql];
-                    let tx = &tx;
-                    async move {
-                        let p = params(&s.params);
-                        if s.query {
-                            tx.query(stmt, &p).await.map(Ok)
-                        } else {
-                            tx.execute(stmt, &p).await.map(Err)
+                // BEGIN goes out with the statements: one round trip before the commit.
+                let client = &*client;
+                let (begun, results) = futures_util::join!(
+                    client.batch_execute("BEGIN"),
+                    join_all(steps.iter().map(|s| {
+                        let stmt = &statements[&s.sql];
+                        async move {
+                            let p = params(&s.params);
+                            if s.query {
+                                client.query(stmt, &p).await.map(Ok)
+                            } else {
+                                client.execute(stmt, &p).await.map(Err)
+                            }
+                        }
+                    }))
+                );
+                let settled = async {
+                    begun?;
+                    for (s, r) in steps.iter().zip(results) {
+                        if let Some(failed) = check(&s.expect, r?) {
+                            return Ok(Err(failed));
                         }
                     }
-                }))
+                    Ok::<_, tokio_postgres::Error>(Ok(()))
+                }
                 .await;
-                for (s, r) in steps.iter().zip(results) {
-                    let r = r.map_err(Err)?;
-                    if let Some(failed) = check(s.expect, r) {
-                        let _ = tx.rollback().await;
-                        return Err(Ok(failed));
+                match settled {
+                    Ok(Ok(())) => client.batch_execute("COMMIT").await.map_err(Err),
+                    Ok(Err(failed)) => {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        Err(Ok(failed))
+                    }
+                    Err(e) => {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        Err(Err(e))
                     }
                 }
-                tx.commit().await.map_err(Err)
             });
             match outcome {
                 Ok(()) => return Ok(()),
@@ -689,9 +725,9 @@ impl Postgres {
 }
 
 /// What a statement's result says of its commit: `None` when it may stand.
-fn check(expect: Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
+fn check(expect: &Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
     let stale = |s| Some(JournalError::Stale(s));
-    match (expect, r) {
+    match (expect.clone(), r) {
         (Expect::Any, _) => None,
         (Expect::One(s), Err(n)) => (n != 1).then_some(JournalError::Stale(s)),
         (Expect::Inserted, Err(n)) => {
@@ -712,8 +748,47 @@ fn check(expect: Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
                 stale(s)
             }
         }
+        (Expect::Sessions(checks), Ok(rows)) => {
+            let found: HashMap<String, (i64, i64)> = rows
+                .iter()
+                .filter_map(|r| {
+                    Some((r.try_get(0).ok()?, (r.try_get(1).ok()?, r.try_get(2).ok()?)))
+                })
+                .collect();
+            checks
+                .iter()
+                .find(|c| match found.get(c.tid.as_str()) {
+                    Some(&(sid, batch)) => {
+                        sid != c.session_id || c.batch.is_some_and(|b| b != batch)
+                    }
+                    None => true,
+                })
+                .and_then(|c| stale(Stale::Session(c.tid)))
+        }
+        (Expect::Traces(checks), Ok(rows)) => {
+            let found: HashMap<(String, i64, i64), String> = rows
+                .iter()
+                .filter_map(|r| {
+                    let key = (r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?);
+                    Some((key, r.try_get(3).ok()?))
+                })
+                .collect();
+            checks
+                .iter()
+                .find(|c| found.get(&c.key).map(String::as_str) != Some(c.first.as_str()))
+                .and_then(|c| stale(trace_stale(c.first)))
+        }
         (Expect::One(s) | Expect::Holds(s) | Expect::Text(_, s), _) => stale(s),
+        (Expect::Sessions(_) | Expect::Traces(_), Err(_)) => stale(Stale::Other),
         (Expect::Inserted, Ok(_)) => None,
+    }
+}
+
+/// What it means when a trace's first is not the one a request marks.
+fn trace_stale(first: TraceFirst) -> Stale {
+    match first {
+        TraceFirst::Original => Stale::ReversedFirst,
+        TraceFirst::Reversal => Stale::Other,
     }
 }
 
@@ -750,19 +825,161 @@ fn trace_params(tid: &Tid, batch: BatchNo, stan: Stan) -> Vec<Value> {
     vec![tid.as_str().into(), batch.0.into(), stan.0.into()]
 }
 
-/// The locks a group takes before anything else, in one order on every node: lock buckets,
-/// terminal sessions, accounts. Two nodes' groups then never wait for each other in a
-/// circle.
-fn locks(ops: &[&Op]) -> Vec<Step> {
+/// A group as statements, in three parts:
+///
+/// ```text
+///   locks     lock buckets, terminal sessions (the sessions' checks read off the lock)
+///   changes   in the group's order; transaction rows and traces inserted many per
+///             statement (rows go in before anything that reads them)
+///   accounts  locked, then moved, in the group's order
+/// ```
+///
+/// An account row (a busy card's above all) is held only for its own updates and the
+/// commit, not while the rest of the group runs; nothing else in a group reads an account.
+/// Locks go in one order on every node (buckets, sessions, traces by key, accounts by key),
+/// so two nodes' groups never wait for each other in a circle.
+fn plan(ops: &[&Op]) -> Vec<Step> {
+    let touches_account = |op: &&&Op| matches!(op, Op::MoveFunds { .. } | Op::SetPinData { .. });
+    // The sessions' checks ride on their lock unless the group changes a session itself.
+    let fold_checks = !ops
+        .iter()
+        .any(|op| matches!(op, Op::PutSession(_) | Op::NextBatch { .. }));
+    let (mut steps, account_lock) = locks(ops, fold_checks);
+    let mut txns: Vec<&TxnRecord> = Vec::new();
+    let mut traces: Vec<TraceCheck> = Vec::new();
+    for op in ops.iter().filter(|op| !touches_account(op)) {
+        match op {
+            Op::Lock(_) => {}
+            Op::CheckSession { .. } if fold_checks => {}
+            Op::Txn(t) => txns.push(t),
+            Op::Trace {
+                tid,
+                batch,
+                stan,
+                first,
+            } => {
+                let key = (
+                    tid.as_str().to_owned(),
+                    i64::from(batch.0),
+                    i64::from(stan.0),
+                );
+                if traces.iter().any(|t| t.key == key) {
+                    // The same trace twice: the first statement's row is the second's.
+                    steps.extend(insert_traces(std::mem::take(&mut traces)));
+                }
+                traces.push(TraceCheck { key, first: *first });
+            }
+            Op::Mark { .. } | Op::Assert(_) => {
+                steps.extend(insert_txns(std::mem::take(&mut txns)));
+                steps.push(step(op));
+            }
+            _ => steps.push(step(op)),
+        }
+    }
+    steps.extend(insert_txns(txns));
+    steps.extend(insert_traces(traces));
+    steps.extend(account_lock);
+    steps.extend(ops.iter().filter(touches_account).map(|op| step(op)));
+    steps
+}
+
+/// `n` rows of `width` placeholders each: `($1, $2), ($3, $4)`.
+fn placeholders(width: usize, n: usize) -> String {
+    (0..n)
+        .map(|r| {
+            let row: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows split into runs of a power of two: a handful of statement shapes to prepare,
+/// whatever the group's size.
+fn runs<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    while !rows.is_empty() {
+        let n = 1usize << rows.len().ilog2();
+        let rest = rows.split_off(n);
+        out.push(rows);
+        rows = rest;
+    }
+    out
+}
+
+/// Transaction rows, several per statement.
+fn insert_txns(txns: Vec<&TxnRecord>) -> Vec<Step> {
+    runs(txns)
+        .into_iter()
+        .map(|run| {
+            Step::change(
+                format!(
+                    "INSERT INTO transactions ({TXN_COLUMNS}) VALUES {}",
+                    placeholders(TXN_COLUMN_COUNT, run.len())
+                ),
+                run.into_iter()
+                    .flat_map(|t| values(txn_values(t)))
+                    .collect(),
+                Expect::Any,
+            )
+        })
+        .collect()
+}
+
+/// Traces, several per statement, in key order; each comes back with its first.
+fn insert_traces(mut traces: Vec<TraceCheck>) -> Vec<Step> {
+    traces.sort_by(|a, b| a.key.cmp(&b.key));
+    runs(traces)
+        .into_iter()
+        .map(|run| {
+            let params = run
+                .iter()
+                .flat_map(|t| {
+                    [
+                        t.key.0.clone().into(),
+                        t.key.1.into(),
+                        t.key.2.into(),
+                        t.first.as_str().into(),
+                    ]
+                })
+                .collect();
+            Step::query(
+                format!(
+                    "INSERT INTO traces (tid, batch, stan, first) VALUES {}
+                     ON CONFLICT (tid, batch, stan) DO UPDATE SET n = traces.n + 1
+                     RETURNING tid, batch, stan, first",
+                    placeholders(4, run.len())
+                ),
+                params,
+                Expect::Traces(run),
+            )
+        })
+        .collect()
+}
+
+/// The group's locks: buckets and sessions (first), accounts (the second value, last).
+/// With `fold_checks`, the sessions' lock checks the group's `CheckSession`s.
+fn locks(ops: &[&Op], fold_checks: bool) -> (Vec<Step>, Option<Step>) {
     let mut buckets = Vec::new();
     let mut sessions = Vec::new();
+    let mut checks = Vec::new();
     let mut accounts = Vec::new();
     for op in ops {
         match op {
             Op::Lock(k) => buckets.push(k.0),
-            Op::CheckSession { tid, .. } | Op::NextBatch { tid, .. } => {
+            Op::CheckSession {
+                tid,
+                session_id,
+                batch,
+            } => {
                 sessions.push(tid.as_str().to_owned());
+                checks.push(SessionCheck {
+                    tid: *tid,
+                    session_id: *session_id,
+                    batch: batch.map(|b| i64::from(b.0)),
+                });
             }
+            Op::NextBatch { tid, .. } => sessions.push(tid.as_str().to_owned()),
             Op::PutSession(s) => sessions.push(s.tid.as_str().to_owned()),
             Op::MoveFunds { account, .. } | Op::SetPinData { account, .. } => {
                 accounts.push(account.to_hex());
@@ -785,21 +1002,26 @@ fn locks(ops: &[&Op]) -> Vec<Step> {
     sessions.dedup();
     if !sessions.is_empty() {
         steps.push(Step::query(
-            "SELECT tid FROM terminal_sessions WHERE tid = ANY($1::TEXT[]) ORDER BY tid FOR UPDATE",
+            "SELECT tid, session_id, batch FROM terminal_sessions WHERE tid = ANY($1::TEXT[])
+             ORDER BY tid FOR UPDATE",
             vec![Param::Texts(sessions)],
-            Expect::Any,
+            if fold_checks && !checks.is_empty() {
+                Expect::Sessions(checks)
+            } else {
+                Expect::Any
+            },
         ));
     }
     accounts.sort_unstable();
     accounts.dedup();
-    if !accounts.is_empty() {
-        steps.push(Step::query(
+    let account_lock = (!accounts.is_empty()).then(|| {
+        Step::query(
             "SELECT pan_hash FROM accounts WHERE pan_hash = ANY($1::TEXT[]) ORDER BY pan_hash FOR UPDATE",
             vec![Param::Texts(accounts)],
             Expect::Any,
-        ));
-    }
-    steps
+        )
+    });
+    (steps, account_lock)
 }
 
 /// A change as PostgreSQL statements (most are one).
@@ -936,13 +1158,7 @@ fn step(op: &Op) -> Step {
                 stan.0.into(),
                 first.as_str().into(),
             ],
-            Expect::Text(
-                first.as_str(),
-                match first {
-                    TraceFirst::Original => Stale::ReversedFirst,
-                    TraceFirst::Reversal => Stale::Other,
-                },
-            ),
+            Expect::Text(first.as_str(), trace_stale(*first)),
         ),
         Op::Claim(k) => Step::change(
             "INSERT INTO claims (tid, batch, stan, mti) VALUES ($1, $2, $3, $4)
@@ -1077,13 +1293,7 @@ fn batch_item(stan: i64, amount_fen: i64, kind: &str) -> BatchItem {
 
 impl Backend for Postgres {
     fn apply(&mut self, ops: &[&Op]) -> Result<(), JournalError> {
-        let mut steps = locks(ops);
-        steps.extend(
-            ops.iter()
-                .filter(|op| !matches!(op, Op::Lock(_)))
-                .map(|op| step(op)),
-        );
-        self.run(&steps)
+        self.run(&plan(ops))
     }
 
     fn snapshot(&mut self, today: i64) -> Result<Snapshot, JournalError> {
@@ -1365,5 +1575,164 @@ impl Backend for Postgres {
             vec![issuer.into(), alive_since.iso_utc().into()],
         )?;
         mapped(&rows, |r| saf_from(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ResponseCode, TxnKind};
+
+    fn tid() -> Tid {
+        Tid::parse("10000001").expect("tid")
+    }
+
+    fn sale(n: u64) -> Op {
+        Op::Txn(Box::new(TxnRecord {
+            rrn: Rrn::from_sequence(n),
+            time: Timestamp(1_700_000_000_000),
+            kind: Some(TxnKind::Sale),
+            mti: codec::Mti::new(*b"0200").expect("mti"),
+            tid: tid(),
+            mid: "898100012340001".into(),
+            batch: BatchNo(1),
+            stan: Stan(n as u32),
+            operator: None,
+            card: None,
+            amount_fen: 100,
+            fee_fen: 1,
+            currency: Some("156".into()),
+            response_code: ResponseCode::APPROVED,
+            auth_code: None,
+            request_digest: [0; 32],
+            original_rrn: None,
+            voided: false,
+            reversed: false,
+            refunded_fen: 0,
+            upstream: None,
+            stand_in: false,
+            reply_48: None,
+            balance_fen: None,
+        }))
+    }
+
+    fn trace(stan: u32, first: TraceFirst) -> Op {
+        Op::Trace {
+            tid: tid(),
+            batch: BatchNo(1),
+            stan: Stan(stan),
+            first,
+        }
+    }
+
+    fn check_session() -> Op {
+        Op::CheckSession {
+            tid: tid(),
+            session_id: 7,
+            batch: Some(BatchNo(1)),
+        }
+    }
+
+    fn move_funds() -> Op {
+        Op::MoveFunds {
+            account: AccountId([1; 32]),
+            delta_fen: -100,
+            pin: PinTries::Reset,
+            require_available_fen: Some(100),
+            pin_tries_below: Some(3),
+        }
+    }
+
+    /// Each statement as its first words and its row count (a multi-row insert's rows).
+    fn shape(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| {
+                let words: Vec<&str> = s.sql.split_whitespace().take(3).collect();
+                format!("{} x{}", words.join(" "), s.sql.matches("), (").count() + 1)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_go_in_runs_of_powers_of_two() {
+        let sizes: Vec<usize> = runs((0..13).collect()).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [8, 4, 1]);
+        assert!(runs(Vec::<u8>::new()).is_empty());
+        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
+    }
+
+    #[test]
+    fn a_group_locks_sessions_first_inserts_rows_together_and_moves_money_last() {
+        let ops = [
+            check_session(),
+            trace(2, TraceFirst::Original),
+            sale(2),
+            move_funds(),
+            check_session(),
+            trace(1, TraceFirst::Original),
+            sale(1),
+            move_funds(),
+            sale(3),
+        ];
+        let steps = plan(&ops.iter().collect::<Vec<_>>());
+        assert_eq!(
+            shape(&steps),
+            [
+                "SELECT tid, session_id, x1",
+                "INSERT INTO transactions x2",
+                "INSERT INTO transactions x1",
+                "INSERT INTO traces x2",
+                "SELECT pan_hash FROM x1",
+                "UPDATE accounts SET x1",
+                "UPDATE accounts SET x1",
+            ]
+        );
+        // The sessions' checks ride on their lock; the traces go in key order.
+        assert!(matches!(&steps[0].expect, Expect::Sessions(c) if c.len() == 2));
+        match &steps[3].expect {
+            Expect::Traces(t) => assert_eq!((t[0].key.2, t[1].key.2), (1, 2)),
+            _ => panic!("traces checked"),
+        }
+    }
+
+    #[test]
+    fn a_group_that_changes_a_session_checks_sessions_after_the_change() {
+        // A settlement moves the session to its next batch.
+        let put = Op::NextBatch {
+            tid: tid(),
+            session_id: 7,
+            batch: BatchNo(1),
+        };
+        let ops = [put, check_session()];
+        let steps = plan(&ops.iter().collect::<Vec<_>>());
+        assert!(matches!(steps[0].expect, Expect::Any));
+        assert!(matches!(
+            steps.last().map(|s| &s.expect),
+            Some(Expect::Holds(_))
+        ));
+    }
+
+    #[test]
+    fn the_same_trace_twice_is_two_statements_and_rows_go_in_before_what_reads_them() {
+        let ops = [
+            trace(5, TraceFirst::Original),
+            sale(5),
+            trace(5, TraceFirst::Reversal),
+            Op::Mark {
+                rrn: Rrn::from_sequence(5),
+                mark: Mark::Reverse,
+            },
+        ];
+        let steps = plan(&ops.iter().collect::<Vec<_>>());
+        assert_eq!(
+            shape(&steps),
+            [
+                "INSERT INTO traces x1",
+                "INSERT INTO transactions x1",
+                "UPDATE transactions SET x1",
+                "INSERT INTO traces x1",
+            ]
+        );
     }
 }
