@@ -118,10 +118,12 @@ fn reply_of(h: Handled) -> Vec<u8> {
 fn fee_benches(c: &mut Criterion) {
     let config = switch::Config::demo().unwrap();
     let fees = switch::fees::FeeSchedule::new(config.fee_rules());
+    let category = switch::fees::FeeCategory::parse("preferential").unwrap();
     let mut g = c.benchmark_group("fees");
-    g.bench_function("mdr_first_match", |b| {
+    g.bench_function("mdr_by_category", |b| {
         b.iter(|| {
             black_box(fees.fee_for(
+                black_box(&category),
                 switch::fees::Channel::Qr,
                 black_box("5411"),
                 "898310048990001",

@@ -2,18 +2,21 @@
 //! one batch as the switch sees it. Amounts are yuan with two decimals.
 //!
 //! ```text
-//! merchant         terminal  sales   gross     voids   refunds  fees   net
-//! 898310048990001  10000001      3   1300.00   10.00     50.00  6.50  1233.50
+//! merchant         terminal  sales   gross     voids   refunds  fees   net      category      rates
+//! 898310048990201  10002001      3   1300.00   10.00     50.00  4.94  1235.06  preferential  credit 0.48% / debit 0.38% cap 20.00
 //! ```
 //! `net = gross - voids - refunds - fees`: what the merchant is paid. Gross counts every
 //! approved sale that was not reversed; voids are the voided ones among them; fees are those
-//! of sales that stand (plus any refund fee the policy gives back, negative).
+//! of sales that stand (plus any refund fee the policy gives back, negative). The category
+//! and rates are those the day's transactions were charged by, as journalled with each
+//! (a terminal moved to another category during the day shows both).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::fees::{AppliedFee, Channel, FeeCategory};
 use crate::journal::columns::Value;
 
 /// Where reports read: a journal, SQLite or PostgreSQL (the SQL is written to run on both,
@@ -92,6 +95,10 @@ pub struct SettlementRow {
     pub fees_fen: i64,
     /// Paid to the merchant, fen.
     pub net_fen: i64,
+    /// The fee categories charged (`standard`, `preferential`, ...), space-separated.
+    pub category: String,
+    /// The rates charged, per channel: `credit 0.48% / debit 0.38% cap 20.00`.
+    pub rates: String,
 }
 
 /// Opens a journal read-only.
@@ -104,6 +111,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 
 /// The settlement report for a local (China Standard Time) date `YYYY-MM-DD`.
 pub fn settlement(src: &mut dyn Source, date: &str) -> Result<Vec<SettlementRow>, String> {
+    let rules = charged(src, date)?;
     let rows = src.rows(
         "SELECT mid, tid,
             CAST(SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 0 THEN 1 ELSE 0 END) AS BIGINT),
@@ -128,10 +136,66 @@ pub fn settlement(src: &mut dyn Source, date: &str) -> Result<Vec<SettlementRow>
                 voids_fen: int(r, 4),
                 refunds_fen: int(r, 5),
                 fees_fen: int(r, 6),
-                net_fen: 0,
+                ..SettlementRow::default()
             };
             row.net_fen = row.gross_fen - row.voids_fen - row.refunds_fen - row.fees_fen;
             row
+        })
+        .map(|mut row| {
+            let charged: Vec<&Charged> = rules
+                .iter()
+                .filter(|c| c.mid == row.mid && c.tid == row.tid)
+                .collect();
+            let mut categories: Vec<&str> = charged.iter().map(|c| c.category.as_str()).collect();
+            categories.dedup();
+            row.category = categories.join(" ");
+            row.rates = charged
+                .iter()
+                .map(|c| c.rule.describe())
+                .collect::<Vec<_>>()
+                .join(" / ");
+            row
+        })
+        .collect())
+}
+
+/// A rule a terminal's transactions were charged by.
+struct Charged {
+    mid: String,
+    tid: String,
+    category: String,
+    rule: AppliedFee,
+}
+
+/// The fee rules the day's transactions that count were charged by, per terminal.
+fn charged(src: &mut dyn Source, date: &str) -> Result<Vec<Charged>, String> {
+    let rows = src.rows(
+        "SELECT DISTINCT mid, tid, fee_category, fee_channel, fee_rate_ppm, fee_cap_fen
+         FROM transactions
+         WHERE local_date = ?1 AND response_code = '00' AND reversed = 0
+           AND kind IN ('sale','qr-sale','refund') AND fee_category IS NOT NULL
+         ORDER BY mid, tid, fee_category, fee_channel, fee_rate_ppm, fee_cap_fen",
+        &[date.into()],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let category = text(r, 2);
+            let rule = AppliedFee {
+                category: FeeCategory::parse(&category).ok()?,
+                channel: Channel::parse(&text(r, 3))?,
+                rate_ppm: u64::try_from(int(r, 4)).ok()?,
+                cap_fen: match r.get(5) {
+                    Some(Value::Int(c)) => Some(u64::try_from(*c).ok()?),
+                    _ => None,
+                },
+            };
+            Some(Charged {
+                mid: text(r, 0),
+                tid: text(r, 1),
+                category,
+                rule,
+            })
         })
         .collect())
 }
@@ -190,11 +254,11 @@ pub fn format_settlement(rows: &[SettlementRow], csv: bool) -> String {
         t
     });
     if csv {
-        out.push_str("merchant,terminal,sales,gross,voids,refunds,fees,net\n");
+        out.push_str("merchant,terminal,sales,gross,voids,refunds,fees,net,category,rates\n");
         for r in rows {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{}",
                 r.mid,
                 r.tid,
                 r.sales,
@@ -202,23 +266,24 @@ pub fn format_settlement(rows: &[SettlementRow], csv: bool) -> String {
                 yuan(r.voids_fen),
                 yuan(r.refunds_fen),
                 yuan(r.fees_fen),
-                yuan(r.net_fen)
+                yuan(r.net_fen),
+                r.category,
+                r.rates
             );
         }
         return out;
     }
     let _ = writeln!(
         out,
-        "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}",
-        "merchant", "terminal", "sales", "gross", "voids", "refunds", "fees", "net"
+        "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}  {:<14} rates",
+        "merchant", "terminal", "sales", "gross", "voids", "refunds", "fees", "net", "category"
     );
     for r in rows.iter().chain(std::iter::once(&SettlementRow {
         mid: "TOTAL".into(),
         ..total
     })) {
-        let _ = writeln!(
-            out,
-            "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}",
+        let line = format!(
+            "{:<16} {:<9} {:>6} {:>12} {:>10} {:>10} {:>9} {:>12}  {:<14} {}",
             r.mid,
             r.tid,
             r.sales,
@@ -226,8 +291,11 @@ pub fn format_settlement(rows: &[SettlementRow], csv: bool) -> String {
             yuan(r.voids_fen),
             yuan(r.refunds_fen),
             yuan(r.fees_fen),
-            yuan(r.net_fen)
+            yuan(r.net_fen),
+            r.category,
+            r.rates
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fees::FeeRule;
+use crate::fees::{FeeCategory, FeeRule};
 
 mod acquirer;
 mod cards;
@@ -72,9 +72,12 @@ pub struct Config {
     /// BIN routes.
     #[serde(default)]
     pub routes: Vec<BinRouteConfig>,
-    /// MDR fee rules, first match wins.
+    /// MDR fee rules: per category and channel, the narrowest (merchant, MCC) wins.
     #[serde(default)]
     pub fees: Vec<FeeConfig>,
+    /// MCC → fee category, before the built-in table.
+    #[serde(default)]
+    pub fee_categories: std::collections::BTreeMap<String, String>,
     /// The on-us issuer's PIN verification key.
     #[serde(default)]
     pub issuer: Option<OnUsIssuerConfig>,
@@ -192,7 +195,7 @@ impl Config {
         terminals::validate(&self.terminals, self.production)?;
         routes::validate(&self.routes, &self.issuers)?;
         issuers::validate(&self.issuers, self.production)?;
-        fees::validate(&self.fees)?;
+        fees::validate(&self.fees, &self.fee_categories, &self.terminals)?;
         if let Some(iss) = &self.issuer {
             iss.validate(self.production)?;
         }
@@ -215,5 +218,10 @@ impl Config {
     /// Fee rules with parsed rates (validated at load).
     pub fn fee_rules(&self) -> Vec<FeeRule> {
         self.fees.iter().filter_map(|f| f.rule().ok()).collect()
+    }
+
+    /// The fee category of terminal range `t`'s merchant.
+    pub fn fee_category_of(&self, t: &TerminalRangeConfig) -> FeeCategory {
+        fees::category_of_range(t, &fees::category_table(&self.fee_categories))
     }
 }

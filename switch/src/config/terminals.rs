@@ -41,6 +41,10 @@ pub struct TerminalRangeConfig {
     /// Merchant category code.
     #[serde(default)]
     pub mcc: String,
+    /// The merchant's fee category (`standard`, `preferential`, `public-welfare` or the
+    /// acquirer's own); by default its MCC's (see [`crate::fees::category_of`]).
+    #[serde(default)]
+    pub fee_category: Option<String>,
     /// MAC algorithm.
     #[serde(default = "default_mac")]
     pub mac: TerminalMac,

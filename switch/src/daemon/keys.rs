@@ -123,6 +123,7 @@ pub fn load(config: &Config) -> Result<Keys> {
             to,
             mid: t.mid.clone(),
             mcc: t.mcc.clone(),
+            fee_category: config.fee_category_of(t),
             merchant_name: t.merchant_name.clone(),
             mac: t.mac,
             tmk,

@@ -13,7 +13,7 @@ use hsm_sim::SealedKey;
 
 use super::{AccountRecord, CardRef, PinCheck, SafRecord, SessionRecord, TxnRecord, UpstreamRef};
 use crate::clock::Timestamp;
-use crate::fees::Channel;
+use crate::fees::{AppliedFee, Channel, FeeCategory};
 use crate::model::{
     AccountId, AuthCode, BatchNo, CardStatus, CardType, ResponseCode, Rrn, SafKind, SafState, Stan,
     Tid, TxnKind,
@@ -132,10 +132,11 @@ pub trait Columns {
 pub const TXN_COLUMNS: &str =
     "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
     card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
-    original_rrn, voided, reversed, refunded_fen, issuer, upstream, stand_in, reply_48, balance_fen";
+    original_rrn, voided, reversed, refunded_fen, issuer, upstream, stand_in, reply_48, balance_fen,
+    fee_category, fee_channel, fee_rate_ppm, fee_cap_fen";
 
 /// How many [`TXN_COLUMNS`] there are.
-pub const TXN_COLUMN_COUNT: usize = 28;
+pub const TXN_COLUMN_COUNT: usize = 32;
 
 /// A transaction's columns.
 pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
@@ -168,7 +169,43 @@ pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
         t.stand_in.into(),
         t.reply_48.clone().into(),
         t.balance_fen.into(),
+        t.fee_rule
+            .as_ref()
+            .map(|f| f.category.as_str().to_owned())
+            .into(),
+        t.fee_rule.as_ref().map(|f| f.channel.as_str()).into(),
+        t.fee_rule
+            .as_ref()
+            .map(|f| i64::try_from(f.rate_ppm).unwrap_or(i64::MAX))
+            .into(),
+        t.fee_rule
+            .as_ref()
+            .and_then(|f| f.cap_fen)
+            .map(|c| i64::try_from(c).unwrap_or(i64::MAX))
+            .into(),
     ]
+}
+
+/// The rule a fee was charged by, from its columns (none for rows journalled before fee
+/// categories, or that carry no fee).
+fn fee_rule_from(r: &impl Columns) -> Result<Option<AppliedFee>, ColumnError> {
+    let bad = ColumnError::Bad;
+    let (Some(category), Some(channel), Some(rate)) = (
+        r.opt_text(28, "fee_category")?,
+        r.opt_text(29, "fee_channel")?,
+        r.opt_int(30, "fee_rate_ppm")?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(AppliedFee {
+        category: FeeCategory::parse(&category).map_err(|_| bad("fee_category"))?,
+        channel: Channel::parse(&channel).ok_or(bad("fee_channel"))?,
+        rate_ppm: u64::try_from(rate).map_err(|_| bad("fee_rate_ppm"))?,
+        cap_fen: r
+            .opt_int(31, "fee_cap_fen")?
+            .map(|c| u64::try_from(c).map_err(|_| bad("fee_cap_fen")))
+            .transpose()?,
+    }))
 }
 
 /// A transaction from its columns.
@@ -210,6 +247,7 @@ pub fn txn_from(r: &impl Columns) -> Result<TxnRecord, ColumnError> {
         card,
         amount_fen: r.int(12, "amount_fen")?,
         fee_fen: r.int(13, "fee_fen")?,
+        fee_rule: fee_rule_from(r)?,
         currency: r.opt_text(14, "currency")?,
         // Codes the switch wrote are two characters; anything else reads as a malfunction,
         // never as an approval.

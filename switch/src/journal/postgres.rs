@@ -37,9 +37,10 @@ use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
 
 /// The schema's versions, applied in order, each once (`schema_migrations`).
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE IF NOT EXISTS transactions (
     rrn            TEXT PRIMARY KEY,
     seq            BIGSERIAL,
@@ -176,7 +177,17 @@ CREATE TABLE IF NOT EXISTS sequences (
     next BIGINT NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_category TEXT;
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_channel TEXT;
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_rate_ppm BIGINT;
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_cap_fen BIGINT;
+",
+    ),
+];
 
 /// The sales that stand and the refunds that count, as `sqlite` defines them.
 use super::sqlite::{REFUND_COUNTS, SALE_STANDS};
@@ -1601,6 +1612,7 @@ mod tests {
             card: None,
             amount_fen: 100,
             fee_fen: 1,
+            fee_rule: None,
             currency: Some("156".into()),
             response_code: ResponseCode::APPROVED,
             auth_code: None,

@@ -107,6 +107,9 @@ pub struct TxnRecord {
     pub amount_fen: i64,
     /// Fee in fen (negative: a refund giving part of a sale's fee back).
     pub fee_fen: i64,
+    /// The rule the fee was charged by: the merchant's category, the channel, the rate and
+    /// cap (a refund: its sale's); `None` for what carries no fee.
+    pub fee_rule: Option<crate::fees::AppliedFee>,
     /// Currency code (49).
     pub currency: Option<String>,
     /// Response code (39).

@@ -17,9 +17,9 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::columns::{
-    ACCOUNT_COLUMNS, ColumnError, Columns, SAF_COLUMNS, SESSION_COLUMNS, TXN_COLUMNS, Value,
-    account_from, account_values, saf_from, saf_values, session_from, session_values, txn_from,
-    txn_values,
+    ACCOUNT_COLUMNS, ColumnError, Columns, SAF_COLUMNS, SESSION_COLUMNS, TXN_COLUMN_COUNT,
+    TXN_COLUMNS, Value, account_from, account_values, saf_from, saf_values, session_from,
+    session_values, txn_from, txn_values,
 };
 use super::{
     AccountRecord, Backend, BatchItem, BatchTotals, Condition, JournalError, Mark, Op, PinTries,
@@ -58,10 +58,13 @@ CREATE TABLE IF NOT EXISTS transactions (
     upstream       TEXT,
     stand_in       INTEGER NOT NULL DEFAULT 0,
     reply_48       TEXT,
-    balance_fen    INTEGER
+    balance_fen    INTEGER,
+    fee_category   TEXT,
+    fee_channel    TEXT,
+    fee_rate_ppm   INTEGER,
+    fee_cap_fen    INTEGER
 );
 CREATE INDEX IF NOT EXISTS transactions_by_card ON transactions (pan_hash);
-CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions (local_date);
 CREATE TABLE IF NOT EXISTS batches (
     tid                   TEXT NOT NULL,
     mid                   TEXT NOT NULL,
@@ -280,11 +283,19 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("stand_in", "INTEGER NOT NULL DEFAULT 0"),
         ("reply_48", "TEXT"),
         ("balance_fen", "INTEGER"),
+        ("fee_category", "TEXT"),
+        ("fee_channel", "TEXT"),
+        ("fee_rate_ppm", "INTEGER"),
+        ("fee_cap_fen", "INTEGER"),
     ] {
         if !have.iter().any(|h| h == col) {
             conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
         }
     }
+    // On a column an older journal gains just above.
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions (local_date)",
+    )?;
     let has_owner = conn
         .prepare("SELECT 1 FROM pragma_table_info('saf_queue') WHERE name = 'owner'")?
         .exists([])?;
@@ -328,10 +339,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Statements built once from the column list.
 static INSERT_TXN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let marks: Vec<String> = (1..=TXN_COLUMN_COUNT).map(|i| format!("?{i}")).collect();
     format!(
-        "INSERT INTO transactions ({TXN_COLUMNS}) VALUES
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
-          ?24, ?25, ?26, ?27, ?28)"
+        "INSERT INTO transactions ({TXN_COLUMNS}) VALUES ({})",
+        marks.join(", ")
     )
 });
 static FIND_RRN: std::sync::LazyLock<String> =
@@ -1083,5 +1094,52 @@ impl Backend for Sqlite {
         .map_err(storage)?;
         tx.commit().map_err(storage)?;
         Ok(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fees::{AppliedFee, Channel, FeeCategory};
+
+    #[test]
+    fn an_older_journal_gains_the_later_columns_and_keeps_its_rows() {
+        let dir = std::env::temp_dir().join(format!("sqlite-fee-columns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE transactions (rrn TEXT PRIMARY KEY, time_utc TEXT NOT NULL,
+                    kind TEXT NOT NULL, mti TEXT NOT NULL, tid TEXT NOT NULL, mid TEXT NOT NULL,
+                    batch INTEGER NOT NULL, stan INTEGER NOT NULL, operator TEXT, masked_pan TEXT,
+                    pan_hash TEXT, card_type TEXT, amount_fen INTEGER NOT NULL DEFAULT 0,
+                    fee_fen INTEGER NOT NULL DEFAULT 0, currency TEXT,
+                    response_code TEXT NOT NULL, auth_code TEXT, request_digest TEXT NOT NULL);
+                 INSERT INTO transactions VALUES ('000000000001', '2026-12-01T02:00:00.000Z',
+                    'sale', '0200', '10000001', '898310048990001', 1, 1, NULL, NULL, NULL,
+                    'debit', 10000, 50, '156', '00', NULL,
+                    '0000000000000000000000000000000000000000000000000000000000000000');",
+            )
+            .unwrap();
+        }
+        let mut j = Sqlite::open(&path).unwrap();
+        let old = j.find(&Rrn::from_sequence(1)).unwrap().unwrap();
+        assert_eq!((old.fee_fen, &old.fee_rule), (50, &None));
+
+        let mut t = old.clone();
+        t.rrn = Rrn::from_sequence(2);
+        t.stan = Stan(2);
+        t.fee_rule = Some(AppliedFee {
+            category: FeeCategory::parse("preferential").unwrap(),
+            channel: Channel::Debit,
+            rate_ppm: 3_800,
+            cap_fen: Some(2_000),
+        });
+        j.apply(&[&Op::Txn(Box::new(t.clone()))]).unwrap();
+        let read = j.find(&t.rrn).unwrap().unwrap();
+        assert_eq!(read.fee_rule, t.fee_rule);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

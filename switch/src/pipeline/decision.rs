@@ -96,6 +96,8 @@ pub struct Details {
     pub card: Option<CardRef>,
     /// The fee.
     pub fee_fen: i64,
+    /// The rule the fee was charged by (a refund: its sale's).
+    pub fee_rule: Option<crate::fees::AppliedFee>,
     /// The transaction it voids, refunds or reverses.
     pub original_rrn: Option<Rrn>,
     /// How the issuer knows a forwarded request.

@@ -237,10 +237,10 @@ async fn forward_inner<'s>(
                 None => (Details::default(), Effects::default()),
             };
             details.original_rrn = lifecycle_details.original_rrn;
-            details.fee_fen = if kind == TxnKind::Sale {
+            (details.fee_fen, details.fee_rule) = if kind == TxnKind::Sale {
                 sw.fee(inst, range, req.amount_fen)
             } else {
-                lifecycle_details.fee_fen
+                (lifecycle_details.fee_fen, lifecycle_details.fee_rule)
             };
             effects.armed = armed;
             Ok(Decision {

@@ -14,6 +14,7 @@ use super::decision::{Answer, Decision};
 use super::effects::{Effects, FundsMove};
 use super::request::Request;
 use super::terminal::TerminalRange;
+use crate::fees::AppliedFee;
 use crate::journal::PinTries;
 use crate::model::{ResponseCode, TxnKind};
 use crate::state::AccountView;
@@ -51,7 +52,7 @@ pub fn authorise<'s>(
         return d;
     };
     let mut details = inst.details();
-    details.fee_fen = sw.fee(inst, range, req.amount_fen);
+    (details.fee_fen, details.fee_rule) = sw.fee(inst, range, req.amount_fen);
     Decision::approved(
         details,
         Effects {
@@ -69,16 +70,24 @@ pub fn authorise<'s>(
 }
 
 impl Switch {
-    /// The fee of a sale on `inst` at a terminal of `range`.
+    /// The fee of a sale on `inst` at a terminal of `range`, by its merchant's category,
+    /// and the rule it was charged by (none, and no fee, when no rule prices it: the
+    /// configuration refuses such a merchant).
     pub(crate) fn fee(
         &self,
         inst: &super::card::Instrument,
         range: &super::terminal::TerminalRange,
         amount_fen: u64,
-    ) -> i64 {
-        let fee = self
-            .fees
-            .fee_for(inst.card.channel, &range.mcc, &range.mid, amount_fen);
-        i64::try_from(fee).unwrap_or(i64::MAX)
+    ) -> (i64, Option<AppliedFee>) {
+        match self.fees.fee_for(
+            &range.fee_category,
+            inst.card.channel,
+            &range.mcc,
+            &range.mid,
+            amount_fen,
+        ) {
+            Some((fee, applied)) => (i64::try_from(fee).unwrap_or(i64::MAX), Some(applied)),
+            None => (0, None),
+        }
     }
 }

@@ -82,6 +82,7 @@ pub fn txn_record(
         card: details.card.clone(),
         amount_fen: req.amount(),
         fee_fen: details.fee_fen,
+        fee_rule: details.fee_rule.clone(),
         currency: req.msg.text(49).map(str::to_owned),
         response_code: answer.code,
         auth_code: answer.auth_code,

@@ -107,6 +107,7 @@ pub async fn approve<'s>(
         return Decision::declined(ResponseCode::SYSTEM_ERROR, details);
     };
     let d = sw.hsm.digest("stand-in", rrn.as_str().as_bytes());
+    let (fee_fen, fee_rule) = sw.fee(inst, range, req.amount_fen);
     tracing::warn!(issuer = %issuer.name, "issuer unreachable: approved in stand-in; advice queued");
     Decision {
         answer: Answer {
@@ -118,7 +119,8 @@ pub async fn approve<'s>(
         details: Details {
             upstream: Some(Box::new(uref)),
             stand_in: true,
-            fee_fen: sw.fee(inst, range, req.amount_fen),
+            fee_fen,
+            fee_rule,
             ..details
         },
         effects: Effects {

@@ -40,6 +40,8 @@ pub struct TerminalRange {
     pub mid: String,
     /// Merchant category code.
     pub mcc: String,
+    /// The merchant's fee category.
+    pub fee_category: crate::fees::FeeCategory,
     /// Merchant name.
     pub merchant_name: String,
     /// MAC algorithm.

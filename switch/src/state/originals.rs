@@ -42,6 +42,8 @@ pub struct Original {
     pub amount_fen: i64,
     /// Fee, fen.
     pub fee_fen: i64,
+    /// The rule the fee was charged by.
+    pub fee_rule: Option<crate::fees::AppliedFee>,
     /// For voids and refunds: the sale.
     pub sale: Option<Rrn>,
     /// Voided (sales).
@@ -69,6 +71,7 @@ impl Original {
             channel: card.channel,
             amount_fen: t.amount_fen,
             fee_fen: t.fee_fen,
+            fee_rule: t.fee_rule.clone(),
             sale: t.original_rrn,
             voided: t.voided,
             reversed: t.reversed,

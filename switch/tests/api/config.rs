@@ -57,16 +57,106 @@ fn errors_name_the_key() {
 }
 
 #[test]
+fn fee_categories_are_checked() {
+    let with = |from: &str, to: &str| {
+        assert!(DEMO_TOML.contains(from), "{from}");
+        DEMO_TOML.replacen(from, to, 1)
+    };
+    let free_credit = "category = \"public-welfare\"\nchannel = \"credit\"";
+    let cases = [
+        // A merchant's category with no rule for a channel: its transactions would be free
+        // by accident.
+        (
+            with(
+                free_credit,
+                "category = \"public-welfare\"\nchannel = \"qr\"\nmcc = \"1234\"",
+            ),
+            "terminals[1]",
+            "no [[fees]] rule of category \"public-welfare\" prices its credit transactions",
+        ),
+        // A category no rule names at all, set on a range.
+        (
+            with(
+                "fee_category = \"standard\"",
+                "fee_category = \"charity-shops\"",
+            ),
+            "terminals[0]",
+            "merchant 898310048990001 is charity-shops (its fee_category)",
+        ),
+        // ...or given by the MCC table.
+        (
+            with(
+                "[[fees]]",
+                "[fee_categories]\n\"8062\" = \"hospitals\"\n\n[[fees]]\ncategory = \"hospitals\"\nchannel = \"debit\"\nrate = \"0%\"\n\n[[fees]]",
+            ),
+            "terminals[1]",
+            "is hospitals (by its MCC \"8062\"), and no [[fees]] rule of category \"hospitals\" prices its credit",
+        ),
+        // A category in the table that no rule prices, even if no merchant has it yet.
+        (
+            with(
+                "[[fees]]",
+                "[fee_categories]\n\"5812\" = \"restaurants\"\n\n[[fees]]",
+            ),
+            "fee_categories.\"5812\"",
+            "no [[fees]] rule has category \"restaurants\"",
+        ),
+        // Two rules for the same transactions.
+        (
+            with(
+                free_credit,
+                "category = \"public-welfare\"\nchannel = \"debit\"",
+            ),
+            "fees[7]",
+            "prices the same transactions as fees[6]",
+        ),
+        // Rates outside 0–100 %.
+        (
+            with("rate = \"0.48%\"", "rate = \"148%\""),
+            "fees[4].rate",
+            "100 %",
+        ),
+        (
+            with("rate = \"0.48%\"", "rate = \"-1%\""),
+            "fees[4].rate",
+            "not a percentage",
+        ),
+        (
+            with("category = \"preferential\"", "category = \"Preferential\""),
+            "fees[3].category",
+            "not a category name",
+        ),
+        (
+            with(
+                "[[fees]]",
+                "[fee_categories]\n\"58\" = \"standard\"\n\n[[fees]]",
+            ),
+            "fee_categories.\"58\"",
+            "MCC",
+        ),
+    ];
+    for (text, key, want) in cases {
+        let e = err(&text);
+        assert!(e.contains(key) && e.contains(want), "{key}, {want}: {e}");
+    }
+    // A narrower rule beside the category's is not an overlap.
+    let narrower = with(
+        "# 公益类",
+        "[[fees]]\ncategory = \"standard\"\nchannel = \"debit\"\nrate = \"0.30%\"\nmerchant = \"898310048990001\"\n\n# 公益类",
+    );
+    Config::from_toml(&narrower, "test.toml").unwrap();
+}
+
+#[test]
 fn production_refuses_test_keys() {
     let prod = DEMO_TOML.replacen("production = false", "production = true", 1);
     let e = err(&prod);
     assert!(e.contains("tmk_clear") && e.contains("production"), "{e}");
     // With sealed keys but still the demo LMK and card PINs: refused too.
     let prod = prod
-        .replacen(
+        .replace(
             "tmk_clear = \"0123456789ABCDEFFEDCBA9876543210\"",
             "tmk_sealed = \"00\"",
-            1,
         )
         .replacen(
             "pvk_clear = \"13345779133457791334577913345779\"",

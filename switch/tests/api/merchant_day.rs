@@ -10,6 +10,142 @@ fn today() -> String {
     switch::clock::Timestamp::now().cst_date()
 }
 
+/// The demo's three merchants, one of each fee category: a sale of each card type at each,
+/// the fee to the fen in the journal and in the report.
+#[tokio::test]
+async fn each_merchant_pays_its_category_s_rates() {
+    let dir = temp_dir("categories");
+    let mut config = test_config(&dir);
+    config.acquirer.refund_fee_policy = switch::config::RefundFeePolicy::Proportional;
+    let sw = start(config.clone()).await;
+    // (terminal, merchant, [debit, credit, QR fee for 1000.00])
+    let merchants = [
+        ("10000060", "898310048990001", [500, 600, 380]),
+        ("10001001", "898310048990101", [0, 0, 0]),
+        ("10002001", "898310048990201", [380, 480, 380]),
+    ];
+    let mut credit_sale = None;
+    for (tid, mid, _) in merchants {
+        let mut t = Terminal::connect(sw.terminal_addr, tid).await;
+        t.mid = mid.into();
+        assert_eq!(t.sign_on().await.rc(), "00", "{tid}");
+        assert_eq!(t.sale(DEBIT, "123456", 100_000).await.rc(), "00", "{tid}");
+        let credit = t.sale(CREDIT, "654321", 100_000).await;
+        assert_eq!(credit.rc(), "00", "{tid}");
+        assert_eq!(t.qr(QR_CODE, 100_000, None).await.rc(), "00", "{tid}");
+        if tid == "10002001" {
+            // 6000.00 on debit at 0.38 % is 22.80: capped at 20.00.
+            assert_eq!(t.sale(DEBIT, "123456", 600_000).await.rc(), "00");
+            // A refund carries its sale's category and rate, and gives back its share of
+            // the fee that sale paid: 10 % of 4.80.
+            let mmdd = switch::clock::Timestamp::now().cst_fields().1;
+            let rrn = credit.text(37).unwrap().to_owned();
+            assert_eq!(t.refund(CREDIT, 10_000, &rrn, &mmdd).await.rc(), "00");
+            credit_sale = Some(rrn);
+        }
+    }
+    sw.shutdown().await;
+
+    let db = JournalDb::of(&dir);
+    for (tid, _, fees) in merchants {
+        for (channel, want) in ["debit", "credit", "qr"].into_iter().zip(fees) {
+            let fee = db.number(
+                "SELECT fee_fen FROM transactions WHERE tid = ?1 AND fee_channel = ?2
+                   AND kind IN ('sale', 'qr-sale') AND amount_fen = 100000",
+                &[tid.into(), channel.into()],
+            );
+            assert_eq!(fee, want, "{tid} {channel}");
+        }
+    }
+    let capped = db.number(
+        "SELECT fee_fen FROM transactions WHERE tid = '10002001' AND amount_fen = 600000",
+        &[],
+    );
+    assert_eq!(capped, 2_000);
+    let refund_fee = db.number(
+        "SELECT fee_fen FROM transactions WHERE tid = '10002001' AND kind = 'refund'",
+        &[],
+    );
+    assert_eq!(refund_fee, -48);
+    // Every row says what it was charged by; the rates are the category's.
+    let rules = db.rows(
+        "SELECT tid, kind, fee_category, fee_channel, fee_rate_ppm, fee_cap_fen FROM transactions
+         WHERE kind IN ('sale', 'qr-sale', 'refund') ORDER BY tid, kind, fee_channel, amount_fen",
+        &[],
+    );
+    let rules: Vec<String> = rules
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| match v {
+                    switch::journal::columns::Value::Text(t) => t.clone(),
+                    switch::journal::columns::Value::Int(n) => n.to_string(),
+                    _ => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert!(
+        rules.contains(&"10001001 sale public-welfare debit 0 ".to_owned()),
+        "{rules:#?}"
+    );
+    assert!(
+        rules.contains(&"10002001 sale preferential debit 3800 2000".to_owned()),
+        "{rules:#?}"
+    );
+    assert!(
+        rules.contains(&"10002001 refund preferential credit 4800 ".to_owned()),
+        "{rules:#?}"
+    );
+    assert!(
+        rules.contains(&"10000060 qr-sale standard qr 3800 ".to_owned()),
+        "{rules:#?}"
+    );
+    assert_eq!(rules.len(), 11, "{rules:#?}");
+    assert!(credit_sale.is_some());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .args([
+            "report",
+            "settlement",
+            "--date",
+            &today(),
+            "--format",
+            "csv",
+        ])
+        .args(journal_args(&dir, &config))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        // 5.00 + 6.00 + 3.80
+        "898310048990001,10000060,3,3000.00,0.00,0.00,14.80,2985.20,standard,credit 0.60% / debit 0.50% cap 20.00 / qr 0.38%",
+        "898310048990101,10001001,3,3000.00,0.00,0.00,0.00,3000.00,public-welfare,credit 0.00% / debit 0.00% / qr 0.00%",
+        // 3.80 + 4.80 + 3.80 + 20.00 (capped) - 0.48 (the refund's share); 100.00 refunded
+        "898310048990201,10002001,4,9000.00,0.00,100.00,31.92,8868.08,preferential,credit 0.48% / debit 0.38% cap 20.00 / qr 0.38%",
+    ] {
+        assert!(csv.lines().any(|l| l == want), "{want}\n{csv}");
+    }
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .args(["report", "settlement", "--date", &today()])
+        .args(journal_args(&dir, &config))
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("10001001") && l.contains("public-welfare") && l.contains("0.00%")),
+        "{table}"
+    );
+}
+
 #[tokio::test]
 async fn a_merchant_day() {
     let dir = temp_dir("day");
@@ -66,7 +202,7 @@ async fn a_merchant_day() {
     let csv = String::from_utf8(out.stdout).unwrap();
     // gross 7101.33 (the voided sale counts, the reversed one does not); voids 100.00;
     // refunds 100.00; fees 0.01 + 20.00 + 6.00 + 3.80 = 29.81; net 6871.52.
-    let want = "898310048990001,10000050,4,7101.33,100.00,100.00,29.81,6871.52";
+    let want = "898310048990001,10000050,4,7101.33,100.00,100.00,29.81,6871.52,standard,credit 0.60% / debit 0.50% cap 20.00 / qr 0.38%";
     assert!(csv.lines().any(|l| l == want), "{csv}");
     // The same totals straight from the journal.
     let fees = JournalDb::of(&dir).number(

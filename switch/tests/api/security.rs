@@ -217,12 +217,16 @@ fn production_refuses_published_keys_however_sealed() {
     issuer.pvk_clear = None;
     let iss = &mut config.issuers[0];
     (iss.zpk_clear, iss.zak_clear) = (None, None);
-    config.terminals[0].tmk_clear = None;
+    for t in &mut config.terminals {
+        t.tmk_clear = None;
+    }
 
     let n = std::cell::Cell::new(0);
     let set = |tmk: &str, pvk: &str, zpk: &str, zak: &str| {
         let mut c = config.clone();
-        c.terminals[0].tmk_sealed = Some(tmk.to_owned());
+        for t in &mut c.terminals {
+            t.tmk_sealed = Some(tmk.to_owned());
+        }
         c.issuer.as_mut().unwrap().pvk_sealed = Some(pvk.to_owned());
         c.issuers[0].zpk_sealed = Some(zpk.to_owned());
         c.issuers[0].zak_sealed = Some(zak.to_owned());

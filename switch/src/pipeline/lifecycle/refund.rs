@@ -90,6 +90,7 @@ impl<'s> Plan<'s> {
         let details = Details {
             original_rrn: Some(o.rrn),
             fee_fen: self.fee_fen,
+            fee_rule: o.fee_rule.clone(),
             ..Details::default()
         };
         let funds = on_us.then(|| FundsMove {
