@@ -51,6 +51,7 @@ pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod pipeline;
+pub mod process_metrics;
 pub mod report;
 pub mod saf;
 pub mod security_log;

@@ -1,33 +1,8 @@
 //! Prometheus metrics. Every label value comes from a fixed set (transaction kinds, response
 //! codes, reject reasons, card types): never a PAN, a TID or anything a peer chose.
 //!
-//! | metric | type | labels |
-//! | --- | --- | --- |
-//! | `switch_transactions_total` | counter | `kind`, `rc` |
-//! | `switch_request_duration_seconds` | histogram | `kind` |
-//! | `switch_hsm_duration_seconds` | histogram | `op` |
-//! | `switch_journal_commit_duration_seconds` | histogram | |
-//! | `switch_journal_batch_size` | histogram | |
-//! | `switch_connections_active` | gauge | |
-//! | `switch_connections_total` | counter | |
-//! | `switch_connections_refused_total` | counter | `reason` (`global_limit`, `peer_limit`) |
-//! | `switch_frames_rejected_total` | counter | `reason` |
-//! | `switch_auth_failures_total` | counter | `reason` (`unknown_terminal`, `wrong_merchant`, `not_signed_on`, `missing_mac`, `bad_mac`) |
-//! | `switch_log_lines_suppressed_total` | counter | `event` |
-//! | `switch_log_lines_dropped_total` | counter | |
-//! | `switch_request_panics_total` | counter | |
-//! | `switch_amount_fen_total` | counter | `card_type` |
-//! | `switch_fees_fen_total` | counter | `card_type` |
-//! | `switch_issuer_line_up` | gauge | `issuer`, `line` |
-//! | `switch_issuer_in_flight` | gauge | `issuer` |
-//! | `switch_issuer_round_trip_seconds` | histogram | `issuer` |
-//! | `switch_issuer_timeouts_total` | counter | `issuer` |
-//! | `switch_issuer_late_replies_total` | counter | `issuer` |
-//! | `switch_issuer_saf_total` | counter | `issuer`, `event` (queued, sent, acknowledged, expired) |
-//! | `switch_issuer_saf_queued` | gauge | `issuer` |
-//! | `switch_issuer_stand_in_approvals_total` | counter | `issuer` |
-//! | `switch_issuer_echoes_total` | counter | `issuer`, `line`, `direction` (sent, received) |
-//! | `switch_issuer_events_total` | counter | `issuer`, `event` (bad_mac, undecodable, duplicate_key, breaker_opened) |
+//! The README's metrics table lists every family with its type and labels (a test checks it
+//! against a running switch's `/metrics`).
 //!
 //! Issuer and line label values are the names and addresses in the configuration.
 
@@ -39,6 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 /// Labels of a transaction count.
@@ -85,6 +61,13 @@ pub struct CardLabel {
     pub card_type: &'static str,
 }
 
+/// A journal file.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabel {
+    /// `database` or `wal`.
+    pub file: &'static str,
+}
+
 /// An issuer, by its configured name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IssuerLabel {
@@ -121,20 +104,108 @@ pub struct EchoLabels {
     pub direction: &'static str,
 }
 
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    // 20 µs to ~5 s.
-    exponential_buckets(0.000_02, 2.0, 18)
+/// Round edges, 1–2.5–5 per decade, from `from` until one is at least `to` (seconds).
+fn round_buckets(from: f64, to: f64) -> Vec<f64> {
+    let mut edges = Vec::new();
+    let mut decade = from;
+    'decades: loop {
+        for step in [1.0, 2.5, 5.0] {
+            let edge = decade * step;
+            // Printed as written: 0.0025, not 0.0025000000000000005.
+            let edge = (edge * 1e9).round() / 1e9;
+            edges.push(edge);
+            if edge >= to {
+                break 'decades;
+            }
+        }
+        decade *= 10.0;
+    }
+    edges
+}
+
+/// A whole request: 0.5 ms to at least twice the longest issuer time-out (a timed-out
+/// request lands in a bucket, not in `+Inf`).
+fn request_buckets(longest_issuer_timeout: Duration) -> Vec<f64> {
+    let mut edges = vec![0.000_5];
+    edges.extend(round_buckets(
+        0.001,
+        (2.0 * longest_issuer_timeout.as_secs_f64()).max(10.0),
+    ));
+    edges
+}
+
+/// An HSM call: 10 µs (in process) to 1 s (a network HSM under load).
+fn hsm_buckets() -> Vec<f64> {
+    round_buckets(0.000_01, 1.0)
+}
+
+/// A journal commit: 100 µs (a fast fsync) to 10 s (a database failing over).
+fn commit_buckets() -> Vec<f64> {
+    round_buckets(0.000_1, 10.0)
+}
+
+/// Why a frame was rejected or a connection closed, as `switch_frames_rejected_total`
+/// labels it.
+pub const REJECT_REASONS: &[&str] = &[
+    "auth_timeout",
+    "evicted",
+    "read_timeout",
+    "idle_timeout",
+    "oversized",
+    "io",
+    "in_flight_full",
+    "reply_encode",
+    "format",
+    "undecodable",
+    "missing_field",
+    "unexpected_response",
+    "stale_retry",
+];
+
+/// Why a connection was refused at once.
+pub const REFUSED_REASONS: &[&str] = &["global_limit", "peer_limit"];
+
+/// The HSM operations timed.
+pub const HSM_OPS: &[&str] = &[
+    "pin_verify",
+    "pin_translate",
+    "mac_verify",
+    "mac_generate",
+    "terminal_keys",
+];
+
+/// Store-and-forward events.
+pub const SAF_EVENTS: &[&str] = &["queued", "sent", "acknowledged", "expired"];
+
+/// Issuer-link problems.
+pub const ISSUER_EVENTS: &[&str] = &[
+    "bad_mac",
+    "undecodable",
+    "duplicate_key",
+    "breaker_opened",
+    "line_dropped_request",
+];
+
+/// Card types of amounts and fees.
+pub const CARD_TYPES: &[&str] = &["debit", "credit", "qr"];
+
+/// An issuer and its lines, for the series made at start.
+pub struct IssuerLines<'a> {
+    /// Its configured name.
+    pub name: &'a str,
+    /// Its configured line addresses.
+    pub lines: &'a [String],
 }
 
 /// The switch's metrics.
 pub struct Metrics {
-    registry: Registry,
+    root: Registry,
     /// Transactions by kind and response code.
     pub transactions: Family<TxnLabels, Counter>,
     /// Whole-request latency by kind.
-    pub request_duration: Family<KindLabel, Histogram>,
+    pub request_duration: HistogramFamily<KindLabel>,
     /// HSM call latency by operation.
-    pub hsm_duration: Family<OpLabel, Histogram>,
+    pub hsm_duration: HistogramFamily<OpLabel>,
     /// Journal group-commit latency.
     pub journal_commit: Histogram,
     /// Requests per journal group commit.
@@ -162,7 +233,7 @@ pub struct Metrics {
     /// Requests waiting for an issuer.
     pub issuer_in_flight: Family<IssuerLabel, Gauge>,
     /// Issuer round trips.
-    pub issuer_round_trip: Family<IssuerLabel, Histogram>,
+    pub issuer_round_trip: HistogramFamily<IssuerLabel>,
     /// Requests that got no reply in time.
     pub issuer_timeouts: Family<IssuerLabel, Counter>,
     /// Replies for no waiting request.
@@ -171,6 +242,12 @@ pub struct Metrics {
     pub issuer_saf: Family<IssuerEvent, Counter>,
     /// Store-and-forward entries waiting.
     pub issuer_saf_queued: Family<IssuerLabel, Gauge>,
+    /// When the oldest store-and-forward entry waiting was made (Unix seconds; 0: none).
+    pub issuer_saf_oldest: Family<IssuerLabel, Gauge>,
+    /// Terminals signed on (sessions in memory).
+    pub sessions_active: Gauge,
+    /// The journal's files, bytes (SQLite: the database and its write-ahead log).
+    pub journal_bytes: Family<FileLabel, Gauge>,
     /// Stand-in approvals.
     pub issuer_stand_in: Family<IssuerLabel, Counter>,
     /// Echoes sent and received.
@@ -185,18 +262,129 @@ impl Default for Metrics {
     }
 }
 
+/// Bucket edges a histogram family's members are made with.
+#[derive(Clone, Debug)]
+pub struct Buckets(std::sync::Arc<[f64]>);
+
+impl prometheus_client::metrics::family::MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+/// A histogram family whose members all have the same edges.
+pub type HistogramFamily<L> = Family<L, Histogram, Buckets>;
+
+fn histograms<L: Clone + std::hash::Hash + Eq>(edges: Vec<f64>) -> HistogramFamily<L> {
+    Family::new_with_constructor(Buckets(edges.into()))
+}
+
 impl Metrics {
-    /// Creates and registers every metric.
+    /// Every metric, for issuers whose time-outs are at most 5 s, with no series made
+    /// yet (tests; the daemon uses [`Metrics::for_switch`]).
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("switch");
+        Self::with_timeout(Duration::from_secs(5))
+    }
+
+    /// Every metric, with every series of a fixed label set made at 0 (so that
+    /// `increase(...)` sees the first event), the request buckets reaching twice the
+    /// longest issuer time-out.
+    pub fn for_switch(issuers: &[IssuerLines<'_>], longest_issuer_timeout: Duration) -> Self {
+        let m = Self::with_timeout(longest_issuer_timeout);
+        m.prime(issuers);
+        m
+    }
+
+    /// Makes every series of a fixed label set, at 0.
+    fn prime(&self, issuers: &[IssuerLines<'_>]) {
+        let kinds = crate::model::TxnKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .chain([crate::model::TxnKind::UNKNOWN]);
+        for kind in kinds {
+            let _ = self.request_duration.get_or_create(&KindLabel { kind });
+            for code in crate::model::ResponseCode::KNOWN {
+                let _ = self.transactions.get_or_create(&TxnLabels {
+                    kind,
+                    rc: code.label(),
+                });
+            }
+        }
+        for op in HSM_OPS {
+            let _ = self.hsm_duration.get_or_create(&OpLabel { op });
+        }
+        for reason in REJECT_REASONS {
+            let _ = self.frames_rejected.get_or_create(&ReasonLabel { reason });
+        }
+        for reason in REFUSED_REASONS {
+            let _ = self
+                .connections_refused
+                .get_or_create(&ReasonLabel { reason });
+        }
+        for event in crate::security_log::Event::ALL {
+            let event = event.as_str();
+            let _ = self.log_suppressed.get_or_create(&EventLabel { event });
+        }
+        for reason in crate::security_log::Event::AUTH_FAILURES {
+            let reason = reason.as_str();
+            let _ = self.auth_failures.get_or_create(&ReasonLabel { reason });
+        }
+        for card_type in CARD_TYPES {
+            let _ = self.amount_fen.get_or_create(&CardLabel { card_type });
+            let _ = self.fees_fen.get_or_create(&CardLabel { card_type });
+        }
+        for i in issuers {
+            let issuer = || IssuerLabel {
+                issuer: i.name.to_owned(),
+            };
+            let _ = self.issuer_in_flight.get_or_create(&issuer());
+            let _ = self.issuer_round_trip.get_or_create(&issuer());
+            let _ = self.issuer_timeouts.get_or_create(&issuer());
+            let _ = self.issuer_late.get_or_create(&issuer());
+            let _ = self.issuer_saf_queued.get_or_create(&issuer());
+            let _ = self.issuer_saf_oldest.get_or_create(&issuer());
+            let _ = self.issuer_stand_in.get_or_create(&issuer());
+            for event in SAF_EVENTS {
+                let _ = self.issuer_saf.get_or_create(&IssuerEvent {
+                    issuer: i.name.to_owned(),
+                    event,
+                });
+            }
+            for event in ISSUER_EVENTS {
+                let _ = self.issuer_events.get_or_create(&IssuerEvent {
+                    issuer: i.name.to_owned(),
+                    event,
+                });
+            }
+            for line in i.lines {
+                let _ = self.issuer_line_up.get_or_create(&LineLabels {
+                    issuer: i.name.to_owned(),
+                    line: line.clone(),
+                });
+                for direction in ["sent", "received"] {
+                    let _ = self.issuer_echoes.get_or_create(&EchoLabels {
+                        issuer: i.name.to_owned(),
+                        line: line.clone(),
+                        direction,
+                    });
+                }
+            }
+        }
+    }
+
+    fn with_timeout(longest_issuer_timeout: Duration) -> Self {
+        let mut root = Registry::default();
+        root.register_collector(Box::new(crate::process_metrics::Process::new()));
+        let registry = root.sub_registry_with_prefix("switch");
+        let build = Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("revision", env!("SWITCH_REVISION")),
+        ]);
+        registry.register("build", "The switch's version and source revision", build);
         let transactions = Family::<TxnLabels, Counter>::default();
-        let request_duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets()) as Histogram
-        });
-        let hsm_duration = Family::<OpLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets()) as Histogram
-        });
-        let journal_commit = Histogram::new(latency_buckets());
+        let request_duration = histograms::<KindLabel>(request_buckets(longest_issuer_timeout));
+        let hsm_duration = histograms::<OpLabel>(hsm_buckets());
+        let journal_commit = Histogram::new(commit_buckets());
         let journal_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let connections_active = Gauge::default();
         let connections_total = Counter::default();
@@ -280,14 +468,15 @@ impl Metrics {
         registry.register("fees_fen", "MDR fees, fen, by card type", fees_fen.clone());
         let issuer_line_up = Family::<LineLabels, Gauge>::default();
         let issuer_in_flight = Family::<IssuerLabel, Gauge>::default();
-        let issuer_round_trip = Family::<IssuerLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets()) as Histogram
-        });
+        let issuer_round_trip = histograms::<IssuerLabel>(request_buckets(longest_issuer_timeout));
         let issuer_timeouts = Family::<IssuerLabel, Counter>::default();
         let issuer_late = Family::<IssuerLabel, Counter>::default();
         let issuer_saf = Family::<IssuerEvent, Counter>::default();
         let issuer_stand_in = Family::<IssuerLabel, Counter>::default();
         let issuer_saf_queued = Family::<IssuerLabel, Gauge>::default();
+        let issuer_saf_oldest = Family::<IssuerLabel, Gauge>::default();
+        let sessions_active = Gauge::default();
+        let journal_bytes = Family::<FileLabel, Gauge>::default();
         let issuer_echoes = Family::<EchoLabels, Counter>::default();
         let issuer_events = Family::<IssuerEvent, Counter>::default();
         registry.register(
@@ -326,6 +515,21 @@ impl Metrics {
             issuer_saf_queued.clone(),
         );
         registry.register(
+            "issuer_saf_oldest_created_seconds",
+            "When the oldest store-and-forward entry waiting was made, Unix seconds (0: none)",
+            issuer_saf_oldest.clone(),
+        );
+        registry.register(
+            "sessions_active",
+            "Terminals signed on",
+            sessions_active.clone(),
+        );
+        registry.register(
+            "journal_size_bytes",
+            "The journal's files, bytes, by file (SQLite: database, wal)",
+            journal_bytes.clone(),
+        );
+        registry.register(
             "issuer_stand_in_approvals",
             "Approvals given on an unreachable issuer's behalf",
             issuer_stand_in.clone(),
@@ -341,7 +545,7 @@ impl Metrics {
             issuer_events.clone(),
         );
         Self {
-            registry,
+            root,
             transactions,
             request_duration,
             hsm_duration,
@@ -363,6 +567,9 @@ impl Metrics {
             issuer_late,
             issuer_saf,
             issuer_saf_queued,
+            issuer_saf_oldest,
+            sessions_active,
+            journal_bytes,
             issuer_stand_in,
             issuer_echoes,
             issuer_events,
@@ -371,6 +578,10 @@ impl Metrics {
 
     /// Counts an issuer-link event.
     pub fn issuer_event(&self, issuer: &str, event: &'static str) {
+        debug_assert!(
+            ISSUER_EVENTS.contains(&event),
+            "issuer event {event} not listed"
+        );
         self.issuer_events
             .get_or_create(&IssuerEvent {
                 issuer: issuer.to_owned(),
@@ -381,6 +592,7 @@ impl Metrics {
 
     /// Counts a store-and-forward event.
     pub fn saf_event(&self, issuer: &str, event: &'static str) {
+        debug_assert!(SAF_EVENTS.contains(&event), "SAF event {event} not listed");
         self.issuer_saf
             .get_or_create(&IssuerEvent {
                 issuer: issuer.to_owned(),
@@ -402,6 +614,10 @@ impl Metrics {
 
     /// Counts a rejected frame or closed connection.
     pub fn reject(&self, reason: &'static str) {
+        debug_assert!(
+            REJECT_REASONS.contains(&reason),
+            "reject reason {reason} not listed"
+        );
         self.frames_rejected
             .get_or_create(&ReasonLabel { reason })
             .inc();
@@ -409,6 +625,7 @@ impl Metrics {
 
     /// Records an HSM call's duration.
     pub fn hsm(&self, op: &'static str, d: Duration) {
+        debug_assert!(HSM_OPS.contains(&op), "HSM operation {op} not listed");
         self.hsm_duration
             .get_or_create(&OpLabel { op })
             .observe(d.as_secs_f64());
@@ -417,7 +634,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        if prometheus_client::encoding::text::encode(&mut out, &self.root).is_err() {
             out.clear();
         }
         out

@@ -47,6 +47,26 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event.
+    pub const ALL: [Self; 7] = [
+        Self::UnknownTerminal,
+        Self::WrongMerchant,
+        Self::NotSignedOn,
+        Self::MissingMac,
+        Self::BadMac,
+        Self::Undecodable,
+        Self::SignOn,
+    ];
+
+    /// The events that are a request failing authentication.
+    pub const AUTH_FAILURES: [Self; 5] = [
+        Self::UnknownTerminal,
+        Self::WrongMerchant,
+        Self::NotSignedOn,
+        Self::MissingMac,
+        Self::BadMac,
+    ];
+
     /// The label and log name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -38,6 +38,7 @@ use crate::pipeline::{Parts, Switch};
 use crate::saf::Entry;
 use crate::saf::worker::{NODE_GONE_MS, Worker};
 
+pub mod gauges;
 pub mod http;
 pub mod keys;
 pub mod restore;
@@ -316,6 +317,7 @@ pub struct Running {
     server: JoinHandle<()>,
     http: JoinHandle<()>,
     watchdog: JoinHandle<()>,
+    gauges: JoinHandle<()>,
     /// Held for the switch's life: no other process opens this (SQLite) journal.
     _lock: Option<JournalLock>,
 }
@@ -334,6 +336,7 @@ impl Running {
         // The watchdog stopped with the server (the stop signal above); waiting for it means
         // no read of the journal is under way while it closes.
         let _ = self.watchdog.await;
+        let _ = self.gauges.await;
         // Issuer lines stay up until the requests in flight have their answers.
         let switch = self.node.stop().await;
         // Closing joins the journal's threads: do it off the async workers.
@@ -358,7 +361,21 @@ pub async fn start(config: Config) -> Result<Running> {
     // Keys first: a configuration whose keys do not open touches no journal.
     let keys = keys::load(&config)?;
 
-    let metrics = Arc::new(Metrics::new());
+    let issuer_lines: Vec<crate::metrics::IssuerLines<'_>> = config
+        .issuers
+        .iter()
+        .map(|i| crate::metrics::IssuerLines {
+            name: &i.name,
+            lines: &i.lines,
+        })
+        .collect();
+    let longest_timeout = config
+        .issuers
+        .iter()
+        .map(|i| Duration::from_millis(i.timeout_ms))
+        .max()
+        .unwrap_or(Duration::from_secs(5));
+    let metrics = Arc::new(Metrics::for_switch(&issuer_lines, longest_timeout));
     let observer = {
         let m = Arc::clone(&metrics);
         Box::new(move |n: usize, _d: Duration| m.journal_batch.observe(n as f64))
@@ -393,10 +410,20 @@ pub async fn start(config: Config) -> Result<Running> {
 
     let (stop, stopped) = watch::channel(false);
     let server = node.serve(terminals, config.limits.server(), stopped.clone());
+    let journal_file = match &opened.watch {
+        watchdog::Watched::File(identity) => Some(identity.path().to_owned()),
+        watchdog::Watched::Database => None,
+    };
     let watchdog = tokio::spawn(watchdog::watch_journal(
         opened.watch,
         opened.id,
         Arc::clone(node.switch().journal()),
+        stopped.clone(),
+    ));
+    gauges::update(node.switch(), journal_file.as_deref());
+    let gauges = tokio::spawn(gauges::refresh(
+        Arc::clone(node.switch()),
+        journal_file,
         stopped.clone(),
     ));
     let http = tokio::spawn(http::serve(
@@ -414,6 +441,7 @@ pub async fn start(config: Config) -> Result<Running> {
         server,
         http,
         watchdog,
+        gauges,
         _lock: opened.lock,
     })
 }

@@ -115,6 +115,7 @@ pub(crate) struct Meters {
     pub(crate) late: Counter,
     pub(crate) stand_in: Counter,
     pub(crate) saf_queued: Gauge,
+    pub(crate) saf_oldest: Gauge,
 }
 
 impl Meters {
@@ -129,6 +130,7 @@ impl Meters {
             late: metrics.issuer_late.get_or_create(&l).clone(),
             stand_in: metrics.issuer_stand_in.get_or_create(&l).clone(),
             saf_queued: metrics.issuer_saf_queued.get_or_create(&l).clone(),
+            saf_oldest: metrics.issuer_saf_oldest.get_or_create(&l).clone(),
         }
     }
 }

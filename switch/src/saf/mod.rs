@@ -143,7 +143,7 @@ impl Queue {
                     n += 1;
                 }
             }
-            depth(issuer, q.len());
+            depth(issuer, &q);
         }
         for _ in 0..n {
             issuer.metrics.saf_event(&issuer.name, "queued");
@@ -189,7 +189,7 @@ impl Queue {
                     q.remove(id);
                 }
             }
-            depth(issuer, q.len());
+            depth(issuer, &q);
         }
     }
 
@@ -207,7 +207,7 @@ impl Queue {
                 next.insert(r.id.clone(), e);
             }
             *q = next;
-            depth(issuer, q.len());
+            depth(issuer, &q);
         }
     }
 
@@ -222,11 +222,14 @@ impl Queue {
     }
 }
 
-fn depth(issuer: &Issuer, n: usize) {
+/// The queue's depth and its oldest entry's creation time (0 when empty), as metrics.
+fn depth(issuer: &Issuer, q: &HashMap<String, Entry>) {
     issuer
         .meters
         .saf_queued
-        .set(i64::try_from(n).unwrap_or(i64::MAX));
+        .set(i64::try_from(q.len()).unwrap_or(i64::MAX));
+    let oldest_ms = q.values().map(|e| e.created.0).min().unwrap_or(0);
+    issuer.meters.saf_oldest.set(oldest_ms / 1_000);
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod issuer;
 mod layout;
 mod lifecycle;
 mod merchant_day;
+mod metrics;
 mod nodes;
 mod pg;
 mod reliability;
