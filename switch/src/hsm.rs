@@ -15,6 +15,22 @@ use hsm_sim::{
 
 use crate::metrics::Metrics;
 
+/// What an HSM error says, as `switch_hsm_errors_total{kind}` labels it: `input` (a PIN
+/// block, PIN, PAN or length the request brought), `key` (a key refused: tampered, another
+/// LMK, wrong usage or algorithm), `limit` (the PIN failure limit), `other`.
+pub fn error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::BadPinBlock | Error::BadPin | Error::BadPan | Error::DataLength => "input",
+        Error::SealedKeyRejected
+        | Error::WrongUsage { .. }
+        | Error::WrongAlgorithm
+        | Error::KeyLength
+        | Error::TestKeyRefused => "key",
+        Error::FailureLimit => "limit",
+        _ => "other",
+    }
+}
+
 /// The HSM, timed.
 pub struct MeteredHsm {
     hsm: Arc<Hsm>,
@@ -32,10 +48,17 @@ impl MeteredHsm {
         &self.hsm
     }
 
-    fn timed<T>(&self, op: &'static str, f: impl FnOnce(&Hsm) -> T) -> T {
+    fn timed<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Hsm) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let t = Instant::now();
         let r = f(&self.hsm);
         self.metrics.hsm(op, t.elapsed());
+        if let Err(e) = &r {
+            self.metrics.hsm_error(op, error_kind(e));
+        }
         r
     }
 

@@ -40,6 +40,15 @@ pub struct OpLabel {
     pub op: &'static str,
 }
 
+/// An HSM operation and what its error says.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HsmErrorLabels {
+    /// Operation.
+    pub op: &'static str,
+    /// `input`, `key`, `limit`, `other`.
+    pub kind: &'static str,
+}
+
 /// A reject reason label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -162,6 +171,26 @@ pub const REJECT_REASONS: &[&str] = &[
     "stale_retry",
 ];
 
+/// Why a request failed authentication (`security_log::Event::AUTH_FAILURES`).
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "unknown_terminal",
+    "wrong_merchant",
+    "not_signed_on",
+    "missing_mac",
+    "bad_mac",
+];
+
+/// The events whose log lines are rate-limited (`security_log::Event::ALL`).
+pub const LOG_EVENTS: &[&str] = &[
+    "unknown_terminal",
+    "wrong_merchant",
+    "not_signed_on",
+    "missing_mac",
+    "bad_mac",
+    "undecodable",
+    "sign_on",
+];
+
 /// Why a connection was refused at once.
 pub const REFUSED_REASONS: &[&str] = &["global_limit", "peer_limit"];
 
@@ -173,6 +202,9 @@ pub const HSM_OPS: &[&str] = &[
     "mac_generate",
     "terminal_keys",
 ];
+
+/// What HSM errors say (see `hsm::error_kind`).
+pub const HSM_ERROR_KINDS: &[&str] = &["input", "key", "limit", "other"];
 
 /// Store-and-forward events.
 pub const SAF_EVENTS: &[&str] = &["queued", "sent", "acknowledged", "expired"];
@@ -206,6 +238,14 @@ pub struct Metrics {
     pub request_duration: HistogramFamily<KindLabel>,
     /// HSM call latency by operation.
     pub hsm_duration: HistogramFamily<OpLabel>,
+    /// HSM calls that failed, by operation and what the error says.
+    pub hsm_errors: Family<HsmErrorLabels, Counter>,
+    /// Serving (1) or not (0: starting, stopping, or the journal lost or failing).
+    pub ready: Gauge,
+    /// The terminal connection limit (`limits.max_connections`).
+    pub connections_limit: Gauge,
+    /// Free space for the journal's files, bytes (SQLite).
+    pub journal_disk_free: Gauge,
     /// Journal group-commit latency.
     pub journal_commit: Histogram,
     /// Requests per journal group commit.
@@ -312,6 +352,9 @@ impl Metrics {
         }
         for op in HSM_OPS {
             let _ = self.hsm_duration.get_or_create(&OpLabel { op });
+            for kind in HSM_ERROR_KINDS {
+                let _ = self.hsm_errors.get_or_create(&HsmErrorLabels { op, kind });
+            }
         }
         for reason in REJECT_REASONS {
             let _ = self.frames_rejected.get_or_create(&ReasonLabel { reason });
@@ -321,12 +364,10 @@ impl Metrics {
                 .connections_refused
                 .get_or_create(&ReasonLabel { reason });
         }
-        for event in crate::security_log::Event::ALL {
-            let event = event.as_str();
+        for event in LOG_EVENTS {
             let _ = self.log_suppressed.get_or_create(&EventLabel { event });
         }
-        for reason in crate::security_log::Event::AUTH_FAILURES {
-            let reason = reason.as_str();
+        for reason in AUTH_FAILURE_REASONS {
             let _ = self.auth_failures.get_or_create(&ReasonLabel { reason });
         }
         for card_type in CARD_TYPES {
@@ -385,6 +426,30 @@ impl Metrics {
         let request_duration = histograms::<KindLabel>(request_buckets(longest_issuer_timeout));
         let hsm_duration = histograms::<OpLabel>(hsm_buckets());
         let journal_commit = Histogram::new(commit_buckets());
+        let hsm_errors = Family::<HsmErrorLabels, Counter>::default();
+        let ready = Gauge::default();
+        let connections_limit = Gauge::default();
+        let journal_disk_free = Gauge::default();
+        registry.register(
+            "hsm_errors",
+            "HSM calls that failed, by operation and kind of error",
+            hsm_errors.clone(),
+        );
+        registry.register(
+            "ready",
+            "Serving (1), or not (0): starting, stopping, or the journal lost or failing",
+            ready.clone(),
+        );
+        registry.register(
+            "connections_limit",
+            "The terminal connection limit (limits.max_connections)",
+            connections_limit.clone(),
+        );
+        registry.register(
+            "journal_disk_free_bytes",
+            "Free space on the journal's file system, bytes (SQLite)",
+            journal_disk_free.clone(),
+        );
         let journal_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let connections_active = Gauge::default();
         let connections_total = Counter::default();
@@ -549,6 +614,10 @@ impl Metrics {
             transactions,
             request_duration,
             hsm_duration,
+            hsm_errors,
+            ready,
+            connections_limit,
+            journal_disk_free,
             journal_commit,
             journal_batch,
             connections_active,
@@ -629,6 +698,17 @@ impl Metrics {
         self.hsm_duration
             .get_or_create(&OpLabel { op })
             .observe(d.as_secs_f64());
+    }
+
+    /// Counts a failed HSM call.
+    pub fn hsm_error(&self, op: &'static str, kind: &'static str) {
+        debug_assert!(
+            HSM_ERROR_KINDS.contains(&kind),
+            "HSM error kind {kind} not listed"
+        );
+        self.hsm_errors
+            .get_or_create(&HsmErrorLabels { op, kind })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -210,6 +210,17 @@ impl SecurityLog {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_metrics_know_every_event() {
+        let names = |events: &[Event]| events.iter().map(|e| e.as_str()).collect::<Vec<_>>();
+        assert_eq!(names(&Event::ALL), crate::metrics::LOG_EVENTS);
+        assert_eq!(
+            names(&Event::AUTH_FAILURES),
+            crate::metrics::AUTH_FAILURE_REASONS
+        );
+    }
+
     use super::*;
 
     #[test]

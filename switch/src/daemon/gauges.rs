@@ -2,8 +2,10 @@
 //! journal's files.
 //!
 //! ```text
-//! tick ─▶ switch_sessions_active          (sessions in memory)
+//! tick ─▶ switch_ready                     (the journal takes writes)
+//!      ─▶ switch_sessions_active          (sessions in memory)
 //!      ─▶ switch_journal_size_bytes{file}  (journal.db, journal.db-wal; SQLite only)
+//!      ─▶ switch_journal_disk_free_bytes   (statvfs of its file system; SQLite only)
 //! ```
 
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ pub async fn refresh(
 /// Sets the gauges once (also before the first scrape can come).
 pub fn update(switch: &Switch, journal: Option<&std::path::Path>) {
     let m = &switch.metrics;
+    m.ready
+        .set(i64::from(switch.journal().health().ready().is_ok()));
     m.sessions_active
         .set(i64::try_from(switch.state.sessions.len()).unwrap_or(i64::MAX));
     if let Some(path) = journal {
@@ -47,6 +51,11 @@ pub fn update(switch: &Switch, journal: Option<&std::path::Path>) {
             m.journal_bytes
                 .get_or_create(&FileLabel { file })
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        if let Ok(fs) = rustix::fs::statvfs(path) {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            m.journal_disk_free
+                .set(i64::try_from(free).unwrap_or(i64::MAX));
         }
     }
 }

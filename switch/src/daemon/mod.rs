@@ -420,6 +420,10 @@ pub async fn start(config: Config) -> Result<Running> {
         Arc::clone(node.switch().journal()),
         stopped.clone(),
     ));
+    node.switch()
+        .metrics
+        .connections_limit
+        .set(i64::try_from(config.limits.max_connections).unwrap_or(i64::MAX));
     gauges::update(node.switch(), journal_file.as_deref());
     let gauges = tokio::spawn(gauges::refresh(
         Arc::clone(node.switch()),

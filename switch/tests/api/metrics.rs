@@ -243,6 +243,7 @@ async fn the_readme_table_is_what_the_switch_exports() {
         ("switch_issuer_saf_total", switch::metrics::SAF_EVENTS),
         ("switch_issuer_events_total", switch::metrics::ISSUER_EVENTS),
         ("switch_amount_fen_total", switch::metrics::CARD_TYPES),
+        ("switch_hsm_errors_total", switch::metrics::HSM_ERROR_KINDS),
     ] {
         let r = row(family);
         for v in values {
@@ -261,4 +262,56 @@ async fn the_readme_table_is_what_the_switch_exports() {
             "{family}: the README lists others too: {r}"
         );
     }
+}
+
+/// The metric names (`switch_…`, `process_…`) a text mentions.
+fn names_in(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for prefix in ["switch_", "process_"] {
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let starts_word = i == 0
+                || !rest.as_bytes()[i - 1].is_ascii_alphanumeric()
+                    && rest.as_bytes()[i - 1] != b'_';
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(tail.len());
+            if starts_word {
+                names.insert(tail[..end].to_owned());
+            }
+            rest = &tail[end..];
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_alert_rules_name_only_what_the_switch_exports() {
+    let dir = temp_dir("metrics-alerts");
+    let sw = start(config(&dir)).await;
+    let exported = families(&reqwest_metrics(sw.metrics_addr).await);
+    sw.shutdown().await;
+    // A histogram's samples are its name with _bucket, _sum and _count.
+    let mut samples = BTreeSet::new();
+    for (name, kind) in &exported {
+        samples.insert(name.clone());
+        if kind == "histogram" {
+            for s in ["_bucket", "_sum", "_count"] {
+                samples.insert(format!("{name}{s}"));
+            }
+        }
+    }
+    let rules = include_str!("../../../deploy/prometheus/alerts.yml");
+    // Not the ones `switch report` and `switch run` are (commands in the runbooks).
+    let named: BTreeSet<String> = names_in(rules)
+        .into_iter()
+        .filter(|n| n.contains('_') && !n.ends_with('_'))
+        .collect();
+    assert!(named.len() > 10, "{named:?}");
+    let unknown: Vec<_> = named.difference(&samples).collect();
+    assert!(
+        unknown.is_empty(),
+        "alerts name metrics the switch does not export: {unknown:?}"
+    );
 }
