@@ -288,20 +288,7 @@ fn names_in(text: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn the_alert_rules_name_only_what_the_switch_exports() {
-    let dir = temp_dir("metrics-alerts");
-    let sw = start(config(&dir)).await;
-    let exported = families(&reqwest_metrics(sw.metrics_addr).await);
-    sw.shutdown().await;
-    // A histogram's samples are its name with _bucket, _sum and _count.
-    let mut samples = BTreeSet::new();
-    for (name, kind) in &exported {
-        samples.insert(name.clone());
-        if kind == "histogram" {
-            for s in ["_bucket", "_sum", "_count"] {
-                samples.insert(format!("{name}{s}"));
-            }
-        }
-    }
+    let samples = exported_samples().await;
     let rules = include_str!("../../../deploy/prometheus/alerts.yml");
     // Not the ones `switch report` and `switch run` are (commands in the runbooks).
     let named: BTreeSet<String> = names_in(rules)
@@ -313,5 +300,97 @@ async fn the_alert_rules_name_only_what_the_switch_exports() {
     assert!(
         unknown.is_empty(),
         "alerts name metrics the switch does not export: {unknown:?}"
+    );
+}
+
+/// Every metric sample name a running switch exports (histograms with their suffixes).
+async fn exported_samples() -> BTreeSet<String> {
+    let dir = temp_dir("metrics-samples");
+    let sw = start(config(&dir)).await;
+    let exported = families(&reqwest_metrics(sw.metrics_addr).await);
+    sw.shutdown().await;
+    let mut samples = BTreeSet::new();
+    for (name, kind) in &exported {
+        samples.insert(name.clone());
+        if kind == "histogram" {
+            for s in ["_bucket", "_sum", "_count"] {
+                samples.insert(format!("{name}{s}"));
+            }
+        }
+    }
+    samples
+}
+
+#[tokio::test]
+async fn the_dashboard_queries_only_what_the_switch_exports_and_every_panel_has_a_unit() {
+    let samples = exported_samples().await;
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../deploy/grafana/switch-dashboard.json"
+    ))
+    .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 15, "{}", panels.len());
+    let mut exprs = Vec::new();
+    for p in panels {
+        let title = p["title"].as_str().unwrap_or("?");
+        let unit = p["fieldConfig"]["defaults"]["unit"].as_str().unwrap_or("");
+        assert!(!unit.is_empty(), "panel {title:?} has no unit");
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "panel {title:?} queries nothing");
+        for t in targets {
+            let expr = t["expr"].as_str().expect("expr").to_owned();
+            let named = names_in(&expr);
+            assert!(!named.is_empty(), "{title}: {expr}");
+            let unknown: Vec<_> = named.difference(&samples).collect();
+            assert!(unknown.is_empty(), "{title}: {unknown:?} not exported");
+            exprs.push((title.to_owned(), expr));
+        }
+    }
+    // What an on-call engineer looks for first is there.
+    for must in [
+        "switch_transactions_total",
+        "switch_request_duration_seconds_bucket",
+        "switch_issuer_line_up",
+        "switch_issuer_saf_queued",
+        "switch_issuer_saf_oldest_created_seconds",
+        "switch_hsm_duration_seconds_bucket",
+        "switch_journal_commit_duration_seconds_bucket",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(
+            exprs.iter().any(|(_, e)| e.contains(must)),
+            "no panel shows {must}"
+        );
+    }
+    // The queries parse as PromQL: promtool checks them as recording rules, when it is
+    // installed (CI installs it).
+    let Ok(out) = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("promtool not installed: the dashboard's PromQL was not parsed");
+        return;
+    };
+    assert!(out.status.success());
+    let dir = temp_dir("dashboard-promql");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, e)) in exprs.iter().enumerate() {
+        let e = e.replace("$instance", ".*").replace('\'', "''");
+        rules.push_str(&format!(
+            "      - record: dashboard:q{i}\n        expr: '{e}'\n"
+        ));
+    }
+    let path = dir.join("dashboard-rules.yml");
+    std::fs::write(&path, rules).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
