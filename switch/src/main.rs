@@ -173,7 +173,7 @@ fn init_logs(format: LogFormat) {
         .with_writer(sink);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

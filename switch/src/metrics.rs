@@ -189,6 +189,8 @@ pub const LOG_EVENTS: &[&str] = &[
     "bad_mac",
     "undecodable",
     "sign_on",
+    "connection_refused",
+    "connection_closed",
 ];
 
 /// Why a connection was refused at once.

@@ -119,6 +119,42 @@ response_codes! {
 }
 
 impl ResponseCode {
+    /// Why, in words, for log lines: `pin_wrong`, `insufficient_funds`, `issuer_timeout`,
+    /// ... (`approved` for `00`, `other` for a code the switch does not know).
+    pub fn reason(self) -> &'static str {
+        match &self.0 {
+            b"00" => "approved",
+            b"03" => "wrong_merchant",
+            b"05" => "do_not_honour",
+            b"12" => "invalid_transaction",
+            b"13" => "invalid_amount",
+            b"14" => "invalid_card",
+            b"15" => "no_route",
+            b"25" => "no_original",
+            b"30" => "format_error",
+            b"33" | b"54" => "expired_card",
+            b"41" => "lost_card",
+            b"43" => "stolen_card",
+            b"51" => "insufficient_funds",
+            b"55" => "pin_wrong",
+            b"57" => "not_permitted_to_cardholder",
+            b"58" => "not_permitted_to_terminal",
+            b"61" => "exceeds_original",
+            b"62" => "restricted_card",
+            b"64" => "amount_mismatch",
+            b"65" => "frequency_limit",
+            b"75" => "pin_tries_exceeded",
+            b"77" => "batch_mismatch",
+            b"91" => "issuer_unavailable",
+            b"94" => "duplicate",
+            b"96" => "system_error",
+            b"97" => "unknown_terminal",
+            b"98" => "issuer_timeout",
+            b"A0" => "mac_mismatch",
+            _ => "other",
+        }
+    }
+
     /// A code as it came (field 39 of a reply, or the journal): two printable ASCII
     /// characters, else `None`.
     pub fn parse(s: &str) -> Option<Self> {
@@ -676,6 +712,16 @@ impl TxnKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_known_code_has_a_reason_in_words() {
+        for code in ResponseCode::KNOWN {
+            assert_ne!(code.reason(), "other", "{code}");
+        }
+        assert_eq!(ResponseCode::WRONG_PIN.reason(), "pin_wrong");
+        assert_eq!(ResponseCode::parse("Z9").unwrap().reason(), "other");
+    }
+
     use super::*;
 
     #[test]

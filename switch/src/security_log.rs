@@ -44,11 +44,15 @@ pub enum Event {
     Undecodable,
     /// A sign-on (it carries no MAC: anyone who knows a TID and MID can send one).
     SignOn,
+    /// A connection refused at a limit.
+    ConnectionRefused,
+    /// A connection closed by the switch (time-outs, oversized frames, eviction).
+    ConnectionClosed,
 }
 
 impl Event {
     /// Every event.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::UnknownTerminal,
         Self::WrongMerchant,
         Self::NotSignedOn,
@@ -56,6 +60,8 @@ impl Event {
         Self::BadMac,
         Self::Undecodable,
         Self::SignOn,
+        Self::ConnectionRefused,
+        Self::ConnectionClosed,
     ];
 
     /// The events that are a request failing authentication.
@@ -77,6 +83,8 @@ impl Event {
             Self::BadMac => "bad_mac",
             Self::Undecodable => "undecodable",
             Self::SignOn => "sign_on",
+            Self::ConnectionRefused => "connection_refused",
+            Self::ConnectionClosed => "connection_closed",
         }
     }
 }

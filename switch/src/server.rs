@@ -43,6 +43,7 @@ pub use crate::config::ServerLimits;
 use crate::metrics::ReasonLabel;
 use crate::net::{Connection, Listener};
 use crate::pipeline::{Handled, Served, Switch};
+use crate::security_log::Event;
 
 /// One open connection, as the accept loop sees it.
 struct Conn {
@@ -147,6 +148,13 @@ pub async fn serve<L: Listener>(
                             .connections_refused
                             .get_or_create(&ReasonLabel { reason })
                             .inc();
+                        switch.security_log.warn(
+                            Event::ConnectionRefused,
+                            Some(peer.ip()),
+                            &switch.metrics,
+                            None,
+                            &format!("connection refused ({reason})"),
+                        );
                         drop(stream);
                         continue;
                     }
@@ -296,7 +304,16 @@ async fn connection<C: Connection>(
     match reason {
         // A handler that closed the connection counted its own reason.
         "eof" | "shutdown" | "closed" => {}
-        r => switch.metrics.reject(r),
+        r => {
+            switch.metrics.reject(r);
+            switch.security_log.warn(
+                Event::ConnectionClosed,
+                Some(conn.peer),
+                &switch.metrics,
+                None,
+                &format!("connection closed ({r})"),
+            );
+        }
     }
     // Let requests already taken finish and their replies go out.
     let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;

@@ -278,7 +278,7 @@ impl Switch {
                         answer: replayed(&r),
                         rrn: r.rrn,
                         mac: r.mac_reply,
-                        card: None,
+                        log: record::LogFacts::default(),
                     },
                     Ok(Claimed::Conflict) => self.unrecorded(ResponseCode::DUPLICATE, true),
                     Ok(Claimed::ReversedEarly(claim)) => {
@@ -332,7 +332,8 @@ impl Switch {
         let code = answered.answer.code;
         let authenticated = terminal::proves_terminal(req.kind, &auth, code);
         let rrn = answered.rrn;
-        let card = answered.card.take();
+        let facts = std::mem::take(&mut answered.log);
+        let auth_code = answered.answer.auth_code;
         let reply = self.answer(&req, &auth, answered, now);
         let latency = started.elapsed();
         let kind = req.label();
@@ -353,11 +354,21 @@ impl Switch {
         if log_it {
             tracing::info!(
                 kind,
+                mti = req.msg.mti().as_str(),
                 tid = req.tid_text,
-                pan = card.as_deref().unwrap_or("-"),
+                mid = req.mid,
+                batch = %req.batch,
+                stan = %req.stan,
+                operator = req.operator.unwrap_or("-"),
+                pan = facts.card.as_deref().unwrap_or("-"),
                 amount_fen = req.amount_fen,
+                fee_fen = facts.fee_fen,
                 rc = code.as_str(),
-                rrn = rrn.as_ref().map_or("", |r| r.as_str()),
+                reason = code.reason(),
+                rrn = rrn.as_ref().map_or("-", |r| r.as_str()),
+                auth_code = auth_code.as_ref().map_or("-", |a| a.as_str()),
+                issuer = facts.issuer.as_deref().unwrap_or("-"),
+                upstream = facts.upstream.as_deref().unwrap_or("-"),
                 latency_us = latency.as_micros() as u64,
                 "transaction"
             );

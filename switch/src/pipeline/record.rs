@@ -107,8 +107,33 @@ pub struct Answered {
     pub rrn: Option<Rrn>,
     /// Whether the reply carries a MAC.
     pub mac: bool,
+    /// What the transaction's log line says beyond the request and the answer.
+    pub log: LogFacts,
+}
+
+/// What a transaction's log line takes from its decision: the masked card, the fee, and
+/// for a forwarded request the issuer and how it knows the request.
+#[derive(Clone, Debug, Default)]
+pub struct LogFacts {
     /// The masked PAN or payment code.
     pub card: Option<String>,
+    /// The fee, fen.
+    pub fee_fen: i64,
+    /// The issuer it went to.
+    pub issuer: Option<String>,
+    /// The issuer's reference (MTI, STAN, transmission time).
+    pub upstream: Option<String>,
+}
+
+impl LogFacts {
+    fn of(details: &Details) -> Self {
+        Self {
+            card: details.card.as_ref().map(|c| c.masked_pan.clone()),
+            fee_fen: details.fee_fen,
+            issuer: details.upstream.as_ref().map(|u| u.issuer.clone()),
+            upstream: details.upstream.as_ref().map(|u| u.to_column()),
+        }
+    }
 }
 
 /// What recording came to: an answer, or a read that went stale before the commit (the
@@ -129,7 +154,7 @@ impl Recording<'_> {
                 answer: Decline::from(ResponseCode::SYSTEM_ERROR).into(),
                 rrn: None,
                 mac: true,
-                card: None,
+                log: LogFacts::default(),
             },
         }
     }
@@ -156,13 +181,13 @@ impl Switch {
             effects,
         } = decision;
         // Echoes are answered, never journalled.
-        let card = details.card.as_ref().map(|c| c.masked_pan.clone());
+        let facts = LogFacts::of(&details);
         if req.kind == Some(TxnKind::Echo) {
             return Recording::Answered(Answered {
                 answer,
                 rrn: None,
                 mac,
-                card,
+                log: facts,
             });
         }
         let rrn = match details.rrn {
@@ -177,7 +202,7 @@ impl Switch {
                     answer: unrecorded(answer),
                     rrn: None,
                     mac,
-                    card,
+                    log: facts,
                 });
             }
         };
@@ -238,7 +263,7 @@ impl Switch {
                     answer,
                     rrn: Some(rrn),
                     mac,
-                    card,
+                    log: facts,
                 })
             }
             // A forwarded request is not sent again: its answer is 96 and its reversal goes.
@@ -282,7 +307,7 @@ impl Switch {
                     answer: unrecorded(answer),
                     rrn: Some(rrn),
                     mac,
-                    card,
+                    log: facts,
                 })
             }
         }
@@ -318,14 +343,14 @@ impl Switch {
                 rrn: r.rrn,
                 mac: r.mac_reply,
                 answer: replayed(&r),
-                card: None,
+                log: LogFacts::default(),
             }
         } else {
             Answered {
                 answer: Decline::from(ResponseCode::DUPLICATE).into(),
                 rrn: None,
                 mac: true,
-                card: None,
+                log: LogFacts::default(),
             }
         })
     }

@@ -23,7 +23,7 @@ impl Switch {
             answer: Decline::from(code).into(),
             rrn: None,
             mac,
-            card: None,
+            log: super::record::LogFacts::default(),
         }
     }
 

@@ -18,6 +18,7 @@ mod fuzz_corpus;
 mod issuer;
 mod layout;
 mod lifecycle;
+mod logs;
 mod merchant_day;
 mod metrics;
 mod nodes;
