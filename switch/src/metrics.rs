@@ -231,9 +231,55 @@ pub struct IssuerLines<'a> {
     pub lines: &'a [String],
 }
 
+/// One declined request as the status page lists it: never more of the card than the
+/// masked PAN.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Declined {
+    /// When it was answered (UTC, ISO 8601).
+    pub time_utc: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// The terminal.
+    pub tid: String,
+    /// The masked PAN or payment code, or `-`.
+    pub pan: String,
+    /// Amount, fen.
+    pub amount_fen: u64,
+    /// Response code.
+    pub rc: String,
+    /// The code in words.
+    pub reason: &'static str,
+}
+
+/// The last declines, newest first, at most [`LastDeclines::KEPT`].
+#[derive(Debug, Default)]
+pub struct LastDeclines(std::sync::Mutex<std::collections::VecDeque<Declined>>);
+
+impl LastDeclines {
+    /// How many are kept.
+    pub const KEPT: usize = 20;
+
+    /// Adds one, forgetting the oldest beyond [`Self::KEPT`].
+    pub fn push(&self, d: Declined) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_front(d);
+            q.truncate(Self::KEPT);
+        }
+    }
+
+    /// Newest first.
+    pub fn list(&self) -> Vec<Declined> {
+        self.0
+            .lock()
+            .map_or_else(|_| Vec::new(), |q| q.iter().cloned().collect())
+    }
+}
+
 /// The switch's metrics.
 pub struct Metrics {
     root: Registry,
+    /// The last declines (for the status page; not a metric).
+    pub last_declines: LastDeclines,
     /// Transactions by kind and response code.
     pub transactions: Family<TxnLabels, Counter>,
     /// Whole-request latency by kind.
@@ -613,6 +659,7 @@ impl Metrics {
         );
         Self {
             root,
+            last_declines: LastDeclines::default(),
             transactions,
             request_duration,
             hsm_duration,

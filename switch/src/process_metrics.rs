@@ -8,6 +8,7 @@
 //! /proc/self/fd      ─▶ process_open_fds
 //! /proc/self/limits  ─▶ process_max_fds
 //! tokio Handle       ─▶ switch_runtime_alive_tasks, switch_runtime_workers
+//! the clock          ─▶ switch_time_seconds
 //! ```
 //!
 //! Elsewhere than Linux the `process_*` series are simply absent.
@@ -135,6 +136,17 @@ impl Collector for Process {
                 )?;
             }
         }
+        // The switch's clock at this scrape: a reader (the status page) computes rates on
+        // it rather than on its own clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        gauge(
+            &mut e,
+            "switch_time_seconds",
+            "The switch's clock at this scrape, Unix seconds",
+            now,
+        )?;
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let m = rt.metrics();
             gauge(

@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 pub struct ListenConfig {
     /// Terminal connections.
     pub terminals: SocketAddr,
-    /// Metrics and health.
+    /// Metrics, health and the status page.
     pub metrics: SocketAddr,
+    /// The status page's password (user `status`, HTTP Basic). Needed when `metrics` is
+    /// not a loopback address: without it the page is not served there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_password: Option<String>,
 }
 
 impl Default for ListenConfig {
@@ -19,6 +23,7 @@ impl Default for ListenConfig {
         Self {
             terminals: SocketAddr::from(([127, 0, 0, 1], 8583)),
             metrics: SocketAddr::from(([127, 0, 0, 1], 9583)),
+            status_password: None,
         }
     }
 }

@@ -1,12 +1,14 @@
-//! The operators' listener: `/metrics` (OpenMetrics text), `/healthz` (the process runs)
-//! and `/readyz` (200 while serving; 503 with the reason while shutting down or while the
-//! journal is lost or cannot take writes).
+//! The operators' listener: `/metrics` (OpenMetrics text), `/healthz` (the process runs),
+//! `/readyz` (200 while serving; 503 with the reason while shutting down or while the
+//! journal is lost or cannot take writes), and the live status page at `/` (see
+//! [`super::status`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,11 +21,13 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    access: super::status::Access,
     mut stop: watch::Receiver<bool>,
 ) {
     let ready = Arc::new(AtomicBool::new(true));
     let app = {
         let r = Arc::clone(&ready);
+        let declines_metrics = Arc::clone(&metrics);
         Router::new()
             .route(
                 "/metrics",
@@ -40,6 +44,36 @@ pub async fn serve(
                     }
                 }),
             )
+            .route("/", {
+                let access = access.clone();
+                get(move |headers: axum::http::HeaderMap| {
+                    let access = access.clone();
+                    async move {
+                        match access.check(&headers) {
+                            Some(refused) => refused,
+                            None => axum::response::Html(super::status::PAGE).into_response(),
+                        }
+                    }
+                })
+            })
+            .route("/status/declines", {
+                let m = declines_metrics;
+                get(move |headers: axum::http::HeaderMap| {
+                    let access = access.clone();
+                    let m = Arc::clone(&m);
+                    async move {
+                        match access.check(&headers) {
+                            Some(refused) => refused,
+                            None => (
+                                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                                serde_json::to_string(&m.last_declines.list())
+                                    .unwrap_or_else(|_| "[]".into()),
+                            )
+                                .into_response(),
+                        }
+                    }
+                })
+            })
             .route("/healthz", get(|| async { "ok\n" }))
             .route(
                 "/readyz",

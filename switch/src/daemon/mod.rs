@@ -42,6 +42,7 @@ pub mod gauges;
 pub mod http;
 pub mod keys;
 pub mod restore;
+pub mod status;
 pub mod watchdog;
 
 /// What a node runs on: the time of day and how issuer lines connect.
@@ -430,10 +431,12 @@ pub async fn start(config: Config) -> Result<Running> {
         journal_file,
         stopped.clone(),
     ));
+    let access = status::Access::new(metrics_addr, config.listen.status_password.as_deref());
     let http = tokio::spawn(http::serve(
         metrics_listener,
         metrics,
         Arc::clone(node.switch().journal().health()),
+        access,
         stopped,
     ));
     tracing::info!(terminals = %terminal_addr, metrics = %metrics_addr, journal = %config.journal.place(), "switch listening");

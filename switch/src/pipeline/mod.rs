@@ -45,11 +45,12 @@ use crate::fees::FeeSchedule;
 use crate::hsm::MeteredHsm;
 use crate::issuer::Issuers;
 use crate::journal::{Journal, Stale};
-use crate::metrics::{KindLabel, Metrics, TxnLabels};
+use crate::metrics::{Metrics, TxnLabels};
 use crate::model::{ResponseCode, TxnKind};
 use crate::saf::Queue;
-use crate::security_log::{Admit, Event, SecurityLog};
+use crate::security_log::{Event, SecurityLog};
 use crate::state::{Claimed, State};
+use observe::Outcome;
 
 pub mod card;
 pub mod decision;
@@ -57,6 +58,7 @@ mod duplicate;
 pub mod effects;
 pub mod forward;
 pub mod lifecycle;
+pub mod observe;
 pub mod onus;
 pub mod pin;
 pub mod record;
@@ -335,44 +337,18 @@ impl Switch {
         let facts = std::mem::take(&mut answered.log);
         let auth_code = answered.answer.auth_code;
         let reply = self.answer(&req, &auth, answered, now);
-        let latency = started.elapsed();
-        let kind = req.label();
-        self.count(kind, code);
-        self.metrics
-            .request_duration
-            .get_or_create(&KindLabel { kind })
-            .observe(latency.as_secs_f64());
-        // Sign-ons and echoes carry no MAC: anyone can send them, so their lines are
-        // rate-limited like other unauthenticated events.
-        let log_it = match req.kind {
-            Some(TxnKind::SignOn | TxnKind::Echo) => matches!(
-                self.security_log.admit(Event::SignOn, peer, &self.metrics),
-                Admit::Log { .. }
-            ),
-            _ => true,
-        };
-        if log_it {
-            tracing::info!(
-                kind,
-                mti = req.msg.mti().as_str(),
-                tid = req.tid_text,
-                mid = req.mid,
-                batch = %req.batch,
-                stan = %req.stan,
-                operator = req.operator.unwrap_or("-"),
-                pan = facts.card.as_deref().unwrap_or("-"),
-                amount_fen = req.amount_fen,
-                fee_fen = facts.fee_fen,
-                rc = code.as_str(),
-                reason = code.reason(),
-                rrn = rrn.as_ref().map_or("-", |r| r.as_str()),
-                auth_code = auth_code.as_ref().map_or("-", |a| a.as_str()),
-                issuer = facts.issuer.as_deref().unwrap_or("-"),
-                upstream = facts.upstream.as_deref().unwrap_or("-"),
-                latency_us = latency.as_micros() as u64,
-                "transaction"
-            );
-        }
+        self.observe(
+            &req,
+            Outcome {
+                code,
+                rrn,
+                auth_code,
+                facts,
+                latency: started.elapsed(),
+            },
+            peer,
+            now,
+        );
         Served {
             handled: reply,
             authenticated,

@@ -29,6 +29,7 @@ mod secrets;
 mod security;
 mod seeded;
 mod simulation;
+mod status_page;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
