@@ -334,6 +334,10 @@ pub struct Metrics {
     pub issuer_saf_oldest: Family<IssuerLabel, Gauge>,
     /// Terminals signed on (sessions in memory).
     pub sessions_active: Gauge,
+    /// Open batches holding approved transactions.
+    pub open_batches: Gauge,
+    /// Approved transactions in open batches.
+    pub open_batch_transactions: Gauge,
     /// The journal's files, bytes (SQLite: the database and its write-ahead log).
     pub journal_bytes: Family<FileLabel, Gauge>,
     /// Stand-in approvals.
@@ -589,6 +593,18 @@ impl Metrics {
         let issuer_saf_queued = Family::<IssuerLabel, Gauge>::default();
         let issuer_saf_oldest = Family::<IssuerLabel, Gauge>::default();
         let sessions_active = Gauge::default();
+        let open_batches = Gauge::default();
+        let open_batch_transactions = Gauge::default();
+        registry.register(
+            "open_batches",
+            "Terminals' open batches that hold approved transactions (read every 15 s)",
+            open_batches.clone(),
+        );
+        registry.register(
+            "open_batch_transactions",
+            "Approved sales, voids and refunds in open batches (read every 15 s)",
+            open_batch_transactions.clone(),
+        );
         let journal_bytes = Family::<FileLabel, Gauge>::default();
         let issuer_echoes = Family::<EchoLabels, Counter>::default();
         let issuer_events = Family::<IssuerEvent, Counter>::default();
@@ -687,6 +703,8 @@ impl Metrics {
             issuer_saf_queued,
             issuer_saf_oldest,
             sessions_active,
+            open_batches,
+            open_batch_transactions,
             journal_bytes,
             issuer_stand_in,
             issuer_echoes,

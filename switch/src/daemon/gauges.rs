@@ -6,6 +6,7 @@
 //!      ─▶ switch_sessions_active          (sessions in memory)
 //!      ─▶ switch_journal_size_bytes{file}  (journal.db, journal.db-wal; SQLite only)
 //!      ─▶ switch_journal_disk_free_bytes   (statvfs of its file system; SQLite only)
+//! every 15th tick ─▶ switch_open_batches, switch_open_batch_transactions (a journal read)
 //! ```
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub async fn refresh(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n = 0u64;
     loop {
         tokio::select! {
             biased;
@@ -31,6 +33,14 @@ pub async fn refresh(
             _ = tick.tick() => {}
         }
         update(&switch, journal.as_deref());
+        // A journal query: every 15 s, on a reader.
+        if n.is_multiple_of(15)
+            && let Ok((batches, txns)) = switch.journal().read(|b| b.open_batches()).await
+        {
+            switch.metrics.open_batches.set(batches);
+            switch.metrics.open_batch_transactions.set(txns);
+        }
+        n += 1;
     }
 }
 

@@ -63,6 +63,12 @@ pub enum JournalError {
     Closed,
 }
 
+/// The open batches' figures, as [`Backend::open_batches`] counts them (SQL both journals
+/// run).
+pub const OPEN_BATCHES_SQL: &str = "SELECT COUNT(DISTINCT s.tid), COUNT(t.rrn)
+     FROM terminal_sessions s JOIN transactions t ON t.tid = s.tid AND t.batch = s.batch
+     WHERE t.response_code = '00' AND t.kind IN ('sale', 'qr-sale', 'void', 'refund')";
+
 /// What changed under a request between its reading and its commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stale {
@@ -124,6 +130,9 @@ pub trait Backend: Send + 'static {
     fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError>;
     /// A card's stand-in approvals that stand on a China Standard Time day, fen.
     fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError>;
+    /// The terminals' open batches that hold approved transactions, and those
+    /// transactions (sales, voids, refunds): what the next settlements will close.
+    fn open_batches(&mut self) -> Result<(i64, i64), JournalError>;
     /// Registers `node` as live, held by `holder` (host and process): refused with the
     /// holder's name while another holder's heartbeat is later than `stale_before`.
     fn register_node(

@@ -1481,6 +1481,16 @@ impl Backend for Postgres {
         Ok(rows.first().and_then(|r| r.try_get(0).ok()))
     }
 
+    fn open_batches(&mut self) -> Result<(i64, i64), JournalError> {
+        let rows = self.rows(super::OPEN_BATCHES_SQL, Vec::new())?;
+        let n = |i: usize| {
+            rows.first()
+                .and_then(|r| r.try_get::<_, i64>(i).ok())
+                .unwrap_or(0)
+        };
+        Ok((n(0), n(1)))
+    }
+
     fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError> {
         self.number(
             &stand_in_used_sql(),

@@ -1006,6 +1006,13 @@ impl Backend for Sqlite {
             .map_err(storage)
     }
 
+    fn open_batches(&mut self) -> Result<(i64, i64), JournalError> {
+        self.conn
+            .prepare_cached(super::OPEN_BATCHES_SQL)
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(storage)
+    }
+
     fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError> {
         self.conn
             .prepare_cached(&format!(

@@ -79,6 +79,9 @@ impl Backend for Faulty {
     fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError> {
         self.inner.stand_in_used(account, date)
     }
+    fn open_batches(&mut self) -> Result<(i64, i64), JournalError> {
+        self.inner.open_batches()
+    }
     fn register_node(
         &mut self,
         node: &str,

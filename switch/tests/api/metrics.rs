@@ -197,6 +197,17 @@ async fn a_fresh_switch_exports_every_fixed_series_at_zero_and_its_build() {
         Some(0.0)
     );
     assert_eq!(value(&m, "switch_sessions_active"), Some(1.0));
+    // Read at start (before the sale) and every 15 s: the batch was empty then. What the
+    // next read gives, the journal says now: one open batch, one sale.
+    assert_eq!(value(&m, "switch_open_batches"), Some(0.0));
+    let rows = crate::JournalDb::of(&dir).rows(switch::journal::OPEN_BATCHES_SQL, &[]);
+    assert_eq!(
+        rows[0],
+        [
+            switch::journal::columns::Value::Int(1),
+            switch::journal::columns::Value::Int(1)
+        ]
+    );
     assert!(value(&m, "switch_journal_size_bytes{file=\"database\"}").unwrap() > 0.0);
     sw.shutdown().await;
 }
