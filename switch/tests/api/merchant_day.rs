@@ -10,6 +10,22 @@ fn today() -> String {
     switch::clock::Timestamp::now().cst_date()
 }
 
+/// `switch report ARGS` on the test's journal: its output.
+fn report(dir: &std::path::Path, config: &switch::Config, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
+        .arg("report")
+        .args(args)
+        .args(journal_args(dir, config))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The demo's three merchants, one of each fee category: a sale of each card type at each,
 /// the fee to the fen in the journal and in the report.
 #[tokio::test]
@@ -105,24 +121,11 @@ async fn each_merchant_pays_its_category_s_rates() {
     assert_eq!(rules.len(), 11, "{rules:#?}");
     assert!(credit_sale.is_some());
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
-        .args([
-            "report",
-            "settlement",
-            "--date",
-            &today(),
-            "--format",
-            "csv",
-        ])
-        .args(journal_args(&dir, &config))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let csv = report(
+        &dir,
+        &config,
+        &["settlement", "--date", &today(), "--format", "csv"],
     );
-    let csv = String::from_utf8(out.stdout).unwrap();
     for want in [
         // 5.00 + 6.00 + 3.80
         "898310048990001,10000060,3,3000.00,0.00,0.00,14.80,2985.20,standard,credit 0.60% / debit 0.50% cap 20.00 / qr 0.38%",
@@ -132,12 +135,7 @@ async fn each_merchant_pays_its_category_s_rates() {
     ] {
         assert!(csv.lines().any(|l| l == want), "{want}\n{csv}");
     }
-    let table = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
-        .args(["report", "settlement", "--date", &today()])
-        .args(journal_args(&dir, &config))
-        .output()
-        .unwrap();
-    let table = String::from_utf8(table.stdout).unwrap();
+    let table = report(&dir, &config, &["settlement", "--date", &today()]);
     assert!(
         table
             .lines()
@@ -182,24 +180,11 @@ async fn a_merchant_day() {
     );
     sw.shutdown().await;
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
-        .args([
-            "report",
-            "settlement",
-            "--date",
-            &today(),
-            "--format",
-            "csv",
-        ])
-        .args(journal_args(&dir, &config))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let csv = report(
+        &dir,
+        &config,
+        &["settlement", "--date", &today(), "--format", "csv"],
     );
-    let csv = String::from_utf8(out.stdout).unwrap();
     // gross 7101.33 (the voided sale counts, the reversed one does not); voids 100.00;
     // refunds 100.00; fees 0.01 + 20.00 + 6.00 + 3.80 = 29.81; net 6871.52.
     let want = "898310048990001,10000050,4,7101.33,100.00,100.00,29.81,6871.52,standard,credit 0.60% / debit 0.50% cap 20.00 / qr 0.38%";
@@ -210,12 +195,11 @@ async fn a_merchant_day() {
         &[],
     );
     assert_eq!(fees, 1 + 2_000 + 600 + 380);
-    let table = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
-        .args(["report", "batch", "--tid", "10000050", "--batch", "1"])
-        .args(journal_args(&dir, &config))
-        .output()
-        .unwrap();
-    let table = String::from_utf8(table.stdout).unwrap();
+    let table = report(
+        &dir,
+        &config,
+        &["batch", "--tid", "10000050", "--batch", "1"],
+    );
     assert!(table.contains("settled: balanced"), "{table}");
     assert!(
         table.contains("voided") && table.contains("reversed") && table.contains("refunded 100.00"),
