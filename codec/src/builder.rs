@@ -259,7 +259,9 @@ impl<'b> MessageBuilder<'b> {
         }
         let mut mac_at = None;
         for e in &self.fields {
-            let spec = dialect.format(e.n).ok_or(EncodeError::UnknownField(e.n))?;
+            let spec = dialect
+                .format_for(e.n, &self.mti)
+                .ok_or(EncodeError::UnknownField(e.n))?;
             if e.n == 64 {
                 mac_at = Some(written(out));
             }

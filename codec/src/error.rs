@@ -68,6 +68,8 @@ pub enum WireErrorKind {
     },
     /// A hex-text field or bitmap holds a character that is not a hex digit.
     BadHex,
+    /// A GBK text field holds bytes that are not GBK.
+    BadGbk,
     /// The bitmap names a field the dialect does not define.
     UnknownField,
     /// Bytes remain after the last field of the bitmap.
@@ -91,6 +93,7 @@ impl fmt::Display for WireErrorKind {
             Self::BadPad => f.write_str("bad pad nibble"),
             Self::NonAscii { byte } => write!(f, "unexpected byte 0x{byte:02X}"),
             Self::BadHex => f.write_str("not a hex digit"),
+            Self::BadGbk => f.write_str("not GBK text"),
             Self::UnknownField => f.write_str("field not defined by the dialect"),
             Self::TrailingBytes { count } => write!(f, "{count} trailing bytes"),
         }

@@ -253,7 +253,17 @@ fn check_data(
             offset,
         ),
         Encoding::Binary | Encoding::Ebcdic => Ok(()),
+        Encoding::Gbk if data.is_ascii() => Ok(()),
+        Encoding::Gbk => match gbk_text(data) {
+            Some(_) => Ok(()),
+            None => Err(WireError::new(part, offset, WireErrorKind::BadGbk)),
+        },
     }
+}
+
+/// GBK bytes as text; `None` when they are not GBK (nothing is replaced).
+pub(crate) fn gbk_text(data: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(data)
 }
 
 /// Decodes field `n` at `offset` of `frame` (where `input` is `frame[offset..]`).
@@ -393,6 +403,22 @@ pub(crate) fn encode(
     value: &[u8],
     out: &mut impl BufMut,
 ) -> Result<(), EncodeError> {
+    // A GBK field's value is UTF-8 text: its wire bytes (and so its length) are GBK's.
+    let gbk;
+    let value = if spec.data == Encoding::Gbk && !value.is_ascii() {
+        let text = std::str::from_utf8(value).map_err(|e| EncodeError::BadCharacter {
+            field: n,
+            pos: e.valid_up_to(),
+        })?;
+        let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);
+        if unmappable {
+            return Err(EncodeError::BadCharacter { field: n, pos: 0 });
+        }
+        gbk = bytes;
+        &gbk[..]
+    } else {
+        value
+    };
     // Units of a logical value: one per digit or byte (hex fields take raw bytes).
     let len = value.len();
     let units = match spec.length {
@@ -407,7 +433,11 @@ pub(crate) fn encode(
             }
             let pads_ok = matches!(
                 spec.data,
-                Encoding::Bcd | Encoding::AsciiDigits | Encoding::Ascii | Encoding::Ebcdic
+                Encoding::Bcd
+                    | Encoding::AsciiDigits
+                    | Encoding::Ascii
+                    | Encoding::Ebcdic
+                    | Encoding::Gbk
             );
             if len < f && !pads_ok {
                 return Err(EncodeError::WrongLength {
@@ -486,6 +516,10 @@ pub(crate) fn encode(
                 out.put_u8(HEX[usize::from(b >> 4)]);
                 out.put_u8(HEX[usize::from(b & 0x0F)]);
             }
+        }
+        Encoding::Gbk => {
+            out.put_slice(value);
+            out.put_bytes(b' ', fill);
         }
         Encoding::Ebcdic => {
             for (pos, &b) in value.iter().enumerate() {

@@ -87,7 +87,7 @@ pub fn decode<'a>(dialect: &'a Dialect, frame: &'a [u8]) -> Result<Message<'a>, 
 
     let mut spans = [Span::default(); 129];
     for n in bitmap.fields() {
-        let spec = dialect.format(n).ok_or(WireError::new(
+        let spec = dialect.format_for(n, &mti).ok_or(WireError::new(
             Part::Field(n),
             pos,
             WireErrorKind::UnknownField,
@@ -224,7 +224,7 @@ impl<'a> Message<'a> {
         if !self.has(n) {
             return None;
         }
-        let spec = self.dialect.field(n)?;
+        let spec = self.dialect.field_for(n, &self.mti)?;
         let s = self.spans[usize::from(n)];
         let start = s.start as usize;
         let data = self.frame.get(start..start + usize::from(s.len))?;
@@ -378,14 +378,30 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// The field as text, for ASCII encodings (and hex text).
+    /// The field as text, for ASCII encodings (and hex text), and for GBK text that is all
+    /// ASCII (see [`Field::decoded_text`] for the rest).
     #[inline]
     pub fn text(&self) -> Option<&'a str> {
         match self.spec.format.data {
             Encoding::Ascii | Encoding::AsciiDigits | Encoding::AsciiTrack | Encoding::Hex => {
                 std::str::from_utf8(self.data).ok()
             }
+            Encoding::Gbk if self.data.is_ascii() => std::str::from_utf8(self.data).ok(),
             _ => None,
+        }
+    }
+
+    /// The field as text in any text encoding, GBK decoded: `None` for digits and bytes.
+    pub fn decoded_text(&self) -> Option<std::borrow::Cow<'a, str>> {
+        match self.spec.format.data {
+            Encoding::Gbk => crate::field::gbk_text(self.data),
+            Encoding::Ebcdic => Some(std::borrow::Cow::Owned(
+                self.data
+                    .iter()
+                    .map(|e| ebcdic::to_ascii(*e).map_or('.', char::from))
+                    .collect(),
+            )),
+            _ => self.text().map(std::borrow::Cow::Borrowed),
         }
     }
 
@@ -441,11 +457,10 @@ impl<'a> Field<'a> {
                 }
                 s
             }
-            Encoding::Ebcdic => self
-                .data
-                .iter()
-                .map(|e| ebcdic::to_ascii(*e).map_or('.', char::from))
-                .collect(),
+            Encoding::Ebcdic | Encoding::Gbk => self
+                .decoded_text()
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default(),
             Encoding::Hex => self
                 .data
                 .iter()

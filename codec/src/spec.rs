@@ -51,6 +51,10 @@ pub enum Encoding {
     Hex,
     /// Text in EBCDIC (code page 037).
     Ebcdic,
+    /// Text in GBK (GB 2312 and its extension): Chinese free text from UnionPay hosts
+    /// (fields 59, 63, bill-payment 48). ASCII is a subset. Set from UTF-8; read back as
+    /// UTF-8 by `Field::decoded_text`.
+    Gbk,
 }
 
 impl Encoding {
@@ -194,6 +198,39 @@ pub struct FieldDef {
     /// The field holds BER-TLV data (EMV field 55).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tlv: bool,
+    /// Other layouts of the field in some messages (CUP field 48: settlement totals in BCD
+    /// in settlements and batch uploads, text elsewhere); the first whose MTIs match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<VariantDef>,
+}
+
+/// A field's layout in some messages, as written in a dialect file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantDef {
+    /// The MTIs it applies to (`"0500"`).
+    pub mti: Vec<String>,
+    /// Human name in those messages.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Fixed length, or `"LL"`, `"LLL"`, `"LLLL"`.
+    pub len: Length,
+    /// Maximum for variable fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u16>,
+    /// Data encoding.
+    pub data: Encoding,
+    /// Length prefix encoding; the dialect's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<PrefixEncoding>,
+}
+
+/// A field's layout in the messages of some MTIs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Variant {
+    field: u8,
+    mtis: Vec<[u8; 4]>,
+    spec: FieldSpec,
 }
 
 /// How a field sits on the wire: everything the decoder and encoder need, small and `Copy`
@@ -441,6 +478,10 @@ pub struct Dialect {
     fields: Vec<Option<FieldSpec>>,
     /// The fields' wire formats alone, indexed by field number: the decoder's hot table.
     formats: Vec<Option<FieldFormat>>,
+    /// Layouts some fields take in some messages, and which fields have any (a bit each):
+    /// one test per field on the hot path.
+    variants: Vec<Variant>,
+    varies: u128,
 }
 
 impl Dialect {
@@ -457,6 +498,8 @@ impl Dialect {
     /// Resolves a parsed definition, checking every field.
     pub fn from_def(def: DialectDef) -> Result<Self, SpecError> {
         let mut fields: Vec<Option<FieldSpec>> = vec![None; 129];
+        let mut variants = Vec::new();
+        let mut varies = 0u128;
         for (key, fdef) in def.fields {
             let n: u8 = key.trim().parse().map_err(|_| SpecError::Field {
                 field: key.clone(),
@@ -469,6 +512,43 @@ impl Dialect {
                         .into(),
                 });
             }
+            for v in &fdef.when {
+                let mut mtis = Vec::with_capacity(v.mti.len());
+                for m in &v.mti {
+                    let b: [u8; 4] = m
+                        .as_bytes()
+                        .try_into()
+                        .ok()
+                        .filter(|b: &[u8; 4]| b.iter().all(u8::is_ascii_digit))
+                        .ok_or_else(|| SpecError::Field {
+                            field: key.clone(),
+                            reason: format!("`when` MTI {m:?} is not 4 digits"),
+                        })?;
+                    mtis.push(b);
+                }
+                let vdef = FieldDef {
+                    name: if v.name.is_empty() {
+                        fdef.name.clone()
+                    } else {
+                        v.name.clone()
+                    },
+                    len: v.len,
+                    max: v.max,
+                    data: v.data,
+                    prefix: v.prefix,
+                    count: None,
+                    pad: fdef.pad.clone(),
+                    subfields: Vec::new(),
+                    tlv: false,
+                    when: Vec::new(),
+                };
+                variants.push(Variant {
+                    field: n,
+                    mtis,
+                    spec: FieldSpec::resolve(&key, vdef, def.prefix)?,
+                });
+                varies |= 1u128 << (n - 1);
+            }
             fields[n as usize] = Some(FieldSpec::resolve(&key, fdef, def.prefix)?);
         }
         let formats = fields
@@ -477,6 +557,8 @@ impl Dialect {
             .collect();
         Ok(Self {
             formats,
+            variants,
+            varies,
             name: def.name,
             description: def.description,
             framing: def.framing,
@@ -549,6 +631,36 @@ impl Dialect {
     #[inline]
     pub fn format(&self, n: u8) -> Option<&FieldFormat> {
         self.formats.get(n as usize).and_then(Option::as_ref)
+    }
+
+    /// Field `n`'s wire format in a message of `mti` (a field's layout may depend on the
+    /// message: see [`FieldDef::when`]).
+    #[inline]
+    pub fn format_for(&self, n: u8, mti: &crate::Mti) -> Option<&FieldFormat> {
+        match self.variant(n, mti) {
+            Some(v) => Some(&v.spec.format),
+            None => self.format(n),
+        }
+    }
+
+    /// Field `n`'s specification in a message of `mti`.
+    #[inline]
+    pub fn field_for(&self, n: u8, mti: &crate::Mti) -> Option<&FieldSpec> {
+        match self.variant(n, mti) {
+            Some(v) => Some(&v.spec),
+            None => self.field(n),
+        }
+    }
+
+    #[inline]
+    fn variant(&self, n: u8, mti: &crate::Mti) -> Option<&Variant> {
+        if n == 0 || (self.varies >> (n - 1)) & 1 == 0 {
+            return None;
+        }
+        let m = mti.as_bytes();
+        self.variants
+            .iter()
+            .find(|v| v.field == n && v.mtis.iter().any(|x| x == m))
     }
 
     /// The specification of field `n`, if the dialect defines it.

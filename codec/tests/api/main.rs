@@ -5,4 +5,5 @@ mod fixtures;
 mod malformed;
 mod props;
 mod specs;
+mod text;
 mod vectors;

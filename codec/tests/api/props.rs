@@ -78,6 +78,20 @@ fn value_for(spec: &codec::FieldSpec) -> BoxedStrategy<Vec<u8>> {
         Encoding::Ascii => proptest::collection::vec(0x20u8..0x7F, len).boxed(),
         Encoding::Ebcdic => proptest::collection::vec(b'A'..=b'Z', len).boxed(),
         Encoding::Binary | Encoding::Hex => proptest::collection::vec(any::<u8>(), len).boxed(),
+        // UTF-8 text of ASCII and Chinese (two GBK bytes each): at most half the field's
+        // bytes in characters, so the GBK form always fits.
+        Encoding::Gbk => {
+            let chars = 0..=(*len.end() / 2);
+            proptest::collection::vec(
+                prop_oneof![
+                    3 => (0x20u8..0x7F).prop_map(char::from),
+                    1 => proptest::sample::select(vec!['请', '求', '金', '华', '缴', '费', '失', '败']),
+                ],
+                chars,
+            )
+            .prop_map(|cs| cs.into_iter().collect::<String>().into_bytes())
+            .boxed()
+        }
     }
 }
 
