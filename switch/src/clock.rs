@@ -164,11 +164,28 @@ impl Timestamp {
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date; `None` if it is not one.
 pub fn day_number(date: &str) -> Option<i64> {
-    let mut parts = date.splitn(3, '-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let d: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let b = date.as_bytes();
+    let shape_ok = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape_ok {
+        return None;
+    }
+    let y: i64 = date[..4].parse().ok()?;
+    let m: i64 = date[5..7].parse().ok()?;
+    let d: i64 = date[8..].parse().ok()?;
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&d) {
         return None;
     }
     // H. Hinnant's days_from_civil.
@@ -184,6 +201,27 @@ pub fn day_number(date: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn impossible_dates_have_no_day_number() {
+        assert!(day_number("2026-02-28").is_some());
+        assert!(day_number("2028-02-29").is_some(), "a leap year");
+        assert!(day_number("2000-02-29").is_some(), "a leap century");
+        for bad in [
+            "2026-02-29",
+            "2100-02-29",
+            "2026-02-31",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-5",
+            "26-01-05",
+            "2026/01/05",
+            "2026-01-05x",
+        ] {
+            assert!(day_number(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn known_dates() {

@@ -23,6 +23,7 @@ use switch::Config;
 #[derive(Parser)]
 #[command(
     name = "switch",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SWITCH_REVISION"), ")"),
     about = "ISO 8583 payment switch for CUP POS terminals"
 )]
 struct Cli {
@@ -136,6 +137,8 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// Validate a configuration file.
     CheckConfig {
@@ -177,7 +180,43 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-async fn run(config: Option<PathBuf>, log_format: LogFormat) -> Result<()> {
+/// What `switch run` takes from flags or the environment over the configuration: enough
+/// to move the demo off its ports and data directory without writing a file.
+#[derive(clap::Args, Debug, Default)]
+struct Overrides {
+    /// Terminal listener (IP:PORT or localhost:PORT), over `[listen] terminals`.
+    #[arg(long, env = "SWITCH_LISTEN", value_parser = switch::config::parse_address)]
+    listen: Option<std::net::SocketAddr>,
+    /// Metrics, health and status listener, over `[listen] metrics`.
+    #[arg(long, env = "SWITCH_METRICS", value_parser = switch::config::parse_address)]
+    metrics: Option<std::net::SocketAddr>,
+    /// Data directory: the SQLite journal is DIR/journal.db, over `[journal] path`.
+    #[arg(long, env = "SWITCH_DATA")]
+    data: Option<PathBuf>,
+}
+
+impl Overrides {
+    fn apply(self, mut config: Config) -> Result<Config> {
+        if let Some(a) = self.listen {
+            config.listen.terminals = a;
+        }
+        if let Some(a) = self.metrics {
+            config.listen.metrics = a;
+        }
+        if let Some(dir) = self.data {
+            if config.journal.url.is_some() {
+                return Err(anyhow::anyhow!(
+                    "--data names a SQLite journal's directory, but [journal] url is set (PostgreSQL)"
+                ));
+            }
+            config.journal.path = dir.join("journal.db");
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+async fn run(config: Option<PathBuf>, log_format: LogFormat, overrides: Overrides) -> Result<()> {
     init_logs(log_format);
     let config = match &config {
         Some(path) => checked_config(path)?,
@@ -188,6 +227,7 @@ async fn run(config: Option<PathBuf>, log_format: LogFormat) -> Result<()> {
             Config::demo()?
         }
     };
+    let config = overrides.apply(config)?;
     let running = switch::start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -296,6 +336,14 @@ fn journal_migrate(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// A report's `--date`: a real day, written YYYY-MM-DD.
+fn check_date(date: &str) -> Result<()> {
+    if switch::clock::day_number(date).is_none() {
+        anyhow::bail!("--date {date:?}: not a day; write YYYY-MM-DD (a China Standard Time day)");
+    }
+    Ok(())
+}
+
 fn report(report: Report) -> Result<()> {
     // The journal a report reads: the file given, or the configuration's (SQLite file or
     // PostgreSQL database).
@@ -327,24 +375,31 @@ fn report(report: Report) -> Result<()> {
             format,
             source,
         } => {
-            if switch::clock::day_number(&date).is_none() {
-                anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
-            }
+            check_date(&date)?;
             let rows =
                 switch::report::settlement(open(&source)?.as_mut(), &date).map_err(failed)?;
-            print!(
-                "{}",
-                switch::report::format_settlement(&rows, matches!(format, ReportFormat::Csv))
-            );
+            let csv = matches!(format, ReportFormat::Csv);
+            if !csv {
+                println!("settlement for {date} (a China Standard Time day)");
+            }
+            print!("{}", switch::report::format_settlement(&rows, csv));
         }
         Report::Issuers { date, source } => {
-            if switch::clock::day_number(&date).is_none() {
-                anyhow::bail!("--date {date:?}: use YYYY-MM-DD");
-            }
+            check_date(&date)?;
             let text = switch::report::issuers(open(&source)?.as_mut(), &date).map_err(failed)?;
+            println!("issuers for {date} (a China Standard Time day)");
             print!("{text}");
         }
         Report::Saf { state, source } => {
+            if let Some(s) = &state
+                && switch::model::SafState::parse(s).is_none()
+            {
+                let known: Vec<&str> = switch::model::SafState::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect();
+                anyhow::bail!("--state {s:?}: one of {}", known.join(", "));
+            }
             let text =
                 switch::report::saf(open(&source)?.as_mut(), state.as_deref()).map_err(failed)?;
             print!("{text}");
@@ -372,8 +427,13 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run {
         config: None,
         log_format: LogFormat::Text,
+        overrides: Overrides::default(),
     }) {
-        Command::Run { config, log_format } => block_on(run(config, log_format)),
+        Command::Run {
+            config,
+            log_format,
+            overrides,
+        } => block_on(run(config, log_format, overrides)),
         Command::CheckConfig { file } => checked_config(&file).map(|c| {
             println!(
                 "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",

@@ -710,6 +710,25 @@ impl TxnKey {
     }
 }
 
+/// The Luhn check digit test of a card number (digits only).
+pub fn luhn_ok(pan: &str) -> bool {
+    let mut sum = 0u32;
+    for (i, c) in pan.bytes().rev().enumerate() {
+        let mut d = u32::from(c.wrapping_sub(b'0'));
+        if d > 9 {
+            return false;
+        }
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum.is_multiple_of(10)
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -370,6 +370,11 @@ pub fn batch(src: &mut dyn Source, tid: &str, batch: u32) -> Result<String, Stri
          FROM batches WHERE tid = ?1 AND batch = ?2",
         &key,
     )?;
+    if rows.is_empty() && settled.is_empty() {
+        return Err(format!(
+            "no batch {batch:06} of terminal {tid} in the journal (no transaction, no settlement)"
+        ));
+    }
     match settled.first() {
         None => out.push_str("not settled\n"),
         Some(r) => {

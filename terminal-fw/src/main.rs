@@ -31,6 +31,7 @@ const DEMO_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
 #[derive(Parser)]
 #[command(
     name = "terminal-fw",
+    version,
     about = "CUP POS terminal (host side) and load generator"
 )]
 struct Cli {

@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 #[derive(Parser)]
 #[command(
     name = "hsm-sim",
+    version,
     about = "Key ceremonies for the software payment HSM"
 )]
 struct Cli {

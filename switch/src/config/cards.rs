@@ -132,6 +132,12 @@ impl CardConfig {
         if !(12..=19).contains(&self.pan.len()) || !self.pan.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(key("pan"), "must be 12 to 19 digits"));
         }
+        if !crate::model::luhn_ok(&self.pan) {
+            return Err(invalid(
+                key("pan"),
+                "fails the Luhn check (a mistyped number)",
+            ));
+        }
         if !is_digits(&self.expiry, 4) {
             return Err(invalid(key("expiry"), "must be YYMM"));
         }
@@ -223,6 +229,22 @@ impl CardEntry<'_> {
 /// Checks the card file: each card's and wallet's own fields, then its PIN data; on-us
 /// accounts need the `[issuer]` PVK.
 pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    for (i, c) in config.cards.iter().enumerate() {
+        if let Some(j) = config.cards[..i].iter().position(|o| o.pan == c.pan) {
+            return Err(invalid(
+                format!("cards[{i}].pan"),
+                format!("the same card as cards[{j}]"),
+            ));
+        }
+    }
+    for (i, w) in config.wallets.iter().enumerate() {
+        if let Some(j) = config.wallets[..i].iter().position(|o| o.id == w.id) {
+            return Err(invalid(
+                format!("wallets[{i}].id"),
+                format!("the same wallet as wallets[{j}]"),
+            ));
+        }
+    }
     let cards = config.cards.len();
     for (i, entry) in config.card_file().enumerate() {
         let key = |k: &str| format!("{}.{k}", entry.key);

@@ -4,13 +4,15 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// Listening addresses.
+/// Listening addresses: an IP address and port, or `localhost:PORT` (the loopback address).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     /// Terminal connections.
+    #[serde(deserialize_with = "address")]
     pub terminals: SocketAddr,
     /// Metrics, health and the status page.
+    #[serde(deserialize_with = "address")]
     pub metrics: SocketAddr,
     /// The status page's password (user `status`, HTTP Basic). Needed when `metrics` is
     /// not a loopback address: without it the page is not served there.
@@ -25,5 +27,54 @@ impl Default for ListenConfig {
             metrics: SocketAddr::from(([127, 0, 0, 1], 9583)),
             status_password: None,
         }
+    }
+}
+
+/// `IP:PORT`, or `localhost:PORT` for the IPv4 loopback address.
+pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{text:?}: the port must be a number up to 65535"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an address: write IP:PORT or localhost:PORT"))
+}
+
+fn address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_address(&text).map_err(serde::de::Error::custom)
+}
+
+impl ListenConfig {
+    /// Two listeners cannot share an address.
+    pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
+        if self.terminals == self.metrics && self.terminals.port() != 0 {
+            return Err(super::invalid(
+                "listen.metrics",
+                format!("the same address as listen.terminals ({})", self.terminals),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_is_the_loopback_address() {
+        assert_eq!(
+            parse_address("localhost:8583").unwrap(),
+            "127.0.0.1:8583".parse().unwrap()
+        );
+        assert_eq!(
+            parse_address("[::1]:9583").unwrap(),
+            "[::1]:9583".parse().unwrap()
+        );
+        assert!(parse_address("localhost:99999").is_err());
+        assert!(parse_address("example.com:80").is_err());
     }
 }

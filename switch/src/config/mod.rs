@@ -31,6 +31,7 @@ pub use issuers::{IssuerConfig, SafConfig, StandInConfig};
 pub use journal::JournalConfig;
 pub use limits::{LimitsConfig, ServerLimits};
 pub use listen::ListenConfig;
+pub use listen::parse_address;
 pub use on_us::OnUsIssuerConfig;
 pub use routes::{BinRouteConfig, ON_US};
 pub use terminals::{TerminalMac, TerminalRangeConfig};
@@ -190,6 +191,7 @@ impl Config {
     /// the error.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
+        self.listen.validate()?;
         self.journal.validate()?;
         self.acquirer.validate()?;
         terminals::validate(&self.terminals, self.production)?;

@@ -45,6 +45,12 @@ pub(super) fn validate(
                 "must be 1 to 11 digits",
             ));
         }
+        if let Some(j) = routes[..i].iter().position(|o| o.prefix == r.prefix) {
+            return Err(invalid(
+                format!("routes[{i}].prefix"),
+                format!("the same prefix as routes[{j}]: which one routes is unclear"),
+            ));
+        }
         if !r.is_on_us() && r.pin_method != PinMethod::default() {
             return Err(invalid(
                 format!("routes[{i}].pin_method"),

@@ -83,21 +83,7 @@ pub fn expiry_of(msg: &Message<'_>) -> Option<u32> {
     track.slice(sep + 1, 4)?.to_u64().map(|v| v as u32)
 }
 
-/// The Luhn check digit test.
-pub fn luhn_ok(pan: &str) -> bool {
-    let mut sum = 0u32;
-    for (i, c) in pan.bytes().rev().enumerate() {
-        let mut d = u32::from(c - b'0');
-        if i % 2 == 1 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    sum.is_multiple_of(10)
-}
+pub use crate::model::luhn_ok;
 
 /// Where a BIN goes: its card type, and the remote issuer (by index) or on-us (`None`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,6 +22,7 @@ mod logs;
 mod merchant_day;
 mod metrics;
 mod nodes;
+mod operator_cli;
 mod pg;
 mod reliability;
 mod restart;
