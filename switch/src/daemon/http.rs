@@ -16,12 +16,14 @@ use tokio::sync::watch;
 use crate::journal::Health;
 use crate::metrics::Metrics;
 
-/// Serves the endpoints on `listener` until `stop` turns true.
+/// Serves the endpoints on `listener` until `stop` turns true; from `draining` on,
+/// `/readyz` answers 503.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     access: super::status::Access,
+    mut draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let ready = Arc::new(AtomicBool::new(true));
@@ -92,9 +94,13 @@ pub async fn serve(
                 }),
             )
     };
+    // Draining (the terminal listener closed, requests finishing): not ready, but still
+    // answering, so probes see 503 rather than a refused connection until the last
+    // terminal connection is gone; then `stop`.
     let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
+        let _ = draining.wait_for(|s| *s).await;
         ready.store(false, Ordering::Relaxed);
+        let _ = stop.wait_for(|s| *s).await;
     };
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

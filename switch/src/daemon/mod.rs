@@ -315,6 +315,7 @@ pub struct Running {
     pub metrics_addr: SocketAddr,
     node: Node,
     stop: watch::Sender<bool>,
+    http_stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     http: JoinHandle<()>,
     watchdog: JoinHandle<()>,
@@ -332,7 +333,9 @@ impl Running {
     /// Graceful shutdown: stop accepting, finish in-flight requests, flush the journal.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // The terminal connections drain while /healthz says 200 and /readyz 503.
         let _ = self.server.await;
+        let _ = self.http_stop.send(true);
         let _ = self.http.await;
         // The watchdog stopped with the server (the stop signal above); waiting for it means
         // no read of the journal is under way while it closes.
@@ -410,6 +413,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let metrics_addr = metrics_listener.local_addr()?;
 
     let (stop, stopped) = watch::channel(false);
+    let (http_stop, http_stopped) = watch::channel(false);
     let server = node.serve(terminals, config.limits.server(), stopped.clone());
     let journal_file = match &opened.watch {
         watchdog::Watched::File(identity) => Some(identity.path().to_owned()),
@@ -438,6 +442,7 @@ pub async fn start(config: Config) -> Result<Running> {
         Arc::clone(node.switch().journal().health()),
         access,
         stopped,
+        http_stopped,
     ));
     tracing::info!(terminals = %terminal_addr, metrics = %metrics_addr, journal = %config.journal.place(), "switch listening");
     Ok(Running {
@@ -445,6 +450,7 @@ pub async fn start(config: Config) -> Result<Running> {
         metrics_addr,
         node,
         stop,
+        http_stop,
         server,
         http,
         watchdog,

@@ -189,3 +189,43 @@ fn the_systemd_unit_verifies() {
         assert!(out.contains(flag), "{flag}: {out}");
     }
 }
+
+/// A graceful stop: while the last requests finish, `/healthz` still answers 200 and
+/// `/readyz` 503, so a load balancer takes the node out rather than seeing it vanish.
+#[tokio::test]
+async fn probes_answer_while_a_stop_drains_the_last_request() {
+    use crate::client::Terminal;
+    use crate::issuer::REMOTE;
+    // An issuer that takes requests and never answers: the sale waits for its time-out.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let line = silent.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let dir = temp_dir("drain");
+    let config = crate::issuer::config(&dir, vec![line], |i| i.timeout_ms = 3_000);
+    let sw = start(config).await;
+    let (terminals, metrics) = (sw.terminal_addr, sw.metrics_addr);
+    let mut t = Terminal::connect(terminals, "10000095").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sale = tokio::spawn(async move { t.sale(REMOTE, "111111", 100).await.rc().to_owned() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(sw.shutdown());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !sale.is_finished(),
+        "the sale is still waiting for its issuer"
+    );
+    let health = crate::cli::http_get(metrics, "/healthz").await;
+    let ready = crate::cli::http_get(metrics, "/readyz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    // The sale gets its answer (a time-out, reversed), then the process's listeners close.
+    assert_eq!(sale.await.unwrap(), "98");
+    stopping.await.unwrap();
+    assert!(tokio::net::TcpStream::connect(metrics).await.is_err());
+}
