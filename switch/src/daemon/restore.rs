@@ -34,6 +34,8 @@ pub async fn state(
     for a in &snapshot.accounts {
         state.accounts.insert(a.account, Account::from_record(a));
     }
+    let journalled: std::collections::HashMap<AccountId, &AccountRecord> =
+        snapshot.accounts.iter().map(|a| (a.account, a)).collect();
     // The card file: accounts the journal does not hold yet are added; PIN data that the
     // configuration gives differently (say a legacy PVV now an IBM 3624 offset) replaces
     // the journal's.
@@ -46,6 +48,9 @@ pub async fn state(
             bail!("{}: no [issuer] PVK", entry.key)
         };
         let check = pin_check_of(hsm, keys, &entry)?;
+        if let Some(held) = journalled.get(&id) {
+            warn_where_they_differ(&entry, held);
+        }
         match state.accounts.view(&id) {
             Some(held) if *held.account.pin != check => {
                 tracing::info!(account = %entry.key, method = check.method().as_str(), "PIN verification data replaced from the configuration");
@@ -119,6 +124,53 @@ pub async fn state(
         state.stand_in.restore(account, day, fen);
     }
     Ok(state)
+}
+
+/// The card file seeds an empty journal; once the journal holds a card, the journal's
+/// status, type, expiry and limit are the card's. Where the configuration says otherwise
+/// (a card set to `stolen` there, say), a warning names the card (masked) and the field, so
+/// nobody believes a change applied that did not. (The balance is left out: it moves with
+/// every sale.)
+fn warn_where_they_differ(entry: &CardEntry<'_>, held: &AccountRecord) {
+    let expiry = entry.expiry.parse().unwrap_or(0);
+    let differences = [
+        (
+            "status",
+            entry.status != held.status,
+            entry.status.as_str().to_owned(),
+            held.status.as_str().to_owned(),
+        ),
+        (
+            "card_type",
+            entry.card_type != held.card_type,
+            entry.card_type.as_str().to_owned(),
+            held.card_type.as_str().to_owned(),
+        ),
+        (
+            "expiry",
+            expiry != held.expiry,
+            entry.expiry.to_owned(),
+            format!("{:04}", held.expiry),
+        ),
+        (
+            "credit_limit_fen",
+            entry.credit_limit_fen != held.credit_limit_fen,
+            entry.credit_limit_fen.to_string(),
+            held.credit_limit_fen.to_string(),
+        ),
+    ];
+    for (field, differs, configured, journalled) in differences {
+        if differs {
+            tracing::warn!(
+                card = %held.masked_pan,
+                key = %entry.key,
+                field,
+                configured = %configured,
+                journal = %journalled,
+                "the card file disagrees with the journal, which holds the card: the configuration only seeds an empty journal"
+            );
+        }
+    }
 }
 
 /// The PIN data of a card file entry: given, or (test data) derived from its clear PIN

@@ -229,3 +229,37 @@ async fn probes_answer_while_a_stop_drains_the_last_request() {
     stopping.await.unwrap();
     assert!(tokio::net::TcpStream::connect(metrics).await.is_err());
 }
+
+/// A card changed in the configuration after the journal holds it: the journal still
+/// decides, and the start says so, naming the card (masked) and the field.
+#[test]
+fn a_card_file_that_disagrees_with_the_journal_is_named_at_start() {
+    let dir = temp_dir("card-seed");
+    let mut config = test_config(&dir);
+    let path = dir.join("switch.toml");
+    let mut first = crate::spawn_switch(&config, &path, "info");
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    assert!(!first.logs.lock().unwrap().contains("disagrees"));
+
+    config.cards[0].status = switch::model::CardStatus::Stolen;
+    let mut second = crate::spawn_switch(&config, &path, "info");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let _ = second.child.kill();
+    let _ = second.child.wait();
+    let logs = second.logs.lock().unwrap().clone();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("the card file disagrees with the journal"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        line.contains("field=\"status\"") || line.contains("field=status"),
+        "{line}"
+    );
+    assert!(line.contains("622202*********0017"), "{line}");
+    assert!(line.contains("stolen") && line.contains("active"), "{line}");
+    assert!(
+        !logs.contains(&config.cards[0].pan),
+        "a whole PAN in the log"
+    );
+}
