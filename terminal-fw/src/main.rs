@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
+use terminal_fw::codes;
 use terminal_fw::operators::{OperatorError, Operators};
 use terminal_fw::receipt::{self, Copy};
 use terminal_fw::{Card, Store, Terminal};
@@ -310,10 +311,35 @@ fn card(c: &CardArgs) -> Card {
     }
 }
 
+/// Set when a transaction the command sent was declined: the exit code says so.
+static DECLINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Exit codes: approved, declined, could not be done (switch unreachable, not signed on,
+/// bad input).
+const EXIT_DECLINED: u8 = 1;
+const EXIT_ERROR: u8 = 2;
+
 fn show(t: &Terminal, a: &terminal_fw::Answer) {
-    println!("response {}  RRN {}  auth {}", a.rc, a.rrn, a.auth_code);
+    println!(
+        "response {}  RRN {}  auth {}",
+        codes::describe(&a.rc),
+        a.rrn,
+        a.auth_code
+    );
+    if a.rc != "00" {
+        DECLINED.store(true, std::sync::atomic::Ordering::Relaxed);
+        // A decline prints no slip to sign: a short note.
+        println!("交易失败 DECLINED: {}", codes::describe(&a.rc));
+        return;
+    }
     if let Some(b) = &a.balance {
-        println!("balance field 54: {b}");
+        match codes::balance_fen(b) {
+            Some(fen) => println!(
+                "可用余额 Available balance: {} CNY",
+                codes::yuan_grouped(fen)
+            ),
+            None => println!("balance (field 54): {b}"),
+        }
     }
     if let Some(e) = &a.entry
         && e.kind != "balance"
@@ -623,14 +649,17 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     match rt.block_on(run(cli)) {
+        Ok(()) if DECLINED.load(std::sync::atomic::Ordering::Relaxed) => {
+            ExitCode::from(EXIT_DECLINED)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

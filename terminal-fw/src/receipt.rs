@@ -57,7 +57,7 @@ pub fn receipt(
         if e.rc == "00" {
             "APPROVED".to_owned()
         } else {
-            format!("DECLINED {}", e.rc)
+            format!("DECLINED {}", crate::codes::describe(&e.rc))
         }
     );
     if reprint {

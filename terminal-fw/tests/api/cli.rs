@@ -134,6 +134,56 @@ async fn the_command_line_terminal() {
         !out.contains("6222021000000000017"),
         "receipts mask the card"
     );
+    // A balance in yuan; a decline with its meaning, no slip to sign, exit code 1 (an
+    // error is 2).
+    let (ok, out, err) = run(&[
+        "balance",
+        "--operator",
+        "01",
+        "--password",
+        "102938",
+        "--pan",
+        "6222021000000000017",
+        "--pin",
+        "123456",
+    ]);
+    assert!(
+        ok && out.contains("可用余额 Available balance: ") && out.contains(" CNY"),
+        "{out}{err}"
+    );
+    let declined = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
+        .arg("--state")
+        .arg(&state)
+        .args(["--switch", &addr])
+        .args([
+            "sale",
+            "--operator",
+            "01",
+            "--password",
+            "102938",
+            "--pan",
+            "6222021000000000017",
+            "--pin",
+            "111111",
+            "--amount",
+            "1.00",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&declined.stdout);
+    assert_eq!(declined.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("55 密码错 Wrong PIN") && !out.contains("SIGNATURE"),
+        "{out}"
+    );
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
+        .arg("--state")
+        .arg(&state)
+        .args(["--switch", "127.0.0.1:9", "echo"])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(2));
     let (ok, _, err) = run(&[
         "sale",
         "--operator",
