@@ -296,12 +296,7 @@ fn login(t: &mut Terminal, who: &Who) -> Result<()> {
 }
 
 fn explain(e: OperatorError) -> anyhow::Error {
-    match e {
-        OperatorError::MustChange => {
-            anyhow!("{e}: run `terminal-fw operator passwd --operator NN`")
-        }
-        other => anyhow!("{other}"),
-    }
+    anyhow!("{e}")
 }
 
 fn card(c: &CardArgs) -> Card {

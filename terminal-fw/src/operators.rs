@@ -71,9 +71,11 @@ pub enum OperatorError {
         /// Seconds until the lock ends.
         seconds: u64,
     },
-    /// The factory password must be changed first.
-    #[error("the factory password must be changed before first use")]
-    MustChange,
+    /// The factory password must be changed first (the operator's number).
+    #[error(
+        "operator {0} still has its factory password: change it first with `terminal-fw operator passwd --operator {0}`"
+    )]
+    MustChange(String),
     /// The new password breaks a rule.
     #[error("password rejected: {0}")]
     WeakPassword(&'static str),
@@ -249,7 +251,7 @@ impl<'s> Operators<'s> {
     pub fn login(&mut self, no: &str, pw: &str) -> Result<Role, OperatorError> {
         let role = Role::of(no).ok_or_else(|| OperatorError::Unknown(no.to_owned()))?;
         if self.verify(no, pw)? {
-            return Err(OperatorError::MustChange);
+            return Err(OperatorError::MustChange(no.to_owned()));
         }
         Ok(role)
     }

@@ -43,6 +43,10 @@ async fn the_command_line_terminal() {
     let (ok, _, err) = run(&["signon", "--operator", "00", "--password", "123456"]);
     assert!(!ok && err.contains("factory password"), "{err}");
     assert!(
+        err.contains("operator passwd --operator 00`"),
+        "the real operator: {err}"
+    );
+    assert!(
         run(&[
             "operator",
             "passwd",

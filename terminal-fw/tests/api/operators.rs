@@ -11,11 +11,11 @@ fn factory_passwords_must_change_and_rules_hold() {
     let mut ops = Operators::new(&mut s).unwrap();
     assert!(matches!(
         ops.login("00", FACTORY_SUPERVISOR),
-        Err(OperatorError::MustChange)
+        Err(OperatorError::MustChange(_))
     ));
     assert!(matches!(
         ops.login("99", FACTORY_ADMIN),
-        Err(OperatorError::MustChange)
+        Err(OperatorError::MustChange(_))
     ));
     for weak in ["111111", "123456", "654321", "12345", "abcdef"] {
         assert!(
@@ -55,7 +55,7 @@ fn factory_passwords_must_change_and_rules_hold() {
     ops.reset_password("246802", "01", "112233").unwrap();
     assert!(matches!(
         ops.login("01", "112233"),
-        Err(OperatorError::MustChange)
+        Err(OperatorError::MustChange(_))
     ));
     ops.change_password("01", "112233", "998877").unwrap();
     ops.login("01", "998877").unwrap();
