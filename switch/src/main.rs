@@ -161,23 +161,51 @@ enum Command {
     },
 }
 
-fn init_logs(format: LogFormat) {
+fn init_logs(format: LogFormat, file: &switch::config::LogConfig) -> Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Lines go through a bounded queue to a thread of their own: a closed, full or slow
-    // stderr drops lines (counted), never a reply.
-    let Ok(sink) = switch::log_sink::LogSink::new(std::io::stderr()) else {
-        return;
+    // stderr (or log file) drops lines (counted), never a reply.
+    let layer = |sink: switch::log_sink::LogSink, ansi: bool| {
+        let l = tracing_subscriber::fmt::layer()
+            .with_writer(sink)
+            .with_ansi(ansi);
+        match format {
+            LogFormat::Text => l.boxed(),
+            LogFormat::Json => l.json().flatten_event(true).boxed(),
+        }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(sink);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    let mut layers = Vec::new();
+    if let Ok(sink) = switch::log_sink::LogSink::new(std::io::stderr()) {
+        layers.push(layer(sink, ansi));
     }
+    if let Some(path) = &file.file {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let name = path.file_name().unwrap_or_default();
+        let rotation = match file.rotation {
+            switch::config::Rotation::Daily => tracing_appender::rolling::Rotation::DAILY,
+            switch::config::Rotation::Hourly => tracing_appender::rolling::Rotation::HOURLY,
+            switch::config::Rotation::Never => tracing_appender::rolling::Rotation::NEVER,
+        };
+        let appender = tracing_appender::rolling::RollingFileAppender::builder()
+            .rotation(rotation)
+            .filename_prefix(name.to_string_lossy())
+            .build(dir)
+            .with_context(|| format!("log.file {}", path.display()))?;
+        layers.push(layer(switch::log_sink::LogSink::new(appender)?, false));
+    }
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init();
+    Ok(())
 }
 
 /// What `switch run` takes from flags or the environment over the configuration: enough
@@ -217,17 +245,19 @@ impl Overrides {
 }
 
 async fn run(config: Option<PathBuf>, log_format: LogFormat, overrides: Overrides) -> Result<()> {
-    init_logs(log_format);
+    // The configuration says where logs go, so it is read first (its errors are printed).
+    let demo = config.is_none();
     let config = match &config {
         Some(path) => checked_config(path)?,
-        None => {
-            tracing::warn!(
-                "no --config: running the built-in DEMO configuration (test keys, test cards)"
-            );
-            Config::demo()?
-        }
+        None => Config::demo()?,
     };
     let config = overrides.apply(config)?;
+    init_logs(log_format, &config.log)?;
+    if demo {
+        tracing::warn!(
+            "no --config: running the built-in DEMO configuration (test keys, test cards)"
+        );
+    }
     let running = switch::start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

@@ -19,6 +19,7 @@ mod issuers;
 mod journal;
 mod limits;
 mod listen;
+mod log;
 mod on_us;
 mod routes;
 mod terminals;
@@ -32,6 +33,7 @@ pub use journal::JournalConfig;
 pub use limits::{LimitsConfig, ServerLimits};
 pub use listen::ListenConfig;
 pub use listen::parse_address;
+pub use log::{LogConfig, Rotation};
 pub use on_us::OnUsIssuerConfig;
 pub use routes::{BinRouteConfig, ON_US};
 pub use terminals::{TerminalMac, TerminalRangeConfig};
@@ -64,6 +66,9 @@ pub struct Config {
     /// The HSM.
     #[serde(default)]
     pub hsm: HsmConfig,
+    /// The log file.
+    #[serde(default)]
+    pub log: LogConfig,
     /// Acquirer-wide rules.
     #[serde(default)]
     pub acquirer: AcquirerConfig,
@@ -192,6 +197,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
         self.listen.validate()?;
+        self.log.validate()?;
         self.journal.validate()?;
         self.acquirer.validate()?;
         terminals::validate(&self.terminals, self.production)?;

@@ -263,3 +263,38 @@ fn a_card_file_that_disagrees_with_the_journal_is_named_at_start() {
         "a whole PAN in the log"
     );
 }
+
+/// `[log] file`: the same lines as stderr, in a file (one file with `rotation = "never"`).
+#[tokio::test]
+async fn logs_go_to_a_file_too() {
+    let dir = temp_dir("log-file");
+    let mut config = test_config(&dir);
+    config.log.file = Some(dir.join("switch.log"));
+    config.log.rotation = switch::config::Rotation::Never;
+    let path = dir.join("switch.toml");
+    let mut sw = crate::spawn_switch(&config, &path, "info");
+    let mut t = crate::client::Terminal::connect(sw.addr, "10000096").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(crate::client::DEBIT, "123456", 100).await.rc(), "00");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = sw.child.kill();
+    let _ = sw.child.wait();
+    let file = std::fs::read_to_string(dir.join("switch.log")).expect("the log file");
+    assert!(file.contains("switch listening"), "{file}");
+    let sale = file
+        .lines()
+        .find(|l| l.contains("transaction") && l.contains("kind=\"sale\""))
+        .unwrap_or_else(|| panic!("{file}"));
+    assert!(sale.contains("622202*********0017"), "{sale}");
+    assert!(
+        !file.contains(crate::client::DEBIT),
+        "a whole PAN in the log file"
+    );
+    assert!(!file.contains('\u{1b}'), "no colour codes in a file");
+    // A directory that does not exist is refused before anything starts.
+    config.log.file = Some(dir.join("no/such/dir/switch.log"));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, toml::to_string(&config).unwrap()).unwrap();
+    let (ok, _, err) = crate::cli::switch(&["check-config", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("log.file"), "{err}");
+}

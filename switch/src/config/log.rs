@@ -1,0 +1,61 @@
+//! `[log]`: the log file beside stderr, and how it rotates.
+//!
+//! ```toml
+//! [log]
+//! file = "/var/log/switch/switch.log"   # absent: stderr only
+//! rotation = "daily"                    # daily | hourly | never
+//! ```
+//!
+//! A rotated file gets the period as a suffix (`switch.log.2026-12-05`). Lines go to both
+//! through the same bounded queue as stderr: a full disk drops lines, never a reply.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, invalid};
+
+/// When a new log file is started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotation {
+    /// Every UTC day.
+    #[default]
+    Daily,
+    /// Every UTC hour.
+    Hourly,
+    /// One file.
+    Never,
+}
+
+/// The log file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The file (its directory must exist); absent: stderr only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// When a new file starts.
+    #[serde(default)]
+    pub rotation: Rotation,
+}
+
+impl LogConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(f) = &self.file {
+            if f.file_name().is_none() {
+                return Err(invalid("log.file", "must name a file"));
+            }
+            let dir = f.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(d) = dir
+                && !d.is_dir()
+            {
+                return Err(invalid(
+                    "log.file",
+                    format!("its directory {} does not exist", d.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
