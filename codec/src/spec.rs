@@ -198,8 +198,8 @@ pub struct FieldDef {
     /// The field holds BER-TLV data (EMV field 55).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tlv: bool,
-    /// Other layouts of the field in some messages (CUP field 48: settlement totals in BCD
-    /// in settlements and batch uploads, text elsewhere); the first whose MTIs match wins.
+    /// Other layouts of the field in the messages of some MTIs (say text by default and
+    /// BCD totals in settlements); the first whose MTIs match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub when: Vec<VariantDef>,
 }

@@ -29,7 +29,11 @@ pub async fn refresh(
     loop {
         tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => {
+                // Stopping: not ready, as /readyz says while the last requests finish.
+                switch.metrics.ready.set(0);
+                return;
+            }
             _ = tick.tick() => {}
         }
         update(&switch, journal.as_deref());

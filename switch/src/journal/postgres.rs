@@ -217,7 +217,6 @@ fn dollars(sql: &str) -> String {
 }
 
 /// What a statement must come to for its commit to stand.
-#[derive(Clone)]
 enum Expect {
     /// Anything.
     Any,
@@ -238,7 +237,6 @@ enum Expect {
 }
 
 /// A terminal's session as a request relied on it (its batch too, unless `None`).
-#[derive(Clone)]
 struct SessionCheck {
     tid: Tid,
     session_id: i64,
@@ -246,7 +244,6 @@ struct SessionCheck {
 }
 
 /// A trace as a request marks it, and what comes of it when another came first.
-#[derive(Clone)]
 struct TraceCheck {
     key: (String, i64, i64),
     first: TraceFirst,
@@ -738,9 +735,9 @@ impl Postgres {
 /// What a statement's result says of its commit: `None` when it may stand.
 fn check(expect: &Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
     let stale = |s| Some(JournalError::Stale(s));
-    match (expect.clone(), r) {
+    match (expect, r) {
         (Expect::Any, _) => None,
-        (Expect::One(s), Err(n)) => (n != 1).then_some(JournalError::Stale(s)),
+        (Expect::One(s), Err(n)) => (n != 1).then_some(JournalError::Stale(*s)),
         (Expect::Inserted, Err(n)) => {
             (n != 1).then(|| JournalError::Duplicate("the request is claimed already".into()))
         }
@@ -749,14 +746,14 @@ fn check(expect: &Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
                 .first()
                 .and_then(|r| r.try_get(0).ok())
                 .unwrap_or(false);
-            if holds { None } else { stale(s) }
+            if holds { None } else { stale(*s) }
         }
         (Expect::Text(want, s), Ok(rows)) => {
             let got: Option<String> = rows.first().and_then(|r| r.try_get(0).ok());
-            if got.as_deref() == Some(want) {
+            if got.as_deref() == Some(*want) {
                 None
             } else {
-                stale(s)
+                stale(*s)
             }
         }
         (Expect::Sessions(checks), Ok(rows)) => {
@@ -789,7 +786,7 @@ fn check(expect: &Expect, r: Result<Vec<Row>, u64>) -> Option<JournalError> {
                 .find(|c| found.get(&c.key).map(String::as_str) != Some(c.first.as_str()))
                 .and_then(|c| stale(trace_stale(c.first)))
         }
-        (Expect::One(s) | Expect::Holds(s) | Expect::Text(_, s), _) => stale(s),
+        (Expect::One(s) | Expect::Holds(s) | Expect::Text(_, s), _) => stale(*s),
         (Expect::Sessions(_) | Expect::Traces(_), Err(_)) => stale(Stale::Other),
         (Expect::Inserted, Ok(_)) => None,
     }

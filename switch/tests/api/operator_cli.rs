@@ -224,6 +224,8 @@ async fn probes_answer_while_a_stop_drains_the_last_request() {
     let ready = crate::cli::http_get(metrics, "/readyz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    let m = crate::e2e::reqwest_metrics(metrics).await;
+    assert!(m.lines().any(|l| l == "switch_ready 0"), "the gauge agrees");
     // The sale gets its answer (a time-out, reversed), then the process's listeners close.
     assert_eq!(sale.await.unwrap(), "98");
     stopping.await.unwrap();

@@ -5,7 +5,8 @@ use std::process::Command;
 
 use crate::{switch, temp_dir};
 
-fn tfw(state: &std::path::Path, addr: &str, args: &[&str]) -> (bool, String, String) {
+/// The binary's exit code, stdout and stderr.
+fn tfw_exit(state: &std::path::Path, addr: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
         .arg("--state")
         .arg(state)
@@ -15,10 +16,15 @@ fn tfw(state: &std::path::Path, addr: &str, args: &[&str]) -> (bool, String, Str
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn tfw(state: &std::path::Path, addr: &str, args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = tfw_exit(state, addr, args);
+    (code == Some(0), out, err)
 }
 
 // Multi-threaded: the binary runs blocking while the in-process switch answers it.
@@ -155,11 +161,10 @@ async fn the_command_line_terminal() {
         ok && out.contains("可用余额 Available balance: ") && out.contains(" CNY"),
         "{out}{err}"
     );
-    let declined = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
-        .arg("--state")
-        .arg(&state)
-        .args(["--switch", &addr])
-        .args([
+    let (code, out, _) = tfw_exit(
+        &state,
+        &addr,
+        &[
             "sale",
             "--operator",
             "01",
@@ -171,23 +176,14 @@ async fn the_command_line_terminal() {
             "111111",
             "--amount",
             "1.00",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&declined.stdout);
-    assert_eq!(declined.status.code(), Some(1), "{out}");
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("55 密码错 Wrong PIN") && !out.contains("SIGNATURE"),
         "{out}"
     );
-    let unreachable = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
-        .arg("--state")
-        .arg(&state)
-        .args(["--switch", "127.0.0.1:9", "echo"])
-        .output()
-        .unwrap();
-    assert_eq!(unreachable.status.code(), Some(2));
+    assert_eq!(tfw_exit(&state, "127.0.0.1:9", &["echo"]).0, Some(2));
     let (ok, _, err) = run(&[
         "sale",
         "--operator",
