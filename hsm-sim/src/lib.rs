@@ -43,6 +43,7 @@ mod hsm;
 mod key;
 mod limiter;
 mod lmk;
+pub mod payshield;
 pub mod primitives;
 pub mod published;
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod keys;
+mod payshield;
 mod pins;
 mod vectors;
 

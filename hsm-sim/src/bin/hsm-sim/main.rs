@@ -9,6 +9,9 @@
 //! hsm-sim key import --usage tmk --clear -          ... read from standard input
 //! hsm-sim key inspect --sealed HEX                  verify a sealed key, print usage and KCV
 //! hsm-sim kcv --clear HEX [--alg tdes2] [--len 3]   check value of a clear key
+//! hsm-sim serve --listen ADDR --variant-lmk test|FILE [--header-len 4]
+//!                                                   a network HSM speaking the payShield
+//!                                                   host command protocol
 //! ```
 //! Key commands take `--lmk FILE`, or `--test-lmk` for the demo LMK (test data).
 
@@ -20,11 +23,13 @@ use clap::{Args, Parser, Subcommand};
 use hsm_sim::{Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, SealedKey, clear_key_check_value};
 use zeroize::Zeroizing;
 
+mod serve;
+
 #[derive(Parser)]
 #[command(
     name = "hsm-sim",
     version,
-    about = "Key ceremonies for the software payment HSM"
+    about = "Key ceremonies for the software payment HSM, and a payShield-protocol network HSM"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// A network HSM speaking the payShield host command protocol.
+    Serve(serve::Serve),
     /// Check value of a clear key.
     Kcv {
         /// The clear key, hex.
@@ -275,6 +282,7 @@ fn run(cli: Cli) -> Result<()> {
                 )?;
             }
         },
+        Command::Serve(args) => serve::run(args)?,
         Command::Kcv { clear, alg, len } => {
             let (alg, bytes) = parse_clear(&clear, alg.as_deref())?;
             let kcv = clear_key_check_value(alg, &bytes, len).map_err(|e| anyhow!("{e}"))?;
