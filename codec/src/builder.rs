@@ -295,36 +295,78 @@ impl<'b> MessageBuilder<'b> {
         B: BufMut + AsRef<[u8]> + AsMut<[u8]>,
         F: FnOnce(&[u8]) -> Option<[u8; 8]>,
     {
+        let slot = self.encode_for_mac(dialect, out)?;
+        let value = mac(slot.data(out.as_ref())).ok_or(EncodeError::MacUnavailable)?;
+        slot.fill(out.as_mut(), &value)?;
+        Ok(slot.written)
+    }
+
+    /// The first half of [`MessageBuilder::encode_with_mac`], for a MAC computed elsewhere
+    /// (an HSM across the network): encodes with field 64 zeroed and says where the MAC
+    /// data is and where the MAC goes; [`MacSlot::fill`] writes it.
+    pub fn encode_for_mac<B>(
+        &mut self,
+        dialect: &Dialect,
+        out: &mut B,
+    ) -> Result<MacSlot, EncodeError>
+    where
+        B: BufMut + AsRef<[u8]>,
+    {
         self.set(64, FieldInput::Logical(Cow::Borrowed(&[0u8; 8])));
         let start = out.as_ref().len();
         let (n, mac_at) = self.encode_impl(dialect, out)?;
         // Field 64 was set above, so the encoder recorded where its data starts; it is a
         // fixed 8-byte field, binary or (ISO 87 ASCII) as 16 hex characters.
         let mac_at = start + mac_at.ok_or(EncodeError::UnknownField(64))?;
-        let data_start = start + dialect.header().len();
-        let value = mac(&out.as_ref()[data_start..mac_at]).ok_or(EncodeError::MacUnavailable)?;
         let hex = dialect
             .format(64)
             .is_some_and(|f| f.data == crate::spec::Encoding::Hex);
-        let width = if hex { 16 } else { 8 };
+        Ok(MacSlot {
+            data_start: start + dialect.header().len(),
+            mac_at,
+            hex,
+            written: n,
+        })
+    }
+}
+
+/// Where a message encoded by [`MessageBuilder::encode_for_mac`] keeps its MAC data and
+/// its MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacSlot {
+    data_start: usize,
+    mac_at: usize,
+    hex: bool,
+    /// Bytes the encoding wrote.
+    pub written: usize,
+}
+
+impl MacSlot {
+    /// The bytes the MAC covers: from the MTI to the end of the field before 64.
+    pub fn data<'a>(&self, out: &'a [u8]) -> &'a [u8] {
+        out.get(self.data_start..self.mac_at).unwrap_or_default()
+    }
+
+    /// Writes `value` into field 64 (as 16 hex characters where the dialect says so).
+    pub fn fill(&self, out: &mut [u8], value: &[u8; 8]) -> Result<(), EncodeError> {
+        let width = if self.hex { 16 } else { 8 };
         let slot =
-            out.as_mut()
-                .get_mut(mac_at..mac_at + width)
+            out.get_mut(self.mac_at..self.mac_at + width)
                 .ok_or(EncodeError::WrongLength {
                     field: 64,
                     len: 0,
                     want: 8,
                 })?;
-        if hex {
+        if self.hex {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
             for (i, b) in value.iter().enumerate() {
                 slot[2 * i] = HEX[usize::from(b >> 4)];
                 slot[2 * i + 1] = HEX[usize::from(b & 15)];
             }
         } else {
-            slot.copy_from_slice(&value);
+            slot.copy_from_slice(value);
         }
-        Ok(n)
+        Ok(())
     }
 }
 

@@ -69,7 +69,7 @@ pub mod spec;
 pub mod tlv;
 
 pub use bitmap::Bitmap;
-pub use builder::{FieldInput, MessageBuilder};
+pub use builder::{FieldInput, MacSlot, MessageBuilder};
 pub use digits::Digits;
 pub use error::{EncodeError, Part, SpecError, WireError, WireErrorKind};
 pub use header::{CupHeader, Tpdu};

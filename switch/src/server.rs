@@ -181,13 +181,13 @@ pub async fn serve<L: Listener>(
 
 /// Runs a request; a panic in it is caught and the request answered by `on_panic`:
 /// never a silent drop.
-async fn guarded(
+async fn guarded<F: std::future::Future<Output = Served>>(
     request: impl std::future::Future<Output = Served>,
-    on_panic: impl FnOnce() -> Served,
+    on_panic: impl FnOnce() -> F,
 ) -> Served {
     match std::panic::AssertUnwindSafe(request).catch_unwind().await {
         Ok(served) => served,
-        Err(_) => on_panic(),
+        Err(_) => on_panic().await,
     }
 }
 
@@ -275,12 +275,12 @@ async fn connection<C: Connection>(
         let close = close.clone();
         let conn = Arc::clone(conn);
         tokio::spawn(async move {
-            let served = guarded(switch.serve(Some(conn.peer), &frame), || {
+            let served = guarded(switch.serve(Some(conn.peer), &frame), || async {
                 // Counted and logged; answered from its record when it was journalled.
                 switch.metrics.request_panics.inc();
                 tracing::error!("a request task panicked: answered from its record, or 96");
                 Served {
-                    handled: switch.after_panic(&frame),
+                    handled: switch.after_panic(&frame).await,
                     authenticated: false,
                 }
             })
@@ -327,9 +327,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_request_is_answered_not_dropped() {
-        let answer = || Served {
-            handled: Handled::Reply(b"96".to_vec()),
-            authenticated: false,
+        let answer = || async {
+            Served {
+                handled: Handled::Reply(b"96".to_vec()),
+                authenticated: false,
+            }
         };
         let served = guarded(async { panic!("a bug in a step") }, answer).await;
         assert!(matches!(served.handled, Handled::Reply(v) if v == b"96"));

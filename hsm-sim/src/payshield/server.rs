@@ -10,8 +10,8 @@
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::PayShield;
 
@@ -77,8 +77,23 @@ fn connection(hsm: &PayShield, config: ServerConfig, stream: TcpStream) -> io::R
 
 /// Serves `listener` until the process ends.
 pub fn serve(listener: TcpListener, hsm: Arc<PayShield>, config: ServerConfig) {
+    serve_until(listener, hsm, config, &Stop::default());
+}
+
+/// What stops a server: a flag, and the connections to cut.
+#[derive(Clone, Default)]
+struct Stop {
+    stopped: Arc<AtomicBool>,
+    open: Arc<Mutex<std::collections::HashMap<u64, TcpStream>>>,
+}
+
+fn serve_until(listener: TcpListener, hsm: Arc<PayShield>, config: ServerConfig, stop: &Stop) {
     let open = Arc::new(AtomicUsize::new(0));
+    let mut next_id = 0u64;
     for stream in listener.incoming() {
+        if stop.stopped.load(Ordering::Acquire) {
+            return;
+        }
         let Ok(stream) = stream else { continue };
         if open.fetch_add(1, Ordering::AcqRel) >= config.max_connections {
             open.fetch_sub(1, Ordering::AcqRel);
@@ -86,14 +101,26 @@ pub fn serve(listener: TcpListener, hsm: Arc<PayShield>, config: ServerConfig) {
             drop(stream);
             continue;
         }
+        next_id += 1;
+        let id = next_id;
+        if let (Ok(mut list), Ok(clone)) = (stop.open.lock(), stream.try_clone()) {
+            list.insert(id, clone);
+        }
         let hsm = Arc::clone(&hsm);
         let open = Arc::clone(&open);
+        let registry = Arc::clone(&stop.open);
         let spawned = std::thread::Builder::new()
             .name("payshield-conn".into())
             .spawn(move || {
                 let peer = stream.peer_addr().ok();
                 if let Err(e) = connection(&hsm, config, stream) {
                     tracing::debug!(?peer, error = %e, "connection ended");
+                }
+                // The registry's copy keeps the socket open: closing it ends the connection.
+                if let Ok(mut list) = registry.lock()
+                    && let Some(s) = list.remove(&id)
+                {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
                 }
                 open.fetch_sub(1, Ordering::AcqRel);
             });
@@ -103,12 +130,40 @@ pub fn serve(listener: TcpListener, hsm: Arc<PayShield>, config: ServerConfig) {
     }
 }
 
-/// Binds `addr` and serves it on a background thread; returns the bound address.
-pub fn spawn(addr: &str, hsm: Arc<PayShield>, config: ServerConfig) -> io::Result<SocketAddr> {
+/// A server started by [`spawn`]: its address, and a way to stop it as a crash would
+/// (the listener closed, every connection cut).
+pub struct Handle {
+    addr: SocketAddr,
+    stop: Stop,
+}
+
+impl Handle {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and cuts every open connection.
+    pub fn stop(&self) {
+        self.stop.stopped.store(true, Ordering::Release);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Ok(list) = self.stop.open.lock() {
+            for s in list.values() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Binds `addr` and serves it on a background thread.
+pub fn spawn(addr: &str, hsm: Arc<PayShield>, config: ServerConfig) -> io::Result<Handle> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
+    let stop = Stop::default();
+    let s = stop.clone();
     std::thread::Builder::new()
         .name("payshield-accept".into())
-        .spawn(move || serve(listener, hsm, config))?;
-    Ok(local)
+        .spawn(move || serve_until(listener, hsm, config, &s))?;
+    Ok(Handle { addr: local, stop })
 }

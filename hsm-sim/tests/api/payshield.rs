@@ -15,7 +15,7 @@ use hsm_sim::primitives::pinblock::{ClearPin, format0};
 
 fn start(config: Config, header_len: usize) -> (SocketAddr, Arc<PayShield>) {
     let hsm = Arc::new(PayShield::new(VariantLmk::test(), &config).unwrap());
-    let addr = server::spawn(
+    let server = server::spawn(
         "127.0.0.1:0",
         Arc::clone(&hsm),
         ServerConfig {
@@ -24,7 +24,7 @@ fn start(config: Config, header_len: usize) -> (SocketAddr, Arc<PayShield>) {
         },
     )
     .unwrap();
-    (addr, hsm)
+    (server.addr(), hsm)
 }
 
 fn test_config() -> Config {

@@ -31,6 +31,18 @@ pub struct IssuerConfig {
     /// Zone MAC key in clear (test keys only; refused in production).
     #[serde(default)]
     pub zak_clear: Option<String>,
+    /// Zone PIN key under a network HSM's LMK (key type `001`), with `[hsm] remote`.
+    #[serde(default)]
+    pub zpk_lmk: Option<String>,
+    /// Zone MAC key under a network HSM's LMK (key type `008`), with `[hsm] remote`.
+    #[serde(default)]
+    pub zak_lmk: Option<String>,
+    /// The ZPK's check value, checked through the network HSM at start.
+    #[serde(default)]
+    pub zpk_check: Option<String>,
+    /// The ZAK's check value, checked through the network HSM at start.
+    #[serde(default)]
+    pub zak_check: Option<String>,
     /// Milliseconds to wait for a reply before answering `98` and reversing.
     #[serde(default = "default_issuer_timeout")]
     pub timeout_ms: u64,
@@ -172,11 +184,12 @@ pub(super) fn validate(issuers: &[IssuerConfig], production: bool) -> Result<(),
         {
             return Err(invalid(key("acquirer_id"), "must be 1 to 11 digits"));
         }
-        for (name, sealed, clear) in [
-            ("zpk", &iss.zpk_sealed, &iss.zpk_clear),
-            ("zak", &iss.zak_sealed, &iss.zak_clear),
+        for (name, sealed, clear, lmk) in [
+            ("zpk", &iss.zpk_sealed, &iss.zpk_clear, &iss.zpk_lmk),
+            ("zak", &iss.zak_sealed, &iss.zak_clear, &iss.zak_lmk),
         ] {
             match (sealed, clear) {
+                (None, None) if lmk.is_some() => {}
                 (Some(_), Some(_)) | (None, None) => {
                     return Err(invalid(
                         key(&format!("{name}_sealed")),

@@ -208,6 +208,7 @@ impl Config {
             iss.validate(self.production)?;
         }
         cards::validate(self)?;
+        hsm::validate(self)?;
         if self.production && self.hsm.lmk_file.is_none() {
             return Err(invalid(
                 "hsm.lmk_file",

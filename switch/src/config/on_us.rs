@@ -14,6 +14,12 @@ pub struct OnUsIssuerConfig {
     /// PVK in clear: test keys only.
     #[serde(default)]
     pub pvk_clear: Option<String>,
+    /// PVK under a network HSM's LMK (key type `002`), with `[hsm] remote`.
+    #[serde(default)]
+    pub pvk_lmk: Option<String>,
+    /// The PVK's check value, checked through the network HSM at start.
+    #[serde(default)]
+    pub pvk_check: Option<String>,
     /// PIN verification key index (Visa PVV).
     #[serde(default = "one")]
     pub pvki: u8,
@@ -34,6 +40,7 @@ impl OnUsIssuerConfig {
     /// Checks the values.
     pub fn validate(&self, production: bool) -> Result<(), ConfigError> {
         match (&self.pvk_sealed, &self.pvk_clear) {
+            (None, None) if self.pvk_lmk.is_some() => {}
             (Some(_), Some(_)) | (None, None) => {
                 return Err(invalid(
                     "issuer.pvk_sealed",

@@ -54,6 +54,12 @@ pub struct TerminalRangeConfig {
     /// The TMK in clear: test keys only, refused in production.
     #[serde(default)]
     pub tmk_clear: Option<String>,
+    /// The TMK under a network HSM's LMK (key type `002`), with `[hsm] remote`.
+    #[serde(default)]
+    pub tmk_lmk: Option<String>,
+    /// The TMK's check value (6 to 16 hex), checked through the network HSM at start.
+    #[serde(default)]
+    pub tmk_check: Option<String>,
 }
 
 fn default_mac() -> TerminalMac {
@@ -93,6 +99,7 @@ pub(super) fn validate(
             return Err(invalid(key("mid"), "must be 15 ASCII characters"));
         }
         match (&t.tmk_sealed, &t.tmk_clear) {
+            (None, None) if t.tmk_lmk.is_some() => {}
             (Some(_), Some(_)) | (None, None) => {
                 return Err(invalid(
                     key("tmk_sealed"),

@@ -2,7 +2,7 @@
 //! journal's files.
 //!
 //! ```text
-//! tick ─▶ switch_ready                     (the journal takes writes)
+//! tick ─▶ switch_ready                     (the journal takes writes, an HSM answers)
 //!      ─▶ switch_sessions_active          (sessions in memory)
 //!      ─▶ switch_journal_size_bytes{file}  (journal.db, journal.db-wal; SQLite only)
 //!      ─▶ switch_journal_disk_free_bytes   (statvfs of its file system; SQLite only)
@@ -51,8 +51,10 @@ pub async fn refresh(
 /// Sets the gauges once (also before the first scrape can come).
 pub fn update(switch: &Switch, journal: Option<&std::path::Path>) {
     let m = &switch.metrics;
-    m.ready
-        .set(i64::from(switch.journal().health().ready().is_ok()));
+    let hsm_ok = switch.hsm().remote().is_none_or(|h| h.ready().is_ok());
+    m.ready.set(i64::from(
+        switch.journal().health().ready().is_ok() && hsm_ok,
+    ));
     m.sessions_active
         .set(i64::try_from(switch.state.sessions.len()).unwrap_or(i64::MAX));
     if let Some(path) = journal {

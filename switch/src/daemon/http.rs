@@ -22,6 +22,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    hsm: Option<Arc<crate::hsm::RemoteHsm>>,
     access: super::status::Access,
     mut draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
@@ -82,11 +83,13 @@ pub async fn serve(
                 get(move || {
                     let r = Arc::clone(&r);
                     let health = Arc::clone(&health);
+                    let hsm = hsm.clone();
                     async move {
                         if !r.load(Ordering::Relaxed) {
                             return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
                         }
-                        match health.ready() {
+                        let hsm_ready = hsm.as_ref().map_or(Ok(()), |h| h.ready());
+                        match health.ready().and(hsm_ready) {
                             Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
                             Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
                         }

@@ -4,12 +4,21 @@
 //! ```text
 //!  lmk_file (or the demo LMK) ─▶ Hsm
 //!  tmk_sealed / tmk_clear ─▶ SealedKey (usage checked; in production: not a published key)
+//!  [hsm] remote:  tmk_lmk ─▶ KeyRef::Lmk; at start NC to each HSM (LMK check value), BU
+//!                 for every key (its check value as configured; in production: not a
+//!                 published key, not the test LMK)
 //! ```
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use hsm_sim::{Hsm, HsmConfig, Ibm3624, KeyAlgorithm, KeyUsage, Lmk, SealedKey};
 
 use crate::config::Config;
+use crate::hsm::remote::RemoteConfig;
+use crate::hsm::{KeyRef, LmkKey, LmkKeyType, MeteredHsm, PaymentHsm, RemoteHsm};
+use crate::metrics::Metrics;
 use crate::pipeline::pin::PinVerification;
 use crate::pipeline::terminal::TerminalRange;
 
@@ -68,14 +77,44 @@ fn seal_any(
 
 /// The HSM on the configured LMK and every configured key, unsealed and checked.
 pub struct Keys {
-    /// The HSM.
+    /// The in-process HSM (all keys; with a network HSM, the switch's own data only).
     pub hsm: Hsm,
+    /// The network HSMs, when configured, and what to check on them at start.
+    pub remote: Option<RemoteKeys>,
     /// Terminal ranges with their TMKs.
     pub ranges: Vec<TerminalRange>,
     /// The on-us PVK.
     pub pin_verification: Option<PinVerification>,
     /// Each remote issuer's zone PIN and MAC keys.
-    pub zone: Vec<(SealedKey, SealedKey)>,
+    pub zone: Vec<(KeyRef, KeyRef)>,
+}
+
+/// The network HSMs and the keys to check on them.
+pub struct RemoteKeys {
+    /// How to reach them.
+    pub config: RemoteConfig,
+    /// The LMK check value they must report.
+    pub lmk_check: Option<String>,
+    /// Every key, named, with the check value configured for it.
+    pub checks: Vec<(String, KeyRef, Option<String>)>,
+    /// Whether this is a production configuration.
+    pub production: bool,
+}
+
+/// A key given as an LMK cryptogram (validated with the configuration).
+fn lmk_key(
+    kind: LmkKeyType,
+    text: Option<&String>,
+    check: Option<&String>,
+    what: &str,
+    checks: &mut Vec<(String, KeyRef, Option<String>)>,
+) -> Result<KeyRef> {
+    let k = text
+        .and_then(|t| LmkKey::new(kind, t))
+        .map(KeyRef::Lmk)
+        .ok_or_else(|| anyhow!("{what}_lmk: not an LMK cryptogram"))?;
+    checks.push((what.to_owned(), k.clone(), check.cloned()));
+    Ok(k)
 }
 
 /// Loads the LMK and opens every key of `config` under it.
@@ -105,16 +144,30 @@ pub fn load(config: &Config) -> Result<Keys> {
     )
     .map_err(|e| anyhow!("hsm: {e}"))?;
 
+    let remote = config.hsm.is_remote();
+    let mut checks = Vec::new();
     let mut ranges = Vec::new();
     for (i, t) in config.terminals.iter().enumerate() {
-        let tmk = seal(
-            &hsm,
-            config.production,
-            KeyUsage::Tmk,
-            t.tmk_sealed.as_deref(),
-            t.tmk_clear.as_deref(),
-            &format!("terminals[{i}].tmk"),
-        )?;
+        let what = format!("terminals[{i}].tmk");
+        let tmk = if remote {
+            lmk_key(
+                LmkKeyType::Tpk,
+                t.tmk_lmk.as_ref(),
+                t.tmk_check.as_ref(),
+                &what,
+                &mut checks,
+            )?
+        } else {
+            seal(
+                &hsm,
+                config.production,
+                KeyUsage::Tmk,
+                t.tmk_sealed.as_deref(),
+                t.tmk_clear.as_deref(),
+                &what,
+            )?
+            .into()
+        };
         let (from, to) = t
             .numbers()
             .ok_or_else(|| anyhow!("terminals[{i}]: tid_from and tid_to must be 8 digits"))?;
@@ -131,14 +184,25 @@ pub fn load(config: &Config) -> Result<Keys> {
     }
     let pin_verification = match &config.issuer {
         Some(i) => Some(PinVerification {
-            pvk: seal(
-                &hsm,
-                config.production,
-                KeyUsage::Pvk,
-                i.pvk_sealed.as_deref(),
-                i.pvk_clear.as_deref(),
-                "issuer.pvk",
-            )?,
+            pvk: if remote {
+                lmk_key(
+                    LmkKeyType::Tpk,
+                    i.pvk_lmk.as_ref(),
+                    i.pvk_check.as_ref(),
+                    "issuer.pvk",
+                    &mut checks,
+                )?
+            } else {
+                seal(
+                    &hsm,
+                    config.production,
+                    KeyUsage::Pvk,
+                    i.pvk_sealed.as_deref(),
+                    i.pvk_clear.as_deref(),
+                    "issuer.pvk",
+                )?
+                .into()
+            },
             pvki: i.pvki,
             ibm3624: Ibm3624::whole_pin(
                 i.decimalisation
@@ -152,13 +216,32 @@ pub fn load(config: &Config) -> Result<Keys> {
 
     let mut zone = Vec::new();
     for (i, c) in config.issuers.iter().enumerate() {
+        let (zpk_name, zak_name) = (format!("issuers[{i}].zpk"), format!("issuers[{i}].zak"));
+        if remote {
+            let zpk = lmk_key(
+                LmkKeyType::Zpk,
+                c.zpk_lmk.as_ref(),
+                c.zpk_check.as_ref(),
+                &zpk_name,
+                &mut checks,
+            )?;
+            let zak = lmk_key(
+                LmkKeyType::Zak,
+                c.zak_lmk.as_ref(),
+                c.zak_check.as_ref(),
+                &zak_name,
+                &mut checks,
+            )?;
+            zone.push((zpk, zak));
+            continue;
+        }
         let zpk = seal(
             &hsm,
             config.production,
             KeyUsage::Zpk,
             c.zpk_sealed.as_deref(),
             c.zpk_clear.as_deref(),
-            &format!("issuers[{i}].zpk"),
+            &zpk_name,
         )?;
         let zak = seal(
             &hsm,
@@ -166,16 +249,101 @@ pub fn load(config: &Config) -> Result<Keys> {
             KeyUsage::Zak,
             c.zak_sealed.as_deref(),
             c.zak_clear.as_deref(),
-            &format!("issuers[{i}].zak"),
+            &zak_name,
         )?;
-        zone.push((zpk, zak));
+        zone.push((zpk.into(), zak.into()));
     }
+    let remote = remote.then(|| RemoteKeys {
+        config: RemoteConfig {
+            addresses: config.hsm.remote.clone(),
+            header_len: config.hsm.header_len(),
+            timeout: Duration::from_millis(config.hsm.timeout_ms.unwrap_or(2_000)),
+            pool: config.hsm.pool.unwrap_or(16),
+            health_interval: Duration::from_secs(
+                config.hsm.health_interval_secs.unwrap_or(5).max(1),
+            ),
+        },
+        lmk_check: config.hsm.lmk_check.clone(),
+        checks,
+        production: config.production,
+    });
     Ok(Keys {
         hsm,
+        remote,
         ranges,
         pin_verification,
         zone,
     })
+}
+
+/// The HSM the pipeline uses: the in-process one, or the network HSMs after checking them:
+/// at least one answers `NC` with the configured LMK check value (in production, not the
+/// test LMK's), and every key's `BU` check value is the configured one (in production,
+/// not a published key's). Starts the health checks.
+pub async fn connect(
+    hsm: Hsm,
+    remote: Option<RemoteKeys>,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<MeteredHsm>> {
+    let local = Arc::new(hsm);
+    let Some(r) = remote else {
+        return Ok(Arc::new(MeteredHsm::new(local, Arc::clone(metrics))));
+    };
+    let net = Arc::new(RemoteHsm::new(r.config.clone(), metrics.hsm_remote.clone()));
+    let test_lmk = hex::encode_upper(hsm_sim::payshield::VariantLmk::test().check_value());
+    let mut answering = 0;
+    for (addr, lmk) in net.check().await {
+        let Some(lmk) = lmk else {
+            tracing::warn!(hsm = %addr, "HSM does not answer NC at start");
+            continue;
+        };
+        if let Some(want) = &r.lmk_check
+            && !lmk.eq_ignore_ascii_case(want)
+        {
+            bail!("hsm.remote {addr}: its LMK check value is {lmk}, hsm.lmk_check says {want}");
+        }
+        if lmk == test_lmk {
+            if r.production {
+                bail!("hsm.remote {addr}: runs on the payShield TEST LMK, refused in production");
+            }
+            tracing::warn!(hsm = %addr, "network HSM runs on the payShield TEST LMK: test keys only");
+        }
+        answering += 1;
+    }
+    if answering == 0 {
+        bail!(
+            "hsm.remote: no HSM answers ({}); the keys cannot be checked",
+            r.config.addresses.join(", ")
+        );
+    }
+    for (what, key, want) in &r.checks {
+        let cv = net
+            .check_value(key)
+            .await
+            .map_err(|e| anyhow!("{what}_lmk: the HSM refused it ({e})"))?;
+        let shown = hex::encode_upper(&cv);
+        if let Some(want) = want
+            && !shown.starts_with(&want.to_ascii_uppercase())
+        {
+            bail!(
+                "{what}_check: the key's check value is {}, not {want}",
+                &shown[..want.len().min(shown.len())]
+            );
+        }
+        if let Some(name) = hsm_sim::published::lookup(&cv) {
+            if r.production {
+                bail!("{what}: a published key ({name}), refused in production");
+            }
+            tracing::warn!(key = %what, check_value = %&shown[..6], "a published key ({name}) is in use: test data only");
+        }
+    }
+    tokio::spawn(Arc::clone(&net).health_loop());
+    tracing::info!(hsms = %r.config.addresses.join(", "), "payment keys on network HSMs (payShield host protocol)");
+    Ok(Arc::new(MeteredHsm::with_remote(
+        local,
+        net,
+        Arc::clone(metrics),
+    )))
 }
 
 /// Checks a configuration as a start would, without starting: the LMK opens every key,

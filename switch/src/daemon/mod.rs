@@ -84,6 +84,7 @@ impl Node {
     ) -> Result<Self> {
         let keys::Keys {
             hsm,
+            remote,
             ranges,
             pin_verification,
             zone,
@@ -145,7 +146,7 @@ impl Node {
                 })
                 .collect(),
         );
-        let hsm = Arc::new(hsm);
+        let hsm = keys::connect(hsm, remote, &metrics).await?;
         let journal = Arc::new(journal);
         let switch = Arc::new(Switch::new(Parts {
             hsm: Arc::clone(&hsm),
@@ -440,6 +441,7 @@ pub async fn start(config: Config) -> Result<Running> {
         metrics_listener,
         metrics,
         Arc::clone(node.switch().journal().health()),
+        node.switch().hsm().remote().cloned(),
         access,
         stopped,
         http_stopped,

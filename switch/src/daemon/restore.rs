@@ -187,19 +187,23 @@ fn pin_check_of(hsm: &Hsm, keys: &PinVerification, e: &CardEntry<'_>) -> Result<
         },
         (method, Some(pin), _, _) => {
             let pin = ClearPin::new(pin).map_err(|e| anyhow!("{key}.pin: {e}"))?;
+            let pvk = keys
+                .pvk
+                .sealed()
+                .ok_or_else(|| anyhow!("{key}.pin: a clear PIN needs the in-process HSM"))?;
             match method {
                 PinMethod::Ibm3624 => {
                     let validation = hsm_sim::primitives::pvv::validation_from_pan(e.number)
                         .map_err(|err| anyhow!("{key}: {err}"))?;
                     PinCheck::Ibm3624 {
                         offset: hsm
-                            .generate_ibm3624_offset(&keys.pvk, &keys.ibm3624, &validation, &pin)
+                            .generate_ibm3624_offset(pvk, &keys.ibm3624, &validation, &pin)
                             .map_err(|err| anyhow!("{key}: {err}"))?,
                     }
                 }
                 PinMethod::VisaPvv => PinCheck::VisaPvv {
                     pvv: hsm
-                        .generate_pvv(&keys.pvk, e.number, keys.pvki, &pin)
+                        .generate_pvv(pvk, e.number, keys.pvki, &pin)
                         .map_err(|err| anyhow!("{key}: {err}"))?,
                     pvki: keys.pvki,
                 },

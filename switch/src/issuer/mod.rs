@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use codec::{Dialect, Message, MessageBuilder};
-use hsm_sim::{Hsm, MacAlgorithm, SealedKey};
+use hsm_sim::MacAlgorithm;
+
+use crate::hsm::{KeyRef, MeteredHsm};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -80,9 +82,9 @@ pub struct Issuer {
     pub dialect: &'static Dialect,
     /// Our acquiring institution id (field 32).
     pub acquirer_id: String,
-    /// Zone PIN key, sealed.
-    pub zpk: SealedKey,
-    zak: SealedKey,
+    /// Zone PIN key.
+    pub zpk: KeyRef,
+    zak: KeyRef,
     pub(crate) timeout: Duration,
     pub(crate) echo_interval: Duration,
     pub(crate) reconnect: (Duration, Duration),
@@ -157,8 +159,8 @@ impl Issuer {
         index: usize,
         cfg: &IssuerConfig,
         acquirer_id: &str,
-        zpk: SealedKey,
-        zak: SealedKey,
+        zpk: KeyRef,
+        zak: KeyRef,
         metrics: Arc<Metrics>,
         seed: u64,
     ) -> Result<Self, codec::SpecError> {
@@ -269,7 +271,11 @@ impl Issuer {
     /// Sends a request (MACed with the ZAK) on a healthy line and waits for its reply, whose
     /// MAC is checked. The reply comes back as its frame. While the circuit breaker is open
     /// nothing is sent: [`LinkError::Unavailable`].
-    pub async fn exchange(&self, hsm: &Hsm, b: MessageBuilder<'_>) -> Result<Vec<u8>, LinkError> {
+    pub async fn exchange(
+        &self,
+        hsm: &MeteredHsm,
+        b: MessageBuilder<'_>,
+    ) -> Result<Vec<u8>, LinkError> {
         if self.breaker.is_open() {
             return Err(LinkError::Unavailable);
         }
@@ -280,7 +286,7 @@ impl Issuer {
     /// whose sends are how a recovered issuer shows itself.
     pub async fn exchange_queued(
         &self,
-        hsm: &Hsm,
+        hsm: &MeteredHsm,
         b: MessageBuilder<'_>,
     ) -> Result<Vec<u8>, LinkError> {
         let line = self.pick_line().ok_or(LinkError::Unavailable)?;
@@ -291,7 +297,7 @@ impl Issuer {
     pub(crate) async fn exchange_on(
         &self,
         line: &Line,
-        hsm: Option<&Hsm>,
+        hsm: Option<&MeteredHsm>,
         mut b: MessageBuilder<'_>,
     ) -> Result<Vec<u8>, LinkError> {
         if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
@@ -300,11 +306,16 @@ impl Issuer {
         }
         let mut frame = Vec::with_capacity(256);
         let encoded = match hsm {
-            Some(hsm) => b.encode_with_mac(self.dialect, &mut frame, |data| {
-                hsm.generate_mac(&self.zak, MacAlgorithm::X919, data)
-                    .ok()
-                    .map(|m| m.field64())
-            }),
+            Some(hsm) => match b.encode_for_mac(self.dialect, &mut frame) {
+                Ok(slot) => match hsm
+                    .generate_mac(&self.zak, MacAlgorithm::X919, slot.data(&frame))
+                    .await
+                {
+                    Ok(mac) => slot.fill(&mut frame, &mac).map(|()| slot.written),
+                    Err(_) => Err(codec::EncodeError::MacUnavailable),
+                },
+                Err(e) => Err(e),
+            },
             None => b.encode(self.dialect, &mut frame),
         };
         if let Err(e) = encoded {
@@ -353,7 +364,7 @@ impl Issuer {
             .round_trip
             .observe(started.elapsed().as_secs_f64());
         if let Some(hsm) = hsm
-            && !self.reply_mac_ok(hsm, &reply)
+            && !self.reply_mac_ok(hsm, &reply).await
         {
             tracing::warn!(issuer = %self.name, "issuer reply with a bad or missing MAC: treated as no reply");
             self.metrics.issuer_event(&self.name, "bad_mac");
@@ -362,7 +373,7 @@ impl Issuer {
         Ok(reply)
     }
 
-    fn reply_mac_ok(&self, hsm: &Hsm, frame: &[u8]) -> bool {
+    async fn reply_mac_ok(&self, hsm: &MeteredHsm, frame: &[u8]) -> bool {
         let Ok(msg) = codec::decode(self.dialect, frame) else {
             return false;
         };
@@ -370,6 +381,7 @@ impl Issuer {
             return false;
         };
         hsm.verify_mac(&self.zak, MacAlgorithm::X919, msg.mac_data(), &mac)
+            .await
             .unwrap_or(false)
     }
 

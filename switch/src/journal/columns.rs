@@ -9,11 +9,11 @@
 //! ```
 
 use codec::Mti;
-use hsm_sim::SealedKey;
 
 use super::{AccountRecord, CardRef, PinCheck, SafRecord, SessionRecord, TxnRecord, UpstreamRef};
 use crate::clock::Timestamp;
 use crate::fees::{AppliedFee, Channel, FeeCategory};
+use crate::hsm::KeyRef;
 use crate::model::{
     AccountId, AuthCode, BatchNo, CardStatus, CardType, ResponseCode, Rrn, SafKind, SafState, Stan,
     Tid, TxnKind,
@@ -324,8 +324,8 @@ pub fn session_values(s: &SessionRecord) -> Vec<Value> {
     vec![
         s.tid.as_str().into(),
         s.mid.clone().into(),
-        s.tpk.to_hex().into(),
-        s.tak.to_hex().into(),
+        s.tpk.to_text().into(),
+        s.tak.to_text().into(),
         s.batch.0.into(),
         s.operator.clone().into(),
         s.signed_on.iso_utc().into(),
@@ -338,8 +338,8 @@ pub fn session_from(r: &impl Columns) -> Result<SessionRecord, ColumnError> {
     Ok(SessionRecord {
         tid: Tid::parse(&r.text(0, "tid")?).ok_or(ColumnError::Bad("tid"))?,
         mid: r.text(1, "mid")?,
-        tpk: SealedKey::from_hex(&r.text(2, "tpk")?).map_err(|_| ColumnError::Bad("tpk"))?,
-        tak: SealedKey::from_hex(&r.text(3, "tak")?).map_err(|_| ColumnError::Bad("tak"))?,
+        tpk: KeyRef::from_text(&r.text(2, "tpk")?).ok_or(ColumnError::Bad("tpk"))?,
+        tak: KeyRef::from_text(&r.text(3, "tak")?).ok_or(ColumnError::Bad("tak"))?,
         batch: BatchNo(r.num(4, "batch")?),
         operator: r.opt_text(5, "operator")?,
         signed_on: Timestamp::parse_iso(&r.text(6, "signed_on_utc")?).unwrap_or(Timestamp(0)),

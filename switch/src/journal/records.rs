@@ -16,8 +16,8 @@
 //! the whole commit when it does not hold, so a change is never applied to a state it was
 //! not computed from.
 
+use crate::hsm::KeyRef;
 use codec::Mti;
-use hsm_sim::SealedKey;
 
 use crate::clock::Timestamp;
 use crate::fees::Channel;
@@ -248,9 +248,9 @@ pub struct SessionRecord {
     /// Merchant.
     pub mid: String,
     /// TPK sealed under the LMK.
-    pub tpk: SealedKey,
+    pub tpk: KeyRef,
     /// TAK sealed under the LMK.
-    pub tak: SealedKey,
+    pub tak: KeyRef,
     /// Open batch.
     pub batch: BatchNo,
     /// Operator who signed on.

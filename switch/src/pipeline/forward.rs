@@ -125,6 +125,7 @@ async fn forward_inner<'s>(
     let pin = match req.msg.bytes(52) {
         Some(block) => Some(
             translate_pin(sw, issuer, session, block, pan.as_str())
+                .await
                 .map_err(|d| declined(d, &details))?,
         ),
         None => None,
@@ -213,7 +214,7 @@ async fn forward_inner<'s>(
             })
         })
     };
-    let sent = issuer.exchange(sw.hsm.inner(), up.builder(mti, now)).await;
+    let sent = issuer.exchange(&sw.hsm, up.builder(mti, now)).await;
     let reply = sent.and_then(|frame| {
         codec::decode(issuer.dialect, &frame)
             .ok()
@@ -280,7 +281,7 @@ async fn forward_inner<'s>(
 }
 
 /// The PIN block from the terminal's TPK to the issuer's ZPK, with field 53.
-fn translate_pin(
+async fn translate_pin(
     sw: &Switch,
     issuer: &Issuer,
     session: &Session,
@@ -289,7 +290,11 @@ fn translate_pin(
 ) -> Result<([u8; 8], String), Decline> {
     let block =
         EncryptedPinBlock::new(block).map_err(|_| Decline::from(ResponseCode::FORMAT_ERROR))?;
-    match sw.hsm.translate_pin(&session.tpk, &issuer.zpk, &block, pan) {
+    match sw
+        .hsm
+        .translate_pin(&session.tpk, &issuer.zpk, &block, pan)
+        .await
+    {
         Ok(b) => {
             let bytes: [u8; 8] = b
                 .as_bytes()
@@ -298,7 +303,11 @@ fn translate_pin(
             Ok((bytes, PIN_CONTROL.to_owned()))
         }
         // The block does not hold a PIN for this card: as a wrong PIN.
-        Err(hsm_sim::Error::BadPinBlock | hsm_sim::Error::BadPin) => {
+        Err(crate::hsm::HsmError::Local(hsm_sim::Error::BadPinBlock | hsm_sim::Error::BadPin)) => {
+            Err(ResponseCode::WRONG_PIN.into())
+        }
+        // A network HSM that cannot read the PIN block: as a wrong PIN too.
+        Err(crate::hsm::HsmError::Refused(code)) if matches!(code.as_str(), "20" | "24") => {
             Err(ResponseCode::WRONG_PIN.into())
         }
         Err(e) => Err(hsm_failure(e)),

@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::Instant as Stopwatch;
 
 use codec::Dialect;
-use hsm_sim::Hsm;
 
 use crate::clock::{Clock, Timestamp};
 use crate::config::AcquirerConfig;
@@ -111,8 +110,8 @@ const SECURITY_LOG_PER_SECOND: u32 = 5;
 
 /// What a switch is made of (the daemon assembles it from the configuration).
 pub struct Parts {
-    /// The HSM.
-    pub hsm: Arc<Hsm>,
+    /// The HSM (in process, or payment keys on a network HSM).
+    pub hsm: Arc<MeteredHsm>,
     /// Terminals and their TMKs.
     pub terminals: TerminalDirectory,
     /// BIN routes.
@@ -139,7 +138,7 @@ pub struct Parts {
 
 /// Everything the pipeline needs.
 pub struct Switch {
-    pub(crate) hsm: MeteredHsm,
+    pub(crate) hsm: Arc<MeteredHsm>,
     pub(crate) dialect: &'static Dialect,
     pub(crate) terminals: TerminalDirectory,
     pub(crate) routes: Routes,
@@ -162,7 +161,7 @@ pub struct Switch {
 }
 
 /// An HSM failure: logged, answered `96`.
-pub(crate) fn hsm_failure(e: hsm_sim::Error) -> Decline {
+pub(crate) fn hsm_failure(e: crate::hsm::HsmError) -> Decline {
     tracing::error!(error = %e, "HSM call failed");
     ResponseCode::SYSTEM_ERROR.into()
 }
@@ -176,7 +175,7 @@ impl Switch {
             .map(|_| Arc::new(Queue::default()))
             .collect();
         Self {
-            hsm: MeteredHsm::new(parts.hsm, Arc::clone(&parts.metrics)),
+            hsm: parts.hsm,
             dialect: Dialect::cup_pos(),
             terminals: parts.terminals,
             routes: parts.routes,
@@ -193,6 +192,11 @@ impl Switch {
             security_log: SecurityLog::new(SECURITY_LOG_PER_SECOND),
             rrns: RrnBlocks::default(),
         }
+    }
+
+    /// The HSM.
+    pub fn hsm(&self) -> &Arc<MeteredHsm> {
+        &self.hsm
     }
 
     /// The journal (for shutdown).
@@ -251,7 +255,9 @@ impl Switch {
         // Steps 2-3 before anything is claimed or written: a forged frame leaves nothing.
         let mut auth = match self.authenticate(&req).await {
             Ok(a) => a,
-            Err(refused) => return Served::unauthenticated(self.refuse(&req, refused, peer)),
+            Err(refused) => {
+                return Served::unauthenticated(self.refuse(&req, refused, peer).await);
+            }
         };
         let now = self.clock.now();
         // A journal that is gone or cannot take writes: nothing can be recorded, so nothing
@@ -262,7 +268,7 @@ impl Switch {
             tracing::debug!(reason = %why, "journal not ready: 96");
             let answered = self.unrecorded(ResponseCode::SYSTEM_ERROR, auth.session.is_some());
             self.count(req.label(), ResponseCode::SYSTEM_ERROR);
-            return Served::unauthenticated(self.answer(&req, &auth, answered, now));
+            return Served::unauthenticated(self.answer(&req, &auth, answered, now).await);
         }
         // Step 4 before any work: a retransmission never moves money twice.
         let mut answered = match req.key() {
@@ -316,7 +322,7 @@ impl Switch {
                                     Err(refused) => {
                                         drop(claim);
                                         return Served::unauthenticated(
-                                            self.refuse(&req, refused, peer),
+                                            self.refuse(&req, refused, peer).await,
                                         );
                                     }
                                 };
@@ -336,7 +342,7 @@ impl Switch {
         let rrn = answered.rrn;
         let facts = std::mem::take(&mut answered.log);
         let auth_code = answered.answer.auth_code;
-        let reply = self.answer(&req, &auth, answered, now);
+        let reply = self.answer(&req, &auth, answered, now).await;
         self.observe(
             &req,
             Outcome {
@@ -387,12 +393,7 @@ impl Switch {
                     // have settled).
                     self.reload_session(tid).await;
                 }
-                return Ok(terminal::sign_on(
-                    &self.hsm,
-                    &self.state.sessions,
-                    req,
-                    range,
-                )?);
+                return Ok(terminal::sign_on(&self.hsm, &self.state.sessions, req, range).await?);
             }
             TxnKind::Echo => return Ok(Decision::from(ResponseCode::APPROVED)),
             _ => auth.session()?,
@@ -425,7 +426,7 @@ impl Switch {
         };
         let pin = match kind {
             TxnKind::Refund => crate::journal::PinTries::Unchanged,
-            _ => pin::verify(self, req, &inst, &account, session, pin_required)?,
+            _ => pin::verify(self, req, &inst, &account, session, pin_required).await?,
         };
         Ok(match kind {
             TxnKind::Sale | TxnKind::QrSale | TxnKind::Balance => {
@@ -438,7 +439,7 @@ impl Switch {
     }
 
     /// The reply to an answered request, MACed under the session that authenticated it.
-    fn answer(
+    async fn answer(
         &self,
         req: &Request<'_>,
         auth: &Authenticated<'_>,
@@ -450,6 +451,7 @@ impl Switch {
             _ => None,
         };
         self.reply(req, &answered.answer, answered.rrn, tak, now)
+            .await
     }
 
     /// Counts an answered request by kind and response code.

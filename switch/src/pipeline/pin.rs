@@ -11,13 +11,14 @@
 //!                                                   the request: 55, or 75 at the limit
 //! ```
 
-use hsm_sim::{EncryptedPinBlock, Ibm3624, SealedKey};
+use hsm_sim::{EncryptedPinBlock, Ibm3624};
 
 use super::card::Instrument;
 use super::decision::Decision;
 use super::effects::{Effects, FundsMove};
 use super::request::Request;
 use super::{Switch, hsm_failure};
+use crate::hsm::{KeyRef, PinReference, PinVerify};
 use crate::journal::{PinCheck, PinTries};
 use crate::model::ResponseCode;
 use crate::state::{AccountView, Session};
@@ -25,8 +26,8 @@ use crate::state::{AccountView, Session};
 /// The on-us issuer's PIN verification key and IBM 3624 parameters.
 #[derive(Clone, Debug)]
 pub struct PinVerification {
-    /// PVK sealed under the LMK.
-    pub pvk: SealedKey,
+    /// The PVK (sealed, or under a network HSM's LMK).
+    pub pvk: KeyRef,
     /// PVK index (Visa PVV).
     pub pvki: u8,
     /// IBM 3624 decimalisation table; the check covers the whole PIN.
@@ -36,7 +37,7 @@ pub struct PinVerification {
 /// Verifies field 52; without it, `required` decides. `Ok` is what the PIN check does to
 /// the account's tries when the request is journalled; a wrong PIN is a decision of its
 /// own (55 or 75, one more try).
-pub fn verify<'s>(
+pub async fn verify<'s>(
     sw: &'s Switch,
     req: &Request<'_>,
     inst: &Instrument,
@@ -61,34 +62,37 @@ pub fn verify<'s>(
     if view.pin_tries >= limit {
         return Err(inst.decline(ResponseCode::PIN_TRIES_EXCEEDED));
     }
-    let verified = match &*view.account.pin {
+    let validation;
+    let reference = match &*view.account.pin {
         PinCheck::Ibm3624 { offset } => {
-            hsm_sim::primitives::pvv::validation_from_pan(&inst.pvv_account).and_then(|v| {
-                sw.hsm.verify_pin_ibm3624(
-                    &session.tpk,
-                    &block,
-                    &inst.block_pan,
-                    &keys.pvk,
-                    &keys.ibm3624,
-                    &v,
-                    offset,
-                )
-            })
+            validation = hsm_sim::primitives::pvv::validation_from_pan(&inst.pvv_account)
+                .map_err(|e| inst.decline(hsm_failure(e.into())))?;
+            PinReference::Ibm3624 {
+                params: &keys.ibm3624,
+                validation: &validation,
+                offset,
+            }
         }
-        PinCheck::VisaPvv { pvv, pvki } => sw.hsm.verify_pin_pvv(
-            &session.tpk,
-            &block,
-            &inst.block_pan,
-            &keys.pvk,
-            *pvki,
+        PinCheck::VisaPvv { pvv, pvki } => PinReference::VisaPvv {
+            pvki: *pvki,
             pvv,
-            &inst.pvv_account,
-        ),
+            account: &inst.pvv_account,
+        },
     };
+    let verified = sw
+        .hsm
+        .verify_pin(PinVerify {
+            tpk: &session.tpk,
+            block: &block,
+            block_pan: &inst.block_pan,
+            pvk: &keys.pvk,
+            reference,
+        })
+        .await;
     let right = match verified {
         Ok(ok) => ok,
-        Err(hsm_sim::Error::BadPinBlock) => false,
-        Err(hsm_sim::Error::FailureLimit) => {
+        Err(e) if e.is_bad_pin_block() => false,
+        Err(e) if e.is_failure_limit() => {
             tracing::warn!("HSM PIN failure limit reached: verification refused");
             return Err(inst.decline(ResponseCode::SYSTEM_ERROR));
         }

@@ -33,7 +33,8 @@ impl Switch {
         &self,
         req: &Request<'_>,
     ) -> Result<Authenticated<'_>, Refused> {
-        let first = terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req);
+        let first =
+            terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req).await;
         match first {
             Err(r)
                 if self.shared()
@@ -41,7 +42,7 @@ impl Switch {
                     && let Some(tid) = req.tid
                     && self.reload_session(tid).await =>
             {
-                terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req)
+                terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req).await
             }
             other => other,
         }

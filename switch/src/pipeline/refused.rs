@@ -29,20 +29,28 @@ impl Switch {
 
     /// A request that failed authentication: counted, logged at a bounded rate, answered
     /// with its code alone, nothing recorded.
-    pub(crate) fn refuse(
+    pub(crate) async fn refuse(
         &self,
         req: &Request<'_>,
         refused: Refused,
         peer: Option<std::net::IpAddr>,
     ) -> Handled {
         let now = self.clock.now();
-        let bare = |d: Decline| {
-            self.count(req.label(), d.code);
-            self.reply(req, &Answer::from(d), None, None, now)
-        };
+        let d = self.refusal(req, refused, peer);
+        self.count(req.label(), d.code);
+        self.reply(req, &Answer::from(d), None, None, now).await
+    }
+
+    /// What a refused request is answered, counted and logged.
+    fn refusal(
+        &self,
+        req: &Request<'_>,
+        refused: Refused,
+        peer: Option<std::net::IpAddr>,
+    ) -> Decline {
         if req.kind.is_none() {
             // Not a kind the switch serves, and not authenticated either: 12, as to anyone.
-            return bare(ResponseCode::INVALID_TXN.into());
+            return ResponseCode::INVALID_TXN.into();
         }
         self.metrics
             .auth_failures
@@ -59,12 +67,12 @@ impl Switch {
             tid,
             "request refused: not authenticated",
         );
-        bare(refused.decline)
+        refused.decline
     }
 
     /// The answer to a request whose task panicked: its recorded outcome when it was
     /// journalled (the terminal hears what happened to its money), else `96`.
-    pub fn after_panic(&self, frame: &[u8]) -> Handled {
+    pub async fn after_panic(&self, frame: &[u8]) -> Handled {
         let Ok(msg) = codec::decode(self.dialect, frame) else {
             return Handled::Close("panic");
         };
@@ -89,6 +97,7 @@ impl Switch {
                     tak.as_ref().map(|(k, a)| (k, *a)),
                     self.clock.now(),
                 )
+                .await
             }
             None => self.bare_reply(&msg, req.label(), ResponseCode::SYSTEM_ERROR.into()),
         }

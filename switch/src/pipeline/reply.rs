@@ -13,7 +13,9 @@
 
 use codec::header::SIGN_ON_AGAIN;
 use codec::{CupHeader, Message, MessageBuilder, Mti, Tpdu};
-use hsm_sim::{MacAlgorithm, SealedKey};
+use hsm_sim::MacAlgorithm;
+
+use crate::hsm::KeyRef;
 
 use super::decision::{Answer, Decline};
 use super::request::Request;
@@ -53,12 +55,12 @@ fn echo<'m>(msg: &Message<'m>, n: u8) -> Option<codec::FieldInput<'m>> {
 
 impl Switch {
     /// The reply to an answered request; MACed with `tak` when given.
-    pub(crate) fn reply(
+    pub(crate) async fn reply(
         &self,
         req: &Request<'_>,
         answer: &Answer,
         rrn: Option<Rrn>,
-        tak: Option<(&SealedKey, MacAlgorithm)>,
+        tak: Option<(&KeyRef, MacAlgorithm)>,
         now: Timestamp,
     ) -> Handled {
         let msg = req.msg;
@@ -107,9 +109,13 @@ impl Switch {
         }
         let mut buf = Vec::with_capacity(256);
         let encoded = match tak {
-            Some((tak, alg)) => b.encode_with_mac(self.dialect, &mut buf, |data| {
-                self.hsm.generate_mac(tak, alg, data).ok()
-            }),
+            Some((tak, alg)) => match b.encode_for_mac(self.dialect, &mut buf) {
+                Ok(slot) => match self.hsm.generate_mac(tak, alg, slot.data(&buf)).await {
+                    Ok(mac) => slot.fill(&mut buf, &mac).map(|()| slot.written),
+                    Err(_) => Err(codec::EncodeError::MacUnavailable),
+                },
+                Err(e) => Err(e),
+            },
             None => b.encode(self.dialect, &mut buf),
         };
         match encoded {

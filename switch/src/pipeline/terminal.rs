@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use hsm_sim::SealedKey;
+use crate::hsm::KeyRef;
 
 use super::decision::{Answer, Decision, Decline, Details, SignOnReply};
 use super::effects::Effects;
@@ -47,7 +47,7 @@ pub struct TerminalRange {
     /// MAC algorithm.
     pub mac: TerminalMac,
     /// TMK sealed under the LMK.
-    pub tmk: SealedKey,
+    pub tmk: KeyRef,
 }
 
 /// Terminals known to the switch.
@@ -107,7 +107,7 @@ fn refused(decline: impl Into<Decline>, event: Event) -> Refused {
 
 /// Authenticates `req`. Kinds the switch does not serve are held to a MAC like any request
 /// that moves money.
-pub fn authenticate<'s>(
+pub async fn authenticate<'s>(
     terminals: &'s TerminalDirectory,
     sessions: &Sessions,
     hsm: &MeteredHsm,
@@ -143,6 +143,7 @@ pub fn authenticate<'s>(
         .ok_or_else(|| refused(ResponseCode::FORMAT_ERROR, Event::MissingMac))?;
     let ok = hsm
         .verify_mac(&session.tak, range.mac.algorithm(), req.msg.mac_data(), mac)
+        .await
         .map_err(|e| Refused {
             decline: super::hsm_failure(e),
             event: Event::BadMac,
@@ -186,13 +187,16 @@ pub fn check_batch(req: &Request<'_>, kind: TxnKind, session: &Session) -> Resul
 
 /// Sign-on: new working keys under the terminal's TMK; the batch stays across sign-ons (a
 /// new terminal starts at batch 1). The session replaces the old one once journalled.
-pub fn sign_on<'s>(
+pub async fn sign_on<'s>(
     hsm: &MeteredHsm,
     sessions: &Sessions,
     req: &Request<'_>,
     range: &TerminalRange,
 ) -> Result<Decision<'s>, Decline> {
-    let keys = hsm.terminal_keys(&range.tmk).map_err(super::hsm_failure)?;
+    let keys = hsm
+        .terminal_keys(&range.tmk)
+        .await
+        .map_err(super::hsm_failure)?;
     let tid = req.tid.ok_or(Decline::from(ResponseCode::NO_TERMINAL))?;
     let batch = sessions.get(&tid).map_or(BatchNo::FIRST, |s| s.batch);
     let mut field62 = Vec::with_capacity(40);

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hsm::MeteredHsm;
 use codec::MessageBuilder;
-use hsm_sim::Hsm;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -37,7 +37,7 @@ pub struct Worker {
     /// Its queue.
     pub queue: Arc<Queue>,
     /// Opens the sealed messages and MACs them.
-    pub hsm: Arc<Hsm>,
+    pub hsm: Arc<MeteredHsm>,
     /// Where results are recorded.
     pub journal: Arc<Journal>,
     /// The time of day, for the journal and expiry.
@@ -49,6 +49,7 @@ impl Worker {
         let issuer = &self.issuer;
         let clear = self
             .hsm
+            .inner()
             .open_record(SEAL_DOMAIN, &e.sealed)
             .map_err(|_| LinkError::Build)?;
         let msg = codec::decode(issuer.dialect, &clear).map_err(|_| LinkError::Build)?;
@@ -167,7 +168,7 @@ impl Worker {
         let tid = msg.text(41).unwrap_or("-");
         let id = format!("late:{}:{tid}:{}:{time}", issuer.name, original.stan);
         let Some((entry, record)) = Entry::new(
-            &self.hsm,
+            self.hsm.inner(),
             issuer,
             id,
             SafKind::Reversal,

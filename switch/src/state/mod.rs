@@ -15,8 +15,8 @@
 
 use std::sync::Arc;
 
+use crate::hsm::KeyRef;
 use dashmap::DashMap;
-use hsm_sim::SealedKey;
 
 use crate::model::{BatchNo, Tid};
 
@@ -40,9 +40,9 @@ pub struct Session {
     /// Merchant ID at sign-on.
     pub mid: String,
     /// TPK sealed under the LMK.
-    pub tpk: SealedKey,
+    pub tpk: KeyRef,
     /// TAK sealed under the LMK.
-    pub tak: SealedKey,
+    pub tak: KeyRef,
     /// Open batch.
     pub batch: BatchNo,
 }

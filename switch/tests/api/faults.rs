@@ -163,7 +163,7 @@ impl Rig {
                 switch::clock::Timestamp::now().cst_day_number(),
             ),
             batch: s.sessions.get(&tid).map(|x| x.batch.0),
-            tak: s.sessions.get(&tid).map(|x| x.tak.to_hex()),
+            tak: s.sessions.get(&tid).map(|x| x.tak.to_text()),
             in_flight: s.recent.in_flight(),
             locked: s.originals.locked(),
             originals: self

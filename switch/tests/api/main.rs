@@ -23,6 +23,7 @@ mod merchant_day;
 mod metrics;
 mod nodes;
 mod operator_cli;
+mod payshield;
 mod pg;
 mod reliability;
 mod restart;

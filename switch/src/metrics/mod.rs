@@ -6,6 +6,8 @@
 //!
 //! Issuer and line label values are the names and addresses in the configuration.
 
+pub mod hsm_remote;
+
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -206,7 +208,7 @@ pub const HSM_OPS: &[&str] = &[
 ];
 
 /// What HSM errors say (see `hsm::error_kind`).
-pub const HSM_ERROR_KINDS: &[&str] = &["input", "key", "limit", "other"];
+pub const HSM_ERROR_KINDS: &[&str] = &["input", "key", "limit", "unavailable", "other"];
 
 /// Store-and-forward events.
 pub const SAF_EVENTS: &[&str] = &["queued", "sent", "acknowledged", "expired"];
@@ -346,6 +348,8 @@ pub struct Metrics {
     pub issuer_echoes: Family<EchoLabels, Counter>,
     /// Other issuer-link events.
     pub issuer_events: Family<IssuerEvent, Counter>,
+    /// Network HSMs: commands, latency, up.
+    pub hsm_remote: hsm_remote::RemoteMetrics,
 }
 
 impl Default for Metrics {
@@ -673,7 +677,24 @@ impl Metrics {
             "Issuer-link problems, by event",
             issuer_events.clone(),
         );
+        let hsm_remote = hsm_remote::RemoteMetrics::new();
+        registry.register(
+            "hsm_remote_requests",
+            "Commands sent to network HSMs, by HSM, command and result (error code or link failure)",
+            hsm_remote.requests.clone(),
+        );
+        registry.register(
+            "hsm_remote_duration_seconds",
+            "Network HSM command latency, by HSM",
+            hsm_remote.duration.clone(),
+        );
+        registry.register(
+            "hsm_up",
+            "Network HSMs answering (1) or not (0)",
+            hsm_remote.up.clone(),
+        );
         Self {
+            hsm_remote,
             root,
             last_declines: LastDeclines::default(),
             transactions,
