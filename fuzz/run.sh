@@ -4,7 +4,7 @@
 # edges), corpus size, findings. Long runs are for people, not CI: CI replays the committed
 # corpus and crashes as tests (switch/tests/api/fuzz_corpus.rs).
 #
-#   bash fuzz/run.sh [SECONDS] [TARGET...]     targets: decode pipeline issuer_framing config describe
+#   bash fuzz/run.sh [SECONDS] [TARGET...]     targets: decode pipeline issuer_framing config describe payshield
 #   JOBS=2 bash fuzz/run.sh 3600 pipeline       more workers
 #
 # Afterwards: `bash fuzz/run.sh --minimise` shrinks each corpus in place (cargo fuzz cmin).
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
-all="decode pipeline issuer_framing config describe"
+all="decode pipeline issuer_framing config describe payshield"
 if [ "${1:-}" = "--minimise" ]; then
     shift
     for t in ${*:-$all}; do

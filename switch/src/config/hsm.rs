@@ -33,7 +33,8 @@ pub struct HsmConfig {
     pub header_len: Option<usize>,
     /// Milliseconds to wait for one command (default 2000).
     pub timeout_ms: Option<u64>,
-    /// Idle connections kept per network HSM (default 16).
+    /// Idle connections kept per network HSM (default 128: one per request in flight, so
+    /// a busy switch does not reconnect).
     pub pool: Option<usize>,
     /// Seconds between health checks (`NC`) (default 5).
     pub health_interval_secs: Option<u64>,

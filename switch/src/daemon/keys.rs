@@ -258,7 +258,7 @@ pub fn load(config: &Config) -> Result<Keys> {
             addresses: config.hsm.remote.clone(),
             header_len: config.hsm.header_len(),
             timeout: Duration::from_millis(config.hsm.timeout_ms.unwrap_or(2_000)),
-            pool: config.hsm.pool.unwrap_or(16),
+            pool: config.hsm.pool.unwrap_or(128),
             health_interval: Duration::from_secs(
                 config.hsm.health_interval_secs.unwrap_or(5).max(1),
             ),

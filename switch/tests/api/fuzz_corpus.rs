@@ -117,3 +117,28 @@ async fn pipeline_corpus_is_answered_raw_and_resealed() {
     }
     sw.shutdown().await;
 }
+
+#[test]
+fn payshield_corpus_always_gets_an_error_code() {
+    use hsm_sim::payshield::{Config, PayShield, VariantLmk};
+    let hsm = PayShield::new(
+        VariantLmk::test(),
+        &Config {
+            allow_test_lmk: true,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let all = inputs("payshield");
+    assert!(!all.is_empty(), "the payshield corpus is committed");
+    for (path, data) in all {
+        let out = hsm.process(&data);
+        assert!(out.len() >= 4, "{}", path.display());
+        assert!(
+            out[2..4].iter().all(u8::is_ascii_digit),
+            "{}",
+            path.display()
+        );
+        let _ = hsm_sim::payshield::server::answer(&hsm, 4, &data);
+    }
+}

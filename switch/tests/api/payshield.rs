@@ -290,3 +290,48 @@ async fn a_start_checks_the_hsm_and_every_key() {
     hsm.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn commands_fail_over_to_the_next_hsm() {
+    let first = hsm_on("127.0.0.1:0");
+    let second = hsm_on("127.0.0.1:0");
+    let dir = temp_dir("payshield-failover");
+    let mut c = config(&dir, first.addr(), None);
+    c.hsm.remote = vec![first.addr().to_string(), second.addr().to_string()];
+    let sw = start(c).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000003").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "00");
+    // The first HSM dies: the next command to it fails and goes to the second at once;
+    // from then on the first is skipped until the health check finds it again.
+    first.stop();
+    for _ in 0..20 {
+        assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "00");
+    }
+    assert!(
+        ready(sw.metrics_addr).await.0,
+        "one HSM answering is enough"
+    );
+    let m = reqwest_metrics(sw.metrics_addr).await;
+    assert!(
+        m.contains(&format!("switch_hsm_up{{hsm=\"{}\"}} 0", first.addr())),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("switch_hsm_up{{hsm=\"{}\"}} 1", second.addr())),
+        "{m}"
+    );
+    // Both gone: 96, and back with the second.
+    second.stop();
+    assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "96");
+    let back = hsm_on(&second.addr().to_string());
+    let end = Instant::now() + Duration::from_secs(10);
+    while !ready(sw.metrics_addr).await.0 {
+        assert!(Instant::now() < end, "ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "00");
+    sw.shutdown().await;
+    back.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

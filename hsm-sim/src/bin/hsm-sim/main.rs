@@ -12,6 +12,8 @@
 //! hsm-sim serve --listen ADDR --variant-lmk test|FILE [--header-len 4]
 //!                                                   a network HSM speaking the payShield
 //!                                                   host command protocol
+//! hsm-sim load --hsm ADDR --command ca|dc|da|nc --connections N --duration S
+//!                                                   commands per second it answers
 //! ```
 //! Key commands take `--lmk FILE`, or `--test-lmk` for the demo LMK (test data).
 
@@ -23,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use hsm_sim::{Hsm, HsmConfig, KeyAlgorithm, KeyUsage, Lmk, SealedKey, clear_key_check_value};
 use zeroize::Zeroizing;
 
+mod load;
 mod serve;
 
 #[derive(Parser)]
@@ -50,6 +53,8 @@ enum Command {
     },
     /// A network HSM speaking the payShield host command protocol.
     Serve(serve::Serve),
+    /// Commands per second a payShield-protocol HSM answers (test-LMK vectors).
+    Load(load::Load),
     /// Check value of a clear key.
     Kcv {
         /// The clear key, hex.
@@ -283,6 +288,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
         Command::Serve(args) => serve::run(args)?,
+        Command::Load(args) => load::run(args)?,
         Command::Kcv { clear, alg, len } => {
             let (alg, bytes) = parse_clear(&clear, alg.as_deref())?;
             let kcv = clear_key_check_value(alg, &bytes, len).map_err(|e| anyhow!("{e}"))?;
