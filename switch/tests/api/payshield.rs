@@ -30,8 +30,34 @@ fn hsm_on(addr: &str) -> Handle {
 
 /// demo-payshield.toml on ephemeral ports, journalling into `dir`, on the HSM at `hsm`.
 fn config(dir: &std::path::Path, hsm: std::net::SocketAddr, issuer_line: Option<String>) -> Config {
+    config_with(dir, hsm, issuer_line, "")
+}
+
+/// A legacy (Visa PVV) range with one card, PIN 123456 (test data; its PVV from
+/// scripts/payshield-vectors.py's reference implementation).
+const LEGACY: &str = r#"
+[[routes]]
+prefix = "622203"
+route = "on-us"
+card_type = "debit"
+pin_method = "visa-pvv"
+
+[[cards]]
+pan = "6222031000000000049"
+pvv = "3976"
+expiry = "2912"
+balance_fen = 1000000
+"#;
+
+fn config_with(
+    dir: &std::path::Path,
+    hsm: std::net::SocketAddr,
+    issuer_line: Option<String>,
+    extra: &str,
+) -> Config {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/demo-payshield.toml");
-    let mut c = Config::parse(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+    let text = std::fs::read_to_string(path).unwrap() + extra;
+    let mut c = Config::parse(&text, path).unwrap();
     c.listen.terminals = "127.0.0.1:0".parse().unwrap();
     c.listen.metrics = "127.0.0.1:0".parse().unwrap();
     c.journal.path = dir.join("journal.db");
@@ -58,7 +84,13 @@ async fn the_demo_flows_on_a_network_hsm() {
     let hsm = hsm_on("127.0.0.1:0");
     let issuer = sim(1).await;
     let dir = temp_dir("payshield-e2e");
-    let sw = start(config(&dir, hsm.addr(), Some(issuer.addrs[0].to_string()))).await;
+    let sw = start(config_with(
+        &dir,
+        hsm.addr(),
+        Some(issuer.addrs[0].to_string()),
+        LEGACY,
+    ))
+    .await;
     lines_up(&sw, 1).await;
     let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
 
@@ -87,6 +119,19 @@ async fn the_demo_flows_on_a_network_hsm() {
     assert_eq!(t.sale(DEBIT, "023456", 100).await.rc(), "55");
     assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
     assert_eq!(t.sale(LOST, "123456", 100).await.rc(), "41");
+    // A legacy range: DC against the card's PVV, which covers the first four digits.
+    assert_eq!(
+        t.sale("6222031000000000049", "123456", 100).await.rc(),
+        "00"
+    );
+    assert_eq!(
+        t.sale("6222031000000000049", "123499", 100).await.rc(),
+        "00"
+    );
+    assert_eq!(
+        t.sale("6222031000000000049", "124456", 100).await.rc(),
+        "55"
+    );
     assert_eq!(t.sale(LOW, "123456", 6_000).await.rc(), "51");
 
     // Void, refund, QR (payment password above the limit), credit.
