@@ -380,3 +380,43 @@ async fn commands_fail_over_to_the_next_hsm() {
     back.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An HSM that accepts connections and never answers.
+fn black_hole() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_silent_hsm_costs_its_deadline_then_96() {
+    let real = hsm_on("127.0.0.1:0");
+    let silent = black_hole();
+    let dir = temp_dir("payshield-silent");
+    let mut c = config(&dir, real.addr(), None);
+    c.hsm.remote = vec![silent.to_string(), real.addr().to_string()];
+    c.hsm.timeout_ms = Some(300);
+    let sw = start(c).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000004").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "00");
+    // Only the silent one left: each request waits one deadline per HSM command, then 96.
+    real.stop();
+    let started = Instant::now();
+    assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "96");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "answered within the deadlines: {took:?}"
+    );
+    let (ok, body) = ready(sw.metrics_addr).await;
+    assert!(!ok && body.contains("no HSM answering"), "{body}");
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
