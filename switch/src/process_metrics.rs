@@ -7,7 +7,9 @@
 //! /proc/self/status  ─▶ process_resident_memory_bytes (VmRSS)
 //! /proc/self/fd      ─▶ process_open_fds
 //! /proc/self/limits  ─▶ process_max_fds
-//! tokio Handle       ─▶ switch_runtime_alive_tasks, switch_runtime_workers
+//! tokio Handle       ─▶ switch_runtime_alive_tasks, switch_runtime_workers,
+//!                       switch_runtime_busy_seconds_total (busy ratio =
+//!                       rate(…) / switch_runtime_workers)
 //! the clock          ─▶ switch_time_seconds
 //! ```
 //!
@@ -161,6 +163,16 @@ impl Collector for Process {
                 "Tokio worker threads",
                 m.num_workers() as f64,
             )?;
+            let busy: f64 = (0..m.num_workers())
+                .map(|w| m.worker_total_busy_duration(w).as_secs_f64())
+                .sum();
+            let busy = ConstCounter::new(busy);
+            busy.encode(e.encode_descriptor(
+                "switch_runtime_busy_seconds",
+                "Time the Tokio workers spent busy, summed over workers; busy ratio = rate / switch_runtime_workers",
+                None,
+                busy.metric_type(),
+            )?)?;
         }
         Ok(())
     }
