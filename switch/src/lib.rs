@@ -57,6 +57,7 @@ pub mod saf;
 pub mod security_log;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use daemon::{Running, start};

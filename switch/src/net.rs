@@ -24,23 +24,25 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 /// A boxed stream, for the few long-lived issuer lines.
 pub type BoxStream = Box<dyn Stream>;
 
-/// An accepted terminal connection, split into halves the reader and the writer own.
+/// An accepted terminal connection, split into halves the reader and the writer own once
+/// it is open (for TLS: after the handshake, which runs in the connection's own task so a
+/// slow peer never holds up the accept loop).
 pub trait Connection: Send + 'static {
     /// The read half.
     type Read: AsyncRead + Unpin + Send + 'static;
     /// The write half.
     type Write: AsyncWrite + Unpin + Send + 'static;
 
-    /// The two halves.
-    fn into_halves(self) -> (Self::Read, Self::Write);
+    /// The two halves, once the connection is ready to carry frames.
+    fn open(self) -> impl Future<Output = io::Result<(Self::Read, Self::Write)>> + Send;
 }
 
 impl Connection for tokio::net::TcpStream {
     type Read = tokio::net::tcp::OwnedReadHalf;
     type Write = tokio::net::tcp::OwnedWriteHalf;
 
-    fn into_halves(self) -> (Self::Read, Self::Write) {
-        self.into_split()
+    async fn open(self) -> io::Result<(Self::Read, Self::Write)> {
+        Ok(self.into_split())
     }
 }
 

@@ -199,7 +199,10 @@ async fn connection<C: Connection>(
     conn: &Arc<Conn>,
 ) {
     let accepted = tokio::time::Instant::now();
-    let (rd, wr) = stream.into_halves();
+    let Ok((rd, wr)) = stream.open().await else {
+        // A TLS handshake that failed or timed out (counted by the listener).
+        return;
+    };
     let mut frames = FramedRead::new(rd, FrameCodec::new(Framing::U16, limits.max_frame));
     let mut sink = FramedWrite::new(wr, FrameCodec::new(Framing::U16, limits.max_frame));
     let (tx, mut rx) = mpsc::channel::<Bytes>(limits.max_in_flight.max(1));

@@ -11,6 +11,13 @@ pub struct ListenConfig {
     /// Terminal connections.
     #[serde(deserialize_with = "address")]
     pub terminals: SocketAddr,
+    /// Terminal connections over TLS (with `[tls]`), beside the plain listener.
+    #[serde(
+        default,
+        deserialize_with = "optional_address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub terminals_tls: Option<SocketAddr>,
     /// Metrics, health and the status page.
     #[serde(deserialize_with = "address")]
     pub metrics: SocketAddr,
@@ -24,6 +31,7 @@ impl Default for ListenConfig {
     fn default() -> Self {
         Self {
             terminals: SocketAddr::from(([127, 0, 0, 1], 8583)),
+            terminals_tls: None,
             metrics: SocketAddr::from(([127, 0, 0, 1], 9583)),
             status_password: None,
         }
@@ -47,14 +55,34 @@ fn address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Erro
     parse_address(&text).map_err(serde::de::Error::custom)
 }
 
+fn optional_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_address(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 impl ListenConfig {
     /// Two listeners cannot share an address.
     pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
-        if self.terminals == self.metrics && self.terminals.port() != 0 {
-            return Err(super::invalid(
-                "listen.metrics",
-                format!("the same address as listen.terminals ({})", self.terminals),
-            ));
+        let mut named = vec![
+            ("listen.terminals", self.terminals),
+            ("listen.metrics", self.metrics),
+        ];
+        if let Some(a) = self.terminals_tls {
+            named.push(("listen.terminals_tls", a));
+        }
+        for (i, (name, a)) in named.iter().enumerate() {
+            for (other, b) in &named[..i] {
+                if a == b && a.port() != 0 {
+                    return Err(super::invalid(
+                        *name,
+                        format!("the same address as {other} ({a})"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ mod log;
 mod on_us;
 mod routes;
 mod terminals;
+mod tls;
 
 pub use acquirer::{AcquirerConfig, RefundFeePolicy};
 pub use cards::{CardConfig, CardEntry, WalletConfig};
@@ -37,6 +38,7 @@ pub use log::{LogConfig, Rotation};
 pub use on_us::OnUsIssuerConfig;
 pub use routes::{BinRouteConfig, ON_US};
 pub use terminals::{TerminalMac, TerminalRangeConfig};
+pub use tls::TlsConfig;
 
 pub use crate::model::{CardStatus, CardType, PinMethod};
 
@@ -66,6 +68,9 @@ pub struct Config {
     /// The HSM.
     #[serde(default)]
     pub hsm: HsmConfig,
+    /// Certificates for the TLS listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// The log file.
     #[serde(default)]
     pub log: LogConfig,
@@ -197,6 +202,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
         self.listen.validate()?;
+        if self.listen.terminals_tls.is_some() && self.tls.is_none() {
+            return Err(invalid(
+                "listen.terminals_tls",
+                "a TLS listener needs [tls] cert_file and key_file",
+            ));
+        }
         self.log.validate()?;
         self.journal.validate()?;
         self.acquirer.validate()?;

@@ -312,12 +312,15 @@ async fn heartbeat(
 pub struct Running {
     /// Where terminals connect.
     pub terminal_addr: SocketAddr,
+    /// Where terminals connect over TLS, when configured.
+    pub terminal_tls_addr: Option<SocketAddr>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_addr: SocketAddr,
     node: Node,
     stop: watch::Sender<bool>,
     http_stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    tls_server: Option<JoinHandle<()>>,
     http: JoinHandle<()>,
     watchdog: JoinHandle<()>,
     gauges: JoinHandle<()>,
@@ -336,6 +339,9 @@ impl Running {
         let _ = self.stop.send(true);
         // The terminal connections drain while /healthz says 200 and /readyz 503.
         let _ = self.server.await;
+        if let Some(s) = self.tls_server {
+            let _ = s.await;
+        }
         let _ = self.http_stop.send(true);
         let _ = self.http.await;
         // The watchdog stopped with the server (the stop signal above); waiting for it means
@@ -412,10 +418,32 @@ pub async fn start(config: Config) -> Result<Running> {
         .with_context(|| format!("listen.metrics {}", config.listen.metrics))?;
     let terminal_addr = terminals.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
+    // The TLS listener: its certificate read (and checked) before anything is served.
+    let tls_listener = match (config.listen.terminals_tls, &config.tls) {
+        (Some(addr), Some(tls)) => {
+            let server_config = crate::tls::server_config(tls)?;
+            let tcp = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen.terminals_tls {addr}"))?;
+            metrics.prime_tls("terminals");
+            Some(crate::tls::TlsListener::new(
+                tcp,
+                server_config,
+                config.limits.server().read_timeout,
+                Arc::clone(&metrics),
+            ))
+        }
+        _ => None,
+    };
+    let terminal_tls_addr = match &tls_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let (stop, stopped) = watch::channel(false);
     let (http_stop, http_stopped) = watch::channel(false);
     let server = node.serve(terminals, config.limits.server(), stopped.clone());
+    let tls_server = tls_listener.map(|l| node.serve(l, config.limits.server(), stopped.clone()));
     let journal_file = match &opened.watch {
         watchdog::Watched::File(identity) => Some(identity.path().to_owned()),
         watchdog::Watched::Database => None,
@@ -446,14 +474,16 @@ pub async fn start(config: Config) -> Result<Running> {
         stopped,
         http_stopped,
     ));
-    tracing::info!(terminals = %terminal_addr, metrics = %metrics_addr, journal = %config.journal.place(), "switch listening");
+    tracing::info!(terminals = %terminal_addr, terminals_tls = ?terminal_tls_addr, metrics = %metrics_addr, journal = %config.journal.place(), "switch listening");
     Ok(Running {
         terminal_addr,
+        terminal_tls_addr,
         metrics_addr,
         node,
         stop,
         http_stop,
         server,
+        tls_server,
         http,
         watchdog,
         gauges,

@@ -65,6 +65,15 @@ pub struct EventLabel {
     pub event: &'static str,
 }
 
+/// A TLS listener and a handshake's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    /// `terminals`.
+    pub listener: &'static str,
+    /// `ok`, `failed`, `timeout`.
+    pub result: &'static str,
+}
+
 /// A card type label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CardLabel {
@@ -350,6 +359,8 @@ pub struct Metrics {
     pub issuer_events: Family<IssuerEvent, Counter>,
     /// Network HSMs: commands, latency, up.
     pub hsm_remote: hsm_remote::RemoteMetrics,
+    /// TLS handshakes by listener and outcome.
+    pub tls_handshakes: Family<TlsLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -677,6 +688,12 @@ impl Metrics {
             "Issuer-link problems, by event",
             issuer_events.clone(),
         );
+        let tls_handshakes = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on the TLS listeners, by outcome (ok, failed, timeout)",
+            tls_handshakes.clone(),
+        );
         let hsm_remote = hsm_remote::RemoteMetrics::new();
         registry.register(
             "hsm_remote_requests",
@@ -694,6 +711,7 @@ impl Metrics {
             hsm_remote.up.clone(),
         );
         Self {
+            tls_handshakes,
             hsm_remote,
             root,
             last_declines: LastDeclines::default(),
@@ -730,6 +748,22 @@ impl Metrics {
             issuer_stand_in,
             issuer_echoes,
             issuer_events,
+        }
+    }
+
+    /// Counts a TLS handshake.
+    pub fn tls_handshake(&self, listener: &'static str, result: &'static str) {
+        self.tls_handshakes
+            .get_or_create(&TlsLabels { listener, result })
+            .inc();
+    }
+
+    /// Every handshake outcome of a TLS listener at zero.
+    pub fn prime_tls(&self, listener: &'static str) {
+        for result in ["ok", "failed", "timeout"] {
+            let _ = self
+                .tls_handshakes
+                .get_or_create(&TlsLabels { listener, result });
         }
     }
 

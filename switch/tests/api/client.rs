@@ -12,12 +12,20 @@ use hsm_sim::primitives::{mac, pinblock};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
+/// A byte stream: TCP, or TLS over TCP.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// A connection cut into frames by the codec's one length-prefix codec (2-byte length).
-pub type Line = Framed<TcpStream, FrameCodec>;
+pub type Line = Framed<Box<dyn Io>, FrameCodec>;
 
 /// `s`, framed.
-pub fn framed(s: TcpStream) -> Line {
-    Framed::new(s, FrameCodec::new(codec::Framing::U16, 65_535))
+pub fn framed(s: impl Io + 'static) -> Line {
+    Framed::new(
+        Box::new(s) as Box<dyn Io>,
+        FrameCodec::new(codec::Framing::U16, 65_535),
+    )
 }
 
 /// The next frame on `line`, `None` when it closes.
@@ -96,8 +104,8 @@ impl Terminal {
         Self::on(stream, tid)
     }
 
-    /// A terminal on a connection already open.
-    pub fn on(stream: TcpStream, tid: &str) -> Self {
+    /// A terminal on a connection already open (TCP, or TLS over it).
+    pub fn on(stream: impl Io + 'static, tid: &str) -> Self {
         Self {
             stream: framed(stream),
             pos: Pos::new(tid),

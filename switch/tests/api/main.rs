@@ -32,6 +32,7 @@ mod security;
 mod seeded;
 mod simulation;
 mod status_page;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

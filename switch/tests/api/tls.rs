@@ -1,0 +1,205 @@
+//! TLS on the terminal listener, with real handshakes and certificates made here (rcgen):
+//! a terminal over TLS signs on and pays beside a plain one; a wrong CA, a client that is
+//! not TLS and a silent one are refused and counted; mutual TLS wants the right client
+//! certificate.
+
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::client::{CREDIT, DEBIT, Terminal};
+use crate::e2e::reqwest_metrics;
+use crate::{start, temp_dir, test_config};
+
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = KeyPair::generate().unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    Ca { params, key, pem }
+}
+
+/// A certificate for `names` issued by `ca`: (certificate PEM, key PEM).
+fn leaf(ca: &Ca, names: &[&str]) -> (String, String) {
+    let params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let issuer = Issuer::from_params(&ca.params, &ca.key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Connects over TLS trusting `ca_pem`, presenting `client` when given.
+async fn tls(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    client: Option<&(String, String)>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap(),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    // With TLS 1.3 a refused client certificate shows only at the first read or write.
+    s.flush().await?;
+    Ok(s)
+}
+
+/// The test configuration with a TLS listener, its certificate issued by `server_ca`.
+fn config(dir: &std::path::Path, server_ca: &Ca, client_ca: Option<&Ca>) -> switch::Config {
+    let (cert, key) = leaf(server_ca, &["127.0.0.1", "localhost"]);
+    std::fs::write(dir.join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.join("tls.key"), key).unwrap();
+    let mut c = test_config(dir);
+    c.listen.terminals_tls = Some("127.0.0.1:0".parse().unwrap());
+    c.limits.read_timeout_secs = 1;
+    c.tls = Some(switch::config::TlsConfig {
+        cert_file: dir.join("tls.crt"),
+        key_file: dir.join("tls.key"),
+        client_ca_file: client_ca.map(|ca| {
+            std::fs::write(dir.join("clients.crt"), &ca.pem).unwrap();
+            dir.join("clients.crt")
+        }),
+    });
+    c.validate().unwrap();
+    c
+}
+
+fn count(metrics: &str, result: &str) -> u64 {
+    let key = format!("switch_tls_handshakes_total{{listener=\"terminals\",result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} in\n{metrics}"))
+}
+
+#[tokio::test]
+async fn a_terminal_over_tls_signs_on_and_pays_beside_a_plain_one() {
+    let server_ca = ca("switch test CA");
+    let dir = temp_dir("tls");
+    let sw = start(config(&dir, &server_ca, None)).await;
+    let tls_addr = sw.terminal_tls_addr.expect("a TLS listener");
+
+    let stream = tls(tls_addr, &server_ca.pem, None).await.unwrap();
+    let mut t = Terminal::on(stream, "10000061");
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let s = t.sale(DEBIT, "123456", 1_000).await;
+    assert_eq!(s.rc(), "00");
+    assert!(t.reply_mac_ok(&s));
+    assert_eq!(t.balance(CREDIT, "654321").await.rc(), "00");
+
+    let mut plain = Terminal::connect(sw.terminal_addr, "10000062").await;
+    assert_eq!(plain.sign_on().await.rc(), "00");
+    assert_eq!(plain.sale(CREDIT, "654321", 100).await.rc(), "00");
+
+    // A CA the switch's certificate does not chain to: the client refuses the handshake.
+    let other = ca("someone else");
+    assert!(tls(tls_addr, &other.pem, None).await.is_err());
+    // Plain ISO 8583 on the TLS port, and a connection that never says anything.
+    let mut raw = TcpStream::connect(tls_addr).await.unwrap();
+    raw.write_all(&[0, 4, 0x60, 0, 3, 0]).await.unwrap();
+    let _silent = TcpStream::connect(tls_addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+
+    let m = reqwest_metrics(sw.metrics_addr).await;
+    let exported = crate::metrics::families(&m);
+    for (name, kind, row) in crate::metrics::readme_table() {
+        if row.contains("with `[listen] terminals_tls`") {
+            assert!(exported.contains(&(name.clone(), kind)), "{name} exported");
+        }
+    }
+    assert!(count(&m, "ok") >= 1, "{m}");
+    assert!(count(&m, "failed") >= 2, "wrong CA and not TLS: {m}");
+    assert!(count(&m, "timeout") >= 1, "the silent one: {m}");
+    // The TLS terminal still works after all that.
+    assert_eq!(t.sale(DEBIT, "123456", 1_000).await.rc(), "00");
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn mutual_tls_wants_a_client_certificate_from_the_terminals_ca() {
+    let server_ca = ca("switch test CA");
+    let terminals_ca = ca("terminal test CA");
+    let dir = temp_dir("mtls");
+    let sw = start(config(&dir, &server_ca, Some(&terminals_ca))).await;
+    let tls_addr = sw.terminal_tls_addr.unwrap();
+
+    let good = leaf(&terminals_ca, &["10000063"]);
+    let stream = tls(tls_addr, &server_ca.pem, Some(&good)).await.unwrap();
+    let mut t = Terminal::on(stream, "10000063");
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 500).await.rc(), "00");
+
+    // No client certificate, or one from another CA: no frame gets through.
+    for client in [None, Some(leaf(&ca("rogue CA"), &["10000064"]))] {
+        let refused = match tls(tls_addr, &server_ca.pem, client.as_ref()).await {
+            Err(_) => true,
+            Ok(stream) => {
+                let mut t = Terminal::on(stream, "10000064");
+                let f = t.sign_on_frame();
+                t.send_raw(&f).await;
+                t.read_reply().await.is_none()
+            }
+        };
+        assert!(refused);
+    }
+    let m = reqwest_metrics(sw.metrics_addr).await;
+    assert!(count(&m, "failed") >= 2, "{m}");
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_tls_listener_without_a_certificate_is_a_configuration_error() {
+    let dir = temp_dir("tls-config");
+    let mut c = test_config(&dir);
+    c.listen.terminals_tls = Some("127.0.0.1:0".parse().unwrap());
+    assert!(c.validate().is_err());
+    c.tls = Some(switch::config::TlsConfig {
+        cert_file: dir.join("missing.crt"),
+        key_file: dir.join("missing.key"),
+        client_ca_file: None,
+    });
+    let e = switch::start(c).await.err().unwrap();
+    assert!(format!("{e:#}").contains("tls.cert_file"), "{e:#}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
