@@ -28,6 +28,7 @@ pub mod operators;
 pub mod receipt;
 pub mod store;
 pub mod terminal;
+pub mod tls;
 
 pub use store::Store;
 pub use terminal::{Answer, Card, Terminal, TxnError};

@@ -20,7 +20,7 @@ use crate::store::Store;
 use crate::terminal::{Card, Terminal, TxnError};
 
 /// What to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LoadOptions {
     /// The switch's nodes: terminal `i` starts on node `i` modulo their number, and dials
     /// the next when its node stops answering.
@@ -47,6 +47,22 @@ pub struct LoadOptions {
     pub progress: bool,
     /// Append `tid,rrn,amount_fen,auth_code` for each approved sale here.
     pub record: Option<std::path::PathBuf>,
+    /// Dial over TLS with this.
+    pub tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("addrs", &self.addrs)
+            .field("terminals", &self.terminals)
+            .field("first_tid", &self.first_tid)
+            .field("duration", &self.duration)
+            .field("rate", &self.rate)
+            .field("sale_pct", &self.sale_pct)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where approved sales are written as the terminals see them.
@@ -110,6 +126,9 @@ async fn one_terminal(
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8583)))
     };
     let mut t = Terminal::open(store, addr_of(node))?;
+    if let Some(tls) = &opts.tls {
+        t.with_tls(tls.clone());
+    }
     t.make_volatile()?;
     t.timeout = Duration::from_secs(10);
     let r = t.sign_on("01").await?;

@@ -43,6 +43,15 @@ struct Cli {
     /// spread over them, and one whose node stops answering dials the next).
     #[arg(long = "switch", global = true, default_value = "127.0.0.1:8583", action = clap::ArgAction::Append)]
     switch_addrs: Vec<SocketAddr>,
+    /// Dial the switch over TLS, trusting this CA (PEM).
+    #[arg(long, global = true)]
+    tls_ca: Option<PathBuf>,
+    /// The terminal's certificate (PEM), when the switch wants mutual TLS.
+    #[arg(long, global = true, requires = "tls_key", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// The terminal certificate's private key (PEM).
+    #[arg(long, global = true, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +63,18 @@ impl Cli {
             .first()
             .copied()
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8583)))
+    }
+
+    /// The TLS connector the flags ask for.
+    fn tls(&self) -> Result<Option<tokio_rustls::TlsConnector>> {
+        let Some(ca) = &self.tls_ca else {
+            return Ok(None);
+        };
+        let client = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => None,
+        };
+        Ok(Some(terminal_fw::tls::connector(ca, client)?))
     }
 }
 
@@ -282,7 +303,11 @@ fn fen(amount: &str) -> Result<u64> {
 
 fn open(cli: &Cli) -> Result<Terminal> {
     let store = Store::open(&cli.state)?;
-    Terminal::open(store, cli.switch_addr()).map_err(|e| anyhow!("{e}"))
+    let mut t = Terminal::open(store, cli.switch_addr()).map_err(|e| anyhow!("{e}"))?;
+    if let Some(tls) = cli.tls()? {
+        t.with_tls(tls);
+    }
+    Ok(t)
 }
 
 fn login(t: &mut Terminal, who: &Who) -> Result<()> {
@@ -560,6 +585,7 @@ async fn run(cli: Cli) -> Result<()> {
                 pin: pin.clone(),
                 progress: !json,
                 record: record.clone(),
+                tls: cli.tls()?,
             })
             .await?;
             if *json {
@@ -598,6 +624,9 @@ async fn demo(cli: &Cli) -> Result<()> {
         );
     }
     let mut t = Terminal::open(store, cli.switch_addr())?;
+    if let Some(tls) = cli.tls()? {
+        t.with_tls(tls);
+    }
     println!("sign-on: {}", t.sign_on("01").await?.rc);
     let debit = Card {
         pan: "6222021000000000017".into(),

@@ -16,6 +16,7 @@ use hsm_sim::ClearPin;
 use hsm_sim::primitives::cipher::DesKey;
 use hsm_sim::primitives::{mac, pinblock};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tokio_util::codec::Framed;
 
 use crate::store::{LogEntry, Store, StoreError};
@@ -119,7 +120,9 @@ pub struct Terminal {
     /// Persistent state.
     pub store: Store,
     addr: SocketAddr,
-    stream: Option<Framed<TcpStream, FrameCodec>>,
+    stream: Option<Framed<Box<dyn Io>, FrameCodec>>,
+    /// Dial TLS with this, when set.
+    tls: Option<TlsConnector>,
     /// How long to wait for a reply.
     pub timeout: Duration,
     tid: String,
@@ -135,6 +138,11 @@ struct Volatile {
     stan: u32,
     batch: u32,
 }
+
+/// A connection to the switch: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 fn reply_text(m: &Message<'_>, n: u8) -> String {
     m.text(n).unwrap_or_default().to_owned()
@@ -164,12 +172,19 @@ impl Terminal {
             store,
             addr,
             stream: None,
+            tls: None,
             timeout: Duration::from_secs(30),
             tid,
             mid,
             keys: None,
             volatile: None,
         })
+    }
+
+    /// Dials the switch over TLS with `connector` from the next connection on.
+    pub fn with_tls(&mut self, connector: TlsConnector) {
+        self.tls = Some(connector);
+        self.stream = None;
     }
 
     /// Makes this a load-generator terminal: STAN and batch in memory, no reversal persisted
@@ -246,17 +261,20 @@ impl Terminal {
         self.stream = None;
     }
 
-    async fn connect(&mut self) -> Result<&mut Framed<TcpStream, FrameCodec>, TxnError> {
+    async fn connect(&mut self) -> Result<&mut Framed<Box<dyn Io>, FrameCodec>, TxnError> {
         if self.stream.is_none() {
-            let s =
-                TcpStream::connect(self.addr)
-                    .await
-                    .map_err(|source| TxnError::Unreachable {
-                        addr: self.addr,
-                        source,
-                    })?;
+            let addr = self.addr;
+            let unreachable = |source| TxnError::Unreachable { addr, source };
+            let s = TcpStream::connect(addr).await.map_err(unreachable)?;
             let _ = s.set_nodelay(true);
-            self.stream = Some(Framed::new(s, FrameCodec::new(Framing::U16, MAX_FRAME)));
+            let io: Box<dyn Io> = match &self.tls {
+                Some(tls) => {
+                    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                    Box::new(tls.connect(name, s).await.map_err(unreachable)?)
+                }
+                None => Box::new(s),
+            };
+            self.stream = Some(Framed::new(io, FrameCodec::new(Framing::U16, MAX_FRAME)));
         }
         self.stream.as_mut().ok_or(TxnError::NotInitialised)
     }

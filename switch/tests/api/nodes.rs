@@ -245,6 +245,7 @@ async fn a_node_killed_under_load_loses_nothing_its_terminals_were_told() {
         pin: "123456".into(),
         progress: false,
         record: Some(record.clone()),
+        tls: None,
     }));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let killed_at = switch::clock::Timestamp::now().iso_utc();
@@ -331,6 +332,7 @@ async fn the_database_stopped_for_five_seconds_under_load_loses_nothing() {
         pin: "123456".into(),
         progress: false,
         record: Some(record.clone()),
+        tls: None,
     }));
     tokio::time::sleep(Duration::from_secs(3)).await;
     crate::reliability::readyz_becomes(a.metrics, "200").await;

@@ -203,3 +203,71 @@ async fn a_tls_listener_without_a_certificate_is_a_configuration_error() {
     assert!(format!("{e:#}").contains("tls.cert_file"), "{e:#}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn terminal_fw_and_its_load_generator_dial_tls() {
+    let server_ca = ca("switch test CA");
+    let terminals_ca = ca("terminal test CA");
+    let dir = temp_dir("tls-fw");
+    let sw = start(config(&dir, &server_ca, Some(&terminals_ca))).await;
+    let tls_addr = sw.terminal_tls_addr.unwrap();
+    std::fs::write(dir.join("ca.crt"), &server_ca.pem).unwrap();
+    let (cert, key) = leaf(&terminals_ca, &["terminal"]);
+    std::fs::write(dir.join("t.crt"), cert).unwrap();
+    std::fs::write(dir.join("t.key"), key).unwrap();
+    let connector = terminal_fw::tls::connector(
+        &dir.join("ca.crt"),
+        Some((&dir.join("t.crt"), &dir.join("t.key"))),
+    )
+    .unwrap();
+
+    // The firmware's terminal: sign-on and a sale over mutual TLS.
+    let mut store = terminal_fw::Store::in_memory().unwrap();
+    terminal_fw::Terminal::init(
+        &mut store,
+        "10000065",
+        "898310048990001",
+        crate::client::DEMO_TMK,
+    )
+    .unwrap();
+    let mut t = terminal_fw::Terminal::open(store, tls_addr).unwrap();
+    t.with_tls(connector.clone());
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+
+    // The load generator: every request answered over TLS.
+    let summary = terminal_fw::load::run(terminal_fw::load::LoadOptions {
+        addrs: vec![tls_addr],
+        terminals: 4,
+        first_tid: 10_000_070,
+        mid: "898310048990001".into(),
+        tmk: crate::client::DEMO_TMK.into(),
+        duration: std::time::Duration::from_secs(1),
+        rate: None,
+        sale_pct: 50,
+        pan: DEBIT.into(),
+        pin: "123456".into(),
+        progress: false,
+        record: None,
+        tls: Some(connector),
+    })
+    .await
+    .unwrap();
+    assert!(summary.total > 10, "{summary:?}");
+    assert_eq!(summary.errors, 0, "{summary:?}");
+    // Without a client certificate the generator's terminals get nowhere.
+    let refused = terminal_fw::tls::connector(&dir.join("ca.crt"), None).unwrap();
+    let mut store = terminal_fw::Store::in_memory().unwrap();
+    terminal_fw::Terminal::init(
+        &mut store,
+        "10000066",
+        "898310048990001",
+        crate::client::DEMO_TMK,
+    )
+    .unwrap();
+    let mut t = terminal_fw::Terminal::open(store, tls_addr).unwrap();
+    t.with_tls(refused);
+    t.timeout = std::time::Duration::from_secs(2);
+    assert!(t.sign_on("01").await.is_err());
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
