@@ -9,6 +9,9 @@
 //!                                  ├─ ok       ─▶ frames as on the plain listener
 //!                                  ├─ failed   ─▶ closed (wrong CA, no client cert, not TLS)
 //!                                  └─ timeout  ─▶ closed
+//!
+//!  issuer line: Dialer::dial ─▶ TlsDialer: TCP, then a handshake with our client
+//!               certificate, the issuer's checked against `issuers[].tls.ca_file`
 //! ```
 
 use std::io;
@@ -24,38 +27,40 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::TlsConfig;
+use crate::config::{IssuerTlsConfig, TlsConfig};
 use crate::metrics::Metrics;
-use crate::net::{Connection, Listener};
+use crate::net::{BoxStream, Connection, Dialer, Dialing, Listener};
+
+fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    // ring, the crate the rest of the switch's crypto uses. rustls marks its ring provider
+    // deprecated for want of post-quantum key exchange, which POS terminals and issuer
+    // hosts do not offer.
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn pem_certs(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("{what} {}", path.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{what} {}: not PEM certificates", path.display()))?;
+    if certs.is_empty() {
+        return Err(anyhow!("{what} {}: no certificate", path.display()));
+    }
+    Ok(certs)
+}
 
 /// The rustls server configuration of `tls`: its certificate chain and key, TLS 1.2+,
 /// client certificates required when a client CA is given.
 pub fn server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
-        .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| {
-            format!(
-                "tls.cert_file {}: not PEM certificates",
-                tls.cert_file.display()
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(anyhow!(
-            "tls.cert_file {}: no certificate",
-            tls.cert_file.display()
-        ));
-    }
+    let certs = pem_certs(&tls.cert_file, "tls.cert_file")?;
     let key = PrivateKeyDer::from_pem_file(&tls.key_file).with_context(|| {
         format!(
             "tls.key_file {}: no PEM private key",
             tls.key_file.display()
         )
     })?;
-    // ring, the crate the rest of the switch's crypto uses. rustls marks its ring provider
-    // deprecated for want of post-quantum key exchange, which POS terminals do not offer.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = ring_provider();
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS versions")?;
@@ -163,5 +168,84 @@ impl Connection for PendingTls {
             tracing::debug!(peer = ?peer, error = %e, "TLS handshake did not complete");
         }
         outcome
+    }
+}
+
+/// Issuer lines over TLS: each dial of the plain dialer, then a handshake presenting our
+/// client certificate and checking the issuer's against its CA. Counted under
+/// `listener="issuer_lines"`.
+pub struct TlsDialer {
+    inner: Arc<dyn Dialer>,
+    connector: tokio_rustls::TlsConnector,
+    server_name: Option<String>,
+    metrics: Arc<Metrics>,
+}
+
+impl TlsDialer {
+    /// `inner`'s connections wrapped in TLS as `tls` says; `what` names the section in
+    /// errors (`issuers[0].tls`).
+    pub fn new(
+        inner: Arc<dyn Dialer>,
+        tls: &IssuerTlsConfig,
+        what: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in pem_certs(&tls.ca_file, &format!("{what}.ca_file"))? {
+            roots
+                .add(c)
+                .with_context(|| format!("{what}.ca_file {}", tls.ca_file.display()))?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(ring_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("TLS versions")?
+            .with_root_certificates(roots);
+        let config = match (&tls.cert_file, &tls.key_file) {
+            (Some(cert), Some(key)) => {
+                let certs = pem_certs(cert, &format!("{what}.cert_file"))?;
+                let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
+                    format!("{what}.key_file {}: no PEM private key", key.display())
+                })?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .with_context(|| format!("{what}: the key does not fit the certificate"))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => return Err(anyhow!("{what}: give cert_file and key_file together")),
+        };
+        metrics.prime_tls("issuer_lines");
+        Ok(Self {
+            inner,
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name: tls.server_name.clone(),
+            metrics,
+        })
+    }
+}
+
+impl Dialer for TlsDialer {
+    fn dial<'a>(&'a self, addr: &'a str) -> Dialing<'a> {
+        Box::pin(async move {
+            let host = self
+                .server_name
+                .as_deref()
+                .unwrap_or_else(|| addr.rsplit_once(':').map_or(addr, |(h, _)| h))
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let name = rustls::pki_types::ServerName::try_from(host)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let plain = self.inner.dial(addr).await?;
+            match self.connector.connect(name, plain).await {
+                Ok(s) => {
+                    self.metrics.tls_handshake("issuer_lines", "ok");
+                    Ok(Box::new(s) as BoxStream)
+                }
+                Err(e) => {
+                    self.metrics.tls_handshake("issuer_lines", "failed");
+                    Err(e)
+                }
+            }
+        })
     }
 }

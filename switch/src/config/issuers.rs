@@ -74,6 +74,26 @@ pub struct IssuerConfig {
     /// Stand-in processing when the issuer is unreachable (off by default).
     #[serde(default)]
     pub stand_in: StandInConfig,
+    /// Lines over TLS (mutual, with a client certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IssuerTlsConfig>,
+}
+
+/// TLS on an issuer's lines.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerTlsConfig {
+    /// The CA the issuer's certificate chains to (PEM).
+    pub ca_file: std::path::PathBuf,
+    /// Our client certificate (PEM), for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// The name the issuer's certificate carries; default: each line's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 fn default_issuer_dialect() -> String {

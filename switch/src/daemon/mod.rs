@@ -194,12 +194,23 @@ impl Node {
                 links_stopped.clone(),
             )));
         }
-        for (issuer, queue) in switch.issuers().iter().zip(switch.saf_queues()) {
+        for (i, (issuer, queue)) in switch.issuers().iter().zip(switch.saf_queues()).enumerate() {
+            // An issuer whose lines speak TLS dials through its own TLS layer.
+            let dialer: Arc<dyn crate::net::Dialer> =
+                match config.issuers.get(i).and_then(|c| c.tls.as_ref()) {
+                    Some(tls) => Arc::new(crate::tls::TlsDialer::new(
+                        Arc::clone(&env.dialer),
+                        tls,
+                        &format!("issuers[{i}].tls"),
+                        Arc::clone(&switch.metrics),
+                    )?),
+                    None => Arc::clone(&env.dialer),
+                };
             for line in issuer.lines() {
                 links.push(tokio::spawn(crate::issuer::line::run(
                     Arc::clone(issuer),
                     Arc::clone(line),
-                    Arc::clone(&env.dialer),
+                    Arc::clone(&dialer),
                     Arc::clone(&env.clock),
                     links_stopped.clone(),
                 )));

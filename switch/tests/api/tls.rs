@@ -271,3 +271,109 @@ async fn terminal_fw_and_its_load_generator_dial_tls() {
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A TLS front for an issuer host at `backend`: its certificate from `server_ca`, a client
+/// certificate from `clients` required; bytes passed through.
+async fn issuer_front(
+    backend: std::net::SocketAddr,
+    server_ca: &Ca,
+    clients: &Ca,
+) -> std::net::SocketAddr {
+    let (cert, key) = leaf(server_ca, &["127.0.0.1"]);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(clients.pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await
+                    && let Ok(mut up) = TcpStream::connect(backend).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_issuer_line_over_mutual_tls() {
+    let issuer_ca = ca("issuer test CA");
+    let acquirers_ca = ca("acquirer test CA");
+    let sim = crate::issuer::sim(1).await;
+    let front = issuer_front(sim.addrs[0], &issuer_ca, &acquirers_ca).await;
+    let dir = temp_dir("issuer-tls");
+    std::fs::write(dir.join("issuer-ca.crt"), &issuer_ca.pem).unwrap();
+    let (cert, key) = leaf(&acquirers_ca, &["switch"]);
+    std::fs::write(dir.join("client.crt"), cert).unwrap();
+    std::fs::write(dir.join("client.key"), key).unwrap();
+    let tls_config = switch::config::IssuerTlsConfig {
+        ca_file: dir.join("issuer-ca.crt"),
+        cert_file: Some(dir.join("client.crt")),
+        key_file: Some(dir.join("client.key")),
+        server_name: None,
+    };
+    let c = crate::issuer::config(&dir, vec![front.to_string()], |i| {
+        i.tls = Some(tls_config.clone());
+    });
+    let sw = start(c).await;
+    crate::issuer::lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000067").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let r = t.sale(crate::issuer::REMOTE, "111111", 1_000).await;
+    assert_eq!(r.rc(), "00", "forwarded over mutual TLS");
+    let m = reqwest_metrics(sw.metrics_addr).await;
+    let ok = "switch_tls_handshakes_total{listener=\"issuer_lines\",result=\"ok\"} ";
+    assert!(
+        m.lines()
+            .any(|l| l.strip_prefix(ok).is_some_and(|v| v.trim() != "0")),
+        "{m}"
+    );
+    sw.shutdown().await;
+
+    // A client certificate the issuer does not know: the line never carries a request, the
+    // card answers 91 (issuer unavailable; 98 should a request catch the moment between a
+    // TLS 1.3 client's finished handshake and the issuer's refusal).
+    let rogue = ca("rogue CA");
+    let (cert, key) = leaf(&rogue, &["switch"]);
+    std::fs::write(dir.join("client.crt"), cert).unwrap();
+    std::fs::write(dir.join("client.key"), key).unwrap();
+    let dir2 = temp_dir("issuer-tls-rogue");
+    let c = crate::issuer::config(&dir2, vec![front.to_string()], |i| {
+        i.tls = Some(tls_config.clone());
+    });
+    let sw = start(c).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000068").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let rc = t.sale(crate::issuer::REMOTE, "111111", 1_000).await.rc();
+    assert!(rc == "91" || rc == "98", "{rc}");
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir2).unwrap();
+}
