@@ -259,30 +259,42 @@ async fn run(config: Option<PathBuf>, log_format: LogFormat, overrides: Override
         );
     }
     let running = switch::start(config).await?;
-    wait_for_signal().await;
+    wait_for_signal(&running).await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Until SIGTERM or Ctrl-C. SIGHUP reloads the TLS certificate (the rest of the
+/// configuration is read at start only, and the log says so).
+async fn wait_for_signal(running: &switch::Running) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the TLS certificate; other settings take effect at the next start");
+                    match running.reload_tls() {
+                        Ok(true) | Err(_) => {}
+                        Ok(false) => tracing::info!("no TLS listener: nothing to reload"),
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = running;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

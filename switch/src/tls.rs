@@ -50,28 +50,72 @@ fn pem_certs(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer<'s
     Ok(certs)
 }
 
-/// The rustls server configuration of `tls`: its certificate chain and key, TLS 1.2+,
-/// client certificates required when a client CA is given.
-pub fn server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>> {
-    let certs = pem_certs(&tls.cert_file, "tls.cert_file")?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file).with_context(|| {
-        format!(
-            "tls.key_file {}: no PEM private key",
-            tls.key_file.display()
-        )
-    })?;
+/// The certificate a TLS listener presents, swapped whole when its files are read again
+/// (SIGHUP): new handshakes get the new one, connections already up keep theirs.
+#[derive(Debug)]
+pub struct ServerCert {
+    cert_file: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl ServerCert {
+    fn read(
+        cert_file: &std::path::Path,
+        key_file: &std::path::Path,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<Arc<rustls::sign::CertifiedKey>> {
+        let certs = pem_certs(cert_file, "tls.cert_file")?;
+        let key = PrivateKeyDer::from_pem_file(key_file)
+            .with_context(|| format!("tls.key_file {}: no PEM private key", key_file.display()))?;
+        let ck = rustls::sign::CertifiedKey::from_der(certs, key, provider)
+            .context("tls: the key does not fit the certificate")?;
+        Ok(Arc::new(ck))
+    }
+
+    /// Reads the certificate and key files again; on any error the current pair stays.
+    pub fn reload(&self) -> Result<()> {
+        let fresh = Self::read(&self.cert_file, &self.key_file, &self.provider)?;
+        if let Ok(mut c) = self.current.write() {
+            *c = fresh;
+        }
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| Arc::clone(&c))
+    }
+}
+
+/// The rustls server configuration of `tls` (TLS 1.2+, client certificates required when
+/// a client CA is given), and its certificate, which [`ServerCert::reload`] renews.
+pub fn server_config(tls: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, Arc<ServerCert>)> {
     let provider = ring_provider();
+    let cert = Arc::new(ServerCert {
+        current: std::sync::RwLock::new(ServerCert::read(
+            &tls.cert_file,
+            &tls.key_file,
+            &provider,
+        )?),
+        cert_file: tls.cert_file.clone(),
+        key_file: tls.key_file.clone(),
+        provider: Arc::clone(&provider),
+    });
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS versions")?;
     let builder = match &tls.client_ca_file {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca)
-                .with_context(|| format!("tls.client_ca_file {}", ca.display()))?
-            {
+            for c in pem_certs(ca, "tls.client_ca_file")? {
                 roots
-                    .add(c.with_context(|| format!("tls.client_ca_file {}", ca.display()))?)
+                    .add(c)
                     .with_context(|| format!("tls.client_ca_file {}", ca.display()))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -85,9 +129,8 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>> {
         None => builder.with_no_client_auth(),
     };
     let config = builder
-        .with_single_cert(certs, key)
-        .context("tls: the key does not fit the certificate")?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(Arc::clone(&cert) as Arc<dyn rustls::server::ResolvesServerCert>);
+    Ok((Arc::new(config), cert))
 }
 
 /// A TCP listener whose connections speak TLS.

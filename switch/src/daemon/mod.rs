@@ -325,6 +325,8 @@ pub struct Running {
     pub terminal_addr: SocketAddr,
     /// Where terminals connect over TLS, when configured.
     pub terminal_tls_addr: Option<SocketAddr>,
+    /// The TLS listener's certificate, renewed by [`Running::reload_tls`].
+    tls_cert: Option<Arc<crate::tls::ServerCert>>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_addr: SocketAddr,
     node: Node,
@@ -340,6 +342,28 @@ pub struct Running {
 }
 
 impl Running {
+    /// Reads the TLS certificate and key files again (SIGHUP): new handshakes present the
+    /// new pair, connections already up are not touched. `Ok(false)` when no TLS listener
+    /// runs; on an error the old pair stays and the error says why.
+    pub fn reload_tls(&self) -> Result<bool> {
+        let Some(cert) = &self.tls_cert else {
+            return Ok(false);
+        };
+        let r = cert.reload();
+        let metrics = &self.node.switch().metrics;
+        metrics.tls_reload(r.is_ok());
+        match r {
+            Ok(()) => {
+                tracing::info!("TLS certificate reloaded");
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "TLS certificate reload failed: the old one stays");
+                Err(e)
+            }
+        }
+    }
+
     /// The pipeline (for in-process benches and tests).
     pub fn switch(&self) -> &Arc<Switch> {
         self.node.switch()
@@ -430,9 +454,12 @@ pub async fn start(config: Config) -> Result<Running> {
     let terminal_addr = terminals.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     // The TLS listener: its certificate read (and checked) before anything is served.
+    let mut tls_cert = None;
     let tls_listener = match (config.listen.terminals_tls, &config.tls) {
         (Some(addr), Some(tls)) => {
-            let server_config = crate::tls::server_config(tls)?;
+            let (server_config, cert) = crate::tls::server_config(tls)?;
+            tls_cert = Some(cert);
+            metrics.prime_tls_reloads();
             let tcp = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listen.terminals_tls {addr}"))?;
@@ -489,6 +516,7 @@ pub async fn start(config: Config) -> Result<Running> {
     Ok(Running {
         terminal_addr,
         terminal_tls_addr,
+        tls_cert,
         metrics_addr,
         node,
         stop,

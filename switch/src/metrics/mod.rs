@@ -361,6 +361,15 @@ pub struct Metrics {
     pub hsm_remote: hsm_remote::RemoteMetrics,
     /// TLS handshakes by listener and outcome.
     pub tls_handshakes: Family<TlsLabels, Counter>,
+    /// Certificate reloads (SIGHUP) by outcome.
+    pub tls_reloads: Family<ResultLabel, Counter>,
+}
+
+/// An outcome label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `failed`.
+    pub result: &'static str,
 }
 
 impl Default for Metrics {
@@ -694,6 +703,12 @@ impl Metrics {
             "TLS handshakes on the TLS listeners, by outcome (ok, failed, timeout)",
             tls_handshakes.clone(),
         );
+        let tls_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "TLS certificate reloads (SIGHUP), by outcome",
+            tls_reloads.clone(),
+        );
         let hsm_remote = hsm_remote::RemoteMetrics::new();
         registry.register(
             "hsm_remote_requests",
@@ -711,6 +726,7 @@ impl Metrics {
             hsm_remote.up.clone(),
         );
         Self {
+            tls_reloads,
             tls_handshakes,
             hsm_remote,
             root,
@@ -756,6 +772,21 @@ impl Metrics {
         self.tls_handshakes
             .get_or_create(&TlsLabels { listener, result })
             .inc();
+    }
+
+    /// Counts a certificate reload.
+    pub fn tls_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.tls_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// Both reload outcomes at zero.
+    pub fn prime_tls_reloads(&self) {
+        for result in ["ok", "failed"] {
+            let _ = self.tls_reloads.get_or_create(&ResultLabel { result });
+        }
     }
 
     /// Every handshake outcome of a TLS listener at zero.

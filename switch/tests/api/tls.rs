@@ -377,3 +377,88 @@ async fn an_issuer_line_over_mutual_tls() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&dir2).unwrap();
 }
+
+#[tokio::test]
+async fn a_reloaded_certificate_serves_new_handshakes_and_keeps_connections() {
+    let first_ca = ca("first CA");
+    let dir = temp_dir("tls-reload");
+    let sw = start(config(&dir, &first_ca, None)).await;
+    let tls_addr = sw.terminal_tls_addr.unwrap();
+    let stream = tls(tls_addr, &first_ca.pem, None).await.unwrap();
+    let mut kept = Terminal::on(stream, "10000069");
+    assert_eq!(kept.sign_on().await.rc(), "00");
+
+    // New files from another CA; a reload swaps them in.
+    let second_ca = ca("second CA");
+    let (cert, key) = leaf(&second_ca, &["127.0.0.1"]);
+    std::fs::write(dir.join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.join("tls.key"), key).unwrap();
+    assert!(sw.reload_tls().unwrap());
+    assert!(
+        tls(tls_addr, &first_ca.pem, None).await.is_err(),
+        "old CA no longer"
+    );
+    let fresh = tls(tls_addr, &second_ca.pem, None).await.unwrap();
+    let mut t = Terminal::on(fresh, "10000070");
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // The connection made before the reload still carries sales.
+    assert_eq!(kept.sale(DEBIT, "123456", 100).await.rc(), "00");
+
+    // A broken file: the reload fails, the certificate in use stays.
+    std::fs::write(dir.join("tls.key"), "not a key").unwrap();
+    assert!(sw.reload_tls().is_err());
+    assert!(tls(tls_addr, &second_ca.pem, None).await.is_ok());
+    let m = reqwest_metrics(sw.metrics_addr).await;
+    for (result, n) in [("ok", "1"), ("failed", "1")] {
+        let line = format!("switch_tls_reloads_total{{result=\"{result}\"}} {n}");
+        assert!(m.contains(&line), "{line} in\n{m}");
+    }
+    let exported = crate::metrics::families(&m);
+    assert!(
+        exported
+            .iter()
+            .any(|(n, _)| n == "switch_tls_reloads_total")
+    );
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_the_switch_keeps_serving() {
+    let server_ca = ca("switch test CA");
+    let dir = temp_dir("tls-sighup");
+    let c = config(&dir, &server_ca, None);
+    let mut sw = crate::spawn_switch(&c, &dir.join("switch.toml"), "info");
+    for _ in 0..2 {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &sw.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert!(
+        sw.child.try_wait().unwrap().is_none(),
+        "still running after SIGHUP"
+    );
+    let logs = sw.logs.lock().unwrap().clone();
+    assert_eq!(
+        logs.matches("TLS certificate reloaded").count(),
+        2,
+        "{logs}"
+    );
+    // Still answering terminals.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut t = Terminal::connect(sw.addr, "10000071").await;
+        assert_eq!(t.sign_on().await.rc(), "00");
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &sw.child.id().to_string()])
+        .status();
+    assert!(
+        sw.child.wait().unwrap().success(),
+        "a clean stop after SIGTERM"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
