@@ -130,6 +130,20 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A production configuration with test keys or test data: every one of them.
+    #[error("{}", production_list(.0))]
+    Production(Vec<(String, String)>),
+}
+
+fn production_list(problems: &[(String, String)]) -> String {
+    let mut s = format!(
+        "{} test key or test data use(s), refused in production:",
+        problems.len()
+    );
+    for (key, message) in problems {
+        s.push_str(&format!("\n  {key}: {message}"));
+    }
+    s
 }
 
 pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -197,9 +211,84 @@ impl Config {
                 .any(|i| i.zpk_clear.is_some() || i.zak_clear.is_some())
     }
 
+    /// Every use of a test key or test data, as (key, what): what a production
+    /// configuration must not have. All are reported together.
+    pub fn production_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut add = |k: String, m: &str| out.push((k, m.to_owned()));
+        if self.hsm.lmk_file.is_none() {
+            add("hsm.lmk_file".into(), "absent: the demo LMK is a test key");
+        }
+        if self.hsm.is_remote() && self.hsm.lmk_check.is_none() {
+            add(
+                "hsm.lmk_check".into(),
+                "production names the LMK check value its network HSMs must report",
+            );
+        }
+        for (i, t) in self.terminals.iter().enumerate() {
+            if let Some(k) = &t.tmk_clear {
+                let demo = k.eq_ignore_ascii_case(DEMO_TMK);
+                add(
+                    format!("terminals[{i}].tmk_clear"),
+                    if demo {
+                        "the demo TMK, a published test key"
+                    } else {
+                        "clear keys are test keys: use tmk_sealed"
+                    },
+                );
+            }
+        }
+        if let Some(iss) = &self.issuer
+            && iss.pvk_clear.is_some()
+        {
+            add(
+                "issuer.pvk_clear".into(),
+                "clear keys are test keys: use pvk_sealed",
+            );
+        }
+        for (i, c) in self.issuers.iter().enumerate() {
+            if c.zpk_clear.is_some() {
+                add(
+                    format!("issuers[{i}].zpk_clear"),
+                    "clear keys are test keys: use zpk_sealed",
+                );
+            }
+            if c.zak_clear.is_some() {
+                add(
+                    format!("issuers[{i}].zak_clear"),
+                    "clear keys are test keys: use zak_sealed",
+                );
+            }
+        }
+        for (i, c) in self.cards.iter().enumerate() {
+            if c.pin.is_some() {
+                add(
+                    format!("cards[{i}].pin"),
+                    "card PINs in a file are test data: give the offset",
+                );
+            }
+        }
+        for (i, w) in self.wallets.iter().enumerate() {
+            if w.pin.is_some() {
+                add(
+                    format!("wallets[{i}].pin"),
+                    "payment passwords in a file are test data: give the offset",
+                );
+            }
+        }
+        out
+    }
+
     /// Checks everything that parsing cannot, section by section; the first problem is
-    /// the error.
+    /// the error, except that a production configuration's test keys and test data are
+    /// reported all at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.production {
+            let problems = self.production_problems();
+            if !problems.is_empty() {
+                return Err(ConfigError::Production(problems));
+            }
+        }
         self.limits.validate()?;
         self.listen.validate()?;
         if self.listen.terminals_tls.is_some() && self.tls.is_none() {

@@ -32,6 +32,7 @@ fn seal(
     sealed: Option<&str>,
     clear: Option<&str>,
     what: &str,
+    published: &mut Vec<String>,
 ) -> Result<SealedKey> {
     let key = seal_any(hsm, usage, sealed, clear, what)?;
     if production || sealed.is_some() {
@@ -39,9 +40,11 @@ fn seal(
         if let Some(name) = hsm_sim::published::lookup(&cv) {
             let shown = hex::encode_upper(cv.get(..3).unwrap_or_default());
             if production {
-                bail!(
-                    "{what}: a published key ({name}, check value {shown}): anyone can know it, refused in production"
-                );
+                // Every such key is named before the start is refused.
+                published.push(format!(
+                    "{what}: a published key ({name}, check value {shown}): anyone can know it"
+                ));
+                return Ok(key);
             }
             tracing::warn!(key = what, check_value = %shown, "a published key ({name}) is in use: test data only");
         }
@@ -145,6 +148,7 @@ pub fn load(config: &Config) -> Result<Keys> {
     .map_err(|e| anyhow!("hsm: {e}"))?;
 
     let remote = config.hsm.is_remote();
+    let mut published = Vec::new();
     let mut checks = Vec::new();
     let mut ranges = Vec::new();
     for (i, t) in config.terminals.iter().enumerate() {
@@ -165,6 +169,7 @@ pub fn load(config: &Config) -> Result<Keys> {
                 t.tmk_sealed.as_deref(),
                 t.tmk_clear.as_deref(),
                 &what,
+                &mut published,
             )?
             .into()
         };
@@ -200,6 +205,7 @@ pub fn load(config: &Config) -> Result<Keys> {
                     i.pvk_sealed.as_deref(),
                     i.pvk_clear.as_deref(),
                     "issuer.pvk",
+                    &mut published,
                 )?
                 .into()
             },
@@ -242,6 +248,7 @@ pub fn load(config: &Config) -> Result<Keys> {
             c.zpk_sealed.as_deref(),
             c.zpk_clear.as_deref(),
             &zpk_name,
+            &mut published,
         )?;
         let zak = seal(
             &hsm,
@@ -250,8 +257,16 @@ pub fn load(config: &Config) -> Result<Keys> {
             c.zak_sealed.as_deref(),
             c.zak_clear.as_deref(),
             &zak_name,
+            &mut published,
         )?;
         zone.push((zpk.into(), zak.into()));
+    }
+    if !published.is_empty() {
+        bail!(
+            "{} published key(s), refused in production:\n  {}",
+            published.len(),
+            published.join("\n  ")
+        );
     }
     let remote = remote.then(|| RemoteKeys {
         config: RemoteConfig {

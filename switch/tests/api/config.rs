@@ -188,3 +188,25 @@ fn production_refuses_test_keys() {
     let e = err(&prod);
     assert!(e.contains("hsm.lmk_file"), "{e}");
 }
+
+#[test]
+fn production_names_every_test_key_at_once() {
+    let prod = DEMO_TOML.replacen("production = false", "production = true", 1);
+    let e = err(&prod);
+    for key in [
+        "hsm.lmk_file",
+        "terminals[0].tmk_clear",
+        "terminals[1].tmk_clear",
+        "terminals[2].tmk_clear",
+        "issuer.pvk_clear",
+        "issuers[0].zpk_clear",
+        "issuers[0].zak_clear",
+        "cards[0].pin",
+        "cards[3].pin",
+        "wallets[0].pin",
+    ] {
+        assert!(e.contains(key), "{key} in: {e}");
+    }
+    assert!(e.contains("the demo TMK"), "{e}");
+    assert!(e.starts_with("12 test key or test data use(s)"), "{e}");
+}

@@ -286,6 +286,19 @@ fn production_refuses_published_keys_however_sealed() {
         err.contains("terminals[0].tmk") && err.contains("08D7B4"),
         "{err}"
     );
+    // Several published keys: every one named in the one refusal.
+    let path = set(&demo_tmk, &demo_pvk, &demo_zpk, &vector_zak);
+    let (ok, _, err) = crate::cli::switch(&["check-config", path.to_str().unwrap()]);
+    assert!(!ok);
+    for key in [
+        "terminals[0].tmk",
+        "terminals[1].tmk",
+        "issuer.pvk",
+        "issuers[0].zpk",
+        "issuers[0].zak",
+    ] {
+        assert!(err.contains(key), "{key} in: {err}");
+    }
     // Every key fresh: accepted.
     let path = set(&tmk, &pvk, &zpk, &zak);
     let (ok, out, err) = crate::cli::switch(&["check-config", path.to_str().unwrap()]);
