@@ -93,11 +93,11 @@ impl rustls::server::ResolvesServerCert for ServerCert {
     }
 }
 
-/// The rustls server configuration of `tls` (TLS 1.2+, client certificates required when
-/// a client CA is given), and its certificate, which [`ServerCert::reload`] renews.
-pub fn server_config(tls: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, Arc<ServerCert>)> {
+/// The certificate of `[tls]`, read and checked (the key fits), which
+/// [`ServerCert::reload`] renews.
+pub fn server_cert(tls: &TlsConfig) -> Result<Arc<ServerCert>> {
     let provider = ring_provider();
-    let cert = Arc::new(ServerCert {
+    Ok(Arc::new(ServerCert {
         current: std::sync::RwLock::new(ServerCert::read(
             &tls.cert_file,
             &tls.key_file,
@@ -105,12 +105,23 @@ pub fn server_config(tls: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, Arc<
         )?),
         cert_file: tls.cert_file.clone(),
         key_file: tls.key_file.clone(),
-        provider: Arc::clone(&provider),
-    });
+        provider,
+    }))
+}
+
+/// A rustls server configuration presenting `cert`: TLS 1.2+, and client certificates from
+/// `tls.client_ca_file` required when `client_auth` and one is given (the terminal
+/// listener; the metrics listener serves Prometheus, which brings none).
+pub fn server_config(
+    tls: &TlsConfig,
+    cert: &Arc<ServerCert>,
+    client_auth: bool,
+) -> Result<Arc<rustls::ServerConfig>> {
+    let provider = ring_provider();
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS versions")?;
-    let builder = match &tls.client_ca_file {
+    let builder = match tls.client_ca_file.as_ref().filter(|_| client_auth) {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in pem_certs(ca, "tls.client_ca_file")? {
@@ -128,9 +139,69 @@ pub fn server_config(tls: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, Arc<
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder
-        .with_cert_resolver(Arc::clone(&cert) as Arc<dyn rustls::server::ResolvesServerCert>);
-    Ok((Arc::new(config), cert))
+    let config =
+        builder.with_cert_resolver(Arc::clone(cert) as Arc<dyn rustls::server::ResolvesServerCert>);
+    Ok(Arc::new(config))
+}
+
+/// The metrics listener over TLS, for axum: a task accepts TCP and runs each handshake
+/// in its own task (within `handshake_timeout`), handing finished ones to `accept`.
+/// Counted under `listener="metrics"`.
+pub struct HttpsListener {
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl HttpsListener {
+    /// Serves `tcp` with `config`.
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        handshake_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let acceptor = TlsAcceptor::from(config);
+        metrics.prime_tls("metrics");
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                let Ok((stream, peer)) = tcp.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (acceptor, tx, metrics) = (acceptor.clone(), tx.clone(), Arc::clone(&metrics));
+                tokio::spawn(async move {
+                    let r = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
+                    match r {
+                        Ok(Ok(s)) => {
+                            metrics.tls_handshake("metrics", "ok");
+                            let _ = tx.send((s, peer)).await;
+                        }
+                        Ok(Err(_)) => metrics.tls_handshake("metrics", "failed"),
+                        Err(_) => metrics.tls_handshake("metrics", "timeout"),
+                    }
+                });
+            }
+        });
+        Ok(Self { ready, local })
+    }
+}
+
+impl axum::serve::Listener for HttpsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 /// A TCP listener whose connections speak TLS.

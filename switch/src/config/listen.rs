@@ -21,6 +21,9 @@ pub struct ListenConfig {
     /// Metrics, health and the status page.
     #[serde(deserialize_with = "address")]
     pub metrics: SocketAddr,
+    /// Serve `metrics` over TLS (HTTPS) with the `[tls]` certificate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metrics_tls: bool,
     /// The status page's password (user `status`, HTTP Basic). Needed when `metrics` is
     /// not a loopback address: without it the page is not served there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +36,7 @@ impl Default for ListenConfig {
             terminals: SocketAddr::from(([127, 0, 0, 1], 8583)),
             terminals_tls: None,
             metrics: SocketAddr::from(([127, 0, 0, 1], 9583)),
+            metrics_tls: false,
             status_password: None,
         }
     }

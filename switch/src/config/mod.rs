@@ -297,6 +297,12 @@ impl Config {
                 "a TLS listener needs [tls] cert_file and key_file",
             ));
         }
+        if self.listen.metrics_tls && self.tls.is_none() {
+            return Err(invalid(
+                "listen.metrics_tls",
+                "HTTPS needs [tls] cert_file and key_file",
+            ));
+        }
         self.log.validate()?;
         self.journal.validate()?;
         self.acquirer.validate()?;

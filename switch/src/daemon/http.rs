@@ -10,7 +10,6 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::journal::Health;
@@ -18,15 +17,18 @@ use crate::metrics::Metrics;
 
 /// Serves the endpoints on `listener` until `stop` turns true; from `draining` on,
 /// `/readyz` answers 503.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     hsm: Option<Arc<crate::hsm::RemoteHsm>>,
     access: super::status::Access,
     mut draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let ready = Arc::new(AtomicBool::new(true));
     let app = {
         let r = Arc::clone(&ready);

@@ -454,12 +454,17 @@ pub async fn start(config: Config) -> Result<Running> {
     let terminal_addr = terminals.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     // The TLS listener: its certificate read (and checked) before anything is served.
-    let mut tls_cert = None;
-    let tls_listener = match (config.listen.terminals_tls, &config.tls) {
-        (Some(addr), Some(tls)) => {
-            let (server_config, cert) = crate::tls::server_config(tls)?;
-            tls_cert = Some(cert);
+    // One certificate for the TLS listeners, renewed together on SIGHUP.
+    let tls_cert = match &config.tls {
+        Some(tls) if config.listen.terminals_tls.is_some() || config.listen.metrics_tls => {
             metrics.prime_tls_reloads();
+            Some(crate::tls::server_cert(tls)?)
+        }
+        _ => None,
+    };
+    let tls_listener = match (config.listen.terminals_tls, &config.tls, &tls_cert) {
+        (Some(addr), Some(tls), Some(cert)) => {
+            let server_config = crate::tls::server_config(tls, cert, true)?;
             let tcp = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listen.terminals_tls {addr}"))?;
@@ -503,15 +508,36 @@ pub async fn start(config: Config) -> Result<Running> {
         stopped.clone(),
     ));
     let access = status::Access::new(metrics_addr, config.listen.status_password.as_deref());
-    let http = tokio::spawn(http::serve(
-        metrics_listener,
-        metrics,
-        Arc::clone(node.switch().journal().health()),
-        node.switch().hsm().remote().cloned(),
-        access,
-        stopped,
-        http_stopped,
-    ));
+    let health = Arc::clone(node.switch().journal().health());
+    let remote_hsm = node.switch().hsm().remote().cloned();
+    let http = match (&config.tls, &tls_cert) {
+        (Some(tls), Some(cert)) if config.listen.metrics_tls => {
+            let https = crate::tls::HttpsListener::new(
+                metrics_listener,
+                crate::tls::server_config(tls, cert, false)?,
+                config.limits.server().read_timeout,
+                Arc::clone(&metrics),
+            )?;
+            tokio::spawn(http::serve(
+                https,
+                metrics,
+                health,
+                remote_hsm,
+                access,
+                stopped,
+                http_stopped,
+            ))
+        }
+        _ => tokio::spawn(http::serve(
+            metrics_listener,
+            metrics,
+            health,
+            remote_hsm,
+            access,
+            stopped,
+            http_stopped,
+        )),
+    };
     tracing::info!(terminals = %terminal_addr, terminals_tls = ?terminal_tls_addr, metrics = %metrics_addr, journal = %config.journal.place(), "switch listening");
     Ok(Running {
         terminal_addr,

@@ -462,3 +462,56 @@ fn sighup_reloads_the_certificate_and_the_switch_keeps_serving() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn metrics_over_https_with_the_same_certificate() {
+    use tokio::io::AsyncReadExt;
+    let server_ca = ca("switch test CA");
+    let terminals_ca = ca("terminal test CA");
+    let dir = temp_dir("tls-metrics");
+    let mut c = config(&dir, &server_ca, Some(&terminals_ca));
+    c.listen.metrics_tls = true;
+    let sw = start(c).await;
+    // Prometheus brings no client certificate: the metrics listener wants none, even with
+    // mutual TLS on the terminal listener.
+    let get = |path: &'static str| {
+        let ca = server_ca.pem.clone();
+        let addr = sw.metrics_addr;
+        async move {
+            let mut s = tls(addr, &ca, None).await.unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+    let m = get("/metrics").await;
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert!(
+        m.contains("switch_tls_handshakes_total{listener=\"metrics\",result=\"ok\"}"),
+        "{m}"
+    );
+    // Plain HTTP to it gets no answer.
+    let mut plain = TcpStream::connect(sw.metrics_addr).await.unwrap();
+    plain
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        plain.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("switch_"),
+        "no metrics over plain HTTP"
+    );
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
