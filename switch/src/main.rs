@@ -11,6 +11,8 @@
 //! switch report batch --tid T --batch N [--config F | --journal DB]
 //! switch report issuers --date YYYY-MM-DD [--config F | --journal DB]
 //! switch report saf [--state pending|armed|acknowledged|expired|cancelled] [--config F | --journal DB]
+//! switch admin card show|block|unblock|reset-pin-tries|set-limit --pan P [--who NAME]
+//!                                          change a card in the running switch
 //! ```
 
 use std::path::PathBuf;
@@ -118,7 +120,64 @@ enum JournalCommand {
 }
 
 #[derive(Subcommand)]
+enum AdminCommand {
+    /// A card: show it, block it (lost, stolen, blocked), unblock it, reset its wrong PINs,
+    /// set its credit limit.
+    Card {
+        #[command(subcommand)]
+        action: CardAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CardAction {
+    /// As the journal has it (the PAN masked).
+    Show {
+        #[arg(long)]
+        pan: String,
+    },
+    /// Refuse it: lost (41), stolen (43) or blocked (05, the default).
+    Block {
+        #[arg(long)]
+        pan: String,
+        #[arg(long, default_value = "blocked")]
+        status: String,
+    },
+    /// Usable again.
+    Unblock {
+        #[arg(long)]
+        pan: String,
+    },
+    /// Wrong PINs back to 0 (a card locked at the limit answers 75 until then).
+    ResetPinTries {
+        #[arg(long)]
+        pan: String,
+    },
+    /// A credit card's limit, in yuan (e.g. 50000.00).
+    SetLimit {
+        #[arg(long)]
+        pan: String,
+        #[arg(long)]
+        yuan: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Change the running switch (its admin endpoint, with the admin token).
+    Admin {
+        /// The admin endpoint (the metrics listener).
+        #[arg(long, global = true, default_value = "127.0.0.1:9583")]
+        admin: String,
+        /// The token the switch made at its first start.
+        #[arg(long, global = true, default_value = "./switch-data/admin.token")]
+        token_file: PathBuf,
+        /// Who is making the change (journalled with it).
+        #[arg(long, global = true, env = "USER", default_value = "operator")]
+        who: String,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// The journal itself.
     Journal {
         #[command(subcommand)]
@@ -464,6 +523,63 @@ fn block_on(f: impl std::future::Future<Output = Result<()>>) -> Result<()> {
         .block_on(f)
 }
 
+/// Yuan with up to two decimals, in fen.
+fn yuan_to_fen(text: &str) -> Result<i64> {
+    let (i, f) = text.split_once('.').unwrap_or((text, "0"));
+    let ok = !i.is_empty()
+        && i.bytes().all(|b| b.is_ascii_digit())
+        && (1..=2).contains(&f.len())
+        && f.bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        anyhow::bail!("{text:?}: an amount in yuan, e.g. 50000.00");
+    }
+    let f = if f.len() == 1 {
+        format!("{f}0")
+    } else {
+        f.to_owned()
+    };
+    Ok(i.parse::<i64>()? * 100 + f.parse::<i64>()?)
+}
+
+/// `switch admin card …` against the running switch.
+fn admin_card(
+    addr: &str,
+    token_file: &std::path::Path,
+    who: &str,
+    action: CardAction,
+) -> Result<()> {
+    let token = std::fs::read_to_string(token_file).with_context(|| {
+        format!(
+            "the admin token {} (made at the switch's first start)",
+            token_file.display()
+        )
+    })?;
+    let token = token.trim();
+    let post = |body: serde_json::Value| ("POST", "/admin/card".to_owned(), Some(body.to_string()));
+    let (method, path, body) = match action {
+        CardAction::Show { pan } => ("GET", format!("/admin/card?pan={}", pan.trim()), None),
+        CardAction::Block { pan, status } => {
+            post(serde_json::json!({"pan": pan, "action": "block", "status": status, "who": who}))
+        }
+        CardAction::Unblock { pan } => {
+            post(serde_json::json!({"pan": pan, "action": "unblock", "who": who}))
+        }
+        CardAction::ResetPinTries { pan } => {
+            post(serde_json::json!({"pan": pan, "action": "reset-pin-tries", "who": who}))
+        }
+        CardAction::SetLimit { pan, yuan } => post(serde_json::json!({
+            "pan": pan, "action": "set-limit", "credit_limit_fen": yuan_to_fen(&yuan)?, "who": who
+        })),
+    };
+    let (code, body) = switch::daemon::admin::request(addr, token, method, &path, body.as_deref())?;
+    if code == 200 {
+        println!("{body}");
+        Ok(())
+    } else {
+        Err(anyhow!("{code}: {}", body.trim()))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run {
@@ -476,6 +592,12 @@ fn main() -> ExitCode {
             log_format,
             overrides,
         } => block_on(run(config, log_format, overrides)),
+        Command::Admin {
+            admin: addr,
+            token_file,
+            who,
+            command: AdminCommand::Card { action },
+        } => admin_card(&addr, &token_file, &who, action),
         Command::CheckConfig { file } => checked_config(&file).map(|c| {
             println!(
                 "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",

@@ -15,20 +15,36 @@ use tokio::sync::watch;
 use crate::journal::Health;
 use crate::metrics::Metrics;
 
+/// What the endpoints read and serve besides the metrics.
+pub struct Endpoints {
+    /// The journal's health (`/readyz`).
+    pub health: Arc<Health>,
+    /// The network HSMs, when configured (`/readyz`).
+    pub hsm: Option<Arc<crate::hsm::RemoteHsm>>,
+    /// Who may see the status page.
+    pub access: super::status::Access,
+    /// The admin routes.
+    pub admin: Router,
+}
+
 /// Serves the endpoints on `listener` until `stop` turns true; from `draining` on,
 /// `/readyz` answers 503.
 pub async fn serve<L>(
     listener: L,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    hsm: Option<Arc<crate::hsm::RemoteHsm>>,
-    access: super::status::Access,
+    endpoints: Endpoints,
     mut draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
+    let Endpoints {
+        health,
+        hsm,
+        access,
+        admin,
+    } = endpoints;
     let ready = Arc::new(AtomicBool::new(true));
     let app = {
         let r = Arc::clone(&ready);
@@ -98,7 +114,8 @@ pub async fn serve<L>(
                     }
                 }),
             )
-    };
+    }
+    .merge(admin);
     // Draining (the terminal listener closed, requests finishing): not ready, but still
     // answering, so probes see 503 rather than a refused connection until the last
     // terminal connection is gone; then `stop`.

@@ -38,6 +38,7 @@ use crate::pipeline::{Parts, Switch};
 use crate::saf::Entry;
 use crate::saf::worker::{NODE_GONE_MS, Worker};
 
+pub mod admin;
 pub mod gauges;
 pub mod http;
 pub mod keys;
@@ -510,6 +511,22 @@ pub async fn start(config: Config) -> Result<Running> {
     let access = status::Access::new(metrics_addr, config.listen.status_password.as_deref());
     let health = Arc::clone(node.switch().journal().health());
     let remote_hsm = node.switch().hsm().remote().cloned();
+    let token_path = config
+        .journal
+        .path
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .join("admin.token");
+    let admin = admin::routes(
+        Arc::clone(node.switch()),
+        Arc::new(admin::token(&token_path)?),
+    );
+    let endpoints = http::Endpoints {
+        health,
+        hsm: remote_hsm,
+        access,
+        admin,
+    };
     let http = match (&config.tls, &tls_cert) {
         (Some(tls), Some(cert)) if config.listen.metrics_tls => {
             let https = crate::tls::HttpsListener::new(
@@ -521,9 +538,7 @@ pub async fn start(config: Config) -> Result<Running> {
             tokio::spawn(http::serve(
                 https,
                 metrics,
-                health,
-                remote_hsm,
-                access,
+                endpoints,
                 stopped,
                 http_stopped,
             ))
@@ -531,9 +546,7 @@ pub async fn start(config: Config) -> Result<Running> {
         _ => tokio::spawn(http::serve(
             metrics_listener,
             metrics,
-            health,
-            remote_hsm,
-            access,
+            endpoints,
             stopped,
             http_stopped,
         )),

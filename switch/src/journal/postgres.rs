@@ -30,8 +30,8 @@ use super::columns::{
     session_values, txn_from, txn_values,
 };
 use super::{
-    AccountRecord, Backend, BatchItem, BatchTotals, Condition, JournalError, Mark, Op, PinTries,
-    SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
+    AccountRecord, Backend, BatchItem, BatchTotals, CardChange, Condition, JournalError, Mark, Op,
+    PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -185,6 +185,19 @@ ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_category TEXT;
 ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_channel TEXT;
 ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_rate_ppm BIGINT;
 ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_cap_fen BIGINT;
+",
+    ),
+    (
+        3,
+        "
+CREATE TABLE IF NOT EXISTS admin_log (
+    id         BIGSERIAL PRIMARY KEY,
+    time_utc   TEXT NOT NULL,
+    who        TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    masked_pan TEXT NOT NULL,
+    detail     TEXT NOT NULL
+);
 ",
     ),
 ];
@@ -1054,7 +1067,8 @@ fn step(op: &Op) -> Step {
             "UPDATE accounts SET balance_fen = balance_fen + $2,
                 pin_tries = CASE $3::BIGINT WHEN 1 THEN pin_tries + 1 WHEN 2 THEN 0 ELSE pin_tries END
              WHERE pan_hash = $1 AND ($4::BIGINT IS NULL OR
-                (CASE card_type WHEN 'credit' THEN credit_limit_fen - balance_fen ELSE balance_fen END) >= $4)
+                ((CASE card_type WHEN 'credit' THEN credit_limit_fen - balance_fen ELSE balance_fen END) >= $4
+                 AND status = 'active'))
                 AND ($5::BIGINT IS NULL OR pin_tries < $5)",
             vec![
                 account.to_hex().into(),
@@ -1468,6 +1482,40 @@ impl Backend for Postgres {
             vec![id.to_hex().into()],
         )?;
         Ok(mapped(&rows, |r| account_from(r))?.into_iter().next())
+    }
+
+    fn change_card(&mut self, c: &CardChange) -> Result<Option<AccountRecord>, JournalError> {
+        let Some(_) = self.account(&c.account)? else {
+            return Ok(None);
+        };
+        self.run(&[
+            Step::change(
+                "UPDATE accounts SET status = COALESCE($2, status),
+                    pin_tries = CASE WHEN $3::BIGINT = 1 THEN 0 ELSE pin_tries END,
+                    credit_limit_fen = COALESCE($4, credit_limit_fen)
+                 WHERE pan_hash = $1",
+                vec![
+                    c.account.to_hex().into(),
+                    c.status.map(|s| s.as_str().to_owned()).into(),
+                    i64::from(c.reset_pin_tries).into(),
+                    c.credit_limit_fen.into(),
+                ],
+                Expect::Any,
+            ),
+            Step::change(
+                "INSERT INTO admin_log (time_utc, who, action, masked_pan, detail)
+                 VALUES ($1, $2, $3, $4, $5)",
+                vec![
+                    c.at.iso_utc().into(),
+                    c.who.clone().into(),
+                    c.action.into(),
+                    c.masked_pan.clone().into(),
+                    c.detail().into(),
+                ],
+                Expect::Any,
+            ),
+        ])?;
+        self.account(&c.account)
     }
 
     fn journal_id_read(&mut self) -> Result<Option<String>, JournalError> {

@@ -237,6 +237,45 @@ pub struct AccountRecord {
     pub pin_tries: u8,
 }
 
+/// An operator's change to a card (`switch admin card …`): what changes, and who made it
+/// when (written to `admin_log` with the change, in one transaction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardChange {
+    /// The card.
+    pub account: AccountId,
+    /// Its masked PAN, for the log.
+    pub masked_pan: String,
+    /// `block`, `unblock`, `reset-pin-tries`, `set-limit`.
+    pub action: &'static str,
+    /// A new status.
+    pub status: Option<CardStatus>,
+    /// Wrong PINs back to 0.
+    pub reset_pin_tries: bool,
+    /// A new credit limit, fen.
+    pub credit_limit_fen: Option<i64>,
+    /// Who (the operator's name as the command gave it).
+    pub who: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl CardChange {
+    /// What changed, for the log's `detail` column.
+    pub fn detail(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.status {
+            parts.push(format!("status={}", s.as_str()));
+        }
+        if self.reset_pin_tries {
+            parts.push("pin_tries=0".to_owned());
+        }
+        if let Some(l) = self.credit_limit_fen {
+            parts.push(format!("credit_limit_fen={l}"));
+        }
+        parts.join(" ")
+    }
+}
+
 /// A terminal's signed-on session: working keys sealed under the LMK.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {

@@ -22,8 +22,8 @@ use super::columns::{
     session_values, txn_from, txn_values,
 };
 use super::{
-    AccountRecord, Backend, BatchItem, BatchTotals, Condition, JournalError, Mark, Op, PinTries,
-    SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
+    AccountRecord, Backend, BatchItem, BatchTotals, CardChange, Condition, JournalError, Mark, Op,
+    PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -157,6 +157,14 @@ CREATE TABLE IF NOT EXISTS journal_meta (
 CREATE TABLE IF NOT EXISTS sequences (
     name TEXT PRIMARY KEY,
     next INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS admin_log (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_utc   TEXT NOT NULL,
+    who        TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    masked_pan TEXT NOT NULL,
+    detail     TEXT NOT NULL
 );
 ";
 
@@ -895,6 +903,41 @@ impl Backend for Sqlite {
                     .optional()
             })
             .map_err(storage)
+    }
+
+    fn change_card(&mut self, c: &CardChange) -> Result<Option<AccountRecord>, JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        let n = tx
+            .execute(
+                "UPDATE accounts SET status = COALESCE(?2, status),
+                    pin_tries = CASE WHEN ?3 THEN 0 ELSE pin_tries END,
+                    credit_limit_fen = COALESCE(?4, credit_limit_fen)
+                 WHERE pan_hash = ?1",
+                params![
+                    c.account.to_hex(),
+                    c.status.map(|s| s.as_str()),
+                    c.reset_pin_tries,
+                    c.credit_limit_fen
+                ],
+            )
+            .map_err(storage)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO admin_log (time_utc, who, action, masked_pan, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.at.iso_utc(), c.who, c.action, c.masked_pan, c.detail()],
+        )
+        .map_err(storage)?;
+        let rec = tx
+            .query_row(
+                &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE pan_hash = ?1"),
+                [c.account.to_hex()],
+                mapped(|r| account_from(r)),
+            )
+            .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(Some(rec))
     }
 
     fn register_node(

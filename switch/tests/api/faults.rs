@@ -76,6 +76,12 @@ impl Backend for Faulty {
     fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError> {
         self.inner.account(id)
     }
+    fn change_card(
+        &mut self,
+        c: &switch::journal::CardChange,
+    ) -> Result<Option<AccountRecord>, JournalError> {
+        self.inner.change_card(c)
+    }
     fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError> {
         self.inner.stand_in_used(account, date)
     }

@@ -7,6 +7,7 @@
     missing_docs
 )]
 
+mod admin;
 mod bad_input;
 mod cli;
 mod client;

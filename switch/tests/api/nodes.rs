@@ -458,3 +458,58 @@ async fn a_reversal_armed_at_a_node_killed_is_delivered_once_by_the_other() {
     assert_eq!(issuer.balance(crate::issuer::REMOTE).unwrap(), before);
     kill(b);
 }
+
+#[tokio::test]
+async fn an_operators_card_change_at_one_node_holds_at_the_other() {
+    let Some(db) = Database::new("admin_nodes") else {
+        return;
+    };
+    let dir = temp_dir("admin-nodes");
+    let a = node(&dir, &db, 1);
+    let b = node(&dir, &db, 2);
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let admin = |body: String| {
+        let (addr, token) = (a.metrics.to_string(), token.trim().to_owned());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                switch::daemon::admin::request(&addr, &token, "POST", "/admin/card", Some(&body))
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let mut t = Terminal::connect(b.addr, "10000911").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(
+        t.sale(DEBIT, "123456", 100).await.rc(),
+        "00",
+        "B knows the card active"
+    );
+    // Blocked at A: B's next sale on it is refused, though B's memory had it active.
+    let (code, body) = admin(format!(
+        r#"{{"pan":"{DEBIT}","action":"block","status":"lost","who":"carol"}}"#
+    ))
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "41");
+    admin(format!(
+        r#"{{"pan":"{DEBIT}","action":"unblock","who":"carol"}}"#
+    ))
+    .await;
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
+    // Locked by wrong PINs at B, reset at A: B accepts the right PIN again.
+    for rc in ["55", "55", "75"] {
+        assert_eq!(t.sale(DEBIT, "000000", 100).await.rc(), rc);
+    }
+    admin(format!(
+        r#"{{"pan":"{DEBIT}","action":"reset-pin-tries","who":"carol"}}"#
+    ))
+    .await;
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
+    assert_eq!(
+        db.number("SELECT COUNT(*) FROM admin_log WHERE who = 'carol'"),
+        3
+    );
+    drop((a, b));
+}

@@ -1,0 +1,294 @@
+//! The admin endpoint: operators change cards in a running switch (`switch admin card …`),
+//! on the metrics listener (localhost by default), behind a token.
+//!
+//! ```text
+//!  switch admin card block --pan P --who alice
+//!      POST /admin/card   Authorization: Bearer <admin.token>
+//!           {"pan":"…","action":"block","status":"lost","who":"alice"}
+//!      ─▶ journal: UPDATE accounts … ; INSERT INTO admin_log (time, who, action, masked PAN)
+//!      ─▶ memory: the card as the journal has it now
+//!      ◀─ 200 {"pan":"622202*********0017","status":"lost",…}     (the PAN masked, always)
+//!  GET /admin/card?pan=P ─▶ the card as the journal has it
+//! ```
+//!
+//! The token is 32 random bytes, hex, in a file made (0600) at the first start beside the
+//! journal (`admin.token`). A wrong or missing token gets 401; an unknown card 404. Other
+//! nodes on the same PostgreSQL see the change at their next commit on the card (a sale's
+//! funds check includes the card's status) or read (declines and balances read the
+//! journal).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::journal::{AccountRecord, CardChange};
+use crate::model::{AccountId, CardStatus};
+use crate::pipeline::Switch;
+use crate::state::accounts::Account;
+
+/// The token in `path`, made there (0600, never overwritten) when there is none.
+pub fn token(path: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if let Ok(t) = std::fs::read_to_string(path) {
+        let t = t.trim().to_owned();
+        if t.len() >= 32 {
+            return Ok(t);
+        }
+        anyhow::bail!("{}: not an admin token (too short)", path.display());
+    }
+    let mut b = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| anyhow::anyhow!("random number generator failure"))?;
+    let t = hex::encode(b);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = match opts.open(path) {
+        Ok(f) => f,
+        // Another process on the same directory made it first: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Ok(std::fs::read_to_string(path)?.trim().to_owned());
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("creating the admin token {}", path.display()));
+        }
+    };
+    std::io::Write::write_all(&mut f, format!("{t}\n").as_bytes())?;
+    tracing::info!(path = %path.display(), "admin token created");
+    Ok(t)
+}
+
+/// A change asked for.
+#[derive(Debug, Deserialize)]
+struct CardRequest {
+    pan: String,
+    action: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    credit_limit_fen: Option<i64>,
+    #[serde(default)]
+    who: Option<String>,
+}
+
+/// A card as the endpoint shows it: the PAN masked.
+#[derive(Debug, Serialize)]
+struct CardView {
+    pan: String,
+    card_type: &'static str,
+    status: &'static str,
+    expiry: u32,
+    balance_fen: i64,
+    credit_limit_fen: i64,
+    pin_tries: u8,
+}
+
+impl From<&AccountRecord> for CardView {
+    fn from(a: &AccountRecord) -> Self {
+        Self {
+            pan: a.masked_pan.clone(),
+            card_type: a.card_type.as_str(),
+            status: a.status.as_str(),
+            expiry: a.expiry,
+            balance_fen: a.balance_fen,
+            credit_limit_fen: a.credit_limit_fen,
+            pin_tries: a.pin_tries,
+        }
+    }
+}
+
+fn answer(code: StatusCode, body: String) -> Response {
+    (
+        code,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+fn error(code: StatusCode, message: &str) -> Response {
+    answer(code, serde_json::json!({ "error": message }).to_string())
+}
+
+fn authorised(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())))
+}
+
+fn account_of(switch: &Switch, pan: &str) -> Option<AccountId> {
+    let pan = pan.trim();
+    ((12..=19).contains(&pan.len()) && pan.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| switch.account_id(pan))
+}
+
+async fn show(switch: Arc<Switch>, uri: Uri) -> Response {
+    let pan = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("pan="))
+        .unwrap_or_default()
+        .to_owned();
+    let Some(id) = account_of(&switch, &pan) else {
+        return error(StatusCode::BAD_REQUEST, "pan: 12 to 19 digits");
+    };
+    match switch.journal().read(move |b| b.account(&id)).await {
+        Ok(Some(a)) => answer(
+            StatusCode::OK,
+            serde_json::to_string(&CardView::from(&a)).unwrap_or_default(),
+        ),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such card"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),
+    }
+}
+
+async fn change(switch: Arc<Switch>, body: String) -> Response {
+    let Ok(req) = serde_json::from_str::<CardRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body: a JSON object with pan and action",
+        );
+    };
+    let Some(account) = account_of(&switch, &req.pan) else {
+        return error(StatusCode::BAD_REQUEST, "pan: 12 to 19 digits");
+    };
+    let (action, status, reset, limit): (&'static str, _, _, _) = match req.action.as_str() {
+        "block" => {
+            let s = match req.status.as_deref().unwrap_or("blocked") {
+                "lost" => CardStatus::Lost,
+                "stolen" => CardStatus::Stolen,
+                "blocked" => CardStatus::Blocked,
+                _ => return error(StatusCode::BAD_REQUEST, "status: lost, stolen or blocked"),
+            };
+            ("block", Some(s), false, None)
+        }
+        "unblock" => ("unblock", Some(CardStatus::Active), false, None),
+        "reset-pin-tries" => ("reset-pin-tries", None, true, None),
+        "set-limit" => match req.credit_limit_fen {
+            Some(l) if l >= 0 => ("set-limit", None, false, Some(l)),
+            _ => return error(StatusCode::BAD_REQUEST, "credit_limit_fen: 0 or more"),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "action: block, unblock, reset-pin-tries or set-limit",
+            );
+        }
+    };
+    let who = req
+        .who
+        .filter(|w| !w.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let Some(masked_pan) = switch
+        .journal()
+        .read(move |b| b.account(&account))
+        .await
+        .ok()
+        .flatten()
+        .map(|a| a.masked_pan)
+    else {
+        return error(StatusCode::NOT_FOUND, "no such card");
+    };
+    let c = CardChange {
+        account,
+        masked_pan,
+        action,
+        status,
+        reset_pin_tries: reset,
+        credit_limit_fen: limit,
+        who: who.clone(),
+        at: switch.clock.now(),
+    };
+    match switch.journal().write(move |b| b.change_card(&c)).await {
+        Ok(Some(rec)) => {
+            switch
+                .state()
+                .accounts
+                .refresh(&account, Account::from_record(&rec));
+            tracing::warn!(who = %who, action, card = %rec.masked_pan, "card changed by an operator");
+            answer(
+                StatusCode::OK,
+                serde_json::to_string(&CardView::from(&rec)).unwrap_or_default(),
+            )
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such card"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),
+    }
+}
+
+/// The admin routes of `switch`, behind `token`.
+pub fn routes(switch: Arc<Switch>, token: Arc<String>) -> Router {
+    Router::new().route(
+        "/admin/card",
+        get({
+            let (switch, token) = (Arc::clone(&switch), Arc::clone(&token));
+            move |headers: HeaderMap, uri: Uri| {
+                let (switch, token) = (Arc::clone(&switch), Arc::clone(&token));
+                async move {
+                    if !authorised(&headers, &token) {
+                        return error(StatusCode::UNAUTHORIZED, "admin token required");
+                    }
+                    show(switch, uri).await
+                }
+            }
+        })
+        .post(move |headers: HeaderMap, body: String| {
+            let (switch, token) = (Arc::clone(&switch), Arc::clone(&token));
+            async move {
+                if !authorised(&headers, &token) {
+                    return error(StatusCode::UNAUTHORIZED, "admin token required");
+                }
+                change(switch, body).await
+            }
+        }),
+    )
+}
+
+/// The client side, for `switch admin`: one HTTP/1.1 request to the admin endpoint at
+/// `addr` with `token`; the status code and the body.
+pub fn request(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)
+        .map_err(|e| anyhow::anyhow!("the admin endpoint {addr}: {e} (is the switch running?)"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let body = body.unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP answer from {addr}"))?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}

@@ -1,0 +1,206 @@
+//! Operators change cards in a running switch: `switch admin card …` through the admin
+//! endpoint and its token; each change journalled with who and when, in effect at once.
+
+use switch::daemon::admin::request;
+
+use crate::client::{CREDIT, DEBIT, Terminal};
+use crate::{JournalDb, start, temp_dir, test_config};
+
+fn token(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn cards_blocked_unblocked_and_pin_tries_reset_while_running() {
+    let dir = temp_dir("admin");
+    let sw = start(test_config(&dir)).await;
+    let addr = sw.metrics_addr.to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("admin.token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the token file is the owner's only");
+    }
+    let tok = token(&dir);
+    let call = {
+        let addr = addr.clone();
+        move |tok: &str, method: &'static str, path: String, body: Option<String>| {
+            let (addr, tok) = (addr.clone(), tok.to_owned());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    request(&addr, &tok, method, &path, body.as_deref()).unwrap()
+                })
+                .await
+                .unwrap()
+            }
+        }
+    };
+    let post = |action: &str, pan: &str, extra: &str| {
+        format!(r#"{{"pan":"{pan}","action":"{action}","who":"alice"{extra}}}"#)
+    };
+
+    // No token, a wrong one: 401.
+    let (code, _) = call("wrong", "GET", format!("/admin/card?pan={DEBIT}"), None).await;
+    assert_eq!(code, 401);
+    // Show: the card as the journal has it, the PAN masked.
+    let (code, body) = call(&tok, "GET", format!("/admin/card?pan={DEBIT}"), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("622202*********0017") && !body.contains(DEBIT),
+        "{body}"
+    );
+    assert!(body.contains(r#""status":"active""#), "{body}");
+    let (code, _) = call(&tok, "GET", "/admin/card?pan=6222029999999999".into(), None).await;
+    assert_eq!(code, 404);
+
+    let mut t = Terminal::connect(sw.terminal_addr, "10000081").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // Three wrong PINs lock the card (75) until an operator resets its tries.
+    for rc in ["55", "55", "75"] {
+        assert_eq!(t.sale(DEBIT, "111111", 100).await.rc(), rc);
+    }
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "75");
+    let (code, body) = call(
+        &tok,
+        "POST",
+        "/admin/card".into(),
+        Some(post("reset-pin-tries", DEBIT, "")),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""pin_tries":0"#), "{body}");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
+
+    // Reported lost: 41 at once; unblocked: 00 again. Blocked: 05.
+    let (code, body) = call(
+        &tok,
+        "POST",
+        "/admin/card".into(),
+        Some(post("block", DEBIT, r#","status":"lost""#)),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "41");
+    call(
+        &tok,
+        "POST",
+        "/admin/card".into(),
+        Some(post("unblock", DEBIT, "")),
+    )
+    .await;
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
+    call(
+        &tok,
+        "POST",
+        "/admin/card".into(),
+        Some(post("block", DEBIT, "")),
+    )
+    .await;
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "05");
+
+    // A credit limit cut to 10.00: a 20.00 sale is refused (51), 5.00 goes through.
+    let (code, body) = call(
+        &tok,
+        "POST",
+        "/admin/card".into(),
+        Some(post("set-limit", CREDIT, r#","credit_limit_fen":1000"#)),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(t.sale(CREDIT, "654321", 2_000).await.rc(), "51");
+    assert_eq!(t.sale(CREDIT, "654321", 500).await.rc(), "00");
+
+    // Bad requests say why.
+    let (code, body) = call(
+        &tok,
+        "POST",
+        "/admin/card".into(),
+        Some(post("melt", DEBIT, "")),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = call(
+        &tok,
+        "POST",
+        "/admin/card".into(),
+        Some(post("block", "12", "")),
+    )
+    .await;
+    assert_eq!(code, 400);
+
+    // Every change journalled with who and what, the PAN masked.
+    let rows = JournalDb::of(&dir).rows(
+        "SELECT who, action, masked_pan, detail FROM admin_log ORDER BY id",
+        &[],
+    );
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let text = format!("{rows:?}");
+    assert!(
+        text.contains("alice") && text.contains("reset-pin-tries") && text.contains("status=lost")
+    );
+    assert!(!text.contains(DEBIT), "no full PAN in the log");
+    sw.shutdown().await;
+
+    // After a restart the journal's card is the one in force (blocked: 05).
+    let sw = start(test_config(&dir)).await;
+    assert_eq!(token(&dir), tok, "the token is kept");
+    let mut t = Terminal::connect(sw.terminal_addr, "10000082").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "05");
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_admin_command_line() {
+    let dir = temp_dir("admin-cli");
+    let c = test_config(&dir);
+    let mut sw = crate::spawn_switch(&c, &dir.join("switch.toml"), "info");
+    let token_file = dir.join("admin.token").display().to_string();
+    let metrics = sw.metrics.to_string();
+    let admin = |args: &[&str]| {
+        let mut all = vec![
+            "admin",
+            "--admin",
+            metrics.as_str(),
+            "--token-file",
+            token_file.as_str(),
+            "--who",
+            "bob",
+            "card",
+        ];
+        all.extend_from_slice(args);
+        crate::cli::switch(&all)
+    };
+    let (ok, out, err) = admin(&["show", "--pan", DEBIT]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("622202*********0017") && !out.contains(DEBIT),
+        "{out}"
+    );
+    let (ok, out, err) = admin(&["block", "--pan", DEBIT, "--status", "stolen"]);
+    assert!(ok && out.contains(r#""status":"stolen""#), "{out}{err}");
+    let (ok, _, err) = admin(&["set-limit", "--pan", CREDIT, "--yuan", "12.5"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = admin(&["show", "--pan", "6222029999999999"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut t = Terminal::connect(sw.addr, "10000083").await;
+        assert_eq!(t.sign_on().await.rc(), "00");
+        assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "43");
+        assert_eq!(
+            t.balance(CREDIT, "654321").await.text(54).as_deref(),
+            Some("1002156C000000001250")
+        );
+    });
+    let _ = sw.child.kill();
+    let _ = sw.child.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
