@@ -127,6 +127,34 @@ enum AdminCommand {
         #[command(subcommand)]
         action: CardAction,
     },
+    /// A terminal: show it (merchant, session, open batch), or make it sign on again.
+    Terminal {
+        #[command(subcommand)]
+        action: TerminalAction,
+    },
+    /// A batch's totals as settlement would count them (default: the open one).
+    Batch {
+        #[arg(long)]
+        tid: String,
+        #[arg(long)]
+        batch: Option<u32>,
+    },
+    /// Each issuer: lines up, store-and-forward queue.
+    Issuer,
+}
+
+#[derive(Subcommand)]
+enum TerminalAction {
+    /// Merchant, session, open batch and its totals.
+    Show {
+        #[arg(long)]
+        tid: String,
+    },
+    /// End its session: its next request answers A0 and it must sign on again.
+    ForceSignon {
+        #[arg(long)]
+        tid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -541,12 +569,13 @@ fn yuan_to_fen(text: &str) -> Result<i64> {
     Ok(i.parse::<i64>()? * 100 + f.parse::<i64>()?)
 }
 
-/// `switch admin card …` against the running switch.
-fn admin_card(
+/// One call to the running switch's admin endpoint; its answer printed.
+fn admin_call(
     addr: &str,
     token_file: &std::path::Path,
-    who: &str,
-    action: CardAction,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
 ) -> Result<()> {
     let token = std::fs::read_to_string(token_file).with_context(|| {
         format!(
@@ -554,7 +583,22 @@ fn admin_card(
             token_file.display()
         )
     })?;
-    let token = token.trim();
+    let (code, body) = switch::daemon::admin::request(addr, token.trim(), method, path, body)?;
+    if code == 200 {
+        println!("{body}");
+        Ok(())
+    } else {
+        Err(anyhow!("{code}: {}", body.trim()))
+    }
+}
+
+/// `switch admin card …` against the running switch.
+fn admin_card(
+    addr: &str,
+    token_file: &std::path::Path,
+    who: &str,
+    action: CardAction,
+) -> Result<()> {
     let post = |body: serde_json::Value| ("POST", "/admin/card".to_owned(), Some(body.to_string()));
     let (method, path, body) = match action {
         CardAction::Show { pan } => ("GET", format!("/admin/card?pan={}", pan.trim()), None),
@@ -571,13 +615,7 @@ fn admin_card(
             "pan": pan, "action": "set-limit", "credit_limit_fen": yuan_to_fen(&yuan)?, "who": who
         })),
     };
-    let (code, body) = switch::daemon::admin::request(addr, token, method, &path, body.as_deref())?;
-    if code == 200 {
-        println!("{body}");
-        Ok(())
-    } else {
-        Err(anyhow!("{code}: {}", body.trim()))
-    }
+    admin_call(addr, token_file, method, &path, body.as_deref())
 }
 
 fn main() -> ExitCode {
@@ -596,8 +634,33 @@ fn main() -> ExitCode {
             admin: addr,
             token_file,
             who,
-            command: AdminCommand::Card { action },
-        } => admin_card(&addr, &token_file, &who, action),
+            command,
+        } => {
+            match command {
+                AdminCommand::Card { action } => admin_card(&addr, &token_file, &who, action),
+                AdminCommand::Terminal { action } => {
+                    let (method, path, body) = match action {
+                    TerminalAction::Show { tid } => ("GET", format!("/admin/terminal?tid={tid}"), None),
+                    TerminalAction::ForceSignon { tid } => (
+                        "POST",
+                        "/admin/terminal".to_owned(),
+                        Some(serde_json::json!({"tid": tid, "action": "force-signon", "who": who}).to_string()),
+                    ),
+                };
+                    admin_call(&addr, &token_file, method, &path, body.as_deref())
+                }
+                AdminCommand::Batch { tid, batch } => {
+                    let path = match batch {
+                        Some(b) => format!("/admin/batch?tid={tid}&batch={b}"),
+                        None => format!("/admin/batch?tid={tid}"),
+                    };
+                    admin_call(&addr, &token_file, "GET", &path, None)
+                }
+                AdminCommand::Issuer => {
+                    admin_call(&addr, &token_file, "GET", "/admin/issuer", None)
+                }
+            }
+        }
         Command::CheckConfig { file } => checked_config(&file).map(|c| {
             println!(
                 "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",

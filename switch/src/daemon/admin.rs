@@ -9,6 +9,11 @@
 //!      ─▶ memory: the card as the journal has it now
 //!      ◀─ 200 {"pan":"622202*********0017","status":"lost",…}     (the PAN masked, always)
 //!  GET /admin/card?pan=P ─▶ the card as the journal has it
+//!  GET /admin/terminal?tid=T            its merchant, session, open batch and totals
+//!  POST /admin/terminal {"tid","action":"force-signon"}   its session ended: the next
+//!       request answers A0 (sign on again), at every node
+//!  GET /admin/batch?tid=T[&batch=N]     a batch's totals as settlement would count them
+//!  GET /admin/issuer                    each issuer: lines up, in flight, breaker, queue
 //! ```
 //!
 //! The token is 32 random bytes, hex, in a file made (0600) at the first start beside the
@@ -27,8 +32,8 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::journal::{AccountRecord, CardChange};
-use crate::model::{AccountId, CardStatus};
+use crate::journal::{AccountRecord, AdminEntry, CardChange};
+use crate::model::{AccountId, BatchNo, CardStatus, Tid};
 use crate::pipeline::Switch;
 use crate::state::accounts::Account;
 
@@ -232,9 +237,212 @@ async fn change(switch: Arc<Switch>, body: String) -> Response {
     }
 }
 
+fn query<'a>(uri: &'a Uri, key: &str) -> Option<&'a str> {
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn tid_of(text: &str) -> Option<Tid> {
+    (text.len() == 8 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| Tid::parse(text))
+        .flatten()
+}
+
+async fn terminal_show(switch: Arc<Switch>, uri: Uri) -> Response {
+    let Some(tid) = query(&uri, "tid").and_then(tid_of) else {
+        return error(StatusCode::BAD_REQUEST, "tid: 8 digits");
+    };
+    let Some(range) = switch.terminals.lookup(tid.as_str()) else {
+        return error(StatusCode::NOT_FOUND, "no such terminal");
+    };
+    let (mid, merchant) = (range.mid.clone(), range.merchant_name.clone());
+    let t = tid;
+    let found = switch
+        .journal()
+        .read(move |b| {
+            let s = b.session(&t)?;
+            let totals = match &s {
+                Some(s) => Some(b.batch_totals(&t, s.batch)?),
+                None => None,
+            };
+            Ok((s, totals))
+        })
+        .await;
+    match found {
+        Ok((session, totals)) => answer(
+            StatusCode::OK,
+            serde_json::json!({
+                "tid": tid.as_str(),
+                "mid": mid,
+                "merchant": merchant,
+                "signed_on": session.is_some(),
+                "signed_on_utc": session.as_ref().map(|s| s.signed_on.iso_utc()),
+                "operator": session.as_ref().and_then(|s| s.operator.clone()),
+                "open_batch": session.as_ref().map(|s| s.batch.0),
+                "sales_fen": totals.as_ref().map(|t| t.debit_fen),
+                "sales": totals.as_ref().map(|t| t.debit_count),
+                "refunds_fen": totals.as_ref().map(|t| t.credit_fen),
+                "refunds": totals.as_ref().map(|t| t.credit_count),
+            })
+            .to_string(),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TerminalRequest {
+    tid: String,
+    action: String,
+    #[serde(default)]
+    who: Option<String>,
+}
+
+async fn terminal_change(switch: Arc<Switch>, body: String) -> Response {
+    let Ok(req) = serde_json::from_str::<TerminalRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body: a JSON object with tid and action",
+        );
+    };
+    let Some(tid) = tid_of(&req.tid) else {
+        return error(StatusCode::BAD_REQUEST, "tid: 8 digits");
+    };
+    if switch.terminals.lookup(tid.as_str()).is_none() {
+        return error(StatusCode::NOT_FOUND, "no such terminal");
+    }
+    if req.action != "force-signon" {
+        return error(StatusCode::BAD_REQUEST, "action: force-signon");
+    }
+    let entry = AdminEntry {
+        at: switch.clock.now(),
+        who: req
+            .who
+            .filter(|w| !w.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into()),
+        action: "force-signon",
+        subject: tid.as_str().to_owned(),
+    };
+    let who = entry.who.clone();
+    let t = tid;
+    match switch
+        .journal()
+        .write(move |b| b.end_session(&t, &entry))
+        .await
+    {
+        Ok(had) => {
+            switch.state().sessions.remove(&tid);
+            tracing::warn!(who = %who, tid = %tid.as_str(), "terminal made to sign on again by an operator");
+            answer(
+                StatusCode::OK,
+                serde_json::json!({"tid": tid.as_str(), "had_session": had, "signed_on": false})
+                    .to_string(),
+            )
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),
+    }
+}
+
+async fn batch_show(switch: Arc<Switch>, uri: Uri) -> Response {
+    let Some(tid) = query(&uri, "tid").and_then(tid_of) else {
+        return error(StatusCode::BAD_REQUEST, "tid: 8 digits");
+    };
+    let asked = match query(&uri, "batch") {
+        Some(b) => match b.parse::<u32>() {
+            Ok(n) if n <= 999_999 => Some(BatchNo(n)),
+            _ => return error(StatusCode::BAD_REQUEST, "batch: up to 6 digits"),
+        },
+        None => None,
+    };
+    let t = tid;
+    let r = switch
+        .journal()
+        .read(move |b| {
+            let batch = match asked {
+                Some(n) => Some(n),
+                None => b.session(&t)?.map(|s| s.batch),
+            };
+            match batch {
+                Some(n) => Ok(Some((n, b.batch_totals(&t, n)?))),
+                None => Ok(None),
+            }
+        })
+        .await;
+    match r {
+        Ok(Some((n, t))) => answer(
+            StatusCode::OK,
+            serde_json::json!({
+                "tid": tid.as_str(), "batch": n.0,
+                "sales_fen": t.debit_fen, "sales": t.debit_count,
+                "refunds_fen": t.credit_fen, "refunds": t.credit_count,
+            })
+            .to_string(),
+        ),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no open batch for this terminal"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),
+    }
+}
+
+fn issuers_show(switch: &Switch) -> Response {
+    let list: Vec<_> = switch
+        .issuers()
+        .iter()
+        .zip(switch.saf_queues())
+        .map(|(i, q)| {
+            serde_json::json!({
+                "name": i.name,
+                "lines": i.lines().iter().map(|l| serde_json::json!({"line": l.addr, "up": l.is_up()})).collect::<Vec<_>>(),
+                "up": i.is_up(),
+                "saf_queued": q.len(),
+            })
+        })
+        .collect();
+    answer(StatusCode::OK, serde_json::Value::from(list).to_string())
+}
+
+/// A handler behind the token.
+macro_rules! guarded {
+    ($switch:expr, $token:expr, |$($arg:ident : $ty:ty),*| $body:expr) => {{
+        let (switch, token) = (Arc::clone(&$switch), Arc::clone(&$token));
+        move |headers: HeaderMap, $($arg: $ty),*| {
+            let (switch, token) = (Arc::clone(&switch), Arc::clone(&token));
+            async move {
+                if !authorised(&headers, &token) {
+                    return error(StatusCode::UNAUTHORIZED, "admin token required");
+                }
+                let _ = &switch;
+                $body(switch).await
+            }
+        }
+    }};
+}
+
 /// The admin routes of `switch`, behind `token`.
 pub fn routes(switch: Arc<Switch>, token: Arc<String>) -> Router {
-    Router::new().route(
+    let more = Router::new()
+        .route(
+            "/admin/terminal",
+            get(guarded!(switch, token, |uri: Uri| |s| terminal_show(
+                s, uri
+            )))
+            .post(guarded!(switch, token, |body: String| |s| terminal_change(
+                s, body
+            ))),
+        )
+        .route(
+            "/admin/batch",
+            get(guarded!(switch, token, |uri: Uri| |s| batch_show(s, uri))),
+        )
+        .route(
+            "/admin/issuer",
+            get(guarded!(
+                switch,
+                token,
+                |_uri: Uri| |s: Arc<Switch>| async move { issuers_show(&s) }
+            )),
+        );
+    more.route(
         "/admin/card",
         get({
             let (switch, token) = (Arc::clone(&switch), Arc::clone(&token));

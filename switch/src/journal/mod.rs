@@ -38,9 +38,9 @@ mod records;
 pub mod sqlite;
 
 pub use records::{
-    AccountRecord, BatchItem, BatchRecord, BatchTotals, CardChange, CardRef, Condition, LockKey,
-    Mark, Op, PinCheck, PinTries, SafRecord, SessionRecord, Snapshot, TraceFirst, TxnRecord,
-    UploadRecord, UpstreamRef,
+    AccountRecord, AdminEntry, BatchItem, BatchRecord, BatchTotals, CardChange, CardRef, Condition,
+    LockKey, Mark, Op, PinCheck, PinTries, SafRecord, SessionRecord, Snapshot, TraceFirst,
+    TxnRecord, UploadRecord, UpstreamRef,
 };
 
 /// A journal failure.
@@ -132,6 +132,10 @@ pub trait Backend: Send + 'static {
     /// Applies an operator's change to a card and logs it (`admin_log`), in one
     /// transaction; the card as it is now, `None` when the journal has no such card.
     fn change_card(&mut self, change: &CardChange) -> Result<Option<AccountRecord>, JournalError>;
+
+    /// Ends a terminal's session (it must sign on again) and logs it, in one transaction;
+    /// whether it had one.
+    fn end_session(&mut self, tid: &Tid, entry: &AdminEntry) -> Result<bool, JournalError>;
     /// A card's stand-in approvals that stand on a China Standard Time day, fen.
     fn stand_in_used(&mut self, account: &AccountId, date: &str) -> Result<i64, JournalError>;
     /// The terminals' open batches that hold approved transactions, and those

@@ -30,8 +30,9 @@ use super::columns::{
     session_values, txn_from, txn_values,
 };
 use super::{
-    AccountRecord, Backend, BatchItem, BatchTotals, CardChange, Condition, JournalError, Mark, Op,
-    PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
+    AccountRecord, AdminEntry, Backend, BatchItem, BatchTotals, CardChange, Condition,
+    JournalError, Mark, Op, PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst,
+    TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -195,7 +196,7 @@ CREATE TABLE IF NOT EXISTS admin_log (
     time_utc   TEXT NOT NULL,
     who        TEXT NOT NULL,
     action     TEXT NOT NULL,
-    masked_pan TEXT NOT NULL,
+    subject    TEXT NOT NULL,
     detail     TEXT NOT NULL
 );
 ",
@@ -1484,6 +1485,29 @@ impl Backend for Postgres {
         Ok(mapped(&rows, |r| account_from(r))?.into_iter().next())
     }
 
+    fn end_session(&mut self, tid: &Tid, e: &AdminEntry) -> Result<bool, JournalError> {
+        let had = self.session(tid)?.is_some();
+        self.run(&[
+            Step::change(
+                "DELETE FROM terminal_sessions WHERE tid = $1",
+                vec![tid.as_str().into()],
+                Expect::Any,
+            ),
+            Step::change(
+                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
+                 VALUES ($1, $2, $3, $4, '')",
+                vec![
+                    e.at.iso_utc().into(),
+                    e.who.clone().into(),
+                    e.action.into(),
+                    e.subject.clone().into(),
+                ],
+                Expect::Any,
+            ),
+        ])?;
+        Ok(had)
+    }
+
     fn change_card(&mut self, c: &CardChange) -> Result<Option<AccountRecord>, JournalError> {
         let Some(_) = self.account(&c.account)? else {
             return Ok(None);
@@ -1503,7 +1527,7 @@ impl Backend for Postgres {
                 Expect::Any,
             ),
             Step::change(
-                "INSERT INTO admin_log (time_utc, who, action, masked_pan, detail)
+                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
                  VALUES ($1, $2, $3, $4, $5)",
                 vec![
                     c.at.iso_utc().into(),

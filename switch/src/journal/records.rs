@@ -276,6 +276,19 @@ impl CardChange {
     }
 }
 
+/// An operator's action other than a card change, as `admin_log` keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub who: String,
+    /// What (`force-signon`, …).
+    pub action: &'static str,
+    /// On what: a TID, an issuer's name.
+    pub subject: String,
+}
+
 /// A terminal's signed-on session: working keys sealed under the LMK.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {

@@ -22,8 +22,9 @@ use super::columns::{
     session_values, txn_from, txn_values,
 };
 use super::{
-    AccountRecord, Backend, BatchItem, BatchTotals, CardChange, Condition, JournalError, Mark, Op,
-    PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst, TxnRecord, UploadRecord,
+    AccountRecord, AdminEntry, Backend, BatchItem, BatchTotals, CardChange, Condition,
+    JournalError, Mark, Op, PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst,
+    TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -163,7 +164,7 @@ CREATE TABLE IF NOT EXISTS admin_log (
     time_utc   TEXT NOT NULL,
     who        TEXT NOT NULL,
     action     TEXT NOT NULL,
-    masked_pan TEXT NOT NULL,
+    subject    TEXT NOT NULL,
     detail     TEXT NOT NULL
 );
 ";
@@ -905,6 +906,23 @@ impl Backend for Sqlite {
             .map_err(storage)
     }
 
+    fn end_session(&mut self, tid: &Tid, e: &AdminEntry) -> Result<bool, JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        let n = tx
+            .execute(
+                "DELETE FROM terminal_sessions WHERE tid = ?1",
+                [tid.as_str()],
+            )
+            .map_err(storage)?;
+        tx.execute(
+            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, '')",
+            params![e.at.iso_utc(), e.who, e.action, e.subject],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(n > 0)
+    }
+
     fn change_card(&mut self, c: &CardChange) -> Result<Option<AccountRecord>, JournalError> {
         let tx = self.conn.transaction().map_err(storage)?;
         let n = tx
@@ -925,7 +943,7 @@ impl Backend for Sqlite {
             return Ok(None);
         }
         tx.execute(
-            "INSERT INTO admin_log (time_utc, who, action, masked_pan, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![c.at.iso_utc(), c.who, c.action, c.masked_pan, c.detail()],
         )
         .map_err(storage)?;

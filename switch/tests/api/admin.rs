@@ -136,7 +136,7 @@ async fn cards_blocked_unblocked_and_pin_tries_reset_while_running() {
 
     // Every change journalled with who and what, the PAN masked.
     let rows = JournalDb::of(&dir).rows(
-        "SELECT who, action, masked_pan, detail FROM admin_log ORDER BY id",
+        "SELECT who, action, subject, detail FROM admin_log ORDER BY id",
         &[],
     );
     assert_eq!(rows.len(), 5, "{rows:?}");
@@ -202,5 +202,71 @@ fn the_admin_command_line() {
     });
     let _ = sw.child.kill();
     let _ = sw.child.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn terminals_batches_and_issuers_seen_and_a_terminal_made_to_sign_on_again() {
+    let dir = temp_dir("admin-terminal");
+    let sw = start(test_config(&dir)).await;
+    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
+    let call = move |method: &'static str, path: String, body: Option<String>| {
+        let (addr, tok) = (addr.clone(), tok.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                request(&addr, &tok, method, &path, body.as_deref()).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let mut t = Terminal::connect(sw.terminal_addr, "10000084").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 1_234).await.rc(), "00");
+    assert_eq!(t.sale(CREDIT, "654321", 766).await.rc(), "00");
+
+    let (code, body) = call("GET", "/admin/terminal?tid=10000084".into(), None).await;
+    assert_eq!(code, 200, "{body}");
+    for part in [
+        r#""signed_on":true"#,
+        r#""mid":"898310048990001""#,
+        r#""open_batch":1"#,
+        r#""sales":2"#,
+        r#""sales_fen":2000"#,
+    ] {
+        assert!(body.contains(part), "{part} in {body}");
+    }
+    let (code, body) = call("GET", "/admin/batch?tid=10000084".into(), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""sales_fen":2000"#), "{body}");
+    let (code, _) = call("GET", "/admin/batch?tid=10000084&batch=7".into(), None).await;
+    assert_eq!(code, 200);
+    let (code, _) = call("GET", "/admin/terminal?tid=20000001".into(), None).await;
+    assert_eq!(code, 404);
+    let (code, body) = call("GET", "/admin/issuer".into(), None).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "[]"),
+        "no issuers in this configuration"
+    );
+
+    // Made to sign on again: its next request answers A0; a new sign-on works.
+    let (code, body) = call(
+        "POST",
+        "/admin/terminal".into(),
+        Some(r#"{"tid":"10000084","action":"force-signon","who":"dave"}"#.into()),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""had_session":true"#), "{body}");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "A0");
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
+    let logged = JournalDb::of(&dir).number(
+        "SELECT COUNT(*) FROM admin_log WHERE who = 'dave' AND action = 'force-signon' AND subject = '10000084'",
+        &[],
+    );
+    assert_eq!(logged, 1);
+    sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -76,6 +76,13 @@ impl Backend for Faulty {
     fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError> {
         self.inner.account(id)
     }
+    fn end_session(
+        &mut self,
+        tid: &switch::model::Tid,
+        e: &switch::journal::AdminEntry,
+    ) -> Result<bool, JournalError> {
+        self.inner.end_session(tid, e)
+    }
     fn change_card(
         &mut self,
         c: &switch::journal::CardChange,

@@ -511,5 +511,25 @@ async fn an_operators_card_change_at_one_node_holds_at_the_other() {
         db.number("SELECT COUNT(*) FROM admin_log WHERE who = 'carol'"),
         3
     );
+    // Made to sign on again at A: its next sale at B answers A0, a new sign-on works.
+    let (code, body) = {
+        let (addr, token) = (a.metrics.to_string(), token.trim().to_owned());
+        tokio::task::spawn_blocking(move || {
+            switch::daemon::admin::request(
+                &addr,
+                &token,
+                "POST",
+                "/admin/terminal",
+                Some(r#"{"tid":"10000911","action":"force-signon","who":"carol"}"#),
+            )
+            .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "A0");
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
     drop((a, b));
 }
