@@ -51,23 +51,14 @@ const ECHO: Mti = match Mti::new(*b"0800") {
 
 /// Field 7 now: MMDDhhmmss, UTC.
 fn transmission_time() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // H. Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let t = time::OffsetDateTime::now_utc();
     format!(
-        "{m:02}{d:02}{:02}{:02}{:02}",
-        rem / 3_600,
-        rem / 60 % 60,
-        rem % 60
+        "{:02}{:02}{:02}{:02}{:02}",
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 

@@ -53,19 +53,8 @@ impl Civil {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+/// The Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
 
 impl Timestamp {
     /// Now, by the operating system's clock (the switch asks its [`Clock`]).
@@ -77,20 +66,21 @@ impl Timestamp {
         )
     }
 
-    /// Civil fields at an offset from UTC in hours.
+    /// Civil fields at an offset from UTC in hours (the `time` crate's calendar).
     pub fn civil(self, offset_hours: i64) -> Civil {
-        let ms = self.0 + offset_hours * 3_600_000;
-        let days = ms.div_euclid(86_400_000);
-        let rem = ms.rem_euclid(86_400_000);
-        let (year, month, day) = civil_from_days(days);
+        let offset = time::UtcOffset::from_whole_seconds((offset_hours * 3_600) as i32)
+            .unwrap_or(time::UtcOffset::UTC);
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+            .to_offset(offset);
         Civil {
-            year,
-            month,
-            day,
-            hour: (rem / 3_600_000) as u32,
-            minute: (rem / 60_000 % 60) as u32,
-            second: (rem / 1_000 % 60) as u32,
-            millis: (rem % 1_000) as u32,
+            year: i64::from(at.year()),
+            month: u32::from(u8::from(at.month())),
+            day: u32::from(at.day()),
+            hour: u32::from(at.hour()),
+            minute: u32::from(at.minute()),
+            second: u32::from(at.second()),
+            millis: u32::from(at.millisecond()),
         }
     }
 
@@ -162,7 +152,8 @@ impl Timestamp {
     }
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date; `None` if it is not one.
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date; `None` if it is not one (the calendar
+/// check is the `time` crate's: `2026-02-31` is refused).
 pub fn day_number(date: &str) -> Option<i64> {
     let b = date.as_bytes();
     let shape_ok = b.len() == 10
@@ -174,28 +165,12 @@ pub fn day_number(date: &str) -> Option<i64> {
     if !shape_ok {
         return None;
     }
-    let y: i64 = date[..4].parse().ok()?;
-    let m: i64 = date[5..7].parse().ok()?;
-    let d: i64 = date[8..].parse().ok()?;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if !(1..=days_in_month).contains(&d) {
-        return None;
-    }
-    // H. Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    let y: i32 = date[..4].parse().ok()?;
+    let m: u8 = date[5..7].parse().ok()?;
+    let d: u8 = date[8..].parse().ok()?;
+    let month = time::Month::try_from(m).ok()?;
+    let date = time::Date::from_calendar_date(y, month, d).ok()?;
+    Some(i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY)
 }
 
 #[cfg(test)]
@@ -242,5 +217,19 @@ mod tests {
         assert_eq!(day_number("2024-03-01"), Some(leap.cst_day_number()));
         assert_eq!(day_number("1970-01-01"), Some(0));
         assert_eq!(day_number("2026-13-01"), None);
+    }
+
+    proptest::proptest! {
+        /// Every moment from 1970 to 2199: its UTC form reads back, its CST day number is
+        /// its CST date's, and the CST date is the UTC one or the next.
+        #[test]
+        fn moments_read_back_and_days_agree(ms in 0i64..7_258_118_400_000) {
+            let t = Timestamp(ms);
+            proptest::prop_assert_eq!(Timestamp::parse_iso(&t.iso_utc()), Some(t));
+            proptest::prop_assert_eq!(day_number(&t.cst_date()), Some(t.cst_day_number()));
+            let utc_day = day_number(&t.iso_utc()[..10]).unwrap_or(-1);
+            let d = t.cst_day_number() - utc_day;
+            proptest::prop_assert!(d == 0 || d == 1);
+        }
     }
 }
