@@ -243,6 +243,8 @@ for alg, pad, size in [("1", "1", "0"), ("1", "2", "1"), ("3", "1", "1"), ("3", 
 hexmsg = msg.hex().upper()
 m = cbc(tak, pad1(msg))
 vec("M6 hex input", f"M601111003{TAK}{len(hexmsg):04X}{hexmsg}", "M700" + m.hex().upper())
+vec("M6 hex input, length in bytes", f"M601111003{TAK}{len(msg):04X}{hexmsg}", "M700" + m.hex().upper())
+vec("M8 hex input, length in bytes", f"M801111003{TAK}{len(msg):04X}{hexmsg}{m.hex().upper()}", "M900")
 
 # Import / export under a ZMK.
 key = odd(bytes.fromhex("3B4C5D6E7F8091A2B3C4D5E6F708192A"))

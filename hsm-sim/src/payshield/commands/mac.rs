@@ -1,6 +1,9 @@
 //! MACs: `MA`/`MC` (ANSI X9.9 over the data as sent, 4 bytes) and `M6`/`M8` (ISO 9797-1
 //! algorithms 1 and 3, chosen padding and size).
 //!
+//! `M6`/`M8` message length: for binary and text input, the message's bytes; for
+//! hex-encoded input, the characters sent or the bytes they stand for (either is read).
+//!
 //! The UnionPay POS "ECB" MAC has no command of its own; it is ISO 9797-1 algorithm 1 over
 //! one 16-byte value, so `M6` computes it: the caller XORs the message's 8-byte blocks,
 //! writes the result as 16 upper-case hex characters, asks `M6` (binary input, 16-hex MAC,
@@ -41,7 +44,12 @@ pub(super) fn mc(hsm: &PayShield, r: &mut Reader<'_>) -> Answer {
 }
 
 /// The fields `M6` and `M8` share, read up to the message's end, and the MAC they give.
-fn compute(hsm: &PayShield, r: &mut Reader<'_>) -> Result<(Vec<u8>, usize), ErrorCode> {
+/// `verify`: an `M8`, whose MAC follows the message.
+fn compute(
+    hsm: &PayShield,
+    r: &mut Reader<'_>,
+    verify: bool,
+) -> Result<(Vec<u8>, usize), ErrorCode> {
     if r.take(1)? != b"0" {
         return Err(ErrorCode::InvalidInput);
     }
@@ -70,7 +78,20 @@ fn compute(hsm: &PayShield, r: &mut Reader<'_>) -> Result<(Vec<u8>, usize), Erro
         16,
     )
     .map_err(|_| ErrorCode::InvalidInput)?;
-    let raw = r.take(len).map_err(|_| ErrorCode::DataLength)?;
+    // For hex-encoded input the length may count the message's bytes or its characters:
+    // where the rest of the command says which, both are read.
+    let chars = if input == b'1' {
+        let rest = r.rest();
+        let left = rest
+            .iter()
+            .position(|b| *b == crate::payshield::TRAILER)
+            .unwrap_or(rest.len());
+        let tail = if verify { size * 2 } else { 0 };
+        if left == len * 2 + tail { len * 2 } else { len }
+    } else {
+        len
+    };
+    let raw = r.take(chars).map_err(|_| ErrorCode::DataLength)?;
     let message = match input {
         b'0' | b'2' => raw.to_vec(),
         b'1' => hex::decode(raw).map_err(|_| ErrorCode::InvalidInput)?,
@@ -91,14 +112,14 @@ fn compute(hsm: &PayShield, r: &mut Reader<'_>) -> Result<(Vec<u8>, usize), Erro
 
 /// `M6` → MAC (`8H` or `16H`).
 pub(super) fn m6(hsm: &PayShield, r: &mut Reader<'_>) -> Answer {
-    let (mac, _) = compute(hsm, r)?;
+    let (mac, _) = compute(hsm, r, false)?;
     r.finish()?;
     Ok(hex::encode_upper(mac))
 }
 
 /// `M8` → `00` or `01`.
 pub(super) fn m8(hsm: &PayShield, r: &mut Reader<'_>) -> Answer {
-    let (mac, size) = compute(hsm, r)?;
+    let (mac, size) = compute(hsm, r, true)?;
     let given = r.hex(size * 2)?;
     r.finish()?;
     if bool::from(mac.ct_eq(&given)) {
