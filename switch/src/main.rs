@@ -159,6 +159,22 @@ enum TerminalAction {
 
 #[derive(Subcommand)]
 enum CardAction {
+    /// A new card on an on-us route, active, with its PIN data (an offset, or a PVV on a
+    /// legacy range; never a PIN).
+    Add {
+        #[arg(long)]
+        pan: String,
+        /// YYMM.
+        #[arg(long)]
+        expiry: String,
+        #[arg(long, conflicts_with = "pvv")]
+        offset: Option<String>,
+        #[arg(long)]
+        pvv: Option<String>,
+        /// A debit card's opening balance, or a credit card's limit, in yuan.
+        #[arg(long, default_value = "0")]
+        yuan: String,
+    },
     /// As the journal has it (the PAN masked).
     Show {
         #[arg(long)]
@@ -602,6 +618,19 @@ fn admin_card(
     let post = |body: serde_json::Value| ("POST", "/admin/card".to_owned(), Some(body.to_string()));
     let (method, path, body) = match action {
         CardAction::Show { pan } => ("GET", format!("/admin/card?pan={}", pan.trim()), None),
+        CardAction::Add {
+            pan,
+            expiry,
+            offset,
+            pvv,
+            yuan,
+        } => {
+            let fen = yuan_to_fen(&yuan)?;
+            post(serde_json::json!({
+                "pan": pan, "action": "add", "expiry": expiry, "offset": offset, "pvv": pvv,
+                "balance_fen": fen, "credit_limit_fen": fen, "who": who
+            }))
+        }
         CardAction::Block { pan, status } => {
             post(serde_json::json!({"pan": pan, "action": "block", "status": status, "who": who}))
         }

@@ -9,6 +9,8 @@
 //!      ─▶ memory: the card as the journal has it now
 //!      ◀─ 200 {"pan":"622202*********0017","status":"lost",…}     (the PAN masked, always)
 //!  GET /admin/card?pan=P ─▶ the card as the journal has it
+//!  POST /admin/card {"action":"add","pan","expiry","offset"|"pvv","balance_fen"|…}
+//!       a new card on an on-us route, with its PIN data (never a PIN)
 //!  GET /admin/terminal?tid=T            its merchant, session, open batch and totals
 //!  POST /admin/terminal {"tid","action":"force-signon"}   its session ended: the next
 //!       request answers A0 (sign on again), at every node
@@ -87,6 +89,110 @@ struct CardRequest {
     credit_limit_fen: Option<i64>,
     #[serde(default)]
     who: Option<String>,
+    /// `add`: YYMM.
+    #[serde(default)]
+    expiry: Option<String>,
+    /// `add`: a debit card's opening balance, fen.
+    #[serde(default)]
+    balance_fen: Option<i64>,
+    /// `add`: the IBM 3624 offset of its PIN.
+    #[serde(default)]
+    offset: Option<String>,
+    /// `add`: the Visa PVV of its PIN (a legacy range).
+    #[serde(default)]
+    pvv: Option<String>,
+}
+
+/// `add`: a card the journal does not hold, on an on-us route, with its PIN data (never a
+/// PIN), active.
+async fn add(switch: Arc<Switch>, req: CardRequest) -> Response {
+    let pan = req.pan.trim().to_owned();
+    let Some(account) = account_of(&switch, &pan) else {
+        return error(StatusCode::BAD_REQUEST, "pan: 12 to 19 digits");
+    };
+    if !crate::model::luhn_ok(&pan) {
+        return error(StatusCode::BAD_REQUEST, "pan: the check digit is wrong");
+    }
+    let Some(route) = switch.routes.route(&pan) else {
+        return error(StatusCode::BAD_REQUEST, "pan: no route for this BIN");
+    };
+    if route.issuer.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "pan: routed to a remote issuer, not on-us",
+        );
+    }
+    let expiry = match req.expiry.as_deref() {
+        Some(e)
+            if e.len() == 4
+                && e.bytes().all(|b| b.is_ascii_digit())
+                && (1..=12).contains(&e[2..].parse::<u32>().unwrap_or(0)) =>
+        {
+            e.parse::<u32>().unwrap_or(0)
+        }
+        _ => return error(StatusCode::BAD_REQUEST, "expiry: YYMM"),
+    };
+    let digits = |v: &str, r: std::ops::RangeInclusive<usize>| {
+        r.contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
+    };
+    let pin = match (req.offset.as_deref(), req.pvv.as_deref()) {
+        (Some(o), None) if digits(o, 4..=12) => crate::journal::PinCheck::Ibm3624 {
+            offset: o.to_owned(),
+        },
+        (None, Some(p)) if digits(p, 4..=4) => crate::journal::PinCheck::VisaPvv {
+            pvv: p.to_owned(),
+            pvki: switch.pin_verification.as_ref().map_or(1, |k| k.pvki),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give offset (4 to 12 digits) or pvv (4 digits), never a PIN",
+            );
+        }
+    };
+    let (balance_fen, credit_limit_fen) = match route.card_type {
+        crate::model::CardType::Credit => (0, req.credit_limit_fen.unwrap_or(0).max(0)),
+        _ => (req.balance_fen.unwrap_or(0).max(0), 0),
+    };
+    let record = AccountRecord {
+        account,
+        masked_pan: codec::mask::pan(&pan),
+        card_type: route.card_type,
+        status: CardStatus::Active,
+        expiry,
+        pin,
+        balance_fen,
+        credit_limit_fen,
+        pin_tries: 0,
+    };
+    let entry = AdminEntry {
+        at: switch.clock.now(),
+        who: req
+            .who
+            .filter(|w| !w.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into()),
+        action: "add",
+        subject: record.masked_pan.clone(),
+    };
+    let r = record.clone();
+    match switch
+        .journal()
+        .write(move |b| b.add_card(&r, &entry))
+        .await
+    {
+        Ok(true) => {
+            switch
+                .state()
+                .accounts
+                .insert(account, Account::from_record(&record));
+            answer(
+                StatusCode::OK,
+                serde_json::to_string(&CardView::from(&record)).unwrap_or_default(),
+            )
+        }
+        Ok(false) => error(StatusCode::CONFLICT, "the journal holds this card already"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),
+    }
 }
 
 /// A card as the endpoint shows it: the PAN masked.
@@ -170,6 +276,9 @@ async fn change(switch: Arc<Switch>, body: String) -> Response {
             "body: a JSON object with pan and action",
         );
     };
+    if req.action == "add" {
+        return add(switch, req).await;
+    }
     let Some(account) = account_of(&switch, &req.pan) else {
         return error(StatusCode::BAD_REQUEST, "pan: 12 to 19 digits");
     };
@@ -192,7 +301,7 @@ async fn change(switch: Arc<Switch>, body: String) -> Response {
         _ => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "action: block, unblock, reset-pin-tries or set-limit",
+                "action: add, block, unblock, reset-pin-tries or set-limit",
             );
         }
     };

@@ -133,6 +133,10 @@ pub trait Backend: Send + 'static {
     /// transaction; the card as it is now, `None` when the journal has no such card.
     fn change_card(&mut self, change: &CardChange) -> Result<Option<AccountRecord>, JournalError>;
 
+    /// Adds a card the journal does not hold and logs it, in one transaction; `false`
+    /// when it holds one already (nothing changes).
+    fn add_card(&mut self, card: &AccountRecord, entry: &AdminEntry) -> Result<bool, JournalError>;
+
     /// Ends a terminal's session (it must sign on again) and logs it, in one transaction;
     /// whether it had one.
     fn end_session(&mut self, tid: &Tid, entry: &AdminEntry) -> Result<bool, JournalError>;

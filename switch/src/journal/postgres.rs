@@ -1485,6 +1485,35 @@ impl Backend for Postgres {
         Ok(mapped(&rows, |r| account_from(r))?.into_iter().next())
     }
 
+    fn add_card(&mut self, card: &AccountRecord, e: &AdminEntry) -> Result<bool, JournalError> {
+        if self.account(&card.account)?.is_some() {
+            return Ok(false);
+        }
+        self.run(&[
+            Step::change(
+                format!(
+                    "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (pan_hash) DO NOTHING"
+                ),
+                values(account_values(card)),
+                Expect::Any,
+            ),
+            Step::change(
+                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
+                 VALUES ($1, $2, $3, $4, $5)",
+                vec![
+                    e.at.iso_utc().into(),
+                    e.who.clone().into(),
+                    e.action.into(),
+                    e.subject.clone().into(),
+                    format!("card_type={} expiry={}", card.card_type.as_str(), card.expiry).into(),
+                ],
+                Expect::Any,
+            ),
+        ])?;
+        Ok(true)
+    }
+
     fn end_session(&mut self, tid: &Tid, e: &AdminEntry) -> Result<bool, JournalError> {
         let had = self.session(tid)?.is_some();
         self.run(&[

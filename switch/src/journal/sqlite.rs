@@ -906,6 +906,26 @@ impl Backend for Sqlite {
             .map_err(storage)
     }
 
+    fn add_card(&mut self, card: &AccountRecord, e: &AdminEntry) -> Result<bool, JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        if put_account(&tx, card).map_err(storage)? == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                e.at.iso_utc(),
+                e.who,
+                e.action,
+                e.subject,
+                format!("card_type={} expiry={}", card.card_type.as_str(), card.expiry)
+            ],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(true)
+    }
+
     fn end_session(&mut self, tid: &Tid, e: &AdminEntry) -> Result<bool, JournalError> {
         let tx = self.conn.transaction().map_err(storage)?;
         let n = tx

@@ -270,3 +270,76 @@ async fn terminals_batches_and_issuers_seen_and_a_terminal_made_to_sign_on_again
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_card_added_while_running_pays_with_its_pin() {
+    let dir = temp_dir("admin-add");
+    let c = test_config(&dir);
+    let mut sw = crate::spawn_switch(&c, &dir.join("switch.toml"), "info");
+    let token_file = dir.join("admin.token").display().to_string();
+    let metrics = sw.metrics.to_string();
+    let admin = |args: &[&str]| {
+        let mut all = vec![
+            "admin",
+            "--admin",
+            metrics.as_str(),
+            "--token-file",
+            token_file.as_str(),
+            "--who",
+            "erin",
+            "card",
+        ];
+        all.extend_from_slice(args);
+        crate::cli::switch(&all)
+    };
+    // 6222021000000000090, PIN 246810 (test data): its IBM 3624 offset under the demo PVK
+    // from scripts/payshield-vectors.py's reference implementation.
+    let new = "6222021000000000090";
+    let (ok, out, err) = admin(&[
+        "add", "--pan", new, "--expiry", "3012", "--offset", "628815", "--yuan", "300.00",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("622202*********0090") && !out.contains(new),
+        "{out}"
+    );
+    // Again: refused, nothing changes.
+    let (ok, _, err) = admin(&[
+        "add", "--pan", new, "--expiry", "3012", "--offset", "111111",
+    ]);
+    assert!(!ok && err.contains("409"), "{err}");
+    // A bad check digit, a remote BIN, no PIN data: refused.
+    for args in [
+        [
+            "add",
+            "--pan",
+            "6222021000000000091",
+            "--expiry",
+            "3012",
+            "--offset",
+            "628815",
+        ],
+        [
+            "add", "--pan", new, "--expiry", "3013", "--offset", "628815",
+        ],
+    ] {
+        let (ok, _, err) = admin(&args);
+        assert!(!ok && err.contains("400"), "{err}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut t = Terminal::connect(sw.addr, "10000085").await;
+        assert_eq!(t.sign_on().await.rc(), "00");
+        assert_eq!(t.sale(new, "246811", 100).await.rc(), "55");
+        let s = t.sale(new, "246810", 10_000).await;
+        assert_eq!(s.rc(), "00");
+        assert_eq!(
+            t.sale(new, "246810", 20_001).await.rc(),
+            "51",
+            "300.00 opened, 100.00 spent"
+        );
+    });
+    let _ = sw.child.kill();
+    let _ = sw.child.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -76,6 +76,13 @@ impl Backend for Faulty {
     fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, JournalError> {
         self.inner.account(id)
     }
+    fn add_card(
+        &mut self,
+        card: &AccountRecord,
+        e: &switch::journal::AdminEntry,
+    ) -> Result<bool, JournalError> {
+        self.inner.add_card(card, e)
+    }
     fn end_session(
         &mut self,
         tid: &switch::model::Tid,
