@@ -155,6 +155,16 @@ enum TerminalAction {
         #[arg(long)]
         tid: String,
     },
+    /// Refuse it (58), sign-on included, at every node.
+    Disable {
+        #[arg(long)]
+        tid: String,
+    },
+    /// Serve it again.
+    Enable {
+        #[arg(long)]
+        tid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -585,6 +595,15 @@ fn yuan_to_fen(text: &str) -> Result<i64> {
     Ok(i.parse::<i64>()? * 100 + f.parse::<i64>()?)
 }
 
+/// A terminal action's request.
+fn terminal_post(tid: &str, action: &str, who: &str) -> (&'static str, String, Option<String>) {
+    (
+        "POST",
+        "/admin/terminal".to_owned(),
+        Some(serde_json::json!({"tid": tid, "action": action, "who": who}).to_string()),
+    )
+}
+
 /// One call to the running switch's admin endpoint; its answer printed.
 fn admin_call(
     addr: &str,
@@ -664,32 +683,30 @@ fn main() -> ExitCode {
             token_file,
             who,
             command,
-        } => {
-            match command {
-                AdminCommand::Card { action } => admin_card(&addr, &token_file, &who, action),
-                AdminCommand::Terminal { action } => {
-                    let (method, path, body) = match action {
-                    TerminalAction::Show { tid } => ("GET", format!("/admin/terminal?tid={tid}"), None),
-                    TerminalAction::ForceSignon { tid } => (
-                        "POST",
-                        "/admin/terminal".to_owned(),
-                        Some(serde_json::json!({"tid": tid, "action": "force-signon", "who": who}).to_string()),
-                    ),
+        } => match command {
+            AdminCommand::Card { action } => admin_card(&addr, &token_file, &who, action),
+            AdminCommand::Terminal { action } => {
+                let (method, path, body) = match action {
+                    TerminalAction::Show { tid } => {
+                        ("GET", format!("/admin/terminal?tid={tid}"), None)
+                    }
+                    TerminalAction::ForceSignon { tid } => {
+                        terminal_post(&tid, "force-signon", &who)
+                    }
+                    TerminalAction::Disable { tid } => terminal_post(&tid, "disable", &who),
+                    TerminalAction::Enable { tid } => terminal_post(&tid, "enable", &who),
                 };
-                    admin_call(&addr, &token_file, method, &path, body.as_deref())
-                }
-                AdminCommand::Batch { tid, batch } => {
-                    let path = match batch {
-                        Some(b) => format!("/admin/batch?tid={tid}&batch={b}"),
-                        None => format!("/admin/batch?tid={tid}"),
-                    };
-                    admin_call(&addr, &token_file, "GET", &path, None)
-                }
-                AdminCommand::Issuer => {
-                    admin_call(&addr, &token_file, "GET", "/admin/issuer", None)
-                }
+                admin_call(&addr, &token_file, method, &path, body.as_deref())
             }
-        }
+            AdminCommand::Batch { tid, batch } => {
+                let path = match batch {
+                    Some(b) => format!("/admin/batch?tid={tid}&batch={b}"),
+                    None => format!("/admin/batch?tid={tid}"),
+                };
+                admin_call(&addr, &token_file, "GET", &path, None)
+            }
+            AdminCommand::Issuer => admin_call(&addr, &token_file, "GET", "/admin/issuer", None),
+        },
         Command::CheckConfig { file } => checked_config(&file).map(|c| {
             println!(
                 "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",

@@ -40,6 +40,8 @@ pub enum Event {
     MissingMac,
     /// A MAC that does not verify.
     BadMac,
+    /// A terminal an operator disabled.
+    TerminalDisabled,
     /// A frame the codec refused.
     Undecodable,
     /// A sign-on (it carries no MAC: anyone who knows a TID and MID can send one).
@@ -52,12 +54,13 @@ pub enum Event {
 
 impl Event {
     /// Every event.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::UnknownTerminal,
         Self::WrongMerchant,
         Self::NotSignedOn,
         Self::MissingMac,
         Self::BadMac,
+        Self::TerminalDisabled,
         Self::Undecodable,
         Self::SignOn,
         Self::ConnectionRefused,
@@ -65,12 +68,13 @@ impl Event {
     ];
 
     /// The events that are a request failing authentication.
-    pub const AUTH_FAILURES: [Self; 5] = [
+    pub const AUTH_FAILURES: [Self; 6] = [
         Self::UnknownTerminal,
         Self::WrongMerchant,
         Self::NotSignedOn,
         Self::MissingMac,
         Self::BadMac,
+        Self::TerminalDisabled,
     ];
 
     /// The label and log name.
@@ -81,6 +85,7 @@ impl Event {
             Self::NotSignedOn => "not_signed_on",
             Self::MissingMac => "missing_mac",
             Self::BadMac => "bad_mac",
+            Self::TerminalDisabled => "terminal_disabled",
             Self::Undecodable => "undecodable",
             Self::SignOn => "sign_on",
             Self::ConnectionRefused => "connection_refused",

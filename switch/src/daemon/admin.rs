@@ -14,6 +14,8 @@
 //!  GET /admin/terminal?tid=T            its merchant, session, open batch and totals
 //!  POST /admin/terminal {"tid","action":"force-signon"}   its session ended: the next
 //!       request answers A0 (sign on again), at every node
+//!  POST /admin/terminal {"tid","action":"disable"|"enable"}  disabled: every request,
+//!       sign-on included, answers 58, at every node (its session ended)
 //!  GET /admin/batch?tid=T[&batch=N]     a batch's totals as settlement would count them
 //!  GET /admin/issuer                    each issuer: lines up, in flight, breaker, queue
 //! ```
@@ -386,6 +388,7 @@ async fn terminal_show(switch: Arc<Switch>, uri: Uri) -> Response {
                 "mid": mid,
                 "merchant": merchant,
                 "signed_on": session.is_some(),
+                "disabled": switch.state().disabled_terminals.contains_key(&tid),
                 "signed_on_utc": session.as_ref().map(|s| s.signed_on.iso_utc()),
                 "operator": session.as_ref().and_then(|s| s.operator.clone()),
                 "open_batch": session.as_ref().map(|s| s.batch.0),
@@ -421,32 +424,67 @@ async fn terminal_change(switch: Arc<Switch>, body: String) -> Response {
     if switch.terminals.lookup(tid.as_str()).is_none() {
         return error(StatusCode::NOT_FOUND, "no such terminal");
     }
-    if req.action != "force-signon" {
-        return error(StatusCode::BAD_REQUEST, "action: force-signon");
-    }
+    let action: &'static str = match req.action.as_str() {
+        "force-signon" => "force-signon",
+        "disable" => "disable",
+        "enable" => "enable",
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "action: force-signon, disable or enable",
+            );
+        }
+    };
     let entry = AdminEntry {
         at: switch.clock.now(),
         who: req
             .who
             .filter(|w| !w.trim().is_empty())
             .unwrap_or_else(|| "unknown".into()),
-        action: "force-signon",
+        action,
         subject: tid.as_str().to_owned(),
     };
     let who = entry.who.clone();
     let t = tid;
-    match switch
-        .journal()
-        .write(move |b| b.end_session(&t, &entry))
-        .await
-    {
+    let done = match action {
+        "force-signon" => {
+            switch
+                .journal()
+                .write(move |b| b.end_session(&t, &entry))
+                .await
+        }
+        _ => {
+            let enabled = action == "enable";
+            switch
+                .journal()
+                .write(move |b| b.set_terminal_enabled(&t, enabled, &entry).map(|()| true))
+                .await
+        }
+    };
+    match done {
         Ok(had) => {
-            switch.state().sessions.remove(&tid);
-            tracing::warn!(who = %who, tid = %tid.as_str(), "terminal made to sign on again by an operator");
+            match action {
+                "enable" => {
+                    switch.state().disabled_terminals.remove(&tid);
+                }
+                "disable" => {
+                    switch.state().disabled_terminals.insert(tid, ());
+                    switch.state().sessions.remove(&tid);
+                }
+                _ => {
+                    switch.state().sessions.remove(&tid);
+                }
+            }
+            tracing::warn!(who = %who, tid = %tid.as_str(), action, "terminal changed by an operator");
             answer(
                 StatusCode::OK,
-                serde_json::json!({"tid": tid.as_str(), "had_session": had, "signed_on": false})
-                    .to_string(),
+                serde_json::json!({
+                    "tid": tid.as_str(),
+                    "action": action,
+                    "had_session": had,
+                    "disabled": switch.state().disabled_terminals.contains_key(&tid),
+                })
+                .to_string(),
             )
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),

@@ -116,6 +116,13 @@ impl Node {
         let saf = snapshot.saf.clone();
         let state =
             restore::state(config, &hsm, pin_verification.as_ref(), &journal, snapshot).await?;
+        for tid in journal
+            .read(|b| b.disabled_terminals())
+            .await
+            .map_err(|e| anyhow!("journal: {e}"))?
+        {
+            state.disabled_terminals.insert(tid, ());
+        }
         let mut issuers = Vec::new();
         for (i, (c, (zpk, zak))) in config.issuers.iter().zip(zone).enumerate() {
             let issuer = Issuer::new(

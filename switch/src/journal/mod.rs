@@ -137,6 +137,18 @@ pub trait Backend: Send + 'static {
     /// when it holds one already (nothing changes).
     fn add_card(&mut self, card: &AccountRecord, entry: &AdminEntry) -> Result<bool, JournalError>;
 
+    /// Disables a terminal (its session ended too) or enables it again, and logs it, in
+    /// one transaction.
+    fn set_terminal_enabled(
+        &mut self,
+        tid: &Tid,
+        enabled: bool,
+        entry: &AdminEntry,
+    ) -> Result<(), JournalError>;
+
+    /// The terminals an operator disabled.
+    fn disabled_terminals(&mut self) -> Result<Vec<Tid>, JournalError>;
+
     /// Ends a terminal's session (it must sign on again) and logs it, in one transaction;
     /// whether it had one.
     fn end_session(&mut self, tid: &Tid, entry: &AdminEntry) -> Result<bool, JournalError>;

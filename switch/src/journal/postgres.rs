@@ -191,6 +191,11 @@ ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_cap_fen BIGINT;
     (
         3,
         "
+CREATE TABLE IF NOT EXISTS disabled_terminals (
+    tid       TEXT PRIMARY KEY,
+    since_utc TEXT NOT NULL,
+    who       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS admin_log (
     id         BIGSERIAL PRIMARY KEY,
     time_utc   TEXT NOT NULL,
@@ -1512,6 +1517,59 @@ impl Backend for Postgres {
             ),
         ])?;
         Ok(true)
+    }
+
+    fn set_terminal_enabled(
+        &mut self,
+        tid: &Tid,
+        enabled: bool,
+        e: &AdminEntry,
+    ) -> Result<(), JournalError> {
+        let log = Step::change(
+            "INSERT INTO admin_log (time_utc, who, action, subject, detail)
+             VALUES ($1, $2, $3, $4, '')",
+            vec![
+                e.at.iso_utc().into(),
+                e.who.clone().into(),
+                e.action.into(),
+                e.subject.clone().into(),
+            ],
+            Expect::Any,
+        );
+        if enabled {
+            self.run(&[
+                Step::change(
+                    "DELETE FROM disabled_terminals WHERE tid = $1",
+                    vec![tid.as_str().into()],
+                    Expect::Any,
+                ),
+                log,
+            ])
+        } else {
+            self.run(&[
+                Step::change(
+                    "INSERT INTO disabled_terminals (tid, since_utc, who) VALUES ($1, $2, $3)
+                     ON CONFLICT (tid) DO UPDATE SET since_utc = excluded.since_utc, who = excluded.who",
+                    vec![tid.as_str().into(), e.at.iso_utc().into(), e.who.clone().into()],
+                    Expect::Any,
+                ),
+                Step::change(
+                    "DELETE FROM terminal_sessions WHERE tid = $1",
+                    vec![tid.as_str().into()],
+                    Expect::Any,
+                ),
+                log,
+            ])
+        }
+    }
+
+    fn disabled_terminals(&mut self) -> Result<Vec<Tid>, JournalError> {
+        let rows = self.rows("SELECT tid FROM disabled_terminals", Vec::new())?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .filter_map(|t| Tid::parse(&t))
+            .collect())
     }
 
     fn end_session(&mut self, tid: &Tid, e: &AdminEntry) -> Result<bool, JournalError> {

@@ -159,6 +159,11 @@ CREATE TABLE IF NOT EXISTS sequences (
     name TEXT PRIMARY KEY,
     next INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS disabled_terminals (
+    tid       TEXT PRIMARY KEY,
+    since_utc TEXT NOT NULL,
+    who       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS admin_log (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     time_utc   TEXT NOT NULL,
@@ -924,6 +929,56 @@ impl Backend for Sqlite {
         .map_err(storage)?;
         tx.commit().map_err(storage)?;
         Ok(true)
+    }
+
+    fn set_terminal_enabled(
+        &mut self,
+        tid: &Tid,
+        enabled: bool,
+        e: &AdminEntry,
+    ) -> Result<(), JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        if enabled {
+            tx.execute(
+                "DELETE FROM disabled_terminals WHERE tid = ?1",
+                [tid.as_str()],
+            )
+            .map_err(storage)?;
+        } else {
+            tx.execute(
+                "INSERT OR REPLACE INTO disabled_terminals (tid, since_utc, who) VALUES (?1, ?2, ?3)",
+                params![tid.as_str(), e.at.iso_utc(), e.who],
+            )
+            .map_err(storage)?;
+            tx.execute(
+                "DELETE FROM terminal_sessions WHERE tid = ?1",
+                [tid.as_str()],
+            )
+            .map_err(storage)?;
+        }
+        tx.execute(
+            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, '')",
+            params![e.at.iso_utc(), e.who, e.action, e.subject],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    fn disabled_terminals(&mut self) -> Result<Vec<Tid>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT tid FROM disabled_terminals")
+            .map_err(storage)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(storage)?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Some(t) = Tid::parse(&r.map_err(storage)?) {
+                out.push(t);
+            }
+        }
+        Ok(out)
     }
 
     fn end_session(&mut self, tid: &Tid, e: &AdminEntry) -> Result<bool, JournalError> {

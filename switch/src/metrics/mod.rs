@@ -189,6 +189,7 @@ pub const AUTH_FAILURE_REASONS: &[&str] = &[
     "not_signed_on",
     "missing_mac",
     "bad_mac",
+    "terminal_disabled",
 ];
 
 /// The events whose log lines are rate-limited (`security_log::Event::ALL`).
@@ -198,6 +199,7 @@ pub const LOG_EVENTS: &[&str] = &[
     "not_signed_on",
     "missing_mac",
     "bad_mac",
+    "terminal_disabled",
     "undecodable",
     "sign_on",
     "connection_refused",
@@ -225,6 +227,7 @@ pub const SAF_EVENTS: &[&str] = &["queued", "sent", "acknowledged", "expired"];
 /// Issuer-link problems.
 pub const ISSUER_EVENTS: &[&str] = &[
     "bad_mac",
+    "terminal_disabled",
     "undecodable",
     "duplicate_key",
     "breaker_opened",

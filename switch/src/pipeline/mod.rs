@@ -390,8 +390,11 @@ impl Switch {
                     && let Some(tid) = req.tid
                 {
                     // The open batch the reply names is the journal's (another node may
-                    // have settled).
+                    // have settled), and an operator may have disabled it at another node.
                     self.reload_session(tid).await;
+                    if self.disabled_in_journal(tid).await {
+                        return Err(ResponseCode::NOT_PERMITTED_TERMINAL.into());
+                    }
                 }
                 return Ok(terminal::sign_on(&self.hsm, &self.state.sessions, req, range).await?);
             }

@@ -16,7 +16,7 @@ use super::Switch;
 use super::request::Request;
 use super::terminal::{self, Authenticated, Refused};
 use crate::journal::Stale;
-use crate::model::{AccountId, Tid};
+use crate::model::{AccountId, ResponseCode, Tid};
 use crate::security_log::Event;
 use crate::state::{Account, Session};
 
@@ -33,6 +33,15 @@ impl Switch {
         &self,
         req: &Request<'_>,
     ) -> Result<Authenticated<'_>, Refused> {
+        if let Some(tid) = req.tid
+            && self.state.disabled_terminals.contains_key(&tid)
+            && self.terminals.lookup(req.tid_text).is_some()
+        {
+            return Err(Refused {
+                decline: ResponseCode::NOT_PERMITTED_TERMINAL.into(),
+                event: Event::TerminalDisabled,
+            });
+        }
         let first =
             terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req).await;
         match first {
@@ -45,6 +54,20 @@ impl Switch {
                 terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req).await
             }
             other => other,
+        }
+    }
+
+    /// Whether an operator disabled `tid` (at any node): the journal's list, kept here.
+    pub(crate) async fn disabled_in_journal(&self, tid: Tid) -> bool {
+        match self.journal.read(|b| b.disabled_terminals()).await {
+            Ok(list) => {
+                let disabled = list.contains(&tid);
+                if disabled {
+                    self.state.disabled_terminals.insert(tid, ());
+                }
+                disabled
+            }
+            Err(_) => false,
         }
     }
 

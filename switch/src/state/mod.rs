@@ -62,6 +62,8 @@ pub struct State {
     pub originals: Originals,
     /// Stand-in totals.
     pub stand_in: StandInTotals,
+    /// Terminals an operator disabled (the journal's list, at start and as changed here).
+    pub disabled_terminals: DashMap<Tid, ()>,
 }
 
 impl State {
@@ -78,6 +80,7 @@ impl State {
             recent: Recent::new(cached, shared),
             originals: Originals::new(cached),
             stand_in: StandInTotals::default(),
+            disabled_terminals: DashMap::new(),
         }
     }
 }

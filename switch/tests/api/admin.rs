@@ -267,6 +267,47 @@ async fn terminals_batches_and_issuers_seen_and_a_terminal_made_to_sign_on_again
         &[],
     );
     assert_eq!(logged, 1);
+    // Disabled: every request answers 58, a sign-on too, even after a restart; enabled:
+    // it signs on and pays.
+    let (code, body) = call(
+        "POST",
+        "/admin/terminal".into(),
+        Some(r#"{"tid":"10000084","action":"disable","who":"dave"}"#.into()),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""disabled":true"#), "{body}");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "58");
+    assert_eq!(t.sign_on().await.rc(), "58");
+    let (_, body) = call("GET", "/admin/terminal?tid=10000084".into(), None).await;
+    assert!(
+        body.contains(r#""disabled":true"#) && body.contains(r#""signed_on":false"#),
+        "{body}"
+    );
+    sw.shutdown().await;
+    let sw = start(test_config(&dir)).await;
+    t.redial(sw.terminal_addr).await;
+    assert_eq!(
+        t.sign_on().await.rc(),
+        "58",
+        "still disabled after a restart"
+    );
+    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
+    let (code, _) = tokio::task::spawn_blocking(move || {
+        request(
+            &addr,
+            &tok,
+            "POST",
+            "/admin/terminal",
+            Some(r#"{"tid":"10000084","action":"enable","who":"dave"}"#),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -83,6 +83,17 @@ impl Backend for Faulty {
     ) -> Result<bool, JournalError> {
         self.inner.add_card(card, e)
     }
+    fn set_terminal_enabled(
+        &mut self,
+        tid: &switch::model::Tid,
+        enabled: bool,
+        e: &switch::journal::AdminEntry,
+    ) -> Result<(), JournalError> {
+        self.inner.set_terminal_enabled(tid, enabled, e)
+    }
+    fn disabled_terminals(&mut self) -> Result<Vec<switch::model::Tid>, JournalError> {
+        self.inner.disabled_terminals()
+    }
     fn end_session(
         &mut self,
         tid: &switch::model::Tid,

@@ -531,5 +531,28 @@ async fn an_operators_card_change_at_one_node_holds_at_the_other() {
     assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "A0");
     assert_eq!(t.sign_on().await.rc(), "00");
     assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
+    // Disabled at A: at B its next request finds no session (A0), and its sign-on 58.
+    let post = |body: &'static str| {
+        let (addr, token) = (a.metrics.to_string(), token.trim().to_owned());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                switch::daemon::admin::request(&addr, &token, "POST", "/admin/terminal", Some(body))
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (code, _) = post(r#"{"tid":"10000911","action":"disable","who":"carol"}"#).await;
+    assert_eq!(code, 200);
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "A0");
+    assert_eq!(t.sign_on().await.rc(), "58");
+    let (code, _) = post(r#"{"tid":"10000911","action":"enable","who":"carol"}"#).await;
+    assert_eq!(code, 200);
+    // B learnt of the disabling from the journal; enabling at A is heard at B's next
+    // sign-on, which reads the journal's list again.
+    t.redial(a.addr).await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
     drop((a, b));
 }
