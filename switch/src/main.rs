@@ -139,8 +139,26 @@ enum AdminCommand {
         #[arg(long)]
         batch: Option<u32>,
     },
-    /// Each issuer: lines up, store-and-forward queue.
-    Issuer,
+    /// Each issuer: lines up, drained, store-and-forward queue; or drain one (no new
+    /// requests: its cards answer 91, or stand-in) and take it back.
+    Issuer {
+        #[command(subcommand)]
+        action: Option<IssuerAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IssuerAction {
+    /// No new requests to it, at every node.
+    Drain {
+        #[arg(long)]
+        name: String,
+    },
+    /// Back in service.
+    Up {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -705,7 +723,27 @@ fn main() -> ExitCode {
                 };
                 admin_call(&addr, &token_file, "GET", &path, None)
             }
-            AdminCommand::Issuer => admin_call(&addr, &token_file, "GET", "/admin/issuer", None),
+            AdminCommand::Issuer { action } => {
+                let (path, body) = match action {
+                    None => ("/admin/issuer", None),
+                    Some(IssuerAction::Drain { name }) => (
+                        "/admin/issuer",
+                        Some(
+                            serde_json::json!({"name": name, "action": "drain", "who": who})
+                                .to_string(),
+                        ),
+                    ),
+                    Some(IssuerAction::Up { name }) => (
+                        "/admin/issuer",
+                        Some(
+                            serde_json::json!({"name": name, "action": "up", "who": who})
+                                .to_string(),
+                        ),
+                    ),
+                };
+                let method = if body.is_some() { "POST" } else { "GET" };
+                admin_call(&addr, &token_file, method, path, body.as_deref())
+            }
         },
         Command::CheckConfig { file } => checked_config(&file).map(|c| {
             println!(

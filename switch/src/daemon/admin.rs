@@ -17,7 +17,9 @@
 //!  POST /admin/terminal {"tid","action":"disable"|"enable"}  disabled: every request,
 //!       sign-on included, answers 58, at every node (its session ended)
 //!  GET /admin/batch?tid=T[&batch=N]     a batch's totals as settlement would count them
-//!  GET /admin/issuer                    each issuer: lines up, in flight, breaker, queue
+//!  GET /admin/issuer                    each issuer: lines up, drained, queue
+//!  POST /admin/issuer {"name","action":"drain"|"up"}   drained: no new requests (its
+//!       cards answer 91, or stand-in) while queued reversals still go, at every node
 //! ```
 //!
 //! The token is 32 random bytes, hex, in a file made (0600) at the first start beside the
@@ -541,11 +543,67 @@ fn issuers_show(switch: &Switch) -> Response {
                 "name": i.name,
                 "lines": i.lines().iter().map(|l| serde_json::json!({"line": l.addr, "up": l.is_up()})).collect::<Vec<_>>(),
                 "up": i.is_up(),
+                "drained": i.is_drained(),
                 "saf_queued": q.len(),
             })
         })
         .collect();
     answer(StatusCode::OK, serde_json::Value::from(list).to_string())
+}
+
+#[derive(Debug, Deserialize)]
+struct IssuerRequest {
+    name: String,
+    action: String,
+    #[serde(default)]
+    who: Option<String>,
+}
+
+async fn issuer_change(switch: Arc<Switch>, body: String) -> Response {
+    let Ok(req) = serde_json::from_str::<IssuerRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body: a JSON object with name and action",
+        );
+    };
+    let Some(issuer) = switch
+        .issuers()
+        .iter()
+        .find(|i| i.name == req.name)
+        .cloned()
+    else {
+        return error(StatusCode::NOT_FOUND, "no such issuer");
+    };
+    let (action, drained): (&'static str, bool) = match req.action.as_str() {
+        "drain" => ("drain", true),
+        "up" => ("up", false),
+        _ => return error(StatusCode::BAD_REQUEST, "action: drain or up"),
+    };
+    let entry = AdminEntry {
+        at: switch.clock.now(),
+        who: req
+            .who
+            .filter(|w| !w.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into()),
+        action,
+        subject: issuer.name.clone(),
+    };
+    let name = issuer.name.clone();
+    match switch
+        .journal()
+        .write(move |b| b.set_issuer_drained(&name, drained, &entry))
+        .await
+    {
+        Ok(()) => {
+            issuer.set_drained(drained);
+            answer(
+                StatusCode::OK,
+                serde_json::json!({"name": issuer.name, "drained": issuer.is_drained(), "up": issuer.is_up()})
+                    .to_string(),
+            )
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("journal: {e}")),
+    }
 }
 
 /// A handler behind the token.
@@ -587,7 +645,10 @@ pub fn routes(switch: Arc<Switch>, token: Arc<String>) -> Router {
                 switch,
                 token,
                 |_uri: Uri| |s: Arc<Switch>| async move { issuers_show(&s) }
-            )),
+            ))
+            .post(guarded!(switch, token, |body: String| |s| issuer_change(
+                s, body
+            ))),
         );
     more.route(
         "/admin/card",

@@ -193,12 +193,22 @@ impl Node {
         let (links_stop, links_stopped) = watch::channel(false);
         let mut links = Vec::new();
         let registered = shared.then(|| (node.clone(), holder.clone()));
+        let issuers: Vec<Arc<Issuer>> = switch.issuers().iter().cloned().collect();
+        // Issuers an operator drained stay drained across restarts.
+        let drained = journal
+            .read(|b| b.drained_issuers())
+            .await
+            .map_err(|e| anyhow!("journal: {e}"))?;
+        for i in &issuers {
+            i.set_drained(drained.contains(&i.name));
+        }
         if shared {
             links.push(tokio::spawn(heartbeat(
                 Arc::clone(&journal),
                 Arc::clone(&env.clock),
                 node,
                 holder,
+                issuers,
                 links_stopped.clone(),
             )));
         }
@@ -302,12 +312,14 @@ fn holder() -> String {
 }
 
 /// Every second: this node is alive (its armed reversals are its own, its lease holds). If
-/// another process has taken its node id, it stops taking money.
+/// another process has taken its node id, it stops taking money. Issuers drained or taken
+/// back by an operator at any node follow the journal.
 async fn heartbeat(
     journal: Arc<Journal>,
     clock: Arc<dyn Clock>,
     node: String,
     holder: String,
+    issuers: Vec<Arc<Issuer>>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -323,6 +335,13 @@ async fn heartbeat(
                 "node {node} was taken over by another process: this one stopped"
             )),
             Err(e) => tracing::warn!(error = %e, "node heartbeat failed"),
+        }
+        if !issuers.is_empty()
+            && let Ok(drained) = journal.read(|b| b.drained_issuers()).await
+        {
+            for i in &issuers {
+                i.set_drained(drained.contains(&i.name));
+            }
         }
     }
 }

@@ -97,6 +97,9 @@ pub struct Issuer {
     lines: Vec<Arc<Line>>,
     mux: Mux,
     in_flight: AtomicUsize,
+    /// Drained by an operator: no new requests (its cards answer 91, or stand-in), while
+    /// what is in flight finishes and queued reversals and advices still go.
+    drained: std::sync::atomic::AtomicBool,
     next_line: AtomicUsize,
     echo_stan: AtomicU32,
     /// Approvals that arrived for no waiting request, to be reversed.
@@ -207,6 +210,7 @@ impl Issuer {
                 .collect(),
             mux: Mux::new(cfg.match_fields.clone()),
             in_flight: AtomicUsize::new(0),
+            drained: std::sync::atomic::AtomicBool::new(false),
             next_line: AtomicUsize::new(0),
             echo_stan: AtomicU32::new((seed % 900_000) as u32),
             unknown_approvals: std::sync::Mutex::new(Vec::new()),
@@ -276,10 +280,28 @@ impl Issuer {
         hsm: &MeteredHsm,
         b: MessageBuilder<'_>,
     ) -> Result<Vec<u8>, LinkError> {
-        if self.breaker.is_open() {
+        if self.breaker.is_open() || self.is_drained() {
             return Err(LinkError::Unavailable);
         }
         self.exchange_queued(hsm, b).await
+    }
+
+    /// Drains the issuer (`true`) or takes it back (`false`); whether that changed anything.
+    pub fn set_drained(&self, drained: bool) -> bool {
+        let was = self.drained.swap(drained, Ordering::Relaxed);
+        if was != drained {
+            if drained {
+                tracing::warn!(issuer = %self.name, "issuer drained: new requests answer 91 (or stand-in)");
+            } else {
+                tracing::info!(issuer = %self.name, "issuer taken back into service");
+            }
+        }
+        was != drained
+    }
+
+    /// Whether an operator drained it.
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
     }
 
     /// As [`Issuer::exchange`] whatever the breaker says: for the store-and-forward queue,

@@ -146,6 +146,17 @@ pub trait Backend: Send + 'static {
         entry: &AdminEntry,
     ) -> Result<(), JournalError>;
 
+    /// Drains an issuer (no new requests) or takes it back, and logs it.
+    fn set_issuer_drained(
+        &mut self,
+        issuer: &str,
+        drained: bool,
+        entry: &AdminEntry,
+    ) -> Result<(), JournalError>;
+
+    /// The issuers an operator drained.
+    fn drained_issuers(&mut self) -> Result<Vec<String>, JournalError>;
+
     /// The terminals an operator disabled.
     fn disabled_terminals(&mut self) -> Result<Vec<Tid>, JournalError>;
 

@@ -191,6 +191,11 @@ ALTER TABLE transactions ADD COLUMN IF NOT EXISTS fee_cap_fen BIGINT;
     (
         3,
         "
+CREATE TABLE IF NOT EXISTS drained_issuers (
+    issuer    TEXT PRIMARY KEY,
+    since_utc TEXT NOT NULL,
+    who       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS disabled_terminals (
     tid       TEXT PRIMARY KEY,
     since_utc TEXT NOT NULL,
@@ -1561,6 +1566,50 @@ impl Backend for Postgres {
                 log,
             ])
         }
+    }
+
+    fn set_issuer_drained(
+        &mut self,
+        issuer: &str,
+        drained: bool,
+        e: &AdminEntry,
+    ) -> Result<(), JournalError> {
+        let change = if drained {
+            Step::change(
+                "INSERT INTO drained_issuers (issuer, since_utc, who) VALUES ($1, $2, $3)
+                 ON CONFLICT (issuer) DO UPDATE SET since_utc = excluded.since_utc, who = excluded.who",
+                vec![issuer.into(), e.at.iso_utc().into(), e.who.clone().into()],
+                Expect::Any,
+            )
+        } else {
+            Step::change(
+                "DELETE FROM drained_issuers WHERE issuer = $1",
+                vec![issuer.into()],
+                Expect::Any,
+            )
+        };
+        self.run(&[
+            change,
+            Step::change(
+                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
+                 VALUES ($1, $2, $3, $4, '')",
+                vec![
+                    e.at.iso_utc().into(),
+                    e.who.clone().into(),
+                    e.action.into(),
+                    e.subject.clone().into(),
+                ],
+                Expect::Any,
+            ),
+        ])
+    }
+
+    fn drained_issuers(&mut self) -> Result<Vec<String>, JournalError> {
+        let rows = self.rows("SELECT issuer FROM drained_issuers", Vec::new())?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .collect())
     }
 
     fn disabled_terminals(&mut self) -> Result<Vec<Tid>, JournalError> {

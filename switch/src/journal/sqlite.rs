@@ -159,6 +159,11 @@ CREATE TABLE IF NOT EXISTS sequences (
     name TEXT PRIMARY KEY,
     next INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS drained_issuers (
+    issuer    TEXT PRIMARY KEY,
+    since_utc TEXT NOT NULL,
+    who       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS disabled_terminals (
     tid       TEXT PRIMARY KEY,
     since_utc TEXT NOT NULL,
@@ -962,6 +967,42 @@ impl Backend for Sqlite {
         )
         .map_err(storage)?;
         tx.commit().map_err(storage)
+    }
+
+    fn set_issuer_drained(
+        &mut self,
+        issuer: &str,
+        drained: bool,
+        e: &AdminEntry,
+    ) -> Result<(), JournalError> {
+        let tx = self.conn.transaction().map_err(storage)?;
+        if drained {
+            tx.execute(
+                "INSERT OR REPLACE INTO drained_issuers (issuer, since_utc, who) VALUES (?1, ?2, ?3)",
+                params![issuer, e.at.iso_utc(), e.who],
+            )
+            .map_err(storage)?;
+        } else {
+            tx.execute("DELETE FROM drained_issuers WHERE issuer = ?1", [issuer])
+                .map_err(storage)?;
+        }
+        tx.execute(
+            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, '')",
+            params![e.at.iso_utc(), e.who, e.action, e.subject],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    fn drained_issuers(&mut self) -> Result<Vec<String>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT issuer FROM drained_issuers")
+            .map_err(storage)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(storage)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(storage)
     }
 
     fn disabled_terminals(&mut self) -> Result<Vec<Tid>, JournalError> {

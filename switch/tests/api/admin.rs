@@ -384,3 +384,80 @@ fn a_card_added_while_running_pays_with_its_pin() {
     let _ = sw.child.wait();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_issuer_drained_and_taken_back() {
+    let sim = crate::issuer::sim(1).await;
+    let dir = temp_dir("admin-issuer");
+    let config = || crate::issuer::config(&dir, vec![sim.addrs[0].to_string()], |_| {});
+    let sw = start(config()).await;
+    crate::issuer::lines_up(&sw, 1).await;
+    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
+    let call = move |method: &'static str, body: Option<&'static str>| {
+        let (addr, tok) = (addr.clone(), tok.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                request(&addr, &tok, method, "/admin/issuer", body).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let remote = crate::issuer::REMOTE;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000086").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "00");
+    let (code, body) = call(
+        "POST",
+        Some(r#"{"name":"demo-issuer","action":"drain","who":"frank"}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(r#""drained":true"#) && body.contains(r#""up":true"#),
+        "{body}"
+    );
+    assert_eq!(
+        t.sale(remote, "111111", 1_000).await.rc(),
+        "91",
+        "drained: no new requests"
+    );
+    assert_eq!(
+        t.sale(DEBIT, "123456", 100).await.rc(),
+        "00",
+        "on-us cards unaffected"
+    );
+    let (_, body) = call("GET", None).await;
+    assert!(body.contains(r#""drained":true"#), "{body}");
+    let (code, _) = call("POST", Some(r#"{"name":"nobody","action":"drain"}"#)).await;
+    assert_eq!(code, 404);
+    sw.shutdown().await;
+
+    // Still drained after a restart, until taken back.
+    let sw = start(config()).await;
+    crate::issuer::lines_up(&sw, 1).await;
+    t.redial(sw.terminal_addr).await;
+    assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "91");
+    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
+    let (code, _) = tokio::task::spawn_blocking(move || {
+        request(
+            &addr,
+            &tok,
+            "POST",
+            "/admin/issuer",
+            Some(r#"{"name":"demo-issuer","action":"up","who":"frank"}"#),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "00");
+    let n = JournalDb::of(&dir).number(
+        "SELECT COUNT(*) FROM admin_log WHERE who = 'frank' AND subject = 'demo-issuer'",
+        &[],
+    );
+    assert_eq!(n, 2);
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

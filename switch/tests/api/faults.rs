@@ -91,6 +91,17 @@ impl Backend for Faulty {
     ) -> Result<(), JournalError> {
         self.inner.set_terminal_enabled(tid, enabled, e)
     }
+    fn set_issuer_drained(
+        &mut self,
+        issuer: &str,
+        drained: bool,
+        e: &switch::journal::AdminEntry,
+    ) -> Result<(), JournalError> {
+        self.inner.set_issuer_drained(issuer, drained, e)
+    }
+    fn drained_issuers(&mut self) -> Result<Vec<String>, JournalError> {
+        self.inner.drained_issuers()
+    }
     fn disabled_terminals(&mut self) -> Result<Vec<switch::model::Tid>, JournalError> {
         self.inner.disabled_terminals()
     }

@@ -556,3 +556,52 @@ async fn an_operators_card_change_at_one_node_holds_at_the_other() {
     assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
     drop((a, b));
 }
+
+#[tokio::test]
+async fn an_issuer_drained_at_one_node_is_drained_at_the_other() {
+    let Some(db) = Database::new("drain_nodes") else {
+        return;
+    };
+    let sim = crate::issuer::sim(1).await;
+    let dir = temp_dir("drain-nodes");
+    let spawn = |id: u8| {
+        let mut c = crate::issuer::config(&dir, vec![sim.addrs[0].to_string()], |_| {});
+        c.journal.url = Some(db.url.clone());
+        c.journal.node_id = id;
+        c.journal.readers = 2;
+        Proc(spawn_switch(
+            &c,
+            &dir.join(format!("node-{id}.toml")),
+            "info",
+        ))
+    };
+    let a = spawn(1);
+    let b = spawn(2);
+    line_up(b.metrics).await;
+    let mut t = Terminal::connect(b.addr, "10000921").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let remote = crate::issuer::REMOTE;
+    assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "00");
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let post = |body: &'static str| {
+        let (addr, token) = (a.metrics.to_string(), token.trim().to_owned());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                switch::daemon::admin::request(&addr, &token, "POST", "/admin/issuer", Some(body))
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (code, body) = post(r#"{"name":"demo-issuer","action":"drain","who":"gina"}"#).await;
+    assert_eq!(code, 200, "{body}");
+    // B follows the journal within its heartbeat (a second).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "91");
+    let (code, _) = post(r#"{"name":"demo-issuer","action":"up","who":"gina"}"#).await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "00");
+    drop((a, b));
+}
