@@ -169,15 +169,7 @@ async fn add(switch: Arc<Switch>, req: CardRequest) -> Response {
         credit_limit_fen,
         pin_tries: 0,
     };
-    let entry = AdminEntry {
-        at: switch.clock.now(),
-        who: req
-            .who
-            .filter(|w| !w.trim().is_empty())
-            .unwrap_or_else(|| "unknown".into()),
-        action: "add",
-        subject: record.masked_pan.clone(),
-    };
+    let entry = entry(&switch, req.who, "add", record.masked_pan.clone());
     let r = record.clone();
     match switch
         .journal()
@@ -222,6 +214,23 @@ impl From<&AccountRecord> for CardView {
             credit_limit_fen: a.credit_limit_fen,
             pin_tries: a.pin_tries,
         }
+    }
+}
+
+/// The log entry of an operator's action now (`who` blank or absent: `unknown`).
+fn entry(
+    switch: &Switch,
+    who: Option<String>,
+    action: &'static str,
+    subject: String,
+) -> AdminEntry {
+    AdminEntry {
+        at: switch.clock.now(),
+        who: who
+            .filter(|w| !w.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into()),
+        action,
+        subject,
     }
 }
 
@@ -437,15 +446,7 @@ async fn terminal_change(switch: Arc<Switch>, body: String) -> Response {
             );
         }
     };
-    let entry = AdminEntry {
-        at: switch.clock.now(),
-        who: req
-            .who
-            .filter(|w| !w.trim().is_empty())
-            .unwrap_or_else(|| "unknown".into()),
-        action,
-        subject: tid.as_str().to_owned(),
-    };
+    let entry = entry(&switch, req.who, action, tid.as_str().to_owned());
     let who = entry.who.clone();
     let t = tid;
     let done = match action {
@@ -579,15 +580,7 @@ async fn issuer_change(switch: Arc<Switch>, body: String) -> Response {
         "up" => ("up", false),
         _ => return error(StatusCode::BAD_REQUEST, "action: drain or up"),
     };
-    let entry = AdminEntry {
-        at: switch.clock.now(),
-        who: req
-            .who
-            .filter(|w| !w.trim().is_empty())
-            .unwrap_or_else(|| "unknown".into()),
-        action,
-        subject: issuer.name.clone(),
-    };
+    let entry = entry(&switch, req.who, action, issuer.name.clone());
     let name = issuer.name.clone();
     match switch
         .journal()

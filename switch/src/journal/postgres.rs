@@ -1324,6 +1324,21 @@ fn batch_item(stan: i64, amount_fen: i64, kind: &str) -> BatchItem {
     }
 }
 
+/// An operator's action in `admin_log`, as a step of the change's transaction.
+fn admin_log(e: &AdminEntry, detail: String) -> Step {
+    Step::change(
+        "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            e.at.iso_utc().into(),
+            e.who.clone().into(),
+            e.action.into(),
+            e.subject.clone().into(),
+            detail.into(),
+        ],
+        Expect::Any,
+    )
+}
+
 impl Backend for Postgres {
     fn apply(&mut self, ops: &[&Op]) -> Result<(), JournalError> {
         self.run(&plan(ops))
@@ -1508,17 +1523,9 @@ impl Backend for Postgres {
                 values(account_values(card)),
                 Expect::Any,
             ),
-            Step::change(
-                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
-                 VALUES ($1, $2, $3, $4, $5)",
-                vec![
-                    e.at.iso_utc().into(),
-                    e.who.clone().into(),
-                    e.action.into(),
-                    e.subject.clone().into(),
-                    format!("card_type={} expiry={}", card.card_type.as_str(), card.expiry).into(),
-                ],
-                Expect::Any,
+            admin_log(
+                e,
+                format!("card_type={} expiry={}", card.card_type.as_str(), card.expiry),
             ),
         ])?;
         Ok(true)
@@ -1530,17 +1537,7 @@ impl Backend for Postgres {
         enabled: bool,
         e: &AdminEntry,
     ) -> Result<(), JournalError> {
-        let log = Step::change(
-            "INSERT INTO admin_log (time_utc, who, action, subject, detail)
-             VALUES ($1, $2, $3, $4, '')",
-            vec![
-                e.at.iso_utc().into(),
-                e.who.clone().into(),
-                e.action.into(),
-                e.subject.clone().into(),
-            ],
-            Expect::Any,
-        );
+        let log = admin_log(e, String::new());
         if enabled {
             self.run(&[
                 Step::change(
@@ -1588,20 +1585,7 @@ impl Backend for Postgres {
                 Expect::Any,
             )
         };
-        self.run(&[
-            change,
-            Step::change(
-                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
-                 VALUES ($1, $2, $3, $4, '')",
-                vec![
-                    e.at.iso_utc().into(),
-                    e.who.clone().into(),
-                    e.action.into(),
-                    e.subject.clone().into(),
-                ],
-                Expect::Any,
-            ),
-        ])
+        self.run(&[change, admin_log(e, String::new())])
     }
 
     fn drained_issuers(&mut self) -> Result<Vec<String>, JournalError> {
@@ -1629,17 +1613,7 @@ impl Backend for Postgres {
                 vec![tid.as_str().into()],
                 Expect::Any,
             ),
-            Step::change(
-                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
-                 VALUES ($1, $2, $3, $4, '')",
-                vec![
-                    e.at.iso_utc().into(),
-                    e.who.clone().into(),
-                    e.action.into(),
-                    e.subject.clone().into(),
-                ],
-                Expect::Any,
-            ),
+            admin_log(e, String::new()),
         ])?;
         Ok(had)
     }
@@ -1662,17 +1636,14 @@ impl Backend for Postgres {
                 ],
                 Expect::Any,
             ),
-            Step::change(
-                "INSERT INTO admin_log (time_utc, who, action, subject, detail)
-                 VALUES ($1, $2, $3, $4, $5)",
-                vec![
-                    c.at.iso_utc().into(),
-                    c.who.clone().into(),
-                    c.action.into(),
-                    c.masked_pan.clone().into(),
-                    c.detail().into(),
-                ],
-                Expect::Any,
+            admin_log(
+                &AdminEntry {
+                    at: c.at,
+                    who: c.who.clone(),
+                    action: c.action,
+                    subject: c.masked_pan.clone(),
+                },
+                c.detail(),
             ),
         ])?;
         self.account(&c.account)

@@ -416,6 +416,16 @@ fn put_account(conn: &Connection, a: &AccountRecord) -> rusqlite::Result<usize> 
     .execute(rusqlite::params_from_iter(account_values(a)))
 }
 
+/// An operator's action in `admin_log`.
+fn log_admin(tx: &Connection, e: &AdminEntry, detail: &str) -> Result<(), JournalError> {
+    tx.prepare_cached(
+        "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| st.execute(params![e.at.iso_utc(), e.who, e.action, e.subject, detail]))
+    .map(drop)
+    .map_err(storage)
+}
+
 fn put_session(conn: &Connection, s: &SessionRecord) -> rusqlite::Result<usize> {
     conn.prepare_cached(&format!(
         "INSERT INTO terminal_sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -921,17 +931,15 @@ impl Backend for Sqlite {
         if put_account(&tx, card).map_err(storage)? == 0 {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                e.at.iso_utc(),
-                e.who,
-                e.action,
-                e.subject,
-                format!("card_type={} expiry={}", card.card_type.as_str(), card.expiry)
-            ],
-        )
-        .map_err(storage)?;
+        log_admin(
+            &tx,
+            e,
+            &format!(
+                "card_type={} expiry={}",
+                card.card_type.as_str(),
+                card.expiry
+            ),
+        )?;
         tx.commit().map_err(storage)?;
         Ok(true)
     }
@@ -961,11 +969,7 @@ impl Backend for Sqlite {
             )
             .map_err(storage)?;
         }
-        tx.execute(
-            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, '')",
-            params![e.at.iso_utc(), e.who, e.action, e.subject],
-        )
-        .map_err(storage)?;
+        log_admin(&tx, e, "")?;
         tx.commit().map_err(storage)
     }
 
@@ -986,11 +990,7 @@ impl Backend for Sqlite {
             tx.execute("DELETE FROM drained_issuers WHERE issuer = ?1", [issuer])
                 .map_err(storage)?;
         }
-        tx.execute(
-            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, '')",
-            params![e.at.iso_utc(), e.who, e.action, e.subject],
-        )
-        .map_err(storage)?;
+        log_admin(&tx, e, "")?;
         tx.commit().map_err(storage)
     }
 
@@ -1030,11 +1030,7 @@ impl Backend for Sqlite {
                 [tid.as_str()],
             )
             .map_err(storage)?;
-        tx.execute(
-            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, '')",
-            params![e.at.iso_utc(), e.who, e.action, e.subject],
-        )
-        .map_err(storage)?;
+        log_admin(&tx, e, "")?;
         tx.commit().map_err(storage)?;
         Ok(n > 0)
     }
@@ -1058,11 +1054,16 @@ impl Backend for Sqlite {
         if n == 0 {
             return Ok(None);
         }
-        tx.execute(
-            "INSERT INTO admin_log (time_utc, who, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![c.at.iso_utc(), c.who, c.action, c.masked_pan, c.detail()],
-        )
-        .map_err(storage)?;
+        log_admin(
+            &tx,
+            &AdminEntry {
+                at: c.at,
+                who: c.who.clone(),
+                action: c.action,
+                subject: c.masked_pan.clone(),
+            },
+            &c.detail(),
+        )?;
         let rec = tx
             .query_row(
                 &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE pan_hash = ?1"),
