@@ -227,7 +227,6 @@ pub const SAF_EVENTS: &[&str] = &["queued", "sent", "acknowledged", "expired"];
 /// Issuer-link problems.
 pub const ISSUER_EVENTS: &[&str] = &[
     "bad_mac",
-    "terminal_disabled",
     "undecodable",
     "duplicate_key",
     "breaker_opened",
