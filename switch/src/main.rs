@@ -389,44 +389,67 @@ async fn run(config: Option<PathBuf>, log_format: LogFormat, overrides: Override
             "no --config: running the built-in DEMO configuration (test keys, test cards)"
         );
     }
+    let signals = Signals::install();
     let running = switch::start(config).await?;
-    wait_for_signal(&running).await;
+    signals.wait(&running).await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
     Ok(())
 }
 
-/// Until SIGTERM or Ctrl-C. SIGHUP reloads the TLS certificate (the rest of the
-/// configuration is read at start only, and the log says so).
-async fn wait_for_signal(running: &switch::Running) {
+/// The signals the daemon answers, installed before it starts listening: a SIGHUP or
+/// SIGTERM that comes while it starts is then handled, not fatal.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return,
-                _ = term.recv() => return,
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading the TLS certificate; other settings take effect at the next start");
-                    match running.reload_tls() {
-                        Ok(true) | Err(_) => {}
-                        Ok(false) => tracing::info!("no TLS listener: nothing to reload"),
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Until SIGTERM or Ctrl-C. SIGHUP reloads the TLS certificate (the rest of the
+    /// configuration is read at start only, and the log says so).
+    async fn wait(self, running: &switch::Running) {
+        #[cfg(unix)]
+        {
+            let (Some(mut term), Some(mut hup)) = (self.term, self.hup) else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading the TLS certificate; other settings take effect at the next start");
+                        match running.reload_tls() {
+                            Ok(true) | Err(_) => {}
+                            Ok(false) => tracing::info!("no TLS listener: nothing to reload"),
+                        }
                     }
                 }
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = running;
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = running;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
