@@ -594,14 +594,38 @@ async fn an_issuer_drained_at_one_node_is_drained_at_the_other() {
             .unwrap()
         }
     };
+    // B follows the journal within its heartbeat (a second): waited for at B's endpoint.
+    let at_b = |drained: bool| {
+        let (addr, token) = (b.metrics.to_string(), token.trim().to_owned());
+        async move {
+            let want = format!(r#""drained":{drained}"#);
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let (addr, token) = (addr.clone(), token.clone());
+                let (_, body) = tokio::task::spawn_blocking(move || {
+                    switch::daemon::admin::request(&addr, &token, "GET", "/admin/issuer", None)
+                        .unwrap()
+                })
+                .await
+                .unwrap();
+                if body.contains(&want) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < end,
+                    "B drained={drained}: {body}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     let (code, body) = post(r#"{"name":"demo-issuer","action":"drain","who":"gina"}"#).await;
     assert_eq!(code, 200, "{body}");
-    // B follows the journal within its heartbeat (a second).
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    at_b(true).await;
     assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "91");
     let (code, _) = post(r#"{"name":"demo-issuer","action":"up","who":"gina"}"#).await;
     assert_eq!(code, 200);
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    at_b(false).await;
     assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "00");
     drop((a, b));
 }

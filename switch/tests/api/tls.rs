@@ -137,9 +137,16 @@ async fn a_terminal_over_tls_signs_on_and_pays_beside_a_plain_one() {
     let mut raw = TcpStream::connect(tls_addr).await.unwrap();
     raw.write_all(&[0, 4, 0x60, 0, 3, 0]).await.unwrap();
     let _silent = TcpStream::connect(tls_addr).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-
-    let m = reqwest_metrics(sw.metrics_addr).await;
+    // The silent one is given up after the 1 s handshake deadline (waited for, not assumed).
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let m = loop {
+        let m = reqwest_metrics(sw.metrics_addr).await;
+        if count(&m, "timeout") >= 1 && count(&m, "failed") >= 2 {
+            break m;
+        }
+        assert!(std::time::Instant::now() < end, "handshakes counted: {m}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     let exported = crate::metrics::families(&m);
     for (name, kind, row) in crate::metrics::readme_table() {
         if row.contains("with `[listen] terminals_tls`") {
