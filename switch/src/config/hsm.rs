@@ -176,6 +176,17 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         )?;
     }
     if remote
+        && let Some(i) = config
+            .wallets
+            .iter()
+            .position(|w| w.pin_method == crate::model::PinMethod::VisaPvv)
+    {
+        return Err(invalid(
+            format!("wallets[{i}].pin_method"),
+            "with [hsm] remote a wallet uses an IBM 3624 offset: its payment password's block is formed with the payment code, and a payShield checks a PVV only against the block's account",
+        ));
+    }
+    if remote
         && (config.cards.iter().any(|c| c.pin.is_some())
             || config.wallets.iter().any(|w| w.pin.is_some()))
     {

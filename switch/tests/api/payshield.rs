@@ -420,3 +420,23 @@ async fn a_silent_hsm_costs_its_deadline_then_96() {
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_wallet_on_a_pvv_range_is_refused_with_a_network_hsm() {
+    // A wallet's payment-password block is formed with the payment code, not the wallet:
+    // a payShield checks a PVV only against the block's account (a PIN under its LMK is
+    // bound to the account it was read with), so such a wallet must use an offset.
+    let hsm = hsm_on("127.0.0.1:0");
+    let dir = temp_dir("payshield-wallet-pvv");
+    let mut c = config(&dir, hsm.addr(), None);
+    c.wallets[0].pin_method = switch::config::PinMethod::VisaPvv;
+    c.wallets[0].offset = None;
+    c.wallets[0].pvv = Some("6448".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("wallets[0].pin_method") && e.contains("offset"),
+        "{e}"
+    );
+    hsm.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -6,13 +6,12 @@
 //! | X9.9 / X9.19 / ISO 9797-1 alg. 1 pad 2 | `M6`/`M8` algorithm 1 or 3, padding 1 or 2 |
 //! | sign-on working keys | `A0` mode 1 for the TPK (`002`, `U`, exported `X` under the TMK) and the TAK (`003`, single length), `BU` for their 4-byte check values |
 //! | IBM 3624 PIN check | `DA`, maximum PIN length = check length = the offset's length (every digit counts) |
-//! | Visa PVV check | `DC`; when the PVV's account differs from the block's, `JC` then `DG` and a comparison |
+//! | Visa PVV check | `DC` (the PVV's account must be the block's: wallets, whose blocks are formed with a payment code, use IBM 3624 offsets on a network HSM) |
 //! | PIN to an issuer | `CA`, format 01 both sides |
 //! | check values | `BU` |
 
 use hsm_sim::primitives::mac::xor_fold;
 use hsm_sim::{EncryptedPinBlock, MacAlgorithm};
-use subtle::ConstantTimeEq;
 
 use super::RemoteHsm;
 use crate::hsm::{
@@ -238,19 +237,11 @@ impl PaymentHsm for RemoteHsm {
                     );
                     return pin_verdict(&self.call(c.as_bytes()).await?);
                 }
-                // The block's account and the PVV's differ: the PIN under the LMK, then its
-                // PVV for the other account.
-                let r = self
-                    .call(format!("JC{}{block}01{acct}", tpk.cryptogram()).as_bytes())
-                    .await?;
-                if r.get(2..4) != Some(b"00") {
-                    return pin_verdict(&r);
-                }
-                let pin = std::str::from_utf8(&r[4..]).map_err(|_| HsmError::Malformed)?;
-                let g = self
-                    .ok(format!("DG{}{pin}{pvv_acct}{pvki}", pvk.cryptogram()).as_bytes())
-                    .await?;
-                Ok(bool::from(g.as_slice().ct_eq(pvv.as_bytes())))
+                // The block's account and the PVV's differ (a wallet paid by a code): a
+                // payShield binds a PIN under its LMK to the account it was read with, so no
+                // command pair checks it; the configuration refuses this (wallets on a
+                // network HSM use IBM 3624 offsets, whose validation data is separate).
+                Err(HsmError::Unsupported)
             }
         }
     }
