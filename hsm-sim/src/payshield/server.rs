@@ -135,6 +135,7 @@ fn serve_until(listener: TcpListener, hsm: Arc<PayShield>, config: ServerConfig,
 pub struct Handle {
     addr: SocketAddr,
     stop: Stop,
+    accept: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Handle {
@@ -143,11 +144,15 @@ impl Handle {
         self.addr
     }
 
-    /// Stops accepting and cuts every open connection.
+    /// Stops accepting and cuts every open connection; returns once the listening socket
+    /// is closed (its address can be bound again).
     pub fn stop(&self) {
         self.stop.stopped.store(true, Ordering::Release);
         // Wakes the accept loop so it sees the flag.
         let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.accept.lock().ok().and_then(|mut a| a.take()) {
+            let _ = t.join();
+        }
         if let Ok(list) = self.stop.open.lock() {
             for s in list.values() {
                 let _ = s.shutdown(std::net::Shutdown::Both);
@@ -162,8 +167,12 @@ pub fn spawn(addr: &str, hsm: Arc<PayShield>, config: ServerConfig) -> io::Resul
     let local = listener.local_addr()?;
     let stop = Stop::default();
     let s = stop.clone();
-    std::thread::Builder::new()
+    let accept = std::thread::Builder::new()
         .name("payshield-accept".into())
         .spawn(move || serve_until(listener, hsm, config, &s))?;
-    Ok(Handle { addr: local, stop })
+    Ok(Handle {
+        addr: local,
+        stop,
+        accept: Mutex::new(Some(accept)),
+    })
 }

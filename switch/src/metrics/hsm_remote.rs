@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 /// The commands the switch sends.
-pub const COMMANDS: [&str; 10] = ["NC", "A0", "BU", "CA", "DA", "DC", "JC", "DG", "M6", "M8"];
+pub const COMMANDS: [&str; 8] = ["NC", "A0", "BU", "CA", "DA", "DC", "M6", "M8"];
 
 /// An HSM.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
