@@ -6,6 +6,43 @@ use switch::daemon::admin::request;
 use crate::client::{CREDIT, DEBIT, Terminal};
 use crate::{JournalDb, start, temp_dir, test_config};
 
+/// One admin call to the switch whose metrics listener is `addr`.
+async fn admin_at(
+    addr: std::net::SocketAddr,
+    tok: String,
+    method: &'static str,
+    path: String,
+    body: Option<String>,
+) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        request(&addr.to_string(), &tok, method, &path, body.as_deref()).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `switch admin --admin ADDR --token-file F --who WHO card ARGS…`.
+fn admin_cli(
+    metrics: std::net::SocketAddr,
+    token_file: &std::path::Path,
+    who: &str,
+    args: &[&str],
+) -> (bool, String, String) {
+    let (metrics, token_file) = (metrics.to_string(), token_file.display().to_string());
+    let mut all = vec![
+        "admin",
+        "--admin",
+        &metrics,
+        "--token-file",
+        &token_file,
+        "--who",
+        who,
+        "card",
+    ];
+    all.extend_from_slice(args);
+    crate::cli::switch(&all)
+}
+
 fn token(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("admin.token"))
         .unwrap()
@@ -17,7 +54,7 @@ fn token(dir: &std::path::Path) -> String {
 async fn cards_blocked_unblocked_and_pin_tries_reset_while_running() {
     let dir = temp_dir("admin");
     let sw = start(test_config(&dir)).await;
-    let addr = sw.metrics_addr.to_string();
+    let addr = sw.metrics_addr;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -28,18 +65,8 @@ async fn cards_blocked_unblocked_and_pin_tries_reset_while_running() {
         assert_eq!(mode & 0o777, 0o600, "the token file is the owner's only");
     }
     let tok = token(&dir);
-    let call = {
-        let addr = addr.clone();
-        move |tok: &str, method: &'static str, path: String, body: Option<String>| {
-            let (addr, tok) = (addr.clone(), tok.to_owned());
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    request(&addr, &tok, method, &path, body.as_deref()).unwrap()
-                })
-                .await
-                .unwrap()
-            }
-        }
+    let call = |tok: &str, method: &'static str, path: String, body: Option<String>| {
+        admin_at(addr, tok.to_owned(), method, path, body)
     };
     let post = |action: &str, pan: &str, extra: &str| {
         format!(r#"{{"pan":"{pan}","action":"{action}","who":"alice"{extra}}}"#)
@@ -162,22 +189,8 @@ fn the_admin_command_line() {
     let dir = temp_dir("admin-cli");
     let c = test_config(&dir);
     let mut sw = crate::spawn_switch(&c, &dir.join("switch.toml"), "info");
-    let token_file = dir.join("admin.token").display().to_string();
-    let metrics = sw.metrics.to_string();
-    let admin = |args: &[&str]| {
-        let mut all = vec![
-            "admin",
-            "--admin",
-            metrics.as_str(),
-            "--token-file",
-            token_file.as_str(),
-            "--who",
-            "bob",
-            "card",
-        ];
-        all.extend_from_slice(args);
-        crate::cli::switch(&all)
-    };
+    let token_file = dir.join("admin.token");
+    let admin = |args: &[&str]| admin_cli(sw.metrics, &token_file, "bob", args);
     let (ok, out, err) = admin(&["show", "--pan", DEBIT]);
     assert!(ok, "{err}");
     assert!(
@@ -209,16 +222,10 @@ fn the_admin_command_line() {
 async fn terminals_batches_and_issuers_seen_and_a_terminal_made_to_sign_on_again() {
     let dir = temp_dir("admin-terminal");
     let sw = start(test_config(&dir)).await;
-    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
-    let call = move |method: &'static str, path: String, body: Option<String>| {
-        let (addr, tok) = (addr.clone(), tok.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                request(&addr, &tok, method, &path, body.as_deref()).unwrap()
-            })
-            .await
-            .unwrap()
-        }
+    let tok = token(&dir);
+    let addr = sw.metrics_addr;
+    let call = |method: &'static str, path: String, body: Option<String>| {
+        admin_at(addr, tok.clone(), method, path, body)
     };
     let mut t = Terminal::connect(sw.terminal_addr, "10000084").await;
     assert_eq!(t.sign_on().await.rc(), "00");
@@ -292,19 +299,14 @@ async fn terminals_batches_and_issuers_seen_and_a_terminal_made_to_sign_on_again
         "58",
         "still disabled after a restart"
     );
-    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
-    let (code, _) = tokio::task::spawn_blocking(move || {
-        request(
-            &addr,
-            &tok,
-            "POST",
-            "/admin/terminal",
-            Some(r#"{"tid":"10000084","action":"enable","who":"dave"}"#),
-        )
-        .unwrap()
-    })
-    .await
-    .unwrap();
+    let (code, _) = admin_at(
+        sw.metrics_addr,
+        token(&dir),
+        "POST",
+        "/admin/terminal".into(),
+        Some(r#"{"tid":"10000084","action":"enable","who":"dave"}"#.into()),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(t.sign_on().await.rc(), "00");
     assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
@@ -317,22 +319,8 @@ fn a_card_added_while_running_pays_with_its_pin() {
     let dir = temp_dir("admin-add");
     let c = test_config(&dir);
     let mut sw = crate::spawn_switch(&c, &dir.join("switch.toml"), "info");
-    let token_file = dir.join("admin.token").display().to_string();
-    let metrics = sw.metrics.to_string();
-    let admin = |args: &[&str]| {
-        let mut all = vec![
-            "admin",
-            "--admin",
-            metrics.as_str(),
-            "--token-file",
-            token_file.as_str(),
-            "--who",
-            "erin",
-            "card",
-        ];
-        all.extend_from_slice(args);
-        crate::cli::switch(&all)
-    };
+    let token_file = dir.join("admin.token");
+    let admin = |args: &[&str]| admin_cli(sw.metrics, &token_file, "erin", args);
     // 6222021000000000090, PIN 246810 (test data): its IBM 3624 offset under the demo PVK
     // from scripts/payshield-vectors.py's reference implementation.
     let new = "6222021000000000090";
@@ -392,16 +380,15 @@ async fn an_issuer_drained_and_taken_back() {
     let config = || crate::issuer::config(&dir, vec![sim.addrs[0].to_string()], |_| {});
     let sw = start(config()).await;
     crate::issuer::lines_up(&sw, 1).await;
-    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
-    let call = move |method: &'static str, body: Option<&'static str>| {
-        let (addr, tok) = (addr.clone(), tok.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                request(&addr, &tok, method, "/admin/issuer", body).unwrap()
-            })
-            .await
-            .unwrap()
-        }
+    let (addr, tok) = (sw.metrics_addr, token(&dir));
+    let call = |method: &'static str, body: Option<&'static str>| {
+        admin_at(
+            addr,
+            tok.clone(),
+            method,
+            "/admin/issuer".into(),
+            body.map(Into::into),
+        )
     };
     let remote = crate::issuer::REMOTE;
     let mut t = Terminal::connect(sw.terminal_addr, "10000086").await;
@@ -438,19 +425,14 @@ async fn an_issuer_drained_and_taken_back() {
     crate::issuer::lines_up(&sw, 1).await;
     t.redial(sw.terminal_addr).await;
     assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "91");
-    let (addr, tok) = (sw.metrics_addr.to_string(), token(&dir));
-    let (code, _) = tokio::task::spawn_blocking(move || {
-        request(
-            &addr,
-            &tok,
-            "POST",
-            "/admin/issuer",
-            Some(r#"{"name":"demo-issuer","action":"up","who":"frank"}"#),
-        )
-        .unwrap()
-    })
-    .await
-    .unwrap();
+    let (code, _) = admin_at(
+        sw.metrics_addr,
+        token(&dir),
+        "POST",
+        "/admin/issuer".into(),
+        Some(r#"{"name":"demo-issuer","action":"up","who":"frank"}"#.into()),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "00");
     let n = JournalDb::of(&dir).number(

@@ -440,3 +440,30 @@ fn a_wallet_on_a_pvv_range_is_refused_with_a_network_hsm() {
     hsm.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_hsm_restarted_on_its_address_is_used_at_once() {
+    // The pool holds connections to the HSM that went away: the first request after the
+    // restart finds them stale, drops them and dials afresh, rather than answering 96.
+    let hsm = hsm_on("127.0.0.1:0");
+    let addr = hsm.addr();
+    let dir = temp_dir("payshield-restart");
+    let sw = start(config(&dir, addr, None)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000006").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "00");
+    hsm.stop();
+    let back = hsm_on(&addr.to_string());
+    for _ in 0..5 {
+        assert_eq!(t.sale(CREDIT, "654321", 100).await.rc(), "00");
+    }
+    // A forged UnionPay MAC that is not even hex is a wrong MAC (A0), not an HSM error.
+    let mut b = t.sale_builder(CREDIT, Some("654321"), 100);
+    let mut frame = t.seal(&mut b);
+    let n = frame.len();
+    frame[n - 8..].copy_from_slice(b"zzzzzzzz");
+    assert_eq!(t.exchange(&frame).await.rc(), "A0");
+    sw.shutdown().await;
+    back.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -32,10 +32,11 @@ fn account(pan: &str) -> Result<&str, HsmError> {
     Ok(&body[body.len() - 12..])
 }
 
-/// `M6`/`M8` fields for `alg` over `data`: mode, input format, MAC size, algorithm,
-/// padding, key type, key, length, message. Also the MAC bytes to keep.
+/// `M6`/`M8` fields for `alg` over `data`: mode, input format, MAC size (`'0'`: 8 hex,
+/// `'1'`: 16 hex), algorithm, padding, key type, key, length, message.
 fn mac_command(
     code: &str,
+    size: char,
     key: &LmkKey,
     alg: MacAlgorithm,
     data: &[u8],
@@ -50,7 +51,7 @@ fn mac_command(
     let len =
         u16::try_from(message.len()).map_err(|_| HsmError::Local(hsm_sim::Error::DataLength))?;
     let mut c = format!(
-        "{code}001{algorithm}{padding}{}{}{len:04X}",
+        "{code}00{size}{algorithm}{padding}{}{}{len:04X}",
         key.kind().code(),
         key.cryptogram()
     )
@@ -154,7 +155,9 @@ impl PaymentHsm for RemoteHsm {
         alg: MacAlgorithm,
         data: &[u8],
     ) -> Result<[u8; 8], HsmError> {
-        let r = self.ok(&mac_command("M6", lmk(key)?, alg, data)?).await?;
+        let r = self
+            .ok(&mac_command("M6", '1', lmk(key)?, alg, data)?)
+            .await?;
         field64(alg, &r)
     }
 
@@ -165,15 +168,21 @@ impl PaymentHsm for RemoteHsm {
         data: &[u8],
         mac: &[u8],
     ) -> Result<bool, HsmError> {
-        // The MAC as M8 takes it: 8 hex characters (4 bytes) or 16 (8 bytes).
+        // The MAC as M8 takes it: 8 hex characters (4 bytes) or 16 (8 bytes). A UnionPay
+        // MAC is 8 upper-case hex characters on the wire: anything else (a forged field 64)
+        // is a wrong MAC, as the in-process HSM says, not a command the HSM refuses.
         let (size, given) = match alg {
-            MacAlgorithm::UnionpayEcb if mac.len() == 8 => ('0', mac.to_vec()),
+            MacAlgorithm::UnionpayEcb
+                if mac.len() == 8 && mac.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) =>
+            {
+                ('0', mac.to_vec())
+            }
+            MacAlgorithm::UnionpayEcb => return Ok(false),
             _ if mac.len() == 8 => ('1', hex::encode_upper(mac).into_bytes()),
             _ if mac.len() >= 4 => ('0', hex::encode_upper(&mac[..4]).into_bytes()),
             _ => return Ok(false),
         };
-        let mut c = mac_command("M8", lmk(key)?, alg, data)?;
-        c[4] = size as u8;
+        let mut c = mac_command("M8", size, lmk(key)?, alg, data)?;
         c.extend_from_slice(&given);
         let r = self.call(&c).await?;
         verdict(&r)

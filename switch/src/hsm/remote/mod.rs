@@ -189,16 +189,33 @@ impl RemoteHsm {
 
     async fn exchange(&self, node: &Node, command: &[u8]) -> Result<Vec<u8>, Failed> {
         let pooled = node.idle.lock().ok().and_then(|mut v| v.pop());
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => {
-                let c = TcpStream::connect(&node.addr)
-                    .await
-                    .map_err(|_| Failed::Link("connect"))?;
-                let _ = c.set_nodelay(true);
-                c
+        if let Some(conn) = pooled {
+            match self.over(node, conn, command).await {
+                // An idle connection the HSM closed (it restarted, or dropped idle ones):
+                // the others are as stale. Once more on a new connection; every command
+                // the switch sends may be repeated.
+                Err(Failed::Link("write" | "read")) => {
+                    if let Ok(mut idle) = node.idle.lock() {
+                        idle.clear();
+                    }
+                }
+                other => return other,
             }
-        };
+        }
+        let conn = TcpStream::connect(&node.addr)
+            .await
+            .map_err(|_| Failed::Link("connect"))?;
+        let _ = conn.set_nodelay(true);
+        self.over(node, conn, command).await
+    }
+
+    /// One command on `conn`, which goes back to the pool after a good answer.
+    async fn over(
+        &self,
+        node: &Node,
+        mut conn: TcpStream,
+        command: &[u8],
+    ) -> Result<Vec<u8>, Failed> {
         let h = self.header.fetch_add(1, Ordering::Relaxed);
         let header = format!(
             "{:0width$}",
