@@ -60,4 +60,4 @@ pub mod state;
 pub mod tls;
 
 pub use config::Config;
-pub use daemon::{Running, start};
+pub use daemon::{Options, Running, start, start_with};

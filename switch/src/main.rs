@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -271,6 +272,20 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Make the running switch read its configuration again (its admin endpoint): exit 0
+    /// when applied, 2 when refused (nothing changed; the error says why).
+    Reload {
+        /// The running switch's configuration: its admin endpoint and token are found
+        /// from it (else --admin and --token-file).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The admin endpoint (the metrics listener).
+        #[arg(long, default_value = "127.0.0.1:9583")]
+        admin: String,
+        /// The admin token.
+        #[arg(long, default_value = "./switch-data/admin.token")]
+        token_file: PathBuf,
+    },
     /// Validate a configuration file.
     CheckConfig {
         /// The file.
@@ -292,12 +307,21 @@ enum Command {
     },
 }
 
-fn init_logs(format: LogFormat, file: &switch::config::LogConfig) -> Result<()> {
+/// Logs to stderr (and the configured file); returns what sets the level on a reload.
+fn init_logs(
+    format: LogFormat,
+    file: &switch::config::LogConfig,
+) -> Result<switch::daemon::reload::LogLevel> {
+    use tracing_subscriber::EnvFilter;
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // RUST_LOG, when set, over the configuration's level at start.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::try_new(file.level.as_deref().unwrap_or("info"))
+            .unwrap_or_else(|_| "info".into())
+    });
+    let (filter, level) = tracing_subscriber::reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Lines go through a bounded queue to a thread of their own: a closed, full or slow
     // stderr (or log file) drops lines (counted), never a reply.
@@ -336,12 +360,17 @@ fn init_logs(format: LogFormat, file: &switch::config::LogConfig) -> Result<()> 
         .with(filter)
         .with(layers)
         .try_init();
-    Ok(())
+    Ok(Arc::new(move |directive: &str| {
+        let f = EnvFilter::try_new(directive).map_err(|e| anyhow!("log.level: {e}"))?;
+        level.reload(f).map_err(|e| anyhow!("log.level: {e}"))?;
+        tracing::info!(level = directive, "log level set");
+        Ok(())
+    }))
 }
 
 /// What `switch run` takes from flags or the environment over the configuration: enough
 /// to move the demo off its ports and data directory without writing a file.
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Clone, Debug, Default)]
 struct Overrides {
     /// Terminal listener (IP:PORT or localhost:PORT), over `[listen] terminals`.
     #[arg(long, env = "SWITCH_LISTEN", value_parser = switch::config::parse_address)]
@@ -375,22 +404,31 @@ impl Overrides {
     }
 }
 
-async fn run(config: Option<PathBuf>, log_format: LogFormat, overrides: Overrides) -> Result<()> {
+async fn run(path: Option<PathBuf>, log_format: LogFormat, overrides: Overrides) -> Result<()> {
     // The configuration says where logs go, so it is read first (its errors are printed).
-    let demo = config.is_none();
-    let config = match &config {
-        Some(path) => checked_config(path)?,
-        None => Config::demo()?,
-    };
-    let config = overrides.apply(config)?;
-    init_logs(log_format, &config.log)?;
+    let demo = path.is_none();
+    // Read at start and at every reload: the file (checked, keys included) or the demo
+    // set, with the command line's overrides.
+    let source: switch::daemon::reload::Source = Arc::new(move || {
+        let config = match &path {
+            Some(path) => checked_config(path)?,
+            None => Config::demo()?,
+        };
+        overrides.clone().apply(config)
+    });
+    let config = source()?;
+    let log_level = init_logs(log_format, &config.log)?;
     if demo {
         tracing::warn!(
             "no --config: running the built-in DEMO configuration (test keys, test cards)"
         );
     }
     let signals = Signals::install();
-    let running = switch::start(config).await?;
+    let options = switch::Options {
+        source: Some(source),
+        log_level: Some(log_level),
+    };
+    let running = switch::start_with(config, options).await?;
     signals.wait(&running).await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
@@ -422,8 +460,8 @@ impl Signals {
         }
     }
 
-    /// Until SIGTERM or Ctrl-C. SIGHUP reloads the TLS certificate (the rest of the
-    /// configuration is read at start only, and the log says so).
+    /// Until SIGTERM or Ctrl-C. SIGHUP reads the configuration again and applies it (or
+    /// nothing, and the log says why).
     async fn wait(self, running: &switch::Running) {
         #[cfg(unix)]
         {
@@ -436,11 +474,9 @@ impl Signals {
                     _ = tokio::signal::ctrl_c() => return,
                     _ = term.recv() => return,
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading the TLS certificate; other settings take effect at the next start");
-                        match running.reload_tls() {
-                            Ok(true) | Err(_) => {}
-                            Ok(false) => tracing::info!("no TLS listener: nothing to reload"),
-                        }
+                        tracing::info!("SIGHUP: reading the configuration again");
+                        // The outcome is logged and counted by the reload itself.
+                        let _ = running.reload().await;
                     }
                 }
             }
@@ -645,6 +681,24 @@ fn terminal_post(tid: &str, action: &str, who: &str) -> (&'static str, String, O
     )
 }
 
+/// `switch reload`: the running switch found from its configuration (or the flags).
+fn reload(config: Option<PathBuf>, admin: String, token_file: PathBuf) -> Result<()> {
+    let (addr, token_file) = match config {
+        Some(path) => {
+            let c = Config::load(&path)?;
+            let token = c
+                .journal
+                .path
+                .parent()
+                .unwrap_or_else(|| std::path::Path::new("."))
+                .join("admin.token");
+            (c.listen.metrics.to_string(), token)
+        }
+        None => (admin, token_file),
+    };
+    admin_call(&addr, &token_file, "POST", "/admin/reload", None)
+}
+
 /// One call to the running switch's admin endpoint; its answer printed.
 fn admin_call(
     addr: &str,
@@ -719,6 +773,11 @@ fn main() -> ExitCode {
             log_format,
             overrides,
         } => block_on(run(config, log_format, overrides)),
+        Command::Reload {
+            config,
+            admin,
+            token_file,
+        } => reload(config, admin, token_file),
         Command::Admin {
             admin: addr,
             token_file,

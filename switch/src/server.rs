@@ -113,11 +113,11 @@ impl Table {
 }
 
 /// Accepts terminal connections until `shutdown` turns true, then waits for every
-/// connection to finish its in-flight work.
+/// connection to finish its in-flight work. Each connection runs under the limits in force
+/// when it was accepted (a reload changes them for the next ones).
 pub async fn serve<L: Listener>(
     listener: L,
     switch: Arc<Switch>,
-    limits: ServerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let table = Arc::new(Mutex::new(Table::default()));
@@ -136,6 +136,7 @@ pub async fn serve<L: Listener>(
                         continue;
                     }
                 };
+                let limits = switch.rules().limits;
                 let admitted = match table.lock() {
                     Ok(mut t) => t.admit(peer.ip(), &limits),
                     Err(_) => Err("global_limit"),

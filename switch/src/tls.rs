@@ -82,6 +82,19 @@ impl ServerCert {
         }
         Ok(())
     }
+
+    /// [`ServerCert::reload`], logged and counted.
+    pub fn reload_counted(&self, metrics: &Metrics) -> Result<()> {
+        let r = self.reload();
+        metrics.tls_reload(r.is_ok());
+        match &r {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "TLS certificate reload failed: the old one stays")
+            }
+        }
+        r
+    }
 }
 
 impl rustls::server::ResolvesServerCert for ServerCert {

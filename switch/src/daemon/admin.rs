@@ -20,6 +20,8 @@
 //!  GET /admin/issuer                    each issuer: lines up, drained, queue
 //!  POST /admin/issuer {"name","action":"drain"|"up"}   drained: no new requests (its
 //!       cards answer 91, or stand-in) while queued reversals still go, at every node
+//!  POST /admin/reload                   the configuration read again and applied (200,
+//!       what changed) or refused with nothing changed (422, why)
 //! ```
 //!
 //! The token is 32 random bytes, hex, in a file made (0600) at the first start beside the
@@ -117,7 +119,8 @@ async fn add(switch: Arc<Switch>, req: CardRequest) -> Response {
     if !crate::model::luhn_ok(&pan) {
         return error(StatusCode::BAD_REQUEST, "pan: the check digit is wrong");
     }
-    let Some(route) = switch.routes.route(&pan) else {
+    let rules = switch.rules();
+    let Some(route) = rules.routes.route(&pan) else {
         return error(StatusCode::BAD_REQUEST, "pan: no route for this BIN");
     };
     if route.issuer.is_some() {
@@ -145,7 +148,7 @@ async fn add(switch: Arc<Switch>, req: CardRequest) -> Response {
         },
         (None, Some(p)) if digits(p, 4..=4) => crate::journal::PinCheck::VisaPvv {
             pvv: p.to_owned(),
-            pvki: switch.pin_verification.as_ref().map_or(1, |k| k.pvki),
+            pvki: rules.pin_verification.as_ref().map_or(1, |k| k.pvki),
         },
         _ => {
             return error(
@@ -375,7 +378,8 @@ async fn terminal_show(switch: Arc<Switch>, uri: Uri) -> Response {
     let Some(tid) = query(&uri, "tid").and_then(tid_of) else {
         return error(StatusCode::BAD_REQUEST, "tid: 8 digits");
     };
-    let Some(range) = switch.terminals.lookup(tid.as_str()) else {
+    let rules = switch.rules();
+    let Some(range) = rules.terminals.lookup(tid.as_str()) else {
         return error(StatusCode::NOT_FOUND, "no such terminal");
     };
     let (mid, merchant) = (range.mid.clone(), range.merchant_name.clone());
@@ -432,7 +436,7 @@ async fn terminal_change(switch: Arc<Switch>, body: String) -> Response {
     let Some(tid) = tid_of(&req.tid) else {
         return error(StatusCode::BAD_REQUEST, "tid: 8 digits");
     };
-    if switch.terminals.lookup(tid.as_str()).is_none() {
+    if switch.rules().terminals.lookup(tid.as_str()).is_none() {
         return error(StatusCode::NOT_FOUND, "no such terminal");
     }
     let action: &'static str = match req.action.as_str() {
@@ -538,8 +542,8 @@ fn issuers_show(switch: &Switch) -> Response {
     let list: Vec<_> = switch
         .issuers()
         .iter()
-        .zip(switch.saf_queues())
-        .map(|(i, q)| {
+        .map(|i| {
+            let q = switch.saf_queue(&i.name);
             serde_json::json!({
                 "name": i.name,
                 "lines": i.lines().iter().map(|l| serde_json::json!({"line": l.addr, "up": l.is_up()})).collect::<Vec<_>>(),
@@ -616,9 +620,41 @@ macro_rules! guarded {
     }};
 }
 
-/// The admin routes of `switch`, behind `token`.
-pub fn routes(switch: Arc<Switch>, token: Arc<String>) -> Router {
+/// `POST /admin/reload`: the configuration read again and applied, or nothing changed and
+/// why (422).
+async fn reload(reloader: Arc<super::reload::Reloader>) -> Response {
+    match reloader.reload().await {
+        Ok(outcome) => answer(
+            StatusCode::OK,
+            serde_json::to_string(&outcome).unwrap_or_default(),
+        ),
+        Err(e) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("configuration not applied, nothing changed: {e:#}"),
+        ),
+    }
+}
+
+/// The admin routes of `switch`, behind `token`; `reloader` applies configurations.
+pub fn routes(
+    switch: Arc<Switch>,
+    token: Arc<String>,
+    reloader: Arc<super::reload::Reloader>,
+) -> Router {
+    let reload_route = {
+        let token = Arc::clone(&token);
+        axum::routing::post(move |headers: HeaderMap| {
+            let (reloader, token) = (Arc::clone(&reloader), Arc::clone(&token));
+            async move {
+                if !authorised(&headers, &token) {
+                    return error(StatusCode::UNAUTHORIZED, "admin token required");
+                }
+                reload(reloader).await
+            }
+        })
+    };
     let more = Router::new()
+        .route("/admin/reload", reload_route)
         .route(
             "/admin/terminal",
             get(guarded!(switch, token, |uri: Uri| |s| terminal_show(

@@ -331,7 +331,24 @@ pub async fn connect(
             r.config.addresses.join(", ")
         );
     }
-    for (what, key, want) in &r.checks {
+    check_on(&net, &r.checks, r.production).await?;
+    tokio::spawn(Arc::clone(&net).health_loop());
+    tracing::info!(hsms = %r.config.addresses.join(", "), "payment keys on network HSMs (payShield host protocol)");
+    Ok(Arc::new(MeteredHsm::with_remote(
+        local,
+        net,
+        Arc::clone(metrics),
+    )))
+}
+
+/// Every key's check value on the network HSM (`BU`): the configured one, and (in
+/// production) not a published key's.
+pub async fn check_on(
+    net: &RemoteHsm,
+    checks: &[(String, KeyRef, Option<String>)],
+    production: bool,
+) -> Result<()> {
+    for (what, key, want) in checks {
         let cv = net
             .check_value(key)
             .await
@@ -346,19 +363,13 @@ pub async fn connect(
             );
         }
         if let Some(name) = hsm_sim::published::lookup(&cv) {
-            if r.production {
+            if production {
                 bail!("{what}: a published key ({name}), refused in production");
             }
             tracing::warn!(key = %what, check_value = %&shown[..6], "a published key ({name}) is in use: test data only");
         }
     }
-    tokio::spawn(Arc::clone(&net).health_loop());
-    tracing::info!(hsms = %r.config.addresses.join(", "), "payment keys on network HSMs (payShield host protocol)");
-    Ok(Arc::new(MeteredHsm::with_remote(
-        local,
-        net,
-        Arc::clone(metrics),
-    )))
+    Ok(())
 }
 
 /// Checks a configuration as a start would, without starting: the LMK opens every key,

@@ -23,25 +23,23 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ServerLimits};
-use crate::fees::FeeSchedule;
-use crate::issuer::{Issuer, Issuers};
+use crate::config::Config;
 use crate::journal::owner::{self, JournalLock};
 use crate::journal::postgres::Postgres;
 use crate::journal::sqlite::Sqlite;
 use crate::journal::{Backend, Journal};
 use crate::metrics::Metrics;
 use crate::net::{Dialer, Listener, TcpDialer};
-use crate::pipeline::card::{Route, Routes, Wallet};
-use crate::pipeline::terminal::TerminalDirectory;
 use crate::pipeline::{Parts, Switch};
 use crate::saf::Entry;
-use crate::saf::worker::{NODE_GONE_MS, Worker};
+use crate::saf::worker::NODE_GONE_MS;
 
 pub mod admin;
 pub mod gauges;
 pub mod http;
 pub mod keys;
+mod links;
+pub mod reload;
 pub mod restore;
 pub mod status;
 pub mod watchdog;
@@ -67,8 +65,11 @@ impl Default for Environment {
 /// A switch on a journal, with its issuer lines and store-and-forward workers running.
 pub struct Node {
     switch: Arc<Switch>,
-    links: Vec<JoinHandle<()>>,
-    links_stop: watch::Sender<bool>,
+    /// Issuer lines and store-and-forward workers.
+    links: Arc<links::Links>,
+    /// The node's own tasks (its heartbeat).
+    tasks: Vec<JoinHandle<()>>,
+    tasks_stop: watch::Sender<bool>,
     /// With a shared journal: this node's id and this process's name in its node table.
     registered: Option<(String, String)>,
 }
@@ -123,77 +124,10 @@ impl Node {
         {
             state.disabled_terminals.insert(tid, ());
         }
-        let mut issuers = Vec::new();
-        for (i, (c, (zpk, zak))) in config.issuers.iter().zip(zone).enumerate() {
-            let issuer = Issuer::new(
-                i,
-                c,
-                &config.acquirer.institution_id,
-                zpk,
-                zak,
-                Arc::clone(&metrics),
-                env.clock.now().0 as u64 / 1_000,
-            )
-            .map_err(|e| anyhow!("issuers[{i}].dialect: {e}"))?
-            .with_owner(&holder);
-            issuers.push(Arc::new(issuer));
-        }
-        let issuer_links = Issuers::new(issuers);
-        let routes = Routes::new(
-            config
-                .routes
-                .iter()
-                .map(|r| {
-                    (
-                        r.prefix.clone(),
-                        Route {
-                            card_type: r.card_type,
-                            issuer: issuer_links.by_name(&r.route).map(|i| i.index),
-                        },
-                    )
-                })
-                .collect(),
-        );
         let hsm = keys::connect(hsm, remote, &metrics).await?;
         let journal = Arc::new(journal);
-        let switch = Arc::new(Switch::new(Parts {
-            hsm: Arc::clone(&hsm),
-            terminals: TerminalDirectory::new(ranges),
-            routes,
-            wallets: config
-                .wallets
-                .iter()
-                .map(|w| Wallet {
-                    id: w.id.clone(),
-                    code_prefix: w.code_prefix.clone(),
-                })
-                .collect(),
-            fees: FeeSchedule::new(config.fee_rules()),
-            acquirer: config.acquirer.clone(),
-            pin_verification,
-            issuer_links,
-            state,
-            journal: Arc::clone(&journal),
-            clock: Arc::clone(&env.clock),
-            metrics,
-        }));
-        // With a shared journal the node holding an issuer's lease reads its queue from the
-        // journal; alone, this node sends what it finds.
-        for r in saf.iter().filter(|_| !shared) {
-            match switch.issuers().by_name(&r.issuer) {
-                Some(i) => switch.enqueue(i.index, Entry::from_record(r)),
-                None => {
-                    tracing::error!(issuer = %r.issuer, id = %r.id, "queued message for an issuer no longer configured: left in the journal")
-                }
-            }
-        }
-        if !saf.is_empty() {
-            tracing::info!(entries = saf.len(), "store-and-forward entries to send");
-        }
-        let (links_stop, links_stopped) = watch::channel(false);
-        let mut links = Vec::new();
-        let registered = shared.then(|| (node.clone(), holder.clone()));
-        let issuers: Vec<Arc<Issuer>> = switch.issuers().iter().cloned().collect();
+        let links = Arc::new(links::Links::new(env.clone(), holder.clone()));
+        let issuers = links.issuers(config, zone, &metrics)?;
         // Issuers an operator drained stay drained across restarts.
         let drained = journal
             .read(|b| b.drained_issuers())
@@ -202,50 +136,44 @@ impl Node {
         for i in &issuers {
             i.set_drained(drained.contains(&i.name));
         }
+        let switch = Arc::new(Switch::new(Parts {
+            hsm: Arc::clone(&hsm),
+            rules: reload::rules(config, ranges, pin_verification, issuers.clone()),
+            state,
+            journal: Arc::clone(&journal),
+            clock: Arc::clone(&env.clock),
+            metrics,
+        }));
+        // With a shared journal the node holding an issuer's lease reads its queue from the
+        // journal; alone, this node sends what it finds.
+        for r in saf.iter().filter(|_| !shared) {
+            match issuers.iter().find(|i| i.name == r.issuer) {
+                Some(i) => switch.enqueue(i, Entry::from_record(r)),
+                None => {
+                    tracing::error!(issuer = %r.issuer, id = %r.id, "queued message for an issuer no longer configured: left in the journal")
+                }
+            }
+        }
+        if !saf.is_empty() {
+            tracing::info!(entries = saf.len(), "store-and-forward entries to send");
+        }
+        let (tasks_stop, tasks_stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let registered = shared.then(|| (node.clone(), holder.clone()));
         if shared {
-            links.push(tokio::spawn(heartbeat(
-                Arc::clone(&journal),
-                Arc::clone(&env.clock),
+            tasks.push(tokio::spawn(heartbeat(
+                Arc::downgrade(&switch),
                 node,
                 holder,
-                issuers,
-                links_stopped.clone(),
+                tasks_stopped,
             )));
         }
-        for (i, (issuer, queue)) in switch.issuers().iter().zip(switch.saf_queues()).enumerate() {
-            // An issuer whose lines speak TLS dials through its own TLS layer.
-            let dialer: Arc<dyn crate::net::Dialer> =
-                match config.issuers.get(i).and_then(|c| c.tls.as_ref()) {
-                    Some(tls) => Arc::new(crate::tls::TlsDialer::new(
-                        Arc::clone(&env.dialer),
-                        tls,
-                        &format!("issuers[{i}].tls"),
-                        Arc::clone(&switch.metrics),
-                    )?),
-                    None => Arc::clone(&env.dialer),
-                };
-            for line in issuer.lines() {
-                links.push(tokio::spawn(crate::issuer::line::run(
-                    Arc::clone(issuer),
-                    Arc::clone(line),
-                    Arc::clone(&dialer),
-                    Arc::clone(&env.clock),
-                    links_stopped.clone(),
-                )));
-            }
-            let worker = Worker {
-                issuer: Arc::clone(issuer),
-                queue: Arc::clone(queue),
-                hsm: Arc::clone(&hsm),
-                journal: Arc::clone(&journal),
-                clock: Arc::clone(&env.clock),
-            };
-            links.push(tokio::spawn(worker.run(links_stopped.clone())));
-        }
+        links.run(&switch, config, &issuers, std::sync::Weak::new())?;
         Ok(Self {
             switch,
             links,
-            links_stop,
+            tasks,
+            tasks_stop,
             registered,
         })
     }
@@ -255,18 +183,30 @@ impl Node {
         &self.switch
     }
 
+    /// What applies a new configuration to this node.
+    pub fn reloader(
+        &self,
+        config: &Config,
+        source: Option<reload::Source>,
+        tls_cert: Option<Arc<crate::tls::ServerCert>>,
+        log_level: Option<reload::LogLevel>,
+    ) -> reload::Reloader {
+        reload::Reloader::new(
+            Arc::clone(&self.switch),
+            Arc::clone(&self.links),
+            config.clone(),
+            source,
+            tls_cert,
+            log_level,
+        )
+    }
+
     /// Serves terminals from `listener` until `stop`, then waits for every connection to
     /// finish its in-flight requests.
-    pub fn serve<L: Listener>(
-        &self,
-        listener: L,
-        limits: ServerLimits,
-        stop: watch::Receiver<bool>,
-    ) -> JoinHandle<()> {
+    pub fn serve<L: Listener>(&self, listener: L, stop: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(crate::server::serve(
             listener,
             Arc::clone(&self.switch),
-            limits,
             stop,
         ))
     }
@@ -274,17 +214,19 @@ impl Node {
     /// Stops every task of the node at once, wherever each is: a process killed (a
     /// simulation of several nodes kills one this way).
     pub fn abort(self) {
-        for l in &self.links {
-            l.abort();
+        self.links.abort();
+        for t in &self.tasks {
+            t.abort();
         }
     }
 
     /// Stops the issuer lines and queues (after the requests waiting on them are answered).
     pub async fn stop(self) -> Arc<Switch> {
-        let _ = self.links_stop.send(true);
-        for l in self.links {
-            let _ = l.await;
+        let _ = self.tasks_stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
         }
+        self.links.stop().await;
         // Stopped cleanly: the node id is free at once, and the queues it held too.
         if let Some((node, holder)) = self.registered {
             let left = self
@@ -315,11 +257,9 @@ fn holder() -> String {
 /// another process has taken its node id, it stops taking money. Issuers drained or taken
 /// back by an operator at any node follow the journal.
 async fn heartbeat(
-    journal: Arc<Journal>,
-    clock: Arc<dyn Clock>,
+    switch: std::sync::Weak<Switch>,
     node: String,
     holder: String,
-    issuers: Vec<Arc<Issuer>>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -328,7 +268,11 @@ async fn heartbeat(
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let (n, h, now) = (node.clone(), holder.clone(), clock.now());
+        let Some(switch) = switch.upgrade() else {
+            return;
+        };
+        let journal = Arc::clone(switch.journal());
+        let (n, h, now) = (node.clone(), holder.clone(), switch.clock.now());
         match journal.write(move |b| b.heartbeat(&n, &h, now)).await {
             Ok(true) => {}
             Ok(false) => journal.health().set_broken(&format!(
@@ -336,10 +280,11 @@ async fn heartbeat(
             )),
             Err(e) => tracing::warn!(error = %e, "node heartbeat failed"),
         }
+        let issuers = switch.issuers();
         if !issuers.is_empty()
             && let Ok(drained) = journal.read(|b| b.drained_issuers()).await
         {
-            for i in &issuers {
+            for i in issuers.iter() {
                 i.set_drained(drained.contains(&i.name));
             }
         }
@@ -357,6 +302,9 @@ pub struct Running {
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_addr: SocketAddr,
     node: Node,
+    reloader: Arc<reload::Reloader>,
+    /// The pid file, removed at a clean stop.
+    pid_file: Option<std::path::PathBuf>,
     stop: watch::Sender<bool>,
     http_stop: watch::Sender<bool>,
     server: JoinHandle<()>,
@@ -376,24 +324,24 @@ impl Running {
         let Some(cert) = &self.tls_cert else {
             return Ok(false);
         };
-        let r = cert.reload();
-        let metrics = &self.node.switch().metrics;
-        metrics.tls_reload(r.is_ok());
-        match r {
-            Ok(()) => {
-                tracing::info!("TLS certificate reloaded");
-                Ok(true)
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "TLS certificate reload failed: the old one stays");
-                Err(e)
-            }
-        }
+        cert.reload_counted(&self.node.switch().metrics)
+            .map(|()| true)
     }
 
     /// The pipeline (for in-process benches and tests).
     pub fn switch(&self) -> &Arc<Switch> {
         self.node.switch()
+    }
+
+    /// Reads the configuration again and applies it (SIGHUP, `switch reload`): all of it
+    /// or, when anything in it is wrong, nothing.
+    pub async fn reload(&self) -> Result<reload::Outcome> {
+        self.reloader.reload().await
+    }
+
+    /// Applies `config` as a reload would.
+    pub async fn apply_config(&self, config: Config) -> Result<reload::Outcome> {
+        self.reloader.apply(config).await
     }
 
     /// Graceful shutdown: stop accepting, finish in-flight requests, flush the journal.
@@ -414,6 +362,9 @@ impl Running {
         let switch = self.node.stop().await;
         // Closing joins the journal's threads: do it off the async workers.
         let _ = tokio::task::spawn_blocking(move || switch.journal().close()).await;
+        if let Some(p) = self.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
         tracing::info!("switch stopped; journal flushed");
     }
 }
@@ -424,8 +375,22 @@ pub fn check_keys(config: &Config) -> Result<()> {
     keys::check(config)
 }
 
+/// How a running switch reads its configuration again, and sets its log level.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Reads the configuration again (`None`: a reload has nothing to read).
+    pub source: Option<reload::Source>,
+    /// Sets the log level (`None`: a new level waits for the next start).
+    pub log_level: Option<reload::LogLevel>,
+}
+
 /// Starts a switch on `config`: binds its listeners and returns once it is serving.
 pub async fn start(config: Config) -> Result<Running> {
+    start_with(config, Options::default()).await
+}
+
+/// Starts a switch on `config`, reloadable from `options.source`.
+pub async fn start_with(config: Config, options: Options) -> Result<Running> {
     if config.uses_test_keys() {
         tracing::warn!(
             "TEST KEYS IN USE: demo LMK, clear TMK/PVK or card PINs from the configuration; never for real cards"
@@ -512,8 +477,8 @@ pub async fn start(config: Config) -> Result<Running> {
 
     let (stop, stopped) = watch::channel(false);
     let (http_stop, http_stopped) = watch::channel(false);
-    let server = node.serve(terminals, config.limits.server(), stopped.clone());
-    let tls_server = tls_listener.map(|l| node.serve(l, config.limits.server(), stopped.clone()));
+    let server = node.serve(terminals, stopped.clone());
+    let tls_server = tls_listener.map(|l| node.serve(l, stopped.clone()));
     let journal_file = match &opened.watch {
         watchdog::Watched::File(identity) => Some(identity.path().to_owned()),
         watchdog::Watched::Database => None,
@@ -543,10 +508,21 @@ pub async fn start(config: Config) -> Result<Running> {
         .parent()
         .unwrap_or_else(|| std::path::Path::new("."))
         .join("admin.token");
+    let reloader =
+        Arc::new(node.reloader(&config, options.source, tls_cert.clone(), options.log_level));
     let admin = admin::routes(
         Arc::clone(node.switch()),
         Arc::new(admin::token(&token_path)?),
+        Arc::clone(&reloader),
     );
+    let pid_file = token_path.with_file_name("switch.pid");
+    let pid_file = match std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        Ok(()) => Some(pid_file),
+        Err(e) => {
+            tracing::warn!(path = %pid_file.display(), error = %e, "cannot write the pid file");
+            None
+        }
+    };
     let endpoints = http::Endpoints {
         health,
         hsm: remote_hsm,
@@ -584,6 +560,8 @@ pub async fn start(config: Config) -> Result<Running> {
         tls_cert,
         metrics_addr,
         node,
+        reloader,
+        pid_file,
         stop,
         http_stop,
         server,

@@ -49,7 +49,7 @@ pub async fn state(
         };
         let check = pin_check_of(hsm, keys, &entry)?;
         if let Some(held) = journalled.get(&id) {
-            warn_where_they_differ(&entry, held);
+            let _ = disagreements(&entry, held);
         }
         match state.accounts.view(&id) {
             Some(held) if *held.account.pin != check => {
@@ -131,7 +131,9 @@ pub async fn state(
 /// (a card set to `stolen` there, say), a warning names the card (masked) and the field, so
 /// nobody believes a change applied that did not. (The balance is left out: it moves with
 /// every sale.)
-fn warn_where_they_differ(entry: &CardEntry<'_>, held: &AccountRecord) {
+/// Returns what it warned of, one line per field.
+pub(crate) fn disagreements(entry: &CardEntry<'_>, held: &AccountRecord) -> Vec<String> {
+    let mut found = Vec::new();
     let expiry = entry.expiry.parse().unwrap_or(0);
     let differences = [
         (
@@ -169,8 +171,13 @@ fn warn_where_they_differ(entry: &CardEntry<'_>, held: &AccountRecord) {
                 journal = %journalled,
                 "the card file disagrees with the journal, which holds the card: the configuration only seeds an empty journal"
             );
+            found.push(format!(
+                "{} ({}): {field} is {configured} in the configuration, {journalled} in the journal (the journal's stands)",
+                entry.key, held.masked_pan
+            ));
         }
     }
+    found
 }
 
 /// The PIN data of a card file entry: given, or (test data) derived from its clear PIN

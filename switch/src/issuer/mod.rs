@@ -245,6 +245,11 @@ impl Issuer {
             && self.in_flight.load(Ordering::Relaxed) < self.max_in_flight
     }
 
+    /// How many requests are waiting for its answers.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Whether the circuit breaker is open.
     pub fn breaker_open(&self) -> bool {
         self.breaker.is_open()
@@ -502,8 +507,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The configured issuers, by index (routes hold the index).
-#[derive(Debug, Default)]
+/// The configured issuers.
+#[derive(Clone, Debug, Default)]
 pub struct Issuers {
     list: Vec<Arc<Issuer>>,
 }

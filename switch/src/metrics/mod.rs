@@ -365,12 +365,16 @@ pub struct Metrics {
     pub tls_handshakes: Family<TlsLabels, Counter>,
     /// Certificate reloads (SIGHUP) by outcome.
     pub tls_reloads: Family<ResultLabel, Counter>,
+    /// Configuration reloads by outcome (`ok`, `invalid`).
+    pub config_reloads: Family<ResultLabel, Counter>,
+    /// Whether the last configuration reload was applied (1) or refused (0).
+    pub config_last_reload_ok: Gauge,
 }
 
 /// An outcome label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
-    /// `ok` or `failed`.
+    /// `ok`, `failed` or `invalid`.
     pub result: &'static str,
 }
 
@@ -452,42 +456,65 @@ impl Metrics {
             let _ = self.amount_fen.get_or_create(&CardLabel { card_type });
             let _ = self.fees_fen.get_or_create(&CardLabel { card_type });
         }
+        for result in ["ok", "invalid"] {
+            let _ = self.config_reloads.get_or_create(&ResultLabel { result });
+        }
         for i in issuers {
-            let issuer = || IssuerLabel {
+            self.prime_issuer(i);
+        }
+    }
+
+    /// Makes an issuer's series, at 0 (at start, and for an issuer a reload adds).
+    pub fn prime_issuer(&self, i: &IssuerLines<'_>) {
+        let issuer = || IssuerLabel {
+            issuer: i.name.to_owned(),
+        };
+        let _ = self.issuer_in_flight.get_or_create(&issuer());
+        let _ = self.issuer_round_trip.get_or_create(&issuer());
+        let _ = self.issuer_timeouts.get_or_create(&issuer());
+        let _ = self.issuer_late.get_or_create(&issuer());
+        let _ = self.issuer_saf_queued.get_or_create(&issuer());
+        let _ = self.issuer_saf_oldest.get_or_create(&issuer());
+        let _ = self.issuer_stand_in.get_or_create(&issuer());
+        for event in SAF_EVENTS {
+            let _ = self.issuer_saf.get_or_create(&IssuerEvent {
                 issuer: i.name.to_owned(),
-            };
-            let _ = self.issuer_in_flight.get_or_create(&issuer());
-            let _ = self.issuer_round_trip.get_or_create(&issuer());
-            let _ = self.issuer_timeouts.get_or_create(&issuer());
-            let _ = self.issuer_late.get_or_create(&issuer());
-            let _ = self.issuer_saf_queued.get_or_create(&issuer());
-            let _ = self.issuer_saf_oldest.get_or_create(&issuer());
-            let _ = self.issuer_stand_in.get_or_create(&issuer());
-            for event in SAF_EVENTS {
-                let _ = self.issuer_saf.get_or_create(&IssuerEvent {
-                    issuer: i.name.to_owned(),
-                    event,
-                });
-            }
-            for event in ISSUER_EVENTS {
-                let _ = self.issuer_events.get_or_create(&IssuerEvent {
-                    issuer: i.name.to_owned(),
-                    event,
-                });
-            }
-            for line in i.lines {
-                let _ = self.issuer_line_up.get_or_create(&LineLabels {
+                event,
+            });
+        }
+        for event in ISSUER_EVENTS {
+            let _ = self.issuer_events.get_or_create(&IssuerEvent {
+                issuer: i.name.to_owned(),
+                event,
+            });
+        }
+        for line in i.lines {
+            let _ = self.issuer_line_up.get_or_create(&LineLabels {
+                issuer: i.name.to_owned(),
+                line: line.clone(),
+            });
+            for direction in ["sent", "received"] {
+                let _ = self.issuer_echoes.get_or_create(&EchoLabels {
                     issuer: i.name.to_owned(),
                     line: line.clone(),
+                    direction,
                 });
-                for direction in ["sent", "received"] {
-                    let _ = self.issuer_echoes.get_or_create(&EchoLabels {
-                        issuer: i.name.to_owned(),
-                        line: line.clone(),
-                        direction,
-                    });
-                }
             }
+        }
+    }
+
+    /// Drops the series of a line no longer configured (a reload removed it).
+    pub fn forget_line(&self, issuer: &str, line: &str) {
+        let _ = self.issuer_line_up.remove(&LineLabels {
+            issuer: issuer.to_owned(),
+            line: line.to_owned(),
+        });
+        for direction in ["sent", "received"] {
+            let _ = self.issuer_echoes.remove(&EchoLabels {
+                issuer: issuer.to_owned(),
+                line: line.to_owned(),
+                direction,
+            });
         }
     }
 
@@ -711,6 +738,19 @@ impl Metrics {
             "TLS certificate reloads (SIGHUP), by outcome",
             tls_reloads.clone(),
         );
+        let config_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP, switch reload), by outcome (ok, invalid)",
+            config_reloads.clone(),
+        );
+        let config_last_reload_ok = Gauge::default();
+        config_last_reload_ok.set(1);
+        registry.register(
+            "config_last_reload_successful",
+            "1 when the last configuration reload was applied (or none was asked), 0 when it was refused",
+            config_last_reload_ok.clone(),
+        );
         let hsm_remote = hsm_remote::RemoteMetrics::new();
         registry.register(
             "hsm_remote_requests",
@@ -728,6 +768,8 @@ impl Metrics {
             hsm_remote.up.clone(),
         );
         Self {
+            config_reloads,
+            config_last_reload_ok,
             tls_reloads,
             tls_handshakes,
             hsm_remote,
@@ -782,6 +824,15 @@ impl Metrics {
         self.tls_reloads
             .get_or_create(&ResultLabel { result })
             .inc();
+    }
+
+    /// Counts a configuration reload.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "invalid" };
+        self.config_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        self.config_last_reload_ok.set(i64::from(ok));
     }
 
     /// Both reload outcomes at zero.

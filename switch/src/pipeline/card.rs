@@ -8,6 +8,8 @@
 //!                                         └─ issuer ─▶ forwarded                status, expiry
 //! ```
 
+use std::sync::Arc;
+
 use codec::Message;
 
 use super::decision::{Decision, Decline, Details};
@@ -16,6 +18,7 @@ use crate::clock::Timestamp;
 use crate::config::AcquirerConfig;
 use crate::fees::Channel;
 use crate::hsm::MeteredHsm;
+use crate::issuer::Issuer;
 use crate::journal::CardRef;
 use crate::model::{AccountId, CardType, ResponseCode, TxnKind};
 use crate::state::{AccountView, Accounts};
@@ -85,13 +88,13 @@ pub fn expiry_of(msg: &Message<'_>) -> Option<u32> {
 
 pub use crate::model::luhn_ok;
 
-/// Where a BIN goes: its card type, and the remote issuer (by index) or on-us (`None`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a BIN goes: its card type, and the remote issuer or on-us (`None`).
+#[derive(Clone, Debug)]
 pub struct Route {
     /// Debit or credit (fees, and the on-us authoriser).
     pub card_type: CardType,
-    /// The remote issuer's index, or `None` for on-us.
-    pub issuer: Option<usize>,
+    /// The remote issuer, or `None` for on-us.
+    pub issuer: Option<Arc<Issuer>>,
 }
 
 /// BIN routes, longest prefix first.
@@ -108,11 +111,11 @@ impl Routes {
     }
 
     /// The route of the longest matching prefix.
-    pub fn route(&self, pan: &str) -> Option<Route> {
+    pub fn route(&self, pan: &str) -> Option<&Route> {
         self.by_length
             .iter()
             .find(|(p, _)| pan.starts_with(p.as_str()))
-            .map(|(_, r)| *r)
+            .map(|(_, r)| r)
     }
 }
 
@@ -137,7 +140,7 @@ pub struct Instrument {
     /// Whether it is a QR payment code.
     pub qr: bool,
     /// The remote issuer the card belongs to, or `None` for on-us.
-    pub issuer: Option<usize>,
+    pub issuer: Option<Arc<Issuer>>,
 }
 
 impl Instrument {
@@ -219,7 +222,7 @@ pub fn instrument<'s>(
         block_pan: pan.as_str().to_owned(),
         pvv_account: pan.as_str().to_owned(),
         qr: false,
-        issuer: route.and_then(|r| r.issuer),
+        issuer: route.and_then(|r| r.issuer.clone()),
     };
     if !luhn_ok(pan.as_str()) {
         return Err(inst.decline(ResponseCode::INVALID_CARD));
@@ -284,6 +287,6 @@ mod tests {
             r.route("6250941000000009").map(|r| r.card_type),
             Some(CardType::Credit)
         );
-        assert_eq!(r.route("4111111111111111"), None);
+        assert!(r.route("4111111111111111").is_none());
     }
 }

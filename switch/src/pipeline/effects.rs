@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::Switch;
 use crate::clock::Timestamp;
+use crate::issuer::Issuer;
 use crate::journal::{
     BatchRecord, Mark, Op, PinTries, SafRecord, SessionRecord, TxnRecord, UploadRecord,
 };
@@ -62,8 +63,8 @@ impl<'s> FundsMove<'s> {
 /// The reversal armed before a forwarded request left: what the request's answer makes of
 /// it.
 pub struct Armed {
-    /// The issuer's index.
-    pub issuer: usize,
+    /// The issuer.
+    pub issuer: Arc<Issuer>,
     /// The entry.
     pub entry: Entry,
     /// Its state once the answer is journalled: cancelled (answered, or never sent) or
@@ -74,6 +75,9 @@ pub struct Armed {
     pub send_if_unrecorded: bool,
 }
 
+/// A store-and-forward entry journalled with a request, for its issuer's queue.
+pub type Queued = (Arc<Issuer>, Entry, SafRecord);
+
 /// Everything a request changes.
 #[derive(Default)]
 pub struct Effects<'s> {
@@ -82,12 +86,12 @@ pub struct Effects<'s> {
     /// Changes to earlier transactions.
     pub marks: Vec<(Rrn, Mark)>,
     /// Store-and-forward entries to journal, then queue for their issuer (by index).
-    pub queued: Vec<(usize, Entry, SafRecord)>,
+    pub queued: Vec<Queued>,
     /// The reversal armed before the request left.
     pub armed: Option<Box<Armed>>,
     /// A stand-in approval (for the issuer by index): its amount against the card's daily
     /// limit.
-    pub stand_in: Option<(usize, StandInHold<'s>)>,
+    pub stand_in: Option<(Arc<Issuer>, StandInHold<'s>)>,
     /// A terminal's new session (sign-on) or its next batch (settlement).
     pub session: Option<Box<(Tid, Session)>>,
     /// A settled batch.
@@ -179,11 +183,9 @@ impl<'s> Effects<'s> {
                 .accounts
                 .apply(&f.account, f.delta_fen, f.pin, f.hold, f.failure);
         }
-        if let Some((ix, h)) = self.stand_in {
+        if let Some((issuer, h)) = self.stand_in {
             state.stand_in.apply(h);
-            if let Some(issuer) = switch.issuer_links.get(ix) {
-                issuer.meters.stand_in.inc();
-            }
+            issuer.meters.stand_in.inc();
         }
         for (rrn, mark) in &self.marks {
             state.originals.apply(rrn, *mark);
@@ -200,13 +202,13 @@ impl<'s> Effects<'s> {
         if let Some(t) = self.tombstone {
             t.tombstone();
         }
-        for (ix, entry, _) in self.queued {
-            switch.enqueue(ix, entry);
+        for (issuer, entry, _) in self.queued {
+            switch.enqueue(&issuer, entry);
         }
         if let Some(a) = self.armed
             && a.then == SafState::Pending
         {
-            switch.enqueue(a.issuer, a.entry);
+            switch.enqueue(&a.issuer, a.entry);
         }
         drop(self.locks);
     }
@@ -241,7 +243,7 @@ impl<'s> Effects<'s> {
                 tracing::warn!(error = %e, id = %a.entry.id, "cannot record a reversal as pending")
             }
         }
-        switch.enqueue(a.issuer, a.entry);
+        switch.enqueue(&a.issuer, a.entry);
     }
 }
 
@@ -265,9 +267,7 @@ impl Switch {
     }
 
     /// Puts a journalled store-and-forward entry on its issuer's queue.
-    pub(crate) fn enqueue(&self, issuer: usize, entry: Entry) {
-        if let (Some(i), Some(q)) = (self.issuer_links.get(issuer), self.saf.get(issuer)) {
-            q.enqueue(i, [entry]);
-        }
+    pub(crate) fn enqueue(&self, issuer: &Issuer, entry: Entry) {
+        self.saf_queue(&issuer.name).enqueue(issuer, [entry]);
     }
 }

@@ -7,6 +7,8 @@
 //!                                                └─ not sent (issuer unreachable): stand-in within limits, or 91
 //! ```
 
+use std::sync::Arc;
+
 use hsm_sim::EncryptedPinBlock;
 
 use super::card::{Instrument, pan_of};
@@ -14,7 +16,7 @@ use super::decision::{Answer, Decision, Decline, Details};
 use super::effects::{Armed, Effects};
 use super::lifecycle::{refund, void};
 use super::request::Request;
-use super::terminal::TerminalRange;
+use super::terminal::Authenticated;
 use super::{Switch, hsm_failure, stand_in};
 use crate::clock::Timestamp;
 use crate::issuer::message::{ADVICE, FINANCIAL, IssuerReply, Upstream};
@@ -64,13 +66,13 @@ pub async fn forward<'s>(
     sw: &'s Switch,
     kind: TxnKind,
     req: &Request<'_>,
-    range: &TerminalRange,
+    at: &Authenticated<'_>,
     session: &Session,
     inst: &Instrument,
-    ix: usize,
+    issuer: &Arc<Issuer>,
     now: Timestamp,
 ) -> Decision<'s> {
-    match forward_inner(sw, kind, req, range, session, inst, ix, now).await {
+    match forward_inner(sw, kind, req, at, session, inst, issuer, now).await {
         Ok(d) | Err(d) => d,
     }
 }
@@ -80,16 +82,12 @@ async fn forward_inner<'s>(
     sw: &'s Switch,
     kind: TxnKind,
     req: &Request<'_>,
-    range: &TerminalRange,
+    at: &Authenticated<'_>,
     session: &Session,
     inst: &Instrument,
-    ix: usize,
+    issuer: &Arc<Issuer>,
     now: Timestamp,
 ) -> Result<Decision<'s>, Decision<'s>> {
-    let issuer = sw
-        .issuer_links
-        .get(ix)
-        .ok_or_else(|| inst.decline(ResponseCode::NO_ISSUER))?;
     let (processing, mti) = match kind {
         TxnKind::Sale => ("000000", FINANCIAL),
         TxnKind::Balance => ("310000", FINANCIAL),
@@ -101,7 +99,9 @@ async fn forward_inner<'s>(
     // issuer, and field 90 names it there.
     let lifecycle = match kind {
         TxnKind::Void => Some(Lifecycle::Void(void::check(sw, req, inst, session).await?)),
-        TxnKind::Refund => Some(Lifecycle::Refund(refund::check(sw, req, inst, now).await?)),
+        TxnKind::Refund => Some(Lifecycle::Refund(
+            refund::check(sw, &at.rules.acquirer, req, inst, now).await?,
+        )),
         _ => None,
     };
     let original = match &lifecycle {
@@ -151,7 +151,10 @@ async fn forward_inner<'s>(
         rrn: &rrn_text,
         tid: req.tid_text,
         mid: req.mid,
-        currency: req.msg.text(49).unwrap_or(sw.acquirer.currency.as_str()),
+        currency: req
+            .msg
+            .text(49)
+            .unwrap_or(at.rules.acquirer.currency.as_str()),
         pin,
         icc_hex: req.msg.bytes(55).map(hex::encode_upper),
         original: original.as_ref().map(|o| o.field90(&issuer.acquirer_id)),
@@ -160,7 +163,7 @@ async fn forward_inner<'s>(
     // once, and nothing written for a request never sent.
     if !issuer.can_send() {
         if kind == TxnKind::Sale {
-            return Ok(stand_in::approve(sw, issuer, req, range, inst, &up, uref, rrn, now).await);
+            return Ok(stand_in::approve(sw, issuer, req, at, inst, &up, uref, rrn, now).await);
         }
         return Err(declined(ResponseCode::ISSUER_UNAVAILABLE.into(), &details));
     }
@@ -207,7 +210,7 @@ async fn forward_inner<'s>(
     let arm = |then: SafState, send_if_unrecorded: bool| {
         armed.clone().map(|entry| {
             Box::new(Armed {
-                issuer: ix,
+                issuer: Arc::clone(issuer),
                 entry,
                 then,
                 send_if_unrecorded,
@@ -239,7 +242,7 @@ async fn forward_inner<'s>(
             };
             details.original_rrn = lifecycle_details.original_rrn;
             (details.fee_fen, details.fee_rule) = if kind == TxnKind::Sale {
-                sw.fee(inst, range, req.amount_fen)
+                at.rules.fee(inst, at.range, req.amount_fen)
             } else {
                 (lifecycle_details.fee_fen, lifecycle_details.fee_rule)
             };
@@ -266,7 +269,7 @@ async fn forward_inner<'s>(
             let code = match not_sent {
                 LinkError::Unavailable if kind == TxnKind::Sale => {
                     let mut d =
-                        stand_in::approve(sw, issuer, req, range, inst, &up, uref, rrn, now).await;
+                        stand_in::approve(sw, issuer, req, at, inst, &up, uref, rrn, now).await;
                     d.effects.armed = armed;
                     return Ok(d);
                 }

@@ -38,9 +38,9 @@ use std::time::Instant as Stopwatch;
 
 use codec::Dialect;
 
+use arc_swap::ArcSwap;
+
 use crate::clock::{Clock, Timestamp};
-use crate::config::AcquirerConfig;
-use crate::fees::FeeSchedule;
 use crate::hsm::MeteredHsm;
 use crate::issuer::Issuers;
 use crate::journal::{Journal, Stale};
@@ -65,15 +65,15 @@ pub mod refresh;
 pub mod refused;
 pub mod reply;
 pub mod request;
+pub mod rules;
 pub mod stand_in;
 pub mod terminal;
 
-use card::{Routes, Wallet};
 use decision::{Decision, Decline};
-use pin::PinVerification;
 use record::{Answered, Recording, RrnBlocks, replayed};
 use request::Request;
-use terminal::{Authenticated, TerminalDirectory};
+use rules::Rules;
+use terminal::Authenticated;
 
 /// A frame's answer, and whether the request proved its terminal (a verified MAC, or a
 /// sign-on answered): the server trusts a connection only after one that did.
@@ -112,20 +112,8 @@ const SECURITY_LOG_PER_SECOND: u32 = 5;
 pub struct Parts {
     /// The HSM (in process, or payment keys on a network HSM).
     pub hsm: Arc<MeteredHsm>,
-    /// Terminals and their TMKs.
-    pub terminals: TerminalDirectory,
-    /// BIN routes.
-    pub routes: Routes,
-    /// QR wallets.
-    pub wallets: Vec<Wallet>,
-    /// MDR fees.
-    pub fees: FeeSchedule,
-    /// Acquirer-wide rules.
-    pub acquirer: AcquirerConfig,
-    /// The on-us issuer's PVK.
-    pub pin_verification: Option<PinVerification>,
-    /// Remote issuers.
-    pub issuer_links: Issuers,
+    /// Terminals, routes, fees, issuers: what a reload replaces.
+    pub rules: Rules,
     /// Memory, restored from the journal.
     pub state: State,
     /// The journal.
@@ -140,17 +128,11 @@ pub struct Parts {
 pub struct Switch {
     pub(crate) hsm: Arc<MeteredHsm>,
     pub(crate) dialect: &'static Dialect,
-    pub(crate) terminals: TerminalDirectory,
-    pub(crate) routes: Routes,
-    pub(crate) wallets: Vec<Wallet>,
-    pub(crate) fees: FeeSchedule,
-    pub(crate) acquirer: AcquirerConfig,
-    /// The on-us issuer's PIN verification key.
-    pub(crate) pin_verification: Option<PinVerification>,
-    /// Remote issuers, their lines.
-    pub(crate) issuer_links: Issuers,
-    /// Each remote issuer's store-and-forward queue, by index.
-    pub(crate) saf: Vec<Arc<Queue>>,
+    /// The rules now: each request takes the snapshot current when it arrives.
+    rules: ArcSwap<Rules>,
+    /// Each remote issuer's store-and-forward queue, by name: a queue outlives a reload
+    /// that changes its issuer's lines.
+    saf: dashmap::DashMap<String, Arc<Queue>>,
     pub(crate) state: State,
     pub(crate) journal: Arc<Journal>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -169,22 +151,11 @@ pub(crate) fn hsm_failure(e: crate::hsm::HsmError) -> Decline {
 impl Switch {
     /// A switch of `parts`.
     pub fn new(parts: Parts) -> Self {
-        let saf = parts
-            .issuer_links
-            .iter()
-            .map(|_| Arc::new(Queue::default()))
-            .collect();
         Self {
             hsm: parts.hsm,
             dialect: Dialect::cup_pos(),
-            terminals: parts.terminals,
-            routes: parts.routes,
-            wallets: parts.wallets,
-            fees: parts.fees,
-            acquirer: parts.acquirer,
-            pin_verification: parts.pin_verification,
-            issuer_links: parts.issuer_links,
-            saf,
+            rules: ArcSwap::from_pointee(parts.rules),
+            saf: dashmap::DashMap::new(),
             state: parts.state,
             journal: parts.journal,
             clock: parts.clock,
@@ -204,9 +175,29 @@ impl Switch {
         &self.journal
     }
 
-    /// The issuers this switch forwards to.
-    pub fn issuers(&self) -> &Issuers {
-        &self.issuer_links
+    /// The rules now (a request keeps the snapshot it started with).
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.load_full()
+    }
+
+    /// Puts `rules` in force for the requests that arrive from now on; returns the ones
+    /// they replace (requests under way keep them to their answers).
+    pub fn replace_rules(&self, rules: Rules) -> Arc<Rules> {
+        self.rules.swap(Arc::new(rules))
+    }
+
+    /// The store-and-forward queue of the issuer named `issuer` (made empty the first
+    /// time).
+    pub fn saf_queue(&self, issuer: &str) -> Arc<Queue> {
+        if let Some(q) = self.saf.get(issuer) {
+            return Arc::clone(q.value());
+        }
+        Arc::clone(self.saf.entry(issuer.to_owned()).or_default().value())
+    }
+
+    /// The issuers this switch forwards to now.
+    pub fn issuers(&self) -> Issuers {
+        self.rules.load().issuers.clone()
     }
 
     /// The memory the pipeline keeps (tests, benchmarks).
@@ -252,8 +243,9 @@ impl Switch {
                 return Served::unauthenticated(self.bare_reply(&msg, "unknown", code.into()));
             }
         };
+        let rules = self.rules.load_full();
         // Steps 2-3 before anything is claimed or written: a forged frame leaves nothing.
-        let mut auth = match self.authenticate(&req).await {
+        let mut auth = match self.authenticate(&rules, &req).await {
             Ok(a) => a,
             Err(refused) => {
                 return Served::unauthenticated(self.refuse(&req, refused, peer).await);
@@ -317,7 +309,7 @@ impl Switch {
                             }
                             Recording::Stale(what, claim) => {
                                 self.refresh(what).await;
-                                auth = match self.authenticate(&req).await {
+                                auth = match self.authenticate(&rules, &req).await {
                                     Ok(a) => a,
                                     Err(refused) => {
                                         drop(claim);
@@ -383,7 +375,7 @@ impl Switch {
         auth: &Authenticated<'s>,
         now: Timestamp,
     ) -> Result<Decision<'s>, Decision<'s>> {
-        let range = auth.range;
+        let (range, rules) = (auth.range, auth.rules);
         let session = match kind {
             TxnKind::SignOn => {
                 if self.shared()
@@ -407,13 +399,15 @@ impl Switch {
                 return Ok(lifecycle::settle::settle(self, req, range, session, now).await?);
             }
             TxnKind::BatchUpload => return Ok(lifecycle::upload::upload(self, req).await?),
-            TxnKind::Reversal => return Ok(lifecycle::reversal::reverse(self, req, now).await),
+            TxnKind::Reversal => {
+                return Ok(lifecycle::reversal::reverse(self, rules, req, now).await);
+            }
             _ => {}
         }
-        card::check_amount(req, kind, &self.acquirer)?;
-        let mut inst = card::instrument(req, kind, &self.routes, &self.wallets, &self.hsm)?;
-        if let Some(ix) = inst.issuer {
-            return Ok(forward::forward(self, kind, req, range, session, &inst, ix, now).await);
+        card::check_amount(req, kind, &rules.acquirer)?;
+        let mut inst = card::instrument(req, kind, &rules.routes, &rules.wallets, &self.hsm)?;
+        if let Some(issuer) = &inst.issuer {
+            return Ok(forward::forward(self, kind, req, auth, session, &inst, issuer, now).await);
         }
         if self.shared() && self.account_may_mislead(kind, req, inst.account()) {
             // Memory would decline, or has nothing, or a balance is asked: what memory
@@ -424,19 +418,19 @@ impl Switch {
         let account = card::account(&self.state.accounts, &mut inst, req, now)?;
         let pin_required = match kind {
             TxnKind::Sale | TxnKind::Balance => true,
-            TxnKind::QrSale => req.amount_fen > self.acquirer.qr_password_free_limit_fen,
+            TxnKind::QrSale => req.amount_fen > rules.acquirer.qr_password_free_limit_fen,
             _ => false,
         };
         let pin = match kind {
             TxnKind::Refund => crate::journal::PinTries::Unchanged,
-            _ => pin::verify(self, req, &inst, &account, session, pin_required).await?,
+            _ => pin::verify(self, rules, req, &inst, &account, session, pin_required).await?,
         };
         Ok(match kind {
             TxnKind::Sale | TxnKind::QrSale | TxnKind::Balance => {
-                onus::authorise(self, kind, req, range, &inst, &account, pin)
+                onus::authorise(self, kind, req, auth, &inst, &account, pin)
             }
             TxnKind::Void => lifecycle::void::void(self, req, &inst, session, pin).await,
-            TxnKind::Refund => lifecycle::refund::refund(self, req, &inst, now).await,
+            TxnKind::Refund => lifecycle::refund::refund(self, rules, req, &inst, now).await,
             _ => inst.decline(ResponseCode::INVALID_TXN),
         })
     }
@@ -466,10 +460,5 @@ impl Switch {
                 rc: code.label(),
             })
             .inc();
-    }
-
-    /// Each issuer's store-and-forward queue, by index.
-    pub fn saf_queues(&self) -> &[Arc<Queue>] {
-        &self.saf
     }
 }

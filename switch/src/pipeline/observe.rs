@@ -61,6 +61,8 @@ impl Switch {
                 time_utc: now.iso_utc(),
                 kind,
                 tid: self
+                    .rules
+                    .load()
                     .terminals
                     .lookup(req.tid_text)
                     .map_or_else(|| "-".to_owned(), |_| req.tid_text.to_owned()),

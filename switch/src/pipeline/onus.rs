@@ -13,7 +13,7 @@ use super::card::Instrument;
 use super::decision::{Answer, Decision};
 use super::effects::{Effects, FundsMove};
 use super::request::Request;
-use super::terminal::TerminalRange;
+use super::terminal::Authenticated;
 use crate::fees::AppliedFee;
 use crate::journal::PinTries;
 use crate::model::{ResponseCode, TxnKind};
@@ -25,7 +25,7 @@ pub fn authorise<'s>(
     sw: &'s Switch,
     kind: TxnKind,
     req: &Request<'_>,
-    range: &TerminalRange,
+    at: &Authenticated<'_>,
     inst: &Instrument,
     view: &AccountView,
     pin: PinTries,
@@ -52,7 +52,7 @@ pub fn authorise<'s>(
         return d;
     };
     let mut details = inst.details();
-    (details.fee_fen, details.fee_rule) = sw.fee(inst, range, req.amount_fen);
+    (details.fee_fen, details.fee_rule) = at.rules.fee(inst, at.range, req.amount_fen);
     Decision::approved(
         details,
         Effects {
@@ -69,7 +69,7 @@ pub fn authorise<'s>(
     )
 }
 
-impl Switch {
+impl super::rules::Rules {
     /// The fee of a sale on `inst` at a terminal of `range`, by its merchant's category,
     /// and the rule it was charged by (none, and no fee, when no rule prices it: the
     /// configuration refuses such a merchant).

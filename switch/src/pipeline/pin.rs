@@ -17,6 +17,7 @@ use super::card::Instrument;
 use super::decision::Decision;
 use super::effects::{Effects, FundsMove};
 use super::request::Request;
+use super::rules::Rules;
 use super::{Switch, hsm_failure};
 use crate::hsm::{KeyRef, PinReference, PinVerify};
 use crate::journal::{PinCheck, PinTries};
@@ -39,6 +40,7 @@ pub struct PinVerification {
 /// own (55 or 75, one more try).
 pub async fn verify<'s>(
     sw: &'s Switch,
+    rules: &Rules,
     req: &Request<'_>,
     inst: &Instrument,
     view: &AccountView,
@@ -54,11 +56,11 @@ pub async fn verify<'s>(
     };
     let block =
         EncryptedPinBlock::new(block).map_err(|_| inst.decline(ResponseCode::FORMAT_ERROR))?;
-    let keys = sw
+    let keys = rules
         .pin_verification
         .as_ref()
         .ok_or_else(|| inst.decline(ResponseCode::NO_ISSUER))?;
-    let limit = sw.acquirer.pin_tries;
+    let limit = rules.acquirer.pin_tries;
     if view.pin_tries >= limit {
         return Err(inst.decline(ResponseCode::PIN_TRIES_EXCEEDED));
     }

@@ -238,7 +238,7 @@ impl Switch {
         if let Some(t) = &txn {
             ops.push(Op::Txn(Box::new(t.clone())));
         }
-        ops.extend(effects.ops(req.operator, self.acquirer.pin_tries, now));
+        ops.extend(effects.ops(req.operator, self.rules.load().acquirer.pin_tries, now));
         let t = Stopwatch::now();
         let committed = self.journal.commit(ops).await;
         self.metrics

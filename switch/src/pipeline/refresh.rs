@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::Switch;
 use super::request::Request;
+use super::rules::Rules;
 use super::terminal::{self, Authenticated, Refused};
 use crate::journal::Stale;
 use crate::model::{AccountId, ResponseCode, Tid};
@@ -29,21 +30,21 @@ impl Switch {
     /// Steps 2–3: the terminal, its merchant, its session and MAC. With a shared journal, a
     /// MAC that does not verify (or no session) under what memory holds is checked again
     /// under the journal's session: the terminal may have signed on at another node.
-    pub(crate) async fn authenticate(
-        &self,
+    pub(crate) async fn authenticate<'s>(
+        &'s self,
+        rules: &'s Rules,
         req: &Request<'_>,
-    ) -> Result<Authenticated<'_>, Refused> {
+    ) -> Result<Authenticated<'s>, Refused> {
         if let Some(tid) = req.tid
             && self.state.disabled_terminals.contains_key(&tid)
-            && self.terminals.lookup(req.tid_text).is_some()
+            && rules.terminals.lookup(req.tid_text).is_some()
         {
             return Err(Refused {
                 decline: ResponseCode::NOT_PERMITTED_TERMINAL.into(),
                 event: Event::TerminalDisabled,
             });
         }
-        let first =
-            terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req).await;
+        let first = terminal::authenticate(rules, &self.state.sessions, &self.hsm, req).await;
         match first {
             Err(r)
                 if self.shared()
@@ -51,7 +52,7 @@ impl Switch {
                     && let Some(tid) = req.tid
                     && self.reload_session(tid).await =>
             {
-                terminal::authenticate(&self.terminals, &self.state.sessions, &self.hsm, req).await
+                terminal::authenticate(rules, &self.state.sessions, &self.hsm, req).await
             }
             other => other,
         }

@@ -59,7 +59,8 @@ impl Switch {
             })
             .inc();
         // A TID is logged only when it is one of ours (a peer's junk is not echoed).
-        let tid = self.terminals.lookup(req.tid_text).map(|_| req.tid_text);
+        let known = self.rules.load().terminals.lookup(req.tid_text).is_some();
+        let tid = known.then_some(req.tid_text);
         self.security_log.warn(
             refused.event,
             peer,
@@ -85,9 +86,9 @@ impl Switch {
                 let tak = r
                     .mac_reply
                     .then(|| {
-                        let range = self.terminals.lookup(req.tid_text)?;
+                        let mac = self.rules.load().terminals.lookup(req.tid_text)?.mac;
                         let s = self.state.sessions.get(&req.tid?)?;
-                        Some((s.tak.clone(), range.mac.algorithm()))
+                        Some((s.tak.clone(), mac.algorithm()))
                     })
                     .flatten();
                 self.reply(

@@ -64,6 +64,7 @@ impl Switch {
         now: Timestamp,
     ) -> Handled {
         let msg = req.msg;
+        let rules = self.rules();
         let mut b = MessageBuilder::new(msg.mti().response());
         b.header(header(msg.header(), answer.sign_on_again));
         let (time, date) = now.cst_fields();
@@ -74,7 +75,7 @@ impl Switch {
             }
         }
         b.set(12, time.as_str()).set(13, date.as_str());
-        b.set(32, self.acquirer.institution_id.as_str());
+        b.set(32, rules.acquirer.institution_id.as_str());
         if let Some(rrn) = &rrn {
             b.set(37, rrn.as_str());
         }
@@ -90,7 +91,7 @@ impl Switch {
             // Account type 10, amount type 02 (available), CNY, sign, 12 digits.
             balance_field = format!(
                 "1002{}{}{:012}",
-                self.acquirer.currency,
+                rules.acquirer.currency,
                 if bal < 0 { 'D' } else { 'C' },
                 bal.unsigned_abs()
             );

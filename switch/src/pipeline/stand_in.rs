@@ -10,12 +10,14 @@
 //!
 //! The switch cannot check a remote card's PIN in stand-in: the limits are the protection.
 
+use std::sync::Arc;
+
 use super::Switch;
 use super::card::Instrument;
 use super::decision::{Answer, Decision, Details};
 use super::effects::Effects;
 use super::request::Request;
-use super::terminal::TerminalRange;
+use super::terminal::Authenticated;
 use crate::clock::Timestamp;
 use crate::issuer::Issuer;
 use crate::issuer::message::{ADVICE, Upstream};
@@ -27,9 +29,9 @@ use crate::saf::Entry;
 #[allow(clippy::too_many_arguments)]
 pub async fn approve<'s>(
     sw: &'s Switch,
-    issuer: &Issuer,
+    issuer: &Arc<Issuer>,
     req: &Request<'_>,
-    range: &TerminalRange,
+    at: &Authenticated<'_>,
     inst: &Instrument,
     up: &Upstream<'_>,
     mut uref: UpstreamRef,
@@ -107,7 +109,7 @@ pub async fn approve<'s>(
         return Decision::declined(ResponseCode::SYSTEM_ERROR, details);
     };
     let d = sw.hsm.digest("stand-in", rrn.as_str().as_bytes());
-    let (fee_fen, fee_rule) = sw.fee(inst, range, req.amount_fen);
+    let (fee_fen, fee_rule) = at.rules.fee(inst, at.range, req.amount_fen);
     tracing::warn!(issuer = %issuer.name, "issuer unreachable: approved in stand-in; advice queued");
     Decision {
         answer: Answer {
@@ -124,8 +126,8 @@ pub async fn approve<'s>(
             ..details
         },
         effects: Effects {
-            queued: vec![(issuer.index, entry, record)],
-            stand_in: Some((issuer.index, hold)),
+            queued: vec![(Arc::clone(issuer), entry, record)],
+            stand_in: Some((Arc::clone(issuer), hold)),
             relies_on,
             ..Effects::default()
         },

@@ -23,6 +23,7 @@ use crate::hsm::KeyRef;
 use super::decision::{Answer, Decision, Decline, Details, SignOnReply};
 use super::effects::Effects;
 use super::request::Request;
+use super::rules::Rules;
 use crate::config::TerminalMac;
 use crate::hsm::MeteredHsm;
 use crate::model::{BatchNo, ResponseCode, TxnKind};
@@ -74,6 +75,8 @@ impl TerminalDirectory {
 
 /// What authentication established.
 pub struct Authenticated<'s> {
+    /// The rules the request is decided by (the snapshot current when it arrived).
+    pub rules: &'s Rules,
     /// The terminal's range (merchant, MAC algorithm, TMK).
     pub range: &'s TerminalRange,
     /// The session whose TAK verified the MAC; `None` for sign-on and echo, which carry no
@@ -108,12 +111,13 @@ fn refused(decline: impl Into<Decline>, event: Event) -> Refused {
 /// Authenticates `req`. Kinds the switch does not serve are held to a MAC like any request
 /// that moves money.
 pub async fn authenticate<'s>(
-    terminals: &'s TerminalDirectory,
+    rules: &'s Rules,
     sessions: &Sessions,
     hsm: &MeteredHsm,
     req: &Request<'_>,
 ) -> Result<Authenticated<'s>, Refused> {
-    let range = terminals
+    let range = rules
+        .terminals
         .lookup(req.tid_text)
         .ok_or_else(|| refused(ResponseCode::NO_TERMINAL, Event::UnknownTerminal))?;
     if range.mid != req.mid {
@@ -124,6 +128,7 @@ pub async fn authenticate<'s>(
     }
     if req.kind.is_some_and(|k| !k.needs_mac()) {
         return Ok(Authenticated {
+            rules,
             range,
             session: None,
         });
@@ -155,6 +160,7 @@ pub async fn authenticate<'s>(
         ));
     }
     Ok(Authenticated {
+        rules,
         range,
         session: Some(session),
     })

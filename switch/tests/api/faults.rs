@@ -292,7 +292,7 @@ async fn rig() -> Rig {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let _server = node.serve(listener, config.limits.server(), stopped);
+    let _server = node.serve(listener, stopped);
     let sw = Arc::clone(node.switch());
     let mut t = Terminal::connect(addr, "10000701").await;
     assert_eq!(t.sign_on().await.rc(), "00");

@@ -27,6 +27,7 @@ mod operator_cli;
 mod payshield;
 mod pg;
 mod reliability;
+mod reload;
 mod restart;
 mod secrets;
 mod security;

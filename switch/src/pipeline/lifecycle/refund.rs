@@ -9,6 +9,7 @@
 
 use super::Locked;
 use crate::clock::Timestamp;
+use crate::config::AcquirerConfig;
 use crate::journal::Mark;
 use crate::model::{FinancialKind, ResponseCode, Rrn};
 use crate::pipeline::Switch;
@@ -16,6 +17,7 @@ use crate::pipeline::card::Instrument;
 use crate::pipeline::decision::{Decision, Details};
 use crate::pipeline::effects::{Effects, FundsMove};
 use crate::pipeline::request::Request;
+use crate::pipeline::rules::Rules;
 
 /// A refund that may go ahead: the sale under its lock, the amount, and the fee.
 pub struct Plan<'s> {
@@ -27,6 +29,7 @@ pub struct Plan<'s> {
 /// Finds and locks the sale a refund names and checks the refund fits it.
 pub async fn check<'s>(
     sw: &'s Switch,
+    acquirer: &AcquirerConfig,
     req: &Request<'_>,
     inst: &Instrument,
     now: Timestamp,
@@ -51,7 +54,7 @@ pub async fn check<'s>(
         .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
     let o = &locked.original;
     let age = now.cst_day_number() - o.time.cst_day_number();
-    let in_window = (0..=i64::from(sw.acquirer.refund_window_days)).contains(&age);
+    let in_window = (0..=i64::from(acquirer.refund_window_days)).contains(&age);
     if o.kind != FinancialKind::Sale
         || o.time.cst_mmdd() != mmdd
         || !in_window
@@ -66,8 +69,7 @@ pub async fn check<'s>(
     if o.refunded_fen + amount_fen > o.amount_fen {
         return Err(inst.decline(ResponseCode::EXCEEDS_ORIGINAL));
     }
-    let fee_fen = sw
-        .acquirer
+    let fee_fen = acquirer
         .refund_fee_policy
         .refund_fee(amount_fen, o.amount_fen, o.fee_fen);
     Ok(Plan {
@@ -119,11 +121,12 @@ impl<'s> Plan<'s> {
 /// An on-us refund.
 pub async fn refund<'s>(
     sw: &'s Switch,
+    rules: &Rules,
     req: &Request<'_>,
     inst: &Instrument,
     now: Timestamp,
 ) -> Decision<'s> {
-    match check(sw, req, inst, now).await {
+    match check(sw, &rules.acquirer, req, inst, now).await {
         Ok(plan) => {
             let (details, effects) = plan.effects(true);
             Decision::approved(

@@ -11,6 +11,8 @@
 //!            forwarded: an 0420 to the issuer through the store-and-forward queue
 //! ```
 
+use std::sync::Arc;
+
 use crate::clock::Timestamp;
 use crate::issuer::message::Upstream;
 use crate::journal::{Mark, Op, PinTries, TraceFirst};
@@ -18,13 +20,19 @@ use crate::model::{FinancialKind, ResponseCode, SafKind, SafState, TxnKey};
 use crate::pipeline::Switch;
 use crate::pipeline::card::pan_of;
 use crate::pipeline::decision::{Decision, Details};
-use crate::pipeline::effects::{Effects, FundsMove};
+use crate::pipeline::effects::{Effects, FundsMove, Queued};
 use crate::pipeline::request::Request;
+use crate::pipeline::rules::Rules;
 use crate::saf::Entry;
 use crate::state::Original;
 
 /// Reverses what the request's trace names.
-pub async fn reverse<'s>(sw: &'s Switch, req: &Request<'_>, now: Timestamp) -> Decision<'s> {
+pub async fn reverse<'s>(
+    sw: &'s Switch,
+    rules: &Rules,
+    req: &Request<'_>,
+    now: Timestamp,
+) -> Decision<'s> {
     let Some(tid) = req.tid else {
         return ResponseCode::NO_TERMINAL.into();
     };
@@ -102,7 +110,7 @@ pub async fn reverse<'s>(sw: &'s Switch, req: &Request<'_>, now: Timestamp) -> D
         }
         FinancialKind::Refund => 0,
     };
-    if let Some(entry) = forwarded_reversal(sw, req, &o, now) {
+    if let Some(entry) = forwarded_reversal(sw, rules, req, &o, now) {
         match entry {
             Ok(queued) => effects.queued.push(queued),
             Err(()) => return ResponseCode::SYSTEM_ERROR.into(),
@@ -136,12 +144,13 @@ pub async fn reverse<'s>(sw: &'s Switch, req: &Request<'_>, now: Timestamp) -> D
 /// store-and-forward queue, journalled with the reversal itself. `None` for on-us ones.
 fn forwarded_reversal(
     sw: &Switch,
+    rules: &Rules,
     req: &Request<'_>,
     o: &Original,
     now: Timestamp,
-) -> Option<Result<(usize, Entry, crate::journal::SafRecord), ()>> {
+) -> Option<Result<Queued, ()>> {
     let u = o.upstream.as_ref()?;
-    let Some(issuer) = sw.issuer_links.by_name(&u.issuer) else {
+    let Some(issuer) = rules.issuers.by_name(&u.issuer) else {
         tracing::error!(issuer = %u.issuer, "reversal of a transaction forwarded to an issuer no longer configured");
         return Some(Err(()));
     };
@@ -163,7 +172,7 @@ fn forwarded_reversal(
         rrn: &rrn,
         tid: req.tid_text,
         mid: req.mid,
-        currency: req.msg.text(49).unwrap_or(sw.acquirer.currency.as_str()),
+        currency: req.msg.text(49).unwrap_or(rules.acquirer.currency.as_str()),
         ..Upstream::default()
     };
     let made = Entry::new(
@@ -177,7 +186,7 @@ fn forwarded_reversal(
         now,
     );
     Some(
-        made.map(|(entry, record)| (issuer.index, entry, record))
+        made.map(|(entry, record)| (Arc::clone(issuer), entry, record))
             .ok_or(()),
     )
 }
