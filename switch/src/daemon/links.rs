@@ -42,6 +42,15 @@ struct Link {
     worker: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
+/// The issuers of a configuration, made but not started: the running ones kept, new ones
+/// with what their lines dial through.
+pub(crate) struct Made {
+    /// In configuration order.
+    pub(crate) issuers: Vec<Arc<Issuer>>,
+    /// By issuer: its dialer when it is new (TLS files read already), `None` when running.
+    dialers: Vec<Option<Arc<dyn Dialer>>>,
+}
+
 /// Every issuer's lines and worker.
 pub(crate) struct Links {
     env: Environment,
@@ -72,24 +81,52 @@ impl Links {
     }
 
     /// The issuers of `config` with their zone keys: the running one where its section
-    /// is unchanged, else a new one (not started).
+    /// is unchanged, else a new one (not started). On an error nothing is left behind.
     pub(crate) fn issuers(
         &self,
         config: &Config,
         zone: Vec<(KeyRef, KeyRef)>,
         metrics: &Arc<Metrics>,
-    ) -> Result<Vec<Arc<Issuer>>> {
+    ) -> Result<Made> {
+        let mut made = Made {
+            issuers: Vec::new(),
+            dialers: Vec::new(),
+        };
+        let r = self.make(config, zone, metrics, &mut made);
+        if r.is_err() {
+            self.discard(&made);
+        }
+        r.map(|()| made)
+    }
+
+    fn make(
+        &self,
+        config: &Config,
+        zone: Vec<(KeyRef, KeyRef)>,
+        metrics: &Arc<Metrics>,
+        made: &mut Made,
+    ) -> Result<()> {
         let running = self.running.lock().map_err(|_| anyhow!("issuer links"))?;
-        let mut out = Vec::new();
         for (i, (c, (zpk, zak))) in config.issuers.iter().zip(zone).enumerate() {
             let from = made_from(c, config);
             if let Some(l) = running
                 .iter()
                 .find(|l| l.issuer.name == c.name && l.made_from == from)
             {
-                out.push(Arc::clone(&l.issuer));
+                made.issuers.push(Arc::clone(&l.issuer));
+                made.dialers.push(None);
                 continue;
             }
+            // An issuer whose lines speak TLS dials through its own TLS layer.
+            let dialer: Arc<dyn Dialer> = match &c.tls {
+                Some(tls) => Arc::new(crate::tls::TlsDialer::new(
+                    Arc::clone(&self.env.dialer),
+                    tls,
+                    &format!("issuers[{i}].tls"),
+                    Arc::clone(metrics),
+                )?),
+                None => Arc::clone(&self.env.dialer),
+            };
             metrics.prime_issuer(&IssuerLines {
                 name: &c.name,
                 lines: &c.lines,
@@ -105,9 +142,32 @@ impl Links {
             )
             .map_err(|e| anyhow!("issuers[{i}].dialect: {e}"))?
             .with_owner(&self.holder);
-            out.push(Arc::new(issuer));
+            made.issuers.push(Arc::new(issuer));
+            made.dialers.push(Some(dialer));
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Issuers made for a configuration that was not applied: their line series go
+    /// (unless a running issuer has the same line).
+    pub(crate) fn discard(&self, made: &Made) {
+        let Ok(running) = self.running.lock() else {
+            return;
+        };
+        for (issuer, dialer) in made.issuers.iter().zip(&made.dialers) {
+            if dialer.is_none() {
+                continue;
+            }
+            for line in issuer.lines() {
+                let configured = running.iter().any(|l| {
+                    l.issuer.name == issuer.name
+                        && l.issuer.lines().iter().any(|r| r.addr == line.addr)
+                });
+                if !configured {
+                    issuer.metrics.forget_line(&issuer.name, &line.addr);
+                }
+            }
+        }
     }
 
     /// Runs `issuers` (those of `config`, now in the switch's rules): new ones start, ones
@@ -117,30 +177,20 @@ impl Links {
         self: &Arc<Self>,
         switch: &Arc<Switch>,
         config: &Config,
-        issuers: &[Arc<Issuer>],
+        made: Made,
         old: Weak<Rules>,
-    ) -> Result<()> {
-        let mut running = self.running.lock().map_err(|_| anyhow!("issuer links"))?;
+    ) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        let issuers = &made.issuers;
         let (kept, gone): (Vec<Link>, Vec<Link>) = running
             .drain(..)
             .partition(|l| issuers.iter().any(|i| Arc::ptr_eq(i, &l.issuer)));
         *running = kept;
-        let mut successors = Vec::new();
-        for (i, issuer) in issuers.iter().enumerate() {
-            if running.iter().any(|l| Arc::ptr_eq(&l.issuer, issuer)) {
+        for (i, (issuer, dialer)) in issuers.iter().zip(made.dialers).enumerate() {
+            let (Some(dialer), Some(c)) = (dialer, config.issuers.get(i)) else {
                 continue;
-            }
-            let Some(c) = config.issuers.get(i) else {
-                continue;
-            };
-            let dialer: Arc<dyn Dialer> = match &c.tls {
-                Some(tls) => Arc::new(crate::tls::TlsDialer::new(
-                    Arc::clone(&self.env.dialer),
-                    tls,
-                    &format!("issuers[{i}].tls"),
-                    Arc::clone(&switch.metrics),
-                )?),
-                None => Arc::clone(&self.env.dialer),
             };
             let (lines_stop, stopped) = watch::channel(false);
             let lines = issuer
@@ -156,14 +206,10 @@ impl Links {
                     ))
                 })
                 .collect();
-            // A changed issuer's queue goes on with the new one once the old worker stops.
+            // A changed issuer's queue goes on with the new one once the old worker stops
+            // (the retiring issuer hands it over).
             let predecessor = gone.iter().any(|g| g.issuer.name == issuer.name);
-            let worker = if predecessor {
-                successors.push(Arc::clone(issuer));
-                None
-            } else {
-                Some(self.worker(switch, issuer))
-            };
+            let worker = (!predecessor).then(|| self.worker(switch, issuer));
             running.push(Link {
                 issuer: Arc::clone(issuer),
                 made_from: made_from(c, config),
@@ -178,14 +224,10 @@ impl Links {
             .flat_map(|c| c.lines.iter().map(|l| (c.name.clone(), l.clone())))
             .collect();
         for link in gone {
-            let successor = successors
-                .iter()
-                .find(|s| s.name == link.issuer.name)
-                .cloned();
             let retire = retire(
                 link,
                 old.clone(),
-                successor.map(|s| (Arc::clone(self), Arc::clone(switch), s)),
+                (Arc::clone(self), Arc::clone(switch)),
                 configured.clone(),
             );
             if let Ok(mut r) = self.retiring.lock() {
@@ -193,7 +235,6 @@ impl Links {
                 r.push(tokio::spawn(retire));
             }
         }
-        Ok(())
     }
 
     /// `issuer`'s store-and-forward worker, started.
@@ -205,17 +246,17 @@ impl Links {
         start_worker(switch, issuer, &self.env)
     }
 
-    /// The queue of a changed issuer, its predecessor's worker stopped: its own worker
-    /// starts (unless a later reload retired it already).
-    fn hand_over(&self, switch: &Arc<Switch>, issuer: &Arc<Issuer>) {
+    /// The queue of `name`, its previous worker stopped: the worker of the issuer of that
+    /// name running now starts (if one waits for it).
+    fn hand_over(&self, switch: &Arc<Switch>, name: &str) {
         let Ok(mut running) = self.running.lock() else {
             return;
         };
         if let Some(l) = running
             .iter_mut()
-            .find(|l| Arc::ptr_eq(&l.issuer, issuer) && l.worker.is_none())
+            .find(|l| l.issuer.name == name && l.worker.is_none())
         {
-            l.worker = Some(self.worker(switch, issuer));
+            l.worker = Some(self.worker(switch, &l.issuer));
         }
     }
 
@@ -288,13 +329,14 @@ fn retire_within(issuer: &Issuer) -> Duration {
     issuer.timeout * 2 + Duration::from_secs(5)
 }
 
-/// An issuer no longer configured as it was: its worker stops (its successor's starts on
-/// the same queue); its lines close once no request under the old rules is left and none
-/// waits for an answer.
+/// An issuer no longer configured as it was: its worker stops (the worker of the issuer
+/// of that name now, if any, starts on the same queue; a link that had no worker yet
+/// leaves that to the one before it); its lines close once no request under the old rules
+/// is left and none waits for an answer.
 async fn retire(
     link: Link,
     old: Weak<Rules>,
-    successor: Option<(Arc<Links>, Arc<Switch>, Arc<Issuer>)>,
+    (links, switch): (Arc<Links>, Arc<Switch>),
     configured: Vec<(String, String)>,
 ) {
     let Link {
@@ -307,10 +349,9 @@ async fn retire(
     if let Some((stop, h)) = worker {
         let _ = stop.send(true);
         let _ = h.await;
+        links.hand_over(&switch, &issuer.name);
     }
-    if let Some((links, switch, s)) = successor {
-        links.hand_over(&switch, &s);
-    }
+    drop((links, switch));
     let deadline = tokio::time::Instant::now() + retire_within(&issuer);
     while (old.strong_count() > 0 || issuer.in_flight() > 0)
         && tokio::time::Instant::now() < deadline

@@ -127,12 +127,13 @@ impl Node {
         let hsm = keys::connect(hsm, remote, &metrics).await?;
         let journal = Arc::new(journal);
         let links = Arc::new(links::Links::new(env.clone(), holder.clone()));
-        let issuers = links.issuers(config, zone, &metrics)?;
         // Issuers an operator drained stay drained across restarts.
         let drained = journal
             .read(|b| b.drained_issuers())
             .await
             .map_err(|e| anyhow!("journal: {e}"))?;
+        let made = links.issuers(config, zone, &metrics)?;
+        let issuers = made.issuers.clone();
         for i in &issuers {
             i.set_drained(drained.contains(&i.name));
         }
@@ -168,7 +169,7 @@ impl Node {
                 tasks_stopped,
             )));
         }
-        links.run(&switch, config, &issuers, std::sync::Weak::new())?;
+        links.run(&switch, config, made, std::sync::Weak::new());
         Ok(Self {
             switch,
             links,

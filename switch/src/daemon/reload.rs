@@ -226,43 +226,41 @@ impl Reloader {
             keys::check_on(net, &r.checks, r.production).await?;
         }
         let metrics = &self.switch.metrics;
-        let issuers = self.links.issuers(&new, zone, metrics)?;
-        // An issuer line's TLS files are read before anything changes.
-        for (i, c) in new.issuers.iter().enumerate() {
-            if let Some(tls) = &c.tls {
-                crate::tls::TlsDialer::new(
-                    Arc::new(crate::net::TcpDialer),
-                    tls,
-                    &format!("issuers[{i}].tls"),
-                    Arc::clone(metrics),
-                )?;
-            }
-        }
         let drained = self
             .switch
             .journal()
             .read(|b| b.drained_issuers())
             .await
             .map_err(|e| anyhow!("journal: {e}"))?;
-        for i in &issuers {
-            i.set_drained(drained.contains(&i.name));
-        }
-        if let Some(cert) = &self.tls_cert {
-            cert.reload_counted(metrics)?;
+        // New and changed issuers made (their TLS files read), not started.
+        let made = self.links.issuers(&new, zone, metrics)?;
+        if let Some(cert) = &self.tls_cert
+            && let Err(e) = cert.reload_counted(metrics)
+        {
+            self.links.discard(&made);
+            return Err(e);
         }
 
-        // In force from here.
-        let rules = rules(&new, ranges, pin_verification, issuers.clone());
+        // In force from here: nothing below fails.
+        for i in &made.issuers {
+            i.set_drained(drained.contains(&i.name));
+        }
+        let rules = rules(&new, ranges, pin_verification, made.issuers.clone());
         let old = self.switch.replace_rules(rules);
         self.links
-            .run(&self.switch, &new, &issuers, Arc::downgrade(&old))?;
+            .run(&self.switch, &new, made, Arc::downgrade(&old));
         drop(old);
         metrics
             .connections_limit
             .set(i64::try_from(new.limits.max_connections).unwrap_or(i64::MAX));
+        // Checked with the configuration: a level that parses is set.
         if new.log.level != current.log.level {
             match &self.log_level {
-                Some(set) => set(new.log.level.as_deref().unwrap_or("info"))?,
+                Some(set) => {
+                    if let Err(e) = set(new.log.level.as_deref().unwrap_or("info")) {
+                        tracing::error!(error = %e, "log level not changed");
+                    }
+                }
                 None => outcome.at_next_start.push("log.level".into()),
             }
         }

@@ -117,6 +117,20 @@ async fn an_invalid_configuration_changes_nothing_and_says_why() {
     bad.routes.push(route);
     assert!(sw.apply_config(bad).await.is_err());
 
+    // An issuer whose TLS CA file is not there: refused, and its line never shows.
+    let mut bad = issuer_config(&dir, vec!["127.0.0.1:9".into()], |i| {
+        i.tls = Some(switch::config::IssuerTlsConfig {
+            ca_file: dir.join("missing-ca.pem"),
+            cert_file: None,
+            key_file: None,
+            server_name: None,
+        });
+    });
+    debit_rate(&mut bad, "1.00%");
+    let e = format!("{:#}", sw.apply_config(bad).await.unwrap_err());
+    assert!(e.contains("issuers[0].tls"), "{e}");
+    assert!(!metrics(&sw).await.contains("127.0.0.1:9\""));
+
     let s = t.sale(CARD, "123456", 10_000).await;
     assert_eq!(s.rc(), "00");
     assert_eq!(fee_of(&dir, &s.text(37).unwrap()), 50, "the old fee stands");
@@ -128,7 +142,7 @@ async fn an_invalid_configuration_changes_nothing_and_says_why() {
     );
     let m = metrics(&sw).await;
     assert!(
-        m.contains("switch_config_reloads_total{result=\"invalid\"} 3"),
+        m.contains("switch_config_reloads_total{result=\"invalid\"} 4"),
         "{m}"
     );
     assert!(m.contains("switch_config_last_reload_successful 0"));
@@ -334,4 +348,36 @@ async fn switch_reload_and_sighup_apply_the_file_or_nothing() {
         !dir.join("switch.pid").exists(),
         "the pid file goes at a clean stop"
     );
+}
+
+#[tokio::test]
+async fn an_issuer_changed_twice_at_once_still_sends_its_queue() {
+    let (a, b) = (sim(1).await, sim(1).await);
+    let dir = temp_dir("reload-twice");
+    let cfg = issuer_config(&dir, vec![a.addrs[0].to_string()], |i| {
+        i.timeout_ms = 300;
+        i.saf.retry_secs = 1;
+    });
+    let sw = start(cfg.clone()).await;
+    lines_up(&sw, 1).await;
+    let mut moved = cfg.clone();
+    moved.issuers[0].lines = vec![b.addrs[0].to_string()];
+    let mut back = cfg.clone();
+    back.issuers[0].echo_interval_secs += 1;
+    sw.apply_config(moved).await.unwrap();
+    sw.apply_config(back).await.unwrap();
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // A time-out: its reversal goes through the queue, which the issuer's worker sends.
+    a.knobs.delay_ms.store(1_000, Ordering::Relaxed);
+    assert_eq!(t.sale(REMOTE, "111111", 10_000).await.rc(), "98");
+    a.knobs.delay_ms.store(0, Ordering::Relaxed);
+    let end = Instant::now() + Duration::from_secs(10);
+    while a.received("0420") + a.received("0421") == 0 {
+        assert!(Instant::now() < end, "the reversal never went out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.received("0420"), 0);
+    sw.shutdown().await;
 }
