@@ -24,6 +24,45 @@ fn a_live_gbk_field_59_decodes_and_re_encodes_byte_exact() {
     assert_eq!(again, frame);
 }
 
+/// A live bill-payment request carried `KP77` in 48 (it failed with `BadBcdNibble` when 48
+/// was BCD in every message); settlement and batch upload keep their BCD totals.
+#[test]
+fn the_builtin_cup_dialect_reads_48_by_message() {
+    let d = Dialect::cup_pos();
+    let bill = unhex("6000000000603100000000 0200 0000000000010000 0004 4B503737");
+    let m = decode(d, &bill).expect("a bill payment's 48 decodes");
+    assert_eq!(m.text(48), Some("KP77"));
+    assert_eq!(
+        MessageBuilder::from_message(&m).encode_to_vec(d).unwrap(),
+        bill
+    );
+    for mti in ["0500", "0510", "0320", "0330"] {
+        let frame = unhex(&format!(
+            "6000000000603100000000 {mti} 0000000000010000 0004 1234"
+        ));
+        let m = decode(d, &frame).unwrap();
+        assert_eq!(
+            m.digits(48).map(|x| x.to_string()).as_deref(),
+            Some("1234"),
+            "{mti}"
+        );
+        assert_eq!(
+            MessageBuilder::from_message(&m).encode_to_vec(d).unwrap(),
+            frame
+        );
+        // As text it would be 4 bytes: BCD digits only here.
+        assert!(
+            decode(
+                d,
+                &unhex(&format!(
+                    "6000000000603100000000 {mti} 0000000000010000 0004 4B503737"
+                ))
+            )
+            .is_err()
+        );
+    }
+}
+
 #[test]
 fn gbk_text_is_set_from_utf8_and_counted_in_gbk_bytes() {
     let d = Dialect::cup_pos();

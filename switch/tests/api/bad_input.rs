@@ -205,3 +205,27 @@ async fn idle_connections_close_and_full_connections_refuse() {
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A bill payment (field 48 `KP77` plus its data, text as live UnionPay traffic carries it)
+/// is a transaction the switch does not serve: a clean `12` under the terminal's MAC, not a
+/// format error, and nothing journalled as money.
+#[tokio::test]
+async fn a_bill_payment_it_does_not_serve_is_declined_cleanly() {
+    let dir = temp_dir("bill-payment");
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let mut b = t.sale_builder(DEBIT, None, 5_000);
+    b.set(3, "170000")
+        .set(48, "KP770123456789")
+        .set(60, "48000001000".to_owned());
+    let r = t.send_sealed(b).await;
+    assert_eq!(r.rc(), "12");
+    assert!(t.reply_mac_ok(&r), "answered under the session's MAC");
+    assert_eq!(
+        t.sale(DEBIT, "123456", 100).await.rc(),
+        "00",
+        "still serving"
+    );
+    sw.shutdown().await;
+}
