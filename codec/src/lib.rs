@@ -58,6 +58,7 @@ pub mod bitmap;
 pub mod builder;
 pub mod digits;
 mod ebcdic;
+pub mod emv;
 pub mod error;
 mod field;
 pub mod framing;

@@ -579,6 +579,16 @@ impl Dialect {
         }
     }
 
+    /// The dialect file a built-in dialect is made from (TOML), to start one's own from.
+    pub fn builtin_source(name: &str) -> Option<&'static str> {
+        match name {
+            "cup-pos" | "cup" => Some(include_str!("dialects/cup-pos.toml")),
+            "iso87-ascii" => Some(include_str!("dialects/iso87-ascii.toml")),
+            "iso87-binary" => Some(include_str!("dialects/iso87-binary.toml")),
+            _ => None,
+        }
+    }
+
     /// The China UnionPay POS terminal dialect (TPDU + 6-byte header, BCD MTI, binary bitmap).
     pub fn cup_pos() -> &'static Dialect {
         static D: OnceLock<Dialect> = OnceLock::new();

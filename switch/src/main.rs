@@ -15,6 +15,7 @@
 //!                                          change a card in the running switch
 //! ```
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -293,16 +294,21 @@ enum Command {
     },
     /// Decode a frame given in hex and print its fields.
     Describe {
-        /// Dialect: cup-pos, iso87-ascii, iso87-binary, or a dialect file (TOML).
+        /// Dialect: cup-pos, iso87-ascii, iso87-binary, or a dialect file (TOML, or JSON
+        /// when it ends in .json).
         #[arg(long, default_value = "cup-pos")]
         dialect: String,
         /// JSON output.
         #[arg(long)]
         json: bool,
-        /// Show card data in clear (PAN, track, PIN block, chip data).
+        /// Show card data in clear (PAN, track, PIN block, chip data, working keys).
         #[arg(long)]
         unmasked: bool,
-        /// The frame, hex (spaces allowed), with or without its length indicator.
+        /// Read the frame from a file: hex text, or the raw bytes.
+        #[arg(long, conflicts_with = "hex")]
+        file: Option<PathBuf>,
+        /// The frame, hex (spaces allowed), with or without its length indicator; `-`
+        /// reads it from stdin (hex text, or the raw bytes).
         hex: Vec<String>,
     },
 }
@@ -489,7 +495,50 @@ impl Signals {
     }
 }
 
-fn describe(dialect: &str, hex_parts: &[String], json: bool, unmasked: bool) -> Result<()> {
+/// The frames `describe` tries, in order: the arguments' hex text; or a file's (stdin's,
+/// `-`) content read as hex text when it is all hex digits and spaces, then as the frame
+/// itself (an ASCII frame can be all hex digits too).
+fn frame_input(file: Option<PathBuf>, hex_parts: &[String]) -> Result<Vec<Vec<u8>>> {
+    let raw = match (file, hex_parts) {
+        (Some(path), _) => {
+            std::fs::read(&path).with_context(|| format!("--file {}", path.display()))?
+        }
+        (None, [dash]) if dash == "-" => {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).context("stdin")?;
+            b
+        }
+        (None, parts) => {
+            let text: String = parts
+                .concat()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            return Ok(vec![
+                hex::decode(&text).map_err(|e| anyhow!("not hex: {e}"))?,
+            ]);
+        }
+    };
+    let is_hex_text = !raw.is_empty()
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace());
+    let mut tries = Vec::new();
+    if is_hex_text {
+        let text: Vec<u8> = raw
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        if let Ok(b) = hex::decode(&text) {
+            tries.push(b);
+        }
+    }
+    tries.push(raw);
+    Ok(tries)
+}
+
+fn describe(dialect: &str, frames: Result<Vec<Vec<u8>>>, json: bool, unmasked: bool) -> Result<()> {
     let owned;
     let dialect = match codec::Dialect::builtin(dialect) {
         Ok(d) => d,
@@ -497,20 +546,31 @@ fn describe(dialect: &str, hex_parts: &[String], json: bool, unmasked: bool) -> 
             let text = std::fs::read_to_string(dialect).with_context(|| {
                 format!("dialect {dialect:?}: not built in, and not a readable file")
             })?;
-            owned = codec::Dialect::from_toml(&text)?;
+            owned = if dialect.ends_with(".json") {
+                codec::Dialect::from_json(&text)?
+            } else {
+                codec::Dialect::from_toml(&text)?
+            };
             &owned
         }
     };
-    let text: String = hex_parts
-        .concat()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let bytes = hex::decode(&text).map_err(|e| anyhow!("not hex: {e}"))?;
-    let out = switch::describe::describe(dialect, &bytes, json, unmasked)
-        .map_err(|e| anyhow!("cannot decode: {e}"))?;
-    println!("{out}");
-    Ok(())
+    let mut first_error = None;
+    for bytes in frames? {
+        match switch::describe::describe(dialect, &bytes, json, unmasked) {
+            Ok(out) => {
+                // A reader that went away (`| head`) is not an error.
+                let _ = writeln!(std::io::stdout(), "{out}");
+                return Ok(());
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(anyhow!(
+        "cannot decode: {}",
+        first_error.unwrap_or_else(|| "no frame".into())
+    ))
 }
 
 /// Reads a configuration and checks it as a start would, reporting every problem found:
@@ -847,8 +907,9 @@ fn main() -> ExitCode {
             dialect,
             json,
             unmasked,
+            file,
             hex,
-        } => describe(&dialect, &hex, json, unmasked),
+        } => describe(&dialect, frame_input(file, &hex), json, unmasked),
         Command::Report { report: r } => report(r),
         Command::Journal {
             command: JournalCommand::Init { config, force },

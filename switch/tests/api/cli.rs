@@ -35,16 +35,34 @@ fn describe_masks_unless_asked() {
     assert!(out.contains("622424******0113"), "{out}");
     assert!(!out.contains("6224242900000113"), "PAN shown masked");
     assert!(!out.contains("D1EEF419D0AE2609"), "PIN block hidden");
+    // Parts: 60's subfields and 55's data elements by name; the NUL byte in 48 escaped.
+    assert!(out.contains("60.2 batch number"), "{out}");
+    assert!(out.contains("9F26 Application Cryptogram"), "{out}");
+    assert!(out.contains("95BBE372271DDA7C"), "{out}");
+    assert!(out.contains("\\x00"), "{out}");
 
     let (ok, out, _) = switch(&["describe", "--json", "--unmasked", &hex]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["t"], "0200");
-    assert_eq!(v["2"], "6224242900000113");
-    assert_eq!(v["35"], "6224242900000113D28062013949031013");
-    assert_eq!(v["52"], "D1EEF419D0AE2609");
-    assert_eq!(v["60"], "22000024000600");
-    assert_eq!(v["h"], "6000060000603100311003");
+    assert_eq!(v["mti"], "0200");
+    assert_eq!(v["header"], "6000060000603100311003");
+    assert_eq!(v["bitmap"], "702406C020C19A31");
+    let f = &v["fields"];
+    assert_eq!(f["2"]["value"], "6224242900000113");
+    assert_eq!(f["2"]["name"], "primary account number");
+    assert_eq!(f["35"]["value"], "6224242900000113D28062013949031013");
+    assert_eq!(f["52"]["value"], "D1EEF419D0AE2609");
+    assert_eq!(f["60"]["value"], "22000024000600");
+    assert_eq!(f["60"]["subfields"][0]["id"], "60.1");
+    assert_eq!(f["60"]["subfields"][0]["value"], "22");
+    let tags = f["55"]["tags"].as_array().unwrap();
+    assert_eq!(tags[0]["id"], "9F26");
+    assert_eq!(tags[0]["name"], "Application Cryptogram");
+    let at = |k: &str| out.find(&format!("\"{k}\": {{")).unwrap();
+    assert!(
+        at("2") < at("3") && at("4") < at("11"),
+        "fields in number order"
+    );
 
     let (ok, _, err) = switch(&["describe", "0200FF"]);
     assert!(!ok && err.contains("cannot decode"), "{err}");
@@ -55,7 +73,100 @@ fn describe_masks_unless_asked() {
         hex::encode(b"0800823A0000000000000400000000000000042009061390000109061304200420001");
     let (ok, out, _) = switch(&["describe", "--dialect", "iso87-ascii", "--json", &ascii]);
     assert!(ok);
-    assert!(out.contains("\"70\": \"001\""), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["fields"]["70"]["value"], "001");
+}
+
+/// `describe` reads a frame from stdin (`-`) or a file, as hex text or raw bytes, in a
+/// dialect given as a TOML or JSON file.
+#[test]
+fn describe_reads_stdin_files_and_dialect_files() {
+    use std::io::Write;
+    let dir = temp_dir("describe");
+    let hex = cup_sale_hex();
+    let frame = hex::decode(&hex).unwrap();
+    let run_stdin = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switch"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // Hex text with line breaks, and the raw bytes.
+    let spaced: String = hex
+        .as_bytes()
+        .chunks(64)
+        .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    for input in [spaced.as_bytes(), frame.as_slice()] {
+        let (ok, out) = run_stdin(&["describe", "-"], input);
+        assert!(ok && out.contains("622424******0113"), "{out}");
+        let path = dir.join("frame");
+        std::fs::write(&path, input).unwrap();
+        let (ok, out, err) = switch(&["describe", "--file", path.to_str().unwrap()]);
+        assert!(ok && out.contains("622424******0113"), "{out}{err}");
+    }
+    // An ASCII frame is all hex digits as raw bytes: read as the frame when hex does not
+    // decode.
+    let ascii = b"0800823A0000000000000400000000000000042009061390000109061304200420001";
+    let (ok, out) = run_stdin(&["describe", "--dialect", "iso87-ascii", "-"], ascii);
+    assert!(ok && out.contains("MTI    0800"), "{out}");
+    // The built-in CUP dialect as a TOML file and as JSON.
+    let toml_path = dir.join("cup.toml");
+    std::fs::write(
+        &toml_path,
+        codec::Dialect::builtin_source("cup-pos").unwrap(),
+    )
+    .unwrap();
+    let def: toml::Value =
+        toml::from_str(codec::Dialect::builtin_source("cup-pos").unwrap()).unwrap();
+    let json_path = dir.join("cup.json");
+    std::fs::write(&json_path, serde_json::to_string(&def).unwrap()).unwrap();
+    for d in [&toml_path, &json_path] {
+        let (ok, out, err) = switch(&["describe", "--dialect", d.to_str().unwrap(), &hex]);
+        assert!(ok, "{}: {err}", d.display());
+        assert!(out.contains("9F26 Application Cryptogram"), "{out}");
+    }
+}
+
+/// A sign-on reply's 62: each working key and its check value, the cryptograms by length
+/// unless asked.
+#[tokio::test]
+async fn describe_shows_a_sign_on_replys_working_keys() {
+    let dir = temp_dir("describe-62");
+    let sw = start(test_config(&dir)).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    let reply = t.sign_on().await;
+    let f62 = reply.msg().field(62).unwrap().wire().to_vec();
+    let hex = hex::encode(&reply.bytes);
+    let (ok, out, err) = switch(&["describe", &hex]);
+    assert!(ok, "{err}");
+    assert!(out.contains("pin_key PIN key (under the TMK)"), "{out}");
+    assert!(out.contains("[16 bytes]"), "{out}");
+    assert!(
+        out.contains(&hex::encode_upper(&f62[16..20])),
+        "the PIN key's check value"
+    );
+    assert!(
+        !out.contains(&hex::encode_upper(&f62[..16])),
+        "the cryptogram by length"
+    );
+    let (ok, out, _) = switch(&["describe", "--json", "--unmasked", &hex]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keys = v["fields"]["62"]["keys"].as_array().unwrap();
+    assert_eq!(keys[0]["id"], "pin_key");
+    assert_eq!(keys[0]["value"], hex::encode_upper(&f62[..16]));
+    assert_eq!(keys[3]["id"], "mac_key_check");
+    sw.shutdown().await;
 }
 
 #[test]
