@@ -63,6 +63,7 @@ pub mod error;
 mod field;
 pub mod framing;
 pub mod header;
+pub mod jpos;
 pub mod mask;
 pub mod message;
 pub mod mti;
