@@ -11,6 +11,7 @@
 //! | [`mac`] | UnionPay POS "ECB" MAC, ISO 9797-1 algorithms 1 and 3 (X9.9, X9.19), AES-CMAC |
 //! | [`pvv`] | Visa PVV, IBM 3624 natural PIN and offset |
 //! | [`cvv`] | Visa CVV / CVV2 / iCVV (= Mastercard CVC) |
+//! | [`sm4`] | SM4 (国密): check value, the 16-byte PIN block, the UnionPay POS MAC |
 
 pub mod cipher;
 pub mod cvv;
@@ -18,6 +19,7 @@ pub mod kcv;
 pub mod mac;
 pub mod pinblock;
 pub mod pvv;
+pub mod sm4;
 
 /// Digits of a primary account number, checked: 12 to 19 ASCII digits.
 pub(crate) fn check_pan(pan: &str) -> Result<&[u8], crate::Error> {

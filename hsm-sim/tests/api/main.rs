@@ -5,6 +5,7 @@ mod cli;
 mod keys;
 mod payshield;
 mod pins;
+mod sm4;
 mod vectors;
 
 use hsm_sim::{Hsm, HsmConfig, Lmk};
