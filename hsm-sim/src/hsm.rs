@@ -16,6 +16,7 @@ use crate::primitives::cipher::{AesKey, DesKey};
 use crate::primitives::mac::{self, Padding};
 use crate::primitives::pinblock::{self, ClearPin, PinFormat};
 use crate::primitives::pvv::{CheckLength, Ibm3624};
+use crate::primitives::sm4::{self, Sm4Key};
 use crate::primitives::{cvv, pvv};
 
 /// How an HSM is set up.
@@ -101,6 +102,30 @@ pub enum MacAlgorithm {
     Iso9797Alg1Pad2,
     /// AES-CMAC; 16 bytes.
     AesCmac,
+    /// UnionPay POS MAC with an SM4 key: 8 ASCII hex characters (CUP field 64).
+    UnionpaySm4,
+}
+
+/// A key-encrypting key's cipher.
+enum Kek {
+    Des(Box<DesKey>),
+    Sm4(Box<Sm4Key>),
+}
+
+impl Kek {
+    fn encrypt_ecb(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        match self {
+            Self::Des(k) => k.encrypt_ecb(data),
+            Self::Sm4(k) => k.encrypt_ecb(data),
+        }
+    }
+
+    fn decrypt_ecb(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        match self {
+            Self::Des(k) => k.decrypt_ecb(data),
+            Self::Sm4(k) => k.decrypt_ecb(data),
+        }
+    }
 }
 
 /// A MAC value: 8 bytes (DES family) or 16 (AES-CMAC).
@@ -230,6 +255,21 @@ impl Hsm {
         Ok(clear)
     }
 
+    /// A key-encrypting key (TMK, ZMK): DES family or SM4.
+    fn kek(
+        &self,
+        key: &SealedKey,
+        allowed: &[KeyUsage],
+        expected: &'static str,
+    ) -> Result<Kek, Error> {
+        let clear = self.open(key, allowed, expected)?;
+        match clear.alg() {
+            KeyAlgorithm::Sm4 => Ok(Kek::Sm4(Box::new(Sm4Key::new(clear.bytes())?))),
+            a if a.is_des() => Ok(Kek::Des(Box::new(DesKey::new(clear.bytes())?))),
+            _ => Err(Error::WrongAlgorithm),
+        }
+    }
+
     fn des(
         &self,
         key: &SealedKey,
@@ -337,8 +377,13 @@ impl Hsm {
         expected_kcv: Option<&[u8]>,
     ) -> Result<SealedKey, Error> {
         let (allowed, name) = Self::kek_for(usage);
-        let kek = self.des(kek, allowed, name)?;
-        let alg = KeyAlgorithm::des_for_len(encrypted.len())?;
+        let kek = self.kek(kek, allowed, name)?;
+        // An SM4 key-encrypting key wraps SM4 keys; a DES one, DES-family keys.
+        let alg = match kek {
+            Kek::Sm4(_) if encrypted.len() == 16 => KeyAlgorithm::Sm4,
+            Kek::Sm4(_) => return Err(Error::KeyLength),
+            Kek::Des(_) => KeyAlgorithm::des_for_len(encrypted.len())?,
+        };
         let clear = zeroize::Zeroizing::new(kek.decrypt_ecb(encrypted)?);
         let clear = ClearKey::new(alg, &clear)?;
         if let Some(want) = expected_kcv {
@@ -360,9 +405,13 @@ impl Hsm {
     pub fn export_key(&self, kek: &SealedKey, key: &SealedKey) -> Result<Vec<u8>, Error> {
         let usage = key.usage()?;
         let (allowed, name) = Self::kek_for(usage);
-        let kek = self.des(kek, allowed, name)?;
+        let kek = self.kek(kek, allowed, name)?;
         let (_, clear) = self.lmk.unseal(key)?;
-        if !clear.alg().is_des() {
+        let fits = match kek {
+            Kek::Sm4(_) => clear.alg() == KeyAlgorithm::Sm4,
+            Kek::Des(_) => clear.alg().is_des(),
+        };
+        if !fits {
             return Err(Error::WrongAlgorithm);
         }
         let out = kek.encrypt_ecb(clear.bytes())?;
@@ -414,10 +463,19 @@ impl Hsm {
         let clear = self.open(key, &[KeyUsage::Tpk, KeyUsage::Zpk], "TPK or ZPK")?;
         match format {
             PinFormat::Iso4 => {
-                if clear.alg().is_des() {
+                if !clear.alg().is_aes() {
                     return Err(Error::WrongAlgorithm);
                 }
                 pinblock::format4_decipher(&AesKey::new(clear.bytes())?, &block.block16()?, pan)
+            }
+            PinFormat::Sm4 => {
+                if clear.alg() != KeyAlgorithm::Sm4 {
+                    return Err(Error::WrongAlgorithm);
+                }
+                let mut b = Sm4Key::new(clear.bytes())?.decrypt(block.block16()?);
+                let pin = sm4::pin_from_block(&b, pan);
+                b.iter_mut().for_each(|x| *x = 0);
+                pin
             }
             _ => {
                 if !clear.alg().is_des() {
@@ -440,11 +498,20 @@ impl Hsm {
     ) -> Result<EncryptedPinBlock, Error> {
         match format {
             PinFormat::Iso4 => {
-                if clear.alg().is_des() {
+                if !clear.alg().is_aes() {
                     return Err(Error::WrongAlgorithm);
                 }
                 let field = pinblock::format4_pin_field(pin, &self.random()?);
                 let b = pinblock::format4_encipher(&AesKey::new(clear.bytes())?, &field, pan)?;
+                EncryptedPinBlock::new(&b)
+            }
+            PinFormat::Sm4 => {
+                if clear.alg() != KeyAlgorithm::Sm4 {
+                    return Err(Error::WrongAlgorithm);
+                }
+                let mut plain = sm4::pin_block(pin, pan)?;
+                let b = Sm4Key::new(clear.bytes())?.encrypt(plain);
+                plain.iter_mut().for_each(|x| *x = 0);
                 EncryptedPinBlock::new(&b)
             }
             _ => {
@@ -613,12 +680,21 @@ impl Hsm {
         let clear = self.open(key, &[KeyUsage::Tak, KeyUsage::Zak], "TAK or ZAK")?;
         Ok(match alg {
             MacAlgorithm::AesCmac => {
-                if clear.alg().is_des() {
+                if !clear.alg().is_aes() {
                     return Err(Error::WrongAlgorithm);
                 }
                 MacValue::new(&mac::aes_cmac(clear.bytes(), data)?)
             }
+            MacAlgorithm::UnionpaySm4 => {
+                if clear.alg() != KeyAlgorithm::Sm4 {
+                    return Err(Error::WrongAlgorithm);
+                }
+                MacValue::new(&sm4::pos_mac(&Sm4Key::new(clear.bytes())?, data))
+            }
             MacAlgorithm::X919 => {
+                if !clear.alg().is_des() {
+                    return Err(Error::WrongAlgorithm);
+                }
                 MacValue::new(&mac::retail_mac(clear.bytes(), data, Padding::Zeros)?)
             }
             other => {

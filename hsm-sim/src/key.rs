@@ -110,6 +110,8 @@ pub enum KeyAlgorithm {
     Aes192,
     /// AES-256.
     Aes256,
+    /// SM4 (GB/T 32907-2016), 16 bytes: China's national algorithm (国密).
+    Sm4,
 }
 
 impl KeyAlgorithm {
@@ -117,7 +119,7 @@ impl KeyAlgorithm {
     pub fn len(self) -> usize {
         match self {
             Self::Des => 8,
-            Self::Tdes2 | Self::Aes128 => 16,
+            Self::Tdes2 | Self::Aes128 | Self::Sm4 => 16,
             Self::Tdes3 | Self::Aes192 => 24,
             Self::Aes256 => 32,
         }
@@ -126,6 +128,11 @@ impl KeyAlgorithm {
     /// Never true: every algorithm has a key length.
     pub fn is_empty(self) -> bool {
         false
+    }
+
+    /// Whether this is AES.
+    pub fn is_aes(self) -> bool {
+        matches!(self, Self::Aes128 | Self::Aes192 | Self::Aes256)
     }
 
     /// Whether this is a DES-family algorithm.
@@ -152,6 +159,7 @@ impl KeyAlgorithm {
             "aes128" => Self::Aes128,
             "aes192" => Self::Aes192,
             "aes256" => Self::Aes256,
+            "sm4" => Self::Sm4,
             _ => return None,
         })
     }
@@ -164,6 +172,7 @@ impl KeyAlgorithm {
             Self::Aes128 => 4,
             Self::Aes192 => 5,
             Self::Aes256 => 6,
+            Self::Sm4 => 7,
         }
     }
 
@@ -175,6 +184,7 @@ impl KeyAlgorithm {
             Self::Aes128,
             Self::Aes192,
             Self::Aes256,
+            Self::Sm4,
         ]
         .into_iter()
         .find(|a| a.code() == c)
@@ -207,10 +217,12 @@ impl ClearKey {
         self.alg
     }
 
-    /// Full check value: 8 bytes for DES family, 16 (CMAC) for AES.
+    /// Full check value: 8 bytes for DES family and SM4, 16 (CMAC) for AES.
     pub(crate) fn check_value(&self) -> Result<Vec<u8>, Error> {
         if self.alg.is_des() {
             Ok(crate::primitives::kcv::tdes(self.bytes())?.to_vec())
+        } else if self.alg == KeyAlgorithm::Sm4 {
+            Ok(crate::primitives::sm4::check_value(self.bytes())?.to_vec())
         } else {
             Ok(crate::primitives::kcv::aes_cmac(self.bytes())?.to_vec())
         }

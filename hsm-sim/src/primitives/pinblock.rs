@@ -86,6 +86,8 @@ pub enum PinFormat {
     Iso3,
     /// Format 4: AES, 16-byte block.
     Iso4,
+    /// UnionPay's SM4 block: format 0 widened to 16 bytes, SM4 (see [`super::sm4`]).
+    Sm4,
 }
 
 /// The 8-byte format 0/3 PAN field: `0000` + the 12 right-most digits excluding the check
@@ -172,6 +174,7 @@ fn read_pin_field(field: &[u8; 16], format: PinFormat) -> Result<ClearPin, Error
         PinFormat::Iso1 => 1,
         PinFormat::Iso3 => 3,
         PinFormat::Iso4 => 4,
+        PinFormat::Sm4 => return Err(Error::BadPinBlock),
     };
     if field[0] != control {
         return Err(Error::BadPinBlock);
@@ -194,6 +197,7 @@ fn read_pin_field(field: &[u8; 16], format: PinFormat) -> Result<ClearPin, Error
         PinFormat::Iso1 => true,
         PinFormat::Iso3 => *n >= 0xA,
         PinFormat::Iso4 => *n == 0xA,
+        PinFormat::Sm4 => false,
     });
     let pin = ClearPin::from_digits(&digits[..len]);
     digits.zeroize();
@@ -209,7 +213,7 @@ pub fn parse(block: &[u8; 8], format: PinFormat, pan: &str) -> Result<ClearPin, 
     let field = match format {
         PinFormat::Iso0 | PinFormat::Iso3 => super::cipher::xor8(*block, pan_field(pan)?),
         PinFormat::Iso1 => *block,
-        PinFormat::Iso4 => return Err(Error::BadPinBlock),
+        PinFormat::Iso4 | PinFormat::Sm4 => return Err(Error::BadPinBlock),
     };
     let mut nibbles = unpack16(&field);
     let pin = read_pin_field(&nibbles, format);

@@ -46,7 +46,8 @@ fn mac_command(
         MacAlgorithm::X99 => ('1', '1', data.to_vec()),
         MacAlgorithm::X919 => ('3', '1', data.to_vec()),
         MacAlgorithm::Iso9797Alg1Pad2 => ('1', '2', data.to_vec()),
-        MacAlgorithm::AesCmac => return Err(HsmError::Unsupported),
+        // The payShield host commands here are DES-family: SM4 and AES keys stay local.
+        MacAlgorithm::AesCmac | MacAlgorithm::UnionpaySm4 => return Err(HsmError::Unsupported),
     };
     let len =
         u16::try_from(message.len()).map_err(|_| HsmError::Local(hsm_sim::Error::DataLength))?;
