@@ -573,10 +573,33 @@ impl Dialect {
     pub fn builtin(name: &str) -> Result<&'static Dialect, SpecError> {
         match name {
             "cup-pos" | "cup" => Ok(Self::cup_pos()),
+            "cup-pos-sm4" => Ok(Self::cup_pos_sm4()),
             "iso87-ascii" => Ok(Self::iso87_ascii()),
             "iso87-binary" => Ok(Self::iso87_binary()),
             other => Err(SpecError::UnknownDialect(other.to_owned())),
         }
+    }
+
+    /// The CUP POS dialect for SM4 (国密) terminals: field 52 carries the 16-byte SM4 PIN
+    /// block; everything else is [`Dialect::cup_pos`]'s.
+    pub fn cup_pos_sm4() -> &'static Dialect {
+        static D: OnceLock<Dialect> = OnceLock::new();
+        D.get_or_init(|| {
+            let mut def: DialectDef = match toml::from_str(include_str!("dialects/cup-pos.toml")) {
+                Ok(d) => d,
+                Err(e) => panic!("built-in dialect is invalid: {e}"),
+            };
+            def.name = "cup-pos-sm4".into();
+            def.description = "CUP POS terminals using SM4: field 52 is 16 bytes".into();
+            if let Some(f) = def.fields.get_mut("52") {
+                f.len = Length::Fixed(16);
+                f.name = "PIN data (SM4 PIN block)".into();
+            }
+            match Dialect::from_def(def) {
+                Ok(d) => d,
+                Err(e) => panic!("built-in dialect is invalid: {e}"),
+            }
+        })
     }
 
     /// The dialect file a built-in dialect is made from (TOML), to start one's own from.

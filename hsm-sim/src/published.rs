@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!   sealed key ─▶ unseal under the LMK ─▶ E_K(0^8) (DES family) / CMAC_K(0^16) (AES)
+//!              (SM4: SM4_K(0^16))
 //!              ─▶ compare with the check values of the keys below ─▶ the key's name, or None
 //! ```
 //!
@@ -143,6 +144,15 @@ pub const PUBLISHED_KEYS: &[PublishedKey] = &[
         "TR-31 version D example key",
         "B9517FF24FD4C71833478D424C29751D",
     ),
+    // SM4: GB/T 32907-2016's example key is the demo TMK above; a UnionPay worked example.
+    k(
+        "SM4 UnionPay worked example TMK (blog.csdn.net/M_Kerry)",
+        "1234567890ABCDEFABCDEF0987654321",
+    ),
+    k(
+        "SM4 UnionPay worked example working key",
+        "F351D490994603795C6EBEE8FAEBB481",
+    ),
 ];
 
 const fn k(name: &'static str, hex: &'static str) -> PublishedKey {
@@ -161,20 +171,20 @@ fn check_values() -> &'static [(Vec<u8>, &'static str)] {
             {
                 v.push((cv, "a key of one repeated byte"));
             }
-            if let Ok(cv) =
-                ClearKey::new(KeyAlgorithm::Aes128, &[b; 16]).and_then(|c| c.check_value())
-            {
-                v.push((cv, "a key of one repeated byte"));
+            for alg in [KeyAlgorithm::Aes128, KeyAlgorithm::Sm4] {
+                if let Ok(cv) = ClearKey::new(alg, &[b; 16]).and_then(|c| c.check_value()) {
+                    v.push((cv, "a key of one repeated byte"));
+                }
             }
         }
         for p in PUBLISHED_KEYS {
             let Ok(bytes) = hex::decode(p.hex) else {
                 continue;
             };
-            // A 16-byte key may be double-length DES or AES-128: list both readings.
+            // A 16-byte key may be double-length DES, AES-128 or SM4: list every reading.
             let algs: &[KeyAlgorithm] = match bytes.len() {
                 8 => &[KeyAlgorithm::Des],
-                16 => &[KeyAlgorithm::Tdes2, KeyAlgorithm::Aes128],
+                16 => &[KeyAlgorithm::Tdes2, KeyAlgorithm::Aes128, KeyAlgorithm::Sm4],
                 24 => &[KeyAlgorithm::Tdes3],
                 _ => &[],
             };

@@ -4,7 +4,7 @@ use codec::{Dialect, MessageBuilder, Mti, SpecError, decode};
 
 #[test]
 fn builtin_dialects_load() {
-    for name in ["cup-pos", "iso87-ascii", "iso87-binary"] {
+    for name in ["cup-pos", "cup-pos-sm4", "iso87-ascii", "iso87-binary"] {
         let d = Dialect::builtin(name).unwrap();
         assert_eq!(d.name(), name);
     }
@@ -14,6 +14,17 @@ fn builtin_dialects_load() {
     ));
     assert_eq!(Dialect::iso87_binary().field(2).unwrap().format.max, 19);
     assert!(Dialect::cup_pos().field(8).is_none());
+    // SM4 terminals: a 16-byte PIN block, the rest as CUP POS.
+    let sm4 = Dialect::cup_pos_sm4();
+    assert_eq!(
+        sm4.field(52).unwrap().format.length,
+        codec::spec::Length::Fixed(16)
+    );
+    assert_eq!(
+        Dialect::cup_pos().field(52).unwrap().format.length,
+        codec::spec::Length::Fixed(8)
+    );
+    assert_eq!(sm4.field(53), Dialect::cup_pos().field(53));
 }
 
 const USER: &str = r#"

@@ -37,7 +37,7 @@ pub use listen::parse_address;
 pub use log::{LogConfig, Rotation};
 pub use on_us::OnUsIssuerConfig;
 pub use routes::{BinRouteConfig, ON_US};
-pub use terminals::{TerminalMac, TerminalRangeConfig};
+pub use terminals::{TerminalAlgorithm, TerminalMac, TerminalRangeConfig};
 pub use tls::TlsConfig;
 
 pub use crate::model::{CardStatus, CardType, PinMethod};

@@ -25,6 +25,18 @@ impl TerminalMac {
     }
 }
 
+/// The cipher a terminal's keys, PIN blocks and MACs use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TerminalAlgorithm {
+    /// TDES (the default): double-length TPK, single-length TAK, ISO 9564 format 0.
+    #[default]
+    Tdes,
+    /// SM4 (国密): SM4 TMK, TPK and TAK, the 16-byte SM4 PIN block in field 52, the SM4
+    /// POS MAC.
+    Sm4,
+}
+
 /// A range of terminals of one merchant.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +60,9 @@ pub struct TerminalRangeConfig {
     /// MAC algorithm.
     #[serde(default = "default_mac")]
     pub mac: TerminalMac,
+    /// Cipher: `tdes` (default) or `sm4`.
+    #[serde(default, skip_serializing_if = "is_tdes")]
+    pub algorithm: TerminalAlgorithm,
     /// The TMK sealed under the LMK (hex, from `hsm-sim key import --usage tmk`).
     #[serde(default)]
     pub tmk_sealed: Option<String>,
@@ -64,6 +79,10 @@ pub struct TerminalRangeConfig {
 
 fn default_mac() -> TerminalMac {
     TerminalMac::UnionpayEcb
+}
+
+fn is_tdes(a: &TerminalAlgorithm) -> bool {
+    *a == TerminalAlgorithm::Tdes
 }
 
 impl TerminalRangeConfig {
@@ -106,6 +125,17 @@ pub(super) fn validate(
                     "give exactly one of tmk_sealed and tmk_clear",
                 ));
             }
+            (None, Some(c)) if t.algorithm == TerminalAlgorithm::Sm4 => {
+                if c.len() != 32 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(key("tmk_clear"), "an SM4 TMK is 32 hex characters"));
+                }
+                if production {
+                    return Err(invalid(
+                        key("tmk_clear"),
+                        "clear keys are test keys, refused in production: use tmk_sealed",
+                    ));
+                }
+            }
             (None, Some(c)) => {
                 if !is_hex_key(c) {
                     return Err(invalid(
@@ -121,6 +151,20 @@ pub(super) fn validate(
                 }
             }
             (Some(_), None) => {}
+        }
+        if t.algorithm == TerminalAlgorithm::Sm4 {
+            if t.mac != TerminalMac::UnionpayEcb {
+                return Err(invalid(
+                    key("mac"),
+                    "SM4 terminals use the UnionPay POS MAC under SM4: leave mac as unionpay-ecb",
+                ));
+            }
+            if t.tmk_lmk.is_some() {
+                return Err(invalid(
+                    key("algorithm"),
+                    "SM4 terminals need the in-process HSM: the network HSM commands here are TDES",
+                ));
+            }
         }
         for (j, other) in ranges.iter().enumerate().skip(i + 1) {
             if t.tid_from <= other.tid_to && other.tid_from <= t.tid_to {

@@ -34,7 +34,24 @@ fn seal(
     what: &str,
     published: &mut Vec<String>,
 ) -> Result<SealedKey> {
-    let key = seal_any(hsm, usage, sealed, clear, what)?;
+    seal_as(
+        hsm, production, usage, false, sealed, clear, what, published,
+    )
+}
+
+/// [`seal`] for a key that is SM4 (`sm4`) or of the DES family.
+#[allow(clippy::too_many_arguments)]
+fn seal_as(
+    hsm: &Hsm,
+    production: bool,
+    usage: KeyUsage,
+    sm4: bool,
+    sealed: Option<&str>,
+    clear: Option<&str>,
+    what: &str,
+    published: &mut Vec<String>,
+) -> Result<SealedKey> {
+    let key = seal_any(hsm, usage, sm4, sealed, clear, what)?;
     if production || sealed.is_some() {
         let cv = hsm.check_value(&key).map_err(|e| anyhow!("{what}: {e}"))?;
         if let Some(name) = hsm_sim::published::lookup(&cv) {
@@ -55,6 +72,7 @@ fn seal(
 fn seal_any(
     hsm: &Hsm,
     usage: KeyUsage,
+    sm4: bool,
     sealed: Option<&str>,
     clear: Option<&str>,
     what: &str,
@@ -65,12 +83,23 @@ fn seal_any(
             if k.usage().ok() != Some(usage) {
                 bail!("{what}: the sealed key is not a {usage}");
             }
+            if (k.algorithm().ok() == Some(KeyAlgorithm::Sm4)) != sm4 {
+                bail!(
+                    "{what}: the sealed key is {}, the range says {}",
+                    k.algorithm().map_or("?".into(), |a| format!("{a:?}")),
+                    if sm4 { "sm4" } else { "tdes" }
+                );
+            }
             hsm.check_value(&k).map_err(|e| anyhow!("{what}: {e}"))?;
             Ok(k)
         }
         (None, Some(hex)) => {
             let bytes = hex::decode(hex).with_context(|| format!("{what}: not hex"))?;
-            let alg = KeyAlgorithm::des_for_len(bytes.len()).map_err(|e| anyhow!("{what}: {e}"))?;
+            let alg = if sm4 {
+                KeyAlgorithm::Sm4
+            } else {
+                KeyAlgorithm::des_for_len(bytes.len()).map_err(|e| anyhow!("{what}: {e}"))?
+            };
             hsm.import_clear_key(usage, alg, &bytes)
                 .map_err(|e| anyhow!("{what}: {e}"))
         }
@@ -162,10 +191,11 @@ pub fn load(config: &Config) -> Result<Keys> {
                 &mut checks,
             )?
         } else {
-            seal(
+            seal_as(
                 &hsm,
                 config.production,
                 KeyUsage::Tmk,
+                t.algorithm == crate::config::TerminalAlgorithm::Sm4,
                 t.tmk_sealed.as_deref(),
                 t.tmk_clear.as_deref(),
                 &what,
@@ -184,6 +214,7 @@ pub fn load(config: &Config) -> Result<Keys> {
             fee_category: config.fee_category_of(t),
             merchant_name: t.merchant_name.clone(),
             mac: t.mac,
+            algorithm: t.algorithm,
             tmk,
         });
     }

@@ -21,6 +21,15 @@ fn sealed(k: &KeyRef) -> Result<&SealedKey, HsmError> {
     k.sealed().ok_or(HsmError::Unsupported)
 }
 
+/// The PIN block format a PIN key's blocks are in: UnionPay's SM4 block under an SM4 key,
+/// ISO 9564 format 0 under a TDES one.
+fn format_of(key: &SealedKey) -> Result<PinFormat, HsmError> {
+    Ok(match key.algorithm()? {
+        KeyAlgorithm::Sm4 => PinFormat::Sm4,
+        _ => PinFormat::Iso0,
+    })
+}
+
 impl PaymentHsm for LocalHsm {
     async fn generate_mac(
         &self,
@@ -42,9 +51,13 @@ impl PaymentHsm for LocalHsm {
     }
 
     async fn working_keys(&self, tmk: &KeyRef) -> Result<WorkingKeys, HsmError> {
-        let k =
-            self.0
-                .generate_terminal_keys(sealed(tmk)?, KeyAlgorithm::Tdes2, KeyAlgorithm::Des)?;
+        let tmk = sealed(tmk)?;
+        // An SM4 terminal gets SM4 working keys; a TDES one a double TPK and a single TAK.
+        let (tpk, tak) = match tmk.algorithm()? {
+            KeyAlgorithm::Sm4 => (KeyAlgorithm::Sm4, KeyAlgorithm::Sm4),
+            _ => (KeyAlgorithm::Tdes2, KeyAlgorithm::Des),
+        };
+        let k = self.0.generate_terminal_keys(tmk, tpk, tak)?;
         Ok(WorkingKeys {
             tpk: k.tpk.into(),
             tak: k.tak.into(),
@@ -65,7 +78,7 @@ impl PaymentHsm for LocalHsm {
             } => self.0.verify_pin_ibm3624(
                 tpk,
                 v.block,
-                PinFormat::Iso0,
+                format_of(tpk)?,
                 v.block_pan,
                 pvk,
                 params,
@@ -75,7 +88,7 @@ impl PaymentHsm for LocalHsm {
             PinReference::VisaPvv { pvki, pvv, account } => self.0.verify_pin_pvv_for(
                 tpk,
                 v.block,
-                PinFormat::Iso0,
+                format_of(tpk)?,
                 v.block_pan,
                 pvk,
                 pvki,
@@ -92,14 +105,10 @@ impl PaymentHsm for LocalHsm {
         block: &EncryptedPinBlock,
         pan: &str,
     ) -> Result<EncryptedPinBlock, HsmError> {
-        Ok(self.0.translate_pin(
-            sealed(tpk)?,
-            PinFormat::Iso0,
-            sealed(zpk)?,
-            PinFormat::Iso0,
-            block,
-            pan,
-        )?)
+        let (tpk, zpk) = (sealed(tpk)?, sealed(zpk)?);
+        Ok(self
+            .0
+            .translate_pin(tpk, format_of(tpk)?, zpk, format_of(zpk)?, block, pan)?)
     }
 
     async fn check_value(&self, key: &KeyRef) -> Result<Vec<u8>, HsmError> {

@@ -219,7 +219,8 @@ impl Switch {
     /// Handles one frame from `peer`: the steps, the journal, the answer.
     pub async fn serve(&self, peer: Option<std::net::IpAddr>, frame: &[u8]) -> Served {
         let started = Stopwatch::now();
-        let msg = match codec::decode(self.dialect, frame) {
+        let rules = self.rules.load_full();
+        let msg = match request::decode(&rules, frame) {
             Ok(m) => m,
             Err(e) => {
                 self.security_log.warn(
@@ -243,7 +244,6 @@ impl Switch {
                 return Served::unauthenticated(self.bare_reply(&msg, "unknown", code.into()));
             }
         };
-        let rules = self.rules.load_full();
         // Steps 2-3 before anything is claimed or written: a forged frame leaves nothing.
         let mut auth = match self.authenticate(&rules, &req).await {
             Ok(a) => a,
@@ -444,7 +444,7 @@ impl Switch {
         now: Timestamp,
     ) -> Handled {
         let tak = match (&auth.session, answered.mac) {
-            (Some(s), true) => Some((&s.tak, auth.range.mac.algorithm())),
+            (Some(s), true) => Some((&s.tak, auth.range.mac_algorithm())),
             _ => None,
         };
         self.reply(req, &answered.answer, answered.rrn, tak, now)

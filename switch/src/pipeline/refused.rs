@@ -86,9 +86,14 @@ impl Switch {
                 let tak = r
                     .mac_reply
                     .then(|| {
-                        let mac = self.rules.load().terminals.lookup(req.tid_text)?.mac;
+                        let mac = self
+                            .rules
+                            .load()
+                            .terminals
+                            .lookup(req.tid_text)?
+                            .mac_algorithm();
                         let s = self.state.sessions.get(&req.tid?)?;
-                        Some((s.tak.clone(), mac.algorithm()))
+                        Some((s.tak.clone(), mac))
                     })
                     .flatten();
                 self.reply(

@@ -24,7 +24,7 @@ use super::decision::{Answer, Decision, Decline, Details, SignOnReply};
 use super::effects::Effects;
 use super::request::Request;
 use super::rules::Rules;
-use crate::config::TerminalMac;
+use crate::config::{TerminalAlgorithm, TerminalMac};
 use crate::hsm::MeteredHsm;
 use crate::model::{BatchNo, ResponseCode, TxnKind};
 use crate::security_log::Event;
@@ -47,8 +47,20 @@ pub struct TerminalRange {
     pub merchant_name: String,
     /// MAC algorithm.
     pub mac: TerminalMac,
+    /// Cipher (TDES or SM4).
+    pub algorithm: TerminalAlgorithm,
     /// TMK sealed under the LMK.
     pub tmk: KeyRef,
+}
+
+impl TerminalRange {
+    /// The HSM's MAC algorithm for this range's terminals.
+    pub fn mac_algorithm(&self) -> hsm_sim::MacAlgorithm {
+        match self.algorithm {
+            TerminalAlgorithm::Sm4 => hsm_sim::MacAlgorithm::UnionpaySm4,
+            TerminalAlgorithm::Tdes => self.mac.algorithm(),
+        }
+    }
 }
 
 /// Terminals known to the switch.
@@ -147,7 +159,7 @@ pub async fn authenticate<'s>(
         .bytes(64)
         .ok_or_else(|| refused(ResponseCode::FORMAT_ERROR, Event::MissingMac))?;
     let ok = hsm
-        .verify_mac(&session.tak, range.mac.algorithm(), req.msg.mac_data(), mac)
+        .verify_mac(&session.tak, range.mac_algorithm(), req.msg.mac_data(), mac)
         .await
         .map_err(|e| Refused {
             decline: super::hsm_failure(e),
@@ -209,7 +221,8 @@ pub async fn sign_on<'s>(
     field62.extend_from_slice(&keys.tpk_under_tmk);
     field62.extend_from_slice(&keys.tpk_check);
     field62.extend_from_slice(&keys.tak_under_tmk);
-    field62.extend_from_slice(&[0u8; 8]);
+    // A single-length TAK is padded to the TPK's 16 bytes (an SM4 TAK fills them).
+    field62.extend_from_slice(&[0u8; 8][..16usize.saturating_sub(keys.tak_under_tmk.len())]);
     field62.extend_from_slice(&keys.tak_check);
     let mut id = [0u8; 8];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)

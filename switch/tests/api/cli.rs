@@ -178,7 +178,7 @@ fn check_config_reports_and_refuses() {
     assert!(ok);
     assert!(
         out.contains(
-            "ok (3 terminal ranges, 3 routes, 9 fee rules, 4 cards, 1 issuers; TEST KEYS)"
+            "ok (4 terminal ranges, 3 routes, 9 fee rules, 4 cards, 1 issuers; TEST KEYS)"
         ),
         "{out}"
     );

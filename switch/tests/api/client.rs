@@ -8,6 +8,7 @@ use codec::{Dialect, Message, MessageBuilder, Mti, decode};
 use futures_util::{SinkExt, StreamExt};
 use hsm_sim::ClearPin;
 use hsm_sim::primitives::cipher::DesKey;
+use hsm_sim::primitives::sm4::{self, Sm4Key};
 use hsm_sim::primitives::{mac, pinblock};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -52,6 +53,8 @@ pub struct Pos {
     pub stan: u32,
     /// The last PIN block sent (to check it never shows up anywhere).
     pub last_pin_block: Option<[u8; 8]>,
+    /// An SM4 (国密) terminal: SM4 keys, PIN block and MAC.
+    pub sm4: bool,
 }
 
 /// A [`Pos`] on a TCP connection to the switch.
@@ -98,6 +101,13 @@ pub const HEADER: [u8; 11] = [
 ];
 
 impl Terminal {
+    /// An SM4 terminal connected to `addr`.
+    pub async fn connect_sm4(addr: std::net::SocketAddr, tid: &str) -> Self {
+        let mut t = Self::connect(addr, tid).await;
+        t.pos = Pos::new_sm4(tid);
+        t
+    }
+
     pub async fn connect(addr: std::net::SocketAddr, tid: &str) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).unwrap();
@@ -236,6 +246,39 @@ impl Pos {
             batch: 1,
             stan: 0,
             last_pin_block: None,
+            sm4: false,
+        }
+    }
+
+    /// An SM4 terminal of the demo merchant (TIDs 10003001–10003099), not signed on.
+    pub fn new_sm4(tid: &str) -> Self {
+        Self {
+            sm4: true,
+            ..Self::new(tid)
+        }
+    }
+
+    /// The same terminal with its SM4 working keys used as if it were a TDES one (its TAK's
+    /// first 8 bytes as a DES key): for forged MACs.
+    pub fn clone_as_tdes(&self) -> Self {
+        Self {
+            tid: self.tid.clone(),
+            mid: self.mid.clone(),
+            tpk: self.tpk.clone(),
+            tak: self.tak.as_ref().map(|k| k[..8].to_vec()),
+            batch: self.batch,
+            stan: self.stan + 100,
+            last_pin_block: None,
+            sm4: false,
+        }
+    }
+
+    /// The dialect its requests are written in.
+    pub fn dialect(&self) -> &'static Dialect {
+        if self.sm4 {
+            Dialect::cup_pos_sm4()
+        } else {
+            Dialect::cup_pos()
         }
     }
 
@@ -271,6 +314,33 @@ impl Pos {
         let m = reply.msg();
         let f62 = m.bytes(62).expect("field 62");
         assert_eq!(f62.len(), 40);
+        if self.sm4 {
+            // PIN key | check value | MAC key (16 bytes) | check value, under the SM4 TMK.
+            let tmk = Sm4Key::new(&hex::decode(DEMO_TMK).unwrap()).unwrap();
+            let tpk = tmk.decrypt_ecb(&f62[..16]).unwrap();
+            let tak = tmk.decrypt_ecb(&f62[20..36]).unwrap();
+            assert_eq!(
+                sm4::check_value(&tpk).unwrap()[..4],
+                f62[16..20],
+                "TPK check value"
+            );
+            assert_eq!(
+                sm4::check_value(&tak).unwrap()[..4],
+                f62[36..40],
+                "TAK check value"
+            );
+            self.batch = m
+                .get("60.2")
+                .unwrap()
+                .unwrap()
+                .digits()
+                .unwrap()
+                .to_u64()
+                .unwrap() as u32;
+            self.tpk = Some(tpk);
+            self.tak = Some(tak);
+            return true;
+        }
         let tmk = DesKey::new(&hex::decode(DEMO_TMK).unwrap()).unwrap();
         let tpk = tmk.decrypt_ecb(&f62[..16]).unwrap();
         let tak = tmk.decrypt_ecb(&f62[20..28]).unwrap();
@@ -299,6 +369,13 @@ impl Pos {
     }
 
     pub fn pin_block(&mut self, pan: &str, pin: &str) -> Vec<u8> {
+        if self.sm4 {
+            let clear = sm4::pin_block(&ClearPin::new(pin).unwrap(), pan).unwrap();
+            return Sm4Key::new(self.tpk.as_ref().expect("signed on"))
+                .unwrap()
+                .encrypt(clear)
+                .to_vec();
+        }
         let clear = pinblock::format0(&ClearPin::new(pin).unwrap(), pan).unwrap();
         self.last_pin_block = Some(clear);
         DesKey::new(self.tpk.as_ref().expect("signed on"))
@@ -309,6 +386,15 @@ impl Pos {
 
     /// Encodes with the UnionPay MAC under the terminal's TAK.
     pub fn seal(&self, b: &mut MessageBuilder<'static>) -> Vec<u8> {
+        if self.sm4 {
+            let tak = Sm4Key::new(self.tak.as_ref().expect("signed on")).unwrap();
+            let mut out = Vec::new();
+            b.encode_with_mac(self.dialect(), &mut out, |data| {
+                Some(sm4::pos_mac(&tak, data))
+            })
+            .unwrap();
+            return out;
+        }
         let tak = DesKey::new(self.tak.as_ref().expect("signed on")).unwrap();
         let mut out = Vec::new();
         b.encode_with_mac(Dialect::cup_pos(), &mut out, |data| {
@@ -366,6 +452,12 @@ impl Pos {
     /// Whether a reply's MAC verifies under the terminal's TAK.
     pub fn reply_mac_ok(&self, reply: &Reply) -> bool {
         let m = reply.msg();
+        if self.sm4 {
+            let tak = Sm4Key::new(self.tak.as_ref().unwrap()).unwrap();
+            return m
+                .bytes(64)
+                .is_some_and(|got| got == sm4::pos_mac(&tak, m.mac_data()));
+        }
         let tak = DesKey::new(self.tak.as_ref().unwrap()).unwrap();
         m.bytes(64)
             .is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()))

@@ -198,6 +198,7 @@ fn production_names_every_test_key_at_once() {
         "terminals[0].tmk_clear",
         "terminals[1].tmk_clear",
         "terminals[2].tmk_clear",
+        "terminals[3].tmk_clear",
         "issuer.pvk_clear",
         "issuers[0].zpk_clear",
         "issuers[0].zak_clear",
@@ -208,5 +209,5 @@ fn production_names_every_test_key_at_once() {
         assert!(e.contains(key), "{key} in: {e}");
     }
     assert!(e.contains("the demo TMK"), "{e}");
-    assert!(e.starts_with("12 test key or test data use(s)"), "{e}");
+    assert!(e.starts_with("13 test key or test data use(s)"), "{e}");
 }

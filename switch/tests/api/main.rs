@@ -33,6 +33,7 @@ mod secrets;
 mod security;
 mod seeded;
 mod simulation;
+mod sm4;
 mod status_page;
 mod tls;
 

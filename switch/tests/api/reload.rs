@@ -101,7 +101,7 @@ async fn an_invalid_configuration_changes_nothing_and_says_why() {
     range.tmk_clear = Some("0123".into());
     bad.terminals.push(range);
     let e = format!("{:#}", sw.apply_config(bad).await.unwrap_err());
-    assert!(e.contains("terminals[3].tmk"), "{e}");
+    assert!(e.contains("terminals[4].tmk"), "{e}");
 
     // A value out of range.
     let mut bad = cfg.clone();
