@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cipher;
 pub mod codes;
 pub mod load;
 pub mod operators;

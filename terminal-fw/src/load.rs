@@ -27,6 +27,8 @@ pub struct LoadOptions {
     pub addrs: Vec<SocketAddr>,
     /// Concurrent terminals.
     pub terminals: u32,
+    /// Their cipher (an SM4 terminal range with `sm4`).
+    pub cipher: crate::cipher::Cipher,
     /// First TID (the rest follow).
     pub first_tid: u32,
     /// Merchant ID.
@@ -116,7 +118,7 @@ async fn one_terminal(
 ) -> Result<(), TxnError> {
     let mut store = Store::in_memory()?;
     let tid = format!("{:08}", opts.first_tid + index);
-    Terminal::init(&mut store, &tid, &opts.mid, &opts.tmk)?;
+    Terminal::init_with(&mut store, &tid, &opts.mid, &opts.tmk, opts.cipher)?;
     let nodes = opts.addrs.len().max(1);
     let mut node = index as usize % nodes;
     let addr_of = |n: usize| {

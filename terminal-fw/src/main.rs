@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
+use terminal_fw::cipher::Cipher;
 use terminal_fw::codes;
 use terminal_fw::operators::{OperatorError, Operators};
 use terminal_fw::receipt::{self, Copy};
@@ -152,6 +153,9 @@ enum Command {
         /// TMK in hex (default: the demo TMK, a test key).
         #[arg(long)]
         tmk: Option<String>,
+        /// Cipher: tdes, or sm4 (国密: SM4 keys, PIN block and MAC; a 16-byte TMK).
+        #[arg(long, default_value = "tdes", value_parser = parse_cipher)]
+        algorithm: Cipher,
     },
     /// Operators and passwords.
     Operator {
@@ -240,7 +244,12 @@ enum Command {
         trace: Option<u32>,
     },
     /// A whole merchant day against a running switch with the demo set.
-    Demo,
+    Demo {
+        /// Cipher: tdes (terminal 10000777), or sm4 (terminal 10003077, the demo's SM4
+        /// range).
+        #[arg(long, default_value = "tdes", value_parser = parse_cipher)]
+        algorithm: Cipher,
+    },
     /// Load generator.
     Load {
         #[arg(long, default_value_t = 100)]
@@ -256,6 +265,10 @@ enum Command {
         mix: String,
         #[arg(long, default_value_t = 10_000_001)]
         first_tid: u32,
+        /// Cipher of the terminals: tdes, or sm4 (with --first-tid 10003001, the demo's SM4
+        /// range).
+        #[arg(long, default_value = "tdes", value_parser = parse_cipher)]
+        algorithm: Cipher,
         /// Card to use (test data; default: the demo debit card). A remote issuer's card
         /// (e.g. 6217001000000000011 with PIN 111111 at `issuer-sim`) loads the
         /// forwarding path.
@@ -375,12 +388,23 @@ fn show(t: &Terminal, a: &terminal_fw::Answer) {
 
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Init { tid, mid, tmk } => {
+        Command::Init {
+            tid,
+            mid,
+            tmk,
+            algorithm,
+        } => {
             let mut store = Store::open(&cli.state)?;
             if tmk.is_none() {
                 eprintln!("WARNING: using the demo TMK (a published test key)");
             }
-            Terminal::init(&mut store, tid, mid, tmk.as_deref().unwrap_or(DEMO_TMK))?;
+            Terminal::init_with(
+                &mut store,
+                tid,
+                mid,
+                tmk.as_deref().unwrap_or(DEMO_TMK),
+                *algorithm,
+            )?;
             Operators::new(&mut store)?;
             println!(
                 "terminal {tid} of merchant {mid} initialised in {}",
@@ -552,13 +576,14 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             );
         }
-        Command::Demo => demo(&cli).await?,
+        Command::Demo { algorithm } => demo(&cli, *algorithm).await?,
         Command::Load {
             terminals,
             duration,
             rate,
             mix,
             first_tid,
+            algorithm,
             pan,
             pin,
             json,
@@ -573,6 +598,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .unwrap_or(100)
                 .min(100);
             let summary = terminal_fw::load::run(terminal_fw::load::LoadOptions {
+                cipher: *algorithm,
                 addrs: cli.switch_addrs.clone(),
                 terminals: *terminals,
                 first_tid: *first_tid,
@@ -606,13 +632,20 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+fn parse_cipher(s: &str) -> Result<Cipher, String> {
+    Cipher::parse(s).ok_or_else(|| format!("{s:?}: tdes or sm4"))
+}
+
 /// A merchant day on the demo set, in a fresh state directory.
-async fn demo(cli: &Cli) -> Result<()> {
+async fn demo(cli: &Cli, cipher: Cipher) -> Result<()> {
     // The demo terminal keeps its state between runs (its trace numbers and batch go on).
-    let dir = cli.state.join("demo");
+    let (dir, tid) = match cipher {
+        Cipher::Tdes => (cli.state.join("demo"), "10000777"),
+        Cipher::Sm4 => (cli.state.join("demo-sm4"), "10003077"),
+    };
     let mut store = Store::open(&dir)?;
     if store.get_text("tid")?.is_none() {
-        Terminal::init(&mut store, "10000777", "898310048990001", DEMO_TMK)?;
+        Terminal::init_with(&mut store, tid, "898310048990001", DEMO_TMK, cipher)?;
         let mut ops = Operators::new(&mut store)?;
         ops.change_password("99", terminal_fw::operators::FACTORY_ADMIN, "135790")
             .map_err(explain)?;
@@ -620,7 +653,8 @@ async fn demo(cli: &Cli) -> Result<()> {
             .map_err(explain)?;
         ops.add_cashier("135790", "01", "102938").map_err(explain)?;
         println!(
-            "demo terminal 10000777: administrator 135790, supervisor 246802, cashier 01 102938 (test passwords)"
+            "demo terminal {tid} ({}): administrator 135790, supervisor 246802, cashier 01 102938 (test passwords)",
+            cipher.as_str()
         );
     }
     let mut t = Terminal::open(store, cli.switch_addr())?;

@@ -13,12 +13,11 @@ use codec::framing::FrameCodec;
 use codec::{Dialect, FieldInput, Framing, Message, MessageBuilder, Mti, decode};
 use futures_util::{SinkExt, StreamExt};
 use hsm_sim::ClearPin;
-use hsm_sim::primitives::cipher::DesKey;
-use hsm_sim::primitives::{mac, pinblock};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::codec::Framed;
 
+use crate::cipher::{Cipher, WorkingKeys};
 use crate::store::{LogEntry, Store, StoreError};
 
 /// Largest reply frame the terminal reads (the 2-byte length allows no more).
@@ -127,8 +126,8 @@ pub struct Terminal {
     pub timeout: Duration,
     tid: String,
     mid: String,
-    /// The working keys, opened once per sign-on.
-    keys: Option<std::sync::Arc<(DesKey, DesKey)>>,
+    /// TDES or SM4.
+    cipher: Cipher,
     /// Load-generator terminals keep STAN and batch in memory and persist no reversal or log.
     volatile: Option<Volatile>,
 }
@@ -149,17 +148,37 @@ fn reply_text(m: &Message<'_>, n: u8) -> String {
 }
 
 impl Terminal {
-    /// Key injection and set-up: TID, MID, TMK (sealed under the device secret).
+    /// Key injection and set-up: TID, MID, TMK (sealed under the device secret), TDES.
     pub fn init(store: &mut Store, tid: &str, mid: &str, tmk_hex: &str) -> Result<(), TxnError> {
+        Self::init_with(store, tid, mid, tmk_hex, Cipher::Tdes)
+    }
+
+    /// [`Terminal::init`] for a terminal of `cipher` (an SM4 terminal takes a 16-byte SM4
+    /// TMK).
+    pub fn init_with(
+        store: &mut Store,
+        tid: &str,
+        mid: &str,
+        tmk_hex: &str,
+        cipher: Cipher,
+    ) -> Result<(), TxnError> {
         if tid.len() != 8 || mid.len() != 15 {
             return Err(TxnError::Input("TID is 8 characters and MID 15".into()));
         }
         let tmk = zeroize::Zeroizing::new(
             hex::decode(tmk_hex).map_err(|_| TxnError::Input("the TMK must be hex".into()))?,
         );
-        DesKey::new(&tmk)
-            .map_err(|_| TxnError::Input("the TMK must be 8, 16 or 24 bytes".into()))?;
-        store.set_many(&[("tid", tid.as_bytes()), ("mid", mid.as_bytes())])?;
+        if !cipher.takes_tmk(&tmk) {
+            return Err(TxnError::Input(match cipher {
+                Cipher::Tdes => "the TMK must be 8, 16 or 24 bytes".into(),
+                Cipher::Sm4 => "an SM4 TMK is 16 bytes (32 hex characters)".into(),
+            }));
+        }
+        store.set_many(&[
+            ("tid", tid.as_bytes()),
+            ("mid", mid.as_bytes()),
+            ("algorithm", cipher.as_str().as_bytes()),
+        ])?;
         store.set_secret("tmk", &tmk)?;
         Ok(())
     }
@@ -168,6 +187,10 @@ impl Terminal {
     pub fn open(store: Store, addr: SocketAddr) -> Result<Self, TxnError> {
         let tid = store.get_text("tid")?.ok_or(TxnError::NotInitialised)?;
         let mid = store.get_text("mid")?.ok_or(TxnError::NotInitialised)?;
+        let cipher = match store.get_text("algorithm")? {
+            Some(a) => Cipher::parse(&a).ok_or(TxnError::NotInitialised)?,
+            None => Cipher::Tdes,
+        };
         Ok(Self {
             store,
             addr,
@@ -176,7 +199,7 @@ impl Terminal {
             timeout: Duration::from_secs(30),
             tid,
             mid,
-            keys: None,
+            cipher,
             volatile: None,
         })
     }
@@ -227,13 +250,19 @@ impl Terminal {
         Ok(self.store.get_u32("batch")?.max(1))
     }
 
-    fn keys(&self) -> Result<(DesKey, DesKey), TxnError> {
+    fn keys(&self) -> Result<WorkingKeys, TxnError> {
         let tpk = self.store.get_secret("tpk")?.ok_or(TxnError::NotSignedOn)?;
         let tak = self.store.get_secret("tak")?.ok_or(TxnError::NotSignedOn)?;
-        Ok((
-            DesKey::new(&tpk).map_err(|_| TxnError::BadKeys)?,
-            DesKey::new(&tak).map_err(|_| TxnError::BadKeys)?,
-        ))
+        WorkingKeys::open(self.cipher, &tpk, &tak)
+    }
+
+    /// TDES or SM4.
+    pub fn cipher(&self) -> Cipher {
+        self.cipher
+    }
+
+    fn dialect(&self) -> &'static Dialect {
+        self.cipher.dialect()
     }
 
     fn builder(&self, mti: &str) -> Result<MessageBuilder<'static>, TxnError> {
@@ -246,12 +275,10 @@ impl Terminal {
     }
 
     fn seal(&self, b: &mut MessageBuilder<'static>) -> Result<Vec<u8>, TxnError> {
-        let (_, tak) = self.keys()?;
+        let keys = self.keys()?;
         let mut out = Vec::with_capacity(256);
-        b.encode_with_mac(Dialect::cup_pos(), &mut out, |d| {
-            Some(mac::unionpay_ecb(&tak, d))
-        })
-        .map_err(|e| TxnError::Input(e.to_string()))?;
+        b.encode_with_mac(self.dialect(), &mut out, |d| Some(keys.mac(d)))
+            .map_err(|e| TxnError::Input(e.to_string()))?;
         Ok(out)
     }
 
@@ -329,35 +356,18 @@ impl Terminal {
             .set(60, format!("00{:06}003", self.batch()?))
             .set(63, format!("0{operator}"));
         let frame = b
-            .encode_to_vec(Dialect::cup_pos())
+            .encode_to_vec(self.dialect())
             .map_err(|e| TxnError::Input(e.to_string()))?;
         let reply = self.exchange(&frame).await?;
-        let m =
-            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m = decode(self.dialect(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let rc = reply_text(&m, 39);
         if rc == "00" {
-            let f62 = m
-                .bytes(62)
-                .filter(|f| f.len() == 40)
-                .ok_or(TxnError::BadKeys)?;
+            let f62 = m.bytes(62).ok_or(TxnError::BadKeys)?;
             let tmk = self
                 .store
                 .get_secret("tmk")?
                 .ok_or(TxnError::NotInitialised)?;
-            let tmk = DesKey::new(&tmk).map_err(|_| TxnError::BadKeys)?;
-            let tpk = zeroize::Zeroizing::new(
-                tmk.decrypt_ecb(&f62[..16]).map_err(|_| TxnError::BadKeys)?,
-            );
-            let tak = zeroize::Zeroizing::new(
-                tmk.decrypt_ecb(&f62[20..28])
-                    .map_err(|_| TxnError::BadKeys)?,
-            );
-            let check = |k: &[u8], want: &[u8]| {
-                DesKey::new(k).is_ok_and(|d| d.encrypt([0; 8])[..4] == *want)
-            };
-            if !check(&tpk, &f62[16..20]) || !check(&tak, &f62[36..40]) {
-                return Err(TxnError::BadKeys);
-            }
+            let (tpk, tak) = self.cipher.open_sign_on(&tmk, f62)?;
             let batch = m
                 .get("60.2")
                 .ok()
@@ -367,7 +377,6 @@ impl Terminal {
                 .unwrap_or(1);
             self.store.set_secret("tpk", &tpk)?;
             self.store.set_secret("tak", &tak)?;
-            self.keys = None;
             self.store
                 .set_many(&[("batch", batch.to_string().as_bytes())])?;
             if let Some(v) = &mut self.volatile {
@@ -394,8 +403,7 @@ impl Terminal {
             return Ok(None);
         };
         let reply = self.exchange(&frame).await?;
-        let m =
-            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m = decode(self.dialect(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let rc = reply_text(&m, 39);
         self.store.clear_reversal()?;
         Ok(Some(rc))
@@ -403,12 +411,9 @@ impl Terminal {
 
     fn pin_block(&mut self, pan: &str, pin: &str) -> Result<Vec<u8>, TxnError> {
         let keys = self.keys()?;
-        let tpk = &keys.0;
         let pin = ClearPin::new(pin)
             .map_err(|_| TxnError::Input("the PIN must be 4 to 12 digits".into()))?;
-        let clear = pinblock::format0(&pin, pan)
-            .map_err(|_| TxnError::Input("the card number must be 12 to 19 digits".into()))?;
-        Ok(tpk.encrypt(clear).to_vec())
+        keys.pin_block(&pin, pan)
     }
 
     fn card_fields(
@@ -432,8 +437,7 @@ impl Terminal {
 
     /// The reversal of a 0200 request: same fields, MTI 0400, reason 98 (no reply).
     pub fn reversal_of(&mut self, original: &[u8]) -> Result<Vec<u8>, TxnError> {
-        let m =
-            decode(Dialect::cup_pos(), original).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m = decode(self.dialect(), original).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let mut b = self.builder("0400")?;
         for n in [2u8, 3, 4, 11, 14, 22, 25, 41, 42, 49, 59, 60, 61] {
             if let Some(f) = m.field(n) {
@@ -469,18 +473,14 @@ impl Terminal {
             self.store.put_reversal(&rev)?;
         }
         let reply = self.exchange(&frame).await?;
-        let m =
-            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m = decode(self.dialect(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let rc = reply_text(&m, 39);
-        let (_, tak) = self.keys()?;
-        let mac_ok = m
-            .bytes(64)
-            .is_some_and(|got| got == mac::unionpay_ecb(&tak, m.mac_data()));
+        let keys = self.keys()?;
+        let mac_ok = m.bytes(64).is_some_and(|got| got == keys.mac(m.mac_data()));
         if !mac_ok && (rc == "00" || m.has(64)) {
             return Err(TxnError::BadReplyMac);
         }
-        let req =
-            decode(Dialect::cup_pos(), &frame).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let req = decode(self.dialect(), &frame).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let (time, date) = (reply_text(&m, 12), reply_text(&m, 13));
         let entry = LogEntry {
             stan: req.digits(11).and_then(|d| d.to_u64()).unwrap_or(0) as u32,
@@ -836,10 +836,9 @@ impl Terminal {
             .set(63, format!("0{operator}"));
         let frame = self.seal(&mut b)?;
         let reply = self.exchange(&frame).await?;
-        let m =
-            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m = decode(self.dialect(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         let keys = self.keys()?;
-        if m.bytes(64) != Some(&mac::unionpay_ecb(&keys.1, m.mac_data())[..]) {
+        if m.bytes(64) != Some(&keys.mac(m.mac_data())[..]) {
             return Err(TxnError::BadReplyMac);
         }
         if reply_text(&m, 39) != "00" {
@@ -880,11 +879,10 @@ impl Terminal {
             .set(42, self.mid.clone())
             .set(60, "00000000301");
         let frame = b
-            .encode_to_vec(Dialect::cup_pos())
+            .encode_to_vec(self.dialect())
             .map_err(|e| TxnError::Input(e.to_string()))?;
         let reply = self.exchange(&frame).await?;
-        let m =
-            decode(Dialect::cup_pos(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
+        let m = decode(self.dialect(), &reply).map_err(|e| TxnError::BadReply(e.to_string()))?;
         Ok(reply_text(&m, 39))
     }
 }

@@ -233,6 +233,7 @@ async fn a_node_killed_under_load_loses_nothing_its_terminals_were_told() {
     // The load generator's terminals, spread over both nodes; those of a node that dies
     // dial the other.
     let load = tokio::spawn(terminal_fw::load::run(terminal_fw::load::LoadOptions {
+        cipher: terminal_fw::cipher::Cipher::Tdes,
         addrs: vec![a.addr, b.addr],
         terminals: 8,
         first_tid: 10_000_500,
@@ -320,6 +321,7 @@ async fn the_database_stopped_for_five_seconds_under_load_loses_nothing() {
     let a = node(&dir, &db, 1);
     let record = dir.join("approvals.csv");
     let load = tokio::spawn(terminal_fw::load::run(terminal_fw::load::LoadOptions {
+        cipher: terminal_fw::cipher::Cipher::Tdes,
         addrs: vec![a.addr],
         terminals: 4,
         first_tid: 10_000_520,

@@ -243,6 +243,7 @@ async fn terminal_fw_and_its_load_generator_dial_tls() {
 
     // The load generator: every request answered over TLS.
     let summary = terminal_fw::load::run(terminal_fw::load::LoadOptions {
+        cipher: terminal_fw::cipher::Cipher::Tdes,
         addrs: vec![tls_addr],
         terminals: 4,
         first_tid: 10_000_070,

@@ -96,3 +96,64 @@ async fn a_day_against_the_switch() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&sw_dir).unwrap();
 }
+
+/// An SM4 (国密) terminal's day: SM4 working keys at sign-on, SM4 PIN blocks and MACs, a
+/// void, a balance, a settlement that balances; a wrong PIN still 55.
+#[tokio::test]
+async fn an_sm4_terminals_day_against_the_switch() {
+    let sw_dir = temp_dir("e2e-sm4-switch");
+    let sw = switch(&sw_dir).await;
+    let dir = temp_dir("e2e-sm4-terminal");
+    let mut s = terminal_fw::Store::open(&dir).unwrap();
+    s.pbkdf2_iterations = 1_000;
+    // A TDES-length TMK is not an SM4 one.
+    assert!(
+        Terminal::init_with(
+            &mut s,
+            "10003011",
+            "898310048990001",
+            "0123456789ABCDEF",
+            terminal_fw::cipher::Cipher::Sm4
+        )
+        .is_err()
+    );
+    Terminal::init_with(
+        &mut s,
+        "10003011",
+        "898310048990001",
+        "0123456789ABCDEFFEDCBA9876543210",
+        terminal_fw::cipher::Cipher::Sm4,
+    )
+    .unwrap();
+    {
+        let mut ops = Operators::new(&mut s).unwrap();
+        ops.change_password("99", FACTORY_ADMIN, "135790").unwrap();
+        ops.change_password("00", FACTORY_SUPERVISOR, "246802")
+            .unwrap();
+        ops.add_cashier("135790", "01", "102938").unwrap();
+        ops.login_to_transact("01", "102938").unwrap();
+    }
+    let mut t = Terminal::open(s, sw.terminal_addr).unwrap();
+    assert_eq!(t.cipher(), terminal_fw::cipher::Cipher::Sm4);
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    let debit = Card {
+        pan: "6222021000000000017".into(),
+        expiry: None,
+    };
+    let a = t.sale(&debit, "123456", 30_000, "01").await.unwrap();
+    assert_eq!(a.rc, "00");
+    assert_eq!(t.sale(&debit, "111111", 100, "01").await.unwrap().rc, "55");
+    let v = t.sale(&debit, "123456", 1_000, "01").await.unwrap();
+    let trace = v.entry.as_ref().unwrap().stan;
+    assert_eq!(
+        t.void("246802", &debit, trace, "01").await.unwrap().rc,
+        "00"
+    );
+    assert_eq!(t.balance(&debit, "123456", "01").await.unwrap().rc, "00");
+    let s = t.settle("246802", "01").await.unwrap();
+    assert!(s.balanced, "{s:?}");
+    assert_eq!(s.sales, (30_000, 1));
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&sw_dir).unwrap();
+}
