@@ -15,6 +15,9 @@ use hsm_sim::primitives::{mac, pinblock};
 
 use crate::terminal::TxnError;
 
+/// A clear working key's bytes, wiped when dropped.
+pub type ClearKeyBytes = zeroize::Zeroizing<Vec<u8>>;
+
 /// Which cipher a terminal was set up with (`init --algorithm`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Cipher {
@@ -65,7 +68,7 @@ impl Cipher {
         self,
         tmk: &[u8],
         f62: &[u8],
-    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, zeroize::Zeroizing<Vec<u8>>), TxnError> {
+    ) -> Result<(ClearKeyBytes, ClearKeyBytes), TxnError> {
         if f62.len() != 40 {
             return Err(TxnError::BadKeys);
         }
@@ -103,9 +106,9 @@ impl Cipher {
 /// The working keys of a signed-on terminal.
 pub enum WorkingKeys {
     /// TDES TPK and TAK.
-    Tdes(DesKey, DesKey),
+    Tdes(Box<(DesKey, DesKey)>),
     /// SM4 TPK and TAK.
-    Sm4(Sm4Key, Sm4Key),
+    Sm4(Box<(Sm4Key, Sm4Key)>),
 }
 
 impl WorkingKeys {
@@ -143,8 +146,8 @@ impl WorkingKeys {
     /// Field 64 over `data`.
     pub fn mac(&self, data: &[u8]) -> [u8; 8] {
         match self {
-            Self::Tdes(_, tak) => mac::unionpay_ecb(tak, data),
-            Self::Sm4(_, tak) => sm4::pos_mac(tak, data),
+            Self::Tdes(k) => mac::unionpay_ecb(&k.1, data),
+            Self::Sm4(k) => sm4::pos_mac(&k.1, data),
         }
     }
 }
