@@ -116,14 +116,14 @@ impl WorkingKeys {
     pub fn open(cipher: Cipher, tpk: &[u8], tak: &[u8]) -> Result<Self, TxnError> {
         let bad = |_| TxnError::BadKeys;
         Ok(match cipher {
-            Cipher::Tdes => Self::Tdes(
+            Cipher::Tdes => Self::Tdes(Box::new((
                 DesKey::new(tpk).map_err(bad)?,
                 DesKey::new(tak).map_err(bad)?,
-            ),
-            Cipher::Sm4 => Self::Sm4(
+            ))),
+            Cipher::Sm4 => Self::Sm4(Box::new((
                 Sm4Key::new(tpk).map_err(bad)?,
                 Sm4Key::new(tak).map_err(bad)?,
-            ),
+            ))),
         })
     }
 
@@ -131,12 +131,13 @@ impl WorkingKeys {
     pub fn pin_block(&self, pin: &ClearPin, pan: &str) -> Result<Vec<u8>, TxnError> {
         let bad_pan = |_| TxnError::Input("the card number must be 12 to 19 digits".into());
         Ok(match self {
-            Self::Tdes(tpk, _) => tpk
-                .encrypt(pinblock::format0(pin, pan).map_err(bad_pan)?)
-                .to_vec(),
-            Self::Sm4(tpk, _) => {
+            Self::Tdes(k) => {
+                k.0.encrypt(pinblock::format0(pin, pan).map_err(bad_pan)?)
+                    .to_vec()
+            }
+            Self::Sm4(k) => {
                 let mut clear = sm4::pin_block(pin, pan).map_err(bad_pan)?;
-                let out = tpk.encrypt(clear).to_vec();
+                let out = k.0.encrypt(clear).to_vec();
                 clear.fill(0);
                 out
             }
