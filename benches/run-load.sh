@@ -32,10 +32,21 @@ sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
     -e "s#path = \"./switch-data/journal.db\"#path = \"$work/journal.db\"#" \
     -e "s#max_connections = 10000 #max_connections = 20000 #" \
     -e "s#max_connections_per_peer = 256 #max_connections_per_peer = 20000 #" \
-    -e "s#tid_to = \"10000999\"#tid_to = \"10099999\"#" \
     -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
     -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
     switch/demo.toml > "$work/switch.toml"
+# The held terminals: a range of their own (the demo's other ranges stay as they are).
+cat >> "$work/switch.toml" <<'EOF'
+
+[[terminals]]
+tid_from = "10010001"
+tid_to = "10099999"
+mid = "898310048990001"
+merchant_name = "LOAD TEST (TEST)"
+mcc = "5411"
+fee_category = "standard"
+tmk_clear = "0123456789ABCDEFFEDCBA9876543210"
+EOF
 RUST_LOG=warn target/release/issuer-sim --listen 127.0.0.1:18584 2>> "$work/sim.log" &
 sim=$!
 start_switch() {

@@ -1,6 +1,7 @@
 //! HSM benchmarks: PVV verification from an encrypted PIN block (the on-us PIN check of
 //! every sale), PIN translation TPK → ZPK (every forwarded sale), and MACs over a 200-byte
-//! message (every request and reply).
+//! message (every request and reply); the same for SM4 (国密) terminals beside them: an SM4
+//! TPK's block translated to a TDES ZPK, and the SM4 POS MAC.
 //!
 //! Run: `cargo bench -p benches --bench hsm`. Per-call medians; calls per second on one
 //! core = 1 / median.
@@ -79,6 +80,43 @@ fn hsm_benches(c: &mut Criterion) {
                     MacAlgorithm::UnionpayEcb,
                     black_box(&message),
                     mac.as_bytes(),
+                )
+                .unwrap(),
+            )
+        })
+    });
+    // SM4 terminals: their PIN block to a TDES issuer's ZPK, and their MAC.
+    let sm4_tpk = hsm.generate_key(KeyUsage::Tpk, KeyAlgorithm::Sm4).unwrap();
+    let sm4_tak = hsm.generate_key(KeyUsage::Tak, KeyAlgorithm::Sm4).unwrap();
+    let sm4_block = hsm
+        .encrypt_pin(&sm4_tpk, &pin, PAN, PinFormat::Sm4)
+        .unwrap();
+    g.bench_function("translate_sm4_tpk_to_tdes_zpk", |b| {
+        b.iter(|| {
+            black_box(
+                hsm.translate_pin(
+                    &sm4_tpk,
+                    PinFormat::Sm4,
+                    &zpk,
+                    PinFormat::Iso0,
+                    black_box(&sm4_block),
+                    PAN,
+                )
+                .unwrap(),
+            )
+        })
+    });
+    let sm4_mac = hsm
+        .generate_mac(&sm4_tak, MacAlgorithm::UnionpaySm4, &message)
+        .unwrap();
+    g.bench_function("sm4_mac_verify_200B", |b| {
+        b.iter(|| {
+            black_box(
+                hsm.verify_mac(
+                    &sm4_tak,
+                    MacAlgorithm::UnionpaySm4,
+                    black_box(&message),
+                    sm4_mac.as_bytes(),
                 )
                 .unwrap(),
             )
