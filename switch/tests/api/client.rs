@@ -314,47 +314,27 @@ impl Pos {
         let m = reply.msg();
         let f62 = m.bytes(62).expect("field 62");
         assert_eq!(f62.len(), 40);
-        if self.sm4 {
+        let tmk = hex::decode(DEMO_TMK).unwrap();
+        let (tpk, tak, check): (Vec<u8>, Vec<u8>, fn(&[u8]) -> Vec<u8>) = if self.sm4 {
             // PIN key | check value | MAC key (16 bytes) | check value, under the SM4 TMK.
-            let tmk = Sm4Key::new(&hex::decode(DEMO_TMK).unwrap()).unwrap();
-            let tpk = tmk.decrypt_ecb(&f62[..16]).unwrap();
-            let tak = tmk.decrypt_ecb(&f62[20..36]).unwrap();
-            assert_eq!(
-                sm4::check_value(&tpk).unwrap()[..4],
-                f62[16..20],
-                "TPK check value"
-            );
-            assert_eq!(
-                sm4::check_value(&tak).unwrap()[..4],
-                f62[36..40],
-                "TAK check value"
-            );
-            self.batch = m
-                .get("60.2")
-                .unwrap()
-                .unwrap()
-                .digits()
-                .unwrap()
-                .to_u64()
-                .unwrap() as u32;
-            self.tpk = Some(tpk);
-            self.tak = Some(tak);
-            return true;
-        }
-        let tmk = DesKey::new(&hex::decode(DEMO_TMK).unwrap()).unwrap();
-        let tpk = tmk.decrypt_ecb(&f62[..16]).unwrap();
-        let tak = tmk.decrypt_ecb(&f62[20..28]).unwrap();
-        assert_eq!(&f62[28..36], &[0u8; 8]);
-        assert_eq!(
-            DesKey::new(&tpk).unwrap().encrypt([0; 8])[..4],
-            f62[16..20],
-            "TPK check value"
-        );
-        assert_eq!(
-            DesKey::new(&tak).unwrap().encrypt([0; 8])[..4],
-            f62[36..40],
-            "TAK check value"
-        );
+            let tmk = Sm4Key::new(&tmk).unwrap();
+            (
+                tmk.decrypt_ecb(&f62[..16]).unwrap(),
+                tmk.decrypt_ecb(&f62[20..36]).unwrap(),
+                |k| sm4::check_value(k).unwrap()[..4].to_vec(),
+            )
+        } else {
+            // PIN key | check value | MAC key (8 bytes) + 8 zero bytes | check value.
+            assert_eq!(&f62[28..36], &[0u8; 8]);
+            let tmk = DesKey::new(&tmk).unwrap();
+            (
+                tmk.decrypt_ecb(&f62[..16]).unwrap(),
+                tmk.decrypt_ecb(&f62[20..28]).unwrap(),
+                |k| DesKey::new(k).unwrap().encrypt([0; 8])[..4].to_vec(),
+            )
+        };
+        assert_eq!(check(&tpk), f62[16..20], "TPK check value");
+        assert_eq!(check(&tak), f62[36..40], "TAK check value");
         self.batch = m
             .get("60.2")
             .unwrap()

@@ -6,20 +6,23 @@ use terminal_fw::{Card, Terminal};
 
 use crate::{store, switch, temp_dir};
 
+/// The operators of a test terminal: administrator, supervisor (246802), cashier 01 logged in.
+fn cashier_01(s: &mut terminal_fw::Store) {
+    let mut ops = Operators::new(s).unwrap();
+    ops.change_password("99", FACTORY_ADMIN, "135790").unwrap();
+    ops.change_password("00", FACTORY_SUPERVISOR, "246802")
+        .unwrap();
+    ops.add_cashier("135790", "01", "102938").unwrap();
+    ops.login_to_transact("01", "102938").unwrap();
+}
+
 #[tokio::test]
 async fn a_day_against_the_switch() {
     let sw_dir = temp_dir("e2e-switch");
     let sw = switch(&sw_dir).await;
     let dir = temp_dir("e2e-terminal");
     let mut s = store(&dir, "10000401");
-    {
-        let mut ops = Operators::new(&mut s).unwrap();
-        ops.change_password("99", FACTORY_ADMIN, "135790").unwrap();
-        ops.change_password("00", FACTORY_SUPERVISOR, "246802")
-            .unwrap();
-        ops.add_cashier("135790", "01", "102938").unwrap();
-        ops.login_to_transact("01", "102938").unwrap();
-    }
+    cashier_01(&mut s);
     let mut t = Terminal::open(s, sw.terminal_addr).unwrap();
     assert!(matches!(
         t.sale(
@@ -125,14 +128,7 @@ async fn an_sm4_terminals_day_against_the_switch() {
         terminal_fw::cipher::Cipher::Sm4,
     )
     .unwrap();
-    {
-        let mut ops = Operators::new(&mut s).unwrap();
-        ops.change_password("99", FACTORY_ADMIN, "135790").unwrap();
-        ops.change_password("00", FACTORY_SUPERVISOR, "246802")
-            .unwrap();
-        ops.add_cashier("135790", "01", "102938").unwrap();
-        ops.login_to_transact("01", "102938").unwrap();
-    }
+    cashier_01(&mut s);
     let mut t = Terminal::open(s, sw.terminal_addr).unwrap();
     assert_eq!(t.cipher(), terminal_fw::cipher::Cipher::Sm4);
     assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
