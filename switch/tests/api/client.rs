@@ -57,6 +57,9 @@ pub struct Pos {
     pub sm4: bool,
 }
 
+/// A key's first 4 check-value bytes, as field 62 carries them.
+type CheckValue = fn(&[u8]) -> Vec<u8>;
+
 /// A [`Pos`] on a TCP connection to the switch.
 pub struct Terminal {
     pub stream: Line,
@@ -315,7 +318,7 @@ impl Pos {
         let f62 = m.bytes(62).expect("field 62");
         assert_eq!(f62.len(), 40);
         let tmk = hex::decode(DEMO_TMK).unwrap();
-        let (tpk, tak, check): (Vec<u8>, Vec<u8>, fn(&[u8]) -> Vec<u8>) = if self.sm4 {
+        let (tpk, tak, check): (Vec<u8>, Vec<u8>, CheckValue) = if self.sm4 {
             // PIN key | check value | MAC key (16 bytes) | check value, under the SM4 TMK.
             let tmk = Sm4Key::new(&tmk).unwrap();
             (
