@@ -3,9 +3,10 @@
 the `gmssl` package from PyPI (pip install gmssl). Writes hsm-sim/tests/fixtures/sm4.json.
 
 Each vector: a key, its check value (SM4 of 16 zero bytes, first 8 bytes), a PIN block (PIN
-and PAN fields of ISO 9564 format 0 widened to 16 bytes) clear and under the key, and the
+and PAN fields of ISO 9564 format 0 widened to 16 bytes) clear and under the key, the
 UnionPay POS MAC of some data (16-byte XOR fold, hex expansion, SM4(H1) ^ H2, SM4 again,
-first 8 hex characters). Deterministic: the inputs come from a seeded generator.
+first 8 hex characters) and its SM4 CBC-MAC (GB/T 15852.1 algorithm 1: zero IV, zero padding,
+the last block). Deterministic: the inputs come from a seeded generator.
 """
 import json
 import random
@@ -38,6 +39,14 @@ def pos_mac(key: bytes, data: bytes) -> bytes:
     return r.hex().upper()[:8].encode()
 
 
+def cbc_mac(key: bytes, data: bytes) -> bytes:
+    acc = bytes(16)
+    blocks = [data[i:i + 16].ljust(16, b"\0") for i in range(0, len(data), 16)] or [bytes(16)]
+    for b in blocks:
+        acc = sm4(key, bytes(x ^ y for x, y in zip(acc, b)))
+    return acc
+
+
 def luhn_pan(rng: random.Random, n: int) -> str:
     body = "62" + "".join(str(rng.randrange(10)) for _ in range(n - 3))
     total = 0
@@ -65,6 +74,7 @@ def main() -> None:
             "pin_block": sm4(key, clear).hex().upper(),
             "data": data.hex().upper(),
             "mac": pos_mac(key, data).decode(),
+            "cbc_mac": cbc_mac(key, data).hex().upper(),
         })
     doc = {
         "source": "scripts/sm4-vectors.py with gmssl (PyPI), seed 32907: TEST DATA",

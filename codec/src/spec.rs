@@ -574,6 +574,8 @@ impl Dialect {
         match name {
             "cup-pos" | "cup" => Ok(Self::cup_pos()),
             "cup-pos-sm4" => Ok(Self::cup_pos_sm4()),
+            "iso87-binary-sm4" => Self::builtin_sm4("iso87-binary"),
+            "iso87-ascii-sm4" => Self::builtin_sm4("iso87-ascii"),
             "iso87-ascii" => Ok(Self::iso87_ascii()),
             "iso87-binary" => Ok(Self::iso87_binary()),
             other => Err(SpecError::UnknownDialect(other.to_owned())),
@@ -584,22 +586,20 @@ impl Dialect {
     /// block; everything else is [`Dialect::cup_pos`]'s.
     pub fn cup_pos_sm4() -> &'static Dialect {
         static D: OnceLock<Dialect> = OnceLock::new();
-        D.get_or_init(|| {
-            let mut def: DialectDef = match toml::from_str(include_str!("dialects/cup-pos.toml")) {
-                Ok(d) => d,
-                Err(e) => panic!("built-in dialect is invalid: {e}"),
-            };
-            def.name = "cup-pos-sm4".into();
-            def.description = "CUP POS terminals using SM4: field 52 is 16 bytes".into();
-            if let Some(f) = def.fields.get_mut("52") {
-                f.len = Length::Fixed(16);
-                f.name = "PIN data (SM4 PIN block)".into();
-            }
-            match Dialect::from_def(def) {
-                Ok(d) => d,
-                Err(e) => panic!("built-in dialect is invalid: {e}"),
-            }
-        })
+        D.get_or_init(|| sm4_variant("cup-pos"))
+    }
+
+    /// A built-in dialect as SM4 parties use it: field 52 holds the 16-byte SM4 PIN block
+    /// (`cup-pos-sm4`, `iso87-binary-sm4`, `iso87-ascii-sm4`).
+    pub fn builtin_sm4(name: &str) -> Result<&'static Dialect, SpecError> {
+        static BINARY: OnceLock<Dialect> = OnceLock::new();
+        static ASCII: OnceLock<Dialect> = OnceLock::new();
+        match name {
+            "cup-pos" | "cup" => Ok(Self::cup_pos_sm4()),
+            "iso87-binary" => Ok(BINARY.get_or_init(|| sm4_variant("iso87-binary"))),
+            "iso87-ascii" => Ok(ASCII.get_or_init(|| sm4_variant("iso87-ascii"))),
+            other => Err(SpecError::UnknownDialect(other.to_owned())),
+        }
     }
 
     /// The dialect file a built-in dialect is made from (TOML), to start one's own from.
@@ -700,6 +700,26 @@ impl Dialect {
     #[inline]
     pub fn field(&self, n: u8) -> Option<&FieldSpec> {
         self.fields.get(n as usize).and_then(Option::as_ref)
+    }
+}
+
+/// Built-in dialect `base` with field 52 widened to the 16-byte SM4 PIN block.
+fn sm4_variant(base: &str) -> Dialect {
+    let source = Dialect::builtin_source(base).unwrap_or_default();
+    let mut def: DialectDef = match toml::from_str(source) {
+        Ok(d) => d,
+        Err(e) => panic!("built-in dialect is invalid: {e}"),
+    };
+    def.name = format!("{base}-sm4");
+    def.description = format!("{base} as SM4 parties use it: field 52 is 16 bytes");
+    if let Some(f) = def.fields.get_mut("52") {
+        f.len = Length::Fixed(16);
+        f.name = "PIN data (SM4 PIN block)".into();
+    }
+    match Dialect::from_def(def) {
+        Ok(d) => d,
+        // The built-in files are checked by the crate's tests.
+        Err(e) => panic!("built-in dialect is invalid: {e}"),
     }
 }
 

@@ -104,6 +104,9 @@ pub enum MacAlgorithm {
     AesCmac,
     /// UnionPay POS MAC with an SM4 key: 8 ASCII hex characters (CUP field 64).
     UnionpaySm4,
+    /// GB/T 15852.1 (ISO/IEC 9797-1) algorithm 1 with SM4, zero padding; 16 bytes (field 64
+    /// takes the first 8). Between switches, with an SM4 ZAK.
+    Sm4CbcMac,
 }
 
 /// A key-encrypting key's cipher.
@@ -690,6 +693,12 @@ impl Hsm {
                     return Err(Error::WrongAlgorithm);
                 }
                 MacValue::new(&sm4::pos_mac(&Sm4Key::new(clear.bytes())?, data))
+            }
+            MacAlgorithm::Sm4CbcMac => {
+                if clear.alg() != KeyAlgorithm::Sm4 {
+                    return Err(Error::WrongAlgorithm);
+                }
+                MacValue::new(&sm4::cbc_mac(&Sm4Key::new(clear.bytes())?, data))
             }
             MacAlgorithm::X919 => {
                 if !clear.alg().is_des() {

@@ -74,6 +74,10 @@ pub struct SimConfig {
     /// `iso87-binary` or `iso87-ascii`.
     #[serde(default = "binary")]
     pub dialect: String,
+    /// `sm4`: the zone keys are SM4 (the 16-byte SM4 PIN block in 52, the SM4 CBC-MAC in
+    /// 64); absent or `tdes`: TDES (ISO format 0, X9.19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
     /// Zone PIN key (shared with the switch), clear: test keys only.
     pub zpk_clear: String,
     /// Zone MAC key (shared with the switch), clear: test keys only.
@@ -179,6 +183,8 @@ struct Card {
 struct SimState {
     hsm: Hsm,
     dialect: &'static Dialect,
+    mac_algorithm: MacAlgorithm,
+    pin_format: PinFormat,
     zpk: SealedKey,
     zak: SealedKey,
     pvk: SealedKey,
@@ -230,15 +236,25 @@ impl IssuerSim {
             },
         )
         .map_err(|e| anyhow!("hsm: {e}"))?;
-        let import = |usage, hex_key: &str, what: &str| -> Result<SealedKey> {
+        let sm4 = match cfg.algorithm.as_deref() {
+            None | Some("tdes") => false,
+            Some("sm4") => true,
+            Some(other) => return Err(anyhow!("algorithm {other:?}: tdes or sm4")),
+        };
+        let import = |usage, hex_key: &str, what: &str, sm4: bool| -> Result<SealedKey> {
             let bytes = hex::decode(hex_key).with_context(|| format!("{what}: not hex"))?;
-            let alg = KeyAlgorithm::des_for_len(bytes.len()).map_err(|e| anyhow!("{what}: {e}"))?;
+            let alg = if sm4 {
+                KeyAlgorithm::Sm4
+            } else {
+                KeyAlgorithm::des_for_len(bytes.len()).map_err(|e| anyhow!("{what}: {e}"))?
+            };
             hsm.import_clear_key(usage, alg, &bytes)
                 .map_err(|e| anyhow!("{what}: {e}"))
         };
-        let zpk = import(KeyUsage::Zpk, &cfg.zpk_clear, "zpk_clear")?;
-        let zak = import(KeyUsage::Zak, &cfg.zak_clear, "zak_clear")?;
-        let pvk = import(KeyUsage::Pvk, &cfg.pvk_clear, "pvk_clear")?;
+        let zpk = import(KeyUsage::Zpk, &cfg.zpk_clear, "zpk_clear", sm4)?;
+        let zak = import(KeyUsage::Zak, &cfg.zak_clear, "zak_clear", sm4)?;
+        // The PVK is the issuer's own, TDES either way.
+        let pvk = import(KeyUsage::Pvk, &cfg.pvk_clear, "pvk_clear", false)?;
         let mut cards = HashMap::new();
         for (i, c) in cfg.cards.iter().enumerate() {
             let pin = ClearPin::new(&c.pin).map_err(|e| anyhow!("cards[{i}].pin: {e}"))?;
@@ -257,7 +273,18 @@ impl IssuerSim {
         knobs.delay_ms.store(cfg.delay_ms, Ordering::Relaxed);
         let state = Arc::new(SimState {
             hsm,
-            dialect: Dialect::builtin(&cfg.dialect).map_err(|e| anyhow!("dialect: {e}"))?,
+            dialect: if sm4 {
+                Dialect::builtin_sm4(&cfg.dialect)
+            } else {
+                Dialect::builtin(&cfg.dialect)
+            }
+            .map_err(|e| anyhow!("dialect: {e}"))?,
+            mac_algorithm: if sm4 {
+                MacAlgorithm::Sm4CbcMac
+            } else {
+                MacAlgorithm::X919
+            },
+            pin_format: if sm4 { PinFormat::Sm4 } else { PinFormat::Iso0 },
             zpk,
             zak,
             pvk,
@@ -506,7 +533,7 @@ fn answer(state: &SimState, frame: &[u8]) -> Option<Vec<u8>> {
     let mac_ok = msg.binary(64).is_some_and(|m| {
         state
             .hsm
-            .verify_mac(&state.zak, MacAlgorithm::X919, msg.mac_data(), &m)
+            .verify_mac(&state.zak, state.mac_algorithm, msg.mac_data(), &m)
             .unwrap_or(false)
     });
     let (rc, extra) = if mac_ok {
@@ -537,7 +564,7 @@ fn answer(state: &SimState, frame: &[u8]) -> Option<Vec<u8>> {
     b.encode_with_mac(state.dialect, &mut out, |data| {
         state
             .hsm
-            .generate_mac(&state.zak, MacAlgorithm::X919, data)
+            .generate_mac(&state.zak, state.mac_algorithm, data)
             .ok()
             .map(|m| m.field64())
     })
@@ -566,7 +593,7 @@ fn pin_ok(state: &SimState, msg: &Message<'_>, pan: &str, offset: &str) -> bool 
             state.hsm.verify_pin_ibm3624(
                 &state.zpk,
                 &block,
-                PinFormat::Iso0,
+                state.pin_format,
                 pan,
                 &state.pvk,
                 &IBM3624,

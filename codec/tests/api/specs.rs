@@ -4,7 +4,14 @@ use codec::{Dialect, MessageBuilder, Mti, SpecError, decode};
 
 #[test]
 fn builtin_dialects_load() {
-    for name in ["cup-pos", "cup-pos-sm4", "iso87-ascii", "iso87-binary"] {
+    for name in [
+        "cup-pos",
+        "cup-pos-sm4",
+        "iso87-ascii",
+        "iso87-ascii-sm4",
+        "iso87-binary",
+        "iso87-binary-sm4",
+    ] {
         let d = Dialect::builtin(name).unwrap();
         assert_eq!(d.name(), name);
     }
@@ -25,6 +32,13 @@ fn builtin_dialects_load() {
         codec::spec::Length::Fixed(8)
     );
     assert_eq!(sm4.field(53), Dialect::cup_pos().field(53));
+    let b = Dialect::builtin_sm4("iso87-binary").unwrap();
+    assert_eq!(
+        b.field(52).unwrap().format.length,
+        codec::spec::Length::Fixed(16)
+    );
+    assert_eq!(b.field(2), Dialect::iso87_binary().field(2));
+    assert!(Dialect::builtin_sm4("nope").is_err());
 }
 
 const USER: &str = r#"

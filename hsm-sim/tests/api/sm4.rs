@@ -22,6 +22,7 @@ struct Vector {
     pin_block: String,
     data: String,
     mac: String,
+    cbc_mac: String,
 }
 
 #[test]
@@ -46,6 +47,12 @@ fn every_independent_vector_agrees() {
             sm4::pos_mac(&key, &unhex(&v.data)).to_vec(),
             v.mac.as_bytes(),
             "MAC over {} bytes",
+            v.data.len() / 2
+        );
+        assert_eq!(
+            sm4::cbc_mac(&key, &unhex(&v.data)).to_vec(),
+            unhex(&v.cbc_mac),
+            "CBC-MAC over {} bytes",
             v.data.len() / 2
         );
     }

@@ -16,6 +16,10 @@ pub struct IssuerConfig {
     /// `iso87-binary` (2-byte length, default) or `iso87-ascii` (4-digit ASCII length).
     #[serde(default = "default_issuer_dialect")]
     pub dialect: String,
+    /// Cipher of the zone keys: `tdes` (default) or `sm4` (SM4 ZPK and ZAK, the 16-byte SM4
+    /// PIN block in 52, the SM4 CBC-MAC in 64).
+    #[serde(default, skip_serializing_if = "super::terminals::is_tdes")]
+    pub algorithm: super::TerminalAlgorithm,
     /// Our acquiring institution id (field 32); default `acquirer.institution_id`.
     #[serde(default)]
     pub acquirer_id: Option<String>,
@@ -216,6 +220,15 @@ pub(super) fn validate(issuers: &[IssuerConfig], production: bool) -> Result<(),
                         format!("give exactly one of {name}_sealed and {name}_clear"),
                     ));
                 }
+                (None, Some(c))
+                    if iss.algorithm == super::TerminalAlgorithm::Sm4
+                        && (c.len() != 32 || !c.bytes().all(|b| b.is_ascii_hexdigit())) =>
+                {
+                    return Err(invalid(
+                        key(&format!("{name}_clear")),
+                        "an SM4 key is 32 hex characters",
+                    ));
+                }
                 (None, Some(c)) if !matches!(c.len(), 32 | 48) || !is_hex_key(c) => {
                     return Err(invalid(
                         key(&format!("{name}_clear")),
@@ -230,6 +243,14 @@ pub(super) fn validate(issuers: &[IssuerConfig], production: bool) -> Result<(),
                 }
                 _ => {}
             }
+        }
+        if iss.algorithm == super::TerminalAlgorithm::Sm4
+            && (iss.zpk_lmk.is_some() || iss.zak_lmk.is_some())
+        {
+            return Err(invalid(
+                key("algorithm"),
+                "SM4 zone keys need the in-process HSM: the network HSM commands here are TDES",
+            ));
         }
         if iss.timeout_ms == 0 || iss.max_in_flight == 0 || iss.echo_interval_secs == 0 {
             return Err(invalid(

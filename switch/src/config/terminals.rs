@@ -81,7 +81,7 @@ fn default_mac() -> TerminalMac {
     TerminalMac::UnionpayEcb
 }
 
-fn is_tdes(a: &TerminalAlgorithm) -> bool {
+pub(super) fn is_tdes(a: &TerminalAlgorithm) -> bool {
     *a == TerminalAlgorithm::Tdes
 }
 

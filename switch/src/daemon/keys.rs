@@ -272,19 +272,22 @@ pub fn load(config: &Config) -> Result<Keys> {
             zone.push((zpk, zak));
             continue;
         }
-        let zpk = seal(
+        let sm4 = c.algorithm == crate::config::TerminalAlgorithm::Sm4;
+        let zpk = seal_as(
             &hsm,
             config.production,
             KeyUsage::Zpk,
+            sm4,
             c.zpk_sealed.as_deref(),
             c.zpk_clear.as_deref(),
             &zpk_name,
             &mut published,
         )?;
-        let zak = seal(
+        let zak = seal_as(
             &hsm,
             config.production,
             KeyUsage::Zak,
+            sm4,
             c.zak_sealed.as_deref(),
             c.zak_clear.as_deref(),
             &zak_name,

@@ -71,8 +71,8 @@ pub struct Upstream<'a> {
     pub mid: &'a str,
     /// Currency (49).
     pub currency: &'a str,
-    /// PIN block under the ZPK (52) and its control field (53).
-    pub pin: Option<([u8; 8], String)>,
+    /// PIN block under the ZPK (52: 8 bytes, 16 for an SM4 ZPK) and its control field (53).
+    pub pin: Option<(Vec<u8>, String)>,
     /// IC data (55), hex.
     pub icc_hex: Option<String>,
     /// Original data elements (90).
@@ -213,7 +213,7 @@ mod tests {
             tid: "10000001",
             mid: "898310048990001",
             currency: "156",
-            pin: Some(([0x12; 8], "2600000000000000".into())),
+            pin: Some((vec![0x12; 8], "2600000000000000".into())),
             icc_hex: Some("9F2608AABBCCDDEEFF0011".into()),
             original: None,
         };

@@ -80,6 +80,8 @@ pub struct Issuer {
     pub index: usize,
     /// Its dialect.
     pub dialect: &'static Dialect,
+    /// Field 64 on its lines: X9.19 under a TDES ZAK, the SM4 CBC-MAC under an SM4 one.
+    pub mac_algorithm: MacAlgorithm,
     /// Our acquiring institution id (field 32).
     pub acquirer_id: String,
     /// Zone PIN key.
@@ -167,7 +169,12 @@ impl Issuer {
         metrics: Arc<Metrics>,
         seed: u64,
     ) -> Result<Self, codec::SpecError> {
-        let dialect = Dialect::builtin(&cfg.dialect)?;
+        let sm4 = cfg.algorithm == crate::config::TerminalAlgorithm::Sm4;
+        let (dialect, mac_algorithm) = if sm4 {
+            (Dialect::builtin_sm4(&cfg.dialect)?, MacAlgorithm::Sm4CbcMac)
+        } else {
+            (Dialect::builtin(&cfg.dialect)?, MacAlgorithm::X919)
+        };
         for l in &cfg.lines {
             // Every configured line shows in /metrics from the start, down until it connects.
             metrics
@@ -183,6 +190,7 @@ impl Issuer {
             owner: String::new(),
             index,
             dialect,
+            mac_algorithm,
             acquirer_id: cfg
                 .acquirer_id
                 .clone()
@@ -335,7 +343,7 @@ impl Issuer {
         let encoded = match hsm {
             Some(hsm) => match b.encode_for_mac(self.dialect, &mut frame) {
                 Ok(slot) => match hsm
-                    .generate_mac(&self.zak, MacAlgorithm::X919, slot.data(&frame))
+                    .generate_mac(&self.zak, self.mac_algorithm, slot.data(&frame))
                     .await
                 {
                     Ok(mac) => slot.fill(&mut frame, &mac).map(|()| slot.written),
@@ -407,7 +415,7 @@ impl Issuer {
         let Some(mac) = msg.binary(64) else {
             return false;
         };
-        hsm.verify_mac(&self.zak, MacAlgorithm::X919, msg.mac_data(), &mac)
+        hsm.verify_mac(&self.zak, self.mac_algorithm, msg.mac_data(), &mac)
             .await
             .unwrap_or(false)
     }

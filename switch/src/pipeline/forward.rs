@@ -290,7 +290,7 @@ async fn translate_pin(
     session: &Session,
     block: &[u8],
     pan: &str,
-) -> Result<([u8; 8], String), Decline> {
+) -> Result<(Vec<u8>, String), Decline> {
     let block =
         EncryptedPinBlock::new(block).map_err(|_| Decline::from(ResponseCode::FORMAT_ERROR))?;
     match sw
@@ -298,13 +298,7 @@ async fn translate_pin(
         .translate_pin(&session.tpk, &issuer.zpk, &block, pan)
         .await
     {
-        Ok(b) => {
-            let bytes: [u8; 8] = b
-                .as_bytes()
-                .try_into()
-                .map_err(|_| Decline::from(ResponseCode::SYSTEM_ERROR))?;
-            Ok((bytes, PIN_CONTROL.to_owned()))
-        }
+        Ok(b) => Ok((b.as_bytes().to_vec(), PIN_CONTROL.to_owned())),
         // The block does not hold a PIN for this card: as a wrong PIN.
         Err(crate::hsm::HsmError::Local(hsm_sim::Error::BadPinBlock | hsm_sim::Error::BadPin)) => {
             Err(ResponseCode::WRONG_PIN.into())

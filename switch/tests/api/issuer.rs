@@ -15,7 +15,7 @@ use crate::{spawn_switch, start, temp_dir, test_config};
 pub const REMOTE: &str = "6217001000000000011";
 const REMOTE_LOW: &str = "6217001000000000029";
 
-async fn sim_on(cfg: &SimConfig, n: usize) -> IssuerSim {
+pub async fn sim_on(cfg: &SimConfig, n: usize) -> IssuerSim {
     let mut ls = Vec::new();
     for _ in 0..n {
         ls.push(TcpListener::bind("127.0.0.1:0").await.unwrap());

@@ -70,3 +70,69 @@ fn an_sm4_range_is_checked_as_one() {
     let key = hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap();
     assert!(hsm_sim::published::lookup_clear(hsm_sim::KeyAlgorithm::Sm4, &key).is_some());
 }
+
+/// SM4 zone keys (test data): the issuer simulator and the switch share them.
+const SM4_ZPK: &str = "1A2B3C4D5E6F708192A3B4C5D6E7F809";
+const SM4_ZAK: &str = "F0E1D2C3B4A5968778695A4B3C2D1E0F";
+
+/// An issuer line of SM4 zone keys: SM4 terminals end to end (scenario 3) and TDES terminals
+/// translated to SM4 (scenario 2); a time-out's reversal goes out under the SM4 MAC.
+#[tokio::test]
+async fn an_sm4_issuer_line_takes_sm4_and_tdes_terminals_pins() {
+    let mut cfg = issuer_sim::SimConfig::demo().unwrap();
+    cfg.algorithm = Some("sm4".into());
+    cfg.zpk_clear = SM4_ZPK.into();
+    cfg.zak_clear = SM4_ZAK.into();
+    let sim = crate::issuer::sim_on(&cfg, 1).await;
+    let dir = temp_dir("sm4-issuer");
+    let sw = start(issuer_config(&dir, vec![sim.addrs[0].to_string()], |i| {
+        i.algorithm = switch::config::TerminalAlgorithm::Sm4;
+        i.zpk_clear = Some(SM4_ZPK.into());
+        i.zak_clear = Some(SM4_ZAK.into());
+        i.timeout_ms = 300;
+        i.saf.retry_secs = 1;
+    }))
+    .await;
+    lines_up(&sw, 1).await;
+    let mut sm4 = Terminal::connect_sm4(sw.terminal_addr, "10003003").await;
+    assert_eq!(sm4.sign_on().await.rc(), "00");
+    assert_eq!(sm4.sale(REMOTE, "111111", 10_000).await.rc(), "00");
+    assert_eq!(sm4.sale(REMOTE, "222222", 10_000).await.rc(), "55");
+    let mut tdes = Terminal::connect(sw.terminal_addr, "10000003").await;
+    assert_eq!(tdes.sign_on().await.rc(), "00");
+    assert_eq!(tdes.sale(REMOTE, "111111", 5_000).await.rc(), "00");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 15_000));
+    // Late: 98, and the reversal reaches the issuer with a MAC it accepts.
+    sim.knobs
+        .delay_ms
+        .store(1_000, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sm4.sale(REMOTE, "111111", 1_000).await.rc(), "98");
+    sim.knobs
+        .delay_ms
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sim.reversals_applied() == 0 {
+        assert!(
+            std::time::Instant::now() < end,
+            "the reversal was not applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.bad_macs(), 0, "every MAC verified under the SM4 ZAK");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 15_000));
+    sw.shutdown().await;
+}
+
+#[test]
+fn an_sm4_issuer_is_checked_as_one() {
+    let dir = temp_dir("sm4-issuer-config");
+    let mut c = crate::issuer::config(&dir, vec!["127.0.0.1:9".into()], |i| {
+        i.algorithm = switch::config::TerminalAlgorithm::Sm4;
+        i.zpk_clear = Some(SM4_ZPK.into());
+        i.zak_clear = Some(SM4_ZAK.into());
+    });
+    c.validate().unwrap();
+    c.issuers[0].zak_clear = Some(format!("{SM4_ZAK}0123456789ABCDEF"));
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("an SM4 key is 32 hex characters"), "{e}");
+}

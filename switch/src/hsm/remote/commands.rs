@@ -47,7 +47,9 @@ fn mac_command(
         MacAlgorithm::X919 => ('3', '1', data.to_vec()),
         MacAlgorithm::Iso9797Alg1Pad2 => ('1', '2', data.to_vec()),
         // The payShield host commands here are DES-family: SM4 and AES keys stay local.
-        MacAlgorithm::AesCmac | MacAlgorithm::UnionpaySm4 => return Err(HsmError::Unsupported),
+        MacAlgorithm::AesCmac | MacAlgorithm::UnionpaySm4 | MacAlgorithm::Sm4CbcMac => {
+            return Err(HsmError::Unsupported);
+        }
     };
     let len =
         u16::try_from(message.len()).map_err(|_| HsmError::Local(hsm_sim::Error::DataLength))?;
