@@ -38,6 +38,14 @@ impl Cipher {
         }
     }
 
+    /// The other cipher.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Tdes => Self::Sm4,
+            Self::Sm4 => Self::Tdes,
+        }
+    }
+
     /// Its name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -367,7 +367,22 @@ impl Terminal {
                 .store
                 .get_secret("tmk")?
                 .ok_or(TxnError::NotInitialised)?;
-            let (tpk, tak) = self.cipher.open_sign_on(&tmk, f62)?;
+            // The keys come under the cipher the terminal was set up with; a 16-byte TMK
+            // serves as either, so a terminal whose range the acquirer moved to the other
+            // cipher learns it here: only the other cipher's check values then hold (and
+            // only a holder of the TMK can make them).
+            let (tpk, tak) = match self.cipher.open_sign_on(&tmk, f62) {
+                Ok(keys) => keys,
+                Err(TxnError::BadKeys) if tmk.len() == 16 => {
+                    let other = self.cipher.other();
+                    let keys = other.open_sign_on(&tmk, f62)?;
+                    self.cipher = other;
+                    self.store
+                        .set_many(&[("algorithm", other.as_str().as_bytes())])?;
+                    keys
+                }
+                Err(e) => return Err(e),
+            };
             let batch = m
                 .get("60.2")
                 .ok()

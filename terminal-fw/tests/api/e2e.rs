@@ -153,3 +153,31 @@ async fn an_sm4_terminals_day_against_the_switch() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&sw_dir).unwrap();
 }
+
+/// A terminal set up as TDES whose range is SM4 learns SM4 from the sign-on: only SM4 check
+/// values hold in its field 62. It then pays under SM4, and keeps SM4 across a restart.
+#[tokio::test]
+async fn a_terminal_learns_its_cipher_from_the_sign_on() {
+    let sw_dir = temp_dir("e2e-learn-switch");
+    let sw = switch(&sw_dir).await;
+    let dir = temp_dir("e2e-learn-terminal");
+    let mut s = store(&dir, "10003021");
+    cashier_01(&mut s);
+    let mut t = Terminal::open(s, sw.terminal_addr).unwrap();
+    assert_eq!(t.cipher(), terminal_fw::cipher::Cipher::Tdes);
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    assert_eq!(t.cipher(), terminal_fw::cipher::Cipher::Sm4);
+    let debit = Card {
+        pan: "6222021000000000017".into(),
+        expiry: None,
+    };
+    assert_eq!(t.sale(&debit, "123456", 100, "01").await.unwrap().rc, "00");
+    drop(t);
+    let mut again = terminal_fw::Store::open(&dir).unwrap();
+    again.pbkdf2_iterations = 1_000;
+    let t = Terminal::open(again, sw.terminal_addr).unwrap();
+    assert_eq!(t.cipher(), terminal_fw::cipher::Cipher::Sm4);
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&sw_dir).unwrap();
+}
