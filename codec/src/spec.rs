@@ -589,8 +589,10 @@ impl Dialect {
         D.get_or_init(|| sm4_variant("cup-pos"))
     }
 
-    /// A built-in dialect as SM4 parties use it: field 52 holds the 16-byte SM4 PIN block
-    /// (`cup-pos-sm4`, `iso87-binary-sm4`, `iso87-ascii-sm4`).
+    /// A built-in dialect as SM4 parties use it: a CUP POS terminal's field 52 holds the
+    /// 16-byte SM4 PIN block (`cup-pos-sm4`); between switches the SM4 PIN block travels in
+    /// field 63 as usage `SM` and 16 bytes, as UnionPay's inter-switch messages carry it, so
+    /// 63 holds bytes (`iso87-binary-sm4`: binary, `iso87-ascii-sm4`: hex).
     pub fn builtin_sm4(name: &str) -> Result<&'static Dialect, SpecError> {
         static BINARY: OnceLock<Dialect> = OnceLock::new();
         static ASCII: OnceLock<Dialect> = OnceLock::new();
@@ -703,7 +705,7 @@ impl Dialect {
     }
 }
 
-/// Built-in dialect `base` with field 52 widened to the 16-byte SM4 PIN block.
+/// Built-in dialect `base` as SM4 parties use it (see [`Dialect::builtin_sm4`]).
 fn sm4_variant(base: &str) -> Dialect {
     let source = Dialect::builtin_source(base).unwrap_or_default();
     let mut def: DialectDef = match toml::from_str(source) {
@@ -711,10 +713,23 @@ fn sm4_variant(base: &str) -> Dialect {
         Err(e) => panic!("built-in dialect is invalid: {e}"),
     };
     def.name = format!("{base}-sm4");
-    def.description = format!("{base} as SM4 parties use it: field 52 is 16 bytes");
-    if let Some(f) = def.fields.get_mut("52") {
-        f.len = Length::Fixed(16);
-        f.name = "PIN data (SM4 PIN block)".into();
+    if base == "cup-pos" {
+        def.description = format!("{base} as SM4 terminals use it: field 52 is 16 bytes");
+        if let Some(f) = def.fields.get_mut("52") {
+            f.len = Length::Fixed(16);
+            f.name = "PIN data (SM4 PIN block)".into();
+        }
+    } else {
+        def.description = format!("{base} between SM4 parties: field 63 holds bytes (usage SM)");
+        let text = def.mti == MtiEncoding::Ascii;
+        if let Some(f) = def.fields.get_mut("63") {
+            f.data = if text {
+                Encoding::Hex
+            } else {
+                Encoding::Binary
+            };
+            f.name = "reserved private (usage SM: the SM4 PIN block)".into();
+        }
     }
     match Dialect::from_def(def) {
         Ok(d) => d,

@@ -585,7 +585,14 @@ const IBM3624: Ibm3624 = Ibm3624 {
 };
 
 fn pin_ok(state: &SimState, msg: &Message<'_>, pan: &str, offset: &str) -> bool {
-    let Some(block) = msg.binary(52).and_then(|b| EncryptedPinBlock::new(&b).ok()) else {
+    // TDES: 52. SM4: 63 as usage `SM` and the 16-byte block.
+    let block: Option<Vec<u8>> = match state.pin_format {
+        PinFormat::Sm4 => msg
+            .binary(63)
+            .and_then(|f| f.strip_prefix(b"SM".as_slice()).map(<[u8]>::to_vec)),
+        _ => msg.binary(52).map(|b| b.into_owned()),
+    };
+    let Some(block) = block.and_then(|b| EncryptedPinBlock::new(&b).ok()) else {
         return false;
     };
     validation_from_pan(pan)

@@ -32,12 +32,12 @@ fn builtin_dialects_load() {
         codec::spec::Length::Fixed(8)
     );
     assert_eq!(sm4.field(53), Dialect::cup_pos().field(53));
+    // Between switches the 52 stays 8 bytes; 63 carries bytes (usage SM).
     let b = Dialect::builtin_sm4("iso87-binary").unwrap();
-    assert_eq!(
-        b.field(52).unwrap().format.length,
-        codec::spec::Length::Fixed(16)
-    );
-    assert_eq!(b.field(2), Dialect::iso87_binary().field(2));
+    assert_eq!(b.field(52), Dialect::iso87_binary().field(52));
+    assert_eq!(b.field(63).unwrap().format.data, codec::Encoding::Binary);
+    let a = Dialect::builtin_sm4("iso87-ascii").unwrap();
+    assert_eq!(a.field(63).unwrap().format.data, codec::Encoding::Hex);
     assert!(Dialect::builtin_sm4("nope").is_err());
 }
 

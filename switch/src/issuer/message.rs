@@ -71,7 +71,8 @@ pub struct Upstream<'a> {
     pub mid: &'a str,
     /// Currency (49).
     pub currency: &'a str,
-    /// PIN block under the ZPK (52: 8 bytes, 16 for an SM4 ZPK) and its control field (53).
+    /// PIN block under the ZPK (52; an SM4 one, 16 bytes, in 63 as usage `SM`) and its
+    /// control field (53).
     pub pin: Option<(Vec<u8>, String)>,
     /// IC data (55), hex.
     pub icc_hex: Option<String>,
@@ -112,8 +113,17 @@ impl Upstream<'_> {
             .set(41, self.tid.to_owned())
             .set(42, self.mid.to_owned())
             .set(49, self.currency.to_owned());
-        if let Some((block, control)) = &self.pin {
-            b.set(52, block.to_vec()).set(53, control.clone());
+        match &self.pin {
+            // An SM4 PIN block between switches: field 63, usage `SM`, 16 bytes.
+            Some((block, control)) if block.len() == 16 => {
+                let mut f63 = b"SM".to_vec();
+                f63.extend_from_slice(block);
+                b.set(53, control.clone()).set(63, f63);
+            }
+            Some((block, control)) => {
+                b.set(52, block.to_vec()).set(53, control.clone());
+            }
+            None => {}
         }
         if let Some(icc) = &self.icc_hex {
             b.set(55, icc.clone());
