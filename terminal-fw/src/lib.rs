@@ -24,6 +24,7 @@
 
 pub mod cipher;
 pub mod codes;
+pub mod history;
 pub mod load;
 pub mod operators;
 pub mod receipt;

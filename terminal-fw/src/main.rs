@@ -188,30 +188,41 @@ enum Command {
         #[arg(long)]
         pin: Option<String>,
     },
-    /// Void (消费撤销) of a sale in this batch, by trace number.
+    /// Void (消费撤销) of a sale in this batch, by trace number or the last one.
     Void {
         #[command(flatten)]
         who: Who,
         #[command(flatten)]
         card: CardArgs,
-        #[arg(long)]
-        trace: u32,
+        /// The sale's trace number (see `log`).
+        #[arg(long, required_unless_present = "last")]
+        trace: Option<u32>,
+        /// The newest approved sale of the open batch not voided yet.
+        #[arg(long, conflicts_with = "trace")]
+        last: bool,
+        /// The supervisor's (00) void password (asked when not given).
         #[arg(long)]
         supervisor_password: Option<String>,
     },
-    /// Refund (退货) of a sale by RRN and date.
+    /// Refund (退货) of a sale by RRN (its date from the log, or --date), or the last sale.
     Refund {
         #[command(flatten)]
         who: Who,
         #[command(flatten)]
         card: CardArgs,
+        /// Yuan, e.g. 12.34 (at most what the sale has left).
         #[arg(long)]
         amount: String,
+        /// The sale's retrieval reference number.
+        #[arg(long, required_unless_present = "last")]
+        rrn: Option<String>,
+        /// The sale's date, MMDD (default: from the terminal's log).
         #[arg(long)]
-        rrn: String,
-        /// The sale's date, MMDD.
-        #[arg(long)]
-        date: String,
+        date: Option<String>,
+        /// The newest approved sale (open batch, else the last settled one).
+        #[arg(long, conflicts_with = "rrn")]
+        last: bool,
+        /// The supervisor's (00) password (asked when not given).
         #[arg(long)]
         supervisor_password: Option<String>,
     },
@@ -240,8 +251,12 @@ enum Command {
     Log,
     /// Reprint the last receipt, or a trace's.
     Reprint {
-        #[arg(long)]
+        /// The transaction's trace number (default: the last one).
+        #[arg(long, conflicts_with = "settlement")]
         trace: Option<u32>,
+        /// The last settlement slip instead.
+        #[arg(long)]
+        settlement: bool,
     },
     /// A whole merchant day against a running switch with the demo set.
     Demo {
@@ -485,12 +500,27 @@ async fn run(cli: Cli) -> Result<()> {
             who,
             card: c,
             trace,
+            last,
             supervisor_password,
         } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
+            let trace = match (trace, last) {
+                (Some(n), _) => *n,
+                (None, _) => {
+                    let e = terminal_fw::history::last_voidable(&t.store, t.batch()?)?
+                        .ok_or_else(|| anyhow!("no approved sale to void in the open batch"))?;
+                    println!(
+                        "voiding trace {:06}: {} {}",
+                        e.stan,
+                        e.masked_pan,
+                        format!("{} CNY", codes::yuan_grouped(e.amount_fen))
+                    );
+                    e.stan
+                }
+            };
             let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
-            let a = t.void(&sup, &card(c), *trace, &who.operator).await?;
+            let a = t.void(&sup, &card(c), trace, &who.operator).await?;
             show(&t, &a);
         }
         Command::Refund {
@@ -499,10 +529,39 @@ async fn run(cli: Cli) -> Result<()> {
             amount,
             rrn,
             date,
+            last,
             supervisor_password,
         } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
+            let batch = t.batch()?;
+            let found = match (rrn, last) {
+                (Some(r), _) => terminal_fw::history::sale_by_rrn(&t.store, batch, r)?,
+                (None, _) => Some(
+                    terminal_fw::history::last_refundable(&t.store, batch)?
+                        .ok_or_else(|| anyhow!("no approved sale to refund in the log"))?,
+                ),
+            };
+            let rrn = match (rrn, &found) {
+                (Some(r), _) => r.clone(),
+                (None, Some(e)) => e.rrn.clone(),
+                (None, None) => bail!("no approved sale to refund in the log"),
+            };
+            let date = match (date, found.as_ref().and_then(terminal_fw::history::date_of)) {
+                (Some(d), _) => d.clone(),
+                (None, Some(d)) => d.to_owned(),
+                (None, None) => bail!(
+                    "sale {rrn} is not in this terminal's log: give its date with --date MMDD"
+                ),
+            };
+            if let Some(e) = &found {
+                println!(
+                    "refunding RRN {rrn} of {date}: {} {}",
+                    e.masked_pan,
+                    format!("{} CNY", codes::yuan_grouped(e.amount_fen))
+                );
+            }
+            let (rrn, date) = (&rrn, &date);
             let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
             let a = t
                 .refund(&sup, &card(c), fen(amount)?, rrn, date, &who.operator)
@@ -530,10 +589,10 @@ async fn run(cli: Cli) -> Result<()> {
             login(&mut t, who)?;
             let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
             let s = t.settle(&sup, &who.operator).await?;
-            println!(
-                "{}",
-                receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced)
-            );
+            let slip =
+                receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced);
+            terminal_fw::history::keep_settlement_slip(&mut t.store, &slip)?;
+            println!("{slip}");
         }
         Command::Echo => {
             let mut t = open(&cli)?;
@@ -541,29 +600,48 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Log => {
             let t = open(&cli)?;
-            println!("batch {:06}", t.batch()?);
-            for e in t.store.log(t.batch()?)? {
-                println!(
-                    "{:06} {:<8} {:<20} {:>12} {} {} {}{}",
-                    e.stan,
-                    e.kind,
-                    e.masked_pan,
-                    format!("{}.{:02}", e.amount_fen / 100, e.amount_fen % 100),
-                    e.rc,
-                    e.rrn,
-                    e.when,
-                    if e.voided { " voided" } else { "" }
-                );
+            let open_batch = t.batch()?;
+            // The open batch, then the last settled one (a refund or reprint may need it).
+            let batches = [
+                (open_batch, "open"),
+                (open_batch.saturating_sub(1), "settled"),
+            ];
+            for (batch, state) in batches.into_iter().filter(|(b, _)| *b > 0) {
+                println!("batch {batch:06} ({state})");
+                for e in t.store.log(batch)? {
+                    println!(
+                        "{:06} {:<8} {:<20} {:>12} {} {} {}{}",
+                        e.stan,
+                        e.kind,
+                        e.masked_pan,
+                        format!("{}.{:02}", e.amount_fen / 100, e.amount_fen % 100),
+                        e.rc,
+                        e.rrn,
+                        e.when,
+                        if e.voided { " voided" } else { "" }
+                    );
+                }
             }
         }
-        Command::Reprint { trace } => {
+        Command::Reprint {
+            settlement: true, ..
+        } => {
             let t = open(&cli)?;
-            let log = t.store.log(t.batch()?)?;
+            let slip = terminal_fw::history::last_settlement_slip(&t.store)?
+                .ok_or_else(|| anyhow!("no settlement yet on this terminal"))?;
+            println!("{slip}\n(REPRINT 重打印)");
+        }
+        Command::Reprint { trace, .. } => {
+            let t = open(&cli)?;
+            // The open batch, else the last settled one.
+            let batch = t.batch()?;
+            let mut log = t.store.log(batch.saturating_sub(1))?;
+            log.extend(t.store.log(batch)?);
             let e = match trace {
-                Some(s) => log.iter().find(|e| e.stan == *s),
+                Some(s) => log.iter().rev().find(|e| e.stan == *s),
                 None => log.iter().rev().find(|e| e.kind != "balance"),
             }
-            .ok_or_else(|| anyhow!("no such transaction in the open batch"))?;
+            .ok_or_else(|| anyhow!("no such transaction in the open or the last settled batch"))?;
             println!(
                 "{}",
                 receipt::receipt(

@@ -279,3 +279,122 @@ async fn the_command_line_terminal() {
     std::fs::remove_dir_all(&state).unwrap();
     std::fs::remove_dir_all(&sw_dir).unwrap();
 }
+
+/// The walk-through without trace numbers or dates: `void --last`, `refund --last` (its RRN
+/// and date from the log), `reprint --settlement` and `reprint` after the settlement, and
+/// `log` showing the settled batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
+    let sw_dir = temp_dir("cli-last-switch");
+    let sw = switch(&sw_dir).await;
+    let addr = sw.terminal_addr.to_string();
+    let state = temp_dir("cli-last-state");
+    let run = |args: &[&str]| tfw(&state, &addr, args);
+    assert!(run(&["init", "--tid", "10000502"]).0);
+    for (op, old, new) in [("99", "000000", "135790"), ("00", "123456", "246802")] {
+        assert!(
+            run(&[
+                "operator",
+                "passwd",
+                "--operator",
+                op,
+                "--old",
+                old,
+                "--new",
+                new
+            ])
+            .0
+        );
+    }
+    let cashier = ["--operator", "01", "--password", "102938"];
+    assert!(
+        run(&[
+            "operator",
+            "add",
+            "--operator",
+            "01",
+            "--password",
+            "102938",
+            "--admin-password",
+            "135790"
+        ])
+        .0
+    );
+    assert!(run(&[&["signon"][..], &cashier[..]].concat()).0);
+    let card = ["--pan", "6222021000000000017"];
+    let sale = |amount: &str| {
+        run(&[
+            &["sale"][..],
+            &cashier[..],
+            &card[..],
+            &["--pin", "123456", "--amount", amount][..],
+        ]
+        .concat())
+    };
+    // Nothing to void yet.
+    let (ok, _, err) = run(&[
+        &["void", "--last"][..],
+        &cashier[..],
+        &card[..],
+        &["--supervisor-password", "246802"][..],
+    ]
+    .concat());
+    assert!(!ok && err.contains("no approved sale to void"), "{err}");
+    assert!(sale("10.00").0);
+    assert!(sale("20.00").0);
+    let (ok, out, err) = run(&[
+        &["void", "--last"][..],
+        &cashier[..],
+        &card[..],
+        &["--supervisor-password", "246802"][..],
+    ]
+    .concat());
+    assert!(
+        ok && out.contains("voiding trace") && out.contains("20.00"),
+        "{out}{err}"
+    );
+    // The voided one is not voided twice: the next --last is the 10.00 sale.
+    let (ok, out, err) = run(&[
+        &["refund", "--last", "--amount", "4.00"][..],
+        &cashier[..],
+        &card[..],
+        &["--supervisor-password", "246802"][..],
+    ]
+    .concat());
+    assert!(
+        ok && out.contains("refunding RRN") && out.contains("10.00"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(&[
+        &["settle"][..],
+        &cashier[..],
+        &["--supervisor-password", "246802"][..],
+    ]
+    .concat());
+    assert!(ok && out.contains("BALANCED"), "{out}{err}");
+    let (ok, out, _) = run(&["reprint", "--settlement"]);
+    assert!(
+        ok && out.contains("BALANCED") && out.contains("REPRINT"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["reprint"]);
+    assert!(
+        ok && out.contains("RMB 4.00"),
+        "the last transaction, settled: {out}{err}"
+    );
+    let (ok, out, _) = run(&["log"]);
+    assert!(
+        ok && out.contains("(open)") && out.contains("(settled)") && out.contains("voided"),
+        "{out}"
+    );
+    // After settlement a refund of the settled batch's sale still finds its date.
+    let (ok, out, err) = run(&[
+        &["refund", "--last", "--amount", "1.00"][..],
+        &cashier[..],
+        &card[..],
+        &["--supervisor-password", "246802"][..],
+    ]
+    .concat());
+    assert!(ok && out.contains("10.00"), "{out}{err}");
+    sw.shutdown().await;
+}

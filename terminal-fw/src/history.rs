@@ -1,0 +1,78 @@
+//! The terminal's own record of what it did, for the operator's conveniences: the last sale
+//! to void or refund, a sale's date by its reference number, the last settlement slip.
+//!
+//! ```text
+//!  void --last      ─▶ the newest approved, not voided sale of the open batch
+//!  refund --last    ─▶ the newest approved sale of the open batch, else of the last settled one
+//!  refund --rrn R   ─▶ its date (MMDD) from the log, when --date is not given
+//!  reprint --settlement ─▶ the slip the last settlement printed
+//! ```
+
+use crate::store::{LogEntry, Store, StoreError};
+
+/// Store key of the last settlement slip.
+const LAST_SLIP: &str = "last_settlement_slip";
+
+fn approved_sale(e: &LogEntry) -> bool {
+    e.kind == "sale" && e.rc == "00"
+}
+
+/// The newest approved sale of `batch` that is not voided.
+pub fn last_voidable(store: &Store, batch: u32) -> Result<Option<LogEntry>, StoreError> {
+    Ok(store
+        .log(batch)?
+        .into_iter()
+        .rev()
+        .find(|e| approved_sale(e) && !e.voided))
+}
+
+/// The newest approved sale of the open batch, else of the one before it (settled: a
+/// refund is still allowed for it).
+pub fn last_refundable(store: &Store, batch: u32) -> Result<Option<LogEntry>, StoreError> {
+    for b in [batch, batch.saturating_sub(1)] {
+        if b == 0 {
+            continue;
+        }
+        if let Some(e) = store
+            .log(b)?
+            .into_iter()
+            .rev()
+            .find(|e| approved_sale(e) && !e.voided)
+        {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
+/// The sale with reference number `rrn` in the open batch or the one before.
+pub fn sale_by_rrn(store: &Store, batch: u32, rrn: &str) -> Result<Option<LogEntry>, StoreError> {
+    for b in [batch, batch.saturating_sub(1)] {
+        if b == 0 {
+            continue;
+        }
+        if let Some(e) = store
+            .log(b)?
+            .into_iter()
+            .find(|e| approved_sale(e) && e.rrn == rrn)
+        {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
+/// The sale's date as a refund names it (MMDD), from its log time (`MMDDhhmmss`).
+pub fn date_of(e: &LogEntry) -> Option<&str> {
+    e.when.get(..4)
+}
+
+/// Keeps the slip a settlement printed, for `reprint --settlement`.
+pub fn keep_settlement_slip(store: &mut Store, slip: &str) -> Result<(), StoreError> {
+    store.set_many(&[(LAST_SLIP, slip.as_bytes())])
+}
+
+/// The slip of the last settlement.
+pub fn last_settlement_slip(store: &Store) -> Result<Option<String>, StoreError> {
+    store.get_text(LAST_SLIP)
+}
