@@ -511,10 +511,10 @@ async fn run(cli: Cli) -> Result<()> {
                     let e = terminal_fw::history::last_voidable(&t.store, t.batch()?)?
                         .ok_or_else(|| anyhow!("no approved sale to void in the open batch"))?;
                     println!(
-                        "voiding trace {:06}: {} {}",
+                        "voiding trace {:06}: {} {} CNY",
                         e.stan,
                         e.masked_pan,
-                        format!("{} CNY", codes::yuan_grouped(e.amount_fen))
+                        codes::yuan_grouped(e.amount_fen)
                     );
                     e.stan
                 }
@@ -556,9 +556,9 @@ async fn run(cli: Cli) -> Result<()> {
             };
             if let Some(e) = &found {
                 println!(
-                    "refunding RRN {rrn} of {date}: {} {}",
+                    "refunding RRN {rrn} of {date}: {} {} CNY",
                     e.masked_pan,
-                    format!("{} CNY", codes::yuan_grouped(e.amount_fen))
+                    codes::yuan_grouped(e.amount_fen)
                 );
             }
             let (rrn, date) = (&rrn, &date);
