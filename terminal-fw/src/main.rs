@@ -126,15 +126,24 @@ enum OperatorCmd {
         #[arg(long)]
         new: Option<String>,
     },
-    /// Supervisor (00) resets a cashier's password.
+    /// Supervisor (00) resets a cashier's password; the administrator (99) resets a locked
+    /// or forgotten supervisor (`--operator 00`) to the factory password.
     Reset {
+        /// The cashier (01-98), or 00.
         #[arg(long)]
         operator: String,
+        /// A cashier's new password (asked when not given).
         #[arg(long)]
         new: Option<String>,
+        /// For a cashier: the supervisor's password.
         #[arg(long)]
         supervisor_password: Option<String>,
+        /// For the supervisor: the administrator's password.
+        #[arg(long)]
+        admin_password: Option<String>,
     },
+    /// Operator events (resets), oldest first.
+    Events,
     /// Check a login.
     Login {
         #[command(flatten)]
@@ -302,6 +311,30 @@ enum Command {
     },
 }
 
+/// A new password from a flag, else asked; on a terminal twice, and two that differ are
+/// refused (a typo would lock the operator out). The rules are stated with the prompt.
+fn new_password(given: Option<String>, prompt: &str) -> Result<String> {
+    if given.is_some() || !std::io::stdin().is_terminal() {
+        return secret(given, prompt);
+    }
+    let ask =
+        |p: &str| rpassword::prompt_password(format!("{p}: ")).context("reading the password");
+    confirmed(
+        ask(&format!(
+            "{prompt} (6 digits, not all one digit, not a run)"
+        ))?,
+        ask("again")?,
+    )
+}
+
+/// The password typed twice, when both agree.
+fn confirmed(first: String, second: String) -> Result<String> {
+    if first != second {
+        bail!("the two passwords differ: nothing changed");
+    }
+    Ok(first)
+}
+
 /// A secret from a flag, else asked (hidden on a terminal, a line from a pipe).
 fn secret(given: Option<String>, prompt: &str) -> Result<String> {
     if let Some(s) = given {
@@ -450,19 +483,37 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 OperatorCmd::Passwd { operator, old, new } => {
                     let old = secret(old.clone(), "current password")?;
-                    let new = secret(new.clone(), "new password")?;
+                    let new = new_password(new.clone(), "new password")?;
                     ops.change_password(operator, &old, &new).map_err(explain)?;
                     println!("password of {operator} changed");
                 }
                 OperatorCmd::Reset {
                     operator,
+                    admin_password,
+                    ..
+                } if operator == "00" => {
+                    let admin = secret(admin_password.clone(), "administrator (99) password")?;
+                    ops.reset_supervisor(&admin).map_err(explain)?;
+                    println!(
+                        "supervisor 00 reset to the factory password {}: change it at its next login",
+                        terminal_fw::operators::FACTORY_SUPERVISOR
+                    );
+                }
+                OperatorCmd::Reset {
+                    operator,
                     new,
                     supervisor_password,
+                    ..
                 } => {
                     let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
-                    let new = secret(new.clone(), "new password")?;
+                    let new = new_password(new.clone(), "new password")?;
                     ops.reset_password(&sup, operator, &new).map_err(explain)?;
                     println!("password of {operator} reset; it must be changed at next login");
+                }
+                OperatorCmd::Events => {
+                    for (time, by, event, operator) in ops.events().map_err(explain)? {
+                        println!("{time} (UTC s)  by {by}: {event}, operator {operator}");
+                    }
                 }
                 OperatorCmd::Login { who } => {
                     let pw = secret(who.password.clone(), "password")?;
@@ -797,5 +848,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirmed;
+
+    #[test]
+    fn a_new_password_typed_twice_must_agree() {
+        assert_eq!(
+            confirmed("135790".into(), "135790".into()).unwrap(),
+            "135790"
+        );
+        let e = confirmed("135790".into(), "135709".into()).unwrap_err();
+        assert!(e.to_string().contains("differ"));
     }
 }

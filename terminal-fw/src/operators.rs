@@ -60,10 +60,15 @@ pub enum OperatorError {
     #[error("operator {0} does not exist")]
     Unknown(String),
     /// Wrong password.
-    #[error("wrong password ({remaining} tries left before the operator is locked)")]
+    #[error(
+        "wrong password ({remaining} tries left before the operator is locked for {} min)",
+        .lock_secs.div_ceil(60)
+    )]
     WrongPassword {
         /// Tries left.
         remaining: u32,
+        /// How long the lock lasts.
+        lock_secs: u64,
     },
     /// Locked after too many failures.
     #[error("operator locked after {MAX_FAILURES} wrong passwords; try again in {seconds} s")]
@@ -243,6 +248,7 @@ impl<'s> Operators<'s> {
         } else {
             Err(OperatorError::WrongPassword {
                 remaining: MAX_FAILURES - failures,
+                lock_secs: self.lock_secs,
             })
         }
     }
@@ -313,6 +319,44 @@ impl<'s> Operators<'s> {
         Ok(())
     }
 
+    /// The administrator (99) resets a locked or forgotten supervisor (00): its password
+    /// becomes the factory one, to be changed at its next login, and its lock ends. Recorded
+    /// in the terminal's operator events. (The administrator's own recovery is
+    /// `init --force`, a new terminal: nothing secret survives it.)
+    pub fn reset_supervisor(&mut self, admin_pw: &str) -> Result<(), OperatorError> {
+        if self.login("99", admin_pw)? != Role::Admin {
+            return Err(OperatorError::NotAllowed(
+                "only the administrator resets the supervisor",
+            ));
+        }
+        self.put("00", FACTORY_SUPERVISOR, true)?;
+        self.note("99", "reset to the factory password", "00")
+    }
+
+    /// Records an operator event (who did what to whom, when) in the terminal's state.
+    fn note(&mut self, by: &str, event: &str, operator: &str) -> Result<(), OperatorError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.store.conn().execute(
+            "INSERT INTO operator_events (time, by, event, operator) VALUES (?1, ?2, ?3, ?4)",
+            params![now as i64, by, event, operator],
+        )?;
+        Ok(())
+    }
+
+    /// The operator events, oldest first: (UTC seconds, by, event, operator).
+    pub fn events(&self) -> Result<Vec<(i64, String, String, String)>, OperatorError> {
+        let mut q = self
+            .store
+            .conn()
+            .prepare("SELECT time, by, event, operator FROM operator_events ORDER BY rowid")?;
+        let rows = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// The supervisor resets a cashier's password (the cashier changes it at next login).
     pub fn reset_password(
         &mut self,
@@ -325,7 +369,8 @@ impl<'s> Operators<'s> {
             return Err(OperatorError::Unknown(no.to_owned()));
         }
         check_password_rules(new)?;
-        self.put(no, new, true)
+        self.put(no, new, true)?;
+        self.note("00", "password reset", no)
     }
 }
 

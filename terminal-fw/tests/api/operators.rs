@@ -86,7 +86,7 @@ fn lockout_after_five_failures_survives_restart() {
         ops.lock_secs = 2;
         for remaining in [4, 3, 2, 1] {
             assert!(
-                matches!(ops.login("02", "000001"), Err(OperatorError::WrongPassword { remaining: r }) if r == remaining)
+                matches!(ops.login("02", "000001"), Err(OperatorError::WrongPassword { remaining: r, .. }) if r == remaining)
             );
         }
         assert!(matches!(
@@ -109,4 +109,46 @@ fn lockout_after_five_failures_survives_restart() {
     std::thread::sleep(std::time::Duration::from_millis(2_100));
     assert_eq!(ops.login("02", "102938").unwrap(), Role::Cashier);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A locked supervisor is reset by the administrator to the factory password, which must be
+/// changed at its next login; the reset is recorded. The wrong-password message states how
+/// long the lock lasts.
+#[test]
+fn the_administrator_resets_a_locked_supervisor() {
+    let dir = temp_dir("ops-reset");
+    let mut s = store(&dir, "10000102");
+    let mut ops = Operators::new(&mut s).unwrap();
+    ops.change_password("99", FACTORY_ADMIN, "135790").unwrap();
+    ops.change_password("00", FACTORY_SUPERVISOR, "246802")
+        .unwrap();
+    let first = ops.login("00", "000001").unwrap_err().to_string();
+    assert!(first.contains("locked for 10 min"), "{first}");
+    for _ in 0..4 {
+        let _ = ops.login("00", "000001");
+    }
+    assert!(matches!(
+        ops.authorise_supervisor("246802"),
+        Err(OperatorError::Locked { .. })
+    ));
+    // Only the administrator, with its password.
+    assert!(ops.reset_supervisor("000000").is_err());
+    ops.reset_supervisor("135790").unwrap();
+    assert!(matches!(
+        ops.login("00", FACTORY_SUPERVISOR),
+        Err(OperatorError::MustChange(_))
+    ));
+    ops.change_password("00", FACTORY_SUPERVISOR, "192837")
+        .unwrap();
+    ops.authorise_supervisor("192837").unwrap();
+    let events = ops.events().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (
+            events[0].1.as_str(),
+            events[0].2.as_str(),
+            events[0].3.as_str()
+        ),
+        ("99", "reset to the factory password", "00")
+    );
 }
