@@ -85,6 +85,14 @@ pub struct Summary {
     pub latency_us: BTreeMap<String, u64>,
     /// Answers per response code.
     pub response_codes: BTreeMap<String, u64>,
+    /// Why requests (or whole terminals, at sign-on) failed, by reason.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// A failure's reason as counted: the error's message (no card data is in it).
+fn reason(e: &TxnError) -> String {
+    let text = e.to_string();
+    text.chars().take(80).collect()
 }
 
 #[derive(Default)]
@@ -92,6 +100,7 @@ struct Shared {
     hist: Option<Histogram<u64>>,
     codes: BTreeMap<String, u64>,
     errors: u64,
+    failures: BTreeMap<String, u64>,
 }
 
 fn record(shared: &Mutex<Shared>, started: Instant, result: &Result<String, TxnError>) {
@@ -104,7 +113,10 @@ fn record(shared: &Mutex<Shared>, started: Instant, result: &Result<String, TxnE
                 }
                 *s.codes.entry(rc.clone()).or_default() += 1;
             }
-            Err(_) => s.errors += 1,
+            Err(e) => {
+                s.errors += 1;
+                *s.failures.entry(reason(e)).or_default() += 1;
+            }
         }
     }
 }
@@ -265,10 +277,15 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
         });
     }
     let mut failed = 0;
+    let mut failures = BTreeMap::<String, u64>::new();
     for t in tasks {
-        if !matches!(t.await, Ok(Ok(()))) {
-            failed += 1;
-        }
+        let why = match t.await {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => reason(&e),
+            Err(e) => format!("terminal task: {e}"),
+        };
+        failed += 1;
+        *failures.entry(why).or_default() += 1;
     }
     if let Some(Ok(mut w)) = recorder.as_ref().as_ref().map(Mutex::lock) {
         use std::io::Write;
@@ -279,6 +296,9 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
         .lock()
         .map_err(|_| TxnError::Input("load state poisoned".into()))?;
     let total: u64 = s.codes.values().sum();
+    for (why, n) in &s.failures {
+        *failures.entry(why.clone()).or_default() += n;
+    }
     Ok(Summary {
         total,
         errors: s.errors + failed,
@@ -286,5 +306,6 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
         throughput: total as f64 / seconds.max(0.001),
         latency_us: s.hist.as_ref().map(percentiles).unwrap_or_default(),
         response_codes: s.codes.clone(),
+        failures,
     })
 }

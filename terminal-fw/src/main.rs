@@ -311,6 +311,36 @@ enum Command {
     },
 }
 
+/// The share of sales in `--mix` (`sale=90,balance=10`): only the kinds the generator
+/// sends, adding up to 100.
+fn mix_sale_pct(mix: &str) -> Result<u32> {
+    let (mut sale, mut balance) = (None, None);
+    for part in mix.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (kind, pct) = part.split_once('=').ok_or_else(|| {
+            anyhow!("--mix {part:?}: write kind=percent, e.g. sale=90,balance=10")
+        })?;
+        let pct: u32 = pct
+            .parse()
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| anyhow!("--mix {part:?}: a percentage 0 to 100"))?;
+        match kind {
+            "sale" => sale = Some(pct),
+            "balance" => balance = Some(pct),
+            other => bail!("--mix: the load generator sends sale and balance, not {other:?}"),
+        }
+    }
+    let sale = match (sale, balance) {
+        (Some(s), Some(b)) if s + b != 100 => {
+            bail!("--mix: sale and balance add up to {}, not 100", s + b)
+        }
+        (Some(s), _) => s,
+        (None, Some(b)) => 100 - b,
+        (None, None) => 100,
+    };
+    Ok(sale)
+}
+
 /// A new password from a flag, else asked; on a terminal twice, and two that differ are
 /// refused (a typo would lock the operator out). The rules are stated with the prompt.
 fn new_password(given: Option<String>, prompt: &str) -> Result<String> {
@@ -718,14 +748,7 @@ async fn run(cli: Cli) -> Result<()> {
             json,
             record,
         } => {
-            let sale_pct = mix
-                .split(',')
-                .find_map(|p| p.strip_prefix("sale="))
-                .map(|v| v.parse::<u32>())
-                .transpose()
-                .map_err(|_| anyhow!("--mix: e.g. sale=90,balance=10"))?
-                .unwrap_or(100)
-                .min(100);
+            let sale_pct = mix_sale_pct(mix)?;
             let summary = terminal_fw::load::run(terminal_fw::load::LoadOptions {
                 cipher: *algorithm,
                 addrs: cli.switch_addrs.clone(),
@@ -754,6 +777,16 @@ async fn run(cli: Cli) -> Result<()> {
                     summary.throughput,
                     summary.latency_us,
                     summary.response_codes
+                );
+                if !summary.failures.is_empty() {
+                    println!("failures: {:?}", summary.failures);
+                }
+            }
+            if summary.response_codes.get("00").copied().unwrap_or(0) == 0 {
+                bail!(
+                    "no request was approved (response codes {:?}, failures {:?})",
+                    summary.response_codes,
+                    summary.failures
                 );
             }
         }
@@ -854,6 +887,23 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::confirmed;
+
+    #[test]
+    fn the_mix_names_only_what_the_generator_sends() {
+        use super::mix_sale_pct;
+        assert_eq!(mix_sale_pct("sale=100").unwrap(), 100);
+        assert_eq!(mix_sale_pct("sale=90,balance=10").unwrap(), 90);
+        assert_eq!(mix_sale_pct("balance=30").unwrap(), 70);
+        for bad in [
+            "void=10",
+            "sale=90,balance=20",
+            "sale",
+            "sale=x",
+            "sale=101",
+        ] {
+            assert!(mix_sale_pct(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_new_password_typed_twice_must_agree() {

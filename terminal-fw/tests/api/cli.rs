@@ -275,6 +275,27 @@ async fn the_command_line_terminal() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["response_codes"]["94"], serde_json::Value::Null, "{out}");
     assert_eq!(v["errors"], 0, "{out}");
+    // Terminals the switch does not know: nothing approved, a non-zero exit, and why.
+    let (ok, out, err) = run(&[
+        "load",
+        "--terminals",
+        "2",
+        "--duration",
+        "1",
+        "--first-tid",
+        "20000001",
+        "--json",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("no request was approved") && err.contains("97"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["failures"].to_string().contains("97"), "{out}");
+    // A kind it does not send is refused before anything is sent.
+    let (ok, _, err) = run(&["load", "--mix", "sale=50,void=50", "--duration", "1"]);
+    assert!(!ok && err.contains("not \"void\""), "{err}");
     sw.shutdown().await;
     std::fs::remove_dir_all(&state).unwrap();
     std::fs::remove_dir_all(&sw_dir).unwrap();
