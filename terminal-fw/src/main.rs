@@ -657,9 +657,17 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
-            let a = t
-                .qr(code, fen(amount)?, code_password.as_deref(), &who.operator)
+            let amount = fen(amount)?;
+            let mut a = t
+                .qr(code, amount, code_password.as_deref(), &who.operator)
                 .await?;
+            // Above the password-free limit the switch wants the payment password (55):
+            // asked now (hidden), and the sale sent again with it.
+            if a.rc == "55" && code_password.is_none() {
+                println!("{}", codes::describe("55"));
+                let pw = secret(None, "payment password (above the password-free limit)")?;
+                a = t.qr(code, amount, Some(&pw), &who.operator).await?;
+            }
             show(&t, &a);
         }
         Command::Settle {

@@ -408,6 +408,34 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
         ok && out.contains("(open)") && out.contains("(settled)") && out.contains("voided"),
         "{out}"
     );
+    // A QR sale above the password-free limit asks for the payment password (read from
+    // stdin here, hidden on a terminal) and goes through with it.
+    let out = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
+        .arg("--state")
+        .arg(&state)
+        .args(["--switch", &addr, "qr"])
+        .args(cashier)
+        .args(["--code", "280000000000000001", "--amount", "1500.00"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"888888\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("55") && text.contains("response 00"),
+        "{text}"
+    );
     // After settlement a refund of the settled batch's sale still finds its date.
     let (ok, out, err) = run(&[
         &["refund", "--last", "--amount", "1.00"][..],
