@@ -24,6 +24,22 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use switch::Config;
 
+/// Like `println!`/`print!`, but a reader that went away (`| head`) ends the output
+/// quietly instead of a panic.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+macro_rules! out_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "switch",
@@ -610,7 +626,7 @@ fn journal_init(config: Option<PathBuf>, force: bool) -> Result<()> {
     }
     let path = &config.journal.path;
     let id = switch::daemon::init_journal(path, force)?;
-    println!("journal {} created, id {id}", path.display());
+    out!("journal {} created, id {id}", path.display());
     Ok(())
 }
 
@@ -618,9 +634,9 @@ fn journal_migrate(path: &std::path::Path) -> Result<()> {
     let config = Config::load(path)?;
     let applied = switch::daemon::migrate_journal(&config)?;
     if applied.is_empty() {
-        println!("journal {}: schema up to date", config.journal.place());
+        out!("journal {}: schema up to date", config.journal.place());
     } else {
-        println!(
+        out!(
             "journal {}: migrations {applied:?} applied",
             config.journal.place()
         );
@@ -672,15 +688,15 @@ fn report(report: Report) -> Result<()> {
                 switch::report::settlement(open(&source)?.as_mut(), &date).map_err(failed)?;
             let csv = matches!(format, ReportFormat::Csv);
             if !csv {
-                println!("settlement for {date} (a China Standard Time day)");
+                out!("settlement for {date} (a China Standard Time day)");
             }
-            print!("{}", switch::report::format_settlement(&rows, csv));
+            out_raw!("{}", switch::report::format_settlement(&rows, csv));
         }
         Report::Issuers { date, source } => {
             check_date(&date)?;
             let text = switch::report::issuers(open(&source)?.as_mut(), &date).map_err(failed)?;
-            println!("issuers for {date} (a China Standard Time day)");
-            print!("{text}");
+            out!("issuers for {date} (a China Standard Time day)");
+            out_raw!("{text}");
         }
         Report::Saf { state, source } => {
             if let Some(s) = &state
@@ -694,12 +710,12 @@ fn report(report: Report) -> Result<()> {
             }
             let text =
                 switch::report::saf(open(&source)?.as_mut(), state.as_deref()).map_err(failed)?;
-            print!("{text}");
+            out_raw!("{text}");
         }
         Report::Batch { tid, batch, source } => {
             let text =
                 switch::report::batch(open(&source)?.as_mut(), &tid, batch).map_err(failed)?;
-            print!("{text}");
+            out_raw!("{text}");
         }
     }
     Ok(())
@@ -775,7 +791,7 @@ fn admin_call(
     })?;
     let (code, body) = switch::daemon::admin::request(addr, token.trim(), method, path, body)?;
     if code == 200 {
-        println!("{body}");
+        out!("{body}");
         Ok(())
     } else {
         Err(anyhow!("{code}: {}", body.trim()))
@@ -888,7 +904,7 @@ fn main() -> ExitCode {
             }
         },
         Command::CheckConfig { file } => checked_config(&file).map(|c| {
-            println!(
+            out!(
                 "{}: ok ({} terminal ranges, {} routes, {} fee rules, {} cards, {} issuers{})",
                 file.display(),
                 c.terminals.len(),

@@ -27,6 +27,15 @@ use terminal_fw::operators::{OperatorError, Operators};
 use terminal_fw::receipt::{self, Copy};
 use terminal_fw::{Card, Store, Terminal};
 
+/// Like `println!`/`print!`, but a reader that went away (`| head`) ends the output
+/// quietly instead of a panic.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// The demo terminals' TMK: a published test key.
 const DEMO_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
@@ -431,7 +440,7 @@ const EXIT_DECLINED: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 
 fn show(t: &Terminal, a: &terminal_fw::Answer) {
-    println!(
+    out!(
         "response {}  RRN {}  auth {}",
         codes::describe(&a.rc),
         a.rrn,
@@ -440,23 +449,23 @@ fn show(t: &Terminal, a: &terminal_fw::Answer) {
     if a.rc != "00" {
         DECLINED.store(true, std::sync::atomic::Ordering::Relaxed);
         // A decline prints no slip to sign: a short note.
-        println!("交易失败 DECLINED: {}", codes::describe(&a.rc));
+        out!("交易失败 DECLINED: {}", codes::describe(&a.rc));
         return;
     }
     if let Some(b) = &a.balance {
         match codes::balance_fen(b) {
-            Some(fen) => println!(
+            Some(fen) => out!(
                 "可用余额 Available balance: {} CNY",
                 codes::yuan_grouped(fen)
             ),
-            None => println!("balance (field 54): {b}"),
+            None => out!("balance (field 54): {b}"),
         }
     }
     if let Some(e) = &a.entry
         && e.kind != "balance"
     {
         for copy in [Copy::Merchant, Copy::Cardholder] {
-            println!(
+            out!(
                 "{}",
                 receipt::receipt(e, "DEMO MERCHANT (TEST)", t.mid(), t.tid(), copy, false)
             );
@@ -484,7 +493,7 @@ async fn run(cli: Cli) -> Result<()> {
                 *algorithm,
             )?;
             Operators::new(&mut store)?;
-            println!(
+            out!(
                 "terminal {tid} of merchant {mid} initialised in {}",
                 cli.state.display()
             );
@@ -501,7 +510,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let admin = secret(admin_password.clone(), "administrator (99) password")?;
                     let pw = secret(password.clone(), &format!("new password of {operator}"))?;
                     ops.add_cashier(&admin, operator, &pw).map_err(explain)?;
-                    println!("cashier {operator} added");
+                    out!("cashier {operator} added");
                 }
                 OperatorCmd::Remove {
                     operator,
@@ -509,13 +518,13 @@ async fn run(cli: Cli) -> Result<()> {
                 } => {
                     let admin = secret(admin_password.clone(), "administrator (99) password")?;
                     ops.remove_cashier(&admin, operator).map_err(explain)?;
-                    println!("cashier {operator} removed");
+                    out!("cashier {operator} removed");
                 }
                 OperatorCmd::Passwd { operator, old, new } => {
                     let old = secret(old.clone(), "current password")?;
                     let new = new_password(new.clone(), "new password")?;
                     ops.change_password(operator, &old, &new).map_err(explain)?;
-                    println!("password of {operator} changed");
+                    out!("password of {operator} changed");
                 }
                 OperatorCmd::Reset {
                     operator,
@@ -524,7 +533,7 @@ async fn run(cli: Cli) -> Result<()> {
                 } if operator == "00" => {
                     let admin = secret(admin_password.clone(), "administrator (99) password")?;
                     ops.reset_supervisor(&admin).map_err(explain)?;
-                    println!(
+                    out!(
                         "supervisor 00 reset to the factory password {}: change it at its next login",
                         terminal_fw::operators::FACTORY_SUPERVISOR
                     );
@@ -538,17 +547,17 @@ async fn run(cli: Cli) -> Result<()> {
                     let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
                     let new = new_password(new.clone(), "new password")?;
                     ops.reset_password(&sup, operator, &new).map_err(explain)?;
-                    println!("password of {operator} reset; it must be changed at next login");
+                    out!("password of {operator} reset; it must be changed at next login");
                 }
                 OperatorCmd::Events => {
                     for (time, by, event, operator) in ops.events().map_err(explain)? {
-                        println!("{time} (UTC s)  by {by}: {event}, operator {operator}");
+                        out!("{time} (UTC s)  by {by}: {event}, operator {operator}");
                     }
                 }
                 OperatorCmd::Login { who } => {
                     let pw = secret(who.password.clone(), "password")?;
                     let role = ops.login(&who.operator, &pw).map_err(explain)?;
-                    println!("operator {} logged in ({role:?})", who.operator);
+                    out!("operator {} logged in ({role:?})", who.operator);
                 }
             }
         }
@@ -556,7 +565,7 @@ async fn run(cli: Cli) -> Result<()> {
             let mut t = open(&cli)?;
             login(&mut t, who)?;
             let a = t.sign_on(&who.operator).await?;
-            println!("sign-on: response {} batch {:06}", a.rc, t.batch()?);
+            out!("sign-on: response {} batch {:06}", a.rc, t.batch()?);
         }
         Command::Sale {
             who,
@@ -591,7 +600,7 @@ async fn run(cli: Cli) -> Result<()> {
                 (None, _) => {
                     let e = terminal_fw::history::last_voidable(&t.store, t.batch()?)?
                         .ok_or_else(|| anyhow!("no approved sale to void in the open batch"))?;
-                    println!(
+                    out!(
                         "voiding trace {:06}: {} {} CNY",
                         e.stan,
                         e.masked_pan,
@@ -636,7 +645,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ),
             };
             if let Some(e) = &found {
-                println!(
+                out!(
                     "refunding RRN {rrn} of {date}: {} {} CNY",
                     e.masked_pan,
                     codes::yuan_grouped(e.amount_fen)
@@ -664,7 +673,7 @@ async fn run(cli: Cli) -> Result<()> {
             // Above the password-free limit the switch wants the payment password (55):
             // asked now (hidden), and the sale sent again with it.
             if a.rc == "55" && code_password.is_none() {
-                println!("{}", codes::describe("55"));
+                out!("{}", codes::describe("55"));
                 let pw = secret(None, "payment password (above the password-free limit)")?;
                 a = t.qr(code, amount, Some(&pw), &who.operator).await?;
             }
@@ -681,11 +690,11 @@ async fn run(cli: Cli) -> Result<()> {
             let slip =
                 receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced);
             terminal_fw::history::keep_settlement_slip(&mut t.store, &slip)?;
-            println!("{slip}");
+            out!("{slip}");
         }
         Command::Echo => {
             let mut t = open(&cli)?;
-            println!("echo: response {}", t.echo().await?);
+            out!("echo: response {}", t.echo().await?);
         }
         Command::Log => {
             let t = open(&cli)?;
@@ -696,9 +705,9 @@ async fn run(cli: Cli) -> Result<()> {
                 (open_batch.saturating_sub(1), "settled"),
             ];
             for (batch, state) in batches.into_iter().filter(|(b, _)| *b > 0) {
-                println!("batch {batch:06} ({state})");
+                out!("batch {batch:06} ({state})");
                 for e in t.store.log(batch)? {
-                    println!(
+                    out!(
                         "{:06} {:<8} {:<20} {:>12} {} {} {}{}",
                         e.stan,
                         e.kind,
@@ -718,7 +727,7 @@ async fn run(cli: Cli) -> Result<()> {
             let t = open(&cli)?;
             let slip = terminal_fw::history::last_settlement_slip(&t.store)?
                 .ok_or_else(|| anyhow!("no settlement yet on this terminal"))?;
-            println!("{slip}\n(REPRINT 重打印)");
+            out!("{slip}\n(REPRINT 重打印)");
         }
         Command::Reprint { trace, .. } => {
             let t = open(&cli)?;
@@ -731,7 +740,7 @@ async fn run(cli: Cli) -> Result<()> {
                 None => log.iter().rev().find(|e| e.kind != "balance"),
             }
             .ok_or_else(|| anyhow!("no such transaction in the open or the last settled batch"))?;
-            println!(
+            out!(
                 "{}",
                 receipt::receipt(
                     e,
@@ -775,9 +784,9 @@ async fn run(cli: Cli) -> Result<()> {
             })
             .await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                out!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                println!(
+                out!(
                     "total {}  errors {}  {:.1} s  {:.0} tps\nlatency us: {:?}\nresponse codes: {:?}",
                     summary.total,
                     summary.errors,
@@ -787,7 +796,7 @@ async fn run(cli: Cli) -> Result<()> {
                     summary.response_codes
                 );
                 if !summary.failures.is_empty() {
-                    println!("failures: {:?}", summary.failures);
+                    out!("failures: {:?}", summary.failures);
                 }
             }
             if summary.response_codes.get("00").copied().unwrap_or(0) == 0 {
@@ -822,7 +831,7 @@ async fn demo(cli: &Cli, cipher: Cipher) -> Result<()> {
         ops.change_password("00", terminal_fw::operators::FACTORY_SUPERVISOR, "246802")
             .map_err(explain)?;
         ops.add_cashier("135790", "01", "102938").map_err(explain)?;
-        println!(
+        out!(
             "demo terminal {tid} ({}): administrator 135790, supervisor 246802, cashier 01 102938 (test passwords)",
             cipher.as_str()
         );
@@ -831,7 +840,7 @@ async fn demo(cli: &Cli, cipher: Cipher) -> Result<()> {
     if let Some(tls) = cli.tls()? {
         t.with_tls(tls);
     }
-    println!("sign-on: {}", t.sign_on("01").await?.rc);
+    out!("sign-on: {}", t.sign_on("01").await?.rc);
     let debit = Card {
         pan: "6222021000000000017".into(),
         expiry: None,
@@ -853,7 +862,7 @@ async fn demo(cli: &Cli, cipher: Cipher) -> Result<()> {
     let a = t.balance(&debit, "123456", "01").await?;
     show(&t, &a);
     let s = t.settle("246802", "01").await?;
-    println!(
+    out!(
         "{}",
         receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced)
     );

@@ -280,3 +280,22 @@ fn json_logs() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A reader that goes away (`| head`) ends the output quietly: no panic, exit 0.
+#[test]
+fn a_closed_pipe_is_not_a_crash() {
+    let hex = cup_sale_hex();
+    for args in [vec!["describe", "--json", hex.as_str()], vec!["--help"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switch"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {err}");
+    }
+}
