@@ -81,6 +81,7 @@ enum Report {
         /// The day, YYYY-MM-DD.
         #[arg(long)]
         date: String,
+        /// table or csv.
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
         #[command(flatten)]
@@ -152,8 +153,10 @@ enum AdminCommand {
     },
     /// A batch's totals as settlement would count them (default: the open one).
     Batch {
+        /// The terminal ID (8 digits).
         #[arg(long)]
         tid: String,
+        /// The batch number (default: the open one).
         #[arg(long)]
         batch: Option<u32>,
     },
@@ -169,11 +172,13 @@ enum AdminCommand {
 enum IssuerAction {
     /// No new requests to it, at every node.
     Drain {
+        /// The issuer's name as configured.
         #[arg(long)]
         name: String,
     },
     /// Back in service.
     Up {
+        /// The issuer's name as configured.
         #[arg(long)]
         name: String,
     },
@@ -183,21 +188,25 @@ enum IssuerAction {
 enum TerminalAction {
     /// Merchant, session, open batch and its totals.
     Show {
+        /// The terminal ID (8 digits).
         #[arg(long)]
         tid: String,
     },
     /// End its session: its next request answers A0 and it must sign on again.
     ForceSignon {
+        /// The terminal ID (8 digits).
         #[arg(long)]
         tid: String,
     },
     /// Refuse it (58), sign-on included, at every node.
     Disable {
+        /// The terminal ID (8 digits).
         #[arg(long)]
         tid: String,
     },
     /// Serve it again.
     Enable {
+        /// The terminal ID (8 digits).
         #[arg(long)]
         tid: String,
     },
@@ -208,13 +217,16 @@ enum CardAction {
     /// A new card on an on-us route, active, with its PIN data (an offset, or a PVV on a
     /// legacy range; never a PIN).
     Add {
+        /// The card number (accepted in full, never printed back).
         #[arg(long)]
         pan: String,
         /// YYMM.
         #[arg(long)]
         expiry: String,
+        /// The IBM 3624 offset of its PIN (one digit per PIN digit).
         #[arg(long, conflicts_with = "pvv")]
         offset: Option<String>,
+        /// The Visa PVV of its PIN (a legacy range).
         #[arg(long)]
         pvv: Option<String>,
         /// A debit card's opening balance, or a credit card's limit, in yuan.
@@ -223,30 +235,37 @@ enum CardAction {
     },
     /// As the journal has it (the PAN masked).
     Show {
+        /// The card number (accepted in full, never printed back).
         #[arg(long)]
         pan: String,
     },
     /// Refuse it: lost (41), stolen (43) or blocked (05, the default).
     Block {
+        /// The card number (accepted in full, never printed back).
         #[arg(long)]
         pan: String,
+        /// lost, stolen or blocked.
         #[arg(long, default_value = "blocked")]
         status: String,
     },
     /// Usable again.
     Unblock {
+        /// The card number (accepted in full, never printed back).
         #[arg(long)]
         pan: String,
     },
     /// Wrong PINs back to 0 (a card locked at the limit answers 75 until then).
     ResetPinTries {
+        /// The card number (accepted in full, never printed back).
         #[arg(long)]
         pan: String,
     },
     /// A credit card's limit, in yuan (e.g. 50000.00).
     SetLimit {
+        /// The card number (accepted in full, never printed back).
         #[arg(long)]
         pan: String,
+        /// The new limit in yuan.
         #[arg(long)]
         yuan: String,
     },
@@ -940,5 +959,31 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every flag of every command says what it is (`--help`).
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in c.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<super::Cli as clap::CommandFactory>::command(),
+            "switch",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "flags without help: {missing:#?}");
     }
 }

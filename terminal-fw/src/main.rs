@@ -112,26 +112,34 @@ struct CardArgs {
 enum OperatorCmd {
     /// Administrator (99) adds a cashier.
     Add {
+        /// The new cashier's number, 01-98.
         #[arg(long)]
         operator: String,
+        /// The cashier's password, 6 digits (asked when not given).
         #[arg(long)]
         password: Option<String>,
+        /// The administrator's (99) password (asked when not given).
         #[arg(long)]
         admin_password: Option<String>,
     },
     /// Administrator (99) removes a cashier.
     Remove {
+        /// The cashier's number, 01-98.
         #[arg(long)]
         operator: String,
+        /// The administrator's (99) password (asked when not given).
         #[arg(long)]
         admin_password: Option<String>,
     },
     /// Change one's own password (the factory ones first).
     Passwd {
+        /// Whose password: 00, 99 or a cashier's number.
         #[arg(long)]
         operator: String,
+        /// The current password (asked when not given).
         #[arg(long)]
         old: Option<String>,
+        /// The new one: 6 digits, not all one digit, not a run (asked twice when not given).
         #[arg(long)]
         new: Option<String>,
     },
@@ -164,8 +172,10 @@ enum OperatorCmd {
 enum Command {
     /// Key injection: TID, MID and TMK.
     Init {
+        /// Terminal ID (41), 8 characters.
         #[arg(long)]
         tid: String,
+        /// Merchant ID (42), 15 characters.
         #[arg(long, default_value = "898310048990001")]
         mid: String,
         /// TMK in hex (default: the demo TMK, a test key).
@@ -194,6 +204,7 @@ enum Command {
         /// Yuan, e.g. 12.34.
         #[arg(long)]
         amount: String,
+        /// The cardholder's PIN (asked, hidden, when not given).
         #[arg(long)]
         pin: Option<String>,
     },
@@ -203,6 +214,7 @@ enum Command {
         who: Who,
         #[command(flatten)]
         card: CardArgs,
+        /// The cardholder's PIN (asked, hidden, when not given).
         #[arg(long)]
         pin: Option<String>,
     },
@@ -248,8 +260,10 @@ enum Command {
     Qr {
         #[command(flatten)]
         who: Who,
+        /// The customer's payment code (付款码) as the scanner reads it.
         #[arg(long)]
         code: String,
+        /// Yuan, e.g. 12.34.
         #[arg(long)]
         amount: String,
         /// Payment password, needed above the password-free limit.
@@ -260,6 +274,7 @@ enum Command {
     Settle {
         #[command(flatten)]
         who: Who,
+        /// The supervisor's (00) password (asked when not given).
         #[arg(long)]
         supervisor_password: Option<String>,
     },
@@ -285,6 +300,7 @@ enum Command {
     },
     /// Load generator.
     Load {
+        /// Concurrent terminals (TIDs from --first-tid up).
         #[arg(long, default_value_t = 100)]
         terminals: u32,
         /// Seconds.
@@ -296,6 +312,7 @@ enum Command {
         /// Mix, e.g. sale=90,balance=10.
         #[arg(long, default_value = "sale=100")]
         mix: String,
+        /// The first terminal's TID.
         #[arg(long, default_value_t = 10_000_001)]
         first_tid: u32,
         /// Cipher of the terminals: tdes, or sm4 (with --first-tid 10003001, the demo's SM4
@@ -904,6 +921,29 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::confirmed;
+
+    /// Every flag of every command says what it is (`--help`).
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in c.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<super::Cli as clap::CommandFactory>::command(),
+            "terminal-fw",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "flags without help: {missing:#?}");
+    }
 
     #[test]
     fn the_mix_names_only_what_the_generator_sends() {
