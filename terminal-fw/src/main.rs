@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use terminal_fw::cipher::Cipher;
 use terminal_fw::codes;
-use terminal_fw::operators::{OperatorError, Operators};
+use terminal_fw::operators::{OperatorError, Operators, Permission};
 use terminal_fw::receipt::{self, Copy};
 use terminal_fw::{Card, Store, Terminal};
 
@@ -159,8 +159,21 @@ enum OperatorCmd {
         #[arg(long)]
         admin_password: Option<String>,
     },
-    /// Operator events (resets), oldest first.
+    /// Operator events (resets, permissions), oldest first.
     Events,
+    /// The administrator (99) sets what a cashier may do: transact (交易: sale, QR,
+    /// balance), void-refund (撤销/退货), query (查询: log, reprint), settle (结算).
+    Permit {
+        /// The cashier, 01-98.
+        #[arg(long)]
+        operator: String,
+        /// Comma-separated: transact,void-refund,query,settle (empty: nothing).
+        #[arg(long, value_delimiter = ',', value_parser = parse_permission)]
+        allow: Vec<Permission>,
+        /// The administrator's (99) password (asked when not given).
+        #[arg(long)]
+        admin_password: Option<String>,
+    },
     /// Check a login.
     Login {
         #[command(flatten)]
@@ -280,10 +293,15 @@ enum Command {
     },
     /// Echo test.
     Echo,
-    /// Transaction record of the open batch (交易记录查询).
-    Log,
+    /// Transaction record of the open batch and the last settled one (交易记录查询).
+    Log {
+        #[command(flatten)]
+        who: Who,
+    },
     /// Reprint the last receipt, or a trace's.
     Reprint {
+        #[command(flatten)]
+        who: Who,
         /// The transaction's trace number (default: the last one).
         #[arg(long, conflicts_with = "settlement")]
         trace: Option<u32>,
@@ -427,14 +445,15 @@ fn open(cli: &Cli) -> Result<Terminal> {
     Ok(t)
 }
 
-fn login(t: &mut Terminal, who: &Who) -> Result<()> {
+/// The operator logs in to do something its permissions must allow.
+fn login(t: &mut Terminal, who: &Who, needs: Permission) -> Result<()> {
     let pw = secret(
         who.password.clone(),
         &format!("password of operator {}", who.operator),
     )?;
-    Operators::new(&mut t.store)?
-        .login_to_transact(&who.operator, &pw)
-        .map_err(explain)
+    let mut ops = Operators::new(&mut t.store)?;
+    ops.login_to_transact(&who.operator, &pw).map_err(explain)?;
+    ops.require(&who.operator, needs).map_err(explain)
 }
 
 fn explain(e: OperatorError) -> anyhow::Error {
@@ -566,6 +585,22 @@ async fn run(cli: Cli) -> Result<()> {
                     ops.reset_password(&sup, operator, &new).map_err(explain)?;
                     out!("password of {operator} reset; it must be changed at next login");
                 }
+                OperatorCmd::Permit {
+                    operator,
+                    allow,
+                    admin_password,
+                } => {
+                    let admin = secret(admin_password.clone(), "administrator (99) password")?;
+                    ops.set_permissions(&admin, operator, allow)
+                        .map_err(explain)?;
+                    let names: Vec<_> = ops
+                        .permissions(operator)
+                        .map_err(explain)?
+                        .into_iter()
+                        .map(|p| format!("{} {}", p.as_str(), p.label()))
+                        .collect();
+                    out!("operator {operator} may: {}", names.join(", "));
+                }
                 OperatorCmd::Events => {
                     for (time, by, event, operator) in ops.events().map_err(explain)? {
                         out!("{time} (UTC s)  by {by}: {event}, operator {operator}");
@@ -580,7 +615,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Signon { who } => {
             let mut t = open(&cli)?;
-            login(&mut t, who)?;
+            login(&mut t, who, Permission::Transact)?;
             let a = t.sign_on(&who.operator).await?;
             out!("sign-on: response {} batch {:06}", a.rc, t.batch()?);
         }
@@ -591,14 +626,14 @@ async fn run(cli: Cli) -> Result<()> {
             pin,
         } => {
             let mut t = open(&cli)?;
-            login(&mut t, who)?;
+            login(&mut t, who, Permission::Transact)?;
             let pin = secret(pin.clone(), "cardholder PIN")?;
             let a = t.sale(&card(c), &pin, fen(amount)?, &who.operator).await?;
             show(&t, &a);
         }
         Command::Balance { who, card: c, pin } => {
             let mut t = open(&cli)?;
-            login(&mut t, who)?;
+            login(&mut t, who, Permission::Transact)?;
             let pin = secret(pin.clone(), "cardholder PIN")?;
             let a = t.balance(&card(c), &pin, &who.operator).await?;
             show(&t, &a);
@@ -611,7 +646,7 @@ async fn run(cli: Cli) -> Result<()> {
             supervisor_password,
         } => {
             let mut t = open(&cli)?;
-            login(&mut t, who)?;
+            login(&mut t, who, Permission::VoidRefund)?;
             let trace = match (trace, last) {
                 (Some(n), _) => *n,
                 (None, _) => {
@@ -640,7 +675,7 @@ async fn run(cli: Cli) -> Result<()> {
             supervisor_password,
         } => {
             let mut t = open(&cli)?;
-            login(&mut t, who)?;
+            login(&mut t, who, Permission::VoidRefund)?;
             let batch = t.batch()?;
             let found = match (rrn, last) {
                 (Some(r), _) => terminal_fw::history::sale_by_rrn(&t.store, batch, r)?,
@@ -682,7 +717,7 @@ async fn run(cli: Cli) -> Result<()> {
             code_password,
         } => {
             let mut t = open(&cli)?;
-            login(&mut t, who)?;
+            login(&mut t, who, Permission::Transact)?;
             let amount = fen(amount)?;
             let mut a = t
                 .qr(code, amount, code_password.as_deref(), &who.operator)
@@ -701,7 +736,7 @@ async fn run(cli: Cli) -> Result<()> {
             supervisor_password,
         } => {
             let mut t = open(&cli)?;
-            login(&mut t, who)?;
+            login(&mut t, who, Permission::Settle)?;
             let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
             let s = t.settle(&sup, &who.operator).await?;
             let slip =
@@ -713,8 +748,9 @@ async fn run(cli: Cli) -> Result<()> {
             let mut t = open(&cli)?;
             out!("echo: response {}", t.echo().await?);
         }
-        Command::Log => {
-            let t = open(&cli)?;
+        Command::Log { who } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::Query)?;
             let open_batch = t.batch()?;
             // The open batch, then the last settled one (a refund or reprint may need it).
             let batches = [
@@ -739,15 +775,19 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Reprint {
-            settlement: true, ..
+            settlement: true,
+            who,
+            ..
         } => {
-            let t = open(&cli)?;
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::Query)?;
             let slip = terminal_fw::history::last_settlement_slip(&t.store)?
                 .ok_or_else(|| anyhow!("no settlement yet on this terminal"))?;
             out!("{slip}\n(REPRINT 重打印)");
         }
-        Command::Reprint { trace, .. } => {
-            let t = open(&cli)?;
+        Command::Reprint { trace, who, .. } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::Query)?;
             // The open batch, else the last settled one.
             let batch = t.batch()?;
             let mut log = t.store.log(batch.saturating_sub(1))?;
@@ -826,6 +866,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_permission(s: &str) -> Result<Permission, String> {
+    Permission::parse(s.trim())
+        .ok_or_else(|| format!("{s:?}: transact, void-refund, query or settle"))
 }
 
 fn parse_cipher(s: &str) -> Result<Cipher, String> {

@@ -28,6 +28,54 @@ pub const FACTORY_ADMIN: &str = "000000";
 /// Wrong passwords in a row before a lock.
 pub const MAX_FAILURES: u32 = 5;
 
+/// What a cashier may do, as the administrator sets it (all four by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// 交易: sale, QR sale, balance inquiry, sign-on.
+    Transact,
+    /// 撤销/退货: void and refund (the supervisor's password is still needed).
+    VoidRefund,
+    /// 查询: the transaction log and reprints.
+    Query,
+    /// 结算: settlement (the supervisor's password is still needed).
+    Settle,
+}
+
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 4] = [
+        Permission::Transact,
+        Permission::VoidRefund,
+        Permission::Query,
+        Permission::Settle,
+    ];
+
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transact => "transact",
+            Self::VoidRefund => "void-refund",
+            Self::Query => "query",
+            Self::Settle => "settle",
+        }
+    }
+
+    /// Its name on the POS (Chinese).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Transact => "交易",
+            Self::VoidRefund => "撤销/退货",
+            Self::Query => "查询",
+            Self::Settle => "结算",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 /// What an operator is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -87,6 +135,18 @@ pub enum OperatorError {
     /// The operator's role does not allow this.
     #[error("{0}")]
     NotAllowed(&'static str),
+    /// The administrator has not given this cashier the permission.
+    #[error(
+        "operator {operator} may not do this: it needs the {} ({}) permission, which the administrator (99) gives with `terminal-fw operator permit`",
+        .permission.as_str(),
+        .permission.label()
+    )]
+    NotPermitted {
+        /// The cashier.
+        operator: String,
+        /// What it lacks.
+        permission: Permission,
+    },
     /// The state could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -316,7 +376,72 @@ impl<'s> Operators<'s> {
         {
             return Err(OperatorError::Unknown(no.to_owned()));
         }
+        // A cashier added again under this number starts with every permission.
+        self.store
+            .conn()
+            .execute("DELETE FROM operator_permissions WHERE no = ?1", [no])?;
         Ok(())
+    }
+
+    /// A cashier's permissions (the supervisor has them all).
+    pub fn permissions(&self, no: &str) -> Result<Vec<Permission>, OperatorError> {
+        if Role::of(no) != Some(Role::Cashier) {
+            return Ok(Permission::ALL.to_vec());
+        }
+        let text: Option<String> = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT permissions FROM operator_permissions WHERE no = ?1",
+                [no],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match text {
+            None => Permission::ALL.to_vec(),
+            Some(t) => t.split(',').filter_map(Permission::parse).collect(),
+        })
+    }
+
+    /// Refused unless `no` holds `permission`.
+    pub fn require(&self, no: &str, permission: Permission) -> Result<(), OperatorError> {
+        if self.permissions(no)?.contains(&permission) {
+            Ok(())
+        } else {
+            Err(OperatorError::NotPermitted {
+                operator: no.to_owned(),
+                permission,
+            })
+        }
+    }
+
+    /// The administrator sets a cashier's permissions (recorded in the operator events).
+    pub fn set_permissions(
+        &mut self,
+        admin_pw: &str,
+        no: &str,
+        permissions: &[Permission],
+    ) -> Result<(), OperatorError> {
+        if self.login("99", admin_pw)? != Role::Admin {
+            return Err(OperatorError::NotAllowed(
+                "only the administrator sets permissions",
+            ));
+        }
+        if Role::of(no) != Some(Role::Cashier) || !self.exists(no)? {
+            return Err(OperatorError::Unknown(no.to_owned()));
+        }
+        let text = Permission::ALL
+            .into_iter()
+            .filter(|p| permissions.contains(p))
+            .map(Permission::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.store.conn().execute(
+            "INSERT OR REPLACE INTO operator_permissions (no, permissions) VALUES (?1, ?2)",
+            params![no, text],
+        )?;
+        let event = format!("permissions set to [{text}]");
+        self.note("99", &event, no)
     }
 
     /// The administrator (99) resets a locked or forgotten supervisor (00): its password

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS txn_log (
     PRIMARY KEY (batch, stan)
 );
 CREATE TABLE IF NOT EXISTS pending_reversal (id INTEGER PRIMARY KEY CHECK (id = 1), sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS operator_permissions (no TEXT PRIMARY KEY, permissions TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS operator_events (
     time INTEGER NOT NULL, by TEXT NOT NULL, event TEXT NOT NULL, operator TEXT NOT NULL
 );

@@ -198,12 +198,12 @@ async fn the_command_line_terminal() {
         "1",
     ]);
     assert!(!ok && err.contains("wrong password"), "{err}");
-    let (ok, out, _) = run(&["log"]);
+    let (ok, out, _) = run(&["log", "--operator", "01", "--password", "102938"]);
     assert!(
         ok && out.contains("622202*********0017") && out.contains("12.34"),
         "{out}"
     );
-    let (ok, out, _) = run(&["reprint"]);
+    let (ok, out, _) = run(&["reprint", "--operator", "01", "--password", "102938"]);
     assert!(ok && out.contains("REPRINT"), "{out}");
     let (ok, out, _) = run(&[
         "settle",
@@ -393,17 +393,17 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
     ]
     .concat());
     assert!(ok && out.contains("BALANCED"), "{out}{err}");
-    let (ok, out, _) = run(&["reprint", "--settlement"]);
+    let (ok, out, _) = run(&[&["reprint", "--settlement"][..], &cashier[..]].concat());
     assert!(
         ok && out.contains("BALANCED") && out.contains("REPRINT"),
         "{out}"
     );
-    let (ok, out, err) = run(&["reprint"]);
+    let (ok, out, err) = run(&[&["reprint"][..], &cashier[..]].concat());
     assert!(
         ok && out.contains("RMB 4.00"),
         "the last transaction, settled: {out}{err}"
     );
-    let (ok, out, _) = run(&["log"]);
+    let (ok, out, _) = run(&[&["log"][..], &cashier[..]].concat());
     assert!(
         ok && out.contains("(open)") && out.contains("(settled)") && out.contains("voided"),
         "{out}"
@@ -445,5 +445,56 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
     ]
     .concat());
     assert!(ok && out.contains("10.00"), "{out}{err}");
+    // The administrator takes void/refund and settlement away from cashier 01: refused,
+    // named, and recorded; sales still go.
+    let (ok, out, err) = run(&[
+        "operator",
+        "permit",
+        "--operator",
+        "01",
+        "--allow",
+        "transact,query",
+        "--admin-password",
+        "135790",
+    ]);
+    assert!(
+        ok && out.contains("transact 交易") && !out.contains("settle"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = run(&[
+        &["refund", "--last", "--amount", "1.00"][..],
+        &cashier[..],
+        &card[..],
+        &["--supervisor-password", "246802"][..],
+    ]
+    .concat());
+    assert!(
+        !ok && err.contains("void-refund (撤销/退货) permission"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[
+        &["settle"][..],
+        &cashier[..],
+        &["--supervisor-password", "246802"][..],
+    ]
+    .concat());
+    assert!(!ok && err.contains("settle (结算)"), "{err}");
+    assert!(sale("1.00").0);
+    let (ok, out, _) = run(&["operator", "events"]);
+    assert!(
+        ok && out.contains("permissions set to [transact,query]"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&[
+        "operator",
+        "permit",
+        "--operator",
+        "01",
+        "--allow",
+        "transact,query,void-refund,settle",
+        "--admin-password",
+        "135790",
+    ]);
+    assert!(ok, "{err}");
     sw.shutdown().await;
 }
