@@ -498,3 +498,79 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
     assert!(ok, "{err}");
     sw.shutdown().await;
 }
+
+/// The README's walk-through, as written: every `terminal-fw` line of its command block run
+/// in order against a switch (optional `[...]` parts left out, the passwords and PINs typed
+/// on stdin as the prompts ask for them), each one succeeding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walk_through_runs_as_written() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("cargo run -p terminal-fw -- demo ")
+        .expect("the walk-through block");
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let sw_dir = temp_dir("cli-readme-switch");
+    let sw = switch(&sw_dir).await;
+    let addr = sw.terminal_addr.to_string();
+    let state = temp_dir("cli-readme-state");
+    let mut ran = 0;
+    for line in block.lines() {
+        let Some(cmd) = line.strip_prefix("cargo run -p terminal-fw -- ") else {
+            continue;
+        };
+        let cmd = cmd.split('#').next().unwrap();
+        // Optional parts are left out.
+        let mut words = Vec::new();
+        let mut optional = false;
+        for w in cmd.split_whitespace() {
+            if w.starts_with('[') {
+                optional = true;
+            }
+            if !optional {
+                words.push(w);
+            }
+            if w.ends_with(']') {
+                optional = false;
+            }
+        }
+        // What the prompts ask for, in order (test passwords; the demo cards' PINs).
+        let typed: &str = match (words[0], words.get(1).copied()) {
+            ("demo", _) => continue, // its own terminal and state
+            ("init", _) => "",
+            ("operator", Some("passwd")) if words.contains(&"99") => "000000\n135790\n",
+            ("operator", Some("passwd")) => "123456\n246802\n",
+            ("operator", Some("add")) => "135790\n102938\n",
+            ("operator", Some("permit")) => "135790\n",
+            ("signon" | "qr" | "log" | "reprint", _) => "102938\n",
+            ("sale" | "balance", _) if words.contains(&"6250941000000009") => "102938\n654321\n",
+            ("sale" | "balance", _) => "102938\n123456\n",
+            ("void" | "refund" | "settle", _) => "102938\n246802\n",
+            other => panic!("a README line this test does not know how to answer: {other:?}"),
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_terminal-fw"))
+            .arg("--state")
+            .arg(&state)
+            .args(["--switch", &addr])
+            .args(&words)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(typed.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{}` failed:\n{}{}",
+            words.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 15, "{ran} lines run");
+    sw.shutdown().await;
+}
