@@ -184,23 +184,35 @@ pub fn import(xml: &str, name: &str) -> Result<Converted<DialectDef>, JposError>
         let pad = attr(&node, "pad") == Some("true");
         let field_name = attr(&node, "name").unwrap_or("").to_owned();
         match n {
-            0 => {
-                match class {
-                    "IFA_NUMERIC" => mti = MtiEncoding::Ascii,
-                    "IFB_NUMERIC" => mti = MtiEncoding::Bcd,
-                    other => notes.push(format!(
-                        "field 0 (MTI): {other} has no dialect equivalent; ASCII assumed"
-                    )),
-                }
-                continue;
-            }
-            1 => {
-                match class {
-                    "IFA_BITMAP" => bitmap = BitmapEncoding::Hex,
-                    "IFB_BITMAP" => bitmap = BitmapEncoding::Binary,
-                    other => notes.push(format!(
-                        "field 1 (bitmap): {other} has no dialect equivalent; hex assumed"
-                    )),
+            0 | 1 => {
+                // The MTI and the bitmap: their class says ASCII or binary.
+                let (what, ascii, binary, assumed) = if n == 0 {
+                    ("field 0 (MTI)", "IFA_NUMERIC", "IFB_NUMERIC", "ASCII")
+                } else {
+                    ("field 1 (bitmap)", "IFA_BITMAP", "IFB_BITMAP", "hex")
+                };
+                let is_binary = match class {
+                    c if c == ascii => false,
+                    c if c == binary => true,
+                    other => {
+                        notes.push(format!(
+                            "{what}: {other} has no dialect equivalent; {assumed} assumed"
+                        ));
+                        false
+                    }
+                };
+                if n == 0 {
+                    mti = if is_binary {
+                        MtiEncoding::Bcd
+                    } else {
+                        MtiEncoding::Ascii
+                    };
+                } else {
+                    bitmap = if is_binary {
+                        BitmapEncoding::Binary
+                    } else {
+                        BitmapEncoding::Hex
+                    };
                 }
                 continue;
             }

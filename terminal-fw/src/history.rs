@@ -26,40 +26,29 @@ pub fn last_voidable(store: &Store, batch: u32) -> Result<Option<LogEntry>, Stor
         .find(|e| approved_sale(e) && !e.voided))
 }
 
-/// The newest approved sale of the open batch, else of the one before it (settled: a
-/// refund is still allowed for it).
-pub fn last_refundable(store: &Store, batch: u32) -> Result<Option<LogEntry>, StoreError> {
-    for b in [batch, batch.saturating_sub(1)] {
-        if b == 0 {
-            continue;
-        }
-        if let Some(e) = store
-            .log(b)?
-            .into_iter()
-            .rev()
-            .find(|e| approved_sale(e) && !e.voided)
-        {
-            return Ok(Some(e));
-        }
+/// The approved sales of the open batch, then of the one before it (settled: refunds are
+/// still allowed for its sales), each batch's newest first.
+fn recent_sales(store: &Store, batch: u32) -> Result<Vec<LogEntry>, StoreError> {
+    let mut out = Vec::new();
+    for b in [batch, batch.saturating_sub(1)]
+        .into_iter()
+        .filter(|b| *b > 0)
+    {
+        out.extend(store.log(b)?.into_iter().rev().filter(approved_sale));
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// The newest approved sale of the open batch, else of the one before it, not voided.
+pub fn last_refundable(store: &Store, batch: u32) -> Result<Option<LogEntry>, StoreError> {
+    Ok(recent_sales(store, batch)?.into_iter().find(|e| !e.voided))
 }
 
 /// The sale with reference number `rrn` in the open batch or the one before.
 pub fn sale_by_rrn(store: &Store, batch: u32, rrn: &str) -> Result<Option<LogEntry>, StoreError> {
-    for b in [batch, batch.saturating_sub(1)] {
-        if b == 0 {
-            continue;
-        }
-        if let Some(e) = store
-            .log(b)?
-            .into_iter()
-            .find(|e| approved_sale(e) && e.rrn == rrn)
-        {
-            return Ok(Some(e));
-        }
-    }
-    Ok(None)
+    Ok(recent_sales(store, batch)?
+        .into_iter()
+        .find(|e| e.rrn == rrn))
 }
 
 /// The sale's date as a refund names it (MMDD), from its log time (`MMDDhhmmss`).

@@ -132,7 +132,6 @@ impl Links {
                 lines: &c.lines,
             });
             let issuer = Issuer::new(
-                i,
                 c,
                 &config.acquirer.institution_id,
                 zpk,

@@ -76,8 +76,6 @@ pub struct Issuer {
     /// The switch process these links belong to (as the journal's node table names it):
     /// the owner of what it arms, while it lives.
     pub owner: String,
-    /// Its place among the issuers (routes hold it).
-    pub index: usize,
     /// Its dialect.
     pub dialect: &'static Dialect,
     /// Field 64 on its lines: X9.19 under a TDES ZAK, the SM4 CBC-MAC under an SM4 one.
@@ -161,7 +159,6 @@ impl Issuer {
 
     /// trace numbers start from `seed`.
     pub fn new(
-        index: usize,
         cfg: &IssuerConfig,
         acquirer_id: &str,
         zpk: KeyRef,
@@ -188,7 +185,6 @@ impl Issuer {
         Ok(Self {
             name: cfg.name.clone(),
             owner: String::new(),
-            index,
             dialect,
             mac_algorithm,
             acquirer_id: cfg

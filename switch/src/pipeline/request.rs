@@ -20,9 +20,9 @@ use crate::config::TerminalAlgorithm;
 use crate::model::{BatchNo, ResponseCode, Stan, Tid, TxnKey, TxnKind};
 
 /// Decodes a terminal's frame in its range's dialect: an SM4 terminal's field 52 is 16
-/// bytes. Fields up to 49 (the TID in 41 among them) read the same in both, so the frame is
-/// read as a TDES terminal's first, and again when its TID is an SM4 terminal's (or when the
-/// first reading fails and the second names one).
+/// bytes, and only 52 differs. Fields up to 49 (the TID in 41 among them) read the same in
+/// both, so the frame is read as a TDES terminal's first; again only when it holds a 52 and
+/// its TID is an SM4 terminal's, or when the first reading fails and the second names one.
 pub fn decode<'f>(rules: &Rules, frame: &'f [u8]) -> Result<Message<'f>, WireError> {
     let sm4 = |m: &Message<'_>| {
         m.text(41)
@@ -30,8 +30,8 @@ pub fn decode<'f>(rules: &Rules, frame: &'f [u8]) -> Result<Message<'f>, WireErr
             .is_some_and(|r| r.algorithm == TerminalAlgorithm::Sm4)
     };
     match codec::decode(Dialect::cup_pos(), frame) {
-        Ok(m) if !sm4(&m) => Ok(m),
-        Ok(_) => codec::decode(Dialect::cup_pos_sm4(), frame),
+        Ok(m) if m.has(52) && sm4(&m) => codec::decode(Dialect::cup_pos_sm4(), frame),
+        Ok(m) => Ok(m),
         Err(e) => match codec::decode(Dialect::cup_pos_sm4(), frame) {
             Ok(m) if sm4(&m) => Ok(m),
             _ => Err(e),

@@ -341,8 +341,21 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
         ])
         .0
     );
-    assert!(run(&[&["signon"][..], &cashier[..]].concat()).0);
     let card = ["--pan", "6222021000000000017"];
+    let as_cashier = |head: &[&str]| run(&[head, &cashier[..]].concat());
+    assert!(as_cashier(&["signon"]).0);
+    // Supervised: the supervisor's password too (and the card for voids and refunds).
+    let supervised =
+        |head: &[&str]| run(&[head, &cashier[..], &["--supervisor-password", "246802"]].concat());
+    let with_card = |head: &[&str]| {
+        run(&[
+            head,
+            &cashier[..],
+            &card[..],
+            &["--supervisor-password", "246802"],
+        ]
+        .concat())
+    };
     let sale = |amount: &str| {
         run(&[
             &["sale"][..],
@@ -353,57 +366,34 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
         .concat())
     };
     // Nothing to void yet.
-    let (ok, _, err) = run(&[
-        &["void", "--last"][..],
-        &cashier[..],
-        &card[..],
-        &["--supervisor-password", "246802"][..],
-    ]
-    .concat());
+    let (ok, _, err) = with_card(&["void", "--last"]);
     assert!(!ok && err.contains("no approved sale to void"), "{err}");
     assert!(sale("10.00").0);
     assert!(sale("20.00").0);
-    let (ok, out, err) = run(&[
-        &["void", "--last"][..],
-        &cashier[..],
-        &card[..],
-        &["--supervisor-password", "246802"][..],
-    ]
-    .concat());
+    let (ok, out, err) = with_card(&["void", "--last"]);
     assert!(
         ok && out.contains("voiding trace") && out.contains("20.00"),
         "{out}{err}"
     );
     // The voided one is not voided twice: the next --last is the 10.00 sale.
-    let (ok, out, err) = run(&[
-        &["refund", "--last", "--amount", "4.00"][..],
-        &cashier[..],
-        &card[..],
-        &["--supervisor-password", "246802"][..],
-    ]
-    .concat());
+    let (ok, out, err) = with_card(&["refund", "--last", "--amount", "4.00"]);
     assert!(
         ok && out.contains("refunding RRN") && out.contains("10.00"),
         "{out}{err}"
     );
-    let (ok, out, err) = run(&[
-        &["settle"][..],
-        &cashier[..],
-        &["--supervisor-password", "246802"][..],
-    ]
-    .concat());
+    let (ok, out, err) = supervised(&["settle"]);
     assert!(ok && out.contains("BALANCED"), "{out}{err}");
-    let (ok, out, _) = run(&[&["reprint", "--settlement"][..], &cashier[..]].concat());
+    let (ok, out, _) = as_cashier(&["reprint", "--settlement"]);
     assert!(
         ok && out.contains("BALANCED") && out.contains("REPRINT"),
         "{out}"
     );
-    let (ok, out, err) = run(&[&["reprint"][..], &cashier[..]].concat());
+    let (ok, out, err) = as_cashier(&["reprint"]);
     assert!(
         ok && out.contains("RMB 4.00"),
         "the last transaction, settled: {out}{err}"
     );
-    let (ok, out, _) = run(&[&["log"][..], &cashier[..]].concat());
+    let (ok, out, _) = as_cashier(&["log"]);
     assert!(
         ok && out.contains("(open)") && out.contains("(settled)") && out.contains("voided"),
         "{out}"
@@ -437,13 +427,7 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
         "{text}"
     );
     // After settlement a refund of the settled batch's sale still finds its date.
-    let (ok, out, err) = run(&[
-        &["refund", "--last", "--amount", "1.00"][..],
-        &cashier[..],
-        &card[..],
-        &["--supervisor-password", "246802"][..],
-    ]
-    .concat());
+    let (ok, out, err) = with_card(&["refund", "--last", "--amount", "1.00"]);
     assert!(ok && out.contains("10.00"), "{out}{err}");
     // The administrator takes void/refund and settlement away from cashier 01: refused,
     // named, and recorded; sales still go.
@@ -461,23 +445,12 @@ async fn the_last_sale_is_voided_and_refunded_without_looking_it_up() {
         ok && out.contains("transact 交易") && !out.contains("settle"),
         "{out}{err}"
     );
-    let (ok, _, err) = run(&[
-        &["refund", "--last", "--amount", "1.00"][..],
-        &cashier[..],
-        &card[..],
-        &["--supervisor-password", "246802"][..],
-    ]
-    .concat());
+    let (ok, _, err) = with_card(&["refund", "--last", "--amount", "1.00"]);
     assert!(
         !ok && err.contains("void-refund (撤销/退货) permission"),
         "{err}"
     );
-    let (ok, _, err) = run(&[
-        &["settle"][..],
-        &cashier[..],
-        &["--supervisor-password", "246802"][..],
-    ]
-    .concat());
+    let (ok, _, err) = supervised(&["settle"]);
     assert!(!ok && err.contains("settle (结算)"), "{err}");
     assert!(sale("1.00").0);
     let (ok, out, _) = run(&["operator", "events"]);
