@@ -244,11 +244,27 @@ pub enum TxnKind {
     Settle,
     /// 0320.
     BatchUpload,
+    /// 0100, 3 = 030000, 60.1 = 10: pre-authorisation (预授权), a hold on the card.
+    PreAuth,
+    /// 0100, 3 = 200000, 60.1 = 11: pre-authorisation void (预授权撤销), the hold released.
+    PreAuthVoid,
+    /// 0200, 3 = 000000, 60.1 = 20: completion (预授权完成请求), the hold becomes a debit; also
+    /// 0220, 60.1 = 24: the offline completion advice (预授权完成通知).
+    Completion,
+    /// 0200, 3 = 200000, 60.1 = 21: completion void (预授权完成撤销), the debit back and the
+    /// hold again.
+    CompletionVoid,
+    /// 0220, 60.1 = 32: settlement adjustment (结算调整), a sale of the open batch takes a new
+    /// amount.
+    Adjustment,
+    /// 0220, 60.1 = 34: tip adjustment (结算调整·追加小费), a tip added to a sale of the open
+    /// batch.
+    Tip,
 }
 
 impl TxnKind {
     /// Every kind.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 16] = [
         Self::SignOn,
         Self::Echo,
         Self::Sale,
@@ -259,6 +275,12 @@ impl TxnKind {
         Self::Reversal,
         Self::Settle,
         Self::BatchUpload,
+        Self::PreAuth,
+        Self::PreAuthVoid,
+        Self::Completion,
+        Self::CompletionVoid,
+        Self::Adjustment,
+        Self::Tip,
     ];
 
     /// As in metrics, logs and the journal.
@@ -274,6 +296,12 @@ impl TxnKind {
             Self::Reversal => "reversal",
             Self::Settle => "settle",
             Self::BatchUpload => "batch-upload",
+            Self::PreAuth => "pre-auth",
+            Self::PreAuthVoid => "pre-auth-void",
+            Self::Completion => "completion",
+            Self::CompletionVoid => "completion-void",
+            Self::Adjustment => "adjustment",
+            Self::Tip => "tip",
         }
     }
 
@@ -301,19 +329,41 @@ impl TxnKind {
         !matches!(kind, Some(Self::SignOn | Self::Echo))
     }
 
-    /// Whether this kind moves money (and so needs an amount).
+    /// Whether this kind moves money or holds it (and so needs an amount).
     pub fn moves_money(self) -> bool {
-        matches!(self, Self::Sale | Self::QrSale | Self::Void | Self::Refund)
+        matches!(
+            self,
+            Self::Sale
+                | Self::QrSale
+                | Self::Void
+                | Self::Refund
+                | Self::PreAuth
+                | Self::PreAuthVoid
+                | Self::Completion
+                | Self::CompletionVoid
+                | Self::Adjustment
+                | Self::Tip
+        )
     }
 
-    /// What an approval of this kind moved, for the lifecycle.
+    /// What an approval of this kind moved, for the lifecycle: a completion is a sale (it
+    /// counts in settlement and can be refunded), its void a void. Adjustments change the
+    /// sale they name and are nothing of their own.
     pub fn financial(self) -> Option<FinancialKind> {
         match self {
-            Self::Sale | Self::QrSale => Some(FinancialKind::Sale),
-            Self::Void => Some(FinancialKind::Void),
+            Self::Sale | Self::QrSale | Self::Completion => Some(FinancialKind::Sale),
+            Self::Void | Self::CompletionVoid => Some(FinancialKind::Void),
             Self::Refund => Some(FinancialKind::Refund),
+            Self::PreAuth => Some(FinancialKind::PreAuth),
+            Self::PreAuthVoid => Some(FinancialKind::PreAuthVoid),
             _ => None,
         }
+    }
+
+    /// Whether the terminal's reversal (0400) names this kind's request with MTI 0100
+    /// (pre-authorisation and its void) rather than 0200.
+    pub fn is_authorisation(self) -> bool {
+        matches!(self, Self::PreAuth | Self::PreAuthVoid)
     }
 }
 
@@ -326,6 +376,22 @@ pub enum FinancialKind {
     Void,
     /// A refund of (part of) a sale.
     Refund,
+    /// A pre-authorisation: a hold, nothing taken (not in settlement totals).
+    PreAuth,
+    /// A pre-authorisation's void: the hold released.
+    PreAuthVoid,
+}
+
+impl FinancialKind {
+    /// As a batch upload's item is journalled: `sale` (a void's sale) or `refund`.
+    pub fn as_item(self) -> &'static str {
+        match self {
+            Self::Refund => "refund",
+            Self::Sale | Self::Void => "sale",
+            // Holds: never a batch's item.
+            Self::PreAuth | Self::PreAuthVoid => "pre-auth",
+        }
+    }
 }
 
 /// What a store-and-forward entry is.
@@ -707,6 +773,12 @@ impl TxnKey {
     /// what a reversal (0400) names.
     pub fn original(self) -> Self {
         Self { mti: 200, ..self }
+    }
+
+    /// Whether a reversal (0400) can name a request with this key's MTI: a financial
+    /// request (0200) or an authorisation (0100).
+    pub fn reversible(self) -> bool {
+        matches!(self.mti, 100 | 200)
     }
 }
 

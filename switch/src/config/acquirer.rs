@@ -47,6 +47,14 @@ pub struct AcquirerConfig {
     pub refund_fee_policy: RefundFeePolicy,
     /// QR sales above this amount need the payment password (a PIN block).
     pub qr_password_free_limit_fen: u64,
+    /// Pre-authorisation: days a hold lasts uncompleted before it lapses.
+    pub preauth_expiry_days: u32,
+    /// Pre-authorisation: a completion may take up to this percentage of the
+    /// pre-authorised amount (CUP practice: 115); above it the answer is 61.
+    pub completion_tolerance_pct: u32,
+    /// Tip adjustments: the tips on a sale add up to at most this percentage of it;
+    /// above it the answer is 61.
+    pub tip_max_pct: u32,
 }
 
 impl Default for AcquirerConfig {
@@ -59,6 +67,9 @@ impl Default for AcquirerConfig {
             refund_window_days: 30,
             refund_fee_policy: RefundFeePolicy::Keep,
             qr_password_free_limit_fen: 100_000,
+            preauth_expiry_days: 30,
+            completion_tolerance_pct: 115,
+            tip_max_pct: 20,
         }
     }
 }
@@ -81,7 +92,34 @@ impl AcquirerConfig {
         if self.pin_tries == 0 {
             return Err(invalid("acquirer.pin_tries", "must be at least 1"));
         }
+        if self.preauth_expiry_days == 0 {
+            return Err(invalid(
+                "acquirer.preauth_expiry_days",
+                "must be at least 1",
+            ));
+        }
+        if !(100..=200).contains(&self.completion_tolerance_pct) {
+            return Err(invalid(
+                "acquirer.completion_tolerance_pct",
+                "must be 100 to 200 (per cent of the pre-authorised amount)",
+            ));
+        }
+        if self.tip_max_pct > 100 {
+            return Err(invalid("acquirer.tip_max_pct", "must be 0 to 100"));
+        }
         Ok(())
+    }
+}
+
+impl AcquirerConfig {
+    /// The most a completion of a pre-authorisation of `preauth_fen` may take.
+    pub fn completion_limit_fen(&self, preauth_fen: i64) -> i64 {
+        (i128::from(preauth_fen) * i128::from(self.completion_tolerance_pct) / 100) as i64
+    }
+
+    /// The most the tips on a sale of `sale_fen` may add up to.
+    pub fn tip_limit_fen(&self, sale_fen: i64) -> i64 {
+        (i128::from(sale_fen) * i128::from(self.tip_max_pct) / 100) as i64
     }
 }
 

@@ -171,6 +171,7 @@ async fn add(switch: Arc<Switch>, req: CardRequest) -> Response {
         balance_fen,
         credit_limit_fen,
         pin_tries: 0,
+        preauth_fen: 0,
     };
     let entry = entry(&switch, req.who, "add", record.masked_pan.clone());
     let r = record.clone();

@@ -5,7 +5,8 @@
 //!    ├─ journal file: lock (one owner), identity (the one that was here), writable
 //!    ├─ Node::start: keys (keys) ─▶ snapshot ─▶ memory (restore) ─▶ Switch
 //!    │               ─▶ issuer lines and store-and-forward workers
-//!    ├─ terminal listener (server), operators' listener (http), journal watchdog (watchdog)
+//!    ├─ terminal listener (server), operators' listener (http), journal watchdog (watchdog),
+//!    │  gauges (gauges), lapsed pre-authorisation holds (expiry)
 //!    └─ Running ── shutdown: stop accepting, finish in-flight requests, issuer answers,
 //!                  flush the journal
 //! ```
@@ -35,6 +36,7 @@ use crate::saf::Entry;
 use crate::saf::worker::NODE_GONE_MS;
 
 pub mod admin;
+pub mod expiry;
 pub mod gauges;
 pub mod http;
 pub mod keys;
@@ -313,6 +315,7 @@ pub struct Running {
     http: JoinHandle<()>,
     watchdog: JoinHandle<()>,
     gauges: JoinHandle<()>,
+    expiry: JoinHandle<()>,
     /// Held for the switch's life: no other process opens this (SQLite) journal.
     _lock: Option<JournalLock>,
 }
@@ -359,6 +362,7 @@ impl Running {
         // no read of the journal is under way while it closes.
         let _ = self.watchdog.await;
         let _ = self.gauges.await;
+        let _ = self.expiry.await;
         // Issuer lines stay up until the requests in flight have their answers.
         let switch = self.node.stop().await;
         // Closing joins the journal's threads: do it off the async workers.
@@ -500,6 +504,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running> {
         journal_file,
         stopped.clone(),
     ));
+    let expiry = tokio::spawn(expiry::run(Arc::clone(node.switch()), stopped.clone()));
     let access = status::Access::new(metrics_addr, config.listen.status_password.as_deref());
     let health = Arc::clone(node.switch().journal().health());
     let remote_hsm = node.switch().hsm().remote().cloned();
@@ -570,6 +575,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running> {
         http,
         watchdog,
         gauges,
+        expiry,
         _lock: opened.lock,
     })
 }

@@ -72,6 +72,7 @@ pub async fn state(
                     balance_fen: entry.balance_fen,
                     credit_limit_fen: entry.credit_limit_fen,
                     pin_tries: 0,
+                    preauth_fen: 0,
                 };
                 ops.push(Op::PutAccount(Box::new(record.clone())));
                 added.push(record);

@@ -3,7 +3,7 @@
 //! amounts and flags, hex for keys and digests).
 //!
 //! ```text
-//!  TxnRecord ─▶ txn_values ─▶ [Value; 28] ─▶ backend's parameters ─▶ INSERT
+//!  TxnRecord ─▶ txn_values ─▶ [Value; 35] ─▶ backend's parameters ─▶ INSERT
 //!  SELECT ─▶ backend's row as Columns ─▶ txn_from ─▶ TxnRecord   (a row that cannot be read
 //!                                                                  is skipped, with a warning)
 //! ```
@@ -133,10 +133,10 @@ pub const TXN_COLUMNS: &str =
     "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
     card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
     original_rrn, voided, reversed, refunded_fen, issuer, upstream, stand_in, reply_48, balance_fen,
-    fee_category, fee_channel, fee_rate_ppm, fee_cap_fen";
+    fee_category, fee_channel, fee_rate_ppm, fee_cap_fen, completed, expired, tip_fen";
 
 /// How many [`TXN_COLUMNS`] there are.
-pub const TXN_COLUMN_COUNT: usize = 32;
+pub const TXN_COLUMN_COUNT: usize = 35;
 
 /// A transaction's columns.
 pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
@@ -183,6 +183,9 @@ pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
             .and_then(|f| f.cap_fen)
             .map(|c| i64::try_from(c).unwrap_or(i64::MAX))
             .into(),
+        t.completed.into(),
+        t.expired.into(),
+        t.tip_fen.into(),
     ]
 }
 
@@ -265,6 +268,9 @@ pub fn txn_from(r: &impl Columns) -> Result<TxnRecord, ColumnError> {
         voided: r.int(20, "voided")? != 0,
         reversed: r.int(21, "reversed")? != 0,
         refunded_fen: r.int(22, "refunded_fen")?,
+        completed: r.int(32, "completed")? != 0,
+        expired: r.int(33, "expired")? != 0,
+        tip_fen: r.int(34, "tip_fen")?,
         upstream: issuer
             .zip(upstream)
             .and_then(|(i, u)| UpstreamRef::from_columns(&i, &u)),
@@ -276,7 +282,7 @@ pub fn txn_from(r: &impl Columns) -> Result<TxnRecord, ColumnError> {
 
 /// The account columns, in [`account_values`] and [`account_from`] order.
 pub const ACCOUNT_COLUMNS: &str = "pan_hash, masked_pan, card_type, status, expiry, pvv, pvki,
-    balance_fen, credit_limit_fen, pin_tries, pin_method";
+    balance_fen, credit_limit_fen, pin_tries, pin_method, preauth_fen";
 
 /// An account's columns.
 pub fn account_values(a: &AccountRecord) -> Vec<Value> {
@@ -292,6 +298,7 @@ pub fn account_values(a: &AccountRecord) -> Vec<Value> {
         a.credit_limit_fen.into(),
         a.pin_tries.into(),
         a.pin.method().as_str().into(),
+        a.preauth_fen.into(),
     ]
 }
 
@@ -313,6 +320,7 @@ pub fn account_from(r: &impl Columns) -> Result<AccountRecord, ColumnError> {
         balance_fen: r.int(7, "balance_fen")?,
         credit_limit_fen: r.int(8, "credit_limit_fen")?,
         pin_tries: r.num(9, "pin_tries")?,
+        preauth_fen: r.int(11, "preauth_fen")?,
     })
 }
 

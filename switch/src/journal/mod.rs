@@ -39,8 +39,8 @@ pub mod sqlite;
 
 pub use records::{
     AccountRecord, AdminEntry, BatchItem, BatchRecord, BatchTotals, CardChange, CardRef, Condition,
-    LockKey, Mark, Op, PinCheck, PinTries, SafRecord, SessionRecord, Snapshot, TraceFirst,
-    TxnRecord, UploadRecord, UpstreamRef,
+    LockKey, Mark, Op, PinCheck, PinTries, PreauthQuery, SafRecord, SessionRecord, Snapshot,
+    TraceFirst, TxnRecord, UploadRecord, UpstreamRef,
 };
 
 /// A journal failure.
@@ -116,6 +116,8 @@ pub trait Backend: Send + 'static {
         batch: BatchNo,
         stan: Stan,
     ) -> Result<Vec<TxnRecord>, JournalError>;
+    /// Pre-authorisations, as `query` asks, oldest first.
+    fn preauths(&mut self, query: &PreauthQuery) -> Result<Vec<TxnRecord>, JournalError>;
     /// The highest trace number journalled for a terminal's batch.
     fn max_stan(&mut self, tid: &Tid, batch: BatchNo) -> Result<Option<Stan>, JournalError>;
     /// A batch's sales that stand and its refunds, summed.
@@ -541,6 +543,11 @@ impl Journal {
         stan: Stan,
     ) -> Result<Vec<TxnRecord>, JournalError> {
         self.read(move |b| b.find_trace(&tid, batch, stan)).await
+    }
+
+    /// Pre-authorisations, as `query` asks.
+    pub async fn preauths(&self, query: PreauthQuery) -> Result<Vec<TxnRecord>, JournalError> {
+        self.read(move |b| b.preauths(&query)).await
     }
 
     /// Stops accepting work, lets the threads finish what is queued, and waits for them.

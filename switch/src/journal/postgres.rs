@@ -31,8 +31,8 @@ use super::columns::{
 };
 use super::{
     AccountRecord, AdminEntry, Backend, BatchItem, BatchTotals, CardChange, Condition,
-    JournalError, Mark, Op, PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst,
-    TxnRecord, UploadRecord,
+    JournalError, Mark, Op, PinTries, PreauthQuery, SafRecord, SessionRecord, Snapshot, Stale,
+    TraceFirst, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -211,10 +211,20 @@ CREATE TABLE IF NOT EXISTS admin_log (
 );
 ",
     ),
+    (
+        4,
+        "
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS completed BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS expired BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS tip_fen BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS preauth_fen BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS transactions_preauths ON transactions (kind, local_date);
+",
+    ),
 ];
 
 /// The sales that stand and the refunds that count, as `sqlite` defines them.
-use super::sqlite::{REFUND_COUNTS, SALE_STANDS};
+use super::sqlite::{AVAILABLE, PREAUTH_HOLDS, REFUND_COUNTS, SALE_STANDS, preauth_sql};
 
 /// How often a group whose transaction lost a serialization race or a deadlock is tried.
 const TRIES: usize = 4;
@@ -1062,7 +1072,7 @@ fn step(op: &Op) -> Step {
         Op::Txn(t) => Step::change(insert_txn(), values(txn_values(t)), Expect::Any),
         Op::PutAccount(a) => Step::change(
             format!(
-                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (pan_hash) DO NOTHING"
             ),
             values(account_values(a)),
@@ -1072,15 +1082,17 @@ fn step(op: &Op) -> Step {
             account,
             delta_fen,
             pin,
+            hold_delta_fen,
             require_available_fen,
             pin_tries_below,
         } => Step::change(
-            "UPDATE accounts SET balance_fen = balance_fen + $2,
+            format!(
+                "UPDATE accounts SET balance_fen = balance_fen + $2, preauth_fen = preauth_fen + $6,
                 pin_tries = CASE $3::BIGINT WHEN 1 THEN pin_tries + 1 WHEN 2 THEN 0 ELSE pin_tries END
              WHERE pan_hash = $1 AND ($4::BIGINT IS NULL OR
-                ((CASE card_type WHEN 'credit' THEN credit_limit_fen - balance_fen ELSE balance_fen END) >= $4
-                 AND status = 'active'))
-                AND ($5::BIGINT IS NULL OR pin_tries < $5)",
+                ({AVAILABLE} >= $4 AND status = 'active'))
+                AND ($5::BIGINT IS NULL OR pin_tries < $5) AND preauth_fen + $6 >= 0"
+            ),
             vec![
                 account.to_hex().into(),
                 (*delta_fen).into(),
@@ -1092,6 +1104,7 @@ fn step(op: &Op) -> Step {
                 .into(),
                 (*require_available_fen).into(),
                 pin_tries_below.map(i64::from).into(),
+                (*hold_delta_fen).into(),
             ],
             Expect::One(Stale::Account {
                 id: *account,
@@ -1205,25 +1218,61 @@ fn step(op: &Op) -> Step {
             Expect::Inserted,
         ),
         Op::Mark { rrn, mark } => {
-            let (sql, params): (&str, Vec<Param>) = match mark {
+            let (sql, params): (std::borrow::Cow<'static, str>, Vec<Param>) = match mark {
                 Mark::Void => (
                     "UPDATE transactions SET voided = 1 WHERE rrn = $1 AND response_code = '00'
-                        AND voided = 0 AND reversed = 0 AND refunded_fen = 0",
+                        AND voided = 0 AND reversed = 0 AND refunded_fen = 0
+                        AND completed = 0 AND expired = 0"
+                        .into(),
                     vec![rrn.as_str().into()],
                 ),
                 Mark::Unvoid => (
-                    "UPDATE transactions SET voided = 0 WHERE rrn = $1 AND voided = 1",
+                    "UPDATE transactions SET voided = 0 WHERE rrn = $1 AND voided = 1".into(),
                     vec![rrn.as_str().into()],
                 ),
                 Mark::Reverse => (
-                    "UPDATE transactions SET reversed = 1 WHERE rrn = $1 AND reversed = 0",
+                    "UPDATE transactions SET reversed = 1 WHERE rrn = $1 AND reversed = 0".into(),
                     vec![rrn.as_str().into()],
                 ),
                 Mark::Refund { amount_fen } => (
                     "UPDATE transactions SET refunded_fen = refunded_fen + $2 WHERE rrn = $1
                         AND response_code = '00' AND voided = 0 AND reversed = 0
-                        AND refunded_fen + $2 <= amount_fen",
+                        AND refunded_fen + $2 <= amount_fen"
+                        .into(),
                     vec![rrn.as_str().into(), (*amount_fen).into()],
+                ),
+                Mark::Complete => (
+                    format!("UPDATE transactions SET completed = 1 WHERE rrn = $1 AND {PREAUTH_HOLDS}")
+                        .into(),
+                    vec![rrn.as_str().into()],
+                ),
+                Mark::Uncomplete => (
+                    "UPDATE transactions SET completed = 0 WHERE rrn = $1 AND completed = 1".into(),
+                    vec![rrn.as_str().into()],
+                ),
+                Mark::Expire => (
+                    format!("UPDATE transactions SET expired = 1 WHERE rrn = $1 AND {PREAUTH_HOLDS}")
+                        .into(),
+                    vec![rrn.as_str().into()],
+                ),
+                Mark::Adjust {
+                    from_fen,
+                    to_fen,
+                    fee_fen,
+                    tip_fen,
+                } => (
+                    format!(
+                        "UPDATE transactions SET amount_fen = $3, fee_fen = $4, tip_fen = $5
+                         WHERE rrn = $1 AND amount_fen = $2 AND refunded_fen = 0 AND {SALE_STANDS}"
+                    )
+                    .into(),
+                    vec![
+                        rrn.as_str().into(),
+                        (*from_fen).into(),
+                        (*to_fen).into(),
+                        (*fee_fen).into(),
+                        (*tip_fen).into(),
+                    ],
                 ),
             };
             Step::change(sql, params, Expect::One(Stale::Original(*rrn)))
@@ -1268,7 +1317,7 @@ fn step(op: &Op) -> Step {
                 u.batch.0.into(),
                 u.item.stan.0.into(),
                 u.item.amount_fen.into(),
-                item_kind(u.item.kind).into(),
+                crate::model::FinancialKind::as_item(u.item.kind).into(),
             ],
             Expect::Any,
         ),
@@ -1302,13 +1351,6 @@ fn step(op: &Op) -> Step {
                 Expect::Any
             },
         ),
-    }
-}
-
-fn item_kind(k: FinancialKind) -> &'static str {
-    match k {
-        FinancialKind::Refund => "refund",
-        FinancialKind::Sale | FinancialKind::Void => "sale",
     }
 }
 
@@ -1430,6 +1472,12 @@ impl Backend for Postgres {
         mapped(&rows, |r| txn_from(r))
     }
 
+    fn preauths(&mut self, query: &PreauthQuery) -> Result<Vec<TxnRecord>, JournalError> {
+        let (sql, values) = preauth_sql(query, '$');
+        let rows = self.rows(&sql, values)?;
+        mapped(&rows, |r| txn_from(r))
+    }
+
     fn max_stan(&mut self, tid: &Tid, batch: BatchNo) -> Result<Option<Stan>, JournalError> {
         let rows = self.rows(
             "SELECT MAX(stan) FROM transactions WHERE tid = $1 AND batch = $2",
@@ -1517,7 +1565,7 @@ impl Backend for Postgres {
         self.run(&[
             Step::change(
                 format!(
-                    "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                    "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                      ON CONFLICT (pan_hash) DO NOTHING"
                 ),
                 values(account_values(card)),
@@ -1807,6 +1855,9 @@ mod tests {
             voided: false,
             reversed: false,
             refunded_fen: 0,
+            completed: false,
+            expired: false,
+            tip_fen: 0,
             upstream: None,
             stand_in: false,
             reply_48: None,
@@ -1836,6 +1887,7 @@ mod tests {
             account: AccountId([1; 32]),
             delta_fen: -100,
             pin: PinTries::Reset,
+            hold_delta_fen: 0,
             require_available_fen: Some(100),
             pin_tries_below: Some(3),
         }

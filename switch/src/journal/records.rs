@@ -126,6 +126,12 @@ pub struct TxnRecord {
     pub reversed: bool,
     /// For a sale: amount refunded since, fen.
     pub refunded_fen: i64,
+    /// For a pre-authorisation: completed since (by a completion that stands).
+    pub completed: bool,
+    /// For a pre-authorisation: its hold lapsed uncompleted.
+    pub expired: bool,
+    /// For a sale: tips added since by tip adjustments, fen (included in the amount).
+    pub tip_fen: i64,
     /// For a forwarded transaction: how the issuer knows it.
     pub upstream: Option<UpstreamRef>,
     /// Approved by the switch standing in for an unreachable issuer.
@@ -235,6 +241,8 @@ pub struct AccountRecord {
     pub credit_limit_fen: i64,
     /// Consecutive wrong PINs.
     pub pin_tries: u8,
+    /// Held by open pre-authorisations, fen: not available, not taken either.
+    pub preauth_fen: i64,
 }
 
 /// An operator's change to a card (`switch admin card …`): what changes, and who made it
@@ -422,6 +430,60 @@ pub enum Mark {
         /// The amount this refund gives back, fen.
         amount_fen: i64,
     },
+    /// A pre-authorisation completed: it must be approved and open (not voided, reversed,
+    /// completed or expired).
+    Complete,
+    /// A completion voided or reversed: its pre-authorisation is open again; it must be
+    /// completed.
+    Uncomplete,
+    /// A pre-authorisation's hold lapsed: it must be open.
+    Expire,
+    /// A sale's amount adjusted (settlement or tip adjustment): it must stand, unrefunded,
+    /// with the amount the adjustment was computed from.
+    Adjust {
+        /// The amount it had.
+        from_fen: i64,
+        /// The amount it has now.
+        to_fen: i64,
+        /// Its fee now.
+        fee_fen: i64,
+        /// Its tips now.
+        tip_fen: i64,
+    },
+}
+
+impl Mark {
+    /// As the log and the tests name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Void => "void",
+            Self::Unvoid => "unvoid",
+            Self::Reverse => "reverse",
+            Self::Refund { .. } => "refund",
+            Self::Complete => "complete",
+            Self::Uncomplete => "uncomplete",
+            Self::Expire => "expire",
+            Self::Adjust { .. } => "adjust",
+        }
+    }
+}
+
+/// Which pre-authorisations a look-up wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PreauthQuery {
+    /// A card's approved pre-authorisations with this auth code (a completion or void
+    /// names its pre-authorisation so).
+    Card {
+        /// The card.
+        account: AccountId,
+        /// Field 38 of the pre-authorisation's reply.
+        auth_code: AuthCode,
+    },
+    /// Approved pre-authorisations still holding money made on or before this China
+    /// Standard Time day (`YYYY-MM-DD`): the expiry job's work.
+    OpenUntil(String),
+    /// Every approved pre-authorisation still holding money (reports).
+    Open,
 }
 
 /// A change to the journal; a commit applies its operations atomically.
@@ -441,6 +503,8 @@ pub enum Op {
         delta_fen: i64,
         /// What the PIN verification did to the tries.
         pin: PinTries,
+        /// Added to what open pre-authorisations hold (never below zero).
+        hold_delta_fen: i64,
         /// The available amount the move relies on.
         require_available_fen: Option<i64>,
         /// The PIN tries the verification relied on: fewer than this many wrong PINs.

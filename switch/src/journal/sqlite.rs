@@ -23,8 +23,8 @@ use super::columns::{
 };
 use super::{
     AccountRecord, AdminEntry, Backend, BatchItem, BatchTotals, CardChange, Condition,
-    JournalError, Mark, Op, PinTries, SafRecord, SessionRecord, Snapshot, Stale, TraceFirst,
-    TxnRecord, UploadRecord,
+    JournalError, Mark, Op, PinTries, PreauthQuery, SafRecord, SessionRecord, Snapshot, Stale,
+    TraceFirst, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -63,7 +63,10 @@ CREATE TABLE IF NOT EXISTS transactions (
     fee_category   TEXT,
     fee_channel    TEXT,
     fee_rate_ppm   INTEGER,
-    fee_cap_fen    INTEGER
+    fee_cap_fen    INTEGER,
+    completed      INTEGER NOT NULL DEFAULT 0,
+    expired        INTEGER NOT NULL DEFAULT 0,
+    tip_fen        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS transactions_by_card ON transactions (pan_hash);
 CREATE TABLE IF NOT EXISTS batches (
@@ -101,7 +104,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     pvki             INTEGER NOT NULL,
     balance_fen      INTEGER NOT NULL,
     credit_limit_fen INTEGER NOT NULL,
-    pin_tries        INTEGER NOT NULL DEFAULT 0
+    pin_tries        INTEGER NOT NULL DEFAULT 0,
+    preauth_fen      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS terminal_sessions (
     tid           TEXT PRIMARY KEY,
@@ -181,8 +185,15 @@ CREATE TABLE IF NOT EXISTS admin_log (
 
 /// The one definition, in SQL, of a sale that still stands: approved, not voided, not
 /// reversed. (Rust's is `Original::stands`.) Settlement, reports and stand-in limits use it.
-pub const SALE_STANDS: &str =
-    "kind IN ('sale','qr-sale') AND response_code = '00' AND voided = 0 AND reversed = 0";
+pub const SALE_STANDS: &str = "kind IN ('sale','qr-sale','completion') AND response_code = '00' AND voided = 0 AND reversed = 0";
+
+/// The one definition, in SQL, of a pre-authorisation still holding money: approved, not
+/// voided, reversed, completed or expired. (Rust's is `Original::holds`.)
+pub const PREAUTH_HOLDS: &str = "kind = 'pre-auth' AND response_code = '00' AND voided = 0 AND reversed = 0 AND completed = 0 AND expired = 0";
+
+/// What available means in SQL (Rust's is `Account::available_fen`): a debit card's
+/// balance, or a credit card's limit less what it used; less what pre-authorisations hold.
+pub const AVAILABLE: &str = "(CASE card_type WHEN 'credit' THEN credit_limit_fen - balance_fen ELSE balance_fen END) - preauth_fen";
 
 /// A refund that counts: approved and not reversed.
 pub const REFUND_COUNTS: &str = "kind = 'refund' AND response_code = '00' AND reversed = 0";
@@ -306,6 +317,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("fee_channel", "TEXT"),
         ("fee_rate_ppm", "INTEGER"),
         ("fee_cap_fen", "INTEGER"),
+        ("completed", "INTEGER NOT NULL DEFAULT 0"),
+        ("expired", "INTEGER NOT NULL DEFAULT 0"),
+        ("tip_fen", "INTEGER NOT NULL DEFAULT 0"),
     ] {
         if !have.iter().any(|h| h == col) {
             conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
@@ -327,6 +341,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_session_id {
         conn.execute_batch(
             "ALTER TABLE terminal_sessions ADD COLUMN session_id INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    let has_holds = conn
+        .prepare("SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'preauth_fen'")?
+        .exists([])?;
+    if !has_holds {
+        conn.execute_batch(
+            "ALTER TABLE accounts ADD COLUMN preauth_fen INTEGER NOT NULL DEFAULT 0",
         )?;
     }
     // Accounts of journals written before IBM 3624 verification hold Visa PVVs.
@@ -372,11 +394,50 @@ static FIND_TRACE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// The look-up of pre-authorisations `query` asks for, with `$n`-style (`prefix` `$`) or
+/// `?n`-style (`?`) placeholders: one SQL for both backends.
+pub fn preauth_sql(query: &PreauthQuery, prefix: char) -> (String, Vec<Value>) {
+    match query {
+        PreauthQuery::Card { account, auth_code } => (
+            format!(
+                "SELECT {TXN_COLUMNS} FROM transactions WHERE pan_hash = {prefix}1
+                 AND kind = 'pre-auth' AND response_code = '00' AND auth_code = {prefix}2
+                 ORDER BY time_utc"
+            ),
+            vec![account.to_hex().into(), auth_code.as_str().into()],
+        ),
+        PreauthQuery::OpenUntil(day) => (
+            format!(
+                "SELECT {TXN_COLUMNS} FROM transactions WHERE {PREAUTH_HOLDS}
+                 AND local_date <= {prefix}1 ORDER BY time_utc"
+            ),
+            vec![day.clone().into()],
+        ),
+        PreauthQuery::Open => (
+            format!(
+                "SELECT {TXN_COLUMNS} FROM transactions WHERE {PREAUTH_HOLDS} ORDER BY time_utc"
+            ),
+            Vec::new(),
+        ),
+    }
+}
+
 /// A card's stand-in approvals that stand, on one China Standard Time day.
 pub static STAND_IN_USED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT COALESCE(SUM(amount_fen), 0) FROM transactions
          WHERE pan_hash = ?1 AND local_date = ?2 AND stand_in = 1 AND {SALE_STANDS}"
+    )
+});
+
+/// An account's move: balance, holds and PIN tries, on the conditions the move relies on
+/// (funds available before it, PIN tries below the limit, holds never below zero).
+static MOVE_FUNDS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE accounts SET balance_fen = balance_fen + ?2, preauth_fen = preauth_fen + ?6,
+            pin_tries = CASE ?3 WHEN 1 THEN pin_tries + 1 WHEN 2 THEN 0 ELSE pin_tries END
+         WHERE pan_hash = ?1 AND (?4 IS NULL OR {AVAILABLE} >= ?4)
+            AND (?5 IS NULL OR pin_tries < ?5) AND preauth_fen + ?6 >= 0"
     )
 });
 
@@ -411,7 +472,7 @@ fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
 
 fn put_account(conn: &Connection, a: &AccountRecord) -> rusqlite::Result<usize> {
     conn.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT OR IGNORE INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(rusqlite::params_from_iter(account_values(a)))
 }
@@ -454,6 +515,7 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
             account,
             delta_fen,
             pin,
+            hold_delta_fen,
             require_available_fen,
             pin_tries_below,
         } => {
@@ -463,20 +525,15 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
                 PinTries::Reset => 2,
             };
             let changed = tx
-                .prepare_cached(
-                    "UPDATE accounts SET balance_fen = balance_fen + ?2,
-                        pin_tries = CASE ?3 WHEN 1 THEN pin_tries + 1 WHEN 2 THEN 0 ELSE pin_tries END
-                     WHERE pan_hash = ?1 AND (?4 IS NULL OR
-                        (CASE card_type WHEN 'credit' THEN credit_limit_fen - balance_fen ELSE balance_fen END) >= ?4)
-                        AND (?5 IS NULL OR pin_tries < ?5)",
-                )
+                .prepare_cached(&MOVE_FUNDS)
                 .and_then(|mut s| {
                     s.execute(params![
                         account.to_hex(),
                         delta_fen,
                         pin,
                         require_available_fen,
-                        pin_tries_below
+                        pin_tries_below,
+                        hold_delta_fen
                     ])
                 });
             match changed.map_err(storage)? {
@@ -508,7 +565,8 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
                 Mark::Void => (
                     tx.prepare_cached(
                         "UPDATE transactions SET voided = 1 WHERE rrn = ?1 AND response_code = '00'
-                            AND voided = 0 AND reversed = 0 AND refunded_fen = 0",
+                            AND voided = 0 AND reversed = 0 AND refunded_fen = 0
+                            AND completed = 0 AND expired = 0",
                     )
                     .and_then(|mut s| s.execute([rrn])),
                     "the sale is voided, reversed or refunded already",
@@ -533,6 +591,40 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
                     )
                     .and_then(|mut s| s.execute(params![rrn, amount_fen])),
                     "the sale is voided or reversed, or refunds would exceed it",
+                ),
+                Mark::Complete => (
+                    tx.prepare_cached(&format!(
+                        "UPDATE transactions SET completed = 1 WHERE rrn = ?1 AND {PREAUTH_HOLDS}"
+                    ))
+                    .and_then(|mut s| s.execute([rrn])),
+                    "the pre-authorisation no longer holds money",
+                ),
+                Mark::Uncomplete => (
+                    tx.prepare_cached(
+                        "UPDATE transactions SET completed = 0 WHERE rrn = ?1 AND completed = 1",
+                    )
+                    .and_then(|mut s| s.execute([rrn])),
+                    "the pre-authorisation is not completed",
+                ),
+                Mark::Expire => (
+                    tx.prepare_cached(&format!(
+                        "UPDATE transactions SET expired = 1 WHERE rrn = ?1 AND {PREAUTH_HOLDS}"
+                    ))
+                    .and_then(|mut s| s.execute([rrn])),
+                    "the pre-authorisation no longer holds money",
+                ),
+                Mark::Adjust {
+                    from_fen,
+                    to_fen,
+                    fee_fen,
+                    tip_fen,
+                } => (
+                    tx.prepare_cached(&format!(
+                        "UPDATE transactions SET amount_fen = ?3, fee_fen = ?4, tip_fen = ?5
+                         WHERE rrn = ?1 AND amount_fen = ?2 AND refunded_fen = 0 AND {SALE_STANDS}"
+                    ))
+                    .and_then(|mut s| s.execute(params![rrn, from_fen, to_fen, fee_fen, tip_fen])),
+                    "the sale no longer stands as adjusted",
                 ),
             };
             match changed.map_err(storage)? {
@@ -579,7 +671,7 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
                     u.batch.0,
                     u.item.stan.0,
                     u.item.amount_fen,
-                    item_kind(u.item.kind)
+                    crate::model::FinancialKind::as_item(u.item.kind)
                 ])
             })
             .map(drop)
@@ -736,13 +828,6 @@ fn apply_op(tx: &Connection, op: &Op) -> Result<(), JournalError> {
     }
 }
 
-fn item_kind(k: FinancialKind) -> &'static str {
-    match k {
-        FinancialKind::Refund => "refund",
-        FinancialKind::Sale | FinancialKind::Void => "sale",
-    }
-}
-
 /// A SQLite row as the shared column mapping reads it.
 struct SqliteRow<'r, 's>(&'r rusqlite::Row<'s>);
 
@@ -894,6 +979,16 @@ impl Backend for Sqlite {
             &self.conn,
             &FIND_TRACE,
             params![tid.as_str(), batch.0, stan.0],
+            mapped(|r| txn_from(r)),
+        )
+    }
+
+    fn preauths(&mut self, query: &PreauthQuery) -> Result<Vec<TxnRecord>, JournalError> {
+        let (sql, values) = preauth_sql(query, '?');
+        rows(
+            &self.conn,
+            &sql,
+            rusqlite::params_from_iter(values.iter()),
             mapped(|r| txn_from(r)),
         )
     }

@@ -329,6 +329,8 @@ pub struct Metrics {
     pub amount_fen: Family<CardLabel, Counter<u64, AtomicU64>>,
     /// Fees by card type, fen.
     pub fees_fen: Family<CardLabel, Counter<u64, AtomicU64>>,
+    /// Pre-authorisations whose holds lapsed uncompleted (the expiry job).
+    pub preauths_expired: Counter,
     /// Issuer lines up (1) or down (0).
     pub issuer_line_up: Family<LineLabels, Gauge>,
     /// Requests waiting for an issuer.
@@ -636,6 +638,12 @@ impl Metrics {
             amount_fen.clone(),
         );
         registry.register("fees_fen", "MDR fees, fen, by card type", fees_fen.clone());
+        let preauths_expired = Counter::default();
+        registry.register(
+            "preauths_expired",
+            "Pre-authorisations whose holds lapsed uncompleted",
+            preauths_expired.clone(),
+        );
         let issuer_line_up = Family::<LineLabels, Gauge>::default();
         let issuer_in_flight = Family::<IssuerLabel, Gauge>::default();
         let issuer_round_trip = histograms::<IssuerLabel>(request_buckets(longest_issuer_timeout));
@@ -793,6 +801,7 @@ impl Metrics {
             frames_rejected,
             amount_fen,
             fees_fen,
+            preauths_expired,
             issuer_line_up,
             issuer_in_flight,
             issuer_round_trip,

@@ -60,7 +60,7 @@ impl Lookup for Switch {
             .find(|t| t.mti.as_u16() == key.mti)
             .map(Recorded::from_record);
         // A reversal journalled for a financial request that never was.
-        let reversed = key.mti == 200 && rows.iter().any(|t| t.mti.as_u16() == 400);
+        let reversed = key.reversible() && rows.iter().any(|t| t.mti.as_u16() == 400);
         Ok(Some((own, reversed)))
     }
 }

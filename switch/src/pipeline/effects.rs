@@ -32,6 +32,8 @@ pub struct FundsMove<'s> {
     pub account: AccountId,
     /// Balance change (debit accounts) or change of the amount used (credit).
     pub delta_fen: i64,
+    /// Change of what pre-authorisations hold.
+    pub hold_delta_fen: i64,
     /// What the PIN check did to the tries.
     pub pin: PinTries,
     /// The available amount the move relies on (journalled as its condition).
@@ -52,6 +54,7 @@ impl<'s> FundsMove<'s> {
         Self {
             account,
             delta_fen: 0,
+            hold_delta_fen: 0,
             pin,
             require_fen: None,
             hold: None,
@@ -135,11 +138,12 @@ impl<'s> Effects<'s> {
             });
         }
         if let Some(f) = &self.funds
-            && (f.delta_fen != 0 || f.pin != PinTries::Unchanged)
+            && (f.delta_fen != 0 || f.hold_delta_fen != 0 || f.pin != PinTries::Unchanged)
         {
             ops.push(Op::MoveFunds {
                 account: f.account,
                 delta_fen: f.delta_fen,
+                hold_delta_fen: f.hold_delta_fen,
                 pin: f.pin,
                 require_available_fen: f.require_fen,
                 pin_tries_below: (f.pin != PinTries::Unchanged).then_some(pin_limit),
@@ -179,9 +183,14 @@ impl<'s> Effects<'s> {
     pub fn apply(self, switch: &Switch, txn: Option<&TxnRecord>) {
         let state = &switch.state;
         if let Some(f) = self.funds {
-            state
-                .accounts
-                .apply(&f.account, f.delta_fen, f.pin, f.hold, f.failure);
+            state.accounts.apply(
+                &f.account,
+                f.delta_fen,
+                f.hold_delta_fen,
+                f.pin,
+                f.hold,
+                f.failure,
+            );
         }
         if let Some((issuer, h)) = self.stand_in {
             state.stand_in.apply(h);

@@ -98,7 +98,9 @@ async fn forward_inner<'s>(
     // Voids and refunds find their original as on-us ones do; it must have gone to this
     // issuer, and field 90 names it there.
     let lifecycle = match kind {
-        TxnKind::Void => Some(Lifecycle::Void(void::check(sw, req, inst, session).await?)),
+        TxnKind::Void => Some(Lifecycle::Void(
+            void::check(sw, req, inst, session, TxnKind::Void).await?,
+        )),
         TxnKind::Refund => Some(Lifecycle::Refund(
             refund::check(sw, &at.rules.acquirer, req, inst, now).await?,
         )),

@@ -417,12 +417,14 @@ impl Switch {
         }
         let account = card::account(&self.state.accounts, &mut inst, req, now)?;
         let pin_required = match kind {
-            TxnKind::Sale | TxnKind::Balance => true,
+            TxnKind::Sale | TxnKind::Balance | TxnKind::PreAuth => true,
             TxnKind::QrSale => req.amount_fen > rules.acquirer.qr_password_free_limit_fen,
             _ => false,
         };
         let pin = match kind {
-            TxnKind::Refund => crate::journal::PinTries::Unchanged,
+            TxnKind::Refund | TxnKind::Adjustment | TxnKind::Tip => {
+                crate::journal::PinTries::Unchanged
+            }
             _ => pin::verify(self, rules, req, &inst, &account, session, pin_required).await?,
         };
         Ok(match kind {
@@ -431,6 +433,20 @@ impl Switch {
             }
             TxnKind::Void => lifecycle::void::void(self, req, &inst, session, pin).await,
             TxnKind::Refund => lifecycle::refund::refund(self, rules, req, &inst, now).await,
+            TxnKind::PreAuth => lifecycle::preauth::hold::hold(self, req, &inst, pin),
+            TxnKind::PreAuthVoid => {
+                lifecycle::preauth::release::release(self, req, &inst, pin).await
+            }
+            TxnKind::Completion => {
+                lifecycle::preauth::complete::complete(self, req, auth, &inst, &account, pin).await
+            }
+            TxnKind::CompletionVoid => {
+                lifecycle::preauth::complete_void::void_completion(self, req, &inst, session, pin)
+                    .await
+            }
+            TxnKind::Adjustment | TxnKind::Tip => {
+                lifecycle::adjust::adjust(self, kind, req, auth, &inst, &account, session).await
+            }
             _ => inst.decline(ResponseCode::INVALID_TXN),
         })
     }

@@ -57,6 +57,7 @@ pub fn authorise<'s>(
         details,
         Effects {
             funds: Some(FundsMove {
+                hold_delta_fen: 0,
                 account: inst.account(),
                 delta_fen: view.account.debit_delta(amount),
                 pin,

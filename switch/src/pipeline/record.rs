@@ -91,6 +91,9 @@ pub fn txn_record(
         voided: false,
         reversed: false,
         refunded_fen: 0,
+        completed: false,
+        expired: false,
+        tip_fen: 0,
         upstream: details.upstream.as_deref().cloned(),
         stand_in: details.stand_in,
         reply_48: answer.field48.clone(),
@@ -374,7 +377,10 @@ fn shared_conditions(req: &Request<'_>, answer: &Answer, session: Option<&Sessio
             },
         });
     }
-    if answer.code.is_approved() && req.mti() == REVERSIBLE && kind != TxnKind::Balance {
+    if answer.code.is_approved()
+        && matches!(req.mti().as_u16(), 100 | 200)
+        && kind != TxnKind::Balance
+    {
         ops.push(Op::Trace {
             tid,
             batch: req.batch,
@@ -384,12 +390,6 @@ fn shared_conditions(req: &Request<'_>, answer: &Answer, session: Option<&Sessio
     }
     ops
 }
-
-/// The MTI a reversal (0400) undoes.
-const REVERSIBLE: codec::Mti = match codec::Mti::new(*b"0200") {
-    Some(m) => m,
-    None => panic!("invalid MTI constant"),
-};
 
 /// The answer to a request that could not be journalled: 96, and nothing that says
 /// otherwise (no keys, no settlement result, no auth code).

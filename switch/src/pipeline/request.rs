@@ -9,6 +9,13 @@
 //! | 0200 | 000000 | 60.1 = 22 | sale |
 //! | 0200 | 200000 | 60.1 = 23 | void |
 //! | 0220 | | 60.1 = 25 | refund |
+//! | 0100 | 03xxxx | 60.1 = 10 | pre-authorisation |
+//! | 0100 | 20xxxx | 60.1 = 11 | pre-authorisation void |
+//! | 0200 | 00xxxx | 60.1 = 20 | completion |
+//! | 0220 | 00xxxx | 60.1 = 24 | completion (offline advice) |
+//! | 0200 | 20xxxx | 60.1 = 21 | completion void |
+//! | 0220 | | 60.1 = 32 | settlement adjustment |
+//! | 0220 | | 60.1 = 34 | tip adjustment |
 //! | 0400 | | | reversal |
 //! | 0500 | | | settlement |
 //! | 0320 | | | batch upload |
@@ -50,6 +57,11 @@ fn mandatory(kind: TxnKind) -> &'static [u8] {
         TxnKind::Reversal => &[3, 4, 11, 25, 41, 42, 60],
         TxnKind::Settle | TxnKind::BatchUpload => &[11, 41, 42, 48, 60],
         TxnKind::SignOn | TxnKind::Echo => &[11, 41, 42, 60],
+        TxnKind::PreAuth => &[3, 4, 11, 22, 25, 41, 42, 49, 60],
+        // The pre-authorisation is named by its auth code (38) and 61.
+        TxnKind::PreAuthVoid | TxnKind::Completion => &[3, 4, 11, 22, 25, 38, 41, 42, 49, 60, 61],
+        TxnKind::CompletionVoid => &[3, 4, 11, 22, 25, 41, 42, 49, 60, 61],
+        TxnKind::Adjustment | TxnKind::Tip => &[3, 4, 11, 25, 41, 42, 49, 60, 61],
     }
 }
 
@@ -86,6 +98,14 @@ pub fn classify(msg: &Message<'_>) -> Option<TxnKind> {
     let is = |p: &str, want: &str| sub(p).is_some_and(|d| d == want);
     let proc = msg.digits(3);
     let proc_is = |want: &str| proc.is_some_and(|d| d == want);
+    // The account-type digits (3.3-3.6) of the authorisation family vary by card.
+    let proc_starts = |want: &str| {
+        proc.is_some_and(|d| {
+            want.bytes()
+                .enumerate()
+                .all(|(i, c)| d.char_at(i) == Some(c))
+        })
+    };
     match msg.mti().as_u16() {
         800 if is("60.3", "001") || is("60.3", "003") || is("60.3", "004") => Some(TxnKind::SignOn),
         820 => Some(TxnKind::Echo),
@@ -101,6 +121,13 @@ pub fn classify(msg: &Message<'_>) -> Option<TxnKind> {
         200 if proc_is("000000") && is("60.1", "22") => Some(TxnKind::Sale),
         200 if proc_is("200000") && is("60.1", "23") => Some(TxnKind::Void),
         220 if is("60.1", "25") => Some(TxnKind::Refund),
+        100 if proc_starts("03") && is("60.1", "10") => Some(TxnKind::PreAuth),
+        100 if proc_starts("20") && is("60.1", "11") => Some(TxnKind::PreAuthVoid),
+        200 if proc_starts("00") && is("60.1", "20") => Some(TxnKind::Completion),
+        220 if proc_starts("00") && is("60.1", "24") => Some(TxnKind::Completion),
+        200 if proc_starts("20") && is("60.1", "21") => Some(TxnKind::CompletionVoid),
+        220 if is("60.1", "32") => Some(TxnKind::Adjustment),
+        220 if is("60.1", "34") => Some(TxnKind::Tip),
         400 => Some(TxnKind::Reversal),
         500 => Some(TxnKind::Settle),
         320 => Some(TxnKind::BatchUpload),

@@ -38,6 +38,8 @@ pub struct Account {
     pub credit_limit_fen: i64,
     /// Consecutive wrong PINs (journalled).
     pub pin_tries: u8,
+    /// Held by open pre-authorisations (journalled), fen.
+    pub preauth_fen: i64,
 }
 
 impl Account {
@@ -52,15 +54,18 @@ impl Account {
             balance_fen: a.balance_fen,
             credit_limit_fen: a.credit_limit_fen,
             pin_tries: a.pin_tries,
+            preauth_fen: a.preauth_fen,
         }
     }
 
-    /// What the cardholder can spend, by the journal.
+    /// What the cardholder can spend, by the journal: the balance or what is left of the
+    /// credit limit, less what pre-authorisations hold. SQL's is `sqlite::AVAILABLE`.
     pub fn available_fen(&self) -> i64 {
-        match self.card_type {
+        let base = match self.card_type {
             CardType::Debit => self.balance_fen,
             CardType::Credit => self.credit_limit_fen - self.balance_fen,
-        }
+        };
+        base - self.preauth_fen
     }
 
     /// The balance change of taking `amount_fen` from it: a debit balance falls, a credit
@@ -168,6 +173,11 @@ impl Accounts {
         self.map.get(id).map(|c| c.account.balance_fen)
     }
 
+    /// What open pre-authorisations hold, by the journal (tests, reports).
+    pub fn preauth_fen(&self, id: &AccountId) -> Option<i64> {
+        self.map.get(id).map(|c| c.account.preauth_fen)
+    }
+
     /// Funds held by requests in flight.
     pub fn held_fen(&self, id: &AccountId) -> Option<i64> {
         self.map.get(id).map(|c| c.held_fen)
@@ -234,6 +244,7 @@ impl Accounts {
         &self,
         id: &AccountId,
         delta_fen: i64,
+        hold_delta_fen: i64,
         pin: PinTries,
         funds: Option<FundsHold<'_>>,
         failure: Option<PinFailureHold<'_>>,
@@ -242,6 +253,7 @@ impl Accounts {
             // With a shared journal too: memory then knows this node's own changes, and
             // what another node changed shows as a stale commit or a read.
             c.account.balance_fen += delta_fen;
+            c.account.preauth_fen += hold_delta_fen;
             match pin {
                 PinTries::Unchanged => {}
                 PinTries::Failed => c.account.pin_tries = c.account.pin_tries.saturating_add(1),
@@ -299,6 +311,7 @@ mod tests {
                 balance_fen: balance,
                 credit_limit_fen: 0,
                 pin_tries: 0,
+                preauth_fen: 0,
             },
         );
         (a, id)
@@ -313,7 +326,7 @@ mod tests {
         // Dropped (its commit failed): the money is spendable again, the balance untouched.
         drop(first);
         let second = a.hold_funds(id, 4_000).unwrap();
-        a.apply(&id, -4_000, PinTries::Reset, Some(second), None);
+        a.apply(&id, -4_000, 0, PinTries::Reset, Some(second), None);
         assert_eq!(a.balance_fen(&id), Some(1_000));
         assert_eq!(a.held_fen(&id), Some(0));
     }
@@ -326,7 +339,7 @@ mod tests {
         assert_eq!((t1, t2), (1, 2));
         assert_eq!(a.view(&id).unwrap().pin_tries, 2);
         drop(h1);
-        a.apply(&id, 0, PinTries::Failed, None, Some(h2));
+        a.apply(&id, 0, 0, PinTries::Failed, None, Some(h2));
         let v = a.view(&id).unwrap();
         assert_eq!((v.pin_tries, v.account.pin_tries), (1, 1));
     }

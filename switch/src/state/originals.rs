@@ -16,7 +16,7 @@ use super::locks::{KeyGuard, KeyedLocks};
 use crate::clock::Timestamp;
 use crate::fees::Channel;
 use crate::journal::{Mark, TxnRecord, UpstreamRef};
-use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, Stan, Tid, TxnKind};
+use crate::model::{AccountId, AuthCode, BatchNo, FinancialKind, Rrn, Stan, Tid, TxnKind};
 
 /// An approved sale, void or refund: the one description the lifecycle works from, read
 /// from its journal record ([`Original::from_record`]).
@@ -26,6 +26,12 @@ pub struct Original {
     pub rrn: Rrn,
     /// What it moved.
     pub kind: FinancialKind,
+    /// What it was (a completion is a sale that completes a pre-authorisation).
+    pub txn: TxnKind,
+    /// Merchant.
+    pub mid: String,
+    /// Its authorisation code (a completion names its pre-authorisation by it).
+    pub auth_code: Option<AuthCode>,
     /// Terminal.
     pub tid: Tid,
     /// Batch.
@@ -44,7 +50,8 @@ pub struct Original {
     pub fee_fen: i64,
     /// The rule the fee was charged by.
     pub fee_rule: Option<crate::fees::AppliedFee>,
-    /// For voids and refunds: the sale.
+    /// For voids and refunds: the sale; for a completion: its pre-authorisation; for a
+    /// pre-authorisation's void: the pre-authorisation.
     pub sale: Option<Rrn>,
     /// Voided (sales).
     pub voided: bool,
@@ -52,6 +59,12 @@ pub struct Original {
     pub reversed: bool,
     /// Refunded so far (sales), fen.
     pub refunded_fen: i64,
+    /// Completed (pre-authorisations).
+    pub completed: bool,
+    /// Lapsed (pre-authorisations).
+    pub expired: bool,
+    /// Tips added (sales), fen, in the amount.
+    pub tip_fen: i64,
     /// For a forwarded transaction: how the issuer knows it.
     pub upstream: Option<UpstreamRef>,
 }
@@ -63,6 +76,9 @@ impl Original {
         Some(Self {
             rrn: t.rrn,
             kind: t.financial()?,
+            txn: t.kind?,
+            mid: t.mid.clone(),
+            auth_code: t.auth_code,
             tid: t.tid,
             batch: t.batch,
             stan: t.stan,
@@ -76,6 +92,9 @@ impl Original {
             voided: t.voided,
             reversed: t.reversed,
             refunded_fen: t.refunded_fen,
+            completed: t.completed,
+            expired: t.expired,
+            tip_fen: t.tip_fen,
             upstream: t.upstream.clone(),
         })
     }
@@ -84,6 +103,16 @@ impl Original {
     /// reversed (approved, as every `Original` is). SQL's is `sqlite::SALE_STANDS`.
     pub fn stands(&self) -> bool {
         self.kind == FinancialKind::Sale && !self.voided && !self.reversed
+    }
+
+    /// The one definition, in Rust, of a pre-authorisation still holding money: not
+    /// voided, reversed, completed or expired. SQL's is `sqlite::PREAUTH_HOLDS`.
+    pub fn holds(&self) -> bool {
+        self.kind == FinancialKind::PreAuth
+            && !self.voided
+            && !self.reversed
+            && !self.completed
+            && !self.expired
     }
 
     /// What a sale still takes from the cardholder: nothing once voided, the unrefunded
@@ -103,6 +132,19 @@ impl Original {
             Mark::Unvoid => self.voided = false,
             Mark::Reverse => self.reversed = true,
             Mark::Refund { amount_fen } => self.refunded_fen += amount_fen,
+            Mark::Complete => self.completed = true,
+            Mark::Uncomplete => self.completed = false,
+            Mark::Expire => self.expired = true,
+            Mark::Adjust {
+                to_fen,
+                fee_fen,
+                tip_fen,
+                ..
+            } => {
+                self.amount_fen = to_fen;
+                self.fee_fen = fee_fen;
+                self.tip_fen = tip_fen;
+            }
         }
     }
 }
@@ -110,7 +152,8 @@ impl Original {
 /// What a look-up by terminal, batch and trace found.
 #[derive(Debug, Default)]
 pub struct ByTrace {
-    /// The approved 0200 (sale or void) with that trace.
+    /// The approved 0100 or 0200 (sale, void, pre-authorisation, completion) with that
+    /// trace.
     pub original: Option<Original>,
 }
 
@@ -149,7 +192,7 @@ impl Originals {
 
     /// Remembers a journalled approval (just made, or read back).
     pub fn remember(&self, o: Original, mti: u16) {
-        if mti == 200 {
+        if matches!(mti, 100 | 200) {
             self.by_trace.insert((o.tid, o.batch, o.stan), o.rrn);
         }
         self.by_rrn.insert(o.rrn, o);
@@ -171,7 +214,7 @@ impl Originals {
         ByTrace {
             original: rows
                 .iter()
-                .filter(|t| t.mti.as_u16() == 200 && t.kind != Some(TxnKind::Balance))
+                .filter(|t| matches!(t.mti.as_u16(), 100 | 200) && t.kind != Some(TxnKind::Balance))
                 .find_map(Original::from_record),
         }
     }

@@ -413,6 +413,106 @@ impl Pos {
         b
     }
 
+    /// A pre-authorisation (0100, 60.1 = 10) of `amount_fen`, with a PIN.
+    pub fn preauth_builder(
+        &mut self,
+        pan: &str,
+        pin: &str,
+        amount_fen: u64,
+    ) -> MessageBuilder<'static> {
+        let mut b = self.sale_builder(pan, Some(pin), amount_fen);
+        b.set_mti(Mti::parse("0100").unwrap())
+            .set(3, "030000")
+            .set(25, "06")
+            .set(60, format!("10{:06}000", self.batch));
+        b
+    }
+
+    /// What names a pre-authorisation: its auth code (38) and 61 (batch, trace, MMDD;
+    /// zeros say nothing).
+    fn names_preauth(
+        b: &mut MessageBuilder<'static>,
+        auth_code: &str,
+        batch: u32,
+        stan: u32,
+        mmdd: &str,
+    ) {
+        b.set(38, auth_code.to_owned())
+            .set(61, format!("{batch:06}{stan:06}{mmdd}"));
+    }
+
+    /// A pre-authorisation void (0100, 60.1 = 11), without a PIN.
+    pub fn preauth_void_builder(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        auth_code: &str,
+        (batch, stan, mmdd): (u32, u32, &str),
+    ) -> MessageBuilder<'static> {
+        let mut b = self.sale_builder(pan, None, amount_fen);
+        b.set_mti(Mti::parse("0100").unwrap())
+            .set(3, "200000")
+            .set(25, "06")
+            .set(60, format!("11{:06}000", self.batch));
+        Self::names_preauth(&mut b, auth_code, batch, stan, mmdd);
+        b
+    }
+
+    /// A completion (0200, 60.1 = 20; `advice`: the offline 0220, 60.1 = 24), without a PIN.
+    pub fn completion_builder(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        auth_code: &str,
+        (batch, stan, mmdd): (u32, u32, &str),
+        advice: bool,
+    ) -> MessageBuilder<'static> {
+        let mut b = self.sale_builder(pan, None, amount_fen);
+        b.set(25, "06").set(
+            60,
+            format!("{}{:06}000", if advice { "24" } else { "20" }, self.batch),
+        );
+        if advice {
+            b.set_mti(Mti::parse("0220").unwrap());
+        }
+        Self::names_preauth(&mut b, auth_code, batch, stan, mmdd);
+        b
+    }
+
+    /// A completion void (0200, 60.1 = 21) of the completion with trace `orig_stan`.
+    pub fn completion_void_builder(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        orig_stan: u32,
+    ) -> MessageBuilder<'static> {
+        let mut b = self.sale_builder(pan, None, amount_fen);
+        b.set(3, "200000")
+            .set(25, "06")
+            .set(60, format!("21{:06}000", self.batch))
+            .set(61, format!("{:06}{orig_stan:06}", self.batch));
+        b
+    }
+
+    /// A settlement adjustment (0220, 60.1 = 32, `tip`: 34) of the sale with trace
+    /// `orig_stan` in the open batch.
+    pub fn adjust_builder(
+        &mut self,
+        pan: &str,
+        amount_fen: u64,
+        orig_stan: u32,
+        tip: bool,
+    ) -> MessageBuilder<'static> {
+        let mut b = self.sale_builder(pan, None, amount_fen);
+        b.set_mti(Mti::parse("0220").unwrap())
+            .set(
+                60,
+                format!("{}{:06}000", if tip { "34" } else { "32" }, self.batch),
+            )
+            .set(61, format!("{:06}{orig_stan:06}", self.batch));
+        b
+    }
+
     pub fn balance_builder(&mut self, pan: &str, pin: &str) -> MessageBuilder<'static> {
         let stan = self.next_stan();
         let block = self.pin_block(pan, pin);

@@ -58,6 +58,12 @@ impl Backend for Faulty {
     ) -> Result<Vec<TxnRecord>, JournalError> {
         self.inner.find_trace(tid, batch, stan)
     }
+    fn preauths(
+        &mut self,
+        query: &switch::journal::PreauthQuery,
+    ) -> Result<Vec<TxnRecord>, JournalError> {
+        self.inner.preauths(query)
+    }
     fn max_stan(&mut self, tid: &Tid, batch: BatchNo) -> Result<Option<Stan>, JournalError> {
         self.inner.max_stan(tid, batch)
     }

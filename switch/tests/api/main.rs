@@ -26,6 +26,7 @@ mod nodes;
 mod operator_cli;
 mod payshield;
 mod pg;
+mod preauth;
 mod reliability;
 mod reload;
 mod restart;

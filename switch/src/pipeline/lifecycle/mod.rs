@@ -7,6 +7,8 @@
 //!  reversal 11 + 60.2 = its trace ─▶ the 0200 ┘      ─▶ check ─▶ marks + money back
 //!  settle   the batch's totals, from the journal ─▶ balanced or not ─▶ the next batch
 //!  upload   the terminal's items against the journal's ─▶ differences logged
+//!  pre-authorisation, its void, completion, completion void, lapsed holds ─▶ [`preauth`]
+//!  adjust   61 = batch + trace ─▶ the sale ─▶ new amount or a tip, fee again
 //! ```
 //!
 //! The lock is held until the marks are applied: what a request reads under it is what
@@ -18,6 +20,8 @@ use crate::model::{BatchNo, ResponseCode, Rrn, Stan, Tid};
 use crate::state::Original;
 use crate::state::locks::KeyGuard;
 
+pub mod adjust;
+pub mod preauth;
 pub mod refund;
 pub mod reversal;
 pub mod settle;

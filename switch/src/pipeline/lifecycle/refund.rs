@@ -96,6 +96,7 @@ impl<'s> Plan<'s> {
             ..Details::default()
         };
         let funds = on_us.then(|| FundsMove {
+            hold_delta_fen: 0,
             account: o.account,
             delta_fen: o.channel.credit_back(self.amount_fen),
             pin: crate::journal::PinTries::Unchanged,

@@ -8,15 +8,21 @@
 //!       ├─ declined   ─▶ nothing to undo
 //!       └─ approved   ─▶ lock it ─▶ reversed already? nothing : mark Reverse, and
 //!            sale: what it still takes comes back   void: the sale stands again (taken again)
+//!            pre-authorisation: its hold goes        its void: the hold again
+//!            completion: the money back, the pre-authorisation open (held) again
+//!            completion void: the completion stands again, the pre-authorisation completed
 //!            forwarded: an 0420 to the issuer through the store-and-forward queue
 //! ```
+//!
+//! A reversal names its original by the trace and the MTI it came with: 0100 for a
+//! pre-authorisation or its void (60.1 `10`, `11`), 0200 otherwise.
 
 use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::issuer::message::Upstream;
 use crate::journal::{Mark, Op, PinTries, TraceFirst};
-use crate::model::{FinancialKind, ResponseCode, SafKind, SafState, TxnKey};
+use crate::model::{FinancialKind, ResponseCode, SafKind, SafState, TxnKey, TxnKind};
 use crate::pipeline::Switch;
 use crate::pipeline::card::pan_of;
 use crate::pipeline::decision::{Decision, Details};
@@ -40,7 +46,7 @@ pub async fn reverse<'s>(
         tid,
         batch: req.batch,
         stan: req.stan,
-        mti: 200,
+        mti: reversed_mti(req),
     };
     let Ok((hold, answered, reversed_early)) = sw.state.recent.hold_original(key, sw).await else {
         return ResponseCode::SYSTEM_ERROR.into();
@@ -97,18 +103,52 @@ pub async fn reverse<'s>(
         locks: vec![locked.guard],
         ..Effects::default()
     };
+    let mut hold_delta = 0;
     let delta = match o.kind {
-        FinancialKind::Sale => o.channel.credit_back(o.still_taken_fen()),
+        FinancialKind::Sale => {
+            if o.txn == TxnKind::Completion
+                && !o.voided
+                && let Some(pre) = o.sale
+            {
+                // The pre-authorisation is open again, and holds again.
+                match reopen(sw, pre, &mut effects).await {
+                    Ok(held) => hold_delta += held,
+                    Err(d) => return d.into(),
+                }
+            }
+            o.channel.credit_back(o.still_taken_fen())
+        }
         FinancialKind::Void => {
             // The sale stands again: its money is taken again.
             if let Some(sale) = o.sale {
                 let sale_lock = sw.state.originals.lock(sale).await;
                 effects.marks.push((sale, Mark::Unvoid));
                 effects.locks.push(sale_lock);
+                if o.txn == TxnKind::CompletionVoid {
+                    match complete_again(sw, sale, &mut effects).await {
+                        Ok(released) => hold_delta -= released,
+                        Err(d) => return d.into(),
+                    }
+                }
             }
             -o.channel.credit_back(o.amount_fen)
         }
         FinancialKind::Refund => 0,
+        FinancialKind::PreAuth => {
+            if o.holds() {
+                hold_delta -= o.amount_fen;
+            }
+            0
+        }
+        FinancialKind::PreAuthVoid => {
+            if let Some(pre) = o.sale {
+                let pre_lock = sw.state.originals.lock(pre).await;
+                effects.marks.push((pre, Mark::Unvoid));
+                effects.locks.push(pre_lock);
+                hold_delta += o.amount_fen;
+            }
+            0
+        }
     };
     if let Some(entry) = forwarded_reversal(sw, rules, req, &o, now) {
         match entry {
@@ -116,15 +156,22 @@ pub async fn reverse<'s>(
             Err(()) => return ResponseCode::SYSTEM_ERROR.into(),
         }
     }
-    if delta != 0 && sw.state.accounts.view(&o.account).is_some() {
-        // Taking a sale's money again is held like a sale's until it is applied, or a sale
-        // meanwhile would count on money the journal no longer has.
-        let hold = (o.kind == FinancialKind::Void)
-            .then(|| sw.state.accounts.hold_regardless(o.account, o.amount_fen))
+    if (delta != 0 || hold_delta != 0) && sw.state.accounts.view(&o.account).is_some() {
+        // Taking a sale's money again, or holding it again, is held like a sale's until it
+        // is applied, or a sale meanwhile would count on money the journal no longer has.
+        let taken = if o.kind == FinancialKind::Void {
+            o.amount_fen
+        } else {
+            0
+        };
+        let held = taken + hold_delta.max(0);
+        let hold = (held > 0)
+            .then(|| sw.state.accounts.hold_regardless(o.account, held))
             .flatten();
         effects.funds = Some(FundsMove {
             account: o.account,
             delta_fen: delta,
+            hold_delta_fen: hold_delta,
             pin: PinTries::Unchanged,
             require_fen: None,
             hold,
@@ -138,6 +185,67 @@ pub async fn reverse<'s>(
         },
         effects,
     )
+}
+
+/// The MTI of the request a reversal names: 0100 when its 60.1 is a pre-authorisation's
+/// or its void's, else 0200.
+fn reversed_mti(req: &Request<'_>) -> u16 {
+    match req.msg.get("60.1").ok().flatten().and_then(|v| v.digits()) {
+        Some(d) if d == "10" || d == "11" => 100,
+        _ => 200,
+    }
+}
+
+/// A completion undone (reversed, or voided): its pre-authorisation, locked, is open again
+/// and holds its amount again; returns that amount (0 when it was not completed).
+pub(crate) async fn reopen<'s>(
+    sw: &'s Switch,
+    pre: crate::model::Rrn,
+    effects: &mut Effects<'s>,
+) -> Result<i64, crate::pipeline::decision::Decline> {
+    let Some(locked) = sw.lock_original(pre).await? else {
+        return Ok(0);
+    };
+    if !locked.original.completed {
+        return Ok(0);
+    }
+    effects.marks.push((pre, Mark::Uncomplete));
+    let amount = locked.original.amount_fen;
+    effects.locks.push(locked.guard);
+    Ok(amount)
+}
+
+/// A completion void reversed: the completion `completion` stands again, so its
+/// pre-authorisation, locked, is completed again and its hold goes; returns the hold
+/// released (0 when the pre-authorisation no longer holds: it lapsed meanwhile).
+async fn complete_again<'s>(
+    sw: &'s Switch,
+    completion: crate::model::Rrn,
+    effects: &mut Effects<'s>,
+) -> Result<i64, crate::pipeline::decision::Decline> {
+    let pre = match sw.state.originals.cached(&completion) {
+        Some(c) if !sw.shared() => c.sale,
+        _ => sw
+            .journal
+            .find(completion)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "journal look-up failed");
+                crate::pipeline::decision::Decline::from(ResponseCode::SYSTEM_ERROR)
+            })?
+            .and_then(|t| t.original_rrn),
+    };
+    let Some(pre) = pre else { return Ok(0) };
+    let Some(locked) = sw.lock_original(pre).await? else {
+        return Ok(0);
+    };
+    if !locked.original.holds() {
+        return Ok(0);
+    }
+    effects.marks.push((pre, Mark::Complete));
+    let amount = locked.original.amount_fen;
+    effects.locks.push(locked.guard);
+    Ok(amount)
 }
 
 /// A terminal's reversal of a forwarded transaction: the issuer gets an 0420 through the
@@ -161,6 +269,8 @@ fn forwarded_reversal(
             FinancialKind::Sale => "000000",
             FinancialKind::Void => "020000",
             FinancialKind::Refund => "200000",
+            FinancialKind::PreAuth => "030000",
+            FinancialKind::PreAuthVoid => "200000",
         },
         pan: pan.as_ref().map(|p| p.as_str()),
         amount_fen: u64::try_from(o.amount_fen).ok(),

@@ -26,7 +26,8 @@ fn items(f48: &str) -> Option<Vec<BatchItem>> {
                 stan: Stan(e[..6].parse().ok()?),
                 amount_fen: e[6..18].parse().ok()?,
                 kind: match &e[18..20] {
-                    "22" => FinancialKind::Sale,
+                    // Sales and completions (online and offline).
+                    "22" | "20" | "24" => FinancialKind::Sale,
                     "25" => FinancialKind::Refund,
                     _ => return None,
                 },
@@ -64,11 +65,23 @@ pub async fn upload<'s>(sw: &'s Switch, req: &Request<'_>) -> Result<Decision<'s
                     .map(|u| u.item)
                     .filter(|e| items.iter().all(|i| i.stan != e.stan))
                     .chain(items.iter().copied())
-                    .map(|i| (i64::from(i.stan.0), i.amount_fen, item_kind(i.kind)))
+                    .map(|i| {
+                        (
+                            i64::from(i.stan.0),
+                            i.amount_fen,
+                            crate::model::FinancialKind::as_item(i.kind),
+                        )
+                    })
                     .collect();
                 let mine: Vec<crate::report::BatchItem<'_>> = journal
                     .iter()
-                    .map(|i| (i64::from(i.stan.0), i.amount_fen, item_kind(i.kind)))
+                    .map(|i| {
+                        (
+                            i64::from(i.stan.0),
+                            i.amount_fen,
+                            crate::model::FinancialKind::as_item(i.kind),
+                        )
+                    })
                     .collect();
                 for d in crate::report::upload_differences(&uploaded, &mine) {
                     tracing::warn!(tid = %tid, batch = %batch, difference = %d, "batch upload difference");
@@ -87,11 +100,4 @@ pub async fn upload<'s>(sw: &'s Switch, req: &Request<'_>) -> Result<Decision<'s
             ..Effects::default()
         },
     ))
-}
-
-fn item_kind(k: FinancialKind) -> &'static str {
-    match k {
-        FinancialKind::Refund => "refund",
-        FinancialKind::Sale | FinancialKind::Void => "sale",
-    }
 }

@@ -8,7 +8,7 @@
 
 use super::Locked;
 use crate::journal::{Mark, PinTries};
-use crate::model::{FinancialKind, ResponseCode};
+use crate::model::{FinancialKind, ResponseCode, TxnKind};
 use crate::pipeline::Switch;
 use crate::pipeline::card::Instrument;
 use crate::pipeline::decision::{Decision, Details};
@@ -17,12 +17,14 @@ use crate::pipeline::request::Request;
 use crate::state::Session;
 
 /// Finds and locks the sale a void names and checks it can be voided: shared by on-us
-/// and forwarded voids.
+/// and forwarded voids, and by completion voids (`kind`), whose original is a completion
+/// where a void's is a sale.
 pub async fn check<'s>(
     sw: &'s Switch,
     req: &Request<'_>,
     inst: &Instrument,
     session: &Session,
+    kind: TxnKind,
 ) -> Result<Locked<'s>, Decision<'s>> {
     let tid = req
         .tid
@@ -49,7 +51,11 @@ pub async fn check<'s>(
         .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
     let o = &locked.original;
     // A sale partly refunded can no longer be voided: the refund already gave money back.
-    if o.kind != FinancialKind::Sale || o.voided || o.reversed || o.refunded_fen > 0 {
+    let voids_it = match kind {
+        TxnKind::CompletionVoid => o.txn == TxnKind::Completion,
+        _ => o.txn != TxnKind::Completion,
+    };
+    if o.kind != FinancialKind::Sale || !voids_it || o.voided || o.reversed || o.refunded_fen > 0 {
         return Err(inst.decline(ResponseCode::INVALID_TXN));
     }
     if o.account != inst.account() {
@@ -72,6 +78,7 @@ pub fn effects(locked: Locked<'_>, on_us: Option<PinTries>) -> (Details, Effects
     let funds = on_us.map(|pin| FundsMove {
         account: o.account,
         delta_fen: o.channel.credit_back(o.amount_fen),
+        hold_delta_fen: 0,
         pin,
         require_fen: None,
         hold: None,
@@ -94,7 +101,7 @@ pub async fn void<'s>(
     session: &Session,
     pin: PinTries,
 ) -> Decision<'s> {
-    match check(sw, req, inst, session).await {
+    match check(sw, req, inst, session, TxnKind::Void).await {
         Ok(locked) => {
             let (details, effects) = effects(locked, Some(pin));
             Decision::approved(
