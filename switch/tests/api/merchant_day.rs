@@ -215,6 +215,10 @@ enum Op {
     Refund(usize, u64),
     Reverse(usize),
     Retransmit(usize),
+    PreAuth(u64),
+    Complete(usize, u64),
+    ReleaseHold(usize),
+    ReversePreAuth(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -224,7 +228,30 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), 1u64..=100).prop_map(|(i, p)| Op::Refund(i, p)),
         2 => any::<usize>().prop_map(Op::Reverse),
         1 => any::<usize>().prop_map(Op::Retransmit),
+        2 => (1u64..400_000).prop_map(Op::PreAuth),
+        2 => (any::<usize>(), 50u64..=125).prop_map(|(i, p)| Op::Complete(i, p)),
+        1 => any::<usize>().prop_map(Op::ReleaseHold),
+        1 => any::<usize>().prop_map(Op::ReversePreAuth),
     ]
+}
+
+/// What a pre-authorisation should be, in the model.
+struct Hold {
+    frame: Vec<u8>,
+    stan: u32,
+    /// Its auth code, when approved.
+    auth: Option<String>,
+    amount: u64,
+    /// Completed for this much (a completion is a sale that stands).
+    completed: Option<u64>,
+    voided: bool,
+    reversed: bool,
+}
+
+impl Hold {
+    fn holds(&self) -> bool {
+        self.auth.is_some() && self.completed.is_none() && !self.voided && !self.reversed
+    }
 }
 
 /// What a sale should be, in the model.
@@ -246,6 +273,9 @@ async fn run_sequence(ops: Vec<Op>) {
     t.sign_on().await;
     let mut balance: i64 = 1_000_000;
     let mut sales: Vec<Sale> = Vec::new();
+    let mut holds: Vec<Hold> = Vec::new();
+    // What open pre-authorisations hold: never below zero, and not available.
+    let mut held: i64 = 0;
     let (mut refunds_fen, mut refunds_n) = (0u64, 0u32);
     let mmdd = switch::clock::Timestamp::now().cst_fields().1;
     for op in ops {
@@ -254,7 +284,11 @@ async fn run_sequence(ops: Vec<Op>) {
                 let mut b = t.sale_builder(DEBIT, Some("123456"), amount);
                 let frame = t.seal(&mut b);
                 let r = t.exchange(&frame).await;
-                let want = if amount as i64 <= balance { "00" } else { "51" };
+                let want = if amount as i64 <= balance - held {
+                    "00"
+                } else {
+                    "51"
+                };
                 assert_eq!(r.rc(), want, "sale {amount}");
                 if want == "00" {
                     balance -= amount as i64;
@@ -325,8 +359,83 @@ async fn run_sequence(ops: Vec<Op>) {
                 assert_eq!(r.rc(), s.rc, "a retransmission gets the first answer");
                 assert_eq!(r.text(37), s.rrn.clone().or(r.text(37)));
             }
+            Op::PreAuth(amount) => {
+                let mut b = t.preauth_builder(DEBIT, "123456", amount);
+                let frame = t.seal(&mut b);
+                let r = t.exchange(&frame).await;
+                let want = if amount as i64 <= balance - held {
+                    "00"
+                } else {
+                    "51"
+                };
+                assert_eq!(r.rc(), want, "pre-authorisation {amount}");
+                if want == "00" {
+                    held += amount as i64;
+                }
+                holds.push(Hold {
+                    frame,
+                    stan: t.stan,
+                    auth: r.text(38).filter(|_| want == "00"),
+                    amount,
+                    completed: None,
+                    voided: false,
+                    reversed: false,
+                });
+            }
+            Op::Complete(i, pct) if !holds.is_empty() => {
+                let n = holds.len();
+                let h = &mut holds[i % n];
+                let Some(auth) = h.auth.clone() else { continue };
+                let amount = (h.amount * pct / 100).max(1);
+                let batch = t.batch;
+                let b = t.completion_builder(DEBIT, amount, &auth, (batch, h.stan, &mmdd), false);
+                let r = t.send_sealed(b).await;
+                let extra = amount as i64 - h.amount as i64;
+                let want = if !h.holds() {
+                    "12"
+                } else if amount * 100 > h.amount * 115 {
+                    "61"
+                } else if extra > 0 && extra > balance - held {
+                    "51"
+                } else {
+                    "00"
+                };
+                assert_eq!(r.rc(), want, "completion {amount} of {}", h.amount);
+                if want == "00" {
+                    h.completed = Some(amount);
+                    held -= h.amount as i64;
+                    balance -= amount as i64;
+                }
+            }
+            Op::ReleaseHold(i) if !holds.is_empty() => {
+                let n = holds.len();
+                let h = &mut holds[i % n];
+                let Some(auth) = h.auth.clone() else { continue };
+                let batch = t.batch;
+                let b = t.preauth_void_builder(DEBIT, h.amount, &auth, (batch, h.stan, &mmdd));
+                let r = t.send_sealed(b).await;
+                let want = if h.holds() { "00" } else { "12" };
+                assert_eq!(r.rc(), want, "pre-authorisation void");
+                if want == "00" {
+                    h.voided = true;
+                    held -= h.amount as i64;
+                }
+            }
+            Op::ReversePreAuth(i) if !holds.is_empty() => {
+                let n = holds.len();
+                let h = &mut holds[i % n];
+                let frame = h.frame.clone();
+                assert_eq!(t.reverse(&frame).await.rc(), "00");
+                if h.auth.is_some() && !h.reversed {
+                    if h.holds() {
+                        held -= h.amount as i64;
+                    }
+                    h.reversed = true;
+                }
+            }
             _ => {}
         }
+        assert!(held >= 0, "holds never negative");
     }
     // Whatever happened, no sale gave back more than it took.
     for s in &sales {
@@ -348,25 +457,42 @@ async fn run_sequence(ops: Vec<Op>) {
             }
         })
         .sum();
+    let completed: i64 = holds.iter().filter_map(|h| h.completed).sum::<u64>() as i64;
+    let still_held: i64 = holds
+        .iter()
+        .filter(|h| h.holds())
+        .map(|h| h.amount as i64)
+        .sum();
+    assert_eq!(held, still_held);
     assert_eq!(
         balance,
-        1_000_000 - taken,
-        "model balance is what the standing sales still hold"
+        1_000_000 - taken - completed,
+        "model balance is what the standing sales and completions still hold"
     );
     let b = t.balance(DEBIT, "123456").await;
     assert_eq!(
         b.text(54).unwrap()[8..].parse::<i64>().unwrap(),
-        balance,
-        "card balance"
+        balance - held,
+        "available: the balance less the holds"
+    );
+    let id = sw.switch().account_id(DEBIT).to_hex();
+    assert_eq!(
+        JournalDb::of(&dir).number(
+            "SELECT preauth_fen FROM accounts WHERE pan_hash = ?1",
+            &[id.into()]
+        ),
+        held,
+        "the journal's holds"
     );
     let standing: Vec<&Sale> = sales
         .iter()
         .filter(|s| s.rrn.is_some() && !s.voided && !s.reversed)
         .collect();
-    let debit: u64 = standing.iter().map(|s| s.amount).sum();
-    let s = t
-        .settle(debit, standing.len() as u32, refunds_fen, refunds_n)
-        .await;
+    let completions: Vec<u64> = holds.iter().filter_map(|h| h.completed).collect();
+    let debit: u64 =
+        standing.iter().map(|s| s.amount).sum::<u64>() + completions.iter().sum::<u64>();
+    let count = (standing.len() + completions.len()) as u32;
+    let s = t.settle(debit, count, refunds_fen, refunds_n).await;
     assert_eq!(
         &s.digits(48).unwrap()[30..31],
         "1",
@@ -380,7 +506,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     #[test]
-    fn lifecycle_sequences_never_move_money_twice(ops in proptest::collection::vec(op(), 1..25)) {
+    fn lifecycle_sequences_never_move_money_twice(ops in proptest::collection::vec(op(), 1..30)) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(run_sequence(ops));
     }
