@@ -139,9 +139,27 @@ pub struct Knobs {
     pub close: AtomicBool,
 }
 
+/// What a booked request was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Booked {
+    /// A sale (or a stand-in sale's advice).
+    Sale,
+    /// A void of a sale or completion.
+    Void,
+    /// A refund.
+    Refund,
+    /// A pre-authorisation: a hold, nothing taken.
+    PreAuth,
+    /// A pre-authorisation's void: the hold released.
+    PreAuthVoid,
+    /// A completion: the hold becomes a debit.
+    Completion,
+}
+
 /// What happened to one simulated transaction.
 #[derive(Clone, Debug)]
 struct Txn {
+    kind: Booked,
     pan: String,
     amount_fen: i64,
     /// Balance change it made (negative: money taken from the card).
@@ -149,7 +167,10 @@ struct Txn {
     reversed: bool,
     voided: bool,
     refunded_fen: i64,
-    /// For a void or refund: the sale's key.
+    /// A pre-authorisation: completed.
+    completed: bool,
+    /// For a void or refund: the sale's key; for a completion or a pre-authorisation's
+    /// void: the pre-authorisation's.
     original: Option<String>,
 }
 
@@ -158,12 +179,20 @@ impl Txn {
     fn reversed_before_booked() -> Self {
         Self {
             reversed: true,
-            ..Self::new(String::new(), 0, 0, None)
+            ..Self::new(Booked::Sale, String::new(), 0, 0, None)
         }
     }
 
-    fn new(pan: String, amount_fen: i64, delta_fen: i64, original: Option<String>) -> Self {
+    fn new(
+        kind: Booked,
+        pan: String,
+        amount_fen: i64,
+        delta_fen: i64,
+        original: Option<String>,
+    ) -> Self {
         Self {
+            kind,
+            completed: false,
             pan,
             amount_fen,
             delta_fen,
@@ -178,6 +207,8 @@ impl Txn {
 struct Card {
     offset: String,
     balance_fen: i64,
+    /// Held by open pre-authorisations, fen.
+    held_fen: i64,
 }
 
 struct SimState {
@@ -266,6 +297,7 @@ impl IssuerSim {
                 Card {
                     offset,
                     balance_fen: c.balance_fen,
+                    held_fen: 0,
                 },
             );
         }
@@ -322,6 +354,11 @@ impl IssuerSim {
             .await
             .with_context(|| format!("listen {}", cfg.listen))?;
         Self::start(cfg, vec![l]).await
+    }
+
+    /// What a card's open pre-authorisations hold, fen.
+    pub fn held(&self, pan: &str) -> Option<i64> {
+        self.state.cards.lock().ok()?.get(pan).map(|c| c.held_fen)
     }
 
     /// A card's balance, fen.
@@ -618,6 +655,90 @@ fn reversed_first(txns: &HashMap<String, Txn>, key: &str) -> bool {
         .is_some_and(|t| t.reversed && t.pan.is_empty())
 }
 
+/// Reverses a pre-authorisation (its hold goes), its void (the hold again), a completion
+/// (the money back, the hold again) or a completion's void (the completion stands again,
+/// the hold goes); `false` when `key` is none of these.
+fn reverse_hold_family(
+    cards: &mut HashMap<String, Card>,
+    txns: &mut HashMap<String, Txn>,
+    key: &str,
+) -> bool {
+    let Some(t) = txns.get(key) else {
+        return false;
+    };
+    let (kind, pan, amount, delta, refunded, voided, completed, original) = (
+        t.kind,
+        t.pan.clone(),
+        t.amount_fen,
+        t.delta_fen,
+        t.refunded_fen,
+        t.voided,
+        t.completed,
+        t.original.clone(),
+    );
+    let of_kind = original.as_ref().and_then(|k| txns.get(k)).map(|o| o.kind);
+    let family = match kind {
+        Booked::PreAuth | Booked::PreAuthVoid | Booked::Completion => true,
+        Booked::Void => of_kind == Some(Booked::Completion),
+        _ => false,
+    };
+    if !family {
+        return false;
+    }
+    // (balance change, hold change)
+    let (mut balance, mut held) = (0, 0);
+    match kind {
+        Booked::PreAuth if !voided && !completed => held -= amount,
+        Booked::PreAuthVoid => {
+            if let Some(pre) = original.as_ref().and_then(|k| txns.get_mut(k))
+                && pre.voided
+                && !pre.reversed
+            {
+                pre.voided = false;
+                held += pre.amount_fen;
+            }
+        }
+        Booked::Completion if !voided => {
+            balance -= delta + refunded;
+            if let Some(pre) = original.as_ref().and_then(|k| txns.get_mut(k))
+                && pre.completed
+                && !pre.reversed
+            {
+                pre.completed = false;
+                held += pre.amount_fen;
+            }
+        }
+        Booked::Void => {
+            let completion = original.as_ref().and_then(|k| txns.get_mut(k));
+            let pre_key = match completion {
+                Some(c) if c.voided && !c.reversed => {
+                    c.voided = false;
+                    balance -= delta;
+                    c.original.clone()
+                }
+                _ => None,
+            };
+            if let Some(pre) = pre_key.as_ref().and_then(|k| txns.get_mut(k))
+                && !pre.completed
+                && !pre.voided
+                && !pre.reversed
+            {
+                pre.completed = true;
+                held -= pre.amount_fen;
+            }
+        }
+        _ => {}
+    }
+    if let Some(c) = cards.get_mut(&pan) {
+        c.balance_fen += balance;
+        c.held_fen += held;
+    }
+    if let Some(t) = txns.get_mut(key) {
+        t.reversed = true;
+    }
+    true
+}
+
 /// Authorisation and the issuer's books.
 fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
     let mti = msg.mti().as_str().to_owned();
@@ -651,6 +772,13 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             if orig.reversed {
                 return ("00", Extra::None);
             }
+            if reverse_hold_family(&mut cards, &mut txns, &key) {
+                state.reversals_applied.fetch_add(1, Ordering::Relaxed);
+                return ("00", Extra::None);
+            }
+            let Some(orig) = txns.get_mut(&key) else {
+                return ("00", Extra::None);
+            };
             orig.reversed = true;
             let (pan, delta, amount, sale) = (
                 orig.pan.clone(),
@@ -689,6 +817,94 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             state.reversals_applied.fetch_add(1, Ordering::Relaxed);
             ("00", Extra::None)
         }
+        // Pre-authorisation: a hold on the card.
+        ("0100", "03") => {
+            let (Some(key), Some(pan)) = (own_key(msg), pan_of(msg)) else {
+                return ("30", Extra::None);
+            };
+            let Some(card) = cards.get_mut(&pan) else {
+                return ("14", Extra::None);
+            };
+            if !pin_ok(state, msg, &pan, &card.offset) {
+                return ("55", Extra::None);
+            }
+            if reversed_first(&txns, &key) {
+                return ("12", Extra::None);
+            }
+            if card.balance_fen - card.held_fen < amount {
+                return ("51", Extra::None);
+            }
+            card.held_fen += amount;
+            txns.insert(key, Txn::new(Booked::PreAuth, pan, amount, 0, None));
+            ("00", auth())
+        }
+        // A pre-authorisation's void: its hold released.
+        ("0100", "20") => {
+            let (Some(key), Some(pre_key)) = (own_key(msg), original_key(msg)) else {
+                return ("30", Extra::None);
+            };
+            if reversed_first(&txns, &key) {
+                return ("12", Extra::None);
+            }
+            let Some(pre) = txns.get_mut(&pre_key).filter(|t| t.kind == Booked::PreAuth) else {
+                return ("25", Extra::None);
+            };
+            if pre.reversed || pre.voided || pre.completed {
+                return ("12", Extra::None);
+            }
+            if pre.amount_fen != amount {
+                return ("64", Extra::None);
+            }
+            pre.voided = true;
+            let pan = pre.pan.clone();
+            if let Some(c) = cards.get_mut(&pan) {
+                c.held_fen -= amount;
+            }
+            txns.insert(
+                key,
+                Txn::new(Booked::PreAuthVoid, pan, amount, 0, Some(pre_key)),
+            );
+            ("00", auth())
+        }
+        // A completion (advice, or request), naming its pre-authorisation in 90: the hold
+        // becomes a debit, up to 115 % of it.
+        ("0220" | "0221" | "0200", "00") if msg.field(90).is_some() => {
+            let (Some(key), Some(pre_key)) = (own_key(msg), original_key(msg)) else {
+                return ("30", Extra::None);
+            };
+            if reversed_first(&txns, &key) {
+                return ("12", Extra::None);
+            }
+            if txns.contains_key(&key) {
+                return ("00", auth());
+            }
+            let Some(pre) = txns.get_mut(&pre_key).filter(|t| t.kind == Booked::PreAuth) else {
+                return ("25", Extra::None);
+            };
+            if pre.reversed || pre.voided || pre.completed {
+                return ("12", Extra::None);
+            }
+            if amount * 100 > pre.amount_fen * 115 {
+                return ("61", Extra::None);
+            }
+            let (pan, held) = (pre.pan.clone(), pre.amount_fen);
+            let Some(card) = cards.get_mut(&pan) else {
+                return ("14", Extra::None);
+            };
+            if card.balance_fen - card.held_fen + held < amount {
+                return ("51", Extra::None);
+            }
+            card.balance_fen -= amount;
+            card.held_fen -= held;
+            if let Some(pre) = txns.get_mut(&pre_key) {
+                pre.completed = true;
+            }
+            txns.insert(
+                key,
+                Txn::new(Booked::Completion, pan, amount, -amount, Some(pre_key)),
+            );
+            ("00", auth())
+        }
         // Stand-in advice of a sale: the acquirer approved it; book it once.
         ("0220" | "0221", "00") => {
             let (Some(key), Some(pan)) = (own_key(msg), pan_of(msg)) else {
@@ -698,7 +914,7 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
                 if let Some(c) = cards.get_mut(&pan) {
                     c.balance_fen -= amount;
                 }
-                v.insert(Txn::new(pan, amount, -amount, None));
+                v.insert(Txn::new(Booked::Sale, pan, amount, -amount, None));
             }
             ("00", Extra::None)
         }
@@ -728,7 +944,7 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             if let Some(c) = cards.get_mut(&pan) {
                 c.balance_fen += amount;
             }
-            txns.insert(key, Txn::new(pan, amount, amount, sale));
+            txns.insert(key, Txn::new(Booked::Refund, pan, amount, amount, sale));
             ("00", auth())
         }
         // Void of an earlier sale.
@@ -743,19 +959,32 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
             let Some(orig) = sale.as_ref().and_then(|k| txns.get_mut(k)) else {
                 return ("25", Extra::None);
             };
-            if orig.reversed || orig.voided || orig.refunded_fen > 0 {
+            if !matches!(orig.kind, Booked::Sale | Booked::Completion)
+                || orig.reversed
+                || orig.voided
+                || orig.refunded_fen > 0
+            {
                 return ("12", Extra::None);
             }
             if orig.amount_fen != amount {
                 return ("64", Extra::None);
             }
-            // The sale is undone; reversing the void lets it stand again.
+            // The sale is undone; reversing the void lets it stand again. A completion's
+            // pre-authorisation holds again.
             orig.voided = true;
-            let (pan, back) = (orig.pan.clone(), -orig.delta_fen);
+            let (pan, back, pre) = (orig.pan.clone(), -orig.delta_fen, orig.original.clone());
+            let held = match pre.as_ref().and_then(|k| txns.get_mut(k)) {
+                Some(pre) if pre.completed && !pre.reversed => {
+                    pre.completed = false;
+                    pre.amount_fen
+                }
+                _ => 0,
+            };
             if let Some(c) = cards.get_mut(&pan) {
                 c.balance_fen += back;
+                c.held_fen += held;
             }
-            txns.insert(key, Txn::new(pan, amount, back, sale));
+            txns.insert(key, Txn::new(Booked::Void, pan, amount, back, sale));
             ("00", auth())
         }
         // Sale and balance inquiry.
@@ -779,7 +1008,7 @@ fn decide(state: &SimState, msg: &Message<'_>) -> (&'static str, Extra) {
                 return ("51", Extra::None);
             }
             card.balance_fen -= amount;
-            txns.insert(key, Txn::new(pan, amount, -amount, None));
+            txns.insert(key, Txn::new(Booked::Sale, pan, amount, -amount, None));
             ("00", auth())
         }
         _ => ("12", Extra::None),

@@ -78,9 +78,30 @@ pub struct IssuerConfig {
     /// Stand-in processing when the issuer is unreachable (off by default).
     #[serde(default)]
     pub stand_in: StandInConfig,
+    /// How a pre-authorisation's completion goes to this issuer: `advice` (0220, default)
+    /// or `request` (0200).
+    #[serde(default, skip_serializing_if = "CompletionMessage::is_advice")]
+    pub completion: CompletionMessage,
     /// Lines over TLS (mutual, with a client certificate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<IssuerTlsConfig>,
+}
+
+/// The message a completion goes to the issuer as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompletionMessage {
+    /// 0220, the financial advice (default).
+    #[default]
+    Advice,
+    /// 0200, the financial request.
+    Request,
+}
+
+impl CompletionMessage {
+    fn is_advice(&self) -> bool {
+        *self == Self::Advice
+    }
 }
 
 /// TLS on an issuer's lines.

@@ -29,7 +29,7 @@ pub use acquirer::{AcquirerConfig, RefundFeePolicy};
 pub use cards::{CardConfig, CardEntry, WalletConfig};
 pub use fees::FeeConfig;
 pub use hsm::HsmConfig;
-pub use issuers::{IssuerConfig, IssuerTlsConfig, SafConfig, StandInConfig};
+pub use issuers::{CompletionMessage, IssuerConfig, IssuerTlsConfig, SafConfig, StandInConfig};
 pub use journal::JournalConfig;
 pub use limits::{LimitsConfig, ServerLimits};
 pub use listen::ListenConfig;

@@ -12,6 +12,10 @@
 //!  —                                       64 X9.19 MAC under the ZAK
 //!  39, 38, 54                      ◀──     39 response, 38 auth code, 54 balances
 //!  reversal / void / refund        ──▶     90 original data: MTI, STAN, time, acquirer id
+//!  pre-authorisation (0100)        ──▶     0100, 3 = 030000
+//!  its void (0100), completion     ──▶     0100 3 = 200000 / 0220 (or 0200) 3 = 000000,
+//!                                          38 its auth code, 90 the pre-authorisation
+//!  completion void                 ──▶     0200, 3 = 020000 (as a void), 90 the completion
 //! ```
 
 use codec::{Message, MessageBuilder, Mti};
@@ -29,6 +33,8 @@ const fn mti(d: &[u8; 4]) -> Mti {
 
 /// Network management request (echo).
 pub const ECHO: Mti = mti(b"0800");
+/// Authorisation request (pre-authorisation and its void).
+pub const AUTHORISATION: Mti = mti(b"0100");
 /// Financial request (sale, balance, void).
 pub const FINANCIAL: Mti = mti(b"0200");
 /// Financial advice (refund, stand-in approval).
@@ -78,6 +84,9 @@ pub struct Upstream<'a> {
     pub icc_hex: Option<String>,
     /// Original data elements (90).
     pub original: Option<String>,
+    /// The original's authorisation code (38): a completion's or pre-authorisation
+    /// void's.
+    pub auth_code: Option<String>,
 }
 
 impl Upstream<'_> {
@@ -109,8 +118,11 @@ impl Upstream<'_> {
         if let Some(t) = &self.track2 {
             b.set(35, t.clone());
         }
-        b.set(37, self.rrn.to_owned())
-            .set(41, self.tid.to_owned())
+        b.set(37, self.rrn.to_owned());
+        if let Some(a) = &self.auth_code {
+            b.set(38, a.clone());
+        }
+        b.set(41, self.tid.to_owned())
             .set(42, self.mid.to_owned())
             .set(49, self.currency.to_owned());
         match &self.pin {
@@ -226,6 +238,7 @@ mod tests {
             pin: Some((vec![0x12; 8], "2600000000000000".into())),
             icc_hex: Some("9F2608AABBCCDDEEFF0011".into()),
             original: None,
+            auth_code: None,
         };
         let orig = UpstreamRef {
             issuer: "demo".into(),

@@ -92,6 +92,8 @@ pub struct Issuer {
     pub saf_config: SafConfig,
     /// Stand-in limits.
     pub stand_in: StandInConfig,
+    /// What a completion goes as: 0220 (advice) or 0200.
+    pub completion_mti: codec::Mti,
     max_in_flight: usize,
     breaker: Breaker,
     lines: Vec<Arc<Line>>,
@@ -201,6 +203,10 @@ impl Issuer {
             ),
             saf_config: cfg.saf.clone(),
             stand_in: cfg.stand_in.clone(),
+            completion_mti: match cfg.completion {
+                crate::config::CompletionMessage::Advice => message::ADVICE,
+                crate::config::CompletionMessage::Request => message::FINANCIAL,
+            },
             max_in_flight: cfg.max_in_flight,
             breaker: Breaker::new(
                 cfg.breaker_timeouts,

@@ -1,7 +1,8 @@
 //! Step 8 for cards of a remote issuer: translate, forward, relay the answer.
 //!
 //! ```text
-//!  request ─▶ (void/refund: find and lock the original, as on-us) ─▶ PIN TPK → issuer ZPK (HSM)
+//!  request ─▶ (void/refund/completion/pre-authorisation void/completion void: find and lock
+//!             the original, as on-us) ─▶ PIN TPK → issuer ZPK (HSM)
 //!          ─▶ journal: reversal armed ─▶ issuer ─┬─ reply: 39/38/54 to the terminal; reversal cancelled
 //!                                                ├─ no reply in time: 98; reversal pending (sent by the queue)
 //!                                                └─ not sent (issuer unreachable): stand-in within limits, or 91
@@ -14,14 +15,15 @@ use hsm_sim::EncryptedPinBlock;
 use super::card::{Instrument, pan_of};
 use super::decision::{Answer, Decision, Decline, Details};
 use super::effects::{Armed, Effects};
-use super::lifecycle::{refund, void};
+use super::lifecycle::reversal::reopen;
+use super::lifecycle::{preauth, refund, void};
 use super::request::Request;
 use super::terminal::Authenticated;
 use super::{Switch, hsm_failure, stand_in};
 use crate::clock::Timestamp;
-use crate::issuer::message::{ADVICE, FINANCIAL, IssuerReply, Upstream};
+use crate::issuer::message::{ADVICE, AUTHORISATION, FINANCIAL, IssuerReply, Upstream};
 use crate::issuer::{Issuer, LinkError};
-use crate::journal::{JournalError, Op, UpstreamRef};
+use crate::journal::{JournalError, Mark, Op, UpstreamRef};
 use crate::model::{ResponseCode, Rrn, SafKind, SafState, Stan, TxnKind};
 use crate::saf::Entry;
 use crate::state::Session;
@@ -38,10 +40,18 @@ fn upstream_stan(rrn: &Rrn) -> Stan {
 /// Field 53 for an ISO format 0 PIN block under a double-length key.
 const PIN_CONTROL: &str = "2600000000000000";
 
-/// What a forwarded void or refund found at the switch first.
+/// What a forwarded void, refund or pre-authorisation's follow-up found at the switch
+/// first.
 enum Lifecycle<'s> {
     Void(super::lifecycle::Locked<'s>),
     Refund(refund::Plan<'s>),
+    /// The changes are known before the issuer answers (a completion, a pre-authorisation
+    /// void, a completion void): applied if it approves.
+    Prepared {
+        original: crate::state::Original,
+        details: Details,
+        effects: Effects<'s>,
+    },
 }
 
 impl<'s> Lifecycle<'s> {
@@ -49,6 +59,7 @@ impl<'s> Lifecycle<'s> {
         match self {
             Self::Void(l) => &l.original,
             Self::Refund(p) => p.original(),
+            Self::Prepared { original, .. } => original,
         }
     }
 
@@ -56,11 +67,49 @@ impl<'s> Lifecycle<'s> {
         match self {
             Self::Void(l) => void::effects(l, None),
             Self::Refund(p) => p.effects(false),
+            Self::Prepared {
+                details, effects, ..
+            } => (details, effects),
         }
+    }
+
+    /// A pre-authorisation's follow-up: `mark` on it, under its lock.
+    fn on_preauth(locked: super::lifecycle::Locked<'s>, mark: crate::journal::Mark) -> Self {
+        let original = locked.original.clone();
+        Self::Prepared {
+            details: Details {
+                original_rrn: Some(original.rrn),
+                ..Details::default()
+            },
+            effects: Effects {
+                marks: vec![(original.rrn, mark)],
+                locks: vec![locked.guard],
+                ..Effects::default()
+            },
+            original,
+        }
+    }
+
+    /// A completion void: the completion voided, its pre-authorisation open again.
+    async fn completion_void(
+        sw: &'s Switch,
+        locked: super::lifecycle::Locked<'s>,
+    ) -> Result<Self, Decline> {
+        let original = locked.original.clone();
+        let (details, mut effects) = void::effects(locked, None);
+        if let Some(pre) = original.sale {
+            reopen(sw, pre, &mut effects).await?;
+        }
+        Ok(Self::Prepared {
+            original,
+            details,
+            effects,
+        })
     }
 }
 
-/// Forwards a sale, balance inquiry, void or refund to the card's issuer.
+/// Forwards a sale, balance inquiry, void, refund, pre-authorisation, its void, a
+/// completion or a completion void to the card's issuer.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward<'s>(
     sw: &'s Switch,
@@ -91,12 +140,16 @@ async fn forward_inner<'s>(
     let (processing, mti) = match kind {
         TxnKind::Sale => ("000000", FINANCIAL),
         TxnKind::Balance => ("310000", FINANCIAL),
-        TxnKind::Void => ("020000", FINANCIAL),
+        TxnKind::Void | TxnKind::CompletionVoid => ("020000", FINANCIAL),
         TxnKind::Refund => ("200000", ADVICE),
+        TxnKind::PreAuth => ("030000", AUTHORISATION),
+        TxnKind::PreAuthVoid => ("200000", AUTHORISATION),
+        TxnKind::Completion => ("000000", issuer.completion_mti),
         _ => return Err(inst.decline(ResponseCode::INVALID_TXN)),
     };
-    // Voids and refunds find their original as on-us ones do; it must have gone to this
-    // issuer, and field 90 names it there.
+    // Voids, refunds and a pre-authorisation's follow-ups find their original as on-us
+    // ones do (and check it alike); it must have gone to this issuer, and field 90 names
+    // it there.
     let lifecycle = match kind {
         TxnKind::Void => Some(Lifecycle::Void(
             void::check(sw, req, inst, session, TxnKind::Void).await?,
@@ -104,6 +157,39 @@ async fn forward_inner<'s>(
         TxnKind::Refund => Some(Lifecycle::Refund(
             refund::check(sw, &at.rules.acquirer, req, inst, now).await?,
         )),
+        TxnKind::PreAuthVoid | TxnKind::Completion => {
+            let locked = preauth::find(sw, req, inst).await?;
+            let held = locked.original.amount_fen;
+            if kind == TxnKind::PreAuthVoid && req.amount() != held {
+                return Err(inst.decline(ResponseCode::AMOUNT_MISMATCH));
+            }
+            if kind == TxnKind::Completion
+                && req.amount() > at.rules.acquirer.completion_limit_fen(held)
+            {
+                return Err(inst.decline(ResponseCode::EXCEEDS_ORIGINAL));
+            }
+            let mark = match kind {
+                TxnKind::Completion => Mark::Complete,
+                _ => Mark::Void,
+            };
+            Some(Lifecycle::on_preauth(locked, mark))
+        }
+        TxnKind::CompletionVoid => {
+            let locked = void::check(sw, req, inst, session, kind).await?;
+            Some(
+                Lifecycle::completion_void(sw, locked)
+                    .await
+                    .map_err(|d| inst.decline(d))?,
+            )
+        }
+        _ => None,
+    };
+    // A completion and a pre-authorisation void name the issuer's code of the hold.
+    let original_auth = match kind {
+        TxnKind::Completion | TxnKind::PreAuthVoid => lifecycle
+            .as_ref()
+            .and_then(|l| l.original().auth_code)
+            .map(|a| a.as_str().trim_end().to_owned()),
         _ => None,
     };
     let original = match &lifecycle {
@@ -160,6 +246,7 @@ async fn forward_inner<'s>(
         pin,
         icc_hex: req.msg.bytes(55).map(hex::encode_upper),
         original: original.as_ref().map(|o| o.field90(&issuer.acquirer_id)),
+        auth_code: original_auth,
     };
     // Nothing can go out (no line up, the breaker open, too many waiting): answered at
     // once, and nothing written for a request never sent.
@@ -243,11 +330,12 @@ async fn forward_inner<'s>(
                 None => (Details::default(), Effects::default()),
             };
             details.original_rrn = lifecycle_details.original_rrn;
-            (details.fee_fen, details.fee_rule) = if kind == TxnKind::Sale {
-                at.rules.fee(inst, at.range, req.amount_fen)
-            } else {
-                (lifecycle_details.fee_fen, lifecycle_details.fee_rule)
-            };
+            (details.fee_fen, details.fee_rule) =
+                if matches!(kind, TxnKind::Sale | TxnKind::Completion) {
+                    at.rules.fee(inst, at.range, req.amount_fen)
+                } else {
+                    (lifecycle_details.fee_fen, lifecycle_details.fee_rule)
+                };
             effects.armed = armed;
             Ok(Decision {
                 answer: Answer {

@@ -1104,3 +1104,144 @@ async fn a_dropped_line_and_a_garbage_frame_do_not_open_the_breaker() {
     );
     sw.shutdown().await;
 }
+
+#[tokio::test]
+async fn pre_authorisations_of_a_remote_card_go_to_its_issuer() {
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-preauth", |_| {}).await;
+    let mmdd = crate::lifecycle::today_mmdd();
+    let batch = t.batch;
+
+    // 0100 to the issuer: it holds, nothing is taken.
+    let mut b = t.preauth_builder(REMOTE, "999999", 50_000);
+    assert_eq!(
+        t.send_sealed(b).await.rc(),
+        "55",
+        "the issuer checks the PIN"
+    );
+    b = t.preauth_builder(REMOTE, "111111", 50_000);
+    let p = t.send_sealed(b).await;
+    assert_eq!((p.msg().mti().as_u16(), p.rc()), (110, "00".to_string()));
+    assert!(t.reply_mac_ok(&p));
+    let (pstan, auth) = (t.stan, p.text(38).unwrap());
+    assert_eq!(sim.received("0100"), 2);
+    assert_eq!(sim.held(REMOTE), Some(50_000));
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000));
+    let upstream: String = journal(&dir)
+        .query_row(
+            "SELECT upstream FROM transactions WHERE rrn = ?1",
+            [p.text(37).unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(upstream.starts_with("0100:"), "{upstream}");
+
+    // Over the tolerance: refused at the switch, nothing sent.
+    b = t.completion_builder(REMOTE, 57_501, &auth, (batch, pstan, &mmdd), false);
+    assert_eq!(t.send_sealed(b).await.rc(), "61");
+    assert_eq!(sim.received("0220"), 0);
+    // The completion goes as an 0220 advice naming the hold (90) and its code (38).
+    b = t.completion_builder(REMOTE, 55_000, &auth, (batch, pstan, &mmdd), false);
+    let c = t.send_sealed(b).await;
+    assert_eq!(c.rc(), "00");
+    let cstan = t.stan;
+    assert_eq!(sim.received("0220"), 1);
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 55_000));
+    assert_eq!(sim.held(REMOTE), Some(0));
+    let (upstream, fee): (String, i64) = journal(&dir)
+        .query_row(
+            "SELECT upstream, fee_fen FROM transactions WHERE rrn = ?1",
+            [c.text(37).unwrap()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(upstream.starts_with("0220:"), "{upstream}");
+    assert_eq!(fee, 275, "a completion pays a sale's MDR");
+    b = t.completion_builder(REMOTE, 1_000, &auth, (batch, pstan, &mmdd), false);
+    assert_eq!(t.send_sealed(b).await.rc(), "12", "one completion");
+
+    // Its void (0200, 90 = the completion): the money back, the hold again.
+    b = t.completion_void_builder(REMOTE, 55_000, cstan);
+    assert_eq!(t.send_sealed(b).await.rc(), "00");
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000));
+    assert_eq!(sim.held(REMOTE), Some(50_000));
+    // Then the hold's void (0100, 3 = 200000).
+    b = t.preauth_void_builder(REMOTE, 50_000, &auth, (batch, pstan, &mmdd));
+    assert_eq!(t.send_sealed(b).await.rc(), "00");
+    assert_eq!(sim.received("0100"), 3);
+    assert_eq!(sim.held(REMOTE), Some(0));
+
+    // A terminal's reversal of a hold reaches the issuer through the queue.
+    let mut b = t.preauth_builder(REMOTE, "111111", 20_000);
+    let frame = t.seal(&mut b);
+    assert_eq!(t.exchange(&frame).await.rc(), "00");
+    assert_eq!(sim.held(REMOTE), Some(20_000));
+    assert_eq!(t.reverse(&frame).await.rc(), "00");
+    eventually("reversal applied at the issuer", 10, || {
+        sim.reversals_applied() == 1
+    })
+    .await;
+    assert_eq!(sim.held(REMOTE), Some(0));
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000));
+    assert_eq!(sim.bad_macs(), 0);
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_completion_goes_as_a_request_where_configured() {
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-completion-request", |i| {
+        i.completion = switch::config::CompletionMessage::Request;
+    })
+    .await;
+    let b = t.preauth_builder(REMOTE, "111111", 10_000);
+    let p = t.send_sealed(b).await;
+    assert_eq!(p.rc(), "00");
+    let (pstan, auth, batch) = (t.stan, p.text(38).unwrap(), t.batch);
+    let b = t.completion_builder(REMOTE, 10_000, &auth, (batch, pstan, "0000"), false);
+    assert_eq!(t.send_sealed(b).await.rc(), "00");
+    assert_eq!((sim.received("0200"), sim.received("0220")), (1, 0));
+    assert_eq!(sim.balance(REMOTE), Some(2_000_000 - 10_000));
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_timed_out_pre_authorisation_is_reversed_and_its_hold_released() {
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-preauth-timeout", |i| {
+        i.timeout_ms = 300;
+        i.saf.retry_secs = 1;
+    })
+    .await;
+    sim.knobs.delay_ms.store(800, Ordering::Relaxed);
+    let b = t.preauth_builder(REMOTE, "111111", 30_000);
+    let p = t.send_sealed(b).await;
+    assert_eq!(p.rc(), "98");
+    assert_eq!(p.text(38), None);
+    // The issuer held it late; the 0420 (naming the 0100) releases it.
+    eventually("0420 at the issuer", 10, || sim.received("0420") >= 1).await;
+    eventually("the hold released", 10, || {
+        sim.held(REMOTE) == Some(0) && sim.reversals_applied() == 1
+    })
+    .await;
+    sim.knobs.delay_ms.store(0, Ordering::Relaxed);
+    // A completion of what timed out finds no approved hold.
+    let b = t.completion_builder(REMOTE, 30_000, "000000", (0, 0, "0000"), false);
+    assert_eq!(t.send_sealed(b).await.rc(), "25");
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
