@@ -47,11 +47,14 @@ enum Lifecycle<'s> {
     Refund(refund::Plan<'s>),
     /// The changes are known before the issuer answers (a completion, a pre-authorisation
     /// void, a completion void): applied if it approves.
-    Prepared {
-        original: crate::state::Original,
-        details: Details,
-        effects: Effects<'s>,
-    },
+    Prepared(Box<Prepared<'s>>),
+}
+
+/// A follow-up's changes, known before the issuer answers.
+struct Prepared<'s> {
+    original: crate::state::Original,
+    details: Details,
+    effects: Effects<'s>,
 }
 
 impl<'s> Lifecycle<'s> {
@@ -59,7 +62,7 @@ impl<'s> Lifecycle<'s> {
         match self {
             Self::Void(l) => &l.original,
             Self::Refund(p) => p.original(),
-            Self::Prepared { original, .. } => original,
+            Self::Prepared(p) => &p.original,
         }
     }
 
@@ -67,16 +70,14 @@ impl<'s> Lifecycle<'s> {
         match self {
             Self::Void(l) => void::effects(l, None),
             Self::Refund(p) => p.effects(false),
-            Self::Prepared {
-                details, effects, ..
-            } => (details, effects),
+            Self::Prepared(p) => (p.details, p.effects),
         }
     }
 
     /// A pre-authorisation's follow-up: `mark` on it, under its lock.
     fn on_preauth(locked: super::lifecycle::Locked<'s>, mark: crate::journal::Mark) -> Self {
         let original = locked.original.clone();
-        Self::Prepared {
+        Self::Prepared(Box::new(Prepared {
             details: Details {
                 original_rrn: Some(original.rrn),
                 ..Details::default()
@@ -87,7 +88,7 @@ impl<'s> Lifecycle<'s> {
                 ..Effects::default()
             },
             original,
-        }
+        }))
     }
 
     /// A completion void: the completion voided, its pre-authorisation open again.
@@ -100,11 +101,11 @@ impl<'s> Lifecycle<'s> {
         if let Some(pre) = original.sale {
             reopen(sw, pre, &mut effects).await?;
         }
-        Ok(Self::Prepared {
+        Ok(Self::Prepared(Box::new(Prepared {
             original,
             details,
             effects,
-        })
+        })))
     }
 }
 
