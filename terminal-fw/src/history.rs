@@ -6,6 +6,8 @@
 //!  refund --last    ─▶ the newest approved sale of the open batch, else of the last settled one
 //!  refund --rrn R   ─▶ its date (MMDD) from the log, when --date is not given
 //!  reprint --settlement ─▶ the slip the last settlement printed
+//!  complete --last, preauth-void --last ─▶ the newest pre-authorisation (60 batches back)
+//!  complete-void --last, adjust --last, tip --last ─▶ the newest of the open batch
 //! ```
 
 use crate::store::{LogEntry, Store, StoreError};
@@ -24,6 +26,34 @@ pub fn last_voidable(store: &Store, batch: u32) -> Result<Option<LogEntry>, Stor
         .into_iter()
         .rev()
         .find(|e| approved_sale(e) && !e.voided))
+}
+
+/// The newest approved entry of one of `kinds`, not voided, in the open batch or up to
+/// `back` batches before it.
+pub fn last_of(
+    store: &Store,
+    batch: u32,
+    kinds: &[&str],
+    back: u32,
+) -> Result<Option<LogEntry>, StoreError> {
+    newest(store, batch, back, |e| {
+        e.rc == "00" && !e.voided && kinds.contains(&e.kind.as_str())
+    })
+}
+
+/// The newest entry `matches` takes, in the open batch or up to `back` batches before it.
+pub fn newest(
+    store: &Store,
+    batch: u32,
+    back: u32,
+    matches: impl Fn(&LogEntry) -> bool,
+) -> Result<Option<LogEntry>, StoreError> {
+    for b in (batch.saturating_sub(back).max(1)..=batch).rev() {
+        if let Some(e) = store.log(b)?.into_iter().rev().find(|e| matches(e)) {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
 }
 
 /// The approved sales of the open batch, then of the one before it (settled: refunds are

@@ -33,4 +33,4 @@ pub mod terminal;
 pub mod tls;
 
 pub use store::Store;
-pub use terminal::{Answer, Card, Terminal, TxnError};
+pub use terminal::{Answer, Card, PreauthRef, Terminal, TxnError};

@@ -269,6 +269,111 @@ enum Command {
         #[arg(long)]
         supervisor_password: Option<String>,
     },
+    /// Pre-authorisation (预授权): an amount held on the card, nothing taken (hotels,
+    /// car rental); the receipt's AUTH code names it later.
+    Preauth {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        /// Yuan to hold, e.g. 800.00.
+        #[arg(long)]
+        amount: String,
+        /// The cardholder's PIN (asked, hidden, when not given).
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Pre-authorisation void (预授权撤销): the hold released, by its auth code.
+    PreauthVoid {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The pre-authorisation's auth code (on its receipt).
+        #[arg(long, required_unless_present = "last")]
+        auth: Option<String>,
+        /// The newest pre-authorisation in the terminal's log.
+        #[arg(long, conflicts_with = "auth")]
+        last: bool,
+        /// Its date, MMDD (default: from the terminal's log).
+        #[arg(long)]
+        date: Option<String>,
+        /// Yuan it held (default: from the terminal's log).
+        #[arg(long)]
+        amount: Option<String>,
+        /// The supervisor's (00) password (asked when not given).
+        #[arg(long)]
+        supervisor_password: Option<String>,
+    },
+    /// Completion (预授权完成): the final amount of a pre-authorisation, by its auth code
+    /// (up to 115 % of the hold).
+    Complete {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The pre-authorisation's auth code (on its receipt).
+        #[arg(long, required_unless_present = "last")]
+        auth: Option<String>,
+        /// The newest pre-authorisation in the terminal's log.
+        #[arg(long, conflicts_with = "auth")]
+        last: bool,
+        /// Yuan, the final amount, e.g. 880.00.
+        #[arg(long)]
+        amount: String,
+        /// The pre-authorisation's date, MMDD (default: from the terminal's log).
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Completion void (预授权完成撤销) of a completion in this batch: the money back, the
+    /// hold again.
+    CompleteVoid {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The completion's trace number (see `log`).
+        #[arg(long, required_unless_present = "last")]
+        trace: Option<u32>,
+        /// The newest one of the open batch not voided yet.
+        #[arg(long, conflicts_with = "trace")]
+        last: bool,
+        /// The supervisor's (00) password (asked when not given).
+        #[arg(long)]
+        supervisor_password: Option<String>,
+    },
+    /// Settlement adjustment (结算调整): a sale of this batch takes a new amount.
+    Adjust {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The sale's trace number (see `log`).
+        #[arg(long, required_unless_present = "last")]
+        trace: Option<u32>,
+        /// The newest one of the open batch not voided yet.
+        #[arg(long, conflicts_with = "trace")]
+        last: bool,
+        /// Yuan, the sale's new amount.
+        #[arg(long)]
+        amount: String,
+    },
+    /// Tip adjustment (追加小费): a tip added to a sale of this batch (at most 20 % of it).
+    Tip {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The sale's trace number (see `log`).
+        #[arg(long, required_unless_present = "last")]
+        trace: Option<u32>,
+        /// The newest one of the open batch not voided yet.
+        #[arg(long, conflicts_with = "trace")]
+        last: bool,
+        /// Yuan, the tip.
+        #[arg(long)]
+        amount: String,
+    },
     /// QR payment-code sale (付款码).
     Qr {
         #[command(flatten)]
@@ -446,6 +551,82 @@ fn open(cli: &Cli) -> Result<Terminal> {
 }
 
 /// The operator logs in to do something its permissions must allow.
+/// The auth code given, or the newest pre-authorisation's in the log (`--last`).
+fn auth_or_last(t: &Terminal, auth: Option<&str>, last: bool) -> Result<String> {
+    match (auth, last) {
+        (Some(a), _) => Ok(a.to_owned()),
+        (None, _) => {
+            let e = terminal_fw::history::last_of(
+                &t.store,
+                t.batch()?,
+                &["pre-auth"],
+                terminal_fw::terminal::PREAUTH_BATCHES,
+            )?
+            .ok_or_else(|| anyhow!("no approved pre-authorisation in the log"))?;
+            Ok(e.auth_code)
+        }
+    }
+}
+
+/// The trace given, or the newest approved entry of `kinds` in the open batch not voided
+/// (`--last`), said before it goes.
+fn trace_or_last(t: &Terminal, trace: Option<u32>, last: bool, kinds: &[&str]) -> Result<u32> {
+    match (trace, last) {
+        (Some(n), _) => Ok(n),
+        (None, _) => {
+            let e = terminal_fw::history::last_of(&t.store, t.batch()?, kinds, 0)?
+                .ok_or_else(|| anyhow!("no approved {} in the open batch", kinds.join(" or ")))?;
+            out!(
+                "trace {:06}: {} {} CNY",
+                e.stan,
+                e.masked_pan,
+                codes::yuan_grouped(e.amount_fen)
+            );
+            Ok(e.stan)
+        }
+    }
+}
+
+/// What names a pre-authorisation: from the terminal's log by its auth code, else the
+/// operator's date (and amount, for a void).
+fn preauth_ref(
+    t: &Terminal,
+    auth: &str,
+    date: Option<&str>,
+    amount: Option<&str>,
+) -> Result<terminal_fw::PreauthRef> {
+    if auth.len() != 6 {
+        bail!("an auth code is 6 characters, as the pre-authorisation's receipt shows it");
+    }
+    let amount_fen = amount.map(fen).transpose()?.map(|a| a as i64);
+    if let Some(e) = t.find_preauth(auth)? {
+        out!(
+            "pre-authorisation {auth}: trace {:06} of batch {:06}, {} {} CNY",
+            e.stan,
+            e.batch,
+            e.masked_pan,
+            codes::yuan_grouped(e.amount_fen)
+        );
+        let mut r = terminal_fw::PreauthRef::of(&e);
+        if amount_fen.is_some() {
+            r.amount_fen = amount_fen;
+        }
+        return Ok(r);
+    }
+    let Some(mmdd) = date.filter(|d| d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit())) else {
+        bail!(
+            "pre-authorisation {auth} is not in this terminal's log: give its date with --date MMDD"
+        );
+    };
+    Ok(terminal_fw::PreauthRef {
+        auth_code: auth.to_owned(),
+        batch: 0,
+        stan: 0,
+        mmdd: mmdd.to_owned(),
+        amount_fen,
+    })
+}
+
 fn login(t: &mut Terminal, who: &Who, needs: Permission) -> Result<()> {
     let pw = secret(
         who.password.clone(),
@@ -710,6 +891,93 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             show(&t, &a);
         }
+        Command::Preauth {
+            who,
+            card: c,
+            amount,
+            pin,
+        } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::Transact)?;
+            let pin = secret(pin.clone(), "cardholder PIN")?;
+            let a = t
+                .preauth(&card(c), &pin, fen(amount)?, &who.operator)
+                .await?;
+            show(&t, &a);
+        }
+        Command::PreauthVoid {
+            who,
+            card: c,
+            auth,
+            last,
+            date,
+            amount,
+            supervisor_password,
+        } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::VoidRefund)?;
+            let auth = auth_or_last(&t, auth.as_deref(), *last)?;
+            let of = preauth_ref(&t, &auth, date.as_deref(), amount.as_deref())?;
+            let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
+            let a = t.preauth_void(&sup, &card(c), &of, &who.operator).await?;
+            show(&t, &a);
+        }
+        Command::Complete {
+            who,
+            card: c,
+            auth,
+            last,
+            amount,
+            date,
+        } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::Transact)?;
+            let auth = auth_or_last(&t, auth.as_deref(), *last)?;
+            let of = preauth_ref(&t, &auth, date.as_deref(), None)?;
+            let a = t
+                .complete(&card(c), &of, fen(amount)?, &who.operator)
+                .await?;
+            show(&t, &a);
+        }
+        Command::CompleteVoid {
+            who,
+            card: c,
+            trace,
+            last,
+            supervisor_password,
+        } => {
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::VoidRefund)?;
+            let trace = trace_or_last(&t, *trace, *last, &["completion"])?;
+            let sup = secret(supervisor_password.clone(), "supervisor (00) password")?;
+            let a = t
+                .complete_void(&sup, &card(c), trace, &who.operator)
+                .await?;
+            show(&t, &a);
+        }
+        Command::Adjust {
+            who,
+            card: c,
+            trace,
+            last,
+            amount,
+        }
+        | Command::Tip {
+            who,
+            card: c,
+            trace,
+            last,
+            amount,
+        } => {
+            let tip = matches!(&cli.command, Command::Tip { .. });
+            let mut t = open(&cli)?;
+            login(&mut t, who, Permission::Transact)?;
+            let trace = trace_or_last(&t, *trace, *last, &["sale", "completion"])?;
+            let a = t
+                .adjust(&card(c), trace, fen(amount)?, tip, &who.operator)
+                .await?;
+            show(&t, &a);
+        }
         Command::Qr {
             who,
             code,
@@ -923,6 +1191,15 @@ async fn demo(cli: &Cli, cipher: Cipher) -> Result<()> {
     show(&t, &a);
     let a = t.balance(&debit, "123456", "01").await?;
     show(&t, &a);
+    // A hotel stay: 800.00 held at check-in, 880.00 taken at check-out (within 115 %).
+    let hold = t.preauth(&credit, "654321", 80_000, "01").await?;
+    show(&t, &hold);
+    if let Some(e) = hold.entry.as_ref().filter(|_| hold.rc == "00") {
+        let a = t
+            .complete(&credit, &terminal_fw::PreauthRef::of(e), 88_000, "01")
+            .await?;
+        show(&t, &a);
+    }
     let s = t.settle("246802", "01").await?;
     out!(
         "{}",

@@ -24,6 +24,12 @@ fn kind_name(kind: &str) -> &'static str {
         "void" => "VOID 消费撤销",
         "refund" => "REFUND 退货",
         "balance" => "BALANCE 余额查询",
+        "pre-auth" => "PRE-AUTH 预授权",
+        "pre-auth-void" => "PRE-AUTH VOID 预授权撤销",
+        "completion" => "AUTH COMPLETE 预授权完成",
+        "completion-void" => "COMPLETE VOID 预授权完成撤销",
+        "adjustment" => "ADJUST 结算调整",
+        "tip" => "TIP 追加小费",
         _ => "TRANSACTION",
     }
 }

@@ -44,7 +44,8 @@ pub struct LogEntry {
     pub stan: u32,
     /// Batch.
     pub batch: u32,
-    /// `sale`, `qr-sale`, `void`, `refund`, `balance`.
+    /// `sale`, `qr-sale`, `void`, `refund`, `balance`, `pre-auth`, `pre-auth-void`,
+    /// `completion`, `completion-void`, `adjustment`, `tip`.
     pub kind: String,
     /// Masked card number or payment code.
     pub masked_pan: String,
@@ -64,6 +65,32 @@ pub struct LogEntry {
     pub voided: bool,
     /// The voided or refunded transaction's trace, for voids.
     pub original_stan: Option<u32>,
+}
+
+/// What an approved transaction changes in its batch's log besides its own entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follows {
+    /// Nothing.
+    Nothing,
+    /// The entry with this trace is voided (a void, a completion void).
+    Voids(u32),
+    /// The sale with this trace has a new amount (a settlement or tip adjustment).
+    SetsAmount {
+        /// Its trace.
+        stan: u32,
+        /// Its amount now, fen.
+        amount_fen: i64,
+    },
+}
+
+impl Follows {
+    /// The earlier entry's trace, if any.
+    pub fn original(self) -> Option<u32> {
+        match self {
+            Self::Nothing => None,
+            Self::Voids(s) | Self::SetsAmount { stan: s, .. } => Some(s),
+        }
+    }
 }
 
 /// The terminal's state.
@@ -309,17 +336,29 @@ impl Store {
         Ok(())
     }
 
-    /// Records an answered transaction and clears its reversal, atomically.
-    pub fn log_and_clear(&mut self, e: &LogEntry, void_of: Option<u32>) -> Result<(), StoreError> {
+    /// Records an answered transaction and clears its reversal, atomically; an approved
+    /// one's change to an earlier entry of its batch (`follows`) with it.
+    pub fn log_and_clear(&mut self, e: &LogEntry, follows: Follows) -> Result<(), StoreError> {
         self.atomic(|c| {
             c.prepare_cached(
                 "INSERT OR REPLACE INTO txn_log (stan, batch, kind, masked_pan, amount_fen, rrn, auth_code, rc, time, operator, voided, original_stan)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)",
             )?
             .execute(params![e.stan, e.batch, e.kind, e.masked_pan, e.amount_fen, e.rrn, e.auth_code, e.rc, e.when, e.operator, e.original_stan])?;
-            if let Some(orig) = void_of {
-                c.prepare_cached("UPDATE txn_log SET voided = 1 WHERE batch = ?1 AND stan = ?2")?
+            match follows {
+                Follows::Nothing => {}
+                Follows::Voids(orig) => {
+                    c.prepare_cached(
+                        "UPDATE txn_log SET voided = 1 WHERE batch = ?1 AND stan = ?2",
+                    )?
                     .execute(params![e.batch, orig])?;
+                }
+                Follows::SetsAmount { stan, amount_fen } => {
+                    c.prepare_cached(
+                        "UPDATE txn_log SET amount_fen = ?3 WHERE batch = ?1 AND stan = ?2",
+                    )?
+                    .execute(params![e.batch, stan, amount_fen])?;
+                }
             }
             c.prepare_cached("DELETE FROM pending_reversal")?.execute([])?;
             Ok(())

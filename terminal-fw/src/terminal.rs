@@ -18,7 +18,11 @@ use tokio_rustls::TlsConnector;
 use tokio_util::codec::Framed;
 
 use crate::cipher::{Cipher, WorkingKeys};
-use crate::store::{LogEntry, Store, StoreError};
+use crate::store::{Follows, LogEntry, Store, StoreError};
+
+mod preauth;
+pub use preauth::PREAUTH_BATCHES;
+pub use preauth::PreauthRef;
 
 /// Largest reply frame the terminal reads (the 2-byte length allows no more).
 const MAX_FRAME: usize = 65_535;
@@ -480,7 +484,7 @@ impl Terminal {
         masked: String,
         amount_fen: i64,
         operator: &str,
-        void_of: Option<u32>,
+        follows: Follows,
     ) -> Result<Answer, TxnError> {
         self.send_pending_reversal().await?;
         if reversible && self.volatile.is_none() {
@@ -513,11 +517,17 @@ impl Terminal {
             ),
             operator: operator.to_owned(),
             voided: false,
-            original_stan: void_of,
+            original_stan: follows.original(),
         };
         if self.volatile.is_none() {
-            self.store
-                .log_and_clear(&entry, if rc == "00" { void_of } else { None })?;
+            self.store.log_and_clear(
+                &entry,
+                if rc == "00" {
+                    follows
+                } else {
+                    Follows::Nothing
+                },
+            )?;
         }
         Ok(Answer {
             rrn: entry.rrn.clone(),
@@ -568,7 +578,7 @@ impl Terminal {
             codec::mask::pan(&card.pan),
             amount_fen as i64,
             operator,
-            None,
+            Follows::Nothing,
         )
         .await
     }
@@ -599,7 +609,7 @@ impl Terminal {
             codec::mask::pan(&card.pan),
             0,
             operator,
-            None,
+            Follows::Nothing,
         )
         .await
     }
@@ -651,7 +661,7 @@ impl Terminal {
             codec::mask::pan(&card.pan),
             original.amount_fen,
             operator,
-            Some(stan),
+            Follows::Voids(stan),
         )
         .await
     }
@@ -694,7 +704,7 @@ impl Terminal {
             codec::mask::pan(&card.pan),
             amount_fen as i64,
             operator,
-            None,
+            Follows::Nothing,
         )
         .await
     }
@@ -735,7 +745,7 @@ impl Terminal {
             codec::mask::pan(code),
             amount_fen as i64,
             operator,
-            None,
+            Follows::Nothing,
         )
         .await
     }
@@ -751,7 +761,11 @@ impl Terminal {
             .filter(|e| e.rc == "00")
         {
             match e.kind.as_str() {
-                "sale" | "qr-sale" if !e.voided => sales = (sales.0 + e.amount_fen, sales.1 + 1),
+                // A completion is a sale; holds and adjustments are not (an adjustment
+                // changed its sale's amount in the log).
+                "sale" | "qr-sale" | "completion" if !e.voided => {
+                    sales = (sales.0 + e.amount_fen, sales.1 + 1)
+                }
                 "refund" => refunds = (refunds.0 + e.amount_fen, refunds.1 + 1),
                 _ => {}
             }
@@ -780,14 +794,19 @@ impl Terminal {
                 .iter()
                 .filter(|e| {
                     e.rc == "00"
-                        && ((e.kind == "sale" || e.kind == "qr-sale") && !e.voided
+                        && (matches!(e.kind.as_str(), "sale" | "qr-sale" | "completion")
+                            && !e.voided
                             || e.kind == "refund")
                 })
                 .map(|e| {
                     (
                         e.stan,
                         e.amount_fen,
-                        if e.kind == "refund" { "25" } else { "22" },
+                        match e.kind.as_str() {
+                            "refund" => "25",
+                            "completion" => "20",
+                            _ => "22",
+                        },
                     )
                 })
                 .collect();

@@ -515,8 +515,11 @@ async fn the_readme_walk_through_runs_as_written() {
             ("operator", Some("add")) => "135790\n102938\n",
             ("operator", Some("permit")) => "135790\n",
             ("signon" | "qr" | "log" | "reprint", _) => "102938\n",
-            ("sale" | "balance", _) if words.contains(&"6250941000000009") => "102938\n654321\n",
+            ("sale" | "balance" | "preauth", _) if words.contains(&"6250941000000009") => {
+                "102938\n654321\n"
+            }
             ("sale" | "balance", _) => "102938\n123456\n",
+            ("complete" | "tip" | "adjust", _) => "102938\n",
             ("void" | "refund" | "settle", _) => "102938\n246802\n",
             other => panic!("a README line this test does not know how to answer: {other:?}"),
         };
@@ -545,5 +548,27 @@ async fn the_readme_walk_through_runs_as_written() {
         ran += 1;
     }
     assert!(ran >= 15, "{ran} lines run");
+    sw.shutdown().await;
+}
+
+/// `demo` runs a whole merchant day against a switch: sales, a void, a balance, a hotel stay
+/// (a hold, then its completion above it within the tolerance), a settlement that balances
+/// with the completion among its sales, and a refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_day_has_a_hotel_stay_and_balances() {
+    let sw_dir = temp_dir("cli-demo-switch");
+    let sw = switch(&sw_dir).await;
+    let addr = sw.terminal_addr.to_string();
+    let state = temp_dir("cli-demo-state");
+    let (ok, out, err) = tfw(&state, &addr, &["demo"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("PRE-AUTH 预授权"), "{out}");
+    assert!(
+        out.contains("AUTH COMPLETE 预授权完成") && out.contains("RMB 880.00"),
+        "{out}"
+    );
+    assert!(out.contains("BALANCED"), "{out}");
+    // Sales that stand: 123.45 + 500.00 + 88.00 (QR) + 880.00 (the completion).
+    assert!(out.contains("1591.45") || out.contains("1,591.45"), "{out}");
     sw.shutdown().await;
 }

@@ -181,3 +181,141 @@ async fn a_terminal_learns_its_cipher_from_the_sign_on() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&sw_dir).unwrap();
 }
+
+/// A hotel's and a restaurant's day: a hold at check-in, its completion above it at
+/// check-out, a hold released, a completion voided and completed again, a tip and an
+/// adjustment on a restaurant sale; the settlement balances with what the switch counts;
+/// a completion made from another terminal by auth code and date.
+#[tokio::test]
+async fn a_hotel_and_restaurant_day_against_the_switch() {
+    let sw_dir = temp_dir("e2e-hotel-switch");
+    let sw = switch(&sw_dir).await;
+    let dir = temp_dir("e2e-hotel-terminal");
+    let mut s = store(&dir, "10000402");
+    cashier_01(&mut s);
+    let mut t = Terminal::open(s, sw.terminal_addr).unwrap();
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    let credit = Card {
+        pan: "6250941000000009".into(),
+        expiry: None,
+    };
+    let debit = Card {
+        pan: "6222021000000000017".into(),
+        expiry: None,
+    };
+    // Check-in: 800.00 held; check-out: 880.00 (110 %).
+    let hold = t.preauth(&credit, "654321", 80_000, "01").await.unwrap();
+    assert_eq!(hold.rc, "00");
+    assert_eq!(hold.auth_code.len(), 6);
+    let r = terminal_fw::receipt::receipt(
+        hold.entry.as_ref().unwrap(),
+        "HOTEL",
+        t.mid(),
+        t.tid(),
+        terminal_fw::receipt::Copy::Merchant,
+        false,
+    );
+    assert!(
+        r.contains("PRE-AUTH 预授权") && r.contains(&hold.auth_code),
+        "{r}"
+    );
+    let found = t.find_preauth(&hold.auth_code).unwrap().unwrap();
+    let of = terminal_fw::PreauthRef::of(&found);
+    let c = t.complete(&credit, &of, 88_000, "01").await.unwrap();
+    assert_eq!(
+        (c.rc.as_str(), c.auth_code.as_str()),
+        ("00", hold.auth_code.as_str())
+    );
+    assert_eq!(
+        t.complete(&credit, &of, 1_000, "01").await.unwrap().rc,
+        "12",
+        "one completion"
+    );
+    // A second hold released; a third completed, voided, completed again.
+    let h2 = t.preauth(&debit, "123456", 50_000, "01").await.unwrap();
+    let of2 = terminal_fw::PreauthRef::of(h2.entry.as_ref().unwrap());
+    assert!(
+        t.preauth_void("000000", &debit, &of2, "01").await.is_err(),
+        "supervisor"
+    );
+    assert_eq!(
+        t.preauth_void("246802", &debit, &of2, "01")
+            .await
+            .unwrap()
+            .rc,
+        "00"
+    );
+    let h3 = t.preauth(&debit, "123456", 20_000, "01").await.unwrap();
+    let of3 = terminal_fw::PreauthRef::of(h3.entry.as_ref().unwrap());
+    let c3 = t.complete(&debit, &of3, 20_000, "01").await.unwrap();
+    assert_eq!(c3.rc, "00");
+    let trace = c3.entry.as_ref().unwrap().stan;
+    assert_eq!(
+        t.complete_void("246802", &debit, trace, "01")
+            .await
+            .unwrap()
+            .rc,
+        "00"
+    );
+    assert_eq!(
+        t.complete(&debit, &of3, 19_000, "01").await.unwrap().rc,
+        "00",
+        "held again after the completion void"
+    );
+    // Restaurant: a sale, a tip on it, then its amount adjusted.
+    let meal = t.sale(&debit, "123456", 10_000, "01").await.unwrap();
+    let meal_trace = meal.entry.as_ref().unwrap().stan;
+    assert_eq!(
+        t.adjust(&debit, meal_trace, 1_500, true, "01")
+            .await
+            .unwrap()
+            .rc,
+        "00"
+    );
+    assert_eq!(
+        t.adjust(&debit, meal_trace, 5_000, true, "01")
+            .await
+            .unwrap()
+            .rc,
+        "61",
+        "tips over 20 %"
+    );
+    assert_eq!(
+        t.adjust(&debit, meal_trace, 12_000, false, "01")
+            .await
+            .unwrap()
+            .rc,
+        "00"
+    );
+    // The balance shows no hold left; the day settles: 880.00 + 190.00 + 120.00.
+    let b = t.balance(&debit, "123456", "01").await.unwrap();
+    assert_eq!(b.balance.as_deref(), Some("1002156C000000969000"));
+    let s = t.settle("246802", "01").await.unwrap();
+    assert!(s.balanced, "{s:?}");
+    assert_eq!(s.sales, (88_000 + 19_000 + 12_000, 3));
+
+    // Another terminal of the merchant completes a hold by its auth code and date.
+    let h4 = t.preauth(&credit, "654321", 30_000, "01").await.unwrap();
+    let mmdd = h4.entry.as_ref().unwrap().when[..4].to_owned();
+    let dir2 = temp_dir("e2e-hotel-terminal-2");
+    let mut s2 = store(&dir2, "10000403");
+    cashier_01(&mut s2);
+    let mut t2 = Terminal::open(s2, sw.terminal_addr).unwrap();
+    assert_eq!(t2.sign_on("01").await.unwrap().rc, "00");
+    assert!(t2.find_preauth(&h4.auth_code).unwrap().is_none());
+    let of4 = terminal_fw::PreauthRef {
+        auth_code: h4.auth_code.clone(),
+        batch: 0,
+        stan: 0,
+        mmdd,
+        amount_fen: None,
+    };
+    assert_eq!(
+        t2.complete(&credit, &of4, 30_000, "01").await.unwrap().rc,
+        "00"
+    );
+    sw.shutdown().await;
+    for d in [dir, dir2, sw_dir] {
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
