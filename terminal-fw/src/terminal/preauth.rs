@@ -51,6 +51,10 @@ impl PreauthRef {
     }
 }
 
+/// What a request of the family is: MTI, processing code (3), condition code (25),
+/// transaction type (60.1).
+struct Shape(&'static str, &'static str, &'static str, &'static str);
+
 /// How many batches back a pre-authorisation is looked for in the log.
 pub const PREAUTH_BATCHES: u32 = 60;
 
@@ -70,10 +74,9 @@ impl Terminal {
     /// and what follows in `f`.
     fn preauth_request(
         &mut self,
-        mti: &str,
+        Shape(mti, processing, condition, type_code): Shape,
         card: &Card,
         pin: Option<&str>,
-        (processing, condition, type_code): (&str, &str, &str),
         amount_fen: u64,
         operator: &str,
         f: impl FnOnce(&mut codec::MessageBuilder<'static>),
@@ -103,10 +106,9 @@ impl Terminal {
         operator: &str,
     ) -> Result<super::Answer, TxnError> {
         let frame = self.preauth_request(
-            "0100",
+            Shape("0100", "030000", "06", "10"),
             card,
             Some(pin),
-            ("030000", "06", "10"),
             amount_fen,
             operator,
             |_| {},
@@ -139,10 +141,9 @@ impl Terminal {
         })?;
         let (auth, f61) = (of.auth_code.clone(), of.field61());
         let frame = self.preauth_request(
-            "0100",
+            Shape("0100", "200000", "06", "11"),
             card,
             None,
-            ("200000", "06", "11"),
             amount as u64,
             operator,
             |b| {
@@ -178,10 +179,9 @@ impl Terminal {
     ) -> Result<super::Answer, TxnError> {
         let (auth, f61) = (of.auth_code.clone(), of.field61());
         let frame = self.preauth_request(
-            "0200",
+            Shape("0200", "000000", "06", "20"),
             card,
             None,
-            ("000000", "06", "20"),
             amount_fen,
             operator,
             |b| {
@@ -234,10 +234,9 @@ impl Terminal {
         let original = self.open_entry(stan, &["completion"], "completion")?;
         let batch = self.batch()?;
         let frame = self.preauth_request(
-            "0200",
+            Shape("0200", "200000", "06", "21"),
             card,
             None,
-            ("200000", "06", "21"),
             original.amount_fen as u64,
             operator,
             |b| {
@@ -271,10 +270,9 @@ impl Terminal {
         let original = self.open_entry(stan, &["sale", "completion"], "card sale")?;
         let batch = self.batch()?;
         let frame = self.preauth_request(
-            "0220",
+            Shape("0220", "000000", "00", if tip { "34" } else { "32" }),
             card,
             None,
-            ("000000", "00", if tip { "34" } else { "32" }),
             amount_fen,
             operator,
             |b| {
