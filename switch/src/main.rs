@@ -104,6 +104,15 @@ enum Report {
         #[command(flatten)]
         source: JournalSource,
     },
+    /// Pre-authorisations and where each stands: holding, completed, voided, reversed,
+    /// expired (lapsed uncompleted).
+    Preauths {
+        /// Only those in this state.
+        #[arg(long, value_parser = ["holding", "completed", "voided", "reversed", "expired"])]
+        state: Option<String>,
+        #[command(flatten)]
+        source: JournalSource,
+    },
     /// One batch as the switch sees it, with its settlement and upload differences.
     Batch {
         /// Terminal ID.
@@ -729,6 +738,11 @@ fn report(report: Report) -> Result<()> {
             }
             let text =
                 switch::report::saf(open(&source)?.as_mut(), state.as_deref()).map_err(failed)?;
+            out_raw!("{text}");
+        }
+        Report::Preauths { state, source } => {
+            let text = switch::report::preauths(open(&source)?.as_mut(), state.as_deref())
+                .map_err(failed)?;
             out_raw!("{text}");
         }
         Report::Batch { tid, batch, source } => {

@@ -6,7 +6,7 @@
 //! 898310048990201  10002001      3   1300.00   10.00     50.00  4.94  1235.06  preferential  credit 0.48% / debit 0.38% cap 20.00
 //! ```
 //! `net = gross - voids - refunds - fees`: what the merchant is paid. Gross counts every
-//! approved sale that was not reversed; voids are the voided ones among them; fees are those
+//! approved sale (and pre-authorisation completion) that was not reversed; voids are the voided ones among them; fees are those
 //! of sales that stand (plus any refund fee the policy gives back, negative). The category
 //! and rates are those the day's transactions were charged by, as journalled with each
 //! (a terminal moved to another category during the day shows both).
@@ -114,14 +114,14 @@ pub fn settlement(src: &mut dyn Source, date: &str) -> Result<Vec<SettlementRow>
     let rules = charged(src, date)?;
     let rows = src.rows(
         "SELECT mid, tid,
-            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 0 THEN 1 ELSE 0 END) AS BIGINT),
-            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale') THEN amount_fen ELSE 0 END) AS BIGINT),
-            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale') AND voided = 1 THEN amount_fen ELSE 0 END) AS BIGINT),
+            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale','completion') AND voided = 0 THEN 1 ELSE 0 END) AS BIGINT),
+            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale','completion') THEN amount_fen ELSE 0 END) AS BIGINT),
+            CAST(SUM(CASE WHEN kind IN ('sale','qr-sale','completion') AND voided = 1 THEN amount_fen ELSE 0 END) AS BIGINT),
             CAST(SUM(CASE WHEN kind = 'refund' THEN amount_fen ELSE 0 END) AS BIGINT),
-            CAST(SUM(CASE WHEN (kind IN ('sale','qr-sale') AND voided = 0) OR kind = 'refund' THEN fee_fen ELSE 0 END) AS BIGINT)
+            CAST(SUM(CASE WHEN (kind IN ('sale','qr-sale','completion') AND voided = 0) OR kind = 'refund' THEN fee_fen ELSE 0 END) AS BIGINT)
          FROM transactions
          WHERE local_date = ?1 AND response_code = '00' AND reversed = 0
-           AND kind IN ('sale','qr-sale','refund')
+           AND kind IN ('sale','qr-sale','completion','refund')
          GROUP BY mid, tid ORDER BY mid, tid",
         &[date.into()],
     )?;
@@ -173,7 +173,7 @@ fn charged(src: &mut dyn Source, date: &str) -> Result<Vec<Charged>, String> {
         "SELECT DISTINCT mid, tid, fee_category, fee_channel, fee_rate_ppm, fee_cap_fen
          FROM transactions
          WHERE local_date = ?1 AND response_code = '00' AND reversed = 0
-           AND kind IN ('sale','qr-sale','refund') AND fee_category IS NOT NULL
+           AND kind IN ('sale','qr-sale','completion','refund') AND fee_category IS NOT NULL
          ORDER BY mid, tid, fee_category, fee_channel, fee_rate_ppm, fee_cap_fen",
         &[date.into()],
     )?;
@@ -462,6 +462,58 @@ pub fn saf(src: &mut dyn Source, state: Option<&str>) -> Result<String, String> 
     Ok(out)
 }
 
+/// Pre-authorisations, one line each, newest last: where each stands (`holding`,
+/// `completed`, `voided`, `reversed`, `expired`: lapsed uncompleted), by merchant and
+/// terminal; only those in `state` when given. Then the total each state holds or held.
+pub fn preauths(src: &mut dyn Source, state: Option<&str>) -> Result<String, String> {
+    let rows = src.rows(
+        "SELECT state, mid, tid, rrn, auth_code, local_date, masked_pan, amount_fen FROM (
+            SELECT CASE WHEN reversed = 1 THEN 'reversed' WHEN voided = 1 THEN 'voided'
+                        WHEN completed = 1 THEN 'completed' WHEN expired = 1 THEN 'expired'
+                        ELSE 'holding' END AS state,
+                   mid, tid, rrn, COALESCE(auth_code, '') AS auth_code, local_date,
+                   COALESCE(masked_pan, '') AS masked_pan, amount_fen, time_utc
+            FROM transactions WHERE kind = 'pre-auth' AND response_code = '00') p
+         WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1
+         ORDER BY time_utc, rrn",
+        &[state.into()],
+    )?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:<15} {:<8} {:<12} {:<6} {:<10} {:<19} {:>12}",
+        "state", "merchant", "terminal", "rrn", "auth", "date (CST)", "card", "amount"
+    );
+    let mut by_state: Vec<(String, i64, i64)> = Vec::new();
+    for r in &rows {
+        let st = text(r, 0);
+        let _ = writeln!(
+            out,
+            "{:<10} {:<15} {:<8} {:<12} {:<6} {:<10} {:<19} {:>12}",
+            st,
+            text(r, 1),
+            text(r, 2),
+            text(r, 3),
+            text(r, 4),
+            text(r, 5),
+            text(r, 6),
+            yuan(int(r, 7))
+        );
+        match by_state.iter_mut().find(|(s, ..)| *s == st) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += int(r, 7);
+            }
+            None => by_state.push((st, 1, int(r, 7))),
+        }
+    }
+    by_state.sort();
+    for (st, n, fen) in by_state {
+        let _ = writeln!(out, "{st}: {n}, {}", yuan(fen));
+    }
+    Ok(out)
+}
+
 /// Per issuer for a day (China Standard Time): what was forwarded and how it ended, for
 /// reconciling with the issuer; then the store-and-forward queue by state.
 pub fn issuers(src: &mut dyn Source, date: &str) -> Result<String, String> {
@@ -482,7 +534,7 @@ pub fn issuers(src: &mut dyn Source, date: &str) -> Result<String, String> {
     let rows = src.rows(
         "SELECT issuer, COUNT(*),
                 CAST(SUM(CASE WHEN response_code = '00' THEN 1 ELSE 0 END) AS BIGINT),
-                CAST(SUM(CASE WHEN response_code = '00' AND kind = 'sale' AND reversed = 0 AND voided = 0
+                CAST(SUM(CASE WHEN response_code = '00' AND kind IN ('sale','completion') AND reversed = 0 AND voided = 0
                          THEN amount_fen - refunded_fen ELSE 0 END) AS BIGINT),
                 CAST(SUM(CASE WHEN response_code NOT IN ('00', '98') THEN 1 ELSE 0 END) AS BIGINT),
                 CAST(SUM(CASE WHEN response_code = '98' THEN 1 ELSE 0 END) AS BIGINT),

@@ -67,7 +67,7 @@ pub enum JournalError {
 /// run).
 pub const OPEN_BATCHES_SQL: &str = "SELECT COUNT(DISTINCT s.tid), COUNT(t.rrn)
      FROM terminal_sessions s JOIN transactions t ON t.tid = s.tid AND t.batch = s.batch
-     WHERE t.response_code = '00' AND t.kind IN ('sale', 'qr-sale', 'void', 'refund')";
+     WHERE t.response_code = '00' AND t.kind IN ('sale', 'qr-sale', 'void', 'refund', 'completion', 'completion-void')";
 
 /// What changed under a request between its reading and its commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

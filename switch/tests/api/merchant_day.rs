@@ -11,7 +11,7 @@ fn today() -> String {
 }
 
 /// `switch report ARGS` on the test's journal: its output.
-fn report(dir: &std::path::Path, config: &switch::Config, args: &[&str]) -> String {
+pub fn report(dir: &std::path::Path, config: &switch::Config, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_switch"))
         .arg("report")
         .args(args)

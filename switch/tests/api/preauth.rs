@@ -79,7 +79,8 @@ async fn complete(t: &mut Terminal, pan: &str, amount: u64, p: &Made) -> (String
 #[tokio::test]
 async fn a_hold_then_its_completion_within_the_tolerance() {
     let dir = temp_dir("preauth-complete");
-    let sw = start(test_config(&dir)).await;
+    let config = test_config(&dir);
+    let sw = start(config.clone()).await;
     let mut t = Terminal::connect(sw.terminal_addr, "10000070").await;
     t.sign_on().await;
     assert_eq!(available(&mut t, DEBIT, "123456").await, 1_000_000);
@@ -170,6 +171,18 @@ async fn a_hold_then_its_completion_within_the_tolerance() {
     let s = t.settle(57_500, 1, 0, 0).await;
     assert_eq!(&s.digits(48).unwrap()[30..31], "1", "{:?}", s.digits(48));
     sw.shutdown().await;
+    // So does the day's settlement report: one sale, 575.00 gross, 2.88 fee.
+    let today = switch::clock::Timestamp::now().cst_date();
+    let csv = crate::merchant_day::report(
+        &dir,
+        &config,
+        &["settlement", "--date", &today, "--format", "csv"],
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("898310048990001,10000070,1,575.00,0.00,0.00,2.88,572.12,")),
+        "{csv}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -352,7 +365,7 @@ async fn uncompleted_holds_lapse_after_the_configured_days() {
     let dir = temp_dir("preauth-expiry");
     let mut config = test_config(&dir);
     config.acquirer.preauth_expiry_days = 3;
-    let sw = start(config).await;
+    let sw = start(config.clone()).await;
     let mut t = Terminal::connect(sw.terminal_addr, "10000075").await;
     t.sign_on().await;
     let p = preauth(&mut t, DEBIT, "123456", 70_000).await.unwrap();
@@ -409,6 +422,19 @@ async fn uncompleted_holds_lapse_after_the_configured_days() {
     t.sign_on().await;
     assert_eq!(available(&mut t, DEBIT, "123456").await, 1_000_000 - 1_000);
     sw.shutdown().await;
+    // The report says where each stands.
+    let r = crate::merchant_day::report(&dir, &config, &["preauths"]);
+    assert!(
+        r.contains("expired: 1, 700.00") && r.contains("completed: 1, 10.00"),
+        "{r}"
+    );
+    assert!(
+        r.lines()
+            .any(|l| l.starts_with("expired") && l.contains(&p.rrn)),
+        "{r}"
+    );
+    let r = crate::merchant_day::report(&dir, &config, &["preauths", "--state", "holding"]);
+    assert_eq!(r.lines().count(), 1, "none holding: {r}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
