@@ -205,6 +205,8 @@ struct CardView {
     balance_fen: i64,
     credit_limit_fen: i64,
     pin_tries: u8,
+    /// Held by open pre-authorisations.
+    preauth_fen: i64,
 }
 
 impl From<&AccountRecord> for CardView {
@@ -217,6 +219,7 @@ impl From<&AccountRecord> for CardView {
             balance_fen: a.balance_fen,
             credit_limit_fen: a.credit_limit_fen,
             pin_tries: a.pin_tries,
+            preauth_fen: a.preauth_fen,
         }
     }
 }
