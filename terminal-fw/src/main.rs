@@ -197,6 +197,10 @@ enum Command {
         /// Cipher: tdes, or sm4 (国密: SM4 keys, PIN block and MAC; a 16-byte TMK).
         #[arg(long, default_value = "tdes", value_parser = parse_cipher)]
         algorithm: Cipher,
+        /// Start over where a terminal is initialised already: its keys, operators and
+        /// passwords (the administrator's too), log and device secret are erased first.
+        #[arg(long)]
+        force: bool,
     },
     /// Operators and passwords.
     Operator {
@@ -697,7 +701,19 @@ async fn run(cli: Cli) -> Result<()> {
             mid,
             tmk,
             algorithm,
+            force,
         } => {
+            if Store::exists(&cli.state) {
+                if !force {
+                    bail!(
+                        "{} holds an initialised terminal: `init --force` erases it (keys, operators and passwords, log) and starts over",
+                        cli.state.display()
+                    );
+                }
+                Store::erase(&cli.state)
+                    .with_context(|| format!("erasing {}", cli.state.display()))?;
+                eprintln!("erased the terminal state in {}", cli.state.display());
+            }
             let mut store = Store::open(&cli.state)?;
             if tmk.is_none() {
                 eprintln!("WARNING: using the demo TMK (a published test key)");

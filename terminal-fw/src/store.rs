@@ -122,6 +122,30 @@ CREATE TABLE IF NOT EXISTS operator_events (
 ";
 
 impl Store {
+    /// Whether `dir` holds a terminal's state already.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("terminal.db").exists() || dir.join("device.key").exists()
+    }
+
+    /// Removes a terminal's state from `dir`: its keys, operators, log and device secret
+    /// (a re-initialisation keeps nothing secret).
+    pub fn erase(dir: &Path) -> std::io::Result<()> {
+        for name in [
+            "terminal.db",
+            "terminal.db-wal",
+            "terminal.db-shm",
+            "terminal.db-journal",
+            "device.key",
+        ] {
+            match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Opens (creating) the state in `dir`: `terminal.db` and `device.key`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::DeviceKey {

@@ -572,3 +572,58 @@ async fn the_demo_day_has_a_hotel_stay_and_balances() {
     assert!(out.contains("1591.45") || out.contains("1,591.45"), "{out}");
     sw.shutdown().await;
 }
+
+/// `init` on an initialised terminal is refused; `init --force` is the administrator's own
+/// recovery: everything secret is gone (the old administrator password no longer works, the
+/// factory one must be changed again) and the log starts empty.
+#[test]
+fn init_force_starts_over_and_keeps_nothing_secret() {
+    let state = temp_dir("cli-init-force");
+    let run = |args: &[&str]| tfw(&state, "127.0.0.1:9", args);
+    assert!(run(&["init", "--tid", "10000503"]).0);
+    assert!(
+        run(&[
+            "operator",
+            "passwd",
+            "--operator",
+            "99",
+            "--old",
+            "000000",
+            "--new",
+            "135790"
+        ])
+        .0
+    );
+    let key_before = std::fs::read(state.join("device.key")).unwrap();
+    let (ok, _, err) = run(&["init", "--tid", "10000503"]);
+    assert!(!ok && err.contains("init --force"), "{err}");
+    let (ok, _, err) = run(&["init", "--tid", "10000504", "--force"]);
+    assert!(ok, "{err}");
+    assert_ne!(std::fs::read(state.join("device.key")).unwrap(), key_before);
+    // The administrator's password is the factory one again.
+    let (ok, _, err) = run(&[
+        "operator",
+        "passwd",
+        "--operator",
+        "99",
+        "--old",
+        "135790",
+        "--new",
+        "864209",
+    ]);
+    assert!(!ok, "the old password is gone: {err}");
+    assert!(
+        run(&[
+            "operator",
+            "passwd",
+            "--operator",
+            "99",
+            "--old",
+            "000000",
+            "--new",
+            "864209"
+        ])
+        .0
+    );
+    std::fs::remove_dir_all(&state).unwrap();
+}
