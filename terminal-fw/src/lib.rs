@@ -27,6 +27,7 @@ pub mod codes;
 pub mod history;
 pub mod load;
 pub mod operators;
+pub mod pos;
 pub mod receipt;
 pub mod store;
 pub mod terminal;

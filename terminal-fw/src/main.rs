@@ -400,6 +400,16 @@ enum Command {
         #[arg(long)]
         supervisor_password: Option<String>,
     },
+    /// The POS screen (POS界面): full-screen menus as on the device, from operator login to
+    /// receipts. Keys: digits, Enter, Backspace, Esc, arrows, `*` (reprint).
+    Pos {
+        /// Language of the screens: zh, en, or both side by side.
+        #[arg(long, default_value = "both", value_parser = ["zh", "en", "both"])]
+        lang: String,
+        /// The merchant's name on receipts.
+        #[arg(long, default_value = "DEMO MERCHANT (TEST)")]
+        merchant_name: String,
+    },
     /// Echo test.
     Echo,
     /// Transaction record of the open batch and the last settled one (交易记录查询).
@@ -554,7 +564,6 @@ fn open(cli: &Cli) -> Result<Terminal> {
     Ok(t)
 }
 
-/// The operator logs in to do something its permissions must allow.
 /// The auth code given, or the newest pre-authorisation's in the log (`--last`).
 fn auth_or_last(t: &Terminal, auth: Option<&str>, last: bool) -> Result<String> {
     match (auth, last) {
@@ -631,6 +640,7 @@ fn preauth_ref(
     })
 }
 
+/// The operator logs in to do something its permissions must allow.
 fn login(t: &mut Terminal, who: &Who, needs: Permission) -> Result<()> {
     let pw = secret(
         who.password.clone(),
@@ -1027,6 +1037,23 @@ async fn run(cli: Cli) -> Result<()> {
                 receipt::settlement_slip(t.tid(), t.mid(), s.batch, s.sales, s.refunds, s.balanced);
             terminal_fw::history::keep_settlement_slip(&mut t.store, &slip)?;
             out!("{slip}");
+        }
+        Command::Pos {
+            lang,
+            merchant_name,
+        } => {
+            let t = open(&cli)?;
+            if !std::io::stdout().is_terminal() {
+                bail!("the POS screen needs a terminal (run it in one, or in tmux)");
+            }
+            terminal_fw::pos::run(terminal_fw::pos::Device {
+                terminal: t,
+                merchant_name: merchant_name.clone(),
+                switch: cli.switch_addr().to_string(),
+                lang: terminal_fw::pos::Lang::parse(lang).unwrap_or_default(),
+            })
+            .await
+            .context("the POS screen")?;
         }
         Command::Echo => {
             let mut t = open(&cli)?;

@@ -11,6 +11,7 @@ mod crash;
 mod e2e;
 mod frames;
 mod operators;
+mod pos;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
