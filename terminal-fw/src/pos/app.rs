@@ -586,7 +586,7 @@ mod tests {
         };
         app.finish(Outcome::screen(Screen::Form(Task::Sale.form())));
         // The card, an amount typed as on a POS with a correction, the PIN.
-        typed(&mut app, "6222021000000000017\n12345<4\n123456\n");
+        typed(&mut app, "6222021000000000017\n1235<4\n123456\n");
         let Some(Job::Run(Task::Sale, v)) = app.job.clone() else {
             panic!("{:?}", app.job)
         };
