@@ -195,4 +195,14 @@ impl<'a> Request<'a> {
     pub fn subfield(&self, path: &str) -> Option<u64> {
         digits_u64(self.msg, path)
     }
+
+    /// A numeric subfield's digits as text (`61.3`, a date MMDD), if present.
+    pub fn subfield_text(&self, path: &str) -> Option<String> {
+        self.msg
+            .get(path)
+            .ok()
+            .flatten()
+            .and_then(|v| v.digits())
+            .map(|d| d.to_string())
+    }
 }

@@ -18,7 +18,7 @@
 
 use super::Locked;
 use crate::journal::{Mark, PinTries};
-use crate::model::{BatchNo, FinancialKind, ResponseCode, Stan, TxnKind};
+use crate::model::{FinancialKind, ResponseCode, TxnKind};
 use crate::pipeline::Switch;
 use crate::pipeline::card::Instrument;
 use crate::pipeline::decision::{Decision, Details};
@@ -35,26 +35,7 @@ async fn sale<'s>(
     inst: &Instrument,
     session: &Session,
 ) -> Result<Locked<'s>, Decision<'s>> {
-    let tid = req
-        .tid
-        .ok_or_else(|| inst.decline(ResponseCode::NO_TERMINAL))?;
-    let (Some(batch), Some(stan)) = (req.subfield("61.1"), req.subfield("61.2")) else {
-        return Err(inst.decline(ResponseCode::FORMAT_ERROR));
-    };
-    let (batch, stan) = (BatchNo(batch as u32), Stan(stan as u32));
-    if batch != session.batch {
-        return Err(inst.decline(ResponseCode::NO_ORIGINAL));
-    }
-    let rrn = sw
-        .rrn_by_trace(tid, batch, stan)
-        .await
-        .map_err(|d| inst.decline(d))?
-        .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
-    let locked = sw
-        .lock_original(rrn)
-        .await
-        .map_err(|d| inst.decline(d))?
-        .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
+    let locked = sw.in_open_batch(req, inst, session).await?;
     let o = &locked.original;
     if o.account != inst.account() {
         return Err(inst.decline(ResponseCode::NO_ORIGINAL));

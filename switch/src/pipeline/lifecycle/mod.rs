@@ -63,6 +63,35 @@ impl Switch {
             .map(|o| o.rrn))
     }
 
+    /// The approved transaction 61 names (61.1 batch, 61.2 trace) in the terminal's open
+    /// batch, locked: what voids and adjustments work on. Another batch, or none: `25`.
+    pub(crate) async fn in_open_batch<'s>(
+        &'s self,
+        req: &crate::pipeline::request::Request<'_>,
+        inst: &crate::pipeline::card::Instrument,
+        session: &crate::state::Session,
+    ) -> Result<Locked<'s>, crate::pipeline::decision::Decision<'s>> {
+        let tid = req
+            .tid
+            .ok_or_else(|| inst.decline(ResponseCode::NO_TERMINAL))?;
+        let (Some(batch), Some(stan)) = (req.subfield("61.1"), req.subfield("61.2")) else {
+            return Err(inst.decline(ResponseCode::FORMAT_ERROR));
+        };
+        let (batch, stan) = (BatchNo(batch as u32), Stan(stan as u32));
+        if batch != session.batch {
+            return Err(inst.decline(ResponseCode::NO_ORIGINAL));
+        }
+        let rrn = self
+            .rrn_by_trace(tid, batch, stan)
+            .await
+            .map_err(|d| inst.decline(d))?
+            .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
+        self.lock_original(rrn)
+            .await
+            .map_err(|d| inst.decline(d))?
+            .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))
+    }
+
     /// Locks the original `rrn` and reads it: from memory, else from the journal (then
     /// remembered: under the lock nothing can change it meanwhile). `None` when it is not
     /// an approved sale, void or refund.

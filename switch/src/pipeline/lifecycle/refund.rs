@@ -39,12 +39,7 @@ pub async fn check<'s>(
         .text(37)
         .ok_or_else(|| inst.decline(ResponseCode::FORMAT_ERROR))?;
     let mmdd = req
-        .msg
-        .get("61.3")
-        .ok()
-        .flatten()
-        .and_then(|v| v.digits())
-        .map(|d| d.to_string())
+        .subfield_text("61.3")
         .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
     let rrn = Rrn::parse(rrn).ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
     let locked = sw

@@ -26,29 +26,7 @@ pub async fn check<'s>(
     session: &Session,
     kind: TxnKind,
 ) -> Result<Locked<'s>, Decision<'s>> {
-    let tid = req
-        .tid
-        .ok_or_else(|| inst.decline(ResponseCode::NO_TERMINAL))?;
-    let (Some(batch), Some(stan)) = (req.subfield("61.1"), req.subfield("61.2")) else {
-        return Err(inst.decline(ResponseCode::FORMAT_ERROR));
-    };
-    let (batch, stan) = (
-        crate::model::BatchNo(batch as u32),
-        crate::model::Stan(stan as u32),
-    );
-    if batch != session.batch {
-        return Err(inst.decline(ResponseCode::NO_ORIGINAL));
-    }
-    let rrn = sw
-        .rrn_by_trace(tid, batch, stan)
-        .await
-        .map_err(|d| inst.decline(d))?
-        .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
-    let locked = sw
-        .lock_original(rrn)
-        .await
-        .map_err(|d| inst.decline(d))?
-        .ok_or_else(|| inst.decline(ResponseCode::NO_ORIGINAL))?;
+    let locked = sw.in_open_batch(req, inst, session).await?;
     let o = &locked.original;
     // A sale partly refunded can no longer be voided: the refund already gave money back.
     let voids_it = match kind {

@@ -66,14 +66,7 @@ pub async fn find<'s>(
         })?;
     let given = |path: &str| req.subfield(path).filter(|n| *n != 0);
     let (batch, stan) = (given("61.1"), given("61.2"));
-    let mmdd = req
-        .msg
-        .get("61.3")
-        .ok()
-        .flatten()
-        .and_then(|v| v.digits())
-        .map(|d| d.to_string())
-        .filter(|d| d != "0000");
+    let mmdd = req.subfield_text("61.3").filter(|d| d != "0000");
     let found = rows.iter().rev().find(|t| {
         t.mid == req.mid
             && batch.is_none_or(|b| u64::from(t.batch.0) == b && Some(t.tid) == req.tid)
