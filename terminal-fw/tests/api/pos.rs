@@ -382,3 +382,95 @@ async fn a_hotel_stay_and_management_on_the_pos_screen() {
     s.keys(&["Enter"]);
     sw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_a_qr_sale_with_its_password_and_a_new_cashier_on_the_pos_screen() {
+    let sw_dir = temp_dir("pos-switch-more");
+    let sw = switch(&sw_dir).await;
+    let addr = sw.terminal_addr.to_string();
+    let dir = terminal("10000604");
+    let Some(s) = Screen::start(&dir, &addr, &[]) else {
+        return;
+    };
+    login(&s);
+    s.keys(&["9"]);
+    s.wait_for("BATCH");
+    s.keys(&["Enter"]);
+    // A sale, then its refund (3) picked from the log: part of it.
+    s.wait_for("主菜单");
+    s.keys(&["1"]);
+    s.wait_for("请刷卡");
+    s.digits(DEBIT);
+    s.keys(&["Enter"]);
+    s.digits("5000");
+    s.keys(&["Enter"]);
+    s.digits("123456");
+    s.keys(&["Enter"]);
+    s.wait_for("RMB 50.00");
+    s.keys(&["Enter"]);
+    s.wait_for("主菜单");
+    s.keys(&["3"]);
+    s.wait_for("50.00");
+    s.keys(&["Enter"]);
+    s.wait_for("请刷卡");
+    s.digits(DEBIT);
+    s.keys(&["Enter"]);
+    s.digits("2000");
+    s.keys(&["Enter"]);
+    s.digits("246802");
+    s.keys(&["Enter"]);
+    let r = s.wait_for("REFUND 退货");
+    assert!(r.contains("RMB 20.00"), "{r}");
+    s.keys(&["Enter"]);
+    // A QR sale above the password-free limit: the payment password is asked, then it goes.
+    s.wait_for("主菜单");
+    s.keys(&["5"]);
+    s.wait_for("请扫付款码");
+    s.digits("280000000000000001");
+    s.keys(&["Enter"]);
+    s.digits("120000");
+    s.keys(&["Enter"]);
+    s.wait_for("请输入支付密码 Payment password");
+    s.digits("888888");
+    s.keys(&["Enter"]);
+    let q = s.wait_for("QR SALE 付款码");
+    assert!(
+        q.contains("RMB 1,200.00") || q.contains("RMB 1200.00"),
+        "{q}"
+    );
+    s.keys(&["Enter"]);
+    // The administrator adds cashier 03 (its password twice); 03 logs in.
+    s.wait_for("主菜单");
+    s.keys(&["0"]);
+    s.wait_for("新增操作员");
+    s.keys(&["1"]);
+    s.wait_for("管理员密码");
+    s.digits("135790");
+    s.keys(&["Enter"]);
+    s.digits("03");
+    s.keys(&["Enter"]);
+    s.digits("314159");
+    s.keys(&["Enter"]);
+    s.digits("314158");
+    s.keys(&["Enter"]);
+    s.wait_for("两次密码不一致 The two passwords differ");
+    s.digits("135790");
+    s.keys(&["Enter"]);
+    s.digits("03");
+    s.keys(&["Enter"]);
+    s.digits("314159");
+    s.keys(&["Enter"]);
+    s.digits("314159");
+    s.keys(&["Enter"]);
+    s.wait_for("operator 03 added");
+    s.keys(&["Enter"]);
+    s.wait_for("主菜单");
+    s.keys(&["Escape"]);
+    s.wait_for("操作员号");
+    s.digits("03");
+    s.keys(&["Enter"]);
+    s.digits("314159");
+    s.keys(&["Enter"]);
+    s.wait_for("操作员 Operator 03");
+    sw.shutdown().await;
+}
