@@ -3,7 +3,8 @@
 # temporary journal, runs the terminal load generator closed loop (100 terminals) and open
 # loop (a fixed rate), then closed loop again with a remote issuer's card, forwarded to the
 # issuer simulator (a third process on the same cores), then, on a fresh switch, holds
-# 10,000 idle signed-on connections and reports the switch's memory. Stops everything it started and removes its files. The switch
+# 10,000 idle signed-on connections and reports the switch's memory, and last has as many
+# terminals dial at once (a reconnect storm). Stops everything it started and removes its files. The switch
 # logs at `warn` (no line per transaction) so the figures measure the transaction path.
 #
 #   bash benches/run-load.sh [SECONDS] [RATE] [CONNECTIONS]      defaults: 20 5000 10000
@@ -14,7 +15,7 @@ rate=${2:-5000}
 conns=${3:-10000}
 
 cargo build --release --locked -p switch -p issuer-sim -p terminal-fw >/dev/null 2>&1
-cargo build --release --locked -p benches --example conn_scale >/dev/null 2>&1
+cargo build --release --locked -p benches --example conn_scale --example reconnect_storm >/dev/null 2>&1
 
 work=$(mktemp -d)
 pid=""
@@ -77,3 +78,11 @@ rm -f "$work"/journal.db*
 start_switch
 echo "== connection scale: ${conns} idle signed-on terminals"
 target/release/examples/conn_scale 127.0.0.1:18583 "$pid" "$conns" 10010001
+echo
+# A reconnect storm on a fresh switch: every terminal dials at once (as after a network blip)
+# and sends an echo; all must get in (the listener's backlog, `[listen] backlog`).
+kill "$pid"; wait "$pid" 2>/dev/null || true
+rm -f "$work"/journal.db*
+start_switch
+echo "== reconnect storm: ${conns} terminals at once"
+target/release/examples/reconnect_storm 127.0.0.1:18583 "$conns" 10010001

@@ -46,6 +46,20 @@ impl Connection for tokio::net::TcpStream {
     }
 }
 
+/// A TCP listener on `addr` with room for `backlog` connections waiting to be accepted
+/// (tokio's `TcpListener::bind` asks for 1,024; a reconnect storm wants more).
+pub fn tcp_listener(addr: SocketAddr, backlog: u32) -> io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restarted switch binds again at once over its old connections' TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Where terminal connections come from.
 pub trait Listener: Send + 'static {
     /// An accepted connection.

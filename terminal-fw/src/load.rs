@@ -39,8 +39,8 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// Requests per second in all (open loop), or `None` (closed loop).
     pub rate: Option<f64>,
-    /// Percent of sales (the rest are balance inquiries).
-    pub sale_pct: u32,
+    /// What the terminals send, in percent.
+    pub mix: Mix,
     /// Card and PIN (demo debit card by default).
     pub pan: String,
     /// PIN.
@@ -61,10 +61,91 @@ impl std::fmt::Debug for LoadOptions {
             .field("first_tid", &self.first_tid)
             .field("duration", &self.duration)
             .field("rate", &self.rate)
-            .field("sale_pct", &self.sale_pct)
+            .field("mix", &self.mix)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// What the terminals send, in percent (adding up to 100): sales, balance inquiries, echo
+/// tests (0820, no PIN, no MAC: the switch's cheapest round trip).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mix {
+    /// Sales.
+    pub sale: u32,
+    /// Balance inquiries.
+    pub balance: u32,
+    /// Echo tests.
+    pub echo: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self {
+            sale: 100,
+            balance: 0,
+            echo: 0,
+        }
+    }
+}
+
+impl Mix {
+    /// From `sale=90,balance=10` (`echo=100`, …): only the kinds the generator sends; one
+    /// left out takes what the others leave when it is the only one missing a share.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut given: [Option<u32>; 3] = [None; 3];
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (kind, pct) = part.split_once('=').ok_or_else(|| {
+                format!("--mix {part:?}: write kind=percent, e.g. sale=90,balance=10")
+            })?;
+            let pct: u32 = pct
+                .parse()
+                .ok()
+                .filter(|p| *p <= 100)
+                .ok_or_else(|| format!("--mix {part:?}: a percentage 0 to 100"))?;
+            let i = match kind {
+                "sale" => 0,
+                "balance" => 1,
+                "echo" => 2,
+                other => {
+                    return Err(format!(
+                        "--mix: the load generator sends sale, balance and echo, not {other:?}"
+                    ));
+                }
+            };
+            given[i] = Some(pct);
+        }
+        let named: u32 = given.iter().flatten().sum();
+        let [sale, balance, echo] = match given {
+            [None, None, None] => [Some(100), Some(0), Some(0)],
+            // Sales take what the others leave.
+            [None, b, e] if named <= 100 => [Some(100 - named), b, e],
+            g => g,
+        }
+        .map(|p| p.unwrap_or(0));
+        if sale + balance + echo != 100 {
+            return Err(format!(
+                "--mix: the shares add up to {}, not 100",
+                sale + balance + echo
+            ));
+        }
+        Ok(Self {
+            sale,
+            balance,
+            echo,
+        })
+    }
+}
+
+/// CPU seconds this process has used (user and system, every thread), from
+/// `/proc/self/stat` at the kernel's 100 ticks a second; `None` where there is no procfs.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, in parentheses).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// Where approved sales are written as the terminals see them.
@@ -87,6 +168,8 @@ pub struct Summary {
     pub response_codes: BTreeMap<String, u64>,
     /// Why requests (or whole terminals, at sign-on) failed, by reason.
     pub failures: BTreeMap<String, u64>,
+    /// CPU seconds the generator used for the whole run (sign-ons included), when known.
+    pub cpu_seconds: Option<f64>,
 }
 
 /// A failure's reason as counted: the error's message (no card data is in it).
@@ -175,8 +258,12 @@ async fn one_terminal(
             Instant::now()
         };
         n += 1;
-        let sale = (n * 37 % 100) < u64::from(opts.sale_pct);
-        let result = if sale {
+        let pick = (n * 37 % 100) as u32;
+        let sale = pick < opts.mix.sale;
+        let echo = pick >= opts.mix.sale + opts.mix.balance;
+        let result = if echo {
+            t.echo().await
+        } else if sale {
             t.sale(&card, &opts.pin, 1, "01").await.map(|a| {
                 if a.rc == "00"
                     && let Some(Ok(mut w)) = recorder.as_ref().as_ref().map(Mutex::lock)
@@ -307,5 +394,38 @@ pub async fn run(opts: LoadOptions) -> Result<Summary, TxnError> {
         latency_us: s.hist.as_ref().map(percentiles).unwrap_or_default(),
         response_codes: s.codes.clone(),
         failures,
+        cpu_seconds: cpu_seconds(),
     })
+}
+
+#[cfg(test)]
+mod mix_tests {
+    use super::Mix;
+
+    #[test]
+    fn the_mix_names_only_what_the_generator_sends() {
+        let m = |s| Mix::parse(s).unwrap();
+        assert_eq!(m("sale=100"), Mix::default());
+        assert_eq!(
+            (
+                m("sale=90,balance=10").sale,
+                m("sale=90,balance=10").balance
+            ),
+            (90, 10)
+        );
+        assert_eq!(m("balance=30").sale, 70);
+        assert_eq!(m("echo=100").echo, 100);
+        assert_eq!(m("echo=100").sale, 0);
+        assert_eq!(m("").sale, 100);
+        for bad in [
+            "void=10",
+            "sale=90,balance=20",
+            "sale",
+            "sale=x",
+            "sale=101",
+            "sale=50,echo=20",
+        ] {
+            assert!(Mix::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

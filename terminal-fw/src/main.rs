@@ -9,7 +9,7 @@
 //! terminal-fw void --operator 01 --trace 2 --pan ...   (supervisor password asked)
 //! terminal-fw settle --operator 01
 //! terminal-fw demo                                    (a whole merchant day on the demo set)
-//! terminal-fw load --terminals 100 --duration 10 [--rate 5000] [--mix sale=90,balance=10] [--json]
+//! terminal-fw load --terminals 100 --duration 10 [--rate 5000] [--mix sale=90,balance=10|echo=100] [--json]
 //! ```
 //! Passwords and PINs are asked for (hidden on a terminal) unless given as flags.
 
@@ -446,7 +446,7 @@ enum Command {
         /// Requests per second in all (open loop); absent: closed loop.
         #[arg(long)]
         rate: Option<f64>,
-        /// Mix, e.g. sale=90,balance=10.
+        /// Mix in percent of sale, balance and echo, e.g. sale=90,balance=10 or echo=100.
         #[arg(long, default_value = "sale=100")]
         mix: String,
         /// The first terminal's TID.
@@ -472,36 +472,6 @@ enum Command {
         #[arg(long)]
         record: Option<std::path::PathBuf>,
     },
-}
-
-/// The share of sales in `--mix` (`sale=90,balance=10`): only the kinds the generator
-/// sends, adding up to 100.
-fn mix_sale_pct(mix: &str) -> Result<u32> {
-    let (mut sale, mut balance) = (None, None);
-    for part in mix.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (kind, pct) = part.split_once('=').ok_or_else(|| {
-            anyhow!("--mix {part:?}: write kind=percent, e.g. sale=90,balance=10")
-        })?;
-        let pct: u32 = pct
-            .parse()
-            .ok()
-            .filter(|p| *p <= 100)
-            .ok_or_else(|| anyhow!("--mix {part:?}: a percentage 0 to 100"))?;
-        match kind {
-            "sale" => sale = Some(pct),
-            "balance" => balance = Some(pct),
-            other => bail!("--mix: the load generator sends sale and balance, not {other:?}"),
-        }
-    }
-    let sale = match (sale, balance) {
-        (Some(s), Some(b)) if s + b != 100 => {
-            bail!("--mix: sale and balance add up to {}, not 100", s + b)
-        }
-        (Some(s), _) => s,
-        (None, Some(b)) => 100 - b,
-        (None, None) => 100,
-    };
-    Ok(sale)
 }
 
 /// A new password from a flag, else asked; on a terminal twice, and two that differ are
@@ -1133,7 +1103,7 @@ async fn run(cli: Cli) -> Result<()> {
             json,
             record,
         } => {
-            let sale_pct = mix_sale_pct(mix)?;
+            let mix = terminal_fw::load::Mix::parse(mix).map_err(|e| anyhow!(e))?;
             let summary = terminal_fw::load::run(terminal_fw::load::LoadOptions {
                 cipher: *algorithm,
                 addrs: cli.switch_addrs.clone(),
@@ -1143,7 +1113,7 @@ async fn run(cli: Cli) -> Result<()> {
                 tmk: DEMO_TMK.into(),
                 duration: Duration::from_secs(*duration),
                 rate: *rate,
-                sale_pct,
+                mix,
                 pan: pan.clone(),
                 pin: pin.clone(),
                 progress: !json,
@@ -1165,6 +1135,12 @@ async fn run(cli: Cli) -> Result<()> {
                 );
                 if !summary.failures.is_empty() {
                     out!("failures: {:?}", summary.failures);
+                }
+                if let Some(cpu) = summary.cpu_seconds {
+                    out!(
+                        "generator CPU: {cpu:.2} s ({:.1} us per request)",
+                        cpu * 1e6 / (summary.total.max(1) as f64)
+                    );
                 }
             }
             if summary.response_codes.get("00").copied().unwrap_or(0) == 0 {
@@ -1308,23 +1284,6 @@ mod tests {
             &mut missing,
         );
         assert!(missing.is_empty(), "flags without help: {missing:#?}");
-    }
-
-    #[test]
-    fn the_mix_names_only_what_the_generator_sends() {
-        use super::mix_sale_pct;
-        assert_eq!(mix_sale_pct("sale=100").unwrap(), 100);
-        assert_eq!(mix_sale_pct("sale=90,balance=10").unwrap(), 90);
-        assert_eq!(mix_sale_pct("balance=30").unwrap(), 70);
-        for bad in [
-            "void=10",
-            "sale=90,balance=20",
-            "sale",
-            "sale=x",
-            "sale=101",
-        ] {
-            assert!(mix_sale_pct(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

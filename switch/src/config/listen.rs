@@ -28,6 +28,15 @@ pub struct ListenConfig {
     /// not a loopback address: without it the page is not served there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_password: Option<String>,
+    /// Connections the kernel keeps waiting for the terminal listeners to accept (the
+    /// `listen(2)` backlog; Linux caps it at `net.core.somaxconn`): thousands of terminals
+    /// redialling after a network blip all get in.
+    #[serde(default = "default_backlog")]
+    pub backlog: u32,
+}
+
+fn default_backlog() -> u32 {
+    4096
 }
 
 impl Default for ListenConfig {
@@ -38,6 +47,7 @@ impl Default for ListenConfig {
             metrics: SocketAddr::from(([127, 0, 0, 1], 9583)),
             metrics_tls: false,
             status_password: None,
+            backlog: default_backlog(),
         }
     }
 }
@@ -71,6 +81,9 @@ fn optional_address<'de, D: serde::Deserializer<'de>>(
 impl ListenConfig {
     /// Two listeners cannot share an address.
     pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
+        if !(16..=65_535).contains(&self.backlog) {
+            return Err(super::invalid("listen.backlog", "must be 16 to 65535"));
+        }
         let mut named = vec![
             ("listen.terminals", self.terminals),
             ("listen.metrics", self.metrics),

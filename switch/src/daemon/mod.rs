@@ -442,8 +442,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running> {
     )
     .await?;
 
-    let terminals = TcpListener::bind(config.listen.terminals)
-        .await
+    let terminals = crate::net::tcp_listener(config.listen.terminals, config.listen.backlog)
         .with_context(|| format!("listen.terminals {}", config.listen.terminals))?;
     let metrics_listener = TcpListener::bind(config.listen.metrics)
         .await
@@ -462,8 +461,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running> {
     let tls_listener = match (config.listen.terminals_tls, &config.tls, &tls_cert) {
         (Some(addr), Some(tls), Some(cert)) => {
             let server_config = crate::tls::server_config(tls, cert, true)?;
-            let tcp = TcpListener::bind(addr)
-                .await
+            let tcp = crate::net::tcp_listener(addr, config.listen.backlog)
                 .with_context(|| format!("listen.terminals_tls {addr}"))?;
             metrics.prime_tls("terminals");
             Some(crate::tls::TlsListener::new(

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# CPU per operation, the headline figure on a shared machine: the switch's and the load
+# generator's CPU microseconds per request (user + system, every thread, from /proc/PID/stat
+# over the run), beside throughput and latency, for echo (0820), on-us sale and forwarded
+# sale (issuer-sim, a third process), with the switch logging at `info` (its default: one
+# line per transaction, to a file) and at `warn`. RUNS rounds, alternating, then the median
+# of each figure.
+#
+#   bash benches/cpu-per-op.sh [SECONDS] [RUNS] [TERMINALS]      defaults: 10 3 100
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+runs=${2:-3}
+terms=${3:-100}
+tck=$(getconf CLK_TCK)
+
+cargo build --release --locked -p switch -p issuer-sim -p terminal-fw >/dev/null 2>&1
+
+work=$(mktemp -d)
+pid=""
+sim=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$sim" ] && kill "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
+    -e "s#metrics = \"127.0.0.1:9583\"#metrics = \"127.0.0.1:19583\"#" \
+    -e "s#path = \"./switch-data/journal.db\"#path = \"$work/journal.db\"#" \
+    -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
+    -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
+    switch/demo.toml > "$work/switch.toml"
+RUST_LOG=warn target/release/issuer-sim --listen 127.0.0.1:18584 2>> "$work/sim.log" &
+sim=$!
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+start_switch() { # $1: log level
+    rm -f "$work"/journal.db*
+    RUST_LOG=$1 target/release/switch run --config "$work/switch.toml" 2> "$work/switch-$1.log" &
+    pid=$!
+    for _ in $(seq 50); do
+        curl -sf http://127.0.0.1:19583/readyz >/dev/null 2>&1 && return
+        sleep 0.2
+    done
+    echo "the switch did not start:"; cat "$work/switch-$1.log"; exit 1
+}
+
+# One measured run: $1 level, $2 case, $3 first TID; appends a line to $work/results.
+measure() {
+    local args=(--mix sale=100)
+    case $2 in
+        echo) args=(--mix echo=100) ;;
+        forwarded) args=(--mix sale=100 --pan 6217001000000000011 --pin 111111) ;;
+    esac
+    local before after
+    before=$(ticks "$pid")
+    target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals "$terms" \
+        --duration "$secs" --first-tid "$3" --json "${args[@]}" > "$work/out.json" 2>/dev/null
+    after=$(ticks "$pid")
+    python3 - "$1" "$2" "$((after - before))" "$tck" "$work/out.json" >> "$work/results" <<'PY'
+import json, sys
+level, case, ticks, tck, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+s = json.load(open(path))
+n = max(s["total"], 1)
+switch_us = ticks * 1e6 / tck / n
+gen_us = (s.get("cpu_seconds") or 0) * 1e6 / n
+lat = s["latency_us"]
+print(f"{case} {level} {s['throughput']:.0f} {switch_us:.1f} {gen_us:.1f} {lat['p50']} {lat['p99']} {s['errors']}")
+PY
+    tail -1 "$work/results"
+}
+
+echo "case level tps switch_us/op generator_us/op p50_us p99_us errors"
+tid=10000001
+for r in $(seq "$runs"); do
+    for level in info warn; do
+        start_switch "$level"
+        for case in echo onus forwarded; do
+            measure "$level" "$case" "$tid"
+            tid=$((tid + terms))
+            [ "$tid" -gt 10000800 ] && tid=10000001
+        done
+        kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+    done
+done
+echo
+echo "medians of $runs runs:"
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+groups = {}
+for r in rows:
+    groups.setdefault((r[0], r[1]), []).append(r)
+print(f"{'case':<10} {'level':<5} {'tps':>8} {'switch us/op':>13} {'gen us/op':>10} {'p50 us':>8} {'p99 us':>8}  spread of switch us/op")
+for (case, level), rs in groups.items():
+    med = lambda i: statistics.median(float(x[i]) for x in rs)
+    sw = [float(x[3]) for x in rs]
+    print(f"{case:<10} {level:<5} {med(2):>8.0f} {med(3):>13.1f} {med(4):>10.1f} {med(5):>8.0f} {med(6):>8.0f}  {min(sw):.1f}-{max(sw):.1f}")
+PY
