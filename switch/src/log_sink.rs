@@ -61,10 +61,35 @@ impl LogSink {
     }
 }
 
+/// How long the log thread lets lines gather before it writes them: while it waits, a
+/// request's line is a push onto the queue and wakes nobody; then the lines that came go out
+/// in one write. (A line waits at most this long; at shutdown the queue is drained.)
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Lines written in one go at most.
+const BATCH: usize = 512;
+
 fn write_lines<W: Write>(mut out: W, rx: Receiver<Vec<u8>>) {
-    while let Ok(line) = rx.recv() {
-        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
-            DROPPED.inc();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = rx.recv() {
+        let mut lines = 1;
+        buf.extend_from_slice(&first);
+        while lines < BATCH {
+            match rx.try_recv() {
+                Ok(line) => {
+                    buf.extend_from_slice(&line);
+                    lines += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
+            DROPPED.inc_by(lines as u64);
+        }
+        buf.clear();
+        if lines < BATCH {
+            // Quiet or moderate: gather before the next write.
+            std::thread::sleep(GATHER);
         }
     }
 }

@@ -251,7 +251,11 @@ async fn terminal_fw_and_its_load_generator_dial_tls() {
         tmk: crate::client::DEMO_TMK.into(),
         duration: std::time::Duration::from_secs(1),
         rate: None,
-        sale_pct: 50,
+        mix: terminal_fw::load::Mix {
+            sale: 50,
+            balance: 50,
+            echo: 0,
+        },
         pan: DEBIT.into(),
         pin: "123456".into(),
         progress: false,
