@@ -7,6 +7,10 @@
 # of each figure.
 #
 #   bash benches/cpu-per-op.sh [SECONDS] [RUNS] [TERMINALS]      defaults: 10 3 100
+#
+# CASES (echo onus forwarded) and LEVELS (info warn) narrow it; SWITCH_BINS="A B" (paths to
+# two switch binaries) alternates them in each round instead of the levels, for a same-run
+# A/B of a change (their label is the file name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -15,6 +19,9 @@ terms=${3:-100}
 tck=$(getconf CLK_TCK)
 
 cargo build --release --locked -p switch -p issuer-sim -p terminal-fw >/dev/null 2>&1
+cases=${CASES:-echo onus forwarded}
+levels=${LEVELS:-info warn}
+bins=${SWITCH_BINS:-target/release/switch}
 
 work=$(mktemp -d)
 pid=""
@@ -37,9 +44,9 @@ sim=$!
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-start_switch() { # $1: log level
+start_switch() { # $1: log level, $2: binary
     rm -f "$work"/journal.db*
-    RUST_LOG=$1 target/release/switch run --config "$work/switch.toml" 2> "$work/switch-$1.log" &
+    RUST_LOG=$1 "$2" run --config "$work/switch.toml" 2> "$work/switch-$1.log" &
     pid=$!
     for _ in $(seq 50); do
         curl -sf http://127.0.0.1:19583/readyz >/dev/null 2>&1 && return
@@ -76,14 +83,18 @@ PY
 echo "case level tps switch_us/op generator_us/op p50_us p99_us errors"
 tid=10000001
 for r in $(seq "$runs"); do
-    for level in info warn; do
-        start_switch "$level"
-        for case in echo onus forwarded; do
-            measure "$level" "$case" "$tid"
-            tid=$((tid + terms))
-            [ "$tid" -gt 10000800 ] && tid=10000001
+    for bin in $bins; do
+        for level in $levels; do
+            start_switch "$level" "$bin"
+            label=$level
+            [ "$bins" != "target/release/switch" ] && label="$level/$(basename "$bin")"
+            for case in $cases; do
+                measure "$label" "$case" "$tid"
+                tid=$((tid + terms))
+                [ "$tid" -gt 10000800 ] && tid=10000001
+            done
+            kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
         done
-        kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
     done
 done
 echo

@@ -193,9 +193,12 @@ mod tests {
             line(&sink);
         }
         assert!(started.elapsed() < Duration::from_secs(5), "logging waited");
+        // Kept: the queue's 8, and what the log thread gathered into the write it is stuck
+        // in (at most a batch: it drains while the lines keep coming).
         assert!(
-            dropped().get() >= before + 10_000 - 9,
-            "queue full: dropped"
+            dropped().get() >= before + 10_000 - (BATCH as u64 + 8 + 1),
+            "queue full: dropped {} of 10,000",
+            dropped().get() - before
         );
         drop(held);
     }

@@ -209,19 +209,21 @@ impl Switch {
                 });
             }
         };
-        if answer.code.is_approved()
-            && req.kind != Some(TxnKind::SignOn)
-            && answer.auth_code.is_none()
-        {
-            let d = self.hsm.digest("auth", rrn.as_str().as_bytes());
-            answer.auth_code = Some(AuthCode::digits(u32::from_be_bytes([
-                d[0], d[1], d[2], d[3],
-            ])));
-        }
         let digest = match &claim {
             Some((_, d)) => *d,
             None => self.request_digest(req),
         };
+        if answer.code.is_approved()
+            && req.kind != Some(TxnKind::SignOn)
+            && answer.auth_code.is_none()
+        {
+            // Six digits of the request's keyed digest (the HSM's HMAC of what it says):
+            // unpredictable without the key, the same for a retransmission (which gets the
+            // recorded answer anyway), and no second HMAC per approval.
+            answer.auth_code = Some(AuthCode::digits(u32::from_be_bytes([
+                digest[0], digest[1], digest[2], digest[3],
+            ])));
+        }
         // A sign-on carries no MAC, so anyone who knows a TID can send one: it replaces the
         // terminal's session (one row per TID) and adds no transaction row (its reply still
         // gets an RRN, as terminals expect).
