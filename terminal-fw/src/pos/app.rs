@@ -9,7 +9,7 @@
 //!                                    Pre-authorisation and Management menus ─▶ Form
 //! ```
 
-use super::keypad::{Entry, Kind};
+use super::keypad::{Entry, Kind, Typed};
 use super::text::{Label, Lang, says};
 use crate::store::LogEntry;
 use crate::terminal::PreauthRef;
@@ -43,7 +43,7 @@ pub enum Task {
         /// The operator.
         no: String,
         /// The factory password it logged in with.
-        old: String,
+        old: Typed,
     },
     /// Card, amount, PIN.
     Sale,
@@ -332,7 +332,7 @@ pub enum Screen {
 #[derive(Clone, Debug)]
 pub enum Job {
     /// A form filled in.
-    Run(Task, Vec<String>),
+    Run(Task, Vec<Typed>),
     /// A menu item chosen: permission checked, then its form or list.
     Open(Go),
     /// A transaction picked.
@@ -453,7 +453,7 @@ impl App {
                 if f.at + 1 < f.steps.len() {
                     f.at += 1;
                 } else {
-                    let values = f.values.iter().map(|e| e.text().to_owned()).collect();
+                    let values = f.values.iter().map(|e| Typed::new(e.text())).collect();
                     let task = f.task.clone();
                     // Typed again from the start if refused.
                     let again = task.clone().form();
@@ -577,7 +577,11 @@ mod tests {
         let Some(Job::Run(Task::Login, v)) = app.job.clone() else {
             panic!("{:?}", app.job)
         };
-        assert_eq!(v, ["01", "102938"]);
+        assert_eq!(v, [Typed::new("01"), Typed::new("102938")]);
+        assert!(
+            !format!("{:?}", app.job).contains("102938"),
+            "Debug shows no secret"
+        );
         app.finish(Outcome::LoggedIn("01".into()));
         assert_eq!(app.operator.as_deref(), Some("01"));
         typed(&mut app, "1");
@@ -590,7 +594,7 @@ mod tests {
         let Some(Job::Run(Task::Sale, v)) = app.job.clone() else {
             panic!("{:?}", app.job)
         };
-        assert_eq!(v, ["6222021000000000017", "1234", "123456"]);
+        assert_eq!(v, ["6222021000000000017", "1234", "123456"].map(Typed::new));
     }
 
     #[test]

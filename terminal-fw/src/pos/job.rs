@@ -9,6 +9,7 @@
 //! ```
 
 use super::app::{Go, Job, Outcome, Pick, PickFor, Screen, Task};
+use super::keypad::Typed;
 use super::text::{Label, Lang, says};
 use crate::codes;
 use crate::operators::{OperatorError, Operators, Permission, Role};
@@ -88,7 +89,7 @@ impl Device {
                 // The factory password: a new one, typed twice, before anything else.
                 let mut f = Task::ChangeAtLogin {
                     no: no.to_owned(),
-                    old: pw.to_owned(),
+                    old: Typed::new(pw),
                 }
                 .form();
                 f.note = Some(format!(
@@ -185,7 +186,7 @@ impl Device {
     }
 
     /// A form filled in.
-    async fn task(&mut self, op: &str, task: Task, v: &[String]) -> Result<Outcome, Outcome> {
+    async fn task(&mut self, op: &str, task: Task, v: &[Typed]) -> Result<Outcome, Outcome> {
         let t = &mut self.terminal;
         let answer = match task {
             Task::Login => return Ok(self.login(&v[0], &v[1])),
@@ -203,7 +204,7 @@ impl Device {
                 if a.rc == "55" {
                     // Above the password-free limit: the payment password, then again.
                     let mut f = Task::QrPassword {
-                        code: v[0].clone(),
+                        code: v[0].to_string(),
                         amount: fen(&v[1]),
                     }
                     .form();
@@ -242,11 +243,11 @@ impl Device {
             Task::AddCashier => {
                 same(&v[2], &v[3], self.lang)?;
                 self.admin(|o| o.add_cashier(&v[0], &v[1], &v[2]))?;
-                return Ok(self.done(format!("operator {} added", v[1])));
+                return Ok(self.done(format!("operator {} added", &*v[1])));
             }
             Task::RemoveCashier => {
                 self.admin(|o| o.remove_cashier(&v[0], &v[1]))?;
-                return Ok(self.done(format!("operator {} removed", v[1])));
+                return Ok(self.done(format!("operator {} removed", &*v[1])));
             }
             Task::ResetSupervisor => {
                 self.admin(|o| o.reset_supervisor(&v[0]))?;
@@ -263,7 +264,7 @@ impl Device {
                     .collect();
                 self.admin(|o| o.set_permissions(&v[0], &v[1], &set))?;
                 let names: Vec<&str> = set.iter().map(|p| p.label()).collect();
-                return Ok(self.done(format!("operator {}: [{}]", v[1], names.join(", "))));
+                return Ok(self.done(format!("operator {}: [{}]", &*v[1], names.join(", "))));
             }
             Task::ChangePassword | Task::VoidPassword => {
                 same(&v[1], &v[2], self.lang)?;

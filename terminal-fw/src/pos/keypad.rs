@@ -1,6 +1,32 @@
 //! Typing on a POS keypad: digits only; an amount's digits shift in from the right (`1`,
 //! `12`, `123`, `1234` reads 0.01, 0.12, 1.23, 12.34); PINs and passwords show as `*`.
 
+/// What was typed into a form, handed to its job: zeroized when dropped, and never shown by
+/// `Debug` (it may be a PIN or a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Typed(zeroize::Zeroizing<String>);
+
+impl Typed {
+    /// The digits typed.
+    pub fn new(text: &str) -> Self {
+        Self(zeroize::Zeroizing::new(text.to_owned()))
+    }
+}
+
+impl std::ops::Deref for Typed {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Debug for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Typed(***)")
+    }
+}
+
 /// What a field takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -53,7 +53,7 @@ pub async fn run(mut device: Device) -> std::io::Result<()> {
         if let Err(e) = screen.draw(|f| ui::draw(f, &app, &who)) {
             break Err(e);
         }
-        if let Some(job) = app.job.clone() {
+        if let Some(job) = app.job.take() {
             let outcome = device.run(app.operator.as_deref(), job).await;
             app.finish(outcome);
             continue;
