@@ -631,3 +631,51 @@ async fn an_issuer_drained_at_one_node_is_drained_at_the_other() {
     assert_eq!(t.sale(remote, "111111", 1_000).await.rc(), "00");
     drop((a, b));
 }
+
+#[tokio::test]
+async fn a_hold_made_at_one_node_is_held_and_completed_once_across_nodes() {
+    let Some(db) = Database::new("preauth_nodes") else {
+        return;
+    };
+    let dir = temp_dir("preauth-nodes");
+    let a = node(&dir, &db, 1);
+    let b = node(&dir, &db, 2);
+    let mut t = Terminal::connect(a.addr, "10000911").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // A hold at A: B's balance inquiry and B's sales see it.
+    let mut bld = t.preauth_builder(DEBIT, "123456", 900_000);
+    let p = t.send_sealed(bld).await;
+    assert_eq!(p.rc(), "00", "{}", a.logs.lock().unwrap());
+    let (pstan, auth, batch) = (t.stan, p.text(38).unwrap(), t.batch);
+    t.redial(b.addr).await;
+    let bal = t.balance(DEBIT, "123456").await;
+    assert_eq!(bal.text(54).unwrap()[8..].parse::<i64>().unwrap(), 100_000);
+    assert_eq!(t.sale(DEBIT, "123456", 100_001).await.rc(), "51");
+    // The completion at both nodes at once: one of them completes it, the other is 12.
+    let mmdd = today_mmdd();
+    bld = t.completion_builder(DEBIT, 950_000, &auth, (batch, pstan, &mmdd), false);
+    let first = t.seal(&mut bld);
+    bld = t.completion_builder(DEBIT, 950_000, &auth, (batch, pstan, &mmdd), false);
+    let second = t.seal(&mut bld);
+    let mut ta = Terminal::connect(a.addr, "10000911").await;
+    let mut tb = Terminal::connect(b.addr, "10000911").await;
+    let (ra, rb) = tokio::join!(ta.exchange(&first), tb.exchange(&second));
+    let mut codes = [ra.rc(), rb.rc()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        ["00".to_string(), "12".to_string()],
+        "one completion"
+    );
+    assert_eq!(
+        db.number("SELECT balance_fen FROM accounts WHERE preauth_fen = 0 AND balance_fen = 50000"),
+        50_000,
+        "taken once, the hold released"
+    );
+    assert_eq!(
+        db.number(
+            "SELECT COUNT(*)::BIGINT FROM transactions WHERE kind = 'pre-auth' AND completed = 1"
+        ),
+        1
+    );
+}
