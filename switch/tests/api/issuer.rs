@@ -1188,6 +1188,24 @@ async fn pre_authorisations_of_a_remote_card_go_to_its_issuer() {
     assert_eq!(sim.held(REMOTE), Some(0));
     assert_eq!(sim.balance(REMOTE), Some(2_000_000));
     assert_eq!(sim.bad_macs(), 0);
+
+    // A remote card's hold left uncompleted lapses here once (its issuer lapses its own):
+    // marked, no account of ours moved, not found again by the next run.
+    let b = t.preauth_builder(REMOTE, "111111", 10_000);
+    let held = t.send_sealed(b).await;
+    assert_eq!(held.rc(), "00");
+    let later = switch::clock::Timestamp::now().plus_ms(31 * 86_400_000);
+    let lapsed = sw.switch().expire_preauths(later).await.unwrap();
+    assert_eq!((lapsed.count, lapsed.amount_fen), (1, 10_000));
+    assert_eq!(sw.switch().expire_preauths(later).await.unwrap().count, 0);
+    let expired: i64 = journal(&dir)
+        .query_row(
+            "SELECT expired FROM transactions WHERE rrn = ?1",
+            [held.text(37).unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(expired, 1);
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!  journal: holding, made on or before today − days − 1 ─▶ for each: lock ─▶ still holding?
-//!     ─▶ commit [mark Expire, holds −= amount] ─▶ memory as the journal
+//!     ─▶ commit [mark Expire, on-us: holds −= amount] ─▶ memory as the journal
 //! ```
 
 use crate::clock::Timestamp;
@@ -45,20 +45,22 @@ impl Switch {
             if !o.holds() {
                 continue;
             }
-            let ops = vec![
-                Op::Mark {
-                    rrn: o.rrn,
-                    mark: Mark::Expire,
-                },
-                Op::MoveFunds {
+            let mut ops = vec![Op::Mark {
+                rrn: o.rrn,
+                mark: Mark::Expire,
+            }];
+            // A remote card's hold is its issuer's to lapse: only the mark here.
+            let on_us = o.upstream.is_none();
+            if on_us {
+                ops.push(Op::MoveFunds {
                     account: o.account,
                     delta_fen: 0,
                     hold_delta_fen: -o.amount_fen,
                     pin: PinTries::Unchanged,
                     require_available_fen: None,
                     pin_tries_below: None,
-                },
-            ];
+                });
+            }
             match self.journal.commit(ops).await {
                 Ok(()) => {}
                 // Lapsed or completed at another node meanwhile.
