@@ -41,6 +41,11 @@ pub fn last_of(
     })
 }
 
+/// The open batch, then up to `back` batches before it (batch 1 is the first).
+pub fn newest_batches(batch: u32, back: u32) -> impl Iterator<Item = u32> {
+    (batch.saturating_sub(back).max(1)..=batch).rev()
+}
+
 /// The newest entry `matches` takes, in the open batch or up to `back` batches before it.
 pub fn newest(
     store: &Store,
@@ -48,7 +53,7 @@ pub fn newest(
     back: u32,
     matches: impl Fn(&LogEntry) -> bool,
 ) -> Result<Option<LogEntry>, StoreError> {
-    for b in (batch.saturating_sub(back).max(1)..=batch).rev() {
+    for b in newest_batches(batch, back) {
         if let Some(e) = store.log(b)?.into_iter().rev().find(|e| matches(e)) {
             return Ok(Some(e));
         }

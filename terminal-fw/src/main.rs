@@ -181,6 +181,24 @@ enum OperatorCmd {
     },
 }
 
+/// What an adjustment or a tip names: the operator, the card, the sale, the amount.
+#[derive(clap::Args)]
+struct Adjusting {
+    #[command(flatten)]
+    who: Who,
+    #[command(flatten)]
+    card: CardArgs,
+    /// The sale's trace number (see `log`).
+    #[arg(long, required_unless_present = "last")]
+    trace: Option<u32>,
+    /// The newest card sale of the open batch not voided yet.
+    #[arg(long, conflicts_with = "trace")]
+    last: bool,
+    /// Yuan: the sale's new amount (adjust), or the tip (tip).
+    #[arg(long)]
+    amount: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Key injection: TID, MID and TMK.
@@ -346,37 +364,16 @@ enum Command {
         #[arg(long)]
         supervisor_password: Option<String>,
     },
-    /// Settlement adjustment (结算调整): a sale of this batch takes a new amount.
+    /// Settlement adjustment (结算调整): a sale of this batch takes a new amount (--amount).
     Adjust {
         #[command(flatten)]
-        who: Who,
-        #[command(flatten)]
-        card: CardArgs,
-        /// The sale's trace number (see `log`).
-        #[arg(long, required_unless_present = "last")]
-        trace: Option<u32>,
-        /// The newest one of the open batch not voided yet.
-        #[arg(long, conflicts_with = "trace")]
-        last: bool,
-        /// Yuan, the sale's new amount.
-        #[arg(long)]
-        amount: String,
+        on: Adjusting,
     },
-    /// Tip adjustment (追加小费): a tip added to a sale of this batch (at most 20 % of it).
+    /// Tip adjustment (追加小费): a tip (--amount) added to a sale of this batch (at most 20 %
+    /// of it).
     Tip {
         #[command(flatten)]
-        who: Who,
-        #[command(flatten)]
-        card: CardArgs,
-        /// The sale's trace number (see `log`).
-        #[arg(long, required_unless_present = "last")]
-        trace: Option<u32>,
-        /// The newest one of the open batch not voided yet.
-        #[arg(long, conflicts_with = "trace")]
-        last: bool,
-        /// Yuan, the tip.
-        #[arg(long)]
-        amount: String,
+        on: Adjusting,
     },
     /// QR payment-code sale (付款码).
     Qr {
@@ -951,21 +948,15 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             show(&t, &a);
         }
-        Command::Adjust {
-            who,
-            card: c,
-            trace,
-            last,
-            amount,
-        }
-        | Command::Tip {
-            who,
-            card: c,
-            trace,
-            last,
-            amount,
-        } => {
+        Command::Adjust { on } | Command::Tip { on } => {
             let tip = matches!(&cli.command, Command::Tip { .. });
+            let Adjusting {
+                who,
+                card: c,
+                trace,
+                last,
+                amount,
+            } = on;
             let mut t = open(&cli)?;
             login(&mut t, who, Permission::Transact)?;
             let trace = trace_or_last(&t, *trace, *last, &["sale", "completion"])?;

@@ -24,7 +24,7 @@ use crate::metrics::CardLabel;
 use crate::model::{AccountId, Rrn, SafState, Tid};
 use crate::saf::Entry;
 use crate::state::locks::KeyGuard;
-use crate::state::{Claim, FundsHold, Original, PinFailureHold, Session, StandInHold};
+use crate::state::{Accounts, Claim, FundsHold, Original, PinFailureHold, Session, StandInHold};
 
 /// An on-us account's change: its balance and PIN tries, and what it holds until then.
 pub struct FundsMove<'s> {
@@ -45,6 +45,33 @@ pub struct FundsMove<'s> {
 }
 
 impl<'s> FundsMove<'s> {
+    /// A move that takes `more` beyond what the card already gave (a completion above its
+    /// hold, an adjustment upwards): `more` is held now and is the commit's condition;
+    /// `None` when it is not available (51). `more` of 0 or less needs nothing.
+    pub fn needing(
+        accounts: &'s Accounts,
+        account: AccountId,
+        more: i64,
+        delta_fen: i64,
+        hold_delta_fen: i64,
+        pin: PinTries,
+    ) -> Option<Self> {
+        let hold = if more > 0 {
+            Some(accounts.hold_funds(account, more)?)
+        } else {
+            None
+        };
+        Some(Self {
+            account,
+            delta_fen,
+            hold_delta_fen,
+            pin,
+            require_fen: (more > 0).then_some(more),
+            hold,
+            failure: None,
+        })
+    }
+
     /// Only the PIN tries change.
     pub fn pin_only(
         account: AccountId,

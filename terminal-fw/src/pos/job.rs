@@ -155,7 +155,7 @@ impl Device {
             _ => 0,
         };
         let mut out = Vec::new();
-        for b in (batch.saturating_sub(back).max(1)..=batch).rev() {
+        for b in crate::history::newest_batches(batch, back) {
             out.extend(self.terminal.store.log(b)?.into_iter().rev().filter(|e| {
                 let ok = e.rc == "00" && !e.voided;
                 match purpose {

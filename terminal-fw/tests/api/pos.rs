@@ -65,6 +65,12 @@ impl Screen {
         }
     }
 
+    /// A field typed and confirmed.
+    fn enter(&self, digits: &str) {
+        self.digits(digits);
+        self.keys(&["Enter"]);
+    }
+
     /// What the screen shows now.
     fn text(&self) -> String {
         let out = Command::new("tmux")
@@ -125,10 +131,8 @@ const DEBIT: &str = "6222021000000000017";
 
 fn login(s: &Screen) {
     s.wait_for("操作员号 Operator no.");
-    s.digits("01");
-    s.keys(&["Enter"]);
-    s.digits("102938");
-    s.keys(&["Enter"]);
+    s.enter("01");
+    s.enter("102938");
     s.wait_for("主菜单 Main menu");
 }
 
@@ -182,8 +186,7 @@ async fn a_cashier_signs_on_sells_voids_and_settles_on_the_pos_screen() {
     // A sale (1): the card, 12.34 typed as on a POS (a slip corrected), the PIN masked.
     s.keys(&["1"]);
     s.wait_for("请刷卡/插卡/输入卡号");
-    s.digits(DEBIT);
-    s.keys(&["Enter"]);
+    s.enter(DEBIT);
     s.digits("125");
     s.keys(&["BSpace"]);
     s.digits("34");
@@ -193,8 +196,7 @@ async fn a_cashier_signs_on_sells_voids_and_settles_on_the_pos_screen() {
     s.digits("123");
     let pin = s.wait_for("***_");
     assert!(!pin.contains("123_"), "the PIN is masked:\n{pin}");
-    s.digits("456");
-    s.keys(&["Enter"]);
+    s.enter("456");
     let receipt = s.wait_for("签购单 POS RECEIPT");
     assert!(
         receipt.contains("SALE 消费")
@@ -209,12 +211,9 @@ async fn a_cashier_signs_on_sells_voids_and_settles_on_the_pos_screen() {
     s.wait_for("主菜单 Main menu");
     s.keys(&["1"]);
     s.wait_for("请刷卡");
-    s.digits(DEBIT);
-    s.keys(&["Enter"]);
-    s.digits("500");
-    s.keys(&["Enter"]);
-    s.digits("000000");
-    s.keys(&["Enter"]);
+    s.enter(DEBIT);
+    s.enter("500");
+    s.enter("000000");
     let declined = s.wait_for("交易失败 Declined");
     assert!(declined.contains("55 密码错 Wrong PIN"), "{declined}");
     assert!(!declined.contains("SIGNATURE"), "{declined}");
@@ -226,17 +225,13 @@ async fn a_cashier_signs_on_sells_voids_and_settles_on_the_pos_screen() {
     assert!(list.contains("sale") && list.contains("12.34"), "{list}");
     s.keys(&["Enter"]);
     s.wait_for("请刷卡");
-    s.digits(DEBIT);
-    s.keys(&["Enter"]);
+    s.enter(DEBIT);
     s.wait_for("主管密码 Supervisor password");
-    s.digits("111111");
-    s.keys(&["Enter"]);
+    s.enter("111111");
     let refused = s.wait_for("wrong password");
     assert!(refused.contains("locked for"), "{refused}");
-    s.digits(DEBIT);
-    s.keys(&["Enter"]);
-    s.digits("246802");
-    s.keys(&["Enter"]);
+    s.enter(DEBIT);
+    s.enter("246802");
     let void = s.wait_for("VOID 消费撤销");
     assert!(void.contains("ORIG TRACE"), "{void}");
     s.keys(&["Enter"]);
@@ -244,18 +239,15 @@ async fn a_cashier_signs_on_sells_voids_and_settles_on_the_pos_screen() {
     s.wait_for("主菜单 Main menu");
     s.keys(&["4"]);
     s.wait_for("请刷卡");
-    s.digits(DEBIT);
-    s.keys(&["Enter"]);
-    s.digits("123456");
-    s.keys(&["Enter"]);
+    s.enter(DEBIT);
+    s.enter("123456");
     s.wait_for("可用余额 Available balance: 10,000.00 CNY");
     s.keys(&["Enter"]);
     // Settlement (8): nothing stands, it balances.
     s.wait_for("主菜单 Main menu");
     s.keys(&["8"]);
     s.wait_for("主管密码");
-    s.digits("246802");
-    s.keys(&["Enter"]);
+    s.enter("246802");
     let slip = s.wait_for("BALANCED");
     assert!(slip.contains("000001"), "{slip}");
     s.keys(&["Enter"]);
@@ -288,25 +280,19 @@ async fn a_locked_operator_and_a_permission_refused_say_why() {
     };
     s.wait_for("Operator no.");
     for _ in 0..5 {
-        s.digits("01");
-        s.keys(&["Enter"]);
-        s.digits("111111");
-        s.keys(&["Enter"]);
+        s.enter("01");
+        s.enter("111111");
         std::thread::sleep(Duration::from_millis(150));
     }
     let locked = s.wait_for("locked");
     assert!(locked.contains("min") || locked.contains(" s"), "{locked}");
     assert!(!locked.contains("操作员"), "English only:\n{locked}");
-    s.digits("01");
-    s.keys(&["Enter"]);
-    s.digits("102938");
-    s.keys(&["Enter"]);
+    s.enter("01");
+    s.enter("102938");
     s.wait_for("try again in");
     // Cashier 02 may query, not sell.
-    s.digits("02");
-    s.keys(&["Enter"]);
-    s.digits("204060");
-    s.keys(&["Enter"]);
+    s.enter("02");
+    s.enter("204060");
     s.wait_for("Main menu");
     s.keys(&["1"]);
     let refused = s.wait_for("permission");
@@ -331,12 +317,9 @@ async fn a_hotel_stay_and_management_on_the_pos_screen() {
     s.wait_for("预授权完成撤销 Completion void");
     s.keys(&["1"]);
     s.wait_for("请刷卡");
-    s.digits("6250941000000009");
-    s.keys(&["Enter"]);
-    s.digits("80000");
-    s.keys(&["Enter"]);
-    s.digits("654321");
-    s.keys(&["Enter"]);
+    s.enter("6250941000000009");
+    s.enter("80000");
+    s.enter("654321");
     s.wait_for("PRE-AUTH 预授权");
     s.keys(&["Enter"]);
     // → 3: completed for 880.00 after picking it.
@@ -347,10 +330,8 @@ async fn a_hotel_stay_and_management_on_the_pos_screen() {
     s.wait_for("pre-auth");
     s.keys(&["Enter"]);
     s.wait_for("请刷卡");
-    s.digits("6250941000000009");
-    s.keys(&["Enter"]);
-    s.digits("88000");
-    s.keys(&["Enter"]);
+    s.enter("6250941000000009");
+    s.enter("88000");
     let r = s.wait_for("AUTH COMPLETE 预授权完成");
     assert!(r.contains("RMB 880.00"), "{r}");
     s.keys(&["Enter"]);
@@ -376,8 +357,7 @@ async fn a_hotel_stay_and_management_on_the_pos_screen() {
     s.wait_for("重置主管密码");
     s.keys(&["3"]);
     s.wait_for("管理员密码 Administrator password");
-    s.digits("135790");
-    s.keys(&["Enter"]);
+    s.enter("135790");
     s.wait_for("factory password 123456");
     s.keys(&["Enter"]);
     sw.shutdown().await;
@@ -400,12 +380,9 @@ async fn a_refund_a_qr_sale_with_its_password_and_a_new_cashier_on_the_pos_scree
     s.wait_for("主菜单");
     s.keys(&["1"]);
     s.wait_for("请刷卡");
-    s.digits(DEBIT);
-    s.keys(&["Enter"]);
-    s.digits("5000");
-    s.keys(&["Enter"]);
-    s.digits("123456");
-    s.keys(&["Enter"]);
+    s.enter(DEBIT);
+    s.enter("5000");
+    s.enter("123456");
     s.wait_for("RMB 50.00");
     s.keys(&["Enter"]);
     s.wait_for("主菜单");
@@ -413,12 +390,9 @@ async fn a_refund_a_qr_sale_with_its_password_and_a_new_cashier_on_the_pos_scree
     s.wait_for("50.00");
     s.keys(&["Enter"]);
     s.wait_for("请刷卡");
-    s.digits(DEBIT);
-    s.keys(&["Enter"]);
-    s.digits("2000");
-    s.keys(&["Enter"]);
-    s.digits("246802");
-    s.keys(&["Enter"]);
+    s.enter(DEBIT);
+    s.enter("2000");
+    s.enter("246802");
     let r = s.wait_for("REFUND 退货");
     assert!(r.contains("RMB 20.00"), "{r}");
     s.keys(&["Enter"]);
@@ -426,13 +400,10 @@ async fn a_refund_a_qr_sale_with_its_password_and_a_new_cashier_on_the_pos_scree
     s.wait_for("主菜单");
     s.keys(&["5"]);
     s.wait_for("请扫付款码");
-    s.digits("280000000000000001");
-    s.keys(&["Enter"]);
-    s.digits("120000");
-    s.keys(&["Enter"]);
+    s.enter("280000000000000001");
+    s.enter("120000");
     s.wait_for("请输入支付密码 Payment password");
-    s.digits("888888");
-    s.keys(&["Enter"]);
+    s.enter("888888");
     let q = s.wait_for("QR SALE 付款码");
     assert!(
         q.contains("RMB 1,200.00") || q.contains("RMB 1200.00"),
@@ -445,32 +416,22 @@ async fn a_refund_a_qr_sale_with_its_password_and_a_new_cashier_on_the_pos_scree
     s.wait_for("新增操作员");
     s.keys(&["1"]);
     s.wait_for("管理员密码");
-    s.digits("135790");
-    s.keys(&["Enter"]);
-    s.digits("03");
-    s.keys(&["Enter"]);
-    s.digits("314159");
-    s.keys(&["Enter"]);
-    s.digits("314158");
-    s.keys(&["Enter"]);
+    s.enter("135790");
+    s.enter("03");
+    s.enter("314159");
+    s.enter("314158");
     s.wait_for("两次密码不一致 The two passwords differ");
-    s.digits("135790");
-    s.keys(&["Enter"]);
-    s.digits("03");
-    s.keys(&["Enter"]);
-    s.digits("314159");
-    s.keys(&["Enter"]);
-    s.digits("314159");
-    s.keys(&["Enter"]);
+    s.enter("135790");
+    s.enter("03");
+    s.enter("314159");
+    s.enter("314159");
     s.wait_for("operator 03 added");
     s.keys(&["Enter"]);
     s.wait_for("主菜单");
     s.keys(&["Escape"]);
     s.wait_for("操作员号");
-    s.digits("03");
-    s.keys(&["Enter"]);
-    s.digits("314159");
-    s.keys(&["Enter"]);
+    s.enter("03");
+    s.enter("314159");
     s.wait_for("操作员 Operator 03");
     sw.shutdown().await;
 }

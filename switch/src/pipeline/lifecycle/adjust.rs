@@ -76,13 +76,20 @@ pub async fn adjust<'s>(
         (given, o.tip_fen)
     };
     let more = to_fen - o.amount_fen;
-    let in_flight = if more > 0 {
-        match sw.state.accounts.hold_funds(inst.account(), more) {
-            Some(h) => Some(h),
+    let funds = if more == 0 {
+        None
+    } else {
+        match FundsMove::needing(
+            &sw.state.accounts,
+            inst.account(),
+            more,
+            view.account.debit_delta(more),
+            0,
+            PinTries::Unchanged,
+        ) {
+            Some(f) => Some(f),
             None => return inst.decline(ResponseCode::INSUFFICIENT_FUNDS),
         }
-    } else {
-        None
     };
     let (fee_fen, _) = at
         .rules
@@ -100,15 +107,7 @@ pub async fn adjust<'s>(
             ..inst.details()
         },
         Effects {
-            funds: (more != 0).then(|| FundsMove {
-                account: inst.account(),
-                delta_fen: view.account.debit_delta(more),
-                hold_delta_fen: 0,
-                pin: PinTries::Unchanged,
-                require_fen: (more > 0).then_some(more),
-                hold: in_flight,
-                failure: None,
-            }),
+            funds,
             marks: vec![(rrn, mark)],
             locks: vec![locked.guard],
             ..Effects::default()

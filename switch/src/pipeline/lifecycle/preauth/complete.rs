@@ -10,13 +10,13 @@
 //!     ─▶ mark Complete; balance −= A (credit: used += A); holds −= P; fee(A)
 //! ```
 
-use super::find;
+use super::{approve, find};
 use crate::journal::{Mark, PinTries};
 use crate::model::ResponseCode;
 use crate::pipeline::Switch;
 use crate::pipeline::card::Instrument;
 use crate::pipeline::decision::{Decision, Details};
-use crate::pipeline::effects::{Effects, FundsMove};
+use crate::pipeline::effects::FundsMove;
 use crate::pipeline::request::Request;
 use crate::pipeline::terminal::Authenticated;
 use crate::state::AccountView;
@@ -40,38 +40,17 @@ pub async fn complete<'s>(
         return inst.decline(ResponseCode::EXCEEDS_ORIGINAL);
     }
     // Above the hold, the rest must be available now.
-    let extra = amount - held;
-    let in_flight = if extra > 0 {
-        match sw.state.accounts.hold_funds(inst.account(), extra) {
-            Some(h) => Some(h),
-            None => return inst.decline(ResponseCode::INSUFFICIENT_FUNDS),
-        }
-    } else {
-        None
+    let Some(funds) = FundsMove::needing(
+        &sw.state.accounts,
+        inst.account(),
+        amount - held,
+        view.account.debit_delta(amount),
+        -held,
+        pin,
+    ) else {
+        return inst.decline(ResponseCode::INSUFFICIENT_FUNDS);
     };
-    let (rrn, auth_code) = (o.rrn, o.auth_code);
-    let mut details = Details {
-        original_rrn: Some(rrn),
-        ..inst.details()
-    };
+    let mut details = Details::default();
     (details.fee_fen, details.fee_rule) = at.rules.fee(inst, at.range, req.amount_fen);
-    let mut d = Decision::approved(
-        details,
-        Effects {
-            funds: Some(FundsMove {
-                account: inst.account(),
-                delta_fen: view.account.debit_delta(amount),
-                hold_delta_fen: -held,
-                pin,
-                require_fen: (extra > 0).then_some(extra),
-                hold: in_flight,
-                failure: None,
-            }),
-            marks: vec![(rrn, Mark::Complete)],
-            locks: vec![locked.guard],
-            ..Effects::default()
-        },
-    );
-    d.answer.auth_code = auth_code;
-    d
+    approve(inst, locked, Mark::Complete, funds, details)
 }

@@ -27,11 +27,12 @@
 //! | lapsed holds | [`expiry`] |
 
 use super::Locked;
-use crate::journal::PreauthQuery;
+use crate::journal::{Mark, PreauthQuery};
 use crate::model::{AuthCode, ResponseCode};
 use crate::pipeline::Switch;
 use crate::pipeline::card::Instrument;
-use crate::pipeline::decision::Decision;
+use crate::pipeline::decision::{Decision, Details};
+use crate::pipeline::effects::{Effects, FundsMove};
 use crate::pipeline::request::Request;
 
 pub mod complete;
@@ -86,4 +87,31 @@ pub async fn find<'s>(
         return Err(inst.decline(ResponseCode::INVALID_TXN));
     }
     Ok(locked)
+}
+
+/// An approved follow-up of the pre-authorisation under `locked`: `mark` on it, `funds` on
+/// the card, the row naming it, the answer carrying its auth code. `details` adds a fee.
+fn approve<'s>(
+    inst: &Instrument,
+    locked: Locked<'s>,
+    mark: Mark,
+    funds: FundsMove<'s>,
+    details: Details,
+) -> Decision<'s> {
+    let (rrn, auth_code) = (locked.original.rrn, locked.original.auth_code);
+    let mut d = Decision::approved(
+        Details {
+            original_rrn: Some(rrn),
+            card: Some(inst.card.clone()),
+            ..details
+        },
+        Effects {
+            funds: Some(funds),
+            marks: vec![(rrn, mark)],
+            locks: vec![locked.guard],
+            ..Effects::default()
+        },
+    );
+    d.answer.auth_code = auth_code;
+    d
 }

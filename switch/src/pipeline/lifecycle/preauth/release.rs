@@ -5,13 +5,13 @@
 //!  38 + 61 ─▶ the pre-authorisation (locked, still holding) ─▶ amount? ─▶ mark Void, holds −= amount
 //! ```
 
-use super::find;
+use super::{approve, find};
 use crate::journal::{Mark, PinTries};
 use crate::model::ResponseCode;
 use crate::pipeline::Switch;
 use crate::pipeline::card::Instrument;
 use crate::pipeline::decision::{Decision, Details};
-use crate::pipeline::effects::{Effects, FundsMove};
+use crate::pipeline::effects::FundsMove;
 use crate::pipeline::request::Request;
 
 /// Releases the hold a pre-authorisation void names.
@@ -29,27 +29,14 @@ pub async fn release<'s>(
     if req.amount() != o.amount_fen {
         return inst.decline(ResponseCode::AMOUNT_MISMATCH);
     }
-    let (rrn, amount, auth_code) = (o.rrn, o.amount_fen, o.auth_code);
-    let mut d = Decision::approved(
-        Details {
-            original_rrn: Some(rrn),
-            ..inst.details()
-        },
-        Effects {
-            funds: Some(FundsMove {
-                account: inst.account(),
-                delta_fen: 0,
-                hold_delta_fen: -amount,
-                pin,
-                require_fen: None,
-                hold: None,
-                failure: None,
-            }),
-            marks: vec![(rrn, Mark::Void)],
-            locks: vec![locked.guard],
-            ..Effects::default()
-        },
-    );
-    d.answer.auth_code = auth_code;
-    d
+    let funds = FundsMove {
+        account: inst.account(),
+        delta_fen: 0,
+        hold_delta_fen: -o.amount_fen,
+        pin,
+        require_fen: None,
+        hold: None,
+        failure: None,
+    };
+    approve(inst, locked, Mark::Void, funds, Details::default())
 }
