@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! socket ─▶ FramedRead(codec::framing::FrameCodec: u16 big-endian, max frame) ─▶ frame
-//!   frame ─▶ task: Switch::handle ─▶ reply ─▶ channel ─▶ writer: feed..., flush once
+//!   frame ─▶ the only one in flight: Switch::serve on the connection's task ─▶ write
+//!         ─▶ others in flight: a task ─▶ reply ─▶ channel ─▶ connection: feed..., flush once
 //! ```
 //!
 //! Requests on one connection are processed concurrently (a concentrator pipelines many
-//! terminals) up to `max_in_flight`; replies go out as they are ready, several per write.
+//! terminals) up to `max_in_flight`; replies go out as they are ready, several per write. A
+//! terminal that waits for each answer costs no hand-off between tasks: its request is
+//! served on the connection's own task.
 //! A connection with no frame for `idle_timeout`, or a frame started and not finished within
 //! `read_timeout`, is closed. On shutdown the listener stops, connections stop reading,
 //! in-flight requests finish and their replies are flushed.
@@ -24,8 +27,10 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,7 +39,7 @@ use bytes::Bytes;
 use codec::Framing;
 use codec::framing::FrameCodec;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -192,6 +197,93 @@ async fn guarded<F: std::future::Future<Output = Served>>(
     }
 }
 
+/// A request being served, and its share of the connection's `max_in_flight`.
+type Running = (
+    Pin<Box<dyn Future<Output = Served> + Send>>,
+    OwnedSemaphorePermit,
+);
+
+/// What a served request asks of its connection.
+enum Outcome {
+    Reply(Bytes),
+    Nothing,
+    Close,
+}
+
+/// Serves one frame, a panic included (answered from its record, or 96).
+async fn serve_frame(switch: Arc<Switch>, peer: IpAddr, frame: Bytes) -> Served {
+    guarded(switch.serve(Some(peer), &frame), || async {
+        // Counted and logged; answered from its record when it was journalled.
+        switch.metrics.request_panics.inc();
+        tracing::error!("a request task panicked: answered from its record, or 96");
+        Served {
+            handled: switch.after_panic(&frame).await,
+            authenticated: false,
+        }
+    })
+    .await
+}
+
+/// Marks the connection trusted when the request proved its terminal; what to send.
+fn outcome(served: Served, conn: &Conn) -> Outcome {
+    if served.authenticated {
+        conn.trusted.store(true, Ordering::Relaxed);
+    }
+    match served.handled {
+        Handled::Reply(v) => Outcome::Reply(Bytes::from(v)),
+        Handled::Ignore => Outcome::Nothing,
+        Handled::Close(reason) => {
+            tracing::debug!(reason, "closing connection");
+            Outcome::Close
+        }
+    }
+}
+
+/// Runs a request on a task of its own (others are in flight on the connection): its reply
+/// goes through `replies`, a close through `close`.
+fn run_apart(
+    (request, permit): Running,
+    conn: &Arc<Conn>,
+    replies: &mpsc::Sender<Bytes>,
+    close: &CancellationToken,
+) {
+    let conn = Arc::clone(conn);
+    let replies = replies.clone();
+    let close = close.clone();
+    tokio::spawn(async move {
+        match outcome(request.await, &conn) {
+            Outcome::Reply(v) => {
+                let _ = replies.send(v).await;
+            }
+            Outcome::Nothing => {}
+            Outcome::Close => close.cancel(),
+        }
+        drop(permit);
+    });
+}
+
+/// Writes `first` and every reply already waiting, then flushes once.
+async fn write_replies<W: SinkExt<Bytes> + Unpin>(
+    sink: &mut W,
+    first: Bytes,
+    waiting: &mut mpsc::Receiver<Bytes>,
+) -> Result<(), W::Error> {
+    sink.feed(first).await?;
+    while let Ok(more) = waiting.try_recv() {
+        sink.feed(more).await?;
+    }
+    sink.flush().await
+}
+
+/// One connection, on one task: it reads frames, serves a request itself while it is the
+/// only one in flight (a terminal's request, answer, request …: no hand-off between tasks),
+/// and writes every reply.
+///
+/// ```text
+///  frame ─▶ nothing in flight? ─▶ served here ─────────────────────────▶ write, flush
+///        │  a frame comes first  ─▶ the request moves to a task of its own ─┐
+///        └─ others in flight     ─▶ task ─▶ reply channel ─▶ here: write all ready, flush once
+/// ```
 async fn connection<C: Connection>(
     stream: C,
     switch: &Arc<Switch>,
@@ -208,26 +300,8 @@ async fn connection<C: Connection>(
     let mut sink = FramedWrite::new(wr, FrameCodec::new(Framing::U16, limits.max_frame));
     let (tx, mut rx) = mpsc::channel::<Bytes>(limits.max_in_flight.max(1));
     let close = CancellationToken::new();
-
-    // The writer: everything ready goes out in one flush.
-    let writer_close = close.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut result = sink.feed(first).await;
-            while result.is_ok() {
-                match rx.try_recv() {
-                    Ok(more) => result = sink.feed(more).await,
-                    Err(_) => break,
-                }
-            }
-            if result.is_err() || SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
-                writer_close.cancel();
-                break;
-            }
-        }
-    });
-
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let mut here: Option<Running> = None;
     let tick = limits
         .read_timeout
         .min(limits.idle_timeout)
@@ -242,6 +316,30 @@ async fn connection<C: Connection>(
             _ = stop.cancelled() => break "shutdown",
             _ = close.cancelled() => break "closed",
             _ = conn.evict.cancelled() => break "evicted",
+            served = async {
+                match here.as_mut() {
+                    Some((request, _)) => request.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            }, if here.is_some() => {
+                here = None;
+                match outcome(served, conn) {
+                    Outcome::Reply(v) => {
+                        if write_replies(&mut sink, v, &mut rx).await.is_err() {
+                            break "closed";
+                        }
+                    }
+                    Outcome::Nothing => {}
+                    Outcome::Close => break "closed",
+                }
+                continue;
+            }
+            Some(v) = rx.recv() => {
+                if write_replies(&mut sink, v, &mut rx).await.is_err() {
+                    break "closed";
+                }
+                continue;
+            }
             r = tokio::time::timeout(tick, frames.next()) => r,
         };
         let frame = match next {
@@ -266,44 +364,31 @@ async fn connection<C: Connection>(
             Ok(Some(Ok(f))) => f.freeze(),
         };
         idle = Duration::ZERO;
+        // Another request arrived while one was served here: that one goes on apart.
+        if let Some(running) = here.take() {
+            run_apart(running, conn, &tx, &close);
+        }
         let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
             // Full: refuse this request at once rather than stall the connection.
             switch.metrics.reject("in_flight_full");
-            if let Handled::Reply(v) = switch.refuse_busy(&frame) {
-                let _ = tx.send(Bytes::from(v)).await;
+            if let Handled::Reply(v) = switch.refuse_busy(&frame)
+                && write_replies(&mut sink, Bytes::from(v), &mut rx)
+                    .await
+                    .is_err()
+            {
+                break "closed";
             }
             continue;
         };
-        let switch = Arc::clone(switch);
-        let tx = tx.clone();
-        let close = close.clone();
-        let conn = Arc::clone(conn);
-        tokio::spawn(async move {
-            let served = guarded(switch.serve(Some(conn.peer), &frame), || async {
-                // Counted and logged; answered from its record when it was journalled.
-                switch.metrics.request_panics.inc();
-                tracing::error!("a request task panicked: answered from its record, or 96");
-                Served {
-                    handled: switch.after_panic(&frame).await,
-                    authenticated: false,
-                }
-            })
-            .await;
-            if served.authenticated {
-                conn.trusted.store(true, Ordering::Relaxed);
-            }
-            match served.handled {
-                Handled::Reply(v) => {
-                    let _ = tx.send(Bytes::from(v)).await;
-                }
-                Handled::Ignore => {}
-                Handled::Close(reason) => {
-                    tracing::debug!(reason, "closing connection");
-                    close.cancel();
-                }
-            }
-            drop(permit);
-        });
+        let request: Running = (
+            Box::pin(serve_frame(Arc::clone(switch), conn.peer, frame)),
+            permit,
+        );
+        if in_flight.available_permits() + 1 == limits.max_in_flight {
+            here = Some(request);
+        } else {
+            run_apart(request, conn, &tx, &close);
+        }
     };
     match reason {
         // A handler that closed the connection counted its own reason.
@@ -320,9 +405,14 @@ async fn connection<C: Connection>(
         }
     }
     // Let requests already taken finish and their replies go out.
-    let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
+    if let Some(running) = here.take() {
+        run_apart(running, conn, &tx, &close);
+    }
     drop(tx);
-    let _ = writer.await;
+    let mut writable = true;
+    while let Some(v) = rx.recv().await {
+        writable = writable && write_replies(&mut sink, v, &mut rx).await.is_ok();
+    }
 }
 
 #[cfg(test)]

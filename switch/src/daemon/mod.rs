@@ -431,7 +431,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running> {
                 .await
                 .map_err(|e| anyhow!("journal: {e}"))??
         }
-        None => open_sqlite(&config, observer)?,
+        None => open_sqlite(&config, observer, Arc::clone(&metrics))?,
     };
     let node = Node::start(
         &config,
@@ -588,10 +588,14 @@ struct Opened {
     id: String,
 }
 
+/// How often the checkpointer copies the SQLite WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 /// The SQLite journal: ours alone, the one that was here, and writable.
 fn open_sqlite(
     config: &Config,
     observer: crate::journal::BatchObserver,
+    metrics: Arc<Metrics>,
 ) -> Result<(Journal, Opened)> {
     let path = &config.journal.path;
     let lock = owner::lock(path)?;
@@ -610,7 +614,32 @@ fn open_sqlite(
     let identity = owner::Identity::of(path)?;
     let reader =
         Sqlite::open_reader(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
-    let journal = Journal::start(writer, reader, config.journal.group_commit_max, observer);
+    let mut checkpointer =
+        Sqlite::open_checkpointer(path).map_err(|e| anyhow!("journal {}: {e}", path.display()))?;
+    let journal = Journal::start(writer, reader, config.journal.group_commit_max, observer)
+        .with_housekeeping("journal-checkpoint", CHECKPOINT_EVERY, {
+            let mut failing = false;
+            move || {
+                let started = std::time::Instant::now();
+                match checkpointer.checkpoint() {
+                    Ok(done) => {
+                        metrics
+                            .journal_checkpoint
+                            .observe(started.elapsed().as_secs_f64());
+                        metrics.journal_wal_frames.set(done.wal_frames);
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("journal checkpoints work again");
+                        }
+                    }
+                    // Said once; the writer's own checkpoints are the backstop meanwhile.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "journal checkpoint failed: the writer checkpoints past its backstop");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
     Ok((
         journal,
         Opened {

@@ -308,6 +308,8 @@ enum Mode {
         writer: Mutex<Option<mpsc::Sender<Request>>>,
         reader: Mutex<Option<mpsc::Sender<Query>>>,
         threads: Mutex<Vec<JoinHandle<()>>>,
+        /// Dropped on close: the housekeeping threads' signal to stop.
+        stops: Mutex<Vec<std::sync::mpsc::Sender<()>>>,
     },
     /// One backend, run on the calling task.
     Inline(Arc<Mutex<Box<dyn Backend>>>),
@@ -394,10 +396,44 @@ impl Journal {
                 writer: Mutex::new(Some(tx)),
                 reader: Mutex::new(Some(qtx)),
                 threads: Mutex::new(threads),
+                stops: Mutex::default(),
             },
             health: Arc::default(),
             shared: false,
         }
+    }
+
+    /// Runs `job` on a thread of its own every `every` until the journal closes (a
+    /// checkpointer). Without threads (inline), nothing runs.
+    pub fn with_housekeeping(
+        self,
+        name: &str,
+        every: Duration,
+        mut job: impl FnMut() + Send + 'static,
+    ) -> Self {
+        let Mode::Threads { threads, stops, .. } = &self.mode else {
+            return self;
+        };
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    job();
+                }
+            });
+        match spawned {
+            Ok(t) => {
+                if let (Ok(mut threads), Ok(mut stops)) = (threads.lock(), stops.lock()) {
+                    threads.push(t);
+                    stops.push(stop);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, thread = name, "cannot start a journal thread"),
+        }
+        self
     }
 
     /// This journal is shared by several switch nodes: what one node keeps in memory may be
@@ -556,10 +592,14 @@ impl Journal {
             writer,
             reader,
             threads,
+            stops,
         } = &self.mode
         else {
             return;
         };
+        if let Ok(mut stops) = stops.lock() {
+            stops.clear();
+        }
         if let Ok(mut tx) = writer.lock() {
             tx.take();
         }

@@ -311,6 +311,10 @@ pub struct Metrics {
     pub journal_commit: Histogram,
     /// Requests per journal group commit.
     pub journal_batch: Histogram,
+    /// WAL checkpoints off the writer's thread (SQLite): how long each took.
+    pub journal_checkpoint: Histogram,
+    /// Frames in the SQLite WAL at the last checkpoint.
+    pub journal_wal_frames: Gauge,
     /// Open terminal connections.
     pub connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Accepted terminal connections.
@@ -602,6 +606,18 @@ impl Metrics {
             "Requests covered by one journal commit",
             journal_batch.clone(),
         );
+        let journal_checkpoint = Histogram::new(commit_buckets());
+        registry.register(
+            "journal_checkpoint_duration_seconds",
+            "SQLite WAL checkpoints (WAL to database, fsync), run beside the writer",
+            journal_checkpoint.clone(),
+        );
+        let journal_wal_frames = Gauge::default();
+        registry.register(
+            "journal_wal_frames",
+            "Frames in the SQLite WAL at the last checkpoint",
+            journal_wal_frames.clone(),
+        );
         registry.register(
             "connections_active",
             "Open terminal connections",
@@ -792,6 +808,8 @@ impl Metrics {
             journal_disk_free,
             journal_commit,
             journal_batch,
+            journal_checkpoint,
+            journal_wal_frames,
             connections_active,
             connections_total,
             connections_refused,

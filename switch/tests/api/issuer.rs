@@ -694,6 +694,41 @@ async fn shutdown_waits_for_the_issuer_answers_in_flight() {
     );
 }
 
+#[tokio::test]
+async fn a_slow_request_does_not_hold_up_the_next_on_its_connection() {
+    let Rig {
+        sim,
+        dir,
+        sw,
+        mut t,
+    } = rig("issuer-next-on-connection", |_| {}).await;
+    // The sale is the only request in flight: the connection's own task serves it, and
+    // the issuer takes 600 ms to answer.
+    sim.knobs.delay_ms.store(600, Ordering::Relaxed);
+    let mut sale = t.sale_builder(REMOTE, Some("111111"), 4_300);
+    let sale = t.seal(&mut sale);
+    t.send_raw(&sale).await;
+    eventually("sale at the issuer", 5, || sim.received("0200") == 1).await;
+    // A balance inquiry of an on-us card on the same connection is answered first.
+    let started = Instant::now();
+    let mut balance = t.balance_builder(crate::client::DEBIT, "123456");
+    let balance = t.seal(&mut balance);
+    t.send_raw(&balance).await;
+    let first = t.read_reply().await.unwrap();
+    assert_eq!(
+        (first.digits(3).as_deref(), first.rc().as_str()),
+        (Some("310000"), "00")
+    );
+    assert!(started.elapsed() < Duration::from_millis(450));
+    let second = t.read_reply().await.unwrap();
+    assert_eq!(
+        (second.digits(3).as_deref(), second.rc().as_str()),
+        (Some("000000"), "00")
+    );
+    sw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// An issuer written out by hand for the cases the simulator does not play: it reads frames
 /// and answers what the test tells it to, MACed with the demo ZAK.
 mod by_hand {
