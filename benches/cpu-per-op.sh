@@ -10,7 +10,10 @@
 #
 # CASES (echo onus forwarded) and LEVELS (info warn) narrow it; SWITCH_BINS="A B" (paths to
 # two switch binaries) alternates them in each round instead of the levels, for a same-run
-# A/B of a change (their label is the file name).
+# A/B of a change (their label is the file name). RATE=N drives each case open loop at N
+# requests/s instead of closed loop (the tail's figures). The last column divides the
+# switch's µs/op by the generator's in the same run: the generator's code does not change
+# between the binaries compared, so the ratio cancels out how busy the shared machine was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -62,6 +65,7 @@ measure() {
         echo) args=(--mix echo=100) ;;
         forwarded) args=(--mix sale=100 --pan 6217001000000000011 --pin 111111) ;;
     esac
+    [ -n "${RATE:-}" ] && args+=(--rate "$RATE")
     local before after
     before=$(ticks "$pid")
     target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals "$terms" \
@@ -105,9 +109,11 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 groups = {}
 for r in rows:
     groups.setdefault((r[0], r[1]), []).append(r)
-print(f"{'case':<10} {'level':<5} {'tps':>8} {'switch us/op':>13} {'gen us/op':>10} {'p50 us':>8} {'p99 us':>8}  spread of switch us/op")
+print(f"{'case':<10} {'level':<5} {'tps':>8} {'switch us/op':>13} {'gen us/op':>10} {'p50 us':>8} {'p99 us':>8}  {'spread of switch us/op':<24} switch/gen")
 for (case, level), rs in groups.items():
     med = lambda i: statistics.median(float(x[i]) for x in rs)
     sw = [float(x[3]) for x in rs]
-    print(f"{case:<10} {level:<5} {med(2):>8.0f} {med(3):>13.1f} {med(4):>10.1f} {med(5):>8.0f} {med(6):>8.0f}  {min(sw):.1f}-{max(sw):.1f}")
+    ratio = statistics.median(float(x[3]) / max(float(x[4]), 0.1) for x in rs)
+    spread = f"{min(sw):.1f}-{max(sw):.1f}"
+    print(f"{case:<10} {level:<5} {med(2):>8.0f} {med(3):>13.1f} {med(4):>10.1f} {med(5):>8.0f} {med(6):>8.0f}  {spread:<24} {ratio:.2f}")
 PY

@@ -5,8 +5,16 @@
 //! they exist to load the switch, and their CPU goes to frames, PIN blocks and MACs.
 //!
 //! Closed loop (no rate): each terminal sends its next request when the last is answered.
-//! Open loop (`rate`): requests are due at fixed intervals whatever the replies do, and
-//! latency counts from when a request was due, so a stalled switch shows in the numbers.
+//! Open loop (`rate`): requests are due at fixed intervals whatever the replies do. A
+//! request that waited for its terminal's previous answer past its due time counts its
+//! latency from when it was due, so a stalled switch shows in the numbers; one whose
+//! terminal was free counts from when it was sent (the timer that wakes it rounds up to the
+//! millisecond, and that lateness is the generator's, not the switch's).
+//!
+//! ```text
+//!  due ─┬─ terminal free:   timer wakes (≤ 1 ms late) ─▶ send ══ latency ══▶ answer
+//!       └─ terminal busy ═══ previous answer ─▶ send ═════════ latency ══▶ answer
+//! ```
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -186,6 +194,12 @@ struct Shared {
     failures: BTreeMap<String, u64>,
 }
 
+/// Where an open-loop request's latency starts: its due time when its terminal was still
+/// waiting for the previous answer then (the switch held it up), else `sent`.
+fn latency_from(due: Instant, free_since: Instant, sent: Instant) -> Instant {
+    if free_since > due { due } else { sent }
+}
+
 fn record(shared: &Mutex<Shared>, started: Instant, result: &Result<String, TxnError>) {
     let us = started.elapsed().as_micros() as u64;
     if let Ok(mut s) = shared.lock() {
@@ -242,20 +256,23 @@ async fn one_terminal(
     let interval = opts
         .rate
         .map(|r| Duration::from_secs_f64(f64::from(opts.terminals) / r.max(0.001)));
-    // Spread the open-loop terminals over one interval.
-    let mut due = start
+    // The schedule starts when this terminal is signed on (the sign-ons and settlements of
+    // all terminals at once are not what an open loop measures); the terminals are spread
+    // over one interval.
+    let mut due = Instant::now()
         + interval.map_or(Duration::ZERO, |i| {
             i.mul_f64(f64::from(index) / f64::from(opts.terminals.max(1)))
         });
     let mut n: u64 = u64::from(index);
+    // When the terminal got its last answer.
+    let mut free_since = start;
     while start.elapsed() < opts.duration {
         if interval.is_some() {
             tokio::time::sleep_until(due.into()).await;
         }
-        let began = if interval.is_some() {
-            due
-        } else {
-            Instant::now()
+        let began = match interval {
+            Some(_) => latency_from(due, free_since, Instant::now()),
+            None => Instant::now(),
         };
         n += 1;
         let pick = (n * 37 % 100) as u32;
@@ -276,6 +293,7 @@ async fn one_terminal(
         } else {
             t.balance(&card, &opts.pin, "01").await.map(|a| a.rc)
         };
+        free_since = Instant::now();
         record(&shared, began, &result);
         if let Err(TxnError::Unreachable { .. } | TxnError::Timeout) = result {
             // Its node is gone (or never answered): the next one, as a terminal given a
@@ -427,5 +445,22 @@ mod mix_tests {
         ] {
             assert!(Mix::parse(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod open_loop_tests {
+    use std::time::{Duration, Instant};
+
+    use super::latency_from;
+
+    #[test]
+    fn a_request_held_up_by_the_previous_answer_counts_from_when_it_was_due() {
+        let due = Instant::now();
+        let ms = Duration::from_millis;
+        // The terminal was free before it was due: the timer's lateness is not counted.
+        assert_eq!(latency_from(due, due - ms(3), due + ms(1)), due + ms(1));
+        // The previous answer came 20 ms after this one was due: those 20 ms count.
+        assert_eq!(latency_from(due, due + ms(20), due + ms(20)), due);
     }
 }

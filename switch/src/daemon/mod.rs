@@ -589,7 +589,7 @@ struct Opened {
 }
 
 /// How often the checkpointer copies the SQLite WAL back into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The SQLite journal: ours alone, the one that was here, and writable.
 fn open_sqlite(
@@ -631,10 +631,10 @@ fn open_sqlite(
                             tracing::info!("journal checkpoints work again");
                         }
                     }
-                    // Said once; the writer's own checkpoints are the backstop meanwhile.
+                    // Said once; the writer's own checkpoints keep the WAL bounded meanwhile.
                     Err(e) if !failing => {
                         failing = true;
-                        tracing::warn!(error = %e, "journal checkpoint failed: the writer checkpoints past its backstop");
+                        tracing::warn!(error = %e, "journal checkpoint failed: the writer checkpoints on its own meanwhile");
                     }
                     Err(_) => {}
                 }
