@@ -2,6 +2,7 @@
 //! never include a clear key or a clear PIN.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -10,6 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::Error;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::key::{ClearKey, KeyAlgorithm, KeyUsage, SealedKey};
+use crate::key_cache::{KeyCache, Opened};
 use crate::limiter::FailureLimiter;
 use crate::lmk::Lmk;
 use crate::primitives::cipher::{AesKey, DesKey};
@@ -32,6 +34,9 @@ pub struct HsmConfig {
     pub audit_capacity: usize,
     /// Where to append audit entries, if anywhere.
     pub audit_file: Option<PathBuf>,
+    /// Working keys kept unsealed (with their DES schedules) between calls; 0 unseals every
+    /// key at every call.
+    pub key_cache: usize,
 }
 
 impl Default for HsmConfig {
@@ -42,6 +47,7 @@ impl Default for HsmConfig {
             pin_failure_window: Duration::from_secs(60),
             audit_capacity: 10_000,
             audit_file: None,
+            key_cache: 16_384,
         }
     }
 }
@@ -185,6 +191,7 @@ pub struct Hsm {
     rng: SystemRandom,
     audit: AuditLog,
     limiter: FailureLimiter,
+    keys: KeyCache,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -228,6 +235,7 @@ impl Hsm {
             lmk,
             rng: SystemRandom::new(),
             audit,
+            keys: KeyCache::new(config.key_cache),
         })
     }
 
@@ -251,11 +259,11 @@ impl Hsm {
         key: &SealedKey,
         allowed: &[KeyUsage],
         expected: &'static str,
-    ) -> Result<ClearKey, Error> {
+    ) -> Result<Arc<Opened>, Error> {
         usage_in(key.usage()?, allowed, expected)?;
-        let (usage, clear) = self.lmk.unseal(key)?;
-        usage_in(usage, allowed, expected)?;
-        Ok(clear)
+        let opened = self.keys.open(key, || self.lmk.unseal(key))?;
+        usage_in(opened.usage(), allowed, expected)?;
+        Ok(opened)
     }
 
     /// A key-encrypting key (TMK, ZMK): DES family or SM4.
@@ -278,12 +286,10 @@ impl Hsm {
         key: &SealedKey,
         allowed: &[KeyUsage],
         expected: &'static str,
-    ) -> Result<DesKey, Error> {
-        let clear = self.open(key, allowed, expected)?;
-        if !clear.alg().is_des() {
-            return Err(Error::WrongAlgorithm);
-        }
-        DesKey::new(clear.bytes())
+    ) -> Result<Arc<Opened>, Error> {
+        let opened = self.open(key, allowed, expected)?;
+        opened.des_key()?;
+        Ok(opened)
     }
 
     fn random<const N: usize>(&self) -> Result<[u8; N], Error> {
@@ -484,7 +490,7 @@ impl Hsm {
                 if !clear.alg().is_des() {
                     return Err(Error::WrongAlgorithm);
                 }
-                let mut b = DesKey::new(clear.bytes())?.decrypt(block.block8()?);
+                let mut b = clear.des_key()?.decrypt(block.block8()?);
                 let pin = pinblock::parse(&b, format, pan);
                 b.iter_mut().for_each(|x| *x = 0);
                 pin
@@ -494,7 +500,7 @@ impl Hsm {
 
     fn encrypt_pin_with(
         &self,
-        clear: &ClearKey,
+        clear: &Opened,
         pin: &ClearPin,
         pan: &str,
         format: PinFormat,
@@ -526,7 +532,7 @@ impl Hsm {
                     PinFormat::Iso1 => pinblock::format1(pin, &self.random()?),
                     _ => pinblock::format3(pin, pan, &self.random()?)?,
                 };
-                EncryptedPinBlock::new(&DesKey::new(clear.bytes())?.encrypt(plain))
+                EncryptedPinBlock::new(&clear.des_key()?.encrypt(plain))
             }
         }
     }
@@ -580,7 +586,7 @@ impl Hsm {
         pin: &ClearPin,
     ) -> Result<String, Error> {
         let pvk = self.des(pvk, &[KeyUsage::Pvk], "PVK")?;
-        let v = pvv::visa_pvv(&pvk, pan, pvki, pin)?;
+        let v = pvv::visa_pvv(pvk.des_key()?, pan, pvki, pin)?;
         Ok(v.iter().map(|d| char::from(*d)).collect())
     }
 
@@ -617,7 +623,7 @@ impl Hsm {
         self.limited(|| {
             let pin = self.decrypt_pin(pin_key, block, format, block_pan)?;
             let pvk = self.des(pvk, &[KeyUsage::Pvk], "PVK")?;
-            let v = pvv::visa_pvv(&pvk, pvv_account, pvki, &pin)?;
+            let v = pvv::visa_pvv(pvk.des_key()?, pvv_account, pvki, &pin)?;
             Ok(pvv_value.len() == 4 && bool::from(v.ct_eq(pvv_value.as_bytes())))
         })
     }
@@ -637,7 +643,8 @@ impl Hsm {
             CheckLength::Digits(n) if usize::from(n) <= pin.len() => usize::from(n),
             CheckLength::Digits(_) => return Err(Error::DataLength),
         };
-        let natural = pvv::ibm3624_natural(&pvk, &params.decimalisation, validation, len)?;
+        let natural =
+            pvv::ibm3624_natural(pvk.des_key()?, &params.decimalisation, validation, len)?;
         let off = pvv::ibm3624_offset(pin, &natural)?;
         Ok(off.iter().map(|d| char::from(*d)).collect())
     }
@@ -665,7 +672,8 @@ impl Hsm {
             let Some(len) = params.check_len(pin.len(), offset.len()) else {
                 return Ok(false);
             };
-            let natural = pvv::ibm3624_natural(&pvk, &params.decimalisation, validation, len)?;
+            let natural =
+                pvv::ibm3624_natural(pvk.des_key()?, &params.decimalisation, validation, len)?;
             let off = pvv::ibm3624_offset(&pin, &natural)?;
             Ok(bool::from(off.as_slice().ct_eq(offset.as_bytes())))
         })
@@ -710,11 +718,11 @@ impl Hsm {
                 if !clear.alg().is_des() {
                     return Err(Error::WrongAlgorithm);
                 }
-                let k = DesKey::new(clear.bytes())?;
+                let k = clear.des_key()?;
                 MacValue::new(&match other {
-                    MacAlgorithm::UnionpayEcb => mac::unionpay_ecb(&k, data),
-                    MacAlgorithm::X99 => mac::cbc_mac(&k, data, Padding::Zeros),
-                    _ => mac::cbc_mac(&k, data, Padding::Iso2),
+                    MacAlgorithm::UnionpayEcb => mac::unionpay_ecb(k, data),
+                    MacAlgorithm::X99 => mac::cbc_mac(k, data, Padding::Zeros),
+                    _ => mac::cbc_mac(k, data, Padding::Iso2),
                 })
             }
         })
@@ -735,7 +743,7 @@ impl Hsm {
 
     // ----- CVV ---------------------------------------------------------------------------
 
-    fn cvk(&self, cvk: &SealedKey) -> Result<ClearKey, Error> {
+    fn cvk(&self, cvk: &SealedKey) -> Result<Arc<Opened>, Error> {
         let clear = self.open(cvk, &[KeyUsage::Cvk], "CVK")?;
         if clear.alg() != KeyAlgorithm::Tdes2 {
             return Err(Error::WrongAlgorithm);

@@ -41,6 +41,7 @@ pub mod audit;
 mod error;
 mod hsm;
 mod key;
+mod key_cache;
 mod limiter;
 mod lmk;
 pub mod payshield;

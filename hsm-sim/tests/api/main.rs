@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod cli;
+mod key_cache;
 mod keys;
 mod payshield;
 mod pins;
