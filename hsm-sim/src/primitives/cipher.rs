@@ -3,54 +3,56 @@
 
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
-use des::{Des, TdesEde2, TdesEde3};
 
+use super::dea::Dea;
 use crate::Error;
 
-/// A DES-family key schedule.
+/// A DES-family key schedule (by tables: [`super::dea`]).
 pub enum DesKey {
     /// Single DES (8-byte key).
-    Single(Des),
+    Single(Dea),
     /// Two-key TDES, EDE with K1 K2 K1 (16-byte key).
-    Double(TdesEde2),
+    Double(Dea, Dea),
     /// Three-key TDES, EDE (24-byte key).
-    Triple(TdesEde3),
+    Triple(Dea, Dea, Dea),
 }
 
 impl DesKey {
     /// Schedules a key of 8, 16 or 24 bytes.
     pub fn new(key: &[u8]) -> Result<Self, Error> {
-        let bad = |_| Error::KeyLength;
+        let part = |i: usize| -> Result<Dea, Error> {
+            let k: [u8; 8] = key
+                .get(8 * i..8 * i + 8)
+                .and_then(|k| k.try_into().ok())
+                .ok_or(Error::KeyLength)?;
+            Ok(Dea::new(k))
+        };
         Ok(match key.len() {
-            8 => Self::Single(Des::new_from_slice(key).map_err(bad)?),
-            16 => Self::Double(TdesEde2::new_from_slice(key).map_err(bad)?),
-            24 => Self::Triple(TdesEde3::new_from_slice(key).map_err(bad)?),
+            8 => Self::Single(part(0)?),
+            16 => Self::Double(part(0)?, part(1)?),
+            24 => Self::Triple(part(0)?, part(1)?, part(2)?),
             _ => return Err(Error::KeyLength),
         })
     }
 
-    /// Encrypts one block.
+    /// Encrypts one block (TDES: encrypt, decrypt, encrypt).
     #[inline]
     pub fn encrypt(&self, block: [u8; 8]) -> [u8; 8] {
-        let mut b = block.into();
         match self {
-            Self::Single(c) => c.encrypt_block(&mut b),
-            Self::Double(c) => c.encrypt_block(&mut b),
-            Self::Triple(c) => c.encrypt_block(&mut b),
+            Self::Single(k) => k.encrypt(block),
+            Self::Double(k1, k2) => k1.encrypt(k2.decrypt(k1.encrypt(block))),
+            Self::Triple(k1, k2, k3) => k3.encrypt(k2.decrypt(k1.encrypt(block))),
         }
-        b.into()
     }
 
     /// Decrypts one block.
     #[inline]
     pub fn decrypt(&self, block: [u8; 8]) -> [u8; 8] {
-        let mut b = block.into();
         match self {
-            Self::Single(c) => c.decrypt_block(&mut b),
-            Self::Double(c) => c.decrypt_block(&mut b),
-            Self::Triple(c) => c.decrypt_block(&mut b),
+            Self::Single(k) => k.decrypt(block),
+            Self::Double(k1, k2) => k1.decrypt(k2.encrypt(k1.decrypt(block))),
+            Self::Triple(k1, k2, k3) => k1.decrypt(k2.encrypt(k3.decrypt(block))),
         }
-        b.into()
     }
 
     /// Encrypts whole blocks in ECB mode (`data.len()` a multiple of 8).
@@ -80,9 +82,9 @@ impl DesKey {
 impl std::fmt::Debug for DesKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Single(_) => "DesKey::Single(..)",
-            Self::Double(_) => "DesKey::Double(..)",
-            Self::Triple(_) => "DesKey::Triple(..)",
+            Self::Single(..) => "DesKey::Single(..)",
+            Self::Double(..) => "DesKey::Double(..)",
+            Self::Triple(..) => "DesKey::Triple(..)",
         })
     }
 }

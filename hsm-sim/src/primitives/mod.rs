@@ -15,6 +15,7 @@
 
 pub mod cipher;
 pub mod cvv;
+pub mod dea;
 pub mod kcv;
 pub mod mac;
 pub mod pinblock;
