@@ -41,7 +41,7 @@ total = (hi_total - lo_total) / extra
 # The first pattern that matches a file:function names its part.
 parts = [
     ("SQLite: statements, B-trees, pager, WAL (the journal)", r"sqlite3\.c:|libsqlite3"),
-    ("DES rounds and key schedules (MACs, PIN, keyed digest)", r":des::|/des-[\d.]+/"),
+    ("DES rounds and key schedules (MACs, PIN)", r":des::|/des-[\d.]+/|primitives::dea|primitives/dea\.rs"),
     ("hashing: the caches' maps, digests", r"hashbrown|foldhash|sip::|sha2|/ring-|:ring::|hmac"),
     ("text: hex and number formatting, UTF-8 checks", r"hex::|BytesToHexChars|FromIterator<char>|core::fmt|fmt::format|pad_integral|as core::fmt::Display>::fmt|from_utf8"),
     ("HSM: key handling, PIN and MAC framing", r"hsm_sim::|hsm-sim/|switch::hsm|switch/src/hsm/"),
