@@ -63,15 +63,20 @@ fn an_hsm_that_holds_keys_answers_as_one_that_unseals_every_time() {
     }
 }
 
-#[test]
-fn a_held_key_is_still_checked_for_what_it_is_for() {
+/// An HSM holding a TAK it has just used.
+fn held_tak() -> (Hsm, SealedKey) {
     let hsm = hsm(16);
     let tak = hsm
         .generate_key(KeyUsage::Tak, KeyAlgorithm::Tdes2)
         .unwrap();
-    // Held now.
     hsm.generate_mac(&tak, MacAlgorithm::UnionpayEcb, b"x")
         .unwrap();
+    (hsm, tak)
+}
+
+#[test]
+fn a_held_key_is_still_checked_for_what_it_is_for() {
+    let (hsm, tak) = held_tak();
     let pin = ClearPin::new("123456").unwrap();
     assert!(matches!(
         hsm.encrypt_pin(&tak, &pin, PAN, PinFormat::Iso0),
@@ -85,12 +90,7 @@ fn a_held_key_is_still_checked_for_what_it_is_for() {
 
 #[test]
 fn an_altered_copy_of_a_held_key_is_refused() {
-    let hsm = hsm(16);
-    let tak = hsm
-        .generate_key(KeyUsage::Tak, KeyAlgorithm::Tdes2)
-        .unwrap();
-    hsm.generate_mac(&tak, MacAlgorithm::UnionpayEcb, b"x")
-        .unwrap();
+    let (hsm, tak) = held_tak();
     let bytes = tak.as_bytes();
     for at in [bytes.len() / 2, bytes.len() - 1] {
         let mut altered = bytes.to_vec();
