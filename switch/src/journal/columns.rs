@@ -158,7 +158,7 @@ pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
         t.currency.clone().into(),
         t.response_code.as_str().into(),
         t.auth_code.as_ref().map(AuthCode::as_str).into(),
-        hex::encode(t.request_digest).into(),
+        crate::model::lower_hex(&t.request_digest).into(),
         t.time.cst_date().into(),
         t.original_rrn.as_ref().map(Rrn::as_str).into(),
         t.voided.into(),
