@@ -49,7 +49,30 @@ pub struct Civil {
 impl Civil {
     /// The date, `YYYY-MM-DD`.
     pub fn date(&self) -> String {
-        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+        let mut out = String::with_capacity(10);
+        self.push_date(&mut out);
+        out
+    }
+
+    /// `YYYY-MM-DD` onto `out`, digit by digit (every journalled request writes two dates:
+    /// `format!` costs several times as much).
+    fn push_date(&self, out: &mut String) {
+        match u32::try_from(self.year) {
+            Ok(year) if year <= 9_999 => push_digits(out, year, 4),
+            _ => out.push_str(&format!("{:04}", self.year)),
+        }
+        out.push('-');
+        push_digits(out, self.month, 2);
+        out.push('-');
+        push_digits(out, self.day, 2);
+    }
+}
+
+/// The last `width` decimal digits of `v`, zero-padded.
+fn push_digits(out: &mut String, v: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (v / 10u32.pow(place)) % 10;
+        out.push(char::from(b'0' + digit as u8));
     }
 }
 
@@ -87,10 +110,18 @@ impl Timestamp {
     /// ISO 8601 UTC with milliseconds: `2026-11-22T03:04:05.678Z`.
     pub fn iso_utc(self) -> String {
         let c = self.civil(0);
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
-        )
+        let mut out = String::with_capacity(24);
+        c.push_date(&mut out);
+        out.push('T');
+        push_digits(&mut out, c.hour, 2);
+        out.push(':');
+        push_digits(&mut out, c.minute, 2);
+        out.push(':');
+        push_digits(&mut out, c.second, 2);
+        out.push('.');
+        push_digits(&mut out, c.millis, 3);
+        out.push('Z');
+        out
     }
 
     /// Field 12 (hhmmss) and 13 (MMDD) in China Standard Time.
@@ -176,6 +207,41 @@ pub fn day_number(date: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_times_written_digit_by_digit_are_what_format_writes() {
+        // Every day from 1970 to 2100 at a moving time of day, and the edges.
+        let mut ms = 0i64;
+        while ms < 4_102_444_800_000 {
+            let t = Timestamp(ms);
+            let c = t.civil(0);
+            assert_eq!(
+                t.iso_utc(),
+                format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                    c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
+                )
+            );
+            let cst = t.civil(8);
+            assert_eq!(
+                t.cst_date(),
+                format!("{:04}-{:02}-{:02}", cst.year, cst.month, cst.day)
+            );
+            ms += 86_400_000 + 3_723_457;
+        }
+        assert_eq!(Timestamp(0).iso_utc(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp(86_399_999).iso_utc(), "1970-01-01T23:59:59.999Z");
+        let far = Civil {
+            year: 12_345,
+            month: 1,
+            day: 2,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            millis: 0,
+        };
+        assert_eq!(far.date(), "12345-01-02");
+    }
 
     #[test]
     fn impossible_dates_have_no_day_number() {
