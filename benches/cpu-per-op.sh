@@ -36,12 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
-    -e "s#metrics = \"127.0.0.1:9583\"#metrics = \"127.0.0.1:19583\"#" \
-    -e "s#path = \"./switch-data/journal.db\"#path = \"$work/journal.db\"#" \
-    -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
-    -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
-    switch/demo.toml > "$work/switch.toml"
+. benches/demo-config.sh
+demo_config "$work" -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
+    > "$work/switch.toml"
 RUST_LOG=warn target/release/issuer-sim --listen 127.0.0.1:18584 2>> "$work/sim.log" &
 sim=$!
 

@@ -28,14 +28,12 @@ cleanup() {
 trap cleanup EXIT
 
 # The demo configuration, on its own ports and journal, with room for the held terminals.
-sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
-    -e "s#metrics = \"127.0.0.1:9583\"#metrics = \"127.0.0.1:19583\"#" \
-    -e "s#path = \"./switch-data/journal.db\"#path = \"$work/journal.db\"#" \
+. benches/demo-config.sh
+demo_config "$work" \
     -e "s#max_connections = 10000 #max_connections = 20000 #" \
     -e "s#max_connections_per_peer = 256 #max_connections_per_peer = 20000 #" \
-    -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
     -e "s#lines = \[\"127.0.0.1:8584\"\]#lines = [\"127.0.0.1:18584\"]#" \
-    switch/demo.toml > "$work/switch.toml"
+    > "$work/switch.toml"
 # The held terminals: a range of their own (the demo's other ranges stay as they are).
 cat >> "$work/switch.toml" <<'EOF'
 

@@ -20,11 +20,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-sed -e "s#terminals = \"127.0.0.1:8583\"#terminals = \"127.0.0.1:18583\"#" \
-    -e "s#metrics = \"127.0.0.1:9583\"#metrics = \"127.0.0.1:19583\"#" \
-    -e "s#path = \"./switch-data/journal.db\"#path = \"$work/journal.db\"#" \
-    -e "s#balance_fen = 1000000#balance_fen = 100000000000#" \
-    switch/demo.toml > "$work/switch.toml"
+. benches/demo-config.sh
+demo_config "$work" > "$work/switch.toml"
 RUST_LOG=warn target/release/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
 pid=$!
 for _ in $(seq 50); do
