@@ -185,13 +185,36 @@ pub async fn serve<L: Listener>(
     tracker.wait().await;
 }
 
+/// Serves one frame, a panic included (answered from its record, or 96).
+async fn serve_frame(switch: Arc<Switch>, peer: IpAddr, frame: Bytes) -> Served {
+    guarded(
+        || switch.serve(Some(peer), &frame),
+        || async {
+            // Counted and logged; answered from its record when it was journalled.
+            switch.metrics.request_panics.inc();
+            tracing::error!("a request task panicked: answered from its record, or 96");
+            Served {
+                handled: switch.after_panic(&frame).await,
+                authenticated: false,
+            }
+        },
+    )
+    .await
+}
+
 /// Runs a request; a panic in it is caught and the request answered by `on_panic`:
 /// never a silent drop.
-async fn guarded<F: std::future::Future<Output = Served>>(
-    request: impl std::future::Future<Output = Served>,
-    on_panic: impl FnOnce() -> F,
-) -> Served {
-    match std::panic::AssertUnwindSafe(request).catch_unwind().await {
+///
+/// Both futures are made here, inside: the request's and the answer's after a panic are
+/// then two states of this one future and share its space. (A request future handed in by
+/// value would be held twice, as an argument and as what is awaited, and copied between
+/// them: a request's future is some kilobytes, moved once per request.)
+async fn guarded<R, F>(request: impl FnOnce() -> R, on_panic: impl FnOnce() -> F) -> Served
+where
+    R: Future<Output = Served>,
+    F: Future<Output = Served>,
+{
+    match std::panic::AssertUnwindSafe(request()).catch_unwind().await {
         Ok(served) => served,
         Err(_) => on_panic().await,
     }
@@ -208,20 +231,6 @@ enum Outcome {
     Reply(Bytes),
     Nothing,
     Close,
-}
-
-/// Serves one frame, a panic included (answered from its record, or 96).
-async fn serve_frame(switch: Arc<Switch>, peer: IpAddr, frame: Bytes) -> Served {
-    guarded(switch.serve(Some(peer), &frame), || async {
-        // Counted and logged; answered from its record when it was journalled.
-        switch.metrics.request_panics.inc();
-        tracing::error!("a request task panicked: answered from its record, or 96");
-        Served {
-            handled: switch.after_panic(&frame).await,
-            authenticated: false,
-        }
-    })
-    .await
 }
 
 /// Marks the connection trusted when the request proved its terminal; what to send.
@@ -427,10 +436,10 @@ mod tests {
                 authenticated: false,
             }
         };
-        let served = guarded(async { panic!("a bug in a step") }, answer).await;
+        let served = guarded(|| async { panic!("a bug in a step") }, answer).await;
         assert!(matches!(served.handled, Handled::Reply(v) if v == b"96"));
         let fine = guarded(
-            async {
+            || async {
                 Served {
                     handled: Handled::Ignore,
                     authenticated: true,

@@ -407,7 +407,12 @@ impl Switch {
         card::check_amount(req, kind, &rules.acquirer)?;
         let mut inst = card::instrument(req, kind, &rules.routes, &rules.wallets, &self.hsm)?;
         if let Some(issuer) = &inst.issuer {
-            return Ok(forward::forward(self, kind, req, auth, session, &inst, issuer, now).await);
+            // Boxed: the forwarded path's future is the largest of the steps, and held
+            // inline it would size (and be copied with) every request's future.
+            return Ok(Box::pin(forward::forward(
+                self, kind, req, auth, session, &inst, issuer, now,
+            ))
+            .await);
         }
         if self.shared() && self.account_may_mislead(kind, req, inst.account()) {
             // Memory would decline, or has nothing, or a balance is asked: what memory
