@@ -68,7 +68,6 @@ CREATE TABLE IF NOT EXISTS transactions (
     expired        INTEGER NOT NULL DEFAULT 0,
     tip_fen        INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS transactions_by_card ON transactions (pan_hash);
 CREATE TABLE IF NOT EXISTS batches (
     tid                   TEXT NOT NULL,
     mid                   TEXT NOT NULL,
@@ -377,6 +376,21 @@ impl Sqlite {
     }
 }
 
+/// The indexes a commit writes besides the key's (`rrn`) and the request's
+/// (`tid, batch, stan, mti`): by day (reports, settlement windows) and, by card, only the
+/// rows looked up by card: stand-in approvals (the day's stand-in total) and
+/// pre-authorisations (a completion finds its hold by card and auth code). A sale is no
+/// entry in either, so its commit writes one index page fewer. Journals made before these
+/// had every row indexed by card: that index goes.
+pub const LOOKUP_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions (local_date);
+DROP INDEX IF EXISTS transactions_by_card;
+CREATE INDEX IF NOT EXISTS transactions_stand_in_by_card ON transactions (pan_hash, local_date)
+    WHERE stand_in = 1;
+CREATE INDEX IF NOT EXISTS transactions_preauths_by_card ON transactions (pan_hash, auth_code)
+    WHERE kind = 'pre-auth';
+";
+
 /// Columns and indexes added after the first schema: added in place to an older journal.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let have: Vec<String> = conn
@@ -406,10 +420,8 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE transactions ADD COLUMN {col} {decl}"))?;
         }
     }
-    // On a column an older journal gains just above.
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions (local_date)",
-    )?;
+    // On columns an older journal gains just above.
+    conn.execute_batch(LOOKUP_INDEXES)?;
     let has_owner = conn
         .prepare("SELECT 1 FROM pragma_table_info('saf_queue') WHERE name = 'owner'")?
         .exists([])?;
@@ -1462,6 +1474,7 @@ impl Backend for Sqlite {
 mod tests {
     use super::*;
     use crate::fees::{AppliedFee, Channel, FeeCategory};
+    use crate::model::AuthCode;
     use std::sync::Arc;
 
     fn fresh_dir(name: &str) -> std::path::PathBuf {
@@ -1601,6 +1614,7 @@ mod tests {
                     pan_hash TEXT, card_type TEXT, amount_fen INTEGER NOT NULL DEFAULT 0,
                     fee_fen INTEGER NOT NULL DEFAULT 0, currency TEXT,
                     response_code TEXT NOT NULL, auth_code TEXT, request_digest TEXT NOT NULL);
+                 CREATE INDEX transactions_by_card ON transactions (pan_hash);
                  INSERT INTO transactions VALUES ('000000000001', '2026-12-01T02:00:00.000Z',
                     'sale', '0200', '10000001', '898310048990001', 1, 1, NULL, NULL, NULL,
                     'debit', 10000, 50, '156', '00', NULL,
@@ -1624,6 +1638,134 @@ mod tests {
         j.apply(&[&Op::Txn(Box::new(t.clone()))]).unwrap();
         let read = j.find(&t.rrn).unwrap().unwrap();
         assert_eq!(read.fee_rule, t.fee_rule);
+        // Every row was indexed by card; now only the rows looked up by card are.
+        assert_eq!(
+            indexes(&j.conn),
+            [
+                "transactions_by_date",
+                "transactions_by_key",
+                "transactions_preauths_by_card",
+                "transactions_stand_in_by_card"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The named indexes on `transactions` (SQLite's own for the key left out).
+    fn indexes(conn: &Connection) -> Vec<String> {
+        conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions'
+               AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// An approved on-us debit sale of 100.00 yuan, with its card.
+    fn card_sale() -> TxnRecord {
+        TxnRecord {
+            rrn: Rrn::from_sequence(1),
+            time: Timestamp(1_700_000_000_000),
+            kind: Some(crate::model::TxnKind::Sale),
+            mti: codec::Mti::new(*b"0200").unwrap(),
+            tid: Tid::parse("10000001").unwrap(),
+            mid: "898100012340001".into(),
+            batch: BatchNo(1),
+            stan: Stan(1),
+            operator: None,
+            card: Some(super::super::records::CardRef {
+                masked_pan: "621700*********0011".into(),
+                account: AccountId([7; 32]),
+                channel: Channel::Debit,
+            }),
+            amount_fen: 10_000,
+            fee_fen: 50,
+            fee_rule: None,
+            currency: Some("156".into()),
+            response_code: crate::model::ResponseCode::APPROVED,
+            auth_code: Some(AuthCode::digits(123_456)),
+            request_digest: [0; 32],
+            original_rrn: None,
+            voided: false,
+            reversed: false,
+            refunded_fen: 0,
+            completed: false,
+            expired: false,
+            tip_fen: 0,
+            upstream: None,
+            stand_in: false,
+            reply_48: None,
+            balance_fen: None,
+        }
+    }
+
+    /// What SQLite's plan for `sql` says it does, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        // Unbound parameters are NULL: the plan is the same.
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            steps.push(r.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
+    }
+
+    #[test]
+    fn lookups_by_card_search_their_own_indexes_which_a_sale_is_not_in() {
+        let dir = fresh_dir("sqlite-card-indexes");
+        let j = Sqlite::open(&dir.join("journal.db")).unwrap();
+        let stand_in = plan(&j.conn, &STAND_IN_USED);
+        assert!(
+            stand_in.contains(
+                "USING INDEX transactions_stand_in_by_card (pan_hash=? AND local_date=?)"
+            ),
+            "{stand_in}"
+        );
+        let (completion, _) = preauth_sql(
+            &PreauthQuery::Card {
+                account: AccountId([7; 32]),
+                auth_code: AuthCode::digits(123_456),
+            },
+            '?',
+        );
+        let completion = plan(&j.conn, &completion);
+        assert!(
+            completion
+                .contains("USING INDEX transactions_preauths_by_card (pan_hash=? AND auth_code=?)"),
+            "{completion}"
+        );
+        // The day's report and settlement windows still search by day.
+        let by_day = plan(
+            &j.conn,
+            "SELECT rrn FROM transactions WHERE local_date = ?1",
+        );
+        assert!(
+            by_day.contains("USING INDEX transactions_by_date"),
+            "{by_day}"
+        );
+        // A sale is in neither partial index: counting each through its index finds none.
+        let mut j = j;
+        j.apply(&[&Op::Txn(Box::new(card_sale()))]).unwrap();
+        for (index, predicate) in [
+            ("transactions_stand_in_by_card", "stand_in = 1"),
+            ("transactions_preauths_by_card", "kind = 'pre-auth'"),
+        ] {
+            let n: i64 = j
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM transactions INDEXED BY {index} WHERE {predicate}"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "{index}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

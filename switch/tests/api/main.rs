@@ -26,6 +26,7 @@ mod nodes;
 mod operator_cli;
 mod payshield;
 mod pg;
+mod pg_schema;
 mod preauth;
 mod reliability;
 mod reload;
