@@ -31,10 +31,6 @@ fn ascii_equivalent(cup: &[u8]) -> Vec<u8> {
     b.encode_to_vec(Dialect::iso87_ascii()).unwrap()
 }
 
-/// The switch daemon's allocator, so that a sale here allocates as it does there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_default();

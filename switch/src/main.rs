@@ -24,11 +24,6 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use switch::Config;
 
-/// The allocator: a request allocates on a worker thread and the journal's writer frees
-/// much of it; glibc's arenas make such frees slow (see PERFORMANCE.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Like `println!`/`print!`, but a reader that went away (`| head`) ends the output
 /// quietly instead of a panic.
 macro_rules! out {
