@@ -1843,43 +1843,13 @@ impl Backend for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ResponseCode, TxnKind};
 
     fn tid() -> Tid {
         Tid::parse("10000001").expect("tid")
     }
 
     fn sale(n: u64) -> Op {
-        Op::Txn(Box::new(TxnRecord {
-            rrn: Rrn::from_sequence(n),
-            time: Timestamp(1_700_000_000_000),
-            kind: Some(TxnKind::Sale),
-            mti: codec::Mti::new(*b"0200").expect("mti"),
-            tid: tid(),
-            mid: "898100012340001".into(),
-            batch: BatchNo(1),
-            stan: Stan(n as u32),
-            operator: None,
-            card: None,
-            amount_fen: 100,
-            fee_fen: 1,
-            fee_rule: None,
-            currency: Some("156".into()),
-            response_code: ResponseCode::APPROVED,
-            auth_code: None,
-            request_digest: [0; 32],
-            original_rrn: None,
-            voided: false,
-            reversed: false,
-            refunded_fen: 0,
-            completed: false,
-            expired: false,
-            tip_fen: 0,
-            upstream: None,
-            stand_in: false,
-            reply_48: None,
-            balance_fen: None,
-        }))
+        Op::Txn(Box::new(super::super::records::samples::sale(n)))
     }
 
     fn trace(stan: u32, first: TraceFirst) -> Op {

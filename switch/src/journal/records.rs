@@ -682,3 +682,45 @@ pub struct Snapshot {
     /// Standard Time): (account, CST day number, fen).
     pub stand_in: Vec<(AccountId, i64, i64)>,
 }
+
+/// Records for the backends' tests.
+#[cfg(test)]
+pub(crate) mod samples {
+    use super::*;
+    use crate::model::{BatchNo, ResponseCode, Stan, Tid, TxnKind};
+
+    /// An approved sale of 1.00 yuan by terminal 10000001, batch 1, trace `n`, RRN `n`;
+    /// no card.
+    pub(crate) fn sale(n: u64) -> TxnRecord {
+        TxnRecord {
+            rrn: Rrn::from_sequence(n),
+            time: Timestamp(1_700_000_000_000),
+            kind: Some(TxnKind::Sale),
+            mti: Mti::new(*b"0200").expect("mti"),
+            tid: Tid::parse("10000001").expect("tid"),
+            mid: "898100012340001".into(),
+            batch: BatchNo(1),
+            stan: Stan(u32::try_from(n).expect("trace")),
+            operator: None,
+            card: None,
+            amount_fen: 100,
+            fee_fen: 1,
+            fee_rule: None,
+            currency: Some("156".into()),
+            response_code: ResponseCode::APPROVED,
+            auth_code: None,
+            request_digest: [0; 32],
+            original_rrn: None,
+            voided: false,
+            reversed: false,
+            refunded_fen: 0,
+            completed: false,
+            expired: false,
+            tip_fen: 0,
+            upstream: None,
+            stand_in: false,
+            reply_48: None,
+            balance_fen: None,
+        }
+    }
+}

@@ -1664,42 +1664,16 @@ mod tests {
         .unwrap()
     }
 
-    /// An approved on-us debit sale of 100.00 yuan, with its card.
+    /// An approved on-us debit sale, with its card and auth code.
     fn card_sale() -> TxnRecord {
-        TxnRecord {
-            rrn: Rrn::from_sequence(1),
-            time: Timestamp(1_700_000_000_000),
-            kind: Some(crate::model::TxnKind::Sale),
-            mti: codec::Mti::new(*b"0200").unwrap(),
-            tid: Tid::parse("10000001").unwrap(),
-            mid: "898100012340001".into(),
-            batch: BatchNo(1),
-            stan: Stan(1),
-            operator: None,
-            card: Some(super::super::records::CardRef {
-                masked_pan: "621700*********0011".into(),
-                account: AccountId([7; 32]),
-                channel: Channel::Debit,
-            }),
-            amount_fen: 10_000,
-            fee_fen: 50,
-            fee_rule: None,
-            currency: Some("156".into()),
-            response_code: crate::model::ResponseCode::APPROVED,
-            auth_code: Some(AuthCode::digits(123_456)),
-            request_digest: [0; 32],
-            original_rrn: None,
-            voided: false,
-            reversed: false,
-            refunded_fen: 0,
-            completed: false,
-            expired: false,
-            tip_fen: 0,
-            upstream: None,
-            stand_in: false,
-            reply_48: None,
-            balance_fen: None,
-        }
+        let mut t = super::super::records::samples::sale(1);
+        t.card = Some(super::super::records::CardRef {
+            masked_pan: "621700*********0011".into(),
+            account: AccountId([7; 32]),
+            channel: Channel::Debit,
+        });
+        t.auth_code = Some(AuthCode::digits(123_456));
+        t
     }
 
     /// What SQLite's plan for `sql` says it does, one line per step.
