@@ -381,7 +381,8 @@ impl Sqlite {
 /// rows looked up by card: stand-in approvals (the day's stand-in total) and
 /// pre-authorisations (a completion finds its hold by card and auth code). A sale is no
 /// entry in either, so its commit writes one index page fewer. Journals made before these
-/// had every row indexed by card: that index goes.
+/// had every row indexed by card: that index goes, and the first start on such a journal
+/// reads its table once to build these.
 pub const LOOKUP_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions (local_date);
 DROP INDEX IF EXISTS transactions_by_card;
