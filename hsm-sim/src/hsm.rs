@@ -487,9 +487,7 @@ impl Hsm {
                 pin
             }
             _ => {
-                if !clear.alg().is_des() {
-                    return Err(Error::WrongAlgorithm);
-                }
+                // A key of another algorithm has no DES schedule: refused.
                 let mut b = clear.des_key()?.decrypt(block.block8()?);
                 let pin = pinblock::parse(&b, format, pan);
                 b.iter_mut().for_each(|x| *x = 0);
@@ -524,15 +522,13 @@ impl Hsm {
                 EncryptedPinBlock::new(&b)
             }
             _ => {
-                if !clear.alg().is_des() {
-                    return Err(Error::WrongAlgorithm);
-                }
+                let k = clear.des_key()?;
                 let plain = match format {
                     PinFormat::Iso0 => pinblock::format0(pin, pan)?,
                     PinFormat::Iso1 => pinblock::format1(pin, &self.random()?),
                     _ => pinblock::format3(pin, pan, &self.random()?)?,
                 };
-                EncryptedPinBlock::new(&clear.des_key()?.encrypt(plain))
+                EncryptedPinBlock::new(&k.encrypt(plain))
             }
         }
     }
@@ -715,9 +711,6 @@ impl Hsm {
                 MacValue::new(&mac::retail_mac(clear.bytes(), data, Padding::Zeros)?)
             }
             other => {
-                if !clear.alg().is_des() {
-                    return Err(Error::WrongAlgorithm);
-                }
                 let k = clear.des_key()?;
                 MacValue::new(&match other {
                     MacAlgorithm::UnionpayEcb => mac::unionpay_ecb(k, data),

@@ -163,7 +163,9 @@ static TABLES: LazyLock<Box<Tables>> = LazyLock::new(|| {
     t
 });
 
-/// The permutation a by-bytes table stands for, of `x`'s last `N` bytes.
+/// The permutation a by-bytes table stands for, of `x`'s last `N` bytes (IP and IP⁻¹ of a
+/// block, PC-1 and PC-2 of a key).
+#[inline]
 fn by_bytes<const N: usize>(table: &[[u64; 256]; N], x: u64) -> u64 {
     let b = x.to_be_bytes();
     table
@@ -212,7 +214,7 @@ impl Dea {
 
 fn crypt<'a>(block: [u8; 8], rounds: impl Iterator<Item = &'a [u8; 8]>) -> [u8; 8] {
     let t = &**TABLES;
-    let x = whole_block(&t.ip, block);
+    let x = by_bytes(&t.ip, u64::from_be_bytes(block));
     let (mut l, mut r) = ((x >> 32) as u32, x as u32);
     let sp = &t.sp;
     // Indices masked to six bits: no bounds checks, and the rounds unrolled.
@@ -229,20 +231,7 @@ fn crypt<'a>(block: [u8; 8], rounds: impl Iterator<Item = &'a [u8; 8]>) -> [u8; 
             ^ sp[7][at(e.rotate_left(2), k[7])];
         (l, r) = (r, l ^ f);
     }
-    whole_block(&t.fp, ((u64::from(r) << 32) | u64::from(l)).to_be_bytes()).to_be_bytes()
-}
-
-/// IP or IP⁻¹ of a block by its eight bytes.
-#[inline]
-fn whole_block(t: &[[u64; 256]; 8], b: [u8; 8]) -> u64 {
-    t[0][usize::from(b[0])]
-        ^ t[1][usize::from(b[1])]
-        ^ t[2][usize::from(b[2])]
-        ^ t[3][usize::from(b[3])]
-        ^ t[4][usize::from(b[4])]
-        ^ t[5][usize::from(b[5])]
-        ^ t[6][usize::from(b[6])]
-        ^ t[7][usize::from(b[7])]
+    by_bytes(&t.fp, (u64::from(r) << 32) | u64::from(l)).to_be_bytes()
 }
 
 #[cfg(test)]
