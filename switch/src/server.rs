@@ -38,6 +38,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use codec::Framing;
 use codec::framing::FrameCodec;
+use futures_util::future::{Fuse, FusedFuture};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -220,7 +221,8 @@ where
     }
 }
 
-/// A request being served, and its share of the connection's `max_in_flight`.
+/// A request served on a task of its own, and its share of the connection's
+/// `max_in_flight`.
 type Running = (
     Pin<Box<dyn Future<Output = Served> + Send>>,
     OwnedSemaphorePermit,
@@ -248,8 +250,8 @@ fn outcome(served: Served, conn: &Conn) -> Outcome {
     }
 }
 
-/// Runs a request on a task of its own (others are in flight on the connection): its reply
-/// goes through `replies`, a close through `close`.
+/// Runs a request on a task of its own (one is being served on the connection's task): its
+/// reply goes through `replies`, a close through `close`.
 fn run_apart(
     (request, permit): Running,
     conn: &Arc<Conn>,
@@ -284,14 +286,14 @@ async fn write_replies<W: SinkExt<Bytes> + Unpin>(
     sink.flush().await
 }
 
-/// One connection, on one task: it reads frames, serves a request itself while it is the
-/// only one in flight (a terminal's request, answer, request …: no hand-off between tasks),
-/// and writes every reply.
+/// One connection, on one task: it reads frames, serves one request at a time itself (a
+/// terminal's request, answer, request …: no hand-off between tasks, and the request's
+/// state lives in the connection's own, not in an allocation of its own), hands the
+/// requests that arrive meanwhile to tasks of their own, and writes every reply.
 ///
 /// ```text
-///  frame ─▶ nothing in flight? ─▶ served here ─────────────────────────▶ write, flush
-///        │  a frame comes first  ─▶ the request moves to a task of its own ─┐
-///        └─ others in flight     ─▶ task ─▶ reply channel ─▶ here: write all ready, flush once
+///  frame ─▶ none served here? ─▶ served here ─────────────────────────────▶ write, flush
+///        └─ one served here   ─▶ task ─▶ reply channel ─▶ here: write all ready, flush once
 /// ```
 async fn connection<C: Connection>(
     stream: C,
@@ -310,7 +312,9 @@ async fn connection<C: Connection>(
     let (tx, mut rx) = mpsc::channel::<Bytes>(limits.max_in_flight.max(1));
     let close = CancellationToken::new();
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let mut here: Option<Running> = None;
+    // The request served on this task (terminated: none) and its permit.
+    let mut here = std::pin::pin!(Fuse::terminated());
+    let mut here_permit: Option<OwnedSemaphorePermit> = None;
     let tick = limits
         .read_timeout
         .min(limits.idle_timeout)
@@ -325,13 +329,8 @@ async fn connection<C: Connection>(
             _ = stop.cancelled() => break "shutdown",
             _ = close.cancelled() => break "closed",
             _ = conn.evict.cancelled() => break "evicted",
-            served = async {
-                match here.as_mut() {
-                    Some((request, _)) => request.as_mut().await,
-                    None => std::future::pending().await,
-                }
-            }, if here.is_some() => {
-                here = None;
+            served = here.as_mut(), if !here.is_terminated() => {
+                here_permit = None;
                 match outcome(served, conn) {
                     Outcome::Reply(v) => {
                         if write_replies(&mut sink, v, &mut rx).await.is_err() {
@@ -373,10 +372,6 @@ async fn connection<C: Connection>(
             Ok(Some(Ok(f))) => f.freeze(),
         };
         idle = Duration::ZERO;
-        // Another request arrived while one was served here: that one goes on apart.
-        if let Some(running) = here.take() {
-            run_apart(running, conn, &tx, &close);
-        }
         let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
             // Full: refuse this request at once rather than stall the connection.
             switch.metrics.reject("in_flight_full");
@@ -389,14 +384,12 @@ async fn connection<C: Connection>(
             }
             continue;
         };
-        let request: Running = (
-            Box::pin(serve_frame(Arc::clone(switch), conn.peer, frame)),
-            permit,
-        );
-        if in_flight.available_permits() + 1 == limits.max_in_flight {
-            here = Some(request);
+        let request = serve_frame(Arc::clone(switch), conn.peer, frame);
+        if here.is_terminated() {
+            here.set(request.fuse());
+            here_permit = Some(permit);
         } else {
-            run_apart(request, conn, &tx, &close);
+            run_apart((Box::pin(request), permit), conn, &tx, &close);
         }
     };
     match reason {
@@ -414,11 +407,15 @@ async fn connection<C: Connection>(
         }
     }
     // Let requests already taken finish and their replies go out.
-    if let Some(running) = here.take() {
-        run_apart(running, conn, &tx, &close);
+    let mut writable = true;
+    if !here.is_terminated() {
+        match outcome(here.as_mut().await, conn) {
+            Outcome::Reply(v) => writable = write_replies(&mut sink, v, &mut rx).await.is_ok(),
+            Outcome::Nothing | Outcome::Close => {}
+        }
+        drop(here_permit);
     }
     drop(tx);
-    let mut writable = true;
     while let Some(v) = rx.recv().await {
         writable = writable && write_replies(&mut sink, v, &mut rx).await.is_ok();
     }
@@ -430,9 +427,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_future_stays_small() {
-        // Each request's future is moved into its box, all of it, once per request. It
-        // was 13,152 bytes when the panic guard held the request's steps twice and the
-        // forwarded path's were inline; 6,208 since.
+        // A connection's future holds the request it serves itself, and a request served
+        // apart is moved into its task's allocation, all of it. It was 13,152 bytes when the
+        // panic guard held the request's steps twice and the forwarded path's were inline;
+        // 6,208 since.
         let dir = std::env::temp_dir().join(format!("request-size-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = crate::Config::demo().unwrap();
