@@ -55,7 +55,31 @@ use crate::security_log::Event;
 struct Conn {
     peer: IpAddr,
     trusted: AtomicBool,
-    evict: CancellationToken,
+    /// Ends the connection: the listener's shutdown (it is that token's child), an eviction
+    /// to make room, or a request's handler closing it. One token, so that a connection
+    /// waits on one thing between frames.
+    end: CancellationToken,
+    /// A request's handler closed it (not an eviction).
+    closed: AtomicBool,
+}
+
+impl Conn {
+    /// Why `end` was cancelled.
+    fn end_reason(&self, stop: &CancellationToken) -> &'static str {
+        if stop.is_cancelled() {
+            "shutdown"
+        } else if self.closed.load(Ordering::Relaxed) {
+            "closed"
+        } else {
+            "evicted"
+        }
+    }
+
+    /// Ends the connection at a request's handler's word.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.end.cancel();
+    }
 }
 
 /// The open connections, oldest first, and the count per peer address.
@@ -67,11 +91,13 @@ struct Table {
 }
 
 impl Table {
-    /// Admits a connection from `peer`, evicting the oldest untrusted one when full.
+    /// Admits a connection from `peer`, evicting the oldest untrusted one when full; it
+    /// ends when `stop` is cancelled.
     fn admit(
         &mut self,
         peer: IpAddr,
         limits: &ServerLimits,
+        stop: &CancellationToken,
     ) -> Result<(u64, Arc<Conn>), &'static str> {
         if self.per_peer.get(&peer).copied().unwrap_or(0) >= limits.max_per_peer {
             // The peer's oldest connection that never authenticated makes room: a terminal
@@ -87,7 +113,8 @@ impl Table {
         let conn = Arc::new(Conn {
             peer,
             trusted: AtomicBool::new(false),
-            evict: CancellationToken::new(),
+            end: stop.child_token(),
+            closed: AtomicBool::new(false),
         });
         self.conns.insert(id, Arc::clone(&conn));
         *self.per_peer.entry(peer).or_insert(0) += 1;
@@ -102,7 +129,7 @@ impl Table {
             .find(|(_, c)| !c.trusted.load(Ordering::Relaxed) && peer.is_none_or(|p| p == c.peer))
             .map(|(id, _)| *id)?;
         let c = self.remove(id)?;
-        c.evict.cancel();
+        c.end.cancel();
         Some(())
     }
 
@@ -144,7 +171,7 @@ pub async fn serve<L: Listener>(
                 };
                 let limits = switch.rules().limits;
                 let admitted = match table.lock() {
-                    Ok(mut t) => t.admit(peer.ip(), &limits),
+                    Ok(mut t) => t.admit(peer.ip(), &limits, &stop),
                     Err(_) => Err("global_limit"),
                 };
                 let (id, conn) = match admitted {
@@ -251,23 +278,17 @@ fn outcome(served: Served, conn: &Conn) -> Outcome {
 }
 
 /// Runs a request on a task of its own (one is being served on the connection's task): its
-/// reply goes through `replies`, a close through `close`.
-fn run_apart(
-    (request, permit): Running,
-    conn: &Arc<Conn>,
-    replies: &mpsc::Sender<Bytes>,
-    close: &CancellationToken,
-) {
+/// reply goes through `replies`, a close to the connection's `end`.
+fn run_apart((request, permit): Running, conn: &Arc<Conn>, replies: &mpsc::Sender<Bytes>) {
     let conn = Arc::clone(conn);
     let replies = replies.clone();
-    let close = close.clone();
     tokio::spawn(async move {
         match outcome(request.await, &conn) {
             Outcome::Reply(v) => {
                 let _ = replies.send(v).await;
             }
             Outcome::Nothing => {}
-            Outcome::Close => close.cancel(),
+            Outcome::Close => conn.close(),
         }
         drop(permit);
     });
@@ -310,7 +331,8 @@ async fn connection<C: Connection>(
     let mut frames = FramedRead::new(rd, FrameCodec::new(Framing::U16, limits.max_frame));
     let mut sink = FramedWrite::new(wr, FrameCodec::new(Framing::U16, limits.max_frame));
     let (tx, mut rx) = mpsc::channel::<Bytes>(limits.max_in_flight.max(1));
-    let close = CancellationToken::new();
+    // Made once: a connection's wait for its end is not set up and torn down per frame.
+    let mut ended = std::pin::pin!(conn.end.cancelled());
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     // The request served on this task (terminated: none) and its permit.
     let mut here = std::pin::pin!(Fuse::terminated());
@@ -326,9 +348,7 @@ async fn connection<C: Connection>(
         }
         let next = tokio::select! {
             biased;
-            _ = stop.cancelled() => break "shutdown",
-            _ = close.cancelled() => break "closed",
-            _ = conn.evict.cancelled() => break "evicted",
+            () = &mut ended => break conn.end_reason(&stop),
             served = here.as_mut(), if !here.is_terminated() => {
                 here_permit = None;
                 match outcome(served, conn) {
@@ -389,7 +409,7 @@ async fn connection<C: Connection>(
             here.set(request.fuse());
             here_permit = Some(permit);
         } else {
-            run_apart((Box::pin(request), permit), conn, &tx, &close);
+            run_apart((Box::pin(request), permit), conn, &tx);
         }
     };
     match reason {
