@@ -1,18 +1,23 @@
 //! Bounded maps: what memory keeps of the journal, by size and not by age of the batch.
 //!
 //! ```text
-//!  insert ─▶ shard (by hash) ─▶ map + arrival order ─▶ over its share: oldest out
+//!  insert ─▶ shard (by hash) ─▶ ring of entries, next slot ─▶ its old entry out of the index
+//!                             └▶ index: key ─▶ slot
 //! ```
 //!
 //! Eviction is first in, first out: what the switch looks up again (a retransmission, a
 //! void of a sale just made) comes soon after it was written, and what falls out is read
-//! back from the journal.
+//! back from the journal. Entries sit in arrival order in a ring of slots, written one
+//! after the other; the hash index holds only keys and slot numbers, so an insert touches
+//! a small table and the slot it overwrites, not a large table's random slot twice (its
+//! own and the evicted one's). A slot emptied by hand is reused when the ring comes round
+//! to it.
 //!
 //! The shard of a key is a fixed function of it, so one run evicts as the next does (a
 //! simulation's seed replays exactly). A terminal that chose trace numbers to crowd one
 //! shard would only send more of its own and its neighbours' look-ups to the journal.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 
@@ -77,9 +82,20 @@ impl Hasher for FxHasher {
 
 type Fx = BuildHasherDefault<FxHasher>;
 
+impl<K: Hash + Eq, V> Shard<K, V> {
+    fn value(&self, k: &K) -> Option<&V> {
+        let i = *self.index.get(k)?;
+        self.slots.get(i)?.as_ref().map(|(_, v)| v)
+    }
+}
+
 struct Shard<K, V> {
-    map: HashMap<K, V, Fx>,
-    order: VecDeque<K>,
+    /// Key to its slot.
+    index: HashMap<K, usize, Fx>,
+    /// Entries in arrival order, round the ring; `None`: removed by hand.
+    slots: Vec<Option<(K, V)>>,
+    /// The slot the next new key takes (the oldest, once the ring is full).
+    next: usize,
 }
 
 /// A map that holds at most about `capacity` entries.
@@ -96,8 +112,9 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::default(),
-                        order: VecDeque::new(),
+                        index: HashMap::default(),
+                        slots: Vec::new(),
+                        next: 0,
                     })
                 })
                 .collect(),
@@ -114,29 +131,32 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
 
     /// A copy of the value.
     pub fn get(&self, k: &K) -> Option<V> {
-        self.shard(k).lock().ok()?.map.get(k).cloned()
+        let s = self.shard(k).lock().ok()?;
+        s.value(k).cloned()
     }
 
-    /// Inserts or replaces; the oldest entries make room.
+    /// Inserts or replaces (a replaced entry keeps its place); the oldest entry makes room.
     pub fn insert(&self, k: K, v: V) {
         let Ok(mut s) = self.shard(&k).lock() else {
             return;
         };
-        if s.map.insert(k.clone(), v).is_none() {
-            s.order.push_back(k);
+        let s = &mut *s;
+        if let Some(slot) = s.index.get(&k).and_then(|&i| s.slots.get_mut(i)) {
+            *slot = Some((k, v));
+            return;
         }
-        while s.map.len() > self.per_shard {
-            let Some(old) = s.order.pop_front() else {
-                break;
-            };
-            s.map.remove(&old);
+        let i = s.next;
+        s.next = (i + 1) % self.per_shard;
+        if let Some(slot) = s.slots.get_mut(i) {
+            if let Some((old, _)) = slot.take() {
+                s.index.remove(&old);
+            }
+            *slot = Some((k.clone(), v));
+        } else {
+            // The ring is still filling: `i` is its length.
+            s.slots.push(Some((k.clone(), v)));
         }
-        // Keys removed by hand stay in the order until they reach its front: rebuild it when
-        // they pile up.
-        if s.order.len() > 2 * self.per_shard {
-            let Shard { map, order } = &mut *s;
-            order.retain(|k| map.contains_key(k));
-        }
+        s.index.insert(k, i);
     }
 
     /// Changes the value in place, if it is there; whether it was.
@@ -144,19 +164,23 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         let Ok(mut s) = self.shard(k).lock() else {
             return false;
         };
-        match s.map.get_mut(k) {
-            Some(v) => {
+        let s = &mut *s;
+        match s.index.get(k).and_then(|&i| s.slots.get_mut(i)) {
+            Some(Some((_, v))) => {
                 f(v);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
-    /// Forgets `k` (its place in the arrival order goes when it reaches the front).
+    /// Forgets `k` (its slot is taken again when the ring comes round to it).
     pub fn remove(&self, k: &K) {
-        if let Ok(mut s) = self.shard(k).lock() {
-            s.map.remove(k);
+        if let Ok(mut s) = self.shard(k).lock()
+            && let Some(i) = s.index.remove(k)
+            && let Some(slot) = s.slots.get_mut(i)
+        {
+            *slot = None;
         }
     }
 
@@ -164,7 +188,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map_or(0, |s| s.map.len()))
+            .map(|s| s.lock().map_or(0, |s| s.index.len()))
             .sum()
     }
 
@@ -176,6 +200,8 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
 
 #[cfg(test)]
 mod tests {
+    use std::hash::BuildHasher;
+
     use super::BoundedCache;
 
     #[test]
@@ -195,5 +221,39 @@ mod tests {
             c.insert(9_999, 3);
         }
         assert_eq!(c.get(&9_999), Some(3));
+    }
+
+    #[test]
+    fn first_in_first_out_and_a_removed_slot_is_reused_in_turn() {
+        // One shard's worth: every key in the one shard the hash sends it to, so the
+        // order is observable key by key.
+        let c = BoundedCache::new(16 * 4);
+        let shard_of = |k: &u32| (c.hasher.hash_one(k) >> 60) as usize % super::SHARDS;
+        let keys: Vec<u32> = (0..100_000u32)
+            .filter(|k| shard_of(k) == shard_of(&0))
+            .take(8)
+            .collect();
+        for &k in &keys[..4] {
+            c.insert(k, k);
+        }
+        // Replacing keeps the place: the first key is still the oldest.
+        c.insert(keys[0], 100);
+        c.insert(keys[4], keys[4]);
+        assert_eq!(c.get(&keys[0]), None, "the oldest went first");
+        assert_eq!(c.get(&keys[1]), Some(keys[1]));
+        // A key removed by hand is gone, and its slot is not reused out of turn.
+        c.remove(&keys[2]);
+        assert_eq!(c.get(&keys[2]), None);
+        assert!(!c.update(&keys[2], |v| *v = 0));
+        c.insert(keys[5], keys[5]);
+        assert_eq!(c.get(&keys[1]), None, "the next oldest went next");
+        assert_eq!(c.get(&keys[3]), Some(keys[3]));
+        c.insert(keys[6], keys[6]);
+        c.insert(keys[7], keys[7]);
+        assert_eq!(c.get(&keys[3]), None);
+        for &k in &keys[4..] {
+            assert_eq!(c.get(&k), Some(k));
+        }
+        assert_eq!(c.len(), 4);
     }
 }
