@@ -94,6 +94,9 @@ fn write_lines<W: Write>(mut out: W, rx: Receiver<Vec<u8>>) {
     }
 }
 
+/// A line's first allocation, bytes.
+const LINE: usize = 512;
+
 /// One event's line, sent when the formatter is done with it.
 #[derive(Debug)]
 pub struct LineWriter {
@@ -125,7 +128,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
 
     fn make_writer(&'a self) -> LineWriter {
         LineWriter {
-            buf: Vec::with_capacity(256),
+            // A transaction's line is 330-420 bytes: room for it at once, not grown twice.
+            buf: Vec::with_capacity(LINE),
             sink: self.clone(),
         }
     }

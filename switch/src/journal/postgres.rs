@@ -1849,7 +1849,7 @@ mod tests {
     }
 
     fn sale(n: u64) -> Op {
-        Op::Txn(Box::new(super::super::records::samples::sale(n)))
+        Op::Txn(std::sync::Arc::new(super::super::records::samples::sale(n)))
     }
 
     fn trace(stan: u32, first: TraceFirst) -> Op {

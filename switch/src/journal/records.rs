@@ -489,8 +489,10 @@ pub enum PreauthQuery {
 /// A change to the journal; a commit applies its operations atomically.
 #[derive(Clone, Debug)]
 pub enum Op {
-    /// Record a request and its outcome.
-    Txn(Box<TxnRecord>),
+    /// Record a request and its outcome. Shared with the request's task, which keeps it
+    /// for memory after the commit: no copy for the journal, and its text is freed by the
+    /// thread that made it, not the writer's.
+    Txn(std::sync::Arc<TxnRecord>),
     /// Create an account the journal does not hold yet (card file load); one it holds is
     /// left as it is (another node may have loaded it and moved its balance since).
     PutAccount(Box<AccountRecord>),

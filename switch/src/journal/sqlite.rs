@@ -1636,7 +1636,8 @@ mod tests {
             rate_ppm: 3_800,
             cap_fen: Some(2_000),
         });
-        j.apply(&[&Op::Txn(Box::new(t.clone()))]).unwrap();
+        j.apply(&[&Op::Txn(std::sync::Arc::new(t.clone()))])
+            .unwrap();
         let read = j.find(&t.rrn).unwrap().unwrap();
         assert_eq!(read.fee_rule, t.fee_rule);
         // Every row was indexed by card; now only the rows looked up by card are.
@@ -1724,7 +1725,8 @@ mod tests {
         );
         // A sale is in neither partial index: counting each through its index finds none.
         let mut j = j;
-        j.apply(&[&Op::Txn(Box::new(card_sale()))]).unwrap();
+        j.apply(&[&Op::Txn(std::sync::Arc::new(card_sale()))])
+            .unwrap();
         for (index, predicate) in [
             ("transactions_stand_in_by_card", "stand_in = 1"),
             ("transactions_preauths_by_card", "kind = 'pre-auth'"),

@@ -12,6 +12,7 @@
 //!
 //! The one place a transaction is described for the journal: [`txn_record`].
 
+use std::sync::Arc;
 use std::time::Instant as Stopwatch;
 
 use super::Switch;
@@ -229,7 +230,7 @@ impl Switch {
         // gets an RRN, as terminals expect).
         let txn = match req.kind {
             Some(TxnKind::SignOn) => None,
-            _ => txn_record(req, &answer, &details, rrn, digest, now),
+            _ => txn_record(req, &answer, &details, rrn, digest, now).map(Arc::new),
         };
         let mut ops: Vec<Op> = Vec::with_capacity(5);
         // With a shared journal: the session the request was authenticated under, and its
@@ -241,7 +242,7 @@ impl Switch {
         }
         ops.extend(effects.conditions());
         if let Some(t) = &txn {
-            ops.push(Op::Txn(Box::new(t.clone())));
+            ops.push(Op::Txn(Arc::clone(t)));
         }
         ops.extend(effects.ops(req.operator, self.rules.load().acquirer.pin_tries, now));
         let t = Stopwatch::now();
@@ -251,7 +252,7 @@ impl Switch {
             .observe(t.elapsed().as_secs_f64());
         match committed {
             Ok(()) => {
-                effects.apply(self, txn.as_ref().filter(|_| answer.code.is_approved()));
+                effects.apply(self, txn.as_deref().filter(|_| answer.code.is_approved()));
                 if let Some((claim, digest)) = claim {
                     claim.complete(Recorded {
                         digest,
