@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! socket ─▶ FramedRead(codec::framing::FrameCodec: u16 big-endian, max frame) ─▶ frame
-//!   frame ─▶ the only one in flight: Switch::serve on the connection's task ─▶ write
-//!         ─▶ others in flight: a task ─▶ reply ─▶ channel ─▶ connection: feed..., flush once
+//!   frame ─▶ none served on the connection's task: Switch::serve there ─▶ write
+//!         ─▶ one served there: a task ─▶ reply ─▶ channel ─▶ connection: feed..., flush once
 //! ```
 //!
 //! Requests on one connection are processed concurrently (a concentrator pipelines many
