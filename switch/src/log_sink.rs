@@ -128,7 +128,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
 
     fn make_writer(&'a self) -> LineWriter {
         LineWriter {
-            // A transaction's line is 330-420 bytes: room for it at once, not grown twice.
+            // An on-us sale's line is about 330 bytes: room for it at once, not grown twice.
             buf: Vec::with_capacity(LINE),
             sink: self.clone(),
         }

@@ -661,6 +661,9 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "journal commit failed");
                 }
+                // Let go of the request's ops before it hears back: what it shares with them
+                // (its transaction's record) is then freed by its own thread, not this one.
+                drop(ops);
                 let _ = done.send(result);
             }
             Request::Reserve { name, n, done } => {

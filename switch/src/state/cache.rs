@@ -123,10 +123,14 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         }
     }
 
+    /// Which shard holds `k`: the hash's high bits (the multiply leaves the low ones of
+    /// small keys alike).
+    fn shard_index(&self, k: &K) -> usize {
+        (self.hasher.hash_one(k) >> 60) as usize % SHARDS
+    }
+
     fn shard(&self, k: &K) -> &Mutex<Shard<K, V>> {
-        // The high bits: the multiply leaves the low ones of small keys alike.
-        let i = (self.hasher.hash_one(k) >> 60) as usize % SHARDS;
-        &self.shards[i]
+        &self.shards[self.shard_index(k)]
     }
 
     /// A copy of the value.
@@ -200,8 +204,6 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
 
 #[cfg(test)]
 mod tests {
-    use std::hash::BuildHasher;
-
     use super::BoundedCache;
 
     #[test]
@@ -228,9 +230,8 @@ mod tests {
         // One shard's worth: every key in the one shard the hash sends it to, so the
         // order is observable key by key.
         let c = BoundedCache::new(16 * 4);
-        let shard_of = |k: &u32| (c.hasher.hash_one(k) >> 60) as usize % super::SHARDS;
         let keys: Vec<u32> = (0..100_000u32)
-            .filter(|k| shard_of(k) == shard_of(&0))
+            .filter(|k| c.shard_index(k) == c.shard_index(&0))
             .take(8)
             .collect();
         for &k in &keys[..4] {
