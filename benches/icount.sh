@@ -11,7 +11,7 @@ command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install va
 cargo build --release --locked -p benches --example icount >/dev/null 2>&1
 bin=target/release/examples/icount
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(cup-decode cup-encode ascii-decode ascii-decode-i8583 ascii-decode-iso8583-codec pipeline-sale)
+[ ${#cases[@]} -gt 0 ] || cases=(cup-decode cup-encode ascii-decode ascii-decode-i8583 ascii-decode-iso8583-codec log-line-tracing log-line-switch pipeline-sale)
 lo=10; hi=2010
 ir() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \

@@ -4,7 +4,10 @@
 //! Cases: `cup-decode`, `cup-encode`, `ascii-decode`, `ascii-decode-i8583`,
 //! `ascii-decode-iso8583-codec`, and `pipeline-sale` (one sale through the in-process switch:
 //! decode, MAC and PIN in the HSM, fee, durable SQLite journal, reply with MAC; every thread
-//! counted).
+//! counted; `pipeline-sale-logged-switch` and `-tracing` the same with the daemon's `info`
+//! text log, by the switch's formatter or tracing's), `log-line-tracing` and `log-line-switch` (a sale's `info` line formatted by
+//! tracing-subscriber's full format, colours off, and by the switch's `log_text`, written
+//! to nowhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -37,6 +40,32 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     if case == "pipeline-sale" {
         pipeline_sales(n);
+        return;
+    }
+    if let Some(which) = case.strip_prefix("pipeline-sale-logged-") {
+        // The daemon's `info` text log to a pipe: its queue and thread, written to nowhere.
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let sink = switch::log_sink::LogSink::new(std::io::sink()).unwrap();
+        let layer = match which {
+            "switch" => switch::log_text::layer(sink, false),
+            "tracing" => Box::new(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(sink)
+                    .with_ansi(false),
+            ),
+            other => {
+                eprintln!("unknown formatter {other:?}");
+                std::process::exit(2);
+            }
+        };
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(layer);
+        tracing::subscriber::with_default(subscriber, || pipeline_sales(n));
+        return;
+    }
+    if let Some(which) = case.strip_prefix("log-line-") {
+        log_lines(which, n);
         return;
     }
     let cup = cup_sale();
@@ -171,4 +200,53 @@ fn pipeline_sales(n: usize) {
     }
     rt.block_on(running.shutdown());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `n` transaction lines with the fields and types the switch's `observe` step logs.
+fn log_lines(which: &str, n: usize) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::sink)
+        .with_ansi(false);
+    let layer: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match which {
+        "tracing" => Box::new(layer),
+        "switch" => Box::new(
+            layer
+                .event_format(switch::log_text::TextLine)
+                .fmt_fields(switch::log_text::TextFields),
+        ),
+        other => {
+            eprintln!("unknown formatter {other:?}");
+            std::process::exit(2);
+        }
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_subscriber::filter::LevelFilter::INFO);
+    let batch = switch::model::BatchNo(1);
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..n {
+            let stan = switch::model::Stan(i as u32 % 1_000_000);
+            tracing::info!(
+                kind = "sale",
+                mti = "0200",
+                tid = "10000001",
+                mid = "898310048990001",
+                batch = %batch,
+                stan = %stan,
+                operator = "01",
+                pan = "622202******0017",
+                amount_fen = 10_000u64,
+                fee_fen = 50u64,
+                rc = "00",
+                reason = "approved",
+                rrn = "612340000001",
+                auth_code = "123456",
+                issuer = "on-us",
+                upstream = "-",
+                latency_us = 412u64,
+                "transaction"
+            );
+        }
+    });
 }

@@ -47,6 +47,7 @@ pub mod hsm;
 pub mod issuer;
 pub mod journal;
 pub mod log_sink;
+pub mod log_text;
 pub mod metrics;
 pub mod model;
 pub mod net;

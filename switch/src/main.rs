@@ -375,14 +375,16 @@ fn init_logs(
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Lines go through a bounded queue to a thread of their own: a closed, full or slow
     // stderr (or log file) drops lines (counted), never a reply.
-    let layer = |sink: switch::log_sink::LogSink, ansi: bool| {
-        let l = tracing_subscriber::fmt::layer()
+    let layer = |sink: switch::log_sink::LogSink, ansi: bool| match format {
+        // A terminal gets tracing's colours; a file or a pipe the same line, uncoloured,
+        // for less CPU.
+        LogFormat::Text => switch::log_text::layer(sink, ansi),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .with_writer(sink)
-            .with_ansi(ansi);
-        match format {
-            LogFormat::Text => l.boxed(),
-            LogFormat::Json => l.json().flatten_event(true).boxed(),
-        }
+            .with_ansi(ansi)
+            .json()
+            .flatten_event(true)
+            .boxed(),
     };
     let mut layers = Vec::new();
     if let Ok(sink) = switch::log_sink::LogSink::new(std::io::stderr()) {

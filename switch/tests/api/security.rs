@@ -141,8 +141,11 @@ fn hsm_sim_bin() -> std::path::PathBuf {
     let switch = std::path::PathBuf::from(env!("CARGO_BIN_EXE_switch"));
     let bin = switch.with_file_name("hsm-sim");
     if !bin.exists() {
+        // Into the directory looked in: the profile this test was built with.
+        let release = switch.parent().is_some_and(|d| d.ends_with("release"));
         let ok = std::process::Command::new(env!("CARGO"))
             .args(["build", "-p", "hsm-sim", "--bin", "hsm-sim"])
+            .args(release.then_some("--release"))
             .status()
             .unwrap()
             .success();
