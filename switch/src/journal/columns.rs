@@ -3,7 +3,8 @@
 //! amounts and flags, hex for keys and digests).
 //!
 //! ```text
-//!  TxnRecord ─▶ txn_values ─▶ [Value; 35] ─▶ backend's parameters ─▶ INSERT
+//!  TxnRecord ─▶ txn_columns ─▶ [Lent; 35] ─▶ SQLite's parameters ─▶ INSERT
+//!                   └─▶ txn_values ─▶ [Value; 35] ─▶ PostgreSQL's parameters ─▶ INSERT
 //!  SELECT ─▶ backend's row as Columns ─▶ txn_from ─▶ TxnRecord   (a row that cannot be read
 //!                                                                  is skipped, with a warning)
 //! ```
@@ -74,6 +75,62 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// One column's value as a record lends it: its text borrowed where the record holds
+/// it, so that SQLite, which copies what it is given, is given it without a copy of
+/// the switch's own first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lent<'a> {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text the record holds.
+    Text(&'a str),
+    /// Text made for the row (times, dates, hex).
+    Made(String),
+}
+
+impl<'a> From<&'a str> for Lent<'a> {
+    fn from(s: &'a str) -> Self {
+        Self::Text(s)
+    }
+}
+
+impl From<String> for Lent<'_> {
+    fn from(s: String) -> Self {
+        Self::Made(s)
+    }
+}
+
+macro_rules! lent_integer {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Lent<'_> {
+            fn from(n: $t) -> Self {
+                Self::Int(i64::from(n))
+            }
+        }
+    )*};
+}
+
+lent_integer!(i64, u32, u8, bool);
+
+impl<'a, T: Into<Lent<'a>>> From<Option<T>> for Lent<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Self::Null, Into::into)
+    }
+}
+
+impl From<Lent<'_>> for Value {
+    fn from(v: Lent<'_>) -> Self {
+        match v {
+            Lent::Null => Self::Null,
+            Lent::Int(n) => Self::Int(n),
+            Lent::Text(s) => Self::Text(s.to_owned()),
+            Lent::Made(s) => Self::Text(s),
+        }
+    }
+}
+
 /// Why a row could not be read.
 #[derive(Debug)]
 pub enum ColumnError {
@@ -128,7 +185,7 @@ pub trait Columns {
     }
 }
 
-/// The transaction columns, in [`txn_values`] and [`txn_from`] order.
+/// The transaction columns, in [`txn_columns`] and [`txn_from`] order.
 pub const TXN_COLUMNS: &str =
     "rrn, time_utc, kind, mti, tid, mid, batch, stan, operator, masked_pan, pan_hash,
     card_type, amount_fen, fee_fen, currency, response_code, auth_code, request_digest, local_date,
@@ -138,24 +195,24 @@ pub const TXN_COLUMNS: &str =
 /// How many [`TXN_COLUMNS`] there are.
 pub const TXN_COLUMN_COUNT: usize = 35;
 
-/// A transaction's columns.
-pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
-    vec![
+/// A transaction's columns, lent by the record (SQLite binds these).
+pub fn txn_columns(t: &TxnRecord) -> [Lent<'_>; TXN_COLUMN_COUNT] {
+    [
         t.rrn.as_str().into(),
         t.time.iso_utc().into(),
         TxnKind::label(t.kind).into(),
         t.mti.as_str().into(),
         t.tid.as_str().into(),
-        t.mid.clone().into(),
+        t.mid.as_str().into(),
         t.batch.0.into(),
         t.stan.0.into(),
-        t.operator.clone().into(),
-        t.card.as_ref().map(|c| c.masked_pan.clone()).into(),
+        t.operator.as_deref().into(),
+        t.card.as_ref().map(|c| c.masked_pan.as_str()).into(),
         t.card.as_ref().map(|c| c.account.to_hex()).into(),
         t.card.as_ref().map(|c| c.channel.as_str()).into(),
         t.amount_fen.into(),
         t.fee_fen.into(),
-        t.currency.clone().into(),
+        t.currency.as_deref().into(),
         t.response_code.as_str().into(),
         t.auth_code.as_ref().map(AuthCode::as_str).into(),
         crate::model::lower_hex(&t.request_digest).into(),
@@ -164,15 +221,12 @@ pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
         t.voided.into(),
         t.reversed.into(),
         t.refunded_fen.into(),
-        t.upstream.as_ref().map(|u| u.issuer.clone()).into(),
+        t.upstream.as_ref().map(|u| u.issuer.as_str()).into(),
         t.upstream.as_ref().map(UpstreamRef::to_column).into(),
         t.stand_in.into(),
-        t.reply_48.clone().into(),
+        t.reply_48.as_deref().into(),
         t.balance_fen.into(),
-        t.fee_rule
-            .as_ref()
-            .map(|f| f.category.as_str().to_owned())
-            .into(),
+        t.fee_rule.as_ref().map(|f| f.category.as_str()).into(),
         t.fee_rule.as_ref().map(|f| f.channel.as_str()).into(),
         t.fee_rule
             .as_ref()
@@ -187,6 +241,11 @@ pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
         t.expired.into(),
         t.tip_fen.into(),
     ]
+}
+
+/// A transaction's columns, owned (PostgreSQL's parameters).
+pub fn txn_values(t: &TxnRecord) -> Vec<Value> {
+    txn_columns(t).into_iter().map(Value::from).collect()
 }
 
 /// The rule a fee was charged by, from its columns (none for rows journalled before fee

@@ -17,9 +17,9 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::columns::{
-    ACCOUNT_COLUMNS, ColumnError, Columns, SAF_COLUMNS, SESSION_COLUMNS, TXN_COLUMN_COUNT,
+    ACCOUNT_COLUMNS, ColumnError, Columns, Lent, SAF_COLUMNS, SESSION_COLUMNS, TXN_COLUMN_COUNT,
     TXN_COLUMNS, Value, account_from, account_values, saf_from, saf_values, session_from,
-    session_values, txn_from, txn_values,
+    session_values, txn_columns, txn_from,
 };
 use super::{
     AccountRecord, AdminEntry, Backend, BatchItem, BatchTotals, CardChange, Condition,
@@ -561,7 +561,7 @@ fn batch_totals(conn: &Connection, tid: &Tid, batch: BatchNo) -> rusqlite::Resul
 
 fn put_txn(conn: &Connection, t: &TxnRecord) -> rusqlite::Result<usize> {
     conn.prepare_cached(&INSERT_TXN)?
-        .execute(rusqlite::params_from_iter(txn_values(t)))
+        .execute(rusqlite::params_from_iter(txn_columns(t)))
 }
 
 fn put_account(conn: &Connection, a: &AccountRecord) -> rusqlite::Result<usize> {
@@ -956,6 +956,18 @@ impl rusqlite::ToSql for Value {
             Value::Int(n) => ValueRef::Integer(*n),
             Value::Text(t) => ValueRef::Text(t.as_bytes()),
             Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl rusqlite::ToSql for Lent<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Lent::Null => ValueRef::Null,
+            Lent::Int(n) => ValueRef::Integer(*n),
+            Lent::Text(t) => ValueRef::Text(t.as_bytes()),
+            Lent::Made(t) => ValueRef::Text(t.as_bytes()),
         }))
     }
 }
