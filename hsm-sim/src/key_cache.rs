@@ -57,9 +57,12 @@ impl Deref for Opened {
     }
 }
 
-/// The unsealed keys, at most `capacity` of them.
+/// The unsealed keys, at most `capacity` of them, by their sealed bytes. Hashed with
+/// foldhash (seeded per process) rather than SipHash: a sale looks up four sealed keys,
+/// and only a key that unseals under the LMK is ever inserted, so a caller cannot choose
+/// what the table holds.
 pub(crate) struct KeyCache {
-    held: Mutex<HashMap<Box<[u8]>, Arc<Opened>>>,
+    held: Mutex<HashMap<Box<[u8]>, Arc<Opened>, foldhash::fast::RandomState>>,
     capacity: usize,
 }
 

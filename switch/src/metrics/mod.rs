@@ -8,12 +8,14 @@
 
 pub mod hsm_remote;
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
@@ -375,6 +377,53 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabel, Counter>,
     /// Whether the last configuration reload was applied (1) or refused (0).
     pub config_last_reload_ok: Gauge,
+    /// The series every sale counts, found without their families' locks.
+    hot: HotSeries,
+}
+
+/// The series a request counts on its way (its kind and code, its latency, its HSM calls,
+/// an approved sale's amount and fee), each made when the metrics are primed and kept
+/// here as well as in its family. A family finds a series under a lock by its labels'
+/// SipHash; these are found by a fixed-seed hash of the same labels with no lock, and are
+/// the same series (a counter or histogram is a handle to shared state). Labels not made
+/// at priming, and a switch whose metrics were never primed, go to the family.
+#[derive(Default)]
+struct HotSeries {
+    transactions: Primed<TxnLabels, Counter>,
+    requests: Primed<KindLabel, Histogram>,
+    hsm: Primed<OpLabel, Histogram>,
+    amounts: Primed<CardLabel, Counter<u64, AtomicU64>>,
+    fees: Primed<CardLabel, Counter<u64, AtomicU64>>,
+}
+
+/// Series by label set, fixed once made.
+struct Primed<L, M>(HashMap<L, M, foldhash::fast::FixedState>);
+
+impl<L, M> Default for Primed<L, M> {
+    fn default() -> Self {
+        Self(HashMap::default())
+    }
+}
+
+impl<L: Clone + Hash + Eq, M: Clone> Primed<L, M> {
+    /// Makes the series of `labels` in `family` and keeps it.
+    fn make<C: MetricConstructor<M>>(&mut self, family: &Family<L, M, C>, labels: L) {
+        let series = family.get_or_create(&labels).clone();
+        self.0.insert(labels, series);
+    }
+
+    /// The series of `labels`, from here or else from `family`.
+    fn with<C: MetricConstructor<M>>(
+        &self,
+        family: &Family<L, M, C>,
+        labels: &L,
+        f: impl FnOnce(&M),
+    ) {
+        match self.0.get(labels) {
+            Some(series) => f(series),
+            None => f(&family.get_or_create(labels)),
+        }
+    }
 }
 
 /// An outcome label.
@@ -418,28 +467,29 @@ impl Metrics {
     /// `increase(...)` sees the first event), the request buckets reaching twice the
     /// longest issuer time-out.
     pub fn for_switch(issuers: &[IssuerLines<'_>], longest_issuer_timeout: Duration) -> Self {
-        let m = Self::with_timeout(longest_issuer_timeout);
+        let mut m = Self::with_timeout(longest_issuer_timeout);
         m.prime(issuers);
         m
     }
 
     /// Makes every series of a fixed label set, at 0.
-    fn prime(&self, issuers: &[IssuerLines<'_>]) {
+    fn prime(&mut self, issuers: &[IssuerLines<'_>]) {
         let kinds = crate::model::TxnKind::ALL
             .iter()
             .map(|k| k.as_str())
             .chain([crate::model::TxnKind::UNKNOWN]);
+        let hot = &mut self.hot;
         for kind in kinds {
-            let _ = self.request_duration.get_or_create(&KindLabel { kind });
+            hot.requests
+                .make(&self.request_duration, KindLabel { kind });
             for code in crate::model::ResponseCode::KNOWN {
-                let _ = self.transactions.get_or_create(&TxnLabels {
-                    kind,
-                    rc: code.label(),
-                });
+                let rc = code.label();
+                hot.transactions
+                    .make(&self.transactions, TxnLabels { kind, rc });
             }
         }
         for op in HSM_OPS {
-            let _ = self.hsm_duration.get_or_create(&OpLabel { op });
+            hot.hsm.make(&self.hsm_duration, OpLabel { op });
             for kind in HSM_ERROR_KINDS {
                 let _ = self.hsm_errors.get_or_create(&HsmErrorLabels { op, kind });
             }
@@ -459,8 +509,8 @@ impl Metrics {
             let _ = self.auth_failures.get_or_create(&ReasonLabel { reason });
         }
         for card_type in CARD_TYPES {
-            let _ = self.amount_fen.get_or_create(&CardLabel { card_type });
-            let _ = self.fees_fen.get_or_create(&CardLabel { card_type });
+            hot.amounts.make(&self.amount_fen, CardLabel { card_type });
+            hot.fees.make(&self.fees_fen, CardLabel { card_type });
         }
         for result in ["ok", "invalid"] {
             let _ = self.config_reloads.get_or_create(&ResultLabel { result });
@@ -794,6 +844,7 @@ impl Metrics {
         Self {
             config_reloads,
             config_last_reload_ok,
+            hot: HotSeries::default(),
             tls_reloads,
             tls_handshakes,
             hsm_remote,
@@ -928,9 +979,38 @@ impl Metrics {
     /// Records an HSM call's duration.
     pub fn hsm(&self, op: &'static str, d: Duration) {
         debug_assert!(HSM_OPS.contains(&op), "HSM operation {op} not listed");
-        self.hsm_duration
-            .get_or_create(&OpLabel { op })
-            .observe(d.as_secs_f64());
+        self.hot.hsm.with(&self.hsm_duration, &OpLabel { op }, |h| {
+            h.observe(d.as_secs_f64())
+        });
+    }
+
+    /// Counts a request of `kind` answered with `rc`.
+    pub fn transaction(&self, kind: &'static str, rc: &'static str) {
+        self.hot
+            .transactions
+            .with(&self.transactions, &TxnLabels { kind, rc }, |c| {
+                c.inc();
+            });
+    }
+
+    /// Records a request's latency, frame in to reply out.
+    pub fn request(&self, kind: &'static str, latency: Duration) {
+        self.hot
+            .requests
+            .with(&self.request_duration, &KindLabel { kind }, |h| {
+                h.observe(latency.as_secs_f64())
+            });
+    }
+
+    /// Adds an approved sale's amount and fee to its card type's totals.
+    pub fn sale(&self, card_type: &'static str, amount_fen: u64, fee_fen: u64) {
+        let label = CardLabel { card_type };
+        self.hot.amounts.with(&self.amount_fen, &label, |c| {
+            c.inc_by(amount_fen);
+        });
+        self.hot.fees.with(&self.fees_fen, &label, |c| {
+            c.inc_by(fee_fen);
+        });
     }
 
     /// Counts a failed HSM call.
@@ -951,5 +1031,64 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line of `name{labels}` in the exposition, its value.
+    fn sample(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned))
+    }
+
+    /// A primed switch's hot series are its families' series: what is counted through
+    /// them is what `/metrics` shows, and a label set made later still counts.
+    #[test]
+    fn hot_series_are_the_families_series() {
+        for primed in [true, false] {
+            let m = if primed {
+                Metrics::for_switch(&[], Duration::from_secs(5))
+            } else {
+                Metrics::new()
+            };
+            assert_eq!(m.hot.transactions.0.is_empty(), !primed);
+            m.transaction("sale", "00");
+            m.transaction("sale", "00");
+            m.transaction("sale", "not-primed");
+            m.request("sale", Duration::from_millis(3));
+            m.hsm("pin_verify", Duration::from_micros(40));
+            m.sale("debit", 10_000, 50);
+            m.sale("debit", 2_000, 10);
+            let text = m.encode();
+            let at = |series: &str| sample(&text, series);
+            assert_eq!(
+                at(r#"switch_transactions_total{kind="sale",rc="00"}"#).as_deref(),
+                Some("2"),
+                "primed {primed}"
+            );
+            assert_eq!(
+                at(r#"switch_transactions_total{kind="sale",rc="not-primed"}"#).as_deref(),
+                Some("1")
+            );
+            assert_eq!(
+                at(r#"switch_request_duration_seconds_count{kind="sale"}"#).as_deref(),
+                Some("1")
+            );
+            assert_eq!(
+                at(r#"switch_hsm_duration_seconds_count{op="pin_verify"}"#).as_deref(),
+                Some("1")
+            );
+            assert_eq!(
+                at(r#"switch_amount_fen_total{card_type="debit"}"#).as_deref(),
+                Some("12000")
+            );
+            assert_eq!(
+                at(r#"switch_fees_fen_total{card_type="debit"}"#).as_deref(),
+                Some("60")
+            );
+        }
     }
 }

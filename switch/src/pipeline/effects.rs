@@ -20,7 +20,6 @@ use crate::issuer::Issuer;
 use crate::journal::{
     BatchRecord, Mark, Op, PinTries, SafRecord, SessionRecord, TxnRecord, UploadRecord,
 };
-use crate::metrics::CardLabel;
 use crate::model::{AccountId, Rrn, SafState, Tid};
 use crate::saf::Entry;
 use crate::state::locks::KeyGuard;
@@ -289,17 +288,11 @@ impl Switch {
         if o.kind != crate::model::FinancialKind::Sale {
             return;
         }
-        let label = CardLabel {
-            card_type: o.channel.as_str(),
-        };
-        self.metrics
-            .amount_fen
-            .get_or_create(&label)
-            .inc_by(u64::try_from(o.amount_fen).unwrap_or(0));
-        self.metrics
-            .fees_fen
-            .get_or_create(&label)
-            .inc_by(u64::try_from(o.fee_fen).unwrap_or(0));
+        self.metrics.sale(
+            o.channel.as_str(),
+            u64::try_from(o.amount_fen).unwrap_or(0),
+            u64::try_from(o.fee_fen).unwrap_or(0),
+        );
     }
 
     /// Puts a journalled store-and-forward entry on its issuer's queue.

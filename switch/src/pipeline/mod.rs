@@ -44,7 +44,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::hsm::MeteredHsm;
 use crate::issuer::Issuers;
 use crate::journal::{Journal, Stale};
-use crate::metrics::{Metrics, TxnLabels};
+use crate::metrics::Metrics;
 use crate::model::{ResponseCode, TxnKind};
 use crate::saf::Queue;
 use crate::security_log::{Event, SecurityLog};
@@ -474,12 +474,6 @@ impl Switch {
 
     /// Counts an answered request by kind and response code.
     pub(crate) fn count(&self, kind: &'static str, code: ResponseCode) {
-        self.metrics
-            .transactions
-            .get_or_create(&TxnLabels {
-                kind,
-                rc: code.label(),
-            })
-            .inc();
+        self.metrics.transaction(kind, code.label());
     }
 }

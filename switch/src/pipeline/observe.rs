@@ -15,7 +15,7 @@ use super::Switch;
 use super::record::LogFacts;
 use super::request::Request;
 use crate::clock::Timestamp;
-use crate::metrics::{Declined, KindLabel};
+use crate::metrics::Declined;
 use crate::model::{AuthCode, ResponseCode, Rrn, TxnKind};
 use crate::security_log::{Admit, Event};
 
@@ -51,10 +51,7 @@ impl Switch {
         } = outcome;
         let kind = req.label();
         self.count(kind, code);
-        self.metrics
-            .request_duration
-            .get_or_create(&KindLabel { kind })
-            .observe(latency.as_secs_f64());
+        self.metrics.request(kind, latency);
         let unauthenticated = matches!(req.kind, Some(TxnKind::SignOn | TxnKind::Echo));
         if !code.is_approved() && !unauthenticated {
             self.metrics.last_declines.push(Declined {
