@@ -212,19 +212,21 @@ pub fn instrument<'s>(
         return Err(ResponseCode::FORMAT_ERROR.into());
     }
     let pan = pan_of(req.msg).ok_or(Decline::from(ResponseCode::INVALID_CARD))?;
-    let route = routes.route(pan.as_str());
+    // Its text once: each `as_str` validates the digits again.
+    let pan = pan.as_str();
+    let route = routes.route(pan);
     let inst = Instrument {
         card: CardRef {
-            masked_pan: pan.masked(),
-            account: AccountId(hsm.digest("pan", pan.as_str().as_bytes())),
+            masked_pan: codec::mask::pan(pan),
+            account: AccountId(hsm.digest("pan", pan.as_bytes())),
             channel: Channel::of_card(route.map_or(CardType::Debit, |r| r.card_type)),
         },
-        block_pan: pan.as_str().to_owned(),
-        pvv_account: pan.as_str().to_owned(),
+        block_pan: pan.to_owned(),
+        pvv_account: pan.to_owned(),
         qr: false,
         issuer: route.and_then(|r| r.issuer.clone()),
     };
-    if !luhn_ok(pan.as_str()) {
+    if !luhn_ok(pan) {
         return Err(inst.decline(ResponseCode::INVALID_CARD));
     }
     if route.is_none() {
