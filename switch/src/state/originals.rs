@@ -28,8 +28,6 @@ pub struct Original {
     pub kind: FinancialKind,
     /// What it was (a completion is a sale that completes a pre-authorisation).
     pub txn: TxnKind,
-    /// Merchant.
-    pub mid: String,
     /// Its authorisation code (a completion names its pre-authorisation by it).
     pub auth_code: Option<AuthCode>,
     /// Terminal.
@@ -77,7 +75,6 @@ impl Original {
             rrn: t.rrn,
             kind: t.financial()?,
             txn: t.kind?,
-            mid: t.mid.clone(),
             auth_code: t.auth_code,
             tid: t.tid,
             batch: t.batch,
