@@ -71,11 +71,33 @@ impl Civil {
 /// The last `width` decimal digits of `v`, zero-padded (the terminal-facing fields and the
 /// journal's times are written this way on every request: `format!` costs several times as
 /// much).
-fn push_digits(out: &mut String, v: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = (v / 10u32.pow(place)) % 10;
-        out.push(char::from(b'0' + digit as u8));
+fn push_digits(out: &mut String, v: u32, width: usize) {
+    let mut buf = [0u8; 10];
+    let digits = &mut buf[..width.min(10)];
+    put_digits(digits, v);
+    out.extend(digits.iter().map(|&b| char::from(b)));
+}
+
+/// The last `out.len()` decimal digits of `v`, zero-padded.
+pub(crate) fn put_digits(out: &mut [u8], mut v: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
     }
+}
+
+/// The proleptic Gregorian date (year, month 1–12, day 1–31) of `days` since 1970-01-01,
+/// by Howard Hinnant's `civil_from_days`: exact for every day an `i64` of seconds reaches.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// The Julian day number of 1970-01-01.
@@ -91,21 +113,22 @@ impl Timestamp {
         )
     }
 
-    /// Civil fields at an offset from UTC in hours (the `time` crate's calendar).
+    /// Civil fields at an offset from UTC in hours.
     pub fn civil(self, offset_hours: i64) -> Civil {
-        let offset = time::UtcOffset::from_whole_seconds((offset_hours * 3_600) as i32)
-            .unwrap_or(time::UtcOffset::UTC);
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-            .to_offset(offset);
+        let ms = self
+            .0
+            .saturating_add(offset_hours.saturating_mul(3_600_000));
+        let secs = ms.div_euclid(1_000);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let second = secs.rem_euclid(86_400) as u32;
         Civil {
-            year: i64::from(at.year()),
-            month: u32::from(u8::from(at.month())),
-            day: u32::from(at.day()),
-            hour: u32::from(at.hour()),
-            minute: u32::from(at.minute()),
-            second: u32::from(at.second()),
-            millis: u32::from(at.millisecond()),
+            year,
+            month,
+            day,
+            hour: second / 3_600,
+            minute: second / 60 % 60,
+            second: second % 60,
+            millis: ms.rem_euclid(1_000) as u32,
         }
     }
 
@@ -306,6 +329,29 @@ mod tests {
             let utc_day = day_number(&t.iso_utc()[..10]).unwrap_or(-1);
             let d = t.cst_day_number() - utc_day;
             proptest::prop_assert!(d == 0 || d == 1);
+        }
+
+        /// The calendar agrees with the `time` crate's, in UTC and China Standard Time,
+        /// from year 1 to 9999 and on both sides of 1970.
+        #[test]
+        fn civil_fields_are_the_time_crates(
+            ms in -62_135_596_800_000i64..253_402_300_799_999,
+            offset in proptest::sample::select(vec![0i64, 8]),
+        ) {
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap()
+                .to_offset(time::UtcOffset::from_whole_seconds((offset * 3_600) as i32).unwrap());
+            proptest::prop_assume!((1..=9_999).contains(&at.year()));
+            let expected = Civil {
+                year: i64::from(at.year()),
+                month: u32::from(u8::from(at.month())),
+                day: u32::from(at.day()),
+                hour: u32::from(at.hour()),
+                minute: u32::from(at.minute()),
+                second: u32::from(at.second()),
+                millis: u32::from(at.millisecond()),
+            };
+            proptest::prop_assert_eq!(Timestamp(ms).civil(offset), expected);
         }
 
         /// The fields written digit by digit are what `format!` writes of the same civil

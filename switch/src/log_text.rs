@@ -29,6 +29,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::clock::{civil_from_days, put_digits};
 use crate::log_sink::LogSink;
 
 /// The daemon's text log layer, writing to `sink`: tracing's own format with colours for a
@@ -161,25 +162,14 @@ struct Civil {
 }
 
 impl Civil {
-    /// The civil fields of `secs` since 1970 (days to a date by Howard Hinnant's
-    /// `civil_from_days`, exact for every representable day).
+    /// The civil fields of `secs` since 1970.
     fn of(secs: i64) -> Self {
-        let days = secs.div_euclid(86_400);
-        let second = secs.rem_euclid(86_400) as u32;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
         Self {
             year,
             month,
             day,
-            second,
+            second: secs.rem_euclid(86_400) as u32,
         }
     }
 
@@ -212,14 +202,6 @@ impl Civil {
             self.second % 60,
             micros
         )
-    }
-}
-
-/// The last `out.len()` decimal digits of `v`, zero-padded.
-fn put_digits(out: &mut [u8], mut v: u32) {
-    for b in out.iter_mut().rev() {
-        *b = b'0' + (v % 10) as u8;
-        v /= 10;
     }
 }
 
