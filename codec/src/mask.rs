@@ -11,10 +11,14 @@
 pub fn pan(pan: &str) -> String {
     let n = pan.chars().count();
     let keep_head = if n > 10 { 6 } else { 0 };
-    pan.chars()
-        .enumerate()
-        .map(|(i, c)| if i < keep_head || i + 4 >= n { c } else { '*' })
-        .collect()
+    // One allocation: the mask is never longer than the PAN.
+    let mut masked = String::with_capacity(pan.len());
+    masked.extend(
+        pan.chars()
+            .enumerate()
+            .map(|(i, c)| if i < keep_head || i + 4 >= n { c } else { '*' }),
+    );
+    masked
 }
 
 /// Masks track data: the account number before the separator (`=` or `D`) as [`pan`], every

@@ -23,7 +23,9 @@
 //! came first).
 
 use dashmap::DashMap;
-use tokio::sync::watch;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::Notify;
 
 use super::cache::BoundedCache;
 use crate::model::{AuthCode, BatchNo, ResponseCode, Rrn, Stan, Tid, TxnKey};
@@ -78,7 +80,37 @@ enum Seen {
 struct InFlight {
     /// The claimant's digest; `None` for a reversal holding its original's key.
     digest: Option<[u8; 32]>,
-    done: watch::Receiver<Option<Recorded>>,
+    done: Arc<Outcome>,
+}
+
+/// How a claim ended, for the requests that waited for it (a retransmission that came
+/// while the first was in progress): set once, when the claim is completed or let go.
+/// One allocation and one lock to wake nobody, which is what almost every claim does; a
+/// `watch` channel made a larger block and took eight locks when it sent.
+#[derive(Default)]
+struct Outcome {
+    /// `Some(None)`: let go without an answer.
+    ended: OnceLock<Option<Recorded>>,
+    woken: Notify,
+}
+
+impl Outcome {
+    fn end(&self, answer: Option<Recorded>) {
+        let _ = self.ended.set(answer);
+        self.woken.notify_waiters();
+    }
+
+    /// Waits for the end; `None` when the claim was let go without an answer.
+    async fn ended(&self) -> Option<Recorded> {
+        loop {
+            // Registered before looking, so an end between the two still wakes it.
+            let woken = self.woken.notified();
+            if let Some(answer) = self.ended.get() {
+                return answer.clone();
+            }
+            woken.await;
+        }
+    }
 }
 
 /// What claiming a key came to.
@@ -148,7 +180,7 @@ impl HighWater {
 pub struct Claim<'a> {
     recent: &'a Recent,
     key: TxnKey,
-    done: Option<watch::Sender<Option<Recorded>>>,
+    done: Option<Arc<Outcome>>,
 }
 
 impl<'a> Claim<'a> {
@@ -175,7 +207,7 @@ impl<'a> Claim<'a> {
         if let Some(done) = self.done.take() {
             self.recent.in_flight.remove(&self.key);
             // Waiters read the outcome; with none they look again (and find the cache).
-            let _ = done.send(outcome);
+            done.end(outcome);
         }
     }
 }
@@ -301,10 +333,13 @@ impl Recent {
         digest: Option<[u8; 32]>,
     ) -> Result<Claim<'_>, Option<Recorded>> {
         loop {
-            let mut wait = match self.in_flight.entry(key) {
+            let wait = match self.in_flight.entry(key) {
                 dashmap::Entry::Vacant(v) => {
-                    let (done, rx) = watch::channel(None);
-                    v.insert(InFlight { digest, done: rx });
+                    let done = Arc::new(Outcome::default());
+                    v.insert(InFlight {
+                        digest,
+                        done: Arc::clone(&done),
+                    });
                     return Ok(Claim {
                         recent: self,
                         key,
@@ -319,14 +354,13 @@ impl Recent {
                     if f.digest.is_some() && digest.is_some() && f.digest != digest {
                         return Err(None);
                     }
-                    f.done.clone()
+                    Arc::clone(&f.done)
                 }
             };
             // The map's lock is released here, before waiting.
             // Without an answer (the holder went away, or released the key empty-handed),
             // look again.
-            if let Ok(v) = wait.wait_for(Option::is_some).await
-                && let Some(r) = v.clone()
+            if let Some(r) = wait.ended().await
                 && digest.is_some()
             {
                 return Err(Some(r));
@@ -421,5 +455,40 @@ mod tests {
         );
         h.raise(BatchNo(1), Stan(99));
         assert_eq!(h.get(BatchNo(1)), None);
+    }
+
+    #[tokio::test]
+    async fn a_claims_waiters_hear_how_it_ended() {
+        let answer = Recorded {
+            digest: [7; 32],
+            code: ResponseCode::APPROVED,
+            rrn: Some(Rrn::from_sequence(1)),
+            auth_code: None,
+            balance_fen: None,
+            mac_reply: true,
+            sign_on_again: false,
+            field48: None,
+        };
+        let waiting = |o: &Arc<Outcome>| {
+            let o = Arc::clone(o);
+            tokio::spawn(async move { o.ended().await })
+        };
+        // Waiting when it ends: woken with the answer.
+        let done = Arc::new(Outcome::default());
+        let early = waiting(&done);
+        tokio::task::yield_now().await;
+        assert!(!early.is_finished(), "nothing has ended yet");
+        done.end(Some(answer.clone()));
+        assert_eq!(early.await.unwrap(), Some(answer.clone()));
+        // Asking after the end: the answer at once, and a second end changes nothing.
+        done.end(None);
+        assert_eq!(done.ended().await, Some(answer));
+        // Let go without an answer: the waiter is woken with none, to look again.
+        let gone = Arc::new(Outcome::default());
+        let waiter = waiting(&gone);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        gone.end(None);
+        assert_eq!(waiter.await.unwrap(), None);
     }
 }
