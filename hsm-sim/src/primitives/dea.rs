@@ -12,6 +12,15 @@
 //!  R16 | L16 ─▶ FP = IP⁻¹: 8 byte look-ups ─▶ block
 //! ```
 //!
+//! The even S-boxes' six-bit inputs do not overlap in E = R rotated right by one, nor the
+//! odd ones' in E rotated left by two; so a round's eight subkeys are kept as two words
+//! laid out the same way, and a round XORs two words instead of eight bytes:
+//!
+//! ```text
+//!  u = E ⊕ K_even:  S1 bits 26–31 │ S3 18–23 │ S5 10–15 │ S7 2–7
+//!  t = (E ⋘ 2) ⊕ K_odd:  S2 bits 24–29 │ S4 16–21 │ S6 8–13 │ S8 0–5
+//! ```
+//!
 //! Differentially tested against the RustCrypto `des` crate and the standard's known
 //! answers; the key schedule zeroizes on drop.
 
@@ -174,10 +183,12 @@ fn by_bytes<const N: usize>(table: &[[u64; 256]; N], x: u64) -> u64 {
         .fold(0, |acc, (t, &byte)| acc ^ t[usize::from(byte)])
 }
 
-/// One DES key's schedule: each round's eight six-bit subkeys.
+/// One DES key's schedule: each round's eight six-bit subkeys, as the two words a round
+/// XORs (the even S-boxes' subkeys, then the odd ones', placed as the module's diagram
+/// shows).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Dea {
-    rounds: [[u8; 8]; 16],
+    rounds: [[u32; 2]; 16],
 }
 
 impl Dea {
@@ -187,14 +198,16 @@ impl Dea {
         let cd = by_bytes(&t.pc1, u64::from_be_bytes(key));
         let (mut c, mut d) = ((cd >> 28) as u32, (cd & 0x0FFF_FFFF) as u32);
         let rotate = |h: u32, n: u32| ((h << n) | (h >> (28 - n))) & 0x0FFF_FFFF;
-        let mut rounds = [[0u8; 8]; 16];
+        let mut rounds = [[0u32; 2]; 16];
         for (round, &n) in rounds.iter_mut().zip(&SHIFTS) {
             c = rotate(c, n);
             d = rotate(d, n);
             let k = by_bytes(&t.pc2, (u64::from(c) << 28) | u64::from(d));
-            for (s, sub) in round.iter_mut().enumerate() {
-                *sub = ((k >> (42 - 6 * s)) & 0x3F) as u8;
-            }
+            let sub = |s: u32| ((k >> (42 - 6 * s)) & 0x3F) as u32;
+            *round = [
+                (sub(0) << 26) | (sub(2) << 18) | (sub(4) << 10) | (sub(6) << 2),
+                (sub(1) << 24) | (sub(3) << 16) | (sub(5) << 8) | sub(7),
+            ];
         }
         Self { rounds }
     }
@@ -212,23 +225,25 @@ impl Dea {
     }
 }
 
-fn crypt<'a>(block: [u8; 8], rounds: impl Iterator<Item = &'a [u8; 8]>) -> [u8; 8] {
+fn crypt<'a>(block: [u8; 8], rounds: impl Iterator<Item = &'a [u32; 2]>) -> [u8; 8] {
     let t = &**TABLES;
     let x = by_bytes(&t.ip, u64::from_be_bytes(block));
     let (mut l, mut r) = ((x >> 32) as u32, x as u32);
     let sp = &t.sp;
     // Indices masked to six bits: no bounds checks, and the rounds unrolled.
-    let at = |e: u32, k: u8| (e as usize ^ usize::from(k)) & 0x3F;
-    for k in rounds {
+    let at = |w: u32, shift: u32| ((w >> shift) & 0x3F) as usize;
+    for &[even, odd] in rounds {
         let e = r.rotate_right(1);
-        let f = sp[0][at(e >> 26, k[0])]
-            ^ sp[1][at(e >> 22, k[1])]
-            ^ sp[2][at(e >> 18, k[2])]
-            ^ sp[3][at(e >> 14, k[3])]
-            ^ sp[4][at(e >> 10, k[4])]
-            ^ sp[5][at(e >> 6, k[5])]
-            ^ sp[6][at(e >> 2, k[6])]
-            ^ sp[7][at(e.rotate_left(2), k[7])];
+        let u = e ^ even;
+        let t = e.rotate_left(2) ^ odd;
+        let f = sp[0][at(u, 26)]
+            ^ sp[1][at(t, 24)]
+            ^ sp[2][at(u, 18)]
+            ^ sp[3][at(t, 16)]
+            ^ sp[4][at(u, 10)]
+            ^ sp[5][at(t, 8)]
+            ^ sp[6][at(u, 2)]
+            ^ sp[7][at(t, 0)];
         (l, r) = (r, l ^ f);
     }
     by_bytes(&t.fp, (u64::from(r) << 32) | u64::from(l)).to_be_bytes()
