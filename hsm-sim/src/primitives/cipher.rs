@@ -4,7 +4,7 @@
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
 
-use super::dea::Dea;
+use super::dea::{Dea, Way, triple};
 use crate::Error;
 
 /// A DES-family key schedule (by tables: [`super::dea`]).
@@ -40,8 +40,14 @@ impl DesKey {
     pub fn encrypt(&self, block: [u8; 8]) -> [u8; 8] {
         match self {
             Self::Single(k) => k.encrypt(block),
-            Self::Double(k1, k2) => k1.encrypt(k2.decrypt(k1.encrypt(block))),
-            Self::Triple(k1, k2, k3) => k3.encrypt(k2.decrypt(k1.encrypt(block))),
+            Self::Double(k1, k2) => triple(
+                [(k1, Way::Encrypt), (k2, Way::Decrypt), (k1, Way::Encrypt)],
+                block,
+            ),
+            Self::Triple(k1, k2, k3) => triple(
+                [(k1, Way::Encrypt), (k2, Way::Decrypt), (k3, Way::Encrypt)],
+                block,
+            ),
         }
     }
 
@@ -50,8 +56,14 @@ impl DesKey {
     pub fn decrypt(&self, block: [u8; 8]) -> [u8; 8] {
         match self {
             Self::Single(k) => k.decrypt(block),
-            Self::Double(k1, k2) => k1.decrypt(k2.encrypt(k1.decrypt(block))),
-            Self::Triple(k1, k2, k3) => k1.decrypt(k2.encrypt(k3.decrypt(block))),
+            Self::Double(k1, k2) => triple(
+                [(k1, Way::Decrypt), (k2, Way::Encrypt), (k1, Way::Decrypt)],
+                block,
+            ),
+            Self::Triple(k1, k2, k3) => triple(
+                [(k3, Way::Decrypt), (k2, Way::Encrypt), (k1, Way::Decrypt)],
+                block,
+            ),
         }
     }
 
@@ -150,4 +162,48 @@ pub fn xor8(a: [u8; 8], b: [u8; 8]) -> [u8; 8] {
 #[inline]
 pub fn xor16(a: [u8; 16], b: [u8; 16]) -> [u8; 16] {
     (u128::from_be_bytes(a) ^ u128::from_be_bytes(b)).to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use des::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+
+    /// Two- and three-key TDES (one IP and one FP a block) against the RustCrypto `des`
+    /// crate's EDE, on a deterministic walk of keys and blocks.
+    #[test]
+    fn triple_des_agrees_with_the_rustcrypto_des_crate() {
+        let mut seed = [0x5Au8; 24];
+        let mut block = [0x87u8; 8];
+        for i in 0..2_000 {
+            let (ours, theirs_enc, theirs_dec): (DesKey, [u8; 8], [u8; 8]) = if i % 2 == 0 {
+                let c = des::TdesEde2::new_from_slice(&seed[..16]).unwrap();
+                let (mut e, mut d) = (block.into(), block.into());
+                c.encrypt_block(&mut e);
+                c.decrypt_block(&mut d);
+                (DesKey::new(&seed[..16]).unwrap(), e.into(), d.into())
+            } else {
+                let c = des::TdesEde3::new_from_slice(&seed).unwrap();
+                let (mut e, mut d) = (block.into(), block.into());
+                c.encrypt_block(&mut e);
+                c.decrypt_block(&mut d);
+                (DesKey::new(&seed).unwrap(), e.into(), d.into())
+            };
+            assert_eq!(
+                ours.encrypt(block),
+                theirs_enc,
+                "key {seed:02X?} block {block:02X?}"
+            );
+            assert_eq!(
+                ours.decrypt(block),
+                theirs_dec,
+                "key {seed:02X?} block {block:02X?}"
+            );
+            assert_eq!(ours.decrypt(ours.encrypt(block)), block);
+            // The next key and block from this one's outputs.
+            seed.rotate_left(8);
+            seed[16..].copy_from_slice(&theirs_enc);
+            block = theirs_dec;
+        }
+    }
 }
