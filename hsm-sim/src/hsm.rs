@@ -317,10 +317,17 @@ impl Hsm {
     /// domain: a look-up token for a PAN, or a fingerprint of a message, that reveals
     /// nothing without the LMK. Equal inputs give equal digests on every HSM sharing the LMK.
     pub fn keyed_digest(&self, domain: &str, data: &[u8]) -> [u8; 32] {
+        self.keyed_digest_parts(domain, &[data])
+    }
+
+    /// [`Hsm::keyed_digest`] of the concatenation of `parts`, without making it.
+    pub fn keyed_digest_parts(&self, domain: &str, parts: &[&[u8]]) -> [u8; 32] {
         let mut ctx = ring::hmac::Context::with_key(self.lmk.digest_key());
         ctx.update(&(domain.len() as u32).to_be_bytes());
         ctx.update(domain.as_bytes());
-        ctx.update(data);
+        for part in parts {
+            ctx.update(part);
+        }
         let mut out = [0u8; 32];
         out.copy_from_slice(ctx.sign().as_ref());
         out

@@ -3,7 +3,7 @@
 //! same terminal's TAK twice and its TPK once, and the same PVK as every other sale.
 //!
 //! ```text
-//!  sealed key (all its bytes) ─▶ held? ─▶ (usage, clear key, DES schedule)
+//!  sealed key ─▶ its GCM tag ─▶ held, with these very bytes? ─▶ (usage, clear key, DES schedule)
 //!                                   └─▶ no: unseal under the LMK, schedule ─▶ hold (one
 //!                                        entry leaves when full)
 //! ```
@@ -57,13 +57,30 @@ impl Deref for Opened {
     }
 }
 
-/// The unsealed keys, at most `capacity` of them, by their sealed bytes. Hashed with
-/// foldhash (seeded per process) rather than SipHash: a sale looks up four sealed keys,
-/// and only a key that unseals under the LMK is ever inserted, so a caller cannot choose
-/// what the table holds.
+/// The unsealed keys, at most `capacity` of them, found by the last 16 bytes of their
+/// sealed form (the AES-GCM tag, which differs for every seal) and held with all their
+/// sealed bytes, which a look-up must match. A sale looks up four sealed keys: one 128-bit
+/// word hashed with foldhash (seeded per process) where all ~55 bytes were hashed before.
+/// Only a key that unseals under the LMK is ever inserted, so a caller cannot choose what
+/// the table holds; a sealed key whose tag is held with other bytes is unsealed, and
+/// refused unless it is genuine.
 pub(crate) struct KeyCache {
-    held: Mutex<HashMap<Box<[u8]>, Arc<Opened>, foldhash::fast::RandomState>>,
+    held: Mutex<HashMap<u128, Held, foldhash::fast::RandomState>>,
     capacity: usize,
+}
+
+/// A held key and the sealed bytes it came from.
+struct Held {
+    sealed: Box<[u8]>,
+    opened: Arc<Opened>,
+}
+
+/// The table's key for `sealed`: its last 16 bytes (a sealed key is longer).
+fn tag_of(sealed: &[u8]) -> u128 {
+    let mut tag = [0u8; 16];
+    let n = sealed.len().min(16);
+    tag[16 - n..].copy_from_slice(&sealed[sealed.len() - n..]);
+    u128::from_le_bytes(tag)
 }
 
 impl KeyCache {
@@ -81,12 +98,13 @@ impl KeyCache {
         sealed: &SealedKey,
         unseal: impl FnOnce() -> Result<(KeyUsage, ClearKey), Error>,
     ) -> Result<Arc<Opened>, Error> {
-        if let Some(k) = self
-            .held
-            .lock()
-            .ok()
-            .and_then(|h| h.get(sealed.as_bytes()).cloned())
-        {
+        let bytes = sealed.as_bytes();
+        let tag = tag_of(bytes);
+        if let Some(k) = self.held.lock().ok().and_then(|h| {
+            h.get(&tag)
+                .filter(|held| *held.sealed == *bytes)
+                .map(|held| Arc::clone(&held.opened))
+        }) {
             return Ok(k);
         }
         let (usage, clear) = unseal()?;
@@ -95,12 +113,76 @@ impl KeyCache {
             && let Ok(mut held) = self.held.lock()
         {
             if held.len() >= self.capacity
-                && let Some(any) = held.keys().next().cloned()
+                && !held.contains_key(&tag)
+                && let Some(&any) = held.keys().next()
             {
                 held.remove(&any);
             }
-            held.insert(sealed.as_bytes().into(), Arc::clone(&opened));
+            held.insert(
+                tag,
+                Held {
+                    sealed: bytes.into(),
+                    opened: Arc::clone(&opened),
+                },
+            );
         }
         Ok(opened)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyAlgorithm;
+
+    fn clear(byte: u8) -> ClearKey {
+        ClearKey::new(KeyAlgorithm::Tdes2, &[byte; 16]).unwrap()
+    }
+
+    /// Sealed-looking bytes: a header, then a body, then a 16-byte tag.
+    fn sealed(head: u8, tag: u8) -> SealedKey {
+        let mut v = vec![head; 35];
+        v.extend_from_slice(&[tag; 16]);
+        SealedKey::from_vec(v)
+    }
+
+    #[test]
+    fn a_key_is_found_by_its_tag_only_with_the_same_sealed_bytes() {
+        let cache = KeyCache::new(8);
+        let unsealed = std::cell::Cell::new(0);
+        let open = |s: &SealedKey, byte: u8| {
+            cache.open(s, || {
+                unsealed.set(unsealed.get() + 1);
+                Ok((KeyUsage::Tak, clear(byte)))
+            })
+        };
+        let a = sealed(1, 7);
+        let first = open(&a, 0x11).unwrap();
+        let again = open(&a, 0x11).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(unsealed.get(), 1, "the second look-up is the cache's");
+        // The same tag after other bytes (a forged or altered seal): not the held key; it
+        // goes to the LMK, which refuses it.
+        let forged = sealed(2, 7);
+        let refused = cache.open(&forged, || Err(Error::SealedKeyRejected));
+        assert!(matches!(refused, Err(Error::SealedKeyRejected)));
+        assert!(Arc::ptr_eq(&open(&a, 0x11).unwrap(), &first));
+        // Another key, another tag.
+        let b = sealed(1, 8);
+        let other = open(&b, 0x22).unwrap();
+        assert!(!Arc::ptr_eq(&other, &first));
+        assert_eq!(other.bytes(), clear(0x22).bytes());
+        assert_eq!(unsealed.get(), 2);
+    }
+
+    #[test]
+    fn a_full_cache_lets_one_key_go_for_a_new_one() {
+        let cache = KeyCache::new(2);
+        for tag in 0..5u8 {
+            cache
+                .open(&sealed(1, tag), || Ok((KeyUsage::Tak, clear(tag))))
+                .unwrap();
+            assert!(cache.held.lock().unwrap().len() <= 2);
+        }
     }
 }

@@ -297,6 +297,28 @@ fn keyed_digests_depend_on_domain_data_and_lmk() {
 }
 
 #[test]
+fn a_digest_in_parts_is_the_digest_of_their_concatenation() {
+    let hsm = test_hsm();
+    let whole = hsm.keyed_digest("request", b"0200 first run, second run, the rest");
+    for parts in [
+        &[&b"0200 first run, "[..], b"second run, ", b"the rest"][..],
+        &[b"", b"0200 first run, second run, the rest", b""],
+        &[b"0200 first run, second run, the rest"],
+    ] {
+        assert_eq!(hsm.keyed_digest_parts("request", parts), whole);
+    }
+    assert_ne!(
+        hsm.keyed_digest_parts("request", &[b"0200 first run, ", b"the rest"]),
+        whole
+    );
+    // The domain's length goes first, so a domain cannot run into the data.
+    assert_ne!(
+        hsm.keyed_digest_parts("requestX", &[b"0200"]),
+        hsm.keyed_digest_parts("request", &[b"X0200"])
+    );
+}
+
+#[test]
 fn sealed_records_open_only_in_their_domain_and_unaltered() {
     let hsm = test_hsm();
     let data = b"0420 reversal with PAN 6217001000000000011";

@@ -320,4 +320,9 @@ impl MeteredHsm {
     pub fn digest(&self, domain: &str, data: &[u8]) -> [u8; 32] {
         self.local.keyed_digest(domain, data)
     }
+
+    /// [`Self::digest`] of the concatenation of `parts`, without making it.
+    pub fn digest_parts(&self, domain: &str, parts: &[&[u8]]) -> [u8; 32] {
+        self.local.keyed_digest_parts(domain, parts)
+    }
 }

@@ -26,15 +26,16 @@ impl Switch {
     pub(crate) fn request_digest(&self, req: &Request<'_>) -> [u8; 32] {
         let frame = req.msg.frame();
         let mut at = self.dialect.header().len();
-        let mut said = Vec::with_capacity(frame.len());
-        for n in SESSION_BOUND {
+        // The frame's runs around the session-bound fields, digested as one text.
+        let mut said: [&[u8]; SESSION_BOUND.len() + 1] = [&[]; SESSION_BOUND.len() + 1];
+        for (run, n) in said.iter_mut().zip(SESSION_BOUND) {
             if let Some(r) = req.msg.data_range(n) {
-                said.extend_from_slice(frame.get(at..r.start).unwrap_or_default());
+                *run = frame.get(at..r.start).unwrap_or_default();
                 at = r.end;
             }
         }
-        said.extend_from_slice(frame.get(at..).unwrap_or_default());
-        self.hsm.digest("request", &said)
+        said[SESSION_BOUND.len()] = frame.get(at..).unwrap_or_default();
+        self.hsm.digest_parts("request", &said)
     }
 }
 
