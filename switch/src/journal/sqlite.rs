@@ -1581,6 +1581,68 @@ mod tests {
         dir
     }
 
+    /// A commit's transaction: dropped without committing (a refused request, a panic) it
+    /// rolls back; a commit that fails leaves no transaction open; either way the next
+    /// group begins as usual.
+    #[test]
+    fn a_group_rolls_back_unless_committed_and_never_stays_open() {
+        let dir = fresh_dir("sqlite-group");
+        let j = Sqlite::open(&dir.join("journal.db")).unwrap();
+        let c = &j.conn;
+        let ids = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT COUNT(*) FROM journal_meta WHERE key LIKE 'group-%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let put = |c: &Connection, k: &str| {
+            c.execute(
+                "INSERT INTO journal_meta (key, value) VALUES (?1, 'x')",
+                [k],
+            )
+            .unwrap();
+        };
+        // Committed.
+        let g = Group::begin(c).unwrap();
+        put(c, "group-1");
+        g.commit().unwrap();
+        assert_eq!(ids(c), 1);
+        assert!(c.is_autocommit());
+        // Dropped: rolled back.
+        {
+            let _g = Group::begin(c).unwrap();
+            put(c, "group-2");
+            assert!(!c.is_autocommit());
+        }
+        assert!(c.is_autocommit());
+        assert_eq!(ids(c), 1);
+        // A panic inside: rolled back as it unwinds.
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _g = Group::begin(c).unwrap();
+            put(c, "group-3");
+            panic!("a step failed");
+        }));
+        assert!(unwound.is_err());
+        assert!(c.is_autocommit());
+        assert_eq!(ids(c), 1);
+        // A commit that fails (here: the transaction was ended under it) is an error, and
+        // nothing is left open.
+        let g = Group::begin(c).unwrap();
+        put(c, "group-4");
+        c.execute_batch("ROLLBACK").unwrap();
+        assert!(g.commit().is_err());
+        assert!(c.is_autocommit());
+        assert_eq!(ids(c), 1);
+        // And the next group works.
+        let g = Group::begin(c).unwrap();
+        put(c, "group-5");
+        g.commit().unwrap();
+        assert_eq!(ids(c), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A sales group runs the same two statements for each sale, held for the commit: every
     /// sale's row and every account's movement is there; a group refused by a duplicate
     /// leaves nothing, and the next group's statements still work.
