@@ -12,8 +12,9 @@
 //!
 //! The open batches' query reads every approved transaction of every open batch, so its
 //! cost grows with the day's volume (about 1 µs a row: 0.4 s of a reader at 400,000). The
-//! next one waits a hundred times as long as the last took, if that is longer than 15 s:
-//! the gauge never takes more than a hundredth of a reader, however busy the day.
+//! next one waits a hundred times as long as the last took, if that is longer than 15 s
+//! (and at most an hour): the gauge takes no more than a hundredth of a reader until one
+//! read takes 36 s.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,11 +58,13 @@ pub async fn refresh(
 }
 
 /// How long after its last start the open batches' query runs again, given what the last
-/// one took: 15 s, or a hundred times its duration when that is longer.
+/// one took: 15 s, or a hundred times its duration when that is longer, but at least
+/// hourly.
 fn open_batches_gap(took: Duration) -> Duration {
     const EVERY: Duration = Duration::from_secs(15);
+    const AT_MOST: Duration = Duration::from_secs(3_600);
     const SHARE: u32 = 100;
-    took.saturating_mul(SHARE).max(EVERY)
+    took.saturating_mul(SHARE).clamp(EVERY, AT_MOST)
 }
 
 /// Sets the gauges once (also before the first scrape can come).
@@ -107,6 +110,10 @@ mod tests {
             open_batches_gap(Duration::from_millis(400)),
             Duration::from_secs(40)
         );
-        assert_eq!(open_batches_gap(Duration::MAX), Duration::MAX);
+        assert_eq!(
+            open_batches_gap(Duration::from_secs(60)),
+            Duration::from_secs(3_600)
+        );
+        assert_eq!(open_batches_gap(Duration::MAX), Duration::from_secs(3_600));
     }
 }
