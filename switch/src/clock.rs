@@ -78,6 +78,15 @@ fn push_digits(out: &mut String, v: u32, width: usize) {
     out.extend(digits.iter().map(|&b| char::from(b)));
 }
 
+/// Two digits of each of `values`, one after the other (MMDD, hhmmss).
+fn two_digits(values: &[u32]) -> String {
+    let mut out = String::with_capacity(2 * values.len());
+    for &v in values {
+        push_digits(&mut out, v, 2);
+    }
+    out
+}
+
 /// The last `out.len()` decimal digits of `v`, zero-padded.
 pub(crate) fn put_digits(out: &mut [u8], mut v: u32) {
     for b in out.iter_mut().rev() {
@@ -152,14 +161,10 @@ impl Timestamp {
     /// Field 12 (hhmmss) and 13 (MMDD) in China Standard Time.
     pub fn cst_fields(self) -> (String, String) {
         let c = self.civil(8);
-        let mut time = String::with_capacity(6);
-        for v in [c.hour, c.minute, c.second] {
-            push_digits(&mut time, v, 2);
-        }
-        let mut date = String::with_capacity(4);
-        push_digits(&mut date, c.month, 2);
-        push_digits(&mut date, c.day, 2);
-        (time, date)
+        (
+            two_digits(&[c.hour, c.minute, c.second]),
+            two_digits(&[c.month, c.day]),
+        )
     }
 
     /// The date in China Standard Time, `YYYY-MM-DD`.
@@ -181,20 +186,13 @@ impl Timestamp {
     /// The MMDD of this moment's date in China Standard Time (a refund's 61.3).
     pub fn cst_mmdd(self) -> String {
         let c = self.civil(8);
-        let mut out = String::with_capacity(4);
-        push_digits(&mut out, c.month, 2);
-        push_digits(&mut out, c.day, 2);
-        out
+        two_digits(&[c.month, c.day])
     }
 
     /// Field 7, the transmission time: MMDDhhmmss in UTC.
     pub fn transmission_time(self) -> String {
         let c = self.civil(0);
-        let mut out = String::with_capacity(10);
-        for v in [c.month, c.day, c.hour, c.minute, c.second] {
-            push_digits(&mut out, v, 2);
-        }
-        out
+        two_digits(&[c.month, c.day, c.hour, c.minute, c.second])
     }
 
     /// Reads [`Timestamp::iso_utc`]'s form back (milliseconds optional).

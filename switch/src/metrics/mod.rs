@@ -1063,32 +1063,23 @@ mod tests {
             m.sale("debit", 10_000, 50);
             m.sale("debit", 2_000, 10);
             let text = m.encode();
-            let at = |series: &str| sample(&text, series);
-            assert_eq!(
-                at(r#"switch_transactions_total{kind="sale",rc="00"}"#).as_deref(),
-                Some("2"),
-                "primed {primed}"
-            );
-            assert_eq!(
-                at(r#"switch_transactions_total{kind="sale",rc="not-primed"}"#).as_deref(),
-                Some("1")
-            );
-            assert_eq!(
-                at(r#"switch_request_duration_seconds_count{kind="sale"}"#).as_deref(),
-                Some("1")
-            );
-            assert_eq!(
-                at(r#"switch_hsm_duration_seconds_count{op="pin_verify"}"#).as_deref(),
-                Some("1")
-            );
-            assert_eq!(
-                at(r#"switch_amount_fen_total{card_type="debit"}"#).as_deref(),
-                Some("12000")
-            );
-            assert_eq!(
-                at(r#"switch_fees_fen_total{card_type="debit"}"#).as_deref(),
-                Some("60")
-            );
+            for (series, value) in [
+                (r#"switch_transactions_total{kind="sale",rc="00"}"#, "2"),
+                (
+                    r#"switch_transactions_total{kind="sale",rc="not-primed"}"#,
+                    "1",
+                ),
+                (r#"switch_request_duration_seconds_count{kind="sale"}"#, "1"),
+                (r#"switch_hsm_duration_seconds_count{op="pin_verify"}"#, "1"),
+                (r#"switch_amount_fen_total{card_type="debit"}"#, "12000"),
+                (r#"switch_fees_fen_total{card_type="debit"}"#, "60"),
+            ] {
+                assert_eq!(
+                    sample(&text, series).as_deref(),
+                    Some(value),
+                    "{series}, primed {primed}"
+                );
+            }
         }
     }
 }
