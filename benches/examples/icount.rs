@@ -13,6 +13,10 @@
 
 use std::hint::black_box;
 
+/// The daemon's allocator, so that a sale here allocates as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use codec::{Dialect, MessageBuilder, decode};
 
 /// CUP POS sale capture (vector A1) from the codec's fixtures, without its length.

@@ -15,6 +15,8 @@
 //!                                          change a card in the running switch
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use switch::Config;
+
+/// The daemon's heap: mimalloc. A sale allocates and frees about thirty small blocks (its
+/// request, record, log line and reply), many freed on another thread than the one that
+/// made them (the journal writer frees what a request task built); glibc's allocator spent
+/// ~4 % of the switch's CPU on them. Same-run A/B in PERFORMANCE.md ("The eighth round").
+/// SQLite keeps the C library's `malloc`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Like `println!`/`print!`, but a reader that went away (`| head`) ends the output
 /// quietly instead of a panic.
