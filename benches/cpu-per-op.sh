@@ -21,10 +21,12 @@ runs=${2:-3}
 terms=${3:-100}
 tck=$(getconf CLK_TCK)
 
-cargo build --release --locked -p switch -p issuer-sim -p terminal-fw >/dev/null 2>&1
+# The switch as deployed (the production profile); its peers as the tests build them.
+cargo build --profile production --locked -p switch >/dev/null 2>&1
+cargo build --release --locked -p issuer-sim -p terminal-fw >/dev/null 2>&1
 cases=${CASES:-echo onus forwarded}
 levels=${LEVELS:-info warn}
-bins=${SWITCH_BINS:-target/release/switch}
+bins=${SWITCH_BINS:-target/production/switch}
 
 work=$(mktemp -d)
 pid=""
@@ -88,7 +90,7 @@ for r in $(seq "$runs"); do
         for level in $levels; do
             start_switch "$level" "$bin"
             label=$level
-            [ "$bins" != "target/release/switch" ] && label="$level/$(basename "$bin")"
+            [ "$bins" != "target/production/switch" ] && label="$level/$(basename "$bin")"
             for case in $cases; do
                 measure "$label" "$case" "$tid"
                 tid=$((tid + terms))

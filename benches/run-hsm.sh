@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 runs=${2:-3}
 
-cargo build --release --locked -p switch -p terminal-fw -p hsm-sim >/dev/null 2>&1
+# The switch as deployed (the production profile); its peers as the tests build them.
+cargo build --profile production --locked -p switch >/dev/null 2>&1
+cargo build --release --locked -p terminal-fw -p hsm-sim >/dev/null 2>&1
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -31,7 +33,7 @@ config() { # source name
         "$1" > "$work/$2.toml"
 }
 start_switch() { # name
-    RUST_LOG=warn target/release/switch run --config "$work/$1.toml" 2>> "$work/$1.log" &
+    RUST_LOG=warn target/production/switch run --config "$work/$1.toml" 2>> "$work/$1.log" &
     pids+=($!)
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:19583/readyz" >/dev/null 2>&1 && return

@@ -14,7 +14,9 @@ secs=${1:-20}
 rate=${2:-5000}
 conns=${3:-10000}
 
-cargo build --release --locked -p switch -p issuer-sim -p terminal-fw >/dev/null 2>&1
+# The switch as deployed (the production profile); its peers as the tests build them.
+cargo build --profile production --locked -p switch >/dev/null 2>&1
+cargo build --release --locked -p issuer-sim -p terminal-fw >/dev/null 2>&1
 cargo build --release --locked -p benches --example conn_scale --example reconnect_storm >/dev/null 2>&1
 
 work=$(mktemp -d)
@@ -49,7 +51,7 @@ EOF
 RUST_LOG=warn target/release/issuer-sim --listen 127.0.0.1:18584 2>> "$work/sim.log" &
 sim=$!
 start_switch() {
-    RUST_LOG=warn target/release/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
+    RUST_LOG=warn target/production/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
     pid=$!
     for _ in $(seq 50); do
         curl -sf http://127.0.0.1:19583/readyz >/dev/null 2>&1 && return

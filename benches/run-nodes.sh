@@ -14,7 +14,9 @@ runs=${2:-3}
 server=${3:-postgres://postgres@127.0.0.1:5432/postgres}
 base=${server%/*}
 
-cargo build --release --locked -p switch -p terminal-fw >/dev/null 2>&1
+# The switch as deployed (the production profile); its peers as the tests build them.
+cargo build --profile production --locked -p switch >/dev/null 2>&1
+cargo build --release --locked -p terminal-fw >/dev/null 2>&1
 work=$(mktemp -d)
 pids=()
 db=""
@@ -36,7 +38,7 @@ config() { # name journal-line node-id port mport
         switch/demo.toml > "$work/$1.toml"
 }
 start() { # name mport
-    RUST_LOG=warn target/release/switch run --config "$work/$1.toml" 2>> "$work/$1.log" &
+    RUST_LOG=warn target/production/switch run --config "$work/$1.toml" 2>> "$work/$1.log" &
     pids+=($!)
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return

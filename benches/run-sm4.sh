@@ -12,7 +12,9 @@ rounds=${2:-3}
 n=${3:-90}
 [ "$n" -le 99 ] || { echo "at most 99 terminals (the demo's SM4 range)"; exit 2; }
 
-cargo build --release --locked -p switch -p terminal-fw >/dev/null 2>&1
+# The switch as deployed (the production profile); its peers as the tests build them.
+cargo build --profile production --locked -p switch >/dev/null 2>&1
+cargo build --release --locked -p terminal-fw >/dev/null 2>&1
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -22,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 . benches/demo-config.sh
 demo_config "$work" > "$work/switch.toml"
-RUST_LOG=warn target/release/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
+RUST_LOG=warn target/production/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
 pid=$!
 for _ in $(seq 50); do
     curl -fs http://127.0.0.1:19583/readyz >/dev/null 2>&1 && break
