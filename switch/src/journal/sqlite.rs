@@ -1888,6 +1888,70 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Each connection keeps a page cache of its own: the bundled SQLite is built without
+    /// `SQLITE_ENABLE_MEMORY_MANAGEMENT` (`.cargo/config.toml`), which would put every
+    /// connection's pages in one shared LRU. Shared, a reader's walk through more rows
+    /// than its cache holds (the open batches' gauge, a report) pushes out the writer's
+    /// index pages, and each sale committed meanwhile reads them back from the file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_readers_long_query_leaves_the_writers_pages_in_its_cache() {
+        use super::super::records::samples::sale;
+        let built_with: bool = Connection::open_in_memory()
+            .unwrap()
+            .query_row(
+                "SELECT sqlite_compileoption_used('ENABLE_MEMORY_MANAGEMENT')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!built_with, "SQLite is built with a shared page cache");
+
+        let dir = fresh_dir("sqlite-own-caches");
+        let path = dir.join("journal.db");
+        let mut writer = Sqlite::open(&path).unwrap();
+        // ~3,000 pages of rows: more than a connection's cache (SQLite's default, 2 MiB).
+        let rows: Vec<Op> = (1..=12_000).map(|n| Op::Txn(Arc::new(sale(n)))).collect();
+        writer.apply(&rows.iter().collect::<Vec<_>>()).unwrap();
+        let reader = Sqlite::open_reader(&path).unwrap();
+        // The read system calls of this thread so far (pread of the journal's files).
+        let reads = || -> u64 {
+            let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+            io.lines()
+                .find_map(|l| l.strip_prefix("syscr: "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap()
+        };
+        // The reads of 20 sales committed alone, then of 20 committed each after the
+        // reader has walked the rows.
+        let mut read = [0, 0];
+        for n in 12_001..=12_040 {
+            let walks = n > 12_020;
+            if walks {
+                let walked: i64 = reader
+                    .conn
+                    .query_row(
+                        "SELECT COUNT(*) FROM transactions WHERE LENGTH(request_digest) = 64",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(walked, i64::try_from(n).unwrap() - 1);
+            }
+            let before = reads();
+            writer.apply(&[&Op::Txn(Arc::new(sale(n)))]).unwrap();
+            read[usize::from(walks)] += reads() - before;
+        }
+        // Shared, the walks made the writer read its pages back: 330 reads against 80
+        // in one run, where its own cache reads as many either way.
+        let [alone, after_walks] = read;
+        assert!(
+            after_walks <= alone + 20,
+            "the writer read {after_walks} times for 20 sales after the reader's walks, {alone} without"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The named indexes on `transactions` (SQLite's own for the key left out).
     fn indexes(conn: &Connection) -> Vec<String> {
         conn.prepare(
