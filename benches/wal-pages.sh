@@ -4,8 +4,7 @@
 # journal's WAL is read back. It holds every frame written since the writer last started
 # it over: for each commit in it, the pages written, named by the B-tree (table or index)
 # that owns them and whether each is a leaf or an interior page (`dbstat`), per commit and
-# per sale. Sales per commit is the switch's own
-# `switch_journal_batch_size` over the run.
+# per sale. Sales per commit is the switch's own `switch_journal_batch_size` over the run.
 #
 #   bash benches/wal-pages.sh [SECONDS] [TERMINALS]      defaults: 10 100
 #
@@ -43,10 +42,13 @@ RUST_LOG=warn "$bin" run --config "$work/switch.toml" 2> "$work/switch.log" &
 pid=$!
 ready=""
 for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break # not this switch's readiness (a port in use)
+    kill -0 "$pid" 2>/dev/null || break
     curl -sf http://127.0.0.1:19583/readyz >/dev/null 2>&1 && ready=1 && break
     sleep 0.2
 done
+# A switch that could not bind exits at once: one still running after a moment is this one.
+sleep 0.5
+kill -0 "$pid" 2>/dev/null || ready=""
 [ -n "$ready" ] || { echo "the switch did not start:"; cat "$work/switch.log"; exit 1; }
 
 args=(--mix sale=100)
