@@ -48,12 +48,7 @@ run() { # $1 binary: appends "label second sales switch_ticks writer_ticks reads
     rm -f "$work"/journal.db*
     RUST_LOG=info "$1" run --config "$work/switch.toml" 2> "$work/switch.log" &
     pid=$!
-    local ready=""
-    for _ in $(seq 50); do
-        curl -sf http://127.0.0.1:19583/readyz >/dev/null 2>&1 && ready=1 && break
-        sleep 0.2
-    done
-    [ -n "$ready" ] || { echo "the switch did not start:"; cat "$work/switch.log"; exit 1; }
+    await_switch "$pid" "$work/switch.log"
     local w
     w=$(thread journal-writer)
     target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals 100 \

@@ -26,10 +26,7 @@ trap cleanup EXIT
 demo_config "$work" > "$work/switch.toml"
 RUST_LOG=warn target/production/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
 pid=$!
-for _ in $(seq 50); do
-    curl -fs http://127.0.0.1:19583/readyz >/dev/null 2>&1 && break
-    sleep 0.2
-done
+await_switch "$pid" "$work/switch.log"
 
 tps() { # cipher first-tid
     target/release/terminal-fw --state "$work/t-$1" --switch 127.0.0.1:18583 load \

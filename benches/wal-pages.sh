@@ -40,16 +40,7 @@ demo_config "$work" > "$work/switch.toml"
 
 RUST_LOG=warn "$bin" run --config "$work/switch.toml" 2> "$work/switch.log" &
 pid=$!
-ready=""
-for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    curl -sf http://127.0.0.1:19583/readyz >/dev/null 2>&1 && ready=1 && break
-    sleep 0.2
-done
-# A switch that could not bind exits at once: one still running after a moment is this one.
-sleep 0.5
-kill -0 "$pid" 2>/dev/null || ready=""
-[ -n "$ready" ] || { echo "the switch did not start:"; cat "$work/switch.log"; exit 1; }
+await_switch "$pid" "$work/switch.log"
 
 args=(--mix sale=100)
 [ -n "${RATE:-}" ] && args+=(--rate "$RATE")
