@@ -23,14 +23,8 @@ cargo build --profile production --locked -p switch >/dev/null 2>&1
 cargo build --release --locked -p terminal-fw >/dev/null 2>&1
 bins=${SWITCH_BINS:-target/production/switch}
 
-work=$(mktemp -d)
-pid=""
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
 . benches/demo-config.sh
+demo_work
 demo_config "$work" > "$work/switch.toml"
 
 thread() { # $1 name prefix: the switch's thread of that name

@@ -15,18 +15,9 @@ n=${3:-90}
 # The switch as deployed (the production profile); its peers as the tests build them.
 cargo build --profile production --locked -p switch >/dev/null 2>&1
 cargo build --release --locked -p terminal-fw >/dev/null 2>&1
-work=$(mktemp -d)
-pid=""
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
 . benches/demo-config.sh
-demo_config "$work" > "$work/switch.toml"
-RUST_LOG=warn target/production/switch run --config "$work/switch.toml" 2>> "$work/switch.log" &
-pid=$!
-await_switch "$pid" "$work/switch.log"
+demo_work
+start_demo_switch target/production/switch "$work"
 
 tps() { # cipher first-tid
     target/release/terminal-fw --state "$work/t-$1" --switch 127.0.0.1:18583 load \

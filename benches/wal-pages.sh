@@ -28,19 +28,9 @@ cargo build --release --locked -p terminal-fw >/dev/null 2>&1
 bin=${SWITCH_BIN:-target/production/switch}
 command -v sqlite3 >/dev/null || { echo "wal-pages.sh needs sqlite3 (apt-get install sqlite3)"; exit 1; }
 
-work=$(mktemp -d)
-pid=""
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
 . benches/demo-config.sh
-demo_config "$work" > "$work/switch.toml"
-
-RUST_LOG=warn "$bin" run --config "$work/switch.toml" 2> "$work/switch.log" &
-pid=$!
-await_switch "$pid" "$work/switch.log"
+demo_work
+start_demo_switch "$bin" "$work"
 
 args=(--mix sale=100)
 [ -n "${RATE:-}" ] && args+=(--rate "$RATE")
