@@ -250,7 +250,7 @@ fn translated_blocks_in_formats_1_and_3_carry_the_pin() {
 
 #[test]
 fn malformed_input_gets_error_codes_and_the_connection_lives() {
-    let (addr, _) = start(test_config(), 4);
+    let (addr, hsm) = start(test_config(), 4);
     let mut c = Client::connect(addr);
     let tpk = c.cmd("A00002U")[4..37].to_string();
     let cases: &[(&str, &str)] = &[
@@ -274,10 +274,13 @@ fn malformed_input_gets_error_codes_and_the_connection_lives() {
     for (cmd, want) in cases {
         assert_eq!(c.cmd(cmd), *want, "{cmd}");
     }
-    // A key with its parity broken: flip one bit of the clear key's encryption.
-    let mut bad = hex::decode(&tpk[1..]).unwrap();
-    bad[3] ^= 0x10;
-    let r = c.cmd(&format!("BU021U{}", hex::encode_upper(bad)));
+    // A key with its parity broken: one parity bit of the clear key flipped, encrypted
+    // again under the LMK. (Flipping a bit of the cryptogram instead decrypts to a random
+    // block, whose parity is right one time in 256.)
+    let mut bad = clear_of(&hsm, KeyType::TPK, &tpk);
+    bad[3] ^= 0x01;
+    let bad = hsm.lmk().encrypt(KeyType::TPK, Scheme::U, &bad).unwrap();
+    let r = c.cmd(&format!("BU021U{}", hex::encode_upper(&*bad)));
     assert!(r == "BV10", "{r}");
     // Random bytes of every length never kill the server.
     let mut seed = 0x2545F4914F6CDD1Du64;
