@@ -12,6 +12,7 @@ mod bad_input;
 mod cli;
 mod client;
 mod config;
+mod disk_full;
 mod dst;
 mod e2e;
 mod faults;

@@ -1,0 +1,169 @@
+//! The journal's disk fills, on a real file system of its own (a small tmpfs): sales are
+//! declined `96` and the switch is not ready while nothing fits, it approves again by itself
+//! once room is made, and every approval it gave is in the journal after a restart, with
+//! the balance moved by exactly those.
+//!
+//! ```text
+//!  sales 00 … ─▶ fill the disk ─▶ sales 00 … 96 (no room for the WAL or the database)
+//!        ─▶ /readyz 503, sales 96 ─▶ the filler goes ─▶ /readyz 200, sale 00
+//!        ─▶ restart: approved rows = approvals heard, balance = start − what they took
+//! ```
+//!
+//! Mounting needs root: without `SWITCH_TEST_MOUNT=1` the test says so and does nothing
+//! (`.ci/run` sets it when it runs as root).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::client::{DEBIT, Terminal};
+use crate::reliability::readyz_becomes;
+use crate::{JournalDb, start, temp_dir, test_config};
+
+/// A tmpfs mounted on a fresh directory, unmounted when dropped.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// `size` as `mount -o size=` takes it; `None` (and why, on stderr) unless
+    /// `SWITCH_TEST_MOUNT` is set.
+    fn mount(name: &str, size: &str) -> Option<Self> {
+        if std::env::var_os("SWITCH_TEST_MOUNT").is_none() {
+            eprintln!(
+                "skipped: needs a file system of its own to fill; as root, set SWITCH_TEST_MOUNT=1"
+            );
+            return None;
+        }
+        let dir = temp_dir(name);
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(mounted.success(), "mount a tmpfs on {}", dir.display());
+        Some(Self { dir })
+    }
+
+    /// Takes all the room the file system has left, in a file of its own.
+    fn fill(&self) -> PathBuf {
+        let path = self.dir.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        path
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(u64::MAX)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The card's balance as field 54 gives it (`1002156C` and twelve digits of fen).
+async fn balance_fen(t: &mut Terminal) -> i64 {
+    let r = t.balance(DEBIT, "123456").await;
+    assert_eq!(r.rc(), "00");
+    let f54 = r.text(54).unwrap();
+    f54[8..].parse().unwrap()
+}
+
+fn approved_sales(dir: &Path) -> i64 {
+    JournalDb::of(dir).number(
+        "SELECT COUNT(*) FROM transactions WHERE kind = 'sale' AND response_code = '00'",
+        &[],
+    )
+}
+
+#[tokio::test]
+async fn a_full_disk_declines_with_96_loses_no_approval_and_recovers() {
+    let Some(disk) = SmallDisk::mount("disk-full", "2m") else {
+        return;
+    };
+    let config = test_config(&disk.dir);
+    let sw = start(config.clone()).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000030").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let start_fen = balance_fen(&mut t).await;
+    assert_eq!(t.sale(DEBIT, "123456", 100).await.rc(), "00");
+    let mut approved_fen = 100;
+    let mut approved = 1;
+
+    // Sales the WAL has room for (it holds the sign-on's pages and these, while the
+    // checkpointer copies them into the database beside it), then the disk fills.
+    for _ in 0..50 {
+        assert_eq!(t.sale(DEBIT, "123456", 1).await.rc(), "00");
+        approved += 1;
+        approved_fen += 1;
+    }
+    let filler = disk.fill();
+    assert!(disk.free_bytes() < 4096, "the disk is full");
+    // What is already on disk may still take a few more (the WAL's file starts over once
+    // the database has all of it); then nothing fits, and the answer is 96.
+    let mut declined = false;
+    for _ in 0..20_000 {
+        let r = t.sale(DEBIT, "123456", 1).await;
+        match r.rc().as_str() {
+            "00" => {
+                approved += 1;
+                approved_fen += 1;
+            }
+            "96" => {
+                declined = true;
+                break;
+            }
+            other => panic!("a sale on a full disk answered {other}"),
+        }
+    }
+    assert!(declined, "sales never found the disk full");
+    // Not ready while nothing fits, and nothing approved.
+    readyz_becomes(sw.metrics_addr, "503").await;
+    for _ in 0..5 {
+        assert_eq!(t.sale(DEBIT, "123456", 1).await.rc(), "96");
+    }
+
+    // Room again: the journal's probe finds it writable, and sales are approved.
+    std::fs::remove_file(&filler).unwrap();
+    readyz_becomes(sw.metrics_addr, "200").await;
+    assert_eq!(t.sale(DEBIT, "123456", 1).await.rc(), "00");
+    approved += 1;
+    approved_fen += 1;
+    // The declined sales moved nothing in memory either.
+    assert_eq!(balance_fen(&mut t).await, start_fen - approved_fen);
+    sw.shutdown().await;
+
+    // Every approval the terminal heard is in the journal, and nothing else moved money.
+    assert_eq!(approved_sales(&disk.dir), approved);
+    // The same terminal after the restart: its session and trace numbers go on (a
+    // balance inquiry under a trace it already used would be answered as a repeat).
+    let sw = start(config).await;
+    let mut again = Terminal::connect(sw.terminal_addr, "10000030").await;
+    again.tpk = t.tpk.clone();
+    again.tak = t.tak.clone();
+    again.batch = t.batch;
+    again.stan = t.stan;
+    assert_eq!(balance_fen(&mut again).await, start_fen - approved_fen);
+    sw.shutdown().await;
+}
