@@ -22,6 +22,7 @@
 # Needs `perf` with access to the syscall tracepoints (root, or
 # kernel.perf_event_paranoid ≤ -1). SWITCH_BIN names the switch binary (default: the
 # production build). SLOW_MS (default 1) is what counts as a slow sync.
+# CHECKPOINTER_IONICE (e.g. "-c3") sets the checkpointer thread's I/O class by `ionice`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-12}
@@ -40,6 +41,13 @@ bin=${SWITCH_BIN:-target/production/switch}
 . benches/demo-config.sh
 demo_work
 start_demo_switch "$bin" "$work"
+if [ -n "${CHECKPOINTER_IONICE:-}" ]; then
+    for t in /proc/"$pid"/task/*; do
+        case $(cat "$t/comm") in
+            journal-checkpo*) ionice $CHECKPOINTER_IONICE -p "${t##*/}" ;;
+        esac
+    done
+fi
 
 # Which descriptor is the database and which its WAL (the writer's, the checkpointer's).
 fds() {
