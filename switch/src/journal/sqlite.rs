@@ -200,6 +200,46 @@ pub const REFUND_COUNTS: &str = "kind = 'refund' AND response_code = '00' AND re
 /// The SQLite backend.
 pub struct Sqlite {
     conn: Connection,
+    /// The writer's: its WAL's mark, fitted to the disk's free space.
+    wal_fit: Option<WalFit>,
+}
+
+/// The writer's WAL mark as the disk's free space allows it: [`WRITER_CHECKPOINT_PAGES`]
+/// on a disk with room, less on one that fills, so that the WAL (which under load only
+/// starts over at its mark) leaves the room to the database.
+///
+/// ```text
+///  commit ─▶ a second since the last look? ─▶ statvfs ─▶ mark = wal_mark_for(free, page)
+///            ─▶ changed: wal_autocheckpoint = mark, journal_size_limit = its bytes
+/// ```
+struct WalFit {
+    /// The journal's file (its file system is the one measured).
+    path: std::path::PathBuf,
+    /// A WAL frame's bytes: the page and its 24-byte header.
+    frame_bytes: u64,
+    /// The mark set now.
+    mark: i64,
+    /// When free space was last looked at.
+    looked: std::time::Instant,
+}
+
+/// How often the writer looks at the disk's free space.
+const WAL_FIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The least mark the writer sets, however full the disk: 1,024 pages (SQLite's default
+/// is 1,000), a megabyte of WAL with 1 KiB pages.
+pub const WRITER_CHECKPOINT_PAGES_LEAST: i64 = 1_024;
+
+/// The writer's WAL mark, in pages, on a disk with `free_bytes` left and frames of
+/// `frame_bytes`: a quarter of the free space, rounded down to a power of two (so that
+/// free space moving a little does not move it), between
+/// [`WRITER_CHECKPOINT_PAGES_LEAST`] and [`WRITER_CHECKPOINT_PAGES`].
+pub fn wal_mark_for(free_bytes: u64, frame_bytes: u64) -> i64 {
+    let pages = free_bytes / 4 / frame_bytes.max(1);
+    let pages = if pages == 0 { 0 } else { 1u64 << pages.ilog2() };
+    i64::try_from(pages)
+        .unwrap_or(i64::MAX)
+        .clamp(WRITER_CHECKPOINT_PAGES_LEAST, WRITER_CHECKPOINT_PAGES)
 }
 
 /// WAL pages past which the writer checkpoints, inside a commit. Under continuous load only
@@ -219,6 +259,10 @@ pub struct Sqlite {
 /// eleventh round"). (SQLite's default, 1,000 pages with nothing copied before, made every
 /// thirtieth group commit under load copy a megabyte and fsync the database before its
 /// requests were answered.)
+///
+/// That is the mark on a disk with room. On one with less than four times that free, the
+/// writer lowers it to a quarter of the free space ([`wal_mark_for`]), so that the WAL
+/// does not take the room the database needs.
 pub const WRITER_CHECKPOINT_PAGES: i64 = 65_536;
 
 /// Copies committed WAL pages back into the database file, on a connection and thread of
@@ -288,7 +332,65 @@ impl Sqlite {
         // writer copies what is left past this many WAL pages, and starts the WAL over.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(storage)?;
-        Self::prepare(conn)
+        let page: u64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(storage)?;
+        let mut writer = Self::prepare(conn)?;
+        writer.wal_fit = Some(WalFit {
+            path: path.to_owned(),
+            frame_bytes: page + 24,
+            mark: WRITER_CHECKPOINT_PAGES,
+            looked: std::time::Instant::now(),
+        });
+        writer.fit_wal(true);
+        Ok(writer)
+    }
+
+    /// Fits the WAL's mark to the disk's free space ([`WalFit`]), at most once a
+    /// [`WAL_FIT_EVERY`] unless `now`.
+    fn fit_wal(&mut self, now: bool) {
+        let Some(fit) = &mut self.wal_fit else {
+            return;
+        };
+        let at = std::time::Instant::now();
+        if !now && at.duration_since(fit.looked) < WAL_FIT_EVERY {
+            return;
+        }
+        fit.looked = at;
+        let Ok(fs) = rustix::fs::statvfs(&fit.path) else {
+            return;
+        };
+        let mark = wal_mark_for(fs.f_bavail.saturating_mul(fs.f_frsize), fit.frame_bytes);
+        if mark == fit.mark && !now {
+            return;
+        }
+        // Past the mark the writer starts the WAL over; the limit then cuts its file back
+        // to the mark's size, giving the rest to the file system.
+        let limit = i64::try_from(fit.frame_bytes)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(mark)
+            .saturating_add(32);
+        let set = self
+            .conn
+            .pragma_update(None, "wal_autocheckpoint", mark)
+            .and_then(|()| {
+                self.conn
+                    .query_row(&format!("PRAGMA journal_size_limit = {limit}"), [], |_| {
+                        Ok(())
+                    })
+            });
+        match set {
+            Ok(()) if mark != fit.mark => {
+                tracing::info!(
+                    pages = mark,
+                    free_bytes = fs.f_bavail.saturating_mul(fs.f_frsize),
+                    "journal's WAL now starts over past this many pages (a quarter of the disk's free space, at most 65,536)"
+                );
+                fit.mark = mark;
+            }
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "journal's WAL mark could not be set"),
+        }
     }
 
     /// A connection that copies the WAL back into the database (a passive checkpoint) off
@@ -324,7 +426,10 @@ impl Sqlite {
             .map_err(storage)?;
         conn.execute_batch(SCHEMA).map_err(storage)?;
         migrate(&conn).map_err(storage)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            wal_fit: None,
+        })
     }
 
     /// A second connection to the journal at `path`, for queries only (WAL lets it read
@@ -339,7 +444,10 @@ impl Sqlite {
             .map_err(storage)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(storage)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            wal_fit: None,
+        })
     }
 
     /// The journal's id, created once (the first time any switch opened it).
@@ -1104,7 +1212,9 @@ impl Backend for Sqlite {
                 apply_op(&self.conn, &mut statements, op)?;
             }
         }
-        group.commit().map_err(storage)
+        group.commit().map_err(storage)?;
+        self.fit_wal(false);
+        Ok(())
     }
 
     fn snapshot(&mut self, today: i64) -> Result<Snapshot, JournalError> {
@@ -1577,6 +1687,23 @@ impl Backend for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wal_mark_is_a_quarter_of_the_free_space_within_its_bounds() {
+        const FRAME: u64 = 1_024 + 24;
+        const MIB: u64 = 1 << 20;
+        // A roomy disk: the full mark.
+        assert_eq!(wal_mark_for(1 << 40, FRAME), WRITER_CHECKPOINT_PAGES);
+        assert_eq!(wal_mark_for(300 * MIB, FRAME), 65_536);
+        // 100 MiB free: a quarter is 25,014 frames, down to a power of two.
+        assert_eq!(wal_mark_for(100 * MIB, FRAME), 16_384);
+        assert_eq!(wal_mark_for(20 * MIB, FRAME), 4_096);
+        // Nearly full, or full: never below the least.
+        assert_eq!(wal_mark_for(6 * MIB, FRAME), WRITER_CHECKPOINT_PAGES_LEAST);
+        assert_eq!(wal_mark_for(0, FRAME), WRITER_CHECKPOINT_PAGES_LEAST);
+        // An older journal's 4 KiB pages: a quarter of 100 MiB is 6,362 frames.
+        assert_eq!(wal_mark_for(100 * MIB, 4_096 + 24), 4_096);
+    }
     use crate::fees::{AppliedFee, Channel, FeeCategory};
     use crate::model::AuthCode;
     use std::sync::Arc;
@@ -1777,8 +1904,10 @@ mod tests {
             .pragma_update(None, "synchronous", "OFF")
             .unwrap();
         // The mechanism, not the mark: a mark of 4,096 pages is passed several times by
-        // 30,000 commits, where the switch's own would need ten times as many.
+        // 30,000 commits, where the switch's own would need ten times as many. (Not fitted
+        // to the disk's free space, which would set its own.)
         const MARK: i64 = 4_096;
+        writer.wal_fit = None;
         writer
             .conn
             .pragma_update(None, "wal_autocheckpoint", MARK)
