@@ -87,8 +87,7 @@ pub fn update(switch: &Switch, journal: Option<&std::path::Path>) {
                 .get_or_create(&FileLabel { file })
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
-        if let Ok(fs) = rustix::fs::statvfs(path) {
-            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if let Some(free) = crate::journal::sqlite::disk_free_bytes(path) {
             m.journal_disk_free
                 .set(i64::try_from(free).unwrap_or(i64::MAX));
         }

@@ -209,18 +209,24 @@ pub struct Sqlite {
 /// starts over at its mark) leaves the room to the database.
 ///
 /// ```text
-///  commit ─▶ a second since the last look? ─▶ statvfs ─▶ mark = wal_mark_for(free, page)
-///            ─▶ changed: wal_autocheckpoint = mark, journal_size_limit = its bytes
+///  open, then commits a second apart ─▶ statvfs ─▶ mark = wal_mark_for(free, frame)
+///      ─▶ changed: wal_autocheckpoint = mark, journal_size_limit = its bytes
 /// ```
 struct WalFit {
     /// The journal's file (its file system is the one measured).
     path: std::path::PathBuf,
     /// A WAL frame's bytes: the page and its 24-byte header.
     frame_bytes: u64,
-    /// The mark set now.
+    /// The mark set now; 0 before the first.
     mark: i64,
-    /// When free space was last looked at.
-    looked: std::time::Instant,
+    /// When free space was last looked at; `None` before the first look.
+    looked: Option<std::time::Instant>,
+}
+
+/// The bytes an unprivileged writer can still put on the file system holding `path`.
+pub fn disk_free_bytes(path: &Path) -> Option<u64> {
+    let fs = rustix::fs::statvfs(path).ok()?;
+    Some(fs.f_bavail.saturating_mul(fs.f_frsize))
 }
 
 /// How often the writer looks at the disk's free space.
@@ -328,40 +334,40 @@ impl Sqlite {
             .map_err(storage)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(storage)?;
-        // Checkpoints are mostly the checkpointer's (its own thread and connection): the
-        // writer copies what is left past this many WAL pages, and starts the WAL over.
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
-            .map_err(storage)?;
         let page: u64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(storage)?;
         let mut writer = Self::prepare(conn)?;
+        // Checkpoints are mostly the checkpointer's (its own thread and connection): the
+        // writer copies what is left past its mark of WAL pages, and starts the WAL over.
         writer.wal_fit = Some(WalFit {
             path: path.to_owned(),
             frame_bytes: page + 24,
-            mark: WRITER_CHECKPOINT_PAGES,
-            looked: std::time::Instant::now(),
+            mark: 0,
+            looked: None,
         });
-        writer.fit_wal(true);
+        writer.fit_wal();
         Ok(writer)
     }
 
-    /// Fits the WAL's mark to the disk's free space ([`WalFit`]), at most once a
-    /// [`WAL_FIT_EVERY`] unless `now`.
-    fn fit_wal(&mut self, now: bool) {
+    /// Fits the WAL's mark to the disk's free space ([`WalFit`]): at once the first time,
+    /// then at most once a [`WAL_FIT_EVERY`]. A file system that cannot say counts as
+    /// roomy.
+    fn fit_wal(&mut self) {
         let Some(fit) = &mut self.wal_fit else {
             return;
         };
         let at = std::time::Instant::now();
-        if !now && at.duration_since(fit.looked) < WAL_FIT_EVERY {
+        if fit
+            .looked
+            .is_some_and(|looked| at.duration_since(looked) < WAL_FIT_EVERY)
+        {
             return;
         }
-        fit.looked = at;
-        let Ok(fs) = rustix::fs::statvfs(&fit.path) else {
-            return;
-        };
-        let mark = wal_mark_for(fs.f_bavail.saturating_mul(fs.f_frsize), fit.frame_bytes);
-        if mark == fit.mark && !now {
+        fit.looked = Some(at);
+        let free = disk_free_bytes(&fit.path);
+        let mark = wal_mark_for(free.unwrap_or(u64::MAX), fit.frame_bytes);
+        if mark == fit.mark {
             return;
         }
         // Past the mark the writer starts the WAL over; the limit then cuts its file back
@@ -380,15 +386,17 @@ impl Sqlite {
                     })
             });
         match set {
-            Ok(()) if mark != fit.mark => {
-                tracing::info!(
-                    pages = mark,
-                    free_bytes = fs.f_bavail.saturating_mul(fs.f_frsize),
-                    "journal's WAL now starts over past this many pages (a quarter of the disk's free space, at most 65,536)"
-                );
+            Ok(()) => {
+                // Said when the disk's room sets it: not for the usual mark at open.
+                if fit.mark != 0 || mark < WRITER_CHECKPOINT_PAGES {
+                    tracing::info!(
+                        pages = mark,
+                        free_bytes = free,
+                        "journal's WAL now starts over past this many pages (a quarter of the disk's free space, at most 65,536)"
+                    );
+                }
                 fit.mark = mark;
             }
-            Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "journal's WAL mark could not be set"),
         }
     }
@@ -1213,7 +1221,7 @@ impl Backend for Sqlite {
             }
         }
         group.commit().map_err(storage)?;
-        self.fit_wal(false);
+        self.fit_wal();
         Ok(())
     }
 
@@ -1687,6 +1695,9 @@ impl Backend for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fees::{AppliedFee, Channel, FeeCategory};
+    use crate::model::AuthCode;
+    use std::sync::Arc;
 
     #[test]
     fn the_wal_mark_is_a_quarter_of_the_free_space_within_its_bounds() {
@@ -1704,9 +1715,6 @@ mod tests {
         // An older journal's 4 KiB pages: a quarter of 100 MiB is 6,362 frames.
         assert_eq!(wal_mark_for(100 * MIB, 4_096 + 24), 4_096);
     }
-    use crate::fees::{AppliedFee, Channel, FeeCategory};
-    use crate::model::AuthCode;
-    use std::sync::Arc;
 
     fn fresh_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
