@@ -28,6 +28,7 @@
 //! | [`saf`] | store-and-forward of reversals and advices |
 //! | [`journal`] | the system of record: records, group commit, SQLite |
 //! | [`metrics`] | Prometheus metrics |
+//! | [`fault_log`], [`security_log`] | error lines that repeat, at a bounded rate |
 //! | [`daemon`] | start-up, restore, shutdown, the operators' HTTP, the journal watchdog |
 //! | [`describe`] | decoding any frame for people (`switch describe`) |
 //! | [`report`] | settlement and batch reports from the journal (`switch report`) |
@@ -42,6 +43,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod describe;
+pub mod fault_log;
 pub mod fees;
 pub mod hsm;
 pub mod issuer;

@@ -659,7 +659,11 @@ fn write_group(backend: &mut impl Backend, group: &mut Vec<Request>, observe: &B
                     Err(_) => backend.apply(&ops.iter().collect::<Vec<_>>()),
                 };
                 if let Err(e) = &result {
-                    tracing::error!(error = %e, "journal commit failed");
+                    crate::fault_error!(
+                        crate::fault_log::Fault::JournalCommit,
+                        e,
+                        "journal commit failed"
+                    );
                 }
                 // Let go of the request's ops before it hears back: what it shares with them
                 // (its transaction's record) is then freed by its own thread, not this one.

@@ -624,6 +624,11 @@ impl Metrics {
             crate::log_sink::dropped().clone(),
         );
         registry.register(
+            "log_lines_repeated",
+            "Error lines of the switch's own faults not written: the same fault was logged less than a second before",
+            crate::fault_log::faults().repeated().clone(),
+        );
+        registry.register(
             "request_panics",
             "Request tasks that panicked: answered from their record, or 96",
             request_panics.clone(),

@@ -10,6 +10,7 @@
 
 use super::Switch;
 use super::request::Request;
+use crate::fault_log::Fault;
 use crate::model::{BatchNo, Stan, Tid, TxnKey};
 use crate::state::{Lookup, Recorded};
 
@@ -44,7 +45,7 @@ impl Lookup for Switch {
         self.journal
             .read(move |b| b.max_stan(&tid, batch))
             .await
-            .map_err(|e| tracing::error!(error = %e, "journal look-up failed"))
+            .map_err(|e| crate::fault_error!(Fault::JournalRead, e, "journal look-up failed"))
     }
 
     async fn seen(&self, key: TxnKey) -> Result<Option<(Option<Recorded>, bool)>, ()> {
@@ -52,7 +53,7 @@ impl Lookup for Switch {
             .journal
             .find_trace(key.tid, key.batch, key.stan)
             .await
-            .map_err(|e| tracing::error!(error = %e, "journal look-up failed"))?;
+            .map_err(|e| crate::fault_error!(Fault::JournalRead, e, "journal look-up failed"))?;
         if rows.is_empty() {
             return Ok(None);
         }

@@ -144,7 +144,7 @@ pub struct Switch {
 
 /// An HSM failure: logged, answered `96`.
 pub(crate) fn hsm_failure(e: crate::hsm::HsmError) -> Decline {
-    tracing::error!(error = %e, "HSM call failed");
+    crate::fault_error!(crate::fault_log::Fault::Hsm, e, "HSM call failed");
     ResponseCode::SYSTEM_ERROR.into()
 }
 

@@ -19,6 +19,7 @@ use super::Switch;
 use super::decision::{Answer, Decision, Decline, Details};
 use super::request::Request;
 use crate::clock::Timestamp;
+use crate::fault_log::Fault;
 use crate::journal::{JournalError, Op, Stale, TraceFirst, TxnRecord};
 use crate::model::{AuthCode, ResponseCode, Rrn, TxnKind};
 use crate::state::{Claim, Recorded, Session};
@@ -51,7 +52,7 @@ impl Switch {
             return Ok(r);
         }
         let first = self.journal.reserve("rrn", RRN_BLOCK).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot reserve RRNs");
+            crate::fault_error!(Fault::RrnBlock, e, "cannot reserve RRNs");
             Decline::from(ResponseCode::SYSTEM_ERROR)
         })?;
         if let Ok(mut n) = self.rrns.next.lock() {
@@ -308,7 +309,11 @@ impl Switch {
                         return Recording::Answered(r);
                     }
                 }
-                tracing::error!(error = %e, "journal commit failed: answering 96, nothing applied");
+                crate::fault_error!(
+                    Fault::Unrecorded,
+                    e,
+                    "journal commit failed: answering 96, nothing applied"
+                );
                 Recording::Answered(Answered {
                     answer: unrecorded(answer),
                     rrn: Some(rrn),

@@ -64,7 +64,11 @@ pub async fn approve<'s>(
         {
             Ok(u) => u,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read stand-in totals");
+                crate::fault_error!(
+                    crate::fault_log::Fault::JournalRead,
+                    e,
+                    "cannot read stand-in totals"
+                );
                 return unavailable();
             }
         };

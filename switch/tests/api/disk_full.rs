@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::client::{DEBIT, Terminal};
-use crate::reliability::readyz_becomes;
+use crate::reliability::{readyz_becomes, spawn_logging_to, stop};
 use crate::{JournalDb, start, temp_dir, test_config};
 
 /// A tmpfs mounted on a fresh directory, unmounted when dropped.
@@ -199,4 +199,120 @@ async fn on_a_small_disk_the_wal_leaves_the_room_to_the_database() {
     assert!(wal <= 2 * 1_024 * 1_024, "WAL {wal} bytes, database {db}");
     assert!(db >= 3_584 * 1_024, "database {db} bytes, WAL {wal}");
     assert_eq!(approved_sales(&disk.dir), approved);
+}
+
+/// The `fault=` lines of a log, and the `repeated=` counts they carry.
+fn fault_lines<'a>(log: &'a str, fault: &str) -> (Vec<&'a str>, u64) {
+    let tag = format!("fault=\"{fault}\" ");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&tag)).collect();
+    let repeated = lines
+        .iter()
+        .map(|l| {
+            let at = l
+                .find("repeated=")
+                .expect("each fault line says how often it came");
+            l[at + 9..]
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .expect("a count")
+        })
+        .sum();
+    (lines, repeated)
+}
+
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {metrics}"))
+}
+
+/// While the disk is full, every sale meets the same fault. The log says so about once a
+/// second for each fault, with the count of what it did not write; every sale is still
+/// counted, in the lines and the metric together.
+#[tokio::test]
+async fn a_full_disk_is_logged_once_a_second_not_at_every_sale() {
+    let Some(disk) = SmallDisk::mount("disk-full-log", "2m") else {
+        return;
+    };
+    // The log and the configuration on another disk, so the log is whole.
+    let outside = temp_dir("disk-full-log-lines");
+    let log = outside.join("switch.log");
+    let (child, addr, metrics) = spawn_logging_to(&test_config(&disk.dir), &outside, &log);
+    let mut t = Terminal::connect(addr, "10000032").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    for _ in 0..20 {
+        assert_eq!(t.sale(DEBIT, "123456", 1).await.rc(), "00");
+    }
+    let _filler = disk.fill();
+    let mut first = None;
+    for _ in 0..20_000 {
+        match t.sale(DEBIT, "123456", 1).await.rc().as_str() {
+            "00" => {}
+            "96" => {
+                first = Some(std::time::Instant::now());
+                break;
+            }
+            other => panic!("a sale on a full disk answered {other}"),
+        }
+    }
+    let first = first.expect("sales never found the disk full");
+    // Two and a half seconds of sales.
+    let mut declined = 1u64;
+    while first.elapsed() < std::time::Duration::from_millis(2_500) {
+        // (What is already on disk may take one more now and then.)
+        match t.sale(DEBIT, "123456", 1).await.rc().as_str() {
+            "00" => {}
+            "96" => declined += 1,
+            other => panic!("a sale on a full disk answered {other}"),
+        }
+    }
+    let seconds = first.elapsed().as_secs() + 1;
+    let metrics = crate::e2e::reqwest_metrics(metrics).await;
+    stop(child);
+    let text = std::fs::read_to_string(&log).unwrap();
+
+    assert!(declined >= 100, "only {declined} sales in 2.5 s");
+    let mut lines_all = 0;
+    let mut declines_seen = 0;
+    for fault in ["journal_commit", "unrecorded", "rrn_block"] {
+        let (lines, repeated) = fault_lines(&text, fault);
+        // At most one line a second (the first at once), and none lost from the count:
+        // what the lines say came before them, and the metric holds all not written.
+        assert!(
+            lines.len() as u64 <= seconds + 1,
+            "{} {fault} lines in {seconds} s:\n{}",
+            lines.len(),
+            lines.join("\n")
+        );
+        let not_written = counter(
+            &metrics,
+            &format!("switch_log_lines_repeated_total{{fault=\"{fault}\"}} "),
+        );
+        assert!(
+            repeated <= not_written,
+            "{fault}: {repeated} > {not_written}"
+        );
+        lines_all += lines.len() as u64;
+        if fault != "journal_commit" {
+            declines_seen += lines.len() as u64 + not_written;
+        }
+    }
+    // Until the watchdog finds the journal unwritable (within a second or two) and
+    // declines at the door, sales reach the journal and fail there: each is one of
+    // those, written or counted. Without the limit each would have been a line.
+    assert!(
+        (100..=declined).contains(&declines_seen),
+        "{declines_seen} of {declined} declines met the fault"
+    );
+    assert!(lines_all >= 2, "the fault is logged:\n{text}");
+    // Each sale that met the fault still has its own transaction line, with its 96 (the
+    // ones declined at the door after it are counted in the metrics).
+    let answered_96 = text.lines().filter(|l| l.contains(" rc=\"96\" ")).count() as u64;
+    assert!(
+        answered_96 >= declines_seen,
+        "{answered_96} transaction lines with 96 for {declines_seen} declines"
+    );
 }

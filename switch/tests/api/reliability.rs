@@ -216,6 +216,34 @@ fn spawn_with_stderr(
     (child, addr)
 }
 
+/// Runs the switch binary on `config` with its log going to the file `log`; returns the
+/// child, its terminal address and its metrics address, read from the log.
+pub(crate) fn spawn_logging_to(
+    config: &switch::Config,
+    dir: &std::path::Path,
+    log: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let file = std::fs::File::create(log).unwrap();
+    let mut metrics = None;
+    let (child, addr) = spawn_with_stderr(config, dir, file.into(), |_| {
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(a) = text.lines().find_map(addr_in) {
+                metrics = Some(metrics_addr(&text));
+                return a;
+            }
+            assert!(std::time::Instant::now() < end, "never listened: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    (child, addr, metrics.expect("read with the address"))
+}
+
 fn addr_in(line: &str) -> Option<std::net::SocketAddr> {
     let at = line.find("terminals=")?;
     line[at + 10..].split_whitespace().next()?.parse().ok()
@@ -284,7 +312,7 @@ fn debit_balance(dir: &std::path::Path) -> i64 {
     .unwrap()
 }
 
-fn stop(mut child: std::process::Child) {
+pub(crate) fn stop(mut child: std::process::Child) {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -354,18 +382,7 @@ async fn a_log_on_a_full_disk_loses_no_reply() {
     let Some(_fs) = Tmpfs::mount(&logs, "64k") else {
         return;
     };
-    let file = std::fs::File::create(logs.join("switch.log")).unwrap();
-    let (child, addr) = spawn_with_stderr(&test_config(&dir), &dir, file.into(), |_| {
-        let end = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(logs.join("switch.log")).unwrap_or_default();
-            if let Some(a) = text.lines().find_map(addr_in) {
-                return a;
-            }
-            assert!(std::time::Instant::now() < end, "never listened: {text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
+    let (child, addr, _) = spawn_logging_to(&test_config(&dir), &dir, &logs.join("switch.log"));
     // About 250 bytes a line: the 64 KiB disk fills after a few hundred.
     sales(addr, "10000095", 800).await;
     let size = std::fs::metadata(logs.join("switch.log")).unwrap().len();

@@ -37,7 +37,11 @@ pub struct Locked<'s> {
 }
 
 fn journal_failed(e: crate::journal::JournalError) -> Decline {
-    tracing::error!(error = %e, "journal look-up failed");
+    crate::fault_error!(
+        crate::fault_log::Fault::JournalRead,
+        e,
+        "journal look-up failed"
+    );
     ResponseCode::SYSTEM_ERROR.into()
 }
 

@@ -230,7 +230,11 @@ async fn complete_again<'s>(
             .find(completion)
             .await
             .map_err(|e| {
-                tracing::error!(error = %e, "journal look-up failed");
+                crate::fault_error!(
+                    crate::fault_log::Fault::JournalRead,
+                    e,
+                    "journal look-up failed"
+                );
                 crate::pipeline::decision::Decline::from(ResponseCode::SYSTEM_ERROR)
             })?
             .and_then(|t| t.original_rrn),

@@ -62,7 +62,11 @@ pub async fn find<'s>(
         })
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "journal look-up failed");
+            crate::fault_error!(
+                crate::fault_log::Fault::JournalRead,
+                e,
+                "journal look-up failed"
+            );
             inst.decline(ResponseCode::SYSTEM_ERROR)
         })?;
     let given = |path: &str| req.subfield(path).filter(|n| *n != 0);
