@@ -258,9 +258,19 @@ impl Switch {
             && let Err(why) = self.journal.health().ready()
         {
             tracing::debug!(reason = %why, "journal not ready: 96");
-            let answered = self.unrecorded(ResponseCode::SYSTEM_ERROR, auth.session.is_some());
-            self.count(req.label(), ResponseCode::SYSTEM_ERROR);
-            return Served::unauthenticated(self.answer(&req, &auth, answered, now).await);
+            let mut answered = self.unrecorded(ResponseCode::SYSTEM_ERROR, auth.session.is_some());
+            let facts = std::mem::take(&mut answered.log);
+            let reply = self.answer(&req, &auth, answered, now).await;
+            // Its transaction line too: which terminals were turned away, and when.
+            let outcome = Outcome {
+                code: ResponseCode::SYSTEM_ERROR,
+                rrn: None,
+                auth_code: None,
+                facts,
+                latency: started.elapsed(),
+            };
+            self.observe(&req, outcome, peer, now);
+            return Served::unauthenticated(reply);
         }
         // Step 4 before any work: a retransmission never moves money twice.
         let mut answered = match req.key() {
