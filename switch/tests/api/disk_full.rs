@@ -14,15 +14,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::client::{DEBIT, Terminal};
-use crate::reliability::{readyz_becomes, spawn_logging_to, stop};
+use crate::reliability::{Tmpfs, readyz_becomes, spawn_logging_to, stop};
 use crate::{JournalDb, start, temp_dir, test_config};
 
 /// A tmpfs mounted on a fresh directory, unmounted when dropped.
 struct SmallDisk {
     dir: PathBuf,
+    _fs: Tmpfs,
 }
 
 impl SmallDisk {
@@ -36,13 +36,8 @@ impl SmallDisk {
             return None;
         }
         let dir = temp_dir(name);
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount runs");
-        assert!(mounted.success(), "mount a tmpfs on {}", dir.display());
-        Some(Self { dir })
+        let fs = Tmpfs::mount(&dir, size).expect("SWITCH_TEST_MOUNT is set: a tmpfs mounts");
+        Some(Self { dir, _fs: fs })
     }
 
     /// Takes all the room the file system has left, in a file of its own.
@@ -63,13 +58,6 @@ impl SmallDisk {
 
     fn free_bytes(&self) -> u64 {
         switch::journal::sqlite::disk_free_bytes(&self.dir).expect("statvfs")
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

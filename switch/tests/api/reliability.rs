@@ -169,8 +169,14 @@ impl Tmpfs {
 }
 
 impl Drop for Tmpfs {
+    /// Unmounts (lazily: a file the test still holds does not keep it) and removes the
+    /// mount point.
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
