@@ -11,7 +11,9 @@
 # CASES (echo onus forwarded) and LEVELS (info warn) narrow it; SWITCH_BINS="A B" (paths to
 # two switch binaries) alternates them in each round instead of the levels, for a same-run
 # A/B of a change (their label is the file name). RATE=N drives each case open loop at N
-# requests/s instead of closed loop (the tail's figures). The last column divides the
+# requests/s instead of closed loop (the tail's figures). GEN_BINS="A B" (paths to two load
+# generator binaries) alternates those likewise, for an A/B of the generator's own cost and
+# of what it leaves the switch. The last column divides the
 # switch's µs/op by the generator's in the same run: the generator's code does not change
 # between the binaries compared, so the ratio cancels out how busy the shared machine was.
 set -euo pipefail
@@ -27,6 +29,7 @@ cargo build --release --locked -p issuer-sim -p terminal-fw >/dev/null 2>&1
 cases=${CASES:-echo onus forwarded}
 levels=${LEVELS:-info warn}
 bins=${SWITCH_BINS:-target/production/switch}
+gens=${GEN_BINS:-target/release/terminal-fw}
 
 work=$(mktemp -d)
 pid=""
@@ -57,7 +60,8 @@ start_switch() { # $1: log level, $2: binary
     echo "the switch did not start:"; cat "$work/switch-$1.log"; exit 1
 }
 
-# One measured run: $1 level, $2 case, $3 first TID; appends a line to $work/results.
+# One measured run: $1 level, $2 case, $3 first TID, $4 the generator; appends a line to
+# $work/results.
 measure() {
     local args=(--mix sale=100)
     case $2 in
@@ -67,7 +71,7 @@ measure() {
     [ -n "${RATE:-}" ] && args+=(--rate "$RATE")
     local before after
     before=$(ticks "$pid")
-    target/release/terminal-fw --switch 127.0.0.1:18583 load --terminals "$terms" \
+    "$4" --switch 127.0.0.1:18583 load --terminals "$terms" \
         --duration "$secs" --first-tid "$3" --json "${args[@]}" > "$work/out.json" 2>/dev/null
     after=$(ticks "$pid")
     python3 - "$1" "$2" "$((after - before))" "$tck" "$work/out.json" >> "$work/results" <<'PY'
@@ -87,16 +91,19 @@ echo "case level tps switch_us/op generator_us/op p50_us p99_us errors"
 tid=10000001
 for r in $(seq "$runs"); do
     for bin in $bins; do
-        for level in $levels; do
-            start_switch "$level" "$bin"
-            label=$level
-            [ "$bins" != "target/production/switch" ] && label="$level/$(basename "$bin")"
-            for case in $cases; do
-                measure "$label" "$case" "$tid"
-                tid=$((tid + terms))
-                [ "$tid" -gt 10000800 ] && tid=10000001
+        for gen in $gens; do
+            for level in $levels; do
+                start_switch "$level" "$bin"
+                label=$level
+                [ "$bins" != "target/production/switch" ] && label="$label/$(basename "$bin")"
+                [ "$gens" != "target/release/terminal-fw" ] && label="$label/$(basename "$gen")"
+                for case in $cases; do
+                    measure "$label" "$case" "$tid" "$gen"
+                    tid=$((tid + terms))
+                    [ "$tid" -gt 10000800 ] && tid=10000001
+                done
+                kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
             done
-            kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
         done
     done
 done

@@ -7,6 +7,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use codec::framing::FrameCodec;
@@ -140,6 +141,9 @@ pub struct Terminal {
 struct Volatile {
     stan: u32,
     batch: u32,
+    /// The working keys, scheduled once at sign-on instead of read, opened and scheduled
+    /// for every PIN block and MAC.
+    keys: Option<Arc<WorkingKeys>>,
 }
 
 /// A connection to the switch: TCP, or TLS over TCP.
@@ -218,9 +222,15 @@ impl Terminal {
     /// and no log written, so the generator spends its CPU on frames, PIN blocks and MACs.
     /// A real terminal never runs like this.
     pub fn make_volatile(&mut self) -> Result<(), TxnError> {
+        let keys = match self.open_keys() {
+            Ok(k) => Some(Arc::new(k)),
+            Err(TxnError::NotSignedOn) => None,
+            Err(e) => return Err(e),
+        };
         self.volatile = Some(Volatile {
             stan: self.store.get_u32("stan")?,
             batch: self.store.get_u32("batch")?.max(1),
+            keys,
         });
         Ok(())
     }
@@ -254,7 +264,16 @@ impl Terminal {
         Ok(self.store.get_u32("batch")?.max(1))
     }
 
-    fn keys(&self) -> Result<WorkingKeys, TxnError> {
+    /// The working keys: a volatile terminal's scheduled ones, else read from the store
+    /// (sealed there) and scheduled for this use.
+    fn keys(&self) -> Result<Arc<WorkingKeys>, TxnError> {
+        if let Some(k) = self.volatile.as_ref().and_then(|v| v.keys.as_ref()) {
+            return Ok(Arc::clone(k));
+        }
+        self.open_keys().map(Arc::new)
+    }
+
+    fn open_keys(&self) -> Result<WorkingKeys, TxnError> {
         let tpk = self.store.get_secret("tpk")?.ok_or(TxnError::NotSignedOn)?;
         let tak = self.store.get_secret("tak")?.ok_or(TxnError::NotSignedOn)?;
         WorkingKeys::open(self.cipher, &tpk, &tak)
@@ -398,8 +417,12 @@ impl Terminal {
             self.store.set_secret("tak", &tak)?;
             self.store
                 .set_many(&[("batch", batch.to_string().as_bytes())])?;
-            if let Some(v) = &mut self.volatile {
-                v.batch = batch as u32;
+            if self.volatile.is_some() {
+                let keys = WorkingKeys::open(self.cipher, &tpk, &tak)?;
+                if let Some(v) = &mut self.volatile {
+                    v.batch = batch as u32;
+                    v.keys = Some(Arc::new(keys));
+                }
             }
         }
         Ok(Answer {

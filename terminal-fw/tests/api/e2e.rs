@@ -319,3 +319,43 @@ async fn a_hotel_and_restaurant_day_against_the_switch() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// A load-generator (volatile) terminal schedules its working keys at sign-on instead of
+/// for every PIN block and MAC: each sign-on's new keys are the ones its next sale uses,
+/// whether it signed on before it turned volatile or after.
+#[tokio::test]
+async fn a_volatile_terminal_uses_the_keys_of_its_latest_sign_on() {
+    let sw_dir = temp_dir("volatile-switch");
+    let sw = switch(&sw_dir).await;
+    let debit = Card {
+        pan: "6222021000000000017".into(),
+        expiry: None,
+    };
+    let dir = temp_dir("volatile-terminal");
+
+    // Signed on, then volatile: the keys come from the store.
+    let mut t = Terminal::open(store(&dir, "10000411"), sw.terminal_addr).unwrap();
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    t.make_volatile().unwrap();
+    assert_eq!(t.sale(&debit, "123456", 1, "01").await.unwrap().rc, "00");
+    // A new sign-on brings new keys, and the sales after it use them (the switch checks
+    // the PIN block and the MAC under them, and the terminal checks the reply's MAC).
+    let tak = t.store.get_secret("tak").unwrap().unwrap();
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    assert_ne!(t.store.get_secret("tak").unwrap().unwrap(), tak);
+    for _ in 0..3 {
+        assert_eq!(t.sale(&debit, "123456", 1, "01").await.unwrap().rc, "00");
+    }
+
+    // Volatile before its first sign-on: no keys yet, then the sign-on's.
+    let other = temp_dir("volatile-terminal-2");
+    let mut t = Terminal::open(store(&other, "10000412"), sw.terminal_addr).unwrap();
+    t.make_volatile().unwrap();
+    assert!(matches!(
+        t.sale(&debit, "123456", 1, "01").await,
+        Err(terminal_fw::TxnError::NotSignedOn)
+    ));
+    assert_eq!(t.sign_on("01").await.unwrap().rc, "00");
+    assert_eq!(t.sale(&debit, "123456", 1, "01").await.unwrap().rc, "00");
+    sw.shutdown().await;
+}
