@@ -34,16 +34,19 @@ pub enum Fault {
     RrnBlock,
     /// An HSM command failed.
     Hsm,
+    /// A network HSM did not answer a command (the next one is tried).
+    HsmLink,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::JournalCommit,
         Self::Unrecorded,
         Self::JournalRead,
         Self::RrnBlock,
         Self::Hsm,
+        Self::HsmLink,
     ];
 
     /// The label.
@@ -54,6 +57,7 @@ impl Fault {
             Self::JournalRead => "journal_read",
             Self::RrnBlock => "rrn_block",
             Self::Hsm => "hsm",
+            Self::HsmLink => "hsm_link",
         }
     }
 
@@ -110,9 +114,10 @@ pub fn faults() -> &'static FaultLog {
     &FAULTS
 }
 
-/// Logs an ERROR line for `fault` (its `error` and a literal message), unless the same
-/// fault was logged less than a second ago: then it is counted, and the next line says how
-/// often it came (`repeated`). The line's target is the caller's module.
+/// Logs an ERROR line for `fault` (its `error`, a literal message, and any more fields as
+/// `name = value`), unless the same fault was logged less than a second ago: then it is
+/// counted, and the next line says how often it came (`repeated`). The line's target is
+/// the caller's module.
 ///
 /// ```
 /// # let e = std::io::Error::other("database or disk is full");
@@ -120,12 +125,39 @@ pub fn faults() -> &'static FaultLog {
 /// ```
 #[macro_export]
 macro_rules! fault_error {
-    ($fault:expr, $error:expr, $message:literal) => {{
+    ($fault:expr, $error:expr, $message:literal $(, $k:ident = $v:expr)* $(,)?) => {
+        $crate::fault_event!(::tracing::Level::ERROR, $fault, $error, $message $(, $k = $v)*)
+    };
+}
+
+/// [`fault_error!`] at WARN: a fault the switch works around (another HSM, another line).
+///
+/// ```
+/// switch::fault_warn!(
+///     switch::fault_log::Fault::HsmLink,
+///     "timeout",
+///     "HSM command failed",
+///     hsm = tracing::field::display("127.0.0.1:1500"),
+/// );
+/// ```
+#[macro_export]
+macro_rules! fault_warn {
+    ($fault:expr, $error:expr, $message:literal $(, $k:ident = $v:expr)* $(,)?) => {
+        $crate::fault_event!(::tracing::Level::WARN, $fault, $error, $message $(, $k = $v)*)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! fault_event {
+    ($level:expr, $fault:expr, $error:expr, $message:literal $(, $k:ident = $v:expr)*) => {{
         let fault: $crate::fault_log::Fault = $fault;
         if let Some(repeated) = $crate::fault_log::faults().admit(fault) {
-            ::tracing::error!(
+            ::tracing::event!(
+                $level,
                 fault = fault.as_str(),
                 error = %$error,
+                $($k = $v,)*
                 repeated,
                 $message
             );
@@ -249,7 +281,8 @@ mod tests {
                 "unrecorded",
                 "journal_read",
                 "rrn_block",
-                "hsm"
+                "hsm",
+                "hsm_link"
             ]
         );
         assert!(Fault::ALL.iter().enumerate().all(|(i, f)| f.index() == i));

@@ -206,6 +206,15 @@ async fn the_hsm_killed_and_restarted_under_load() {
     // Killed: every request is answered 96 within the HSM deadline, none hangs, nothing
     // is approved; /readyz says why.
     hsm.stop();
+    let repeated = || async {
+        let m = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+        m.lines()
+            .find_map(|l| l.strip_prefix("switch_log_lines_repeated_total{fault=\"hsm_link\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("the HSM link's fault counter")
+    };
+    let before = repeated().await;
+    let burst = Instant::now();
     let mut answered_96 = 0;
     for _ in 0..10 {
         let started = Instant::now();
@@ -217,6 +226,14 @@ async fn the_hsm_killed_and_restarted_under_load() {
         answered_96 += 1;
     }
     assert_eq!(answered_96, 10);
+    // Every one of them found the HSM gone: the log said so about once a second, and
+    // counted the rest.
+    let counted = repeated().await - before;
+    let seconds = burst.elapsed().as_secs();
+    assert!(
+        counted + seconds + 1 >= 10,
+        "{counted} counted in {seconds} s"
+    );
     let (ok, body) = ready(sw.metrics_addr).await;
     assert!(!ok && body.contains("no HSM answering"), "{body}");
     let standing = |dir: &std::path::Path| {

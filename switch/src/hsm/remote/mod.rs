@@ -161,7 +161,12 @@ impl RemoteHsm {
                     return Ok(r);
                 }
                 Err(Failed::Link(why)) => {
-                    tracing::warn!(hsm = %self.nodes[i].addr, why, "HSM command failed");
+                    crate::fault_warn!(
+                        crate::fault_log::Fault::HsmLink,
+                        why,
+                        "HSM command failed",
+                        hsm = tracing::field::display(&self.nodes[i].addr),
+                    );
                     self.set_up(&self.nodes[i], false);
                 }
             }
