@@ -83,6 +83,8 @@ struct Slot {
     next_ms: AtomicU64,
     /// Not written since the last line.
     repeated: AtomicU64,
+    /// Not written ever: this fault's series of the metric.
+    not_written: Counter,
 }
 
 /// The faults' seconds, and what they did not write.
@@ -96,12 +98,16 @@ pub struct FaultLog {
 impl Default for FaultLog {
     fn default() -> Self {
         let repeated = Family::<FaultLabel, Counter>::default();
-        for f in Fault::ALL {
-            let _ = repeated.get_or_create(&FaultLabel { fault: f.as_str() });
-        }
+        // Each fault's series looked up once, here, not at each line not written.
+        let slots = Fault::ALL.map(|f| Slot {
+            not_written: repeated
+                .get_or_create(&FaultLabel { fault: f.as_str() })
+                .clone(),
+            ..Slot::default()
+        });
         Self {
             started: Instant::now(),
-            slots: Default::default(),
+            slots,
             repeated,
         }
     }
@@ -196,11 +202,7 @@ impl FaultLog {
             return Some(slot.repeated.swap(0, Ordering::AcqRel));
         }
         slot.repeated.fetch_add(1, Ordering::AcqRel);
-        self.repeated
-            .get_or_create(&FaultLabel {
-                fault: fault.as_str(),
-            })
-            .inc();
+        slot.not_written.inc();
         None
     }
 }

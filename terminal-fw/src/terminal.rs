@@ -417,12 +417,9 @@ impl Terminal {
             self.store.set_secret("tak", &tak)?;
             self.store
                 .set_many(&[("batch", batch.to_string().as_bytes())])?;
-            if self.volatile.is_some() {
-                let keys = WorkingKeys::open(self.cipher, &tpk, &tak)?;
-                if let Some(v) = &mut self.volatile {
-                    v.batch = batch as u32;
-                    v.keys = Some(Arc::new(keys));
-                }
+            if let Some(v) = &mut self.volatile {
+                v.batch = batch as u32;
+                v.keys = Some(Arc::new(WorkingKeys::open(self.cipher, &tpk, &tak)?));
             }
         }
         Ok(Answer {

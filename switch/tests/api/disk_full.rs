@@ -210,12 +210,11 @@ fn fault_lines<'a>(log: &'a str, fault: &str) -> (Vec<&'a str>, u64) {
     (lines, repeated)
 }
 
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in {metrics}"))
+/// `switch_log_lines_repeated_total` for `fault`.
+fn not_written(metrics: &str, fault: &str) -> u64 {
+    let series = format!("switch_log_lines_repeated_total{{fault=\"{fault}\"}}");
+    crate::metrics::value(metrics, &series).unwrap_or_else(|| panic!("{series} in {metrics}"))
+        as u64
 }
 
 /// Declined sales that met the fault in the journal, written or counted: their record did
@@ -225,8 +224,7 @@ fn met_the_fault(log: &str, metrics: &str) -> u64 {
         .iter()
         .map(|fault| {
             let written = fault_lines(log, fault).0.len() as u64;
-            let name = format!("switch_log_lines_repeated_total{{fault=\"{fault}\"}} ");
-            written + counter(metrics, &name)
+            written + not_written(metrics, fault)
         })
         .sum()
 }
@@ -306,10 +304,7 @@ async fn a_full_disk_is_logged_once_a_second_not_at_every_sale() {
             lines.len(),
             lines.join("\n")
         );
-        let not_written = counter(
-            &metrics,
-            &format!("switch_log_lines_repeated_total{{fault=\"{fault}\"}} "),
-        );
+        let not_written = not_written(&metrics, fault);
         assert!(
             repeated <= not_written,
             "{fault}: {repeated} > {not_written}"

@@ -16,7 +16,7 @@ fn config(dir: &std::path::Path) -> switch::Config {
 }
 
 /// The value of the sample written exactly as `series`.
-fn value(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())

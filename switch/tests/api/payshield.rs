@@ -208,9 +208,8 @@ async fn the_hsm_killed_and_restarted_under_load() {
     hsm.stop();
     let repeated = || async {
         let m = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
-        m.lines()
-            .find_map(|l| l.strip_prefix("switch_log_lines_repeated_total{fault=\"hsm_link\"} "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        crate::metrics::value(&m, "switch_log_lines_repeated_total{fault=\"hsm_link\"}")
+            .map(|v| v as u64)
             .expect("the HSM link's fault counter")
     };
     let before = repeated().await;
