@@ -10,7 +10,9 @@
 //!
 //! Every request still has its own transaction line (with its `96`), and the metrics count
 //! every failure; what goes is the same error written thousands of times a second to a log
-//! that may share the full disk. Lines a peer can cause are limited per peer instead, by
+//! that may share the full disk. An issuer's link is one of the switch's own (configured,
+//! its replies MACed), so what an issuer sends that the switch cannot use is a fault here
+//! too. Lines a terminal can cause are limited per peer instead, by
 //! [`crate::security_log`].
 
 use std::sync::LazyLock;
@@ -36,17 +38,24 @@ pub enum Fault {
     Hsm,
     /// A network HSM did not answer a command (the next one is tried).
     HsmLink,
+    /// An issuer had as many requests waiting as it may: the next was not sent.
+    IssuerBusy,
+    /// A message from an issuer the switch did not use: a reply late, for no request, or
+    /// with a bad MAC, or a request it does not serve.
+    IssuerMessage,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::JournalCommit,
         Self::Unrecorded,
         Self::JournalRead,
         Self::RrnBlock,
         Self::Hsm,
         Self::HsmLink,
+        Self::IssuerBusy,
+        Self::IssuerMessage,
     ];
 
     /// The label.
@@ -58,6 +67,8 @@ impl Fault {
             Self::RrnBlock => "rrn_block",
             Self::Hsm => "hsm",
             Self::HsmLink => "hsm_link",
+            Self::IssuerBusy => "issuer_busy",
+            Self::IssuerMessage => "issuer_message",
         }
     }
 
@@ -284,7 +295,9 @@ mod tests {
                 "journal_read",
                 "rrn_block",
                 "hsm",
-                "hsm_link"
+                "hsm_link",
+                "issuer_busy",
+                "issuer_message"
             ]
         );
         assert!(Fault::ALL.iter().enumerate().all(|(i, f)| f.index() == i));

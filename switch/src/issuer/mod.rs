@@ -37,6 +37,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::{IssuerConfig, SafConfig, StandInConfig};
+use crate::fault_log::Fault;
 use crate::metrics::{IssuerLabel, Metrics};
 
 pub mod breaker;
@@ -250,9 +251,24 @@ impl Issuer {
     /// there is room in flight. Checked before anything is written for a request, so one
     /// answered `91` leaves no trace.
     pub fn can_send(&self) -> bool {
-        !self.breaker.is_open()
-            && self.is_up()
-            && self.in_flight.load(Ordering::Relaxed) < self.max_in_flight
+        !self.breaker.is_open() && self.is_up() && !self.busy()
+    }
+
+    /// Whether `max_in_flight` requests are waiting for its answers.
+    pub fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight
+    }
+
+    /// A request not sent because the issuer was [`Issuer::busy`]: counted, and logged once
+    /// a second at most (under saturation that is every request).
+    pub fn note_busy(&self) {
+        self.metrics.issuer_event(&self.name, "too_many_waiting");
+        crate::fault_warn!(
+            Fault::IssuerBusy,
+            format_args!("{} waiting", self.max_in_flight),
+            "too many requests waiting for the issuer",
+            issuer = tracing::field::display(&self.name),
+        );
     }
 
     /// How many requests are waiting for its answers.
@@ -337,8 +353,8 @@ impl Issuer {
         hsm: Option<&MeteredHsm>,
         mut b: MessageBuilder<'_>,
     ) -> Result<Vec<u8>, LinkError> {
-        if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
-            tracing::warn!(issuer = %self.name, "too many requests waiting for the issuer");
+        if self.busy() {
+            self.note_busy();
             return Err(LinkError::Unavailable);
         }
         let mut frame = Vec::with_capacity(256);
@@ -403,7 +419,12 @@ impl Issuer {
         if let Some(hsm) = hsm
             && !self.reply_mac_ok(hsm, &reply).await
         {
-            tracing::warn!(issuer = %self.name, "issuer reply with a bad or missing MAC: treated as no reply");
+            crate::fault_warn!(
+                Fault::IssuerMessage,
+                "bad or missing MAC",
+                "issuer reply with a bad or missing MAC: treated as no reply",
+                issuer = tracing::field::display(&self.name),
+            );
             self.metrics.issuer_event(&self.name, "bad_mac");
             return Err(LinkError::Timeout);
         }
@@ -443,7 +464,14 @@ impl Issuer {
         self.meters.late.inc();
         match unmatched {
             Unmatched::Late => {
-                tracing::warn!(issuer = %self.name, mti = %msg.mti(), rc = msg.text(39).unwrap_or("-"), "late reply after its request timed out (a timed-out request is reversed or resent)");
+                crate::fault_warn!(
+                    Fault::IssuerMessage,
+                    "late",
+                    "late reply after its request timed out (a timed-out request is reversed or resent)",
+                    issuer = tracing::field::display(&self.name),
+                    mti = tracing::field::display(msg.mti()),
+                    rc = msg.text(39).unwrap_or("-"),
+                );
             }
             Unmatched::UnknownApproval => {
                 tracing::warn!(issuer = %self.name, mti = %msg.mti(), "approval for no waiting request: reversing it");
@@ -453,7 +481,13 @@ impl Issuer {
                 self.changed.notify_one();
             }
             Unmatched::Stray => {
-                tracing::warn!(issuer = %self.name, mti = %msg.mti(), "reply for no waiting request: ignored");
+                crate::fault_warn!(
+                    Fault::IssuerMessage,
+                    "no waiting request",
+                    "reply for no waiting request: ignored",
+                    issuer = tracing::field::display(&self.name),
+                    mti = tracing::field::display(msg.mti()),
+                );
             }
         }
         Ok(())
@@ -462,7 +496,13 @@ impl Issuer {
     /// The issuer's own requests: an 0800 gets its 0810 (never an echo of our own).
     fn on_request(&self, line: &Line, msg: &Message<'_>) -> Result<(), &'static str> {
         if msg.mti().as_str() != "0800" {
-            tracing::warn!(issuer = %self.name, mti = %msg.mti(), "request from the issuer not served: ignored");
+            crate::fault_warn!(
+                Fault::IssuerMessage,
+                "not served",
+                "request from the issuer not served: ignored",
+                issuer = tracing::field::display(&self.name),
+                mti = tracing::field::display(msg.mti()),
+            );
             return Ok(());
         }
         self.metrics.issuer_echo(&self.name, &line.addr, "received");

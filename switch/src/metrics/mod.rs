@@ -233,6 +233,7 @@ pub const ISSUER_EVENTS: &[&str] = &[
     "duplicate_key",
     "breaker_opened",
     "line_dropped_request",
+    "too_many_waiting",
 ];
 
 /// Card types of amounts and fees.

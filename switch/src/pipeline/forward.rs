@@ -252,6 +252,9 @@ async fn forward_inner<'s>(
     // Nothing can go out (no line up, the breaker open, too many waiting): answered at
     // once, and nothing written for a request never sent.
     if !issuer.can_send() {
+        if issuer.busy() {
+            issuer.note_busy();
+        }
         if kind == TxnKind::Sale {
             return Ok(stand_in::approve(sw, issuer, req, at, inst, &up, uref, rrn, now).await);
         }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::http_get;
 use crate::client::{DEBIT, Terminal};
-use crate::reliability::{Tmpfs, readyz_becomes, spawn_logging_to, stop};
+use crate::reliability::{Tmpfs, fault_lines, not_written, readyz_becomes, spawn_logging_to, stop};
 use crate::{JournalDb, start, temp_dir, test_config};
 
 /// A tmpfs mounted on a fresh directory, unmounted when dropped.
@@ -188,33 +188,6 @@ async fn on_a_small_disk_the_wal_leaves_the_room_to_the_database() {
     assert!(wal <= 2 * 1_024 * 1_024, "WAL {wal} bytes, database {db}");
     assert!(db >= 3_584 * 1_024, "database {db} bytes, WAL {wal}");
     assert_eq!(approved_sales(&disk.dir), approved);
-}
-
-/// The `fault=` lines of a log, and the `repeated=` counts they carry.
-fn fault_lines<'a>(log: &'a str, fault: &str) -> (Vec<&'a str>, u64) {
-    let tag = format!("fault=\"{fault}\" ");
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&tag)).collect();
-    let repeated = lines
-        .iter()
-        .map(|l| {
-            let at = l
-                .find("repeated=")
-                .expect("each fault line says how often it came");
-            l[at + 9..]
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .expect("a count")
-        })
-        .sum();
-    (lines, repeated)
-}
-
-/// `switch_log_lines_repeated_total` for `fault`.
-fn not_written(metrics: &str, fault: &str) -> u64 {
-    let series = format!("switch_log_lines_repeated_total{{fault=\"{fault}\"}}");
-    crate::metrics::value(metrics, &series).unwrap_or_else(|| panic!("{series} in {metrics}"))
-        as u64
 }
 
 /// Declined sales that met the fault in the journal, written or counted: their record did

@@ -1298,3 +1298,112 @@ async fn a_timed_out_pre_authorisation_is_reversed_and_its_hold_released() {
     sw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What an issuer link does wrong at a request's rate is logged once a second, with the
+/// count of the rest: requests not sent because `max_in_flight` were waiting
+/// (`issuer_busy`), and replies the switch cannot use (`issuer_message`). Every one is
+/// still counted, in the lines and the metrics together, and every terminal answered.
+#[tokio::test]
+async fn an_issuer_s_flood_is_logged_once_a_second_and_every_one_counted() {
+    use crate::reliability::{fault_lines, not_written, spawn_logging_to, stop};
+
+    const STRAYS: u64 = 2_000;
+    let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("issuer-flood");
+    let cfg = config(&dir, vec![issuer.local_addr().unwrap().to_string()], |i| {
+        i.max_in_flight = 1;
+        i.timeout_ms = 4_000;
+        i.echo_interval_secs = 600;
+    });
+    let log = dir.join("switch.log");
+    let (child, addr, metrics) = spawn_logging_to(&cfg, &dir, &log);
+    let mut line = crate::client::framed(issuer.accept().await.unwrap().0);
+    let started = Instant::now();
+
+    // Replies for no request: declines with traces nobody sent.
+    for n in 0..STRAYS {
+        let mut b = codec::MessageBuilder::new(codec::Mti::parse("0210").unwrap());
+        b.set(3, "000000".to_owned())
+            .set(11, format!("{:06}", 900_000 + n))
+            .set(32, "01020000".to_owned())
+            .set(39, "05".to_owned())
+            .set(41, "10000001".to_owned());
+        by_hand::write(&mut line, b).await;
+    }
+    let late = "switch_issuer_late_replies_total{issuer=\"demo-issuer\"}";
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = crate::e2e::reqwest_metrics(metrics).await;
+        if crate::metrics::value(&m, late) == Some(STRAYS as f64) {
+            break;
+        }
+        assert!(Instant::now() < end, "the strays not all read: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // One sale the issuer never answers holds the one place; the rest find it taken.
+    let mut first = Terminal::connect(addr, "10000001").await;
+    assert_eq!(first.sign_on().await.rc(), "00");
+    let held = tokio::spawn(async move { first.sale(REMOTE, "111111", 100).await.rc() });
+    assert_eq!(
+        by_hand::mti(&by_hand::read(&mut line).await).as_str(),
+        "0200"
+    );
+    let mut runs = Vec::new();
+    for tid in ["10000002", "10000003", "10000004", "10000005"] {
+        runs.push(tokio::spawn(async move {
+            let mut t = Terminal::connect(addr, tid).await;
+            assert_eq!(t.sign_on().await.rc(), "00");
+            let mut refused = 0u64;
+            let until = Instant::now() + Duration::from_millis(2_500);
+            while Instant::now() < until {
+                let rc = t.sale(REMOTE, "111111", 100).await.rc();
+                assert_eq!(rc, "91", "not sent: the issuer is unavailable");
+                refused += 1;
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for r in runs {
+        refused += r.await.unwrap();
+    }
+    assert_eq!(held.await.unwrap(), "98", "the held sale timed out");
+    let seconds = started.elapsed().as_secs() + 1;
+    let counts = crate::e2e::reqwest_metrics(metrics).await;
+    stop(child);
+    let text = std::fs::read_to_string(&log).unwrap();
+
+    let busy_events = crate::metrics::value(
+        &counts,
+        "switch_issuer_events_total{issuer=\"demo-issuer\",event=\"too_many_waiting\"}",
+    )
+    .unwrap() as u64;
+    assert!(refused >= 100, "only {refused} sales refused");
+    // The held sale's reversal may have found the place taken too.
+    assert!(busy_events >= refused, "{busy_events} < {refused}");
+    for (fault, came) in [("issuer_busy", busy_events), ("issuer_message", STRAYS)] {
+        let (lines, repeated) = fault_lines(&text, fault);
+        assert!(
+            lines.len() as u64 <= seconds + 1,
+            "{} {fault} lines in {seconds} s:\n{}",
+            lines.len(),
+            lines.join("\n")
+        );
+        assert!(!lines.is_empty(), "{fault} is logged:\n{text}");
+        assert!(
+            lines.iter().all(|l| l.contains("issuer=demo-issuer")),
+            "{lines:?}"
+        );
+        let not_written = not_written(&counts, fault);
+        assert!(
+            repeated <= not_written,
+            "{fault}: {repeated} > {not_written}"
+        );
+        assert_eq!(
+            lines.len() as u64 + not_written,
+            came,
+            "{fault}: each written or counted"
+        );
+    }
+}

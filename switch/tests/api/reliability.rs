@@ -250,6 +250,33 @@ pub(crate) fn spawn_logging_to(
     (child, addr, metrics.expect("read with the address"))
 }
 
+/// The `fault=` lines of a log, and the `repeated=` counts they carry.
+pub(crate) fn fault_lines<'a>(log: &'a str, fault: &str) -> (Vec<&'a str>, u64) {
+    let tag = format!("fault=\"{fault}\" ");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&tag)).collect();
+    let repeated = lines
+        .iter()
+        .map(|l| {
+            let at = l
+                .find("repeated=")
+                .expect("each fault line says how often it came");
+            l[at + 9..]
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .expect("a count")
+        })
+        .sum();
+    (lines, repeated)
+}
+
+/// `switch_log_lines_repeated_total` for `fault`.
+pub(crate) fn not_written(metrics: &str, fault: &str) -> u64 {
+    let series = format!("switch_log_lines_repeated_total{{fault=\"{fault}\"}}");
+    crate::metrics::value(metrics, &series).unwrap_or_else(|| panic!("{series} in {metrics}"))
+        as u64
+}
+
 fn addr_in(line: &str) -> Option<std::net::SocketAddr> {
     let at = line.find("terminals=")?;
     line[at + 10..].split_whitespace().next()?.parse().ok()
