@@ -277,6 +277,31 @@ pub(crate) fn not_written(metrics: &str, fault: &str) -> u64 {
         as u64
 }
 
+/// The `fault` lines of `log` written over `seconds`, checked: at most one a second (the
+/// first at once), and none lost from the count (what their `repeated=` counts say came
+/// before them is within the metric, which holds all not written). Returns the lines and
+/// the metric's count of those not written.
+pub(crate) fn faults_logged<'a>(
+    log: &'a str,
+    metrics: &str,
+    fault: &str,
+    seconds: u64,
+) -> (Vec<&'a str>, u64) {
+    let (lines, repeated) = fault_lines(log, fault);
+    assert!(
+        lines.len() as u64 <= seconds + 1,
+        "{} {fault} lines in {seconds} s:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+    let not_written = not_written(metrics, fault);
+    assert!(
+        repeated <= not_written,
+        "{fault}: {repeated} > {not_written}"
+    );
+    (lines, not_written)
+}
+
 fn addr_in(line: &str) -> Option<std::net::SocketAddr> {
     let at = line.find("terminals=")?;
     line[at + 10..].split_whitespace().next()?.parse().ok()
