@@ -317,6 +317,29 @@ impl Issuer {
         self.exchange_queued(hsm, b).await
     }
 
+    /// A reply from the issuer whose MAC did not verify: counted, and logged once a second at
+    /// most. One for a waiting request is treated as no reply; an approval for no request is
+    /// not reversed (it may be anyone's).
+    pub(crate) fn note_bad_mac(&self, waited_for: bool) {
+        self.metrics.issuer_event(&self.name, "bad_mac");
+        let issuer = tracing::field::display(&self.name);
+        if waited_for {
+            crate::fault_warn!(
+                Fault::IssuerMessage,
+                "bad or missing MAC",
+                "issuer reply with a bad or missing MAC: treated as no reply",
+                issuer = issuer,
+            );
+        } else {
+            crate::fault_warn!(
+                Fault::IssuerMessage,
+                "bad or missing MAC",
+                "approval for no waiting request with a bad or missing MAC: not reversed",
+                issuer = issuer,
+            );
+        }
+    }
+
     /// Drains the issuer (`true`) or takes it back (`false`); whether that changed anything.
     pub fn set_drained(&self, drained: bool) -> bool {
         let was = self.drained.swap(drained, Ordering::Relaxed);
@@ -419,19 +442,14 @@ impl Issuer {
         if let Some(hsm) = hsm
             && !self.reply_mac_ok(hsm, &reply).await
         {
-            crate::fault_warn!(
-                Fault::IssuerMessage,
-                "bad or missing MAC",
-                "issuer reply with a bad or missing MAC: treated as no reply",
-                issuer = tracing::field::display(&self.name),
-            );
-            self.metrics.issuer_event(&self.name, "bad_mac");
+            self.note_bad_mac(true);
             return Err(LinkError::Timeout);
         }
         Ok(reply)
     }
 
-    async fn reply_mac_ok(&self, hsm: &MeteredHsm, frame: &[u8]) -> bool {
+    /// Whether a reply from the issuer carries a MAC (field 64) under its ZAK that verifies.
+    pub(crate) async fn reply_mac_ok(&self, hsm: &MeteredHsm, frame: &[u8]) -> bool {
         let Ok(msg) = codec::decode(self.dialect, frame) else {
             return false;
         };
@@ -474,7 +492,6 @@ impl Issuer {
                 );
             }
             Unmatched::UnknownApproval => {
-                tracing::warn!(issuer = %self.name, mti = %msg.mti(), "approval for no waiting request: reversing it");
                 if let Ok(mut q) = self.unknown_approvals.lock() {
                     q.push(frame);
                 }

@@ -147,6 +147,12 @@ impl Worker {
         let Ok(msg) = codec::decode(issuer.dialect, frame) else {
             return;
         };
+        // Only the issuer's own approval: one under another key was not its word.
+        if !issuer.reply_mac_ok(&self.hsm, frame).await {
+            issuer.note_bad_mac(false);
+            return;
+        }
+        tracing::warn!(issuer = %issuer.name, mti = %msg.mti(), "approval for no waiting request: reversing it");
         let (Some(stan), Some(time), Some(mti)) = (
             msg.digits(11).and_then(|d| d.to_u64()),
             msg.digits(7).map(|d| d.to_string()),

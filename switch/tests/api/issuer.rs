@@ -816,7 +816,7 @@ async fn hand_rig(
 }
 
 #[tokio::test]
-async fn an_approval_for_no_request_is_reversed() {
+async fn an_approval_for_no_request_is_reversed_when_its_mac_verifies() {
     let (mut line, dir, sw, mut t) = hand_rig("issuer-unknown").await;
     let sale = tokio::spawn(async move {
         let r = t.sale(REMOTE, "111111", 3_300).await;
@@ -827,7 +827,15 @@ async fn an_approval_for_no_request_is_reversed() {
     let m = codec::decode(codec::Dialect::iso87_binary(), &request).unwrap();
     let stan = m.digits(11).unwrap().to_string();
     let time = m.digits(7).unwrap().to_string();
-    // First an approval nobody asked for (another STAN), then the real answer.
+    // First an approval nobody asked for under another key (anyone's: not reversed), then
+    // one under the issuer's key (another STAN), then the real answer.
+    let forged = format!("{:06}", (stan.parse::<u32>().unwrap() + 400) % 999_999);
+    by_hand::write_with(
+        &mut line,
+        by_hand::reply(&request, "00", Some(&forged)),
+        "00112233445566778899AABBCCDDEEFF",
+    )
+    .await;
     let unknown = format!("{:06}", (stan.parse::<u32>().unwrap() + 500) % 999_999);
     by_hand::write(&mut line, by_hand::reply(&request, "00", Some(&unknown))).await;
     by_hand::write(&mut line, by_hand::reply(&request, "00", None)).await;
@@ -850,8 +858,22 @@ async fn an_approval_for_no_request_is_reversed() {
             .any(|(k, s, _)| k == "reversal" && s == "acknowledged")
     })
     .await;
+    // The forged one left no reversal: besides the sale's own, armed before it went out and
+    // cancelled by its answer, the queue holds the one for the MACed approval.
+    let reversals: Vec<_> = saf_states(&dir)
+        .into_iter()
+        .filter(|(k, s, _)| k == "reversal" && s != "cancelled")
+        .collect();
+    assert_eq!(reversals.len(), 1, "{reversals:?}");
     let metrics = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
-    assert!(metrics.contains("switch_issuer_late_replies_total{issuer=\"demo-issuer\"} 1"));
+    assert!(metrics.contains("switch_issuer_late_replies_total{issuer=\"demo-issuer\"} 2"));
+    assert_eq!(
+        crate::metrics::value(
+            &metrics,
+            "switch_issuer_events_total{issuer=\"demo-issuer\",event=\"bad_mac\"}"
+        ),
+        Some(1.0)
+    );
     sw.shutdown().await;
 }
 
