@@ -64,6 +64,22 @@ pub async fn lines_up(sw: &switch::Running, n: usize) {
     .await;
 }
 
+/// Waits until the switch whose metrics are at `metrics` (another process) has an issuer
+/// line up: until then its sales answer `91` without reaching the issuer.
+async fn line_up_in(metrics: std::net::SocketAddr) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = crate::e2e::reqwest_metrics(metrics).await;
+        if m.lines()
+            .any(|l| l.starts_with("switch_issuer_line_up{") && l.ends_with(" 1"))
+        {
+            return;
+        }
+        assert!(Instant::now() < end, "no issuer line up: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A switch with one line to a fresh simulator, and a signed-on terminal.
 struct Rig {
     sim: IssuerSim,
@@ -604,6 +620,7 @@ async fn a_switch_killed_while_waiting_for_the_issuer_reverses_after_restart() {
     });
     let path = dir.join("switch.toml");
     let mut first = spawn_switch(&config, &path, "info");
+    line_up_in(first.metrics).await;
     let mut t = Terminal::connect(first.addr, "10000001").await;
     assert_eq!(t.sign_on().await.rc(), "00");
     // The issuer books the sale and is slow to say so; the switch dies meanwhile.
