@@ -13,9 +13,7 @@
 
 use std::hint::black_box;
 
-/// The daemon's allocator, so that a sale here allocates as it does there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The daemon's allocator (the C library's), so that a sale here allocates as it does there.
 
 use codec::{Dialect, MessageBuilder, decode};
 

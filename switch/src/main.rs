@@ -26,14 +26,10 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use switch::Config;
 
-/// The daemon's heap: mimalloc. A sale allocates and frees about thirty small blocks (its
-/// request, record, log line and reply), many freed on another thread than the one that
-/// made them (the journal writer frees what a request task built). glibc's `malloc` and
-/// `free` were ~3.6 % of the switch's `perf` samples in the closed loop; with mimalloc a
-/// sale took 0.93× the CPU (same-run A/B in PERFORMANCE.md, "The eighth round"). SQLite
-/// keeps the C library's `malloc`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The daemon's heap is the C library's `malloc`. mimalloc saved ~7 % of an on-us sale's
+// CPU in the closed loop on a quiet machine (PERFORMANCE.md, "The eighth round"), but on a
+// slow one it saved nothing and its tail was far longer: at 5,000 sales/s a p99 of 22–65 ms
+// against 4–6 ms with `malloc`, same runs ("The allocator again").
 
 /// Like `println!`/`print!`, but a reader that went away (`| head`) ends the output
 /// quietly instead of a panic.
