@@ -440,7 +440,7 @@ impl Issuer {
             .round_trip
             .observe(started.elapsed().as_secs_f64());
         if let Some(hsm) = hsm
-            && !self.reply_mac_ok(hsm, &reply).await
+            && self.reply_mac(hsm, &reply).await != Some(true)
         {
             self.note_bad_mac(true);
             return Err(LinkError::Timeout);
@@ -448,17 +448,18 @@ impl Issuer {
         Ok(reply)
     }
 
-    /// Whether a reply from the issuer carries a MAC (field 64) under its ZAK that verifies.
-    pub(crate) async fn reply_mac_ok(&self, hsm: &MeteredHsm, frame: &[u8]) -> bool {
+    /// Whether a reply from the issuer carries a MAC (field 64) under its ZAK that verifies;
+    /// no answer when the HSM could not tell.
+    pub(crate) async fn reply_mac(&self, hsm: &MeteredHsm, frame: &[u8]) -> Option<bool> {
         let Ok(msg) = codec::decode(self.dialect, frame) else {
-            return false;
+            return Some(false);
         };
         let Some(mac) = msg.binary(64) else {
-            return false;
+            return Some(false);
         };
         hsm.verify_mac(&self.zak, self.mac_algorithm, msg.mac_data(), &mac)
             .await
-            .unwrap_or(false)
+            .ok()
     }
 
     /// A frame from a line: a reply for a waiting request, a late or unknown reply, or an

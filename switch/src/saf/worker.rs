@@ -147,8 +147,10 @@ impl Worker {
         let Ok(msg) = codec::decode(issuer.dialect, frame) else {
             return;
         };
-        // Only the issuer's own approval: one under another key was not its word.
-        if !issuer.reply_mac_ok(&self.hsm, frame).await {
+        // Only the issuer's own approval: one under another key was not its word. When the
+        // HSM cannot tell, it is reversed: a reversal of an approval that may be real is the
+        // side that loses no one's money.
+        if issuer.reply_mac(&self.hsm, frame).await == Some(false) {
             issuer.note_bad_mac(false);
             return;
         }
