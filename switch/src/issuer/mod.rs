@@ -62,13 +62,24 @@ pub enum LinkError {
     /// Another request with the same matching key is waiting: not sent.
     #[error("a request with the same key is in flight")]
     Duplicate,
-    /// The request could not be encoded or MACed: not sent.
+    /// The request could not be encoded: not sent, and it never will be.
     #[error("cannot build the request")]
     Build,
+    /// No HSM could MAC the request: not sent, and it may be once one can.
+    #[error("no HSM to MAC the request")]
+    NoMac,
 }
 
 /// Largest frame on an issuer line.
 pub const MAX_FRAME: usize = 8192;
+
+/// Approvals for no waiting request held for their MAC check at most. The store-and-forward
+/// worker takes them all on each wake-up; only a flood on the line, faster than the HSM
+/// checks them, fills this, and what comes beyond it is dropped unchecked and counted
+/// (`event="unknown_approval_dropped"`). A request that moves money has its reversal armed
+/// in the journal before it is sent, so an authentic approval dropped here is still
+/// reversed by its time-out or after a restart.
+pub const UNKNOWN_APPROVALS_HELD: usize = 1_024;
 
 /// One remote issuer and its lines.
 pub struct Issuer {
@@ -153,13 +164,13 @@ impl std::fmt::Debug for Issuer {
 }
 
 impl Issuer {
-    /// An issuer from its configuration and its zone keys (sealed under the LMK); echo
     /// The switch process these links belong to (what it arms is its own while it lives).
     pub fn with_owner(mut self, owner: &str) -> Self {
         owner.clone_into(&mut self.owner);
         self
     }
 
+    /// An issuer from its configuration and its zone keys (sealed under the LMK); echo
     /// trace numbers start from `seed`.
     pub fn new(
         cfg: &IssuerConfig,
@@ -286,6 +297,19 @@ impl Issuer {
         self.changed.notified().await;
     }
 
+    /// Holds an approval for no waiting request for the store-and-forward worker, which
+    /// checks its MAC and reverses it; `false` when [`UNKNOWN_APPROVALS_HELD`] already wait.
+    fn hold_unknown_approval(&self, frame: Vec<u8>) -> bool {
+        let Ok(mut q) = self.unknown_approvals.lock() else {
+            return false;
+        };
+        if q.len() >= UNKNOWN_APPROVALS_HELD {
+            return false;
+        }
+        q.push(frame);
+        true
+    }
+
     /// Approvals that came for no waiting request, since the last call.
     pub fn take_unknown_approvals(&self) -> Vec<Vec<u8>> {
         self.unknown_approvals
@@ -383,13 +407,16 @@ impl Issuer {
         let mut frame = Vec::with_capacity(256);
         let encoded = match hsm {
             Some(hsm) => match b.encode_for_mac(self.dialect, &mut frame) {
-                Ok(slot) => match hsm
-                    .generate_mac(&self.zak, self.mac_algorithm, slot.data(&frame))
-                    .await
-                {
-                    Ok(mac) => slot.fill(&mut frame, &mac).map(|()| slot.written),
-                    Err(_) => Err(codec::EncodeError::MacUnavailable),
-                },
+                Ok(slot) => {
+                    let Ok(mac) = hsm
+                        .generate_mac(&self.zak, self.mac_algorithm, slot.data(&frame))
+                        .await
+                    else {
+                        // The HSM's own fault log says why; nothing went out.
+                        return Err(LinkError::NoMac);
+                    };
+                    slot.fill(&mut frame, &mac).map(|()| slot.written)
+                }
                 Err(e) => Err(e),
             },
             None => b.encode(self.dialect, &mut frame),
@@ -493,10 +520,18 @@ impl Issuer {
                 );
             }
             Unmatched::UnknownApproval => {
-                if let Ok(mut q) = self.unknown_approvals.lock() {
-                    q.push(frame);
+                if self.hold_unknown_approval(frame) {
+                    self.changed.notify_one();
+                } else {
+                    self.metrics
+                        .issuer_event(&self.name, "unknown_approval_dropped");
+                    crate::fault_warn!(
+                        Fault::IssuerMessage,
+                        format_args!("{UNKNOWN_APPROVALS_HELD} unchecked"),
+                        "approval for no waiting request dropped: too many wait for their MAC check",
+                        issuer = tracing::field::display(&self.name),
+                    );
                 }
-                self.changed.notify_one();
             }
             Unmatched::Stray => {
                 crate::fault_warn!(
@@ -610,5 +645,57 @@ impl Issuers {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer(metrics: &Arc<Metrics>) -> Issuer {
+        let cfg: IssuerConfig =
+            toml::from_str("name = \"cup\"\nlines = [\"127.0.0.1:9\"]").expect("config");
+        let zpk = KeyRef::from_text("lmk:001:U0123456789ABCDEF0123456789ABCDEF").expect("zpk");
+        let zak = KeyRef::from_text("lmk:008:U0123456789ABCDEF0123456789ABCDEF").expect("zak");
+        Issuer::new(&cfg, "01020000", zpk, zak, Arc::clone(metrics), 1).expect("issuer")
+    }
+
+    /// An approval (0210, `00`) for a trace nobody sent.
+    fn approval(issuer: &Issuer, stan: u32) -> Vec<u8> {
+        let mut b = MessageBuilder::new(codec::Mti::parse("0210").expect("mti"));
+        b.set(3, "000000".to_owned())
+            .set(4, "000000000100".to_owned())
+            .set(11, format!("{stan:06}"))
+            .set(39, "00".to_owned())
+            .set(41, "10000001".to_owned());
+        b.encode_to_vec(issuer.dialect).expect("encode")
+    }
+
+    #[test]
+    fn approvals_for_no_request_are_held_for_their_check_up_to_a_bound_and_the_rest_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let issuer = issuer(&metrics);
+        let line = Arc::clone(&issuer.lines()[0]);
+        let flood = UNKNOWN_APPROVALS_HELD + 500;
+        for stan in 0..flood {
+            let frame = approval(&issuer, stan as u32 + 1);
+            assert_eq!(issuer.on_frame(&line, frame), Ok(()));
+        }
+        let dropped =
+            "switch_issuer_events_total{issuer=\"cup\",event=\"unknown_approval_dropped\"}";
+        let count = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(dropped))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        assert_eq!(count(&metrics.encode()), Some(500));
+        let held = issuer.take_unknown_approvals();
+        assert_eq!(held.len(), UNKNOWN_APPROVALS_HELD);
+        // The first ones are kept, in order, as they came.
+        assert_eq!(held[0], approval(&issuer, 1));
+        // Taken by the worker, the queue has room again.
+        assert_eq!(issuer.on_frame(&line, approval(&issuer, 1)), Ok(()));
+        assert_eq!(issuer.take_unknown_approvals().len(), 1);
+        assert_eq!(count(&metrics.encode()), Some(500));
     }
 }

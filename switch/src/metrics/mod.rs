@@ -234,6 +234,7 @@ pub const ISSUER_EVENTS: &[&str] = &[
     "breaker_opened",
     "line_dropped_request",
     "too_many_waiting",
+    "unknown_approval_dropped",
 ];
 
 /// Card types of amounts and fees.

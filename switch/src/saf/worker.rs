@@ -60,8 +60,11 @@ impl Worker {
                 SafKind::Advice => ADVICE_REPEAT,
             });
         }
-        issuer.metrics.saf_event(&issuer.name, "sent");
-        let reply = issuer.exchange_queued(&self.hsm, b).await?;
+        let reply = issuer.exchange_queued(&self.hsm, b).await;
+        if matches!(reply, Ok(_) | Err(LinkError::Timeout)) {
+            issuer.metrics.saf_event(&issuer.name, "sent");
+        }
+        let reply = reply?;
         if let Ok(m) = codec::decode(issuer.dialect, &reply)
             && m.text(39) != Some("00")
         {
@@ -100,6 +103,13 @@ impl Worker {
             }
         }
         let result = self.send(&e).await;
+        if result == Err(LinkError::NoMac) {
+            // Not sent, so not a try: due again after the first retry interval, the rest of
+            // the queue held back behind it.
+            let retry = Instant::now() + Duration::from_secs(cfg.retry_secs);
+            self.queue.after_send(issuer, &e.id, Some((e.tries, retry)));
+            return false;
+        }
         let tries = e.tries + 1;
         let now = self.clock.now();
         let age_ms = now.0 - e.created.0;

@@ -48,7 +48,7 @@ pub fn config(
     c
 }
 
-async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while !f() {
         assert!(Instant::now() < end, "timed out waiting for: {what}");
@@ -102,7 +102,7 @@ fn journal(dir: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("journal.db")).unwrap()
 }
 
-fn saf_states(dir: &std::path::Path) -> Vec<(String, String, u32)> {
+pub(crate) fn saf_states(dir: &std::path::Path) -> Vec<(String, String, u32)> {
     let c = journal(dir);
     let mut s = c
         .prepare("SELECT kind, state, tries FROM saf_queue ORDER BY rowid")
@@ -748,7 +748,7 @@ async fn a_slow_request_does_not_hold_up_the_next_on_its_connection() {
 
 /// An issuer written out by hand for the cases the simulator does not play: it reads frames
 /// and answers what the test tells it to, MACed with the demo ZAK.
-mod by_hand {
+pub(crate) mod by_hand {
     use codec::{Dialect, MessageBuilder, Mti, decode};
     use futures_util::SinkExt;
     use hsm_sim::primitives::mac::{Padding, retail_mac};

@@ -483,3 +483,98 @@ async fn an_hsm_restarted_on_its_address_is_used_at_once() {
     back.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An approval (0210, `00`) for trace `stan`, which no request of the switch's had.
+fn unknown_approval(stan: &str) -> codec::MessageBuilder<'static> {
+    let mut b = codec::MessageBuilder::new(codec::Mti::parse("0210").unwrap());
+    b.set(3, "000000".to_owned())
+        .set(4, "000000003300".to_owned())
+        .set(7, "1205101010".to_owned())
+        .set(11, stan.to_owned())
+        .set(32, "01020000".to_owned())
+        .set(37, "000000900000".to_owned())
+        .set(38, "777777".to_owned())
+        .set(39, "00".to_owned())
+        .set(41, "10000001".to_owned());
+    b
+}
+
+/// Waits until the metric line starting with `prefix` shows at least `n`.
+async fn metric_reaches(metrics: std::net::SocketAddr, prefix: &str, n: f64) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = reqwest_metrics(metrics).await;
+        let v: f64 = m
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if v >= n {
+            return;
+        }
+        assert!(Instant::now() < end, "{prefix} never reached {n}: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An approval for no waiting request that comes while no HSM can check its MAC is
+/// reversed (the side that loses no one's money), where the same forged approval with the
+/// HSM up is not; and the reversal, which no HSM can MAC either, waits for one instead of
+/// expiring unsent.
+#[tokio::test]
+async fn an_unknown_approval_while_the_hsm_is_down_is_reversed_once_it_is_back() {
+    use crate::issuer::{by_hand, eventually, saf_states};
+    const OTHER_KEY: &str = "00112233445566778899AABBCCDDEEFF"; // anyone's key, not the ZAK
+    let hsm = hsm_on("127.0.0.1:0");
+    let addr = hsm.addr();
+    let dir = temp_dir("payshield-unknown");
+    let issuer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut c = config(&dir, addr, Some(issuer.local_addr().unwrap().to_string()));
+    c.issuers[0].echo_interval_secs = 600;
+    c.issuers[0].saf.retry_secs = 1;
+    let sw = start(c).await;
+    let mut line = crate::client::framed(issuer.accept().await.unwrap().0);
+    lines_up(&sw, 1).await;
+
+    // The HSM up: the forged approval is known to be forged, and not reversed.
+    let bad_mac = "switch_issuer_events_total{issuer=\"demo-issuer\",event=\"bad_mac\"}";
+    by_hand::write_with(&mut line, unknown_approval("900001"), OTHER_KEY).await;
+    metric_reaches(sw.metrics_addr, bad_mac, 1.0).await;
+    assert!(saf_states(&dir).is_empty(), "{:?}", saf_states(&dir));
+
+    // The HSM gone: the same kind of frame cannot be checked, so it is reversed; the 0420
+    // cannot be MACed, so it is not sent, and stays due without a try counted.
+    hsm.stop();
+    by_hand::write_with(&mut line, unknown_approval("900002"), OTHER_KEY).await;
+    eventually("the reversal journalled", 10, || {
+        !saf_states(&dir).is_empty()
+    })
+    .await;
+    let mac_failed = "switch_hsm_errors_total{op=\"mac_generate\"";
+    metric_reaches(sw.metrics_addr, mac_failed, 2.0).await;
+    assert_eq!(
+        saf_states(&dir),
+        vec![("reversal".to_owned(), "pending".to_owned(), 0)]
+    );
+
+    // The HSM back on its address: the reversal goes, naming the approval, and is
+    // acknowledged under the issuer's key.
+    let _back = hsm_on(&addr.to_string());
+    let reversal = tokio::time::timeout(Duration::from_secs(20), by_hand::read(&mut line))
+        .await
+        .expect("the 0420 once the HSM is back");
+    assert_eq!(by_hand::mti(&reversal).as_str(), "0420");
+    let rv = codec::decode(codec::Dialect::iso87_binary(), &reversal).unwrap();
+    assert_eq!(
+        rv.digits(90).unwrap().to_string()[..20],
+        *"02009000021205101010"
+    );
+    by_hand::write(&mut line, by_hand::reply(&reversal, "00", None)).await;
+    eventually("the reversal acknowledged", 10, || {
+        saf_states(&dir) == vec![("reversal".to_owned(), "acknowledged".to_owned(), 1)]
+    })
+    .await;
+    let m = reqwest_metrics(sw.metrics_addr).await;
+    assert_eq!(crate::metrics::value(&m, bad_mac), Some(1.0));
+    sw.shutdown().await;
+}
