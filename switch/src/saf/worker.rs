@@ -103,9 +103,10 @@ impl Worker {
             }
         }
         let result = self.send(&e).await;
-        if result == Err(LinkError::NoMac) {
-            // Not sent, so not a try: due again after the first retry interval, the rest of
-            // the queue held back behind it.
+        if let Err(LinkError::NoMac | LinkError::Unavailable | LinkError::Duplicate) = result {
+            // Not sent (no HSM to MAC it, no line, the issuer's places all taken), so not a
+            // try: it goes as a first send (0420, not 0421) when it does, due again after
+            // the first retry interval, the rest of the queue held back behind it.
             let retry = Instant::now() + Duration::from_secs(cfg.retry_secs);
             self.queue.after_send(issuer, &e.id, Some((e.tries, retry)));
             return false;

@@ -894,6 +894,71 @@ async fn an_approval_for_no_request_is_reversed_when_its_mac_verifies() {
     sw.shutdown().await;
 }
 
+/// A queued reversal that cannot go out because the issuer's places are all taken is not
+/// a try: it goes, as a first send (0420), once a place is free.
+#[tokio::test]
+async fn a_reversal_held_back_by_a_busy_issuer_goes_as_a_first_send() {
+    let (issuer, dir, sw) = against_hand("issuer-saf-busy", |i| {
+        i.max_in_flight = 1;
+        i.timeout_ms = 10_000;
+        i.echo_interval_secs = 600;
+        i.saf.retry_secs = 1;
+    })
+    .await;
+    let mut line = crate::client::framed(issuer.accept().await.unwrap().0);
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000001").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // A sale the issuer holds: the one place is taken.
+    let sale = tokio::spawn(async move { t.sale(REMOTE, "111111", 3_300).await.rc() });
+    let request = by_hand::read(&mut line).await;
+    assert_eq!(by_hand::mti(&request).as_str(), "0200");
+    let m = codec::decode(codec::Dialect::iso87_binary(), &request).unwrap();
+    let stan = m.digits(11).unwrap().to_string();
+    let time = m.digits(7).unwrap().to_string();
+    // An authentic approval for no request: its reversal is journalled, and finds no place.
+    let unknown = format!("{:06}", (stan.parse::<u32>().unwrap() + 500) % 999_999);
+    by_hand::write(&mut line, by_hand::reply(&request, "00", Some(&unknown))).await;
+    let busy = "switch_issuer_events_total{issuer=\"demo-issuer\",event=\"too_many_waiting\"}";
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = crate::e2e::reqwest_metrics(sw.metrics_addr).await;
+        if crate::metrics::value(&m, busy).unwrap_or(0.0) >= 2.0 {
+            break;
+        }
+        assert!(Instant::now() < end, "the reversal never tried: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waiting = |dir: &std::path::Path| -> Vec<(String, String, u32)> {
+        saf_states(dir)
+            .into_iter()
+            .filter(|(_, s, _)| s != "armed" && s != "cancelled")
+            .collect()
+    };
+    assert_eq!(
+        waiting(&dir),
+        vec![("reversal".to_owned(), "pending".to_owned(), 0)]
+    );
+    // The sale answered, the place is free: the reversal goes as 0420, not as a repeat.
+    by_hand::write(&mut line, by_hand::reply(&request, "00", None)).await;
+    assert_eq!(sale.await.unwrap(), "00");
+    let reversal = tokio::time::timeout(Duration::from_secs(10), by_hand::read(&mut line))
+        .await
+        .expect("the reversal once a place is free");
+    assert_eq!(by_hand::mti(&reversal).as_str(), "0420");
+    let rv = codec::decode(codec::Dialect::iso87_binary(), &reversal).unwrap();
+    assert_eq!(
+        rv.digits(90).unwrap().to_string()[..20],
+        format!("0200{unknown}{time}")
+    );
+    by_hand::write(&mut line, by_hand::reply(&reversal, "00", None)).await;
+    eventually("the reversal acknowledged after one send", 10, || {
+        waiting(&dir) == vec![("reversal".to_owned(), "acknowledged".to_owned(), 1)]
+    })
+    .await;
+    sw.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_unanswered_echo_drops_the_line_and_it_reconnects() {
     use tokio::io::AsyncReadExt;
