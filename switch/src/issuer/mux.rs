@@ -11,6 +11,8 @@
 //! A second request with a key already waiting is refused, never crossed with the first's
 //! reply.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use codec::Message;
@@ -45,7 +47,54 @@ struct Pending {
 pub struct Mux {
     match_fields: Vec<u8>,
     pending: DashMap<Vec<u8>, Pending>,
-    timed_out: DashMap<Vec<u8>, Instant>,
+    timed_out: Mutex<LateKeys>,
+}
+
+/// Keys of requests that timed out, remembered for [`LATE_MEMORY`] and [`LATE_KEYS`] at
+/// most, oldest forgotten first. Remembering and looking up cost the same whatever the
+/// count: a flood of replies for nothing, or an issuer's outage timing out a great many
+/// requests, never makes each reply walk them all.
+#[derive(Default)]
+struct LateKeys {
+    /// Each key as it was remembered, oldest first; a key looked up or remembered again
+    /// since leaves its old place here to be skipped when it comes to the front.
+    order: VecDeque<(Instant, Vec<u8>)>,
+    /// When each key still remembered was.
+    at: HashMap<Vec<u8>, Instant>,
+}
+
+impl LateKeys {
+    /// Forgets what is older than [`LATE_MEMORY`], and the oldest until `room` more fit in
+    /// [`LATE_KEYS`].
+    fn forget_old(&mut self, now: Instant, room: usize) {
+        while let Some((at, _)) = self.order.front() {
+            if self.order.len() + room <= LATE_KEYS && now.duration_since(*at) < LATE_MEMORY {
+                break;
+            }
+            if let Some((at, key)) = self.order.pop_front()
+                && self.at.get(&key) == Some(&at)
+            {
+                self.at.remove(&key);
+            }
+        }
+    }
+
+    fn remember(&mut self, key: Vec<u8>, now: Instant) {
+        self.forget_old(now, 1);
+        self.at.insert(key.clone(), now);
+        self.order.push_back((now, key));
+    }
+
+    /// Whether `key` was remembered (and is no longer).
+    fn take(&mut self, key: &[u8], now: Instant) -> bool {
+        self.forget_old(now, 0);
+        self.at.remove(key).is_some()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.at.len()
+    }
 }
 
 /// A second request with the same key is waiting.
@@ -58,7 +107,7 @@ impl Mux {
         Self {
             match_fields,
             pending: DashMap::new(),
-            timed_out: DashMap::new(),
+            timed_out: Mutex::default(),
         }
     }
 
@@ -98,12 +147,15 @@ impl Mux {
     /// The request will get no answer: a late reply to it is known as late.
     pub fn gave_up(&self, key: Vec<u8>) {
         self.pending.remove(&key);
-        if self.timed_out.len() > LATE_KEYS {
-            let now = Instant::now();
-            self.timed_out
-                .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
-        }
-        self.timed_out.insert(key, Instant::now());
+        self.late_keys().remember(key, Instant::now());
+    }
+
+    fn late_keys(&self) -> std::sync::MutexGuard<'_, LateKeys> {
+        // What it holds stays consistent between two statements: a panic elsewhere while
+        // it was held leaves nothing half done.
+        self.timed_out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A reply: to its waiter, or what it is when nobody waits for it.
@@ -113,10 +165,7 @@ impl Mux {
             let _ = p.reply.send(frame);
             return Ok(());
         }
-        let late = self.timed_out.remove(&key).is_some();
-        let now = Instant::now();
-        self.timed_out
-            .retain(|_, at| now.duration_since(*at) < LATE_MEMORY);
+        let late = self.late_keys().take(&key, Instant::now());
         let approved = msg.text(39) == Some("00");
         let financial = matches!(msg.mti().as_bytes()[1], b'1' | b'2');
         Err(if late {
@@ -132,5 +181,59 @@ impl Mux {
     /// dropped).
     pub fn fail_line(&self, line: usize) {
         self.pending.retain(|_, p| p.line != line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: usize) -> Vec<u8> {
+        n.to_be_bytes().to_vec()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_key_is_late_once_and_for_ten_minutes() {
+        let mut late = LateKeys::default();
+        late.remember(key(1), Instant::now());
+        late.remember(key(2), Instant::now());
+        assert!(late.take(&key(1), Instant::now()));
+        assert!(!late.take(&key(1), Instant::now()), "late once only");
+        tokio::time::advance(LATE_MEMORY - Duration::from_secs(1)).await;
+        late.remember(key(3), Instant::now());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            !late.take(&key(2), Instant::now()),
+            "forgotten after ten minutes"
+        );
+        assert!(late.take(&key(3), Instant::now()));
+        assert_eq!(late.len(), 0);
+        // What was looked up leaves its place behind, until that ages out too.
+        tokio::time::advance(LATE_MEMORY).await;
+        assert!(!late.take(&key(3), Instant::now()));
+        assert!(late.order.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_so_many_keys_are_remembered_oldest_forgotten_first() {
+        let mut late = LateKeys::default();
+        for n in 0..LATE_KEYS + 10 {
+            late.remember(key(n), Instant::now());
+        }
+        assert_eq!((late.len(), late.order.len()), (LATE_KEYS, LATE_KEYS));
+        assert!(!late.take(&key(9), Instant::now()));
+        assert!(late.take(&key(10), Instant::now()));
+        assert!(late.take(&key(LATE_KEYS + 9), Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_remembered_again_keeps_its_later_time() {
+        let mut late = LateKeys::default();
+        late.remember(key(1), Instant::now());
+        tokio::time::advance(LATE_MEMORY / 2).await;
+        late.remember(key(1), Instant::now());
+        tokio::time::advance(LATE_MEMORY / 2 + Duration::from_secs(1)).await;
+        // The first remembering has aged out; the second has not.
+        assert!(late.take(&key(1), Instant::now()));
     }
 }

@@ -18,7 +18,7 @@
 //! Dependencies run one way: the pipeline puts entries here, the worker sends them through
 //! [`crate::issuer`], which knows nothing of this queue.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use codec::MessageBuilder;
@@ -124,10 +124,55 @@ impl Entry {
 /// One issuer's queue.
 #[derive(Default)]
 pub struct Queue {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
     queued: std::sync::atomic::AtomicU64,
     wake: Notify,
 }
+
+/// The entries in queue order, and where each id is. Every operation costs the same
+/// whatever the queue's length (a logarithm): a long outage with stand-in on can leave
+/// hundreds of thousands of advices, each queued and then sent in turn.
+#[derive(Default)]
+struct Entries {
+    in_order: BTreeMap<(Timestamp, u64), Entry>,
+    place: HashMap<String, (Timestamp, u64)>,
+}
+
+impl Entries {
+    /// Adds `e` unless its id is queued already.
+    fn insert(&mut self, e: Entry) -> bool {
+        match self.place.entry(e.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(e.order());
+                self.in_order.insert(e.order(), e);
+                true
+            }
+        }
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
+        let at = self.place.get(id)?;
+        self.in_order.get_mut(at)
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Entry> {
+        let at = self.place.remove(id)?;
+        self.in_order.remove(&at)
+    }
+
+    fn len(&self) -> usize {
+        self.in_order.len()
+    }
+
+    /// The first in queue order: the oldest, and the one every other waits behind.
+    fn head(&self) -> Option<&Entry> {
+        self.in_order.values().next()
+    }
+}
+
+/// Entries handed to the worker at most in one go.
+const DUE_AT_ONCE: usize = 256;
 
 impl Queue {
     /// Puts entries (already durable) on the queue and wakes its worker.
@@ -135,11 +180,13 @@ impl Queue {
         let mut n = 0;
         if let Ok(mut q) = self.entries.lock() {
             for mut e in entries {
-                if let std::collections::hash_map::Entry::Vacant(v) = q.entry(e.id.clone()) {
-                    e.seq = self
-                        .queued
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    v.insert(e);
+                if q.place.contains_key(&e.id) {
+                    continue;
+                }
+                e.seq = self
+                    .queued
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if q.insert(e) {
                     n += 1;
                 }
             }
@@ -151,28 +198,29 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// The entries to send now, oldest first: the queue goes to the issuer in the order it
-    /// was made, so an entry that is not due yet (waiting to be tried again) holds back
-    /// every newer one. Order matters between entries about one sale: its stand-in advice
-    /// before its reversal, the reversal of a void of it before its own reversal.
+    /// The entries to send now (at most [`DUE_AT_ONCE`]), oldest first: the queue goes to
+    /// the issuer in the order it was made, so an entry that is not due yet (waiting to be
+    /// tried again) holds back every newer one. Order matters between entries about one
+    /// sale: its stand-in advice before its reversal, the reversal of a void of it before
+    /// its own reversal.
     fn due(&self, now: Instant) -> Vec<Entry> {
         let Ok(q) = self.entries.lock() else {
             return Vec::new();
         };
-        let mut all: Vec<&Entry> = q.values().collect();
-        all.sort_by_key(|e| e.order());
-        all.into_iter()
+        q.in_order
+            .values()
             .take_while(|e| e.next_at <= now)
+            .take(DUE_AT_ONCE)
             .cloned()
             .collect()
     }
 
-    /// When the next entry is due.
+    /// When the next entry is due: the first in order, which the rest wait behind.
     fn next_due(&self) -> Option<Instant> {
         self.entries
             .lock()
             .ok()
-            .and_then(|q| q.values().map(|e| e.next_at).min())
+            .and_then(|q| q.head().map(|e| e.next_at))
     }
 
     /// After a send: the entry tries again later, or leaves the queue.
@@ -200,11 +248,11 @@ impl Queue {
             .queued
             .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut q) = self.entries.lock() {
-            let mut next = HashMap::with_capacity(records.len());
+            let mut next = Entries::default();
             for (i, r) in records.iter().enumerate() {
                 let mut e = q.remove(&r.id).unwrap_or_else(|| Entry::from_record(r));
                 e.seq = base + i as u64;
-                next.insert(r.id.clone(), e);
+                next.insert(e);
             }
             *q = next;
             depth(issuer, &q);
@@ -223,12 +271,12 @@ impl Queue {
 }
 
 /// The queue's depth and its oldest entry's creation time (0 when empty), as metrics.
-fn depth(issuer: &Issuer, q: &HashMap<String, Entry>) {
+fn depth(issuer: &Issuer, q: &Entries) {
     issuer
         .meters
         .saf_queued
         .set(i64::try_from(q.len()).unwrap_or(i64::MAX));
-    let oldest_ms = q.values().map(|e| e.created.0).min().unwrap_or(0);
+    let oldest_ms = q.head().map_or(0, |e| e.created.0);
     issuer.meters.saf_oldest.set(oldest_ms / 1_000);
 }
 
@@ -256,7 +304,7 @@ mod tests {
     fn put(q: &Queue, e: Entry) {
         let mut e = e;
         e.seq = q.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        q.entries.lock().unwrap().insert(e.id.clone(), e);
+        assert!(q.entries.lock().unwrap().insert(e));
     }
 
     fn ids(v: Vec<Entry>) -> Vec<String> {
@@ -284,5 +332,93 @@ mod tests {
         assert!(q.due(Instant::now()).is_empty(), "the advice goes first");
         q.entries.lock().unwrap().remove("advice");
         assert_eq!(ids(q.due(Instant::now())), ["reversal-of-it"]);
+    }
+
+    fn issuer() -> Issuer {
+        let cfg: crate::config::IssuerConfig =
+            toml::from_str("name = \"cup\"\nlines = [\"127.0.0.1:9\"]").unwrap();
+        let key = crate::hsm::KeyRef::from_text("lmk:008:U0123456789ABCDEF0123456789ABCDEF");
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        Issuer::new(
+            &cfg,
+            "01020000",
+            key.clone().unwrap(),
+            key.unwrap(),
+            metrics,
+            1,
+        )
+        .unwrap()
+    }
+
+    fn gauge(issuer: &Issuer, name: &str) -> Option<i64> {
+        let line = format!("{name}{{issuer=\"cup\"}} ");
+        issuer
+            .metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(&line).and_then(|v| v.parse().ok()))
+    }
+
+    /// A long backlog (an outage with stand-in on) queued one by one, then sent in turn:
+    /// it goes in the order it was made, a few hundred at a time, the queue's depth and
+    /// oldest entry right all along, and an entry tried again holds back the rest. The
+    /// length: `SAF_BACKLOG` (default 20,000).
+    #[test]
+    fn a_long_backlog_is_queued_and_sent_in_order() {
+        let n: usize = std::env::var("SAF_BACKLOG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let issuer = issuer();
+        let q = Queue::default();
+        for i in 0..n {
+            // Ten made in each millisecond.
+            let created = 1_000_000 + (i / 10) as i64;
+            q.enqueue(
+                &issuer,
+                [entry(&format!("advice-{i}"), SafKind::Advice, created, 0)],
+            );
+        }
+        // Queued again (a restart's read of the journal): not twice.
+        q.enqueue(&issuer, [entry("advice-0", SafKind::Advice, 1_000_000, 0)]);
+        assert_eq!(q.len(), n);
+        assert_eq!(gauge(&issuer, "switch_issuer_saf_queued"), Some(n as i64));
+        assert_eq!(
+            gauge(&issuer, "switch_issuer_saf_oldest_created_seconds"),
+            Some(1_000)
+        );
+
+        let mut sent = 0;
+        let mut tried_again = false;
+        loop {
+            let due = q.due(Instant::now());
+            if due.is_empty() {
+                break;
+            }
+            assert!(due.len() <= DUE_AT_ONCE);
+            for e in due {
+                assert_eq!(e.id, format!("advice-{sent}"), "in the order made");
+                if sent == n / 2 && !tried_again {
+                    // No answer: tried again later, and nothing behind it goes meanwhile.
+                    tried_again = true;
+                    let later = Instant::now() + Duration::from_secs(60);
+                    q.after_send(&issuer, &e.id, Some((1, later)));
+                    assert!(q.due(Instant::now()).is_empty());
+                    assert_eq!(q.next_due(), Some(later));
+                    q.after_send(&issuer, &e.id, Some((1, Instant::now())));
+                    break;
+                }
+                q.after_send(&issuer, &e.id, None);
+                sent += 1;
+            }
+            assert_eq!(q.len(), n - sent);
+        }
+        assert_eq!(sent, n);
+        assert!(q.is_empty() && q.next_due().is_none());
+        assert_eq!(gauge(&issuer, "switch_issuer_saf_queued"), Some(0));
+        assert_eq!(
+            gauge(&issuer, "switch_issuer_saf_oldest_created_seconds"),
+            Some(0)
+        );
     }
 }

@@ -261,9 +261,17 @@ impl Worker {
             }
             let mine = !shared || self.lease().await;
             if mine && issuer.is_up() {
-                // In order: one that is not through holds back the rest.
-                for e in self.queue.due(Instant::now()) {
-                    if !issuer.is_up() || *stop.borrow() || !self.deliver(e).await {
+                // In order: one that is not through holds back the rest. The queue hands
+                // out a few hundred at a time; all that are due go in this pass.
+                'pass: loop {
+                    let due = self.queue.due(Instant::now());
+                    let more = due.len() == super::DUE_AT_ONCE;
+                    for e in due {
+                        if !issuer.is_up() || *stop.borrow() || !self.deliver(e).await {
+                            break 'pass;
+                        }
+                    }
+                    if !more {
                         break;
                     }
                 }

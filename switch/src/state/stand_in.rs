@@ -1,6 +1,8 @@
 //! What each card has had approved in stand-in per day (China Standard Time), against the
 //! issuer's per-card daily limit; approvals in flight hold their amount until journalled.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use dashmap::DashMap;
 
 use crate::model::AccountId;
@@ -15,6 +17,10 @@ struct Day {
 #[derive(Default)]
 pub struct StandInTotals {
     days: DashMap<(AccountId, i64), Day>,
+    /// The latest day a hold was for: the days before the one before it are forgotten once,
+    /// when it changes, not at each new card's first hold (an issuer's outage sends every
+    /// one of its cards to stand-in).
+    latest_day: AtomicI64,
 }
 
 /// A stand-in amount held until its approval is journalled or dropped.
@@ -40,8 +46,8 @@ impl StandInTotals {
         limit_fen: i64,
     ) -> Option<StandInHold<'_>> {
         let key = (account, day);
-        if !self.days.contains_key(&key) {
-            // A new day for this card: days before yesterday are of no use any more.
+        if self.a_new_day(day) {
+            // Days before yesterday are of no use any more.
             self.days.retain(|(_, d), _| *d >= day - 1);
         }
         let mut d = self.days.entry(key).or_default();
@@ -54,6 +60,11 @@ impl StandInTotals {
             key,
             amount_fen,
         })
+    }
+
+    /// Whether `day` is later than any a hold was for until now.
+    fn a_new_day(&self, day: i64) -> bool {
+        self.latest_day.fetch_max(day, Ordering::Relaxed) < day
     }
 
     /// After the approval is journalled: it counts.
@@ -98,5 +109,23 @@ mod tests {
         // Another day starts afresh; the day before yesterday is forgotten.
         assert!(t.hold(card, 102, 600, 1_000).is_some());
         assert_eq!(t.used_fen(&card, 100), 0);
+    }
+
+    #[test]
+    fn old_days_are_forgotten_once_a_day_not_at_each_new_card() {
+        let t = StandInTotals::default();
+        for n in 0..100u8 {
+            let card = AccountId([n; 32]);
+            t.apply(t.hold(card, 99, 100, 1_000).unwrap());
+            t.apply(t.hold(card, 100, 100, 1_000).unwrap());
+        }
+        assert!(!t.a_new_day(100) && !t.a_new_day(99));
+        // Yesterday's totals stay while today's cards come.
+        assert_eq!(t.used_fen(&AccountId([7; 32]), 99), 100);
+        assert!(t.a_new_day(101));
+        assert!(!t.a_new_day(101));
+        t.apply(t.hold(AccountId([200; 32]), 102, 100, 1_000).unwrap());
+        assert_eq!(t.used_fen(&AccountId([7; 32]), 100), 0);
+        assert_eq!(t.days.len(), 1);
     }
 }
