@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::{Entry, Queue, SEAL_DOMAIN};
 use crate::clock::Clock;
+use crate::fault_log::Fault;
 use crate::issuer::message::{ADVICE_REPEAT, REVERSAL, REVERSAL_REPEAT};
 use crate::issuer::{Issuer, LinkError};
 use crate::journal::{Journal, JournalError, Op, UpstreamRef};
@@ -129,13 +130,23 @@ impl Worker {
             updated: now,
             from: None,
         };
-        if let Err(err) = self.journal.commit(vec![op]).await {
-            // Not recorded: it stays due and is sent again (the issuer dedups repeats).
-            tracing::error!(error = %err, id = %e.id, "cannot journal a store-and-forward result");
-            return false;
-        }
         let backoff =
             Duration::from_secs(cfg.retry_secs).saturating_mul(1u32 << (tries - 1).min(6));
+        if let Err(err) = self.journal.commit(vec![op]).await {
+            // Not recorded: sent again after its back-off, as a repeat (the issuer dedups
+            // repeats), and recorded then; not again at once while the journal cannot
+            // write, which would flood the issuer and the log.
+            crate::fault_error!(
+                Fault::JournalCommit,
+                err,
+                "cannot journal a store-and-forward result: sent again after its back-off",
+                issuer = tracing::field::display(&issuer.name),
+                id = tracing::field::display(&e.id),
+            );
+            let retry = Instant::now() + backoff;
+            self.queue.after_send(issuer, &e.id, Some((tries, retry)));
+            return false;
+        }
         let retry = (state == SafState::Pending).then(|| (tries, Instant::now() + backoff));
         self.queue.after_send(issuer, &e.id, retry);
         match state {

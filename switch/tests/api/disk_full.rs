@@ -289,3 +289,84 @@ async fn a_full_disk_is_logged_once_a_second_not_at_every_sale() {
         "a transaction line for each declined sale"
     );
 }
+
+/// A store-and-forward result the journal cannot record (the disk full) is sent again
+/// after its back-off, not at once and over and over: the issuer gets no flood of repeats,
+/// and once there is room the acknowledgement is recorded.
+#[tokio::test]
+async fn a_full_disk_does_not_make_store_and_forward_resend_at_once() {
+    use crate::issuer::{by_hand, eventually, lines_up, saf_states};
+    use std::time::Duration;
+    let Some(disk) = SmallDisk::mount("disk-full-saf", "2m") else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = crate::issuer::config(&disk.dir, vec![addr.to_string()], |i| {
+        i.timeout_ms = 300;
+        i.echo_interval_secs = 600;
+        i.saf.retry_secs = 2;
+    });
+    let sw = start(cfg).await;
+    let mut line = crate::client::framed(listener.accept().await.unwrap().0);
+    lines_up(&sw, 1).await;
+    let mut t = Terminal::connect(sw.terminal_addr, "10000030").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    let pending = |tries: u32| vec![("reversal".to_owned(), "pending".to_owned(), tries)];
+
+    // An approval for no request, under the issuer's key: reversed; the 0420 unanswered,
+    // its first try recorded.
+    by_hand::write(&mut line, by_hand::approval_for_nothing("900001")).await;
+    assert_eq!(
+        by_hand::mti(&by_hand::read(&mut line).await).as_str(),
+        "0420"
+    );
+    eventually("the first try recorded", 10, || {
+        saf_states(&disk.dir) == pending(1)
+    })
+    .await;
+
+    // The issuer's line gone while the disk fills: sales until nothing fits.
+    drop(line);
+    drop(listener);
+    lines_up(&sw, 0).await;
+    let filler = disk.fill();
+    let mut full = false;
+    for _ in 0..20_000 {
+        match t.sale(DEBIT, "123456", 1).await.rc().as_str() {
+            "00" => {}
+            "96" => {
+                full = true;
+                break;
+            }
+            other => panic!("a sale on a full disk answered {other}"),
+        }
+    }
+    assert!(full, "sales never found the disk full");
+
+    // The line back: the repeat goes and is acknowledged; the journal cannot record that.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let mut line = crate::client::framed(listener.accept().await.unwrap().0);
+    let repeat = tokio::time::timeout(Duration::from_secs(15), by_hand::read(&mut line))
+        .await
+        .expect("the repeat");
+    assert_eq!(by_hand::mti(&repeat).as_str(), "0421");
+    by_hand::write(&mut line, by_hand::reply(&repeat, "00", None)).await;
+    // Not sent again at once (it was, every 50 ms): the next repeat waits its back-off.
+    let again = tokio::time::timeout(Duration::from_millis(1500), by_hand::read(&mut line)).await;
+    assert!(again.is_err(), "sent again at once");
+    assert_eq!(saf_states(&disk.dir), pending(1));
+
+    // Room again: the next repeat's acknowledgement is recorded.
+    std::fs::remove_file(&filler).unwrap();
+    let repeat = tokio::time::timeout(Duration::from_secs(15), by_hand::read(&mut line))
+        .await
+        .expect("the repeat after the back-off");
+    assert_eq!(by_hand::mti(&repeat).as_str(), "0421");
+    by_hand::write(&mut line, by_hand::reply(&repeat, "00", None)).await;
+    eventually("the acknowledgement recorded", 10, || {
+        saf_states(&disk.dir) == vec![("reversal".to_owned(), "acknowledged".to_owned(), 3)]
+    })
+    .await;
+    sw.shutdown().await;
+}

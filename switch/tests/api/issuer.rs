@@ -801,6 +801,21 @@ pub(crate) mod by_hand {
     pub fn mti(frame: &[u8]) -> Mti {
         decode(Dialect::iso87_binary(), frame).unwrap().mti()
     }
+
+    /// An approval (0210, `00`) for trace `stan`, which no request of the switch's had.
+    pub fn approval_for_nothing(stan: &str) -> MessageBuilder<'static> {
+        let mut b = MessageBuilder::new(Mti::parse("0210").unwrap());
+        b.set(3, "000000".to_owned())
+            .set(4, "000000003300".to_owned())
+            .set(7, "1205101010".to_owned())
+            .set(11, stan.to_owned())
+            .set(32, "01020000".to_owned())
+            .set(37, "000000900000".to_owned())
+            .set(38, "777777".to_owned())
+            .set(39, "00".to_owned())
+            .set(41, "10000001".to_owned());
+        b
+    }
 }
 
 /// A switch whose one issuer line goes to a listener the test holds.

@@ -484,21 +484,6 @@ async fn an_hsm_restarted_on_its_address_is_used_at_once() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// An approval (0210, `00`) for trace `stan`, which no request of the switch's had.
-fn unknown_approval(stan: &str) -> codec::MessageBuilder<'static> {
-    let mut b = codec::MessageBuilder::new(codec::Mti::parse("0210").unwrap());
-    b.set(3, "000000".to_owned())
-        .set(4, "000000003300".to_owned())
-        .set(7, "1205101010".to_owned())
-        .set(11, stan.to_owned())
-        .set(32, "01020000".to_owned())
-        .set(37, "000000900000".to_owned())
-        .set(38, "777777".to_owned())
-        .set(39, "00".to_owned())
-        .set(41, "10000001".to_owned());
-    b
-}
-
 /// Waits until the metric line starting with `prefix` shows at least `n`.
 async fn metric_reaches(metrics: std::net::SocketAddr, prefix: &str, n: f64) {
     let end = Instant::now() + Duration::from_secs(10);
@@ -538,14 +523,24 @@ async fn an_unknown_approval_while_the_hsm_is_down_is_reversed_once_it_is_back()
 
     // The HSM up: the forged approval is known to be forged, and not reversed.
     let bad_mac = "switch_issuer_events_total{issuer=\"demo-issuer\",event=\"bad_mac\"}";
-    by_hand::write_with(&mut line, unknown_approval("900001"), OTHER_KEY).await;
+    by_hand::write_with(
+        &mut line,
+        by_hand::approval_for_nothing("900001"),
+        OTHER_KEY,
+    )
+    .await;
     metric_reaches(sw.metrics_addr, bad_mac, 1.0).await;
     assert!(saf_states(&dir).is_empty(), "{:?}", saf_states(&dir));
 
     // The HSM gone: the same kind of frame cannot be checked, so it is reversed; the 0420
     // cannot be MACed, so it is not sent, and stays due without a try counted.
     hsm.stop();
-    by_hand::write_with(&mut line, unknown_approval("900002"), OTHER_KEY).await;
+    by_hand::write_with(
+        &mut line,
+        by_hand::approval_for_nothing("900002"),
+        OTHER_KEY,
+    )
+    .await;
     eventually("the reversal journalled", 10, || {
         !saf_states(&dir).is_empty()
     })
