@@ -129,8 +129,8 @@ pub struct Queue {
     wake: Notify,
 }
 
-/// The entries in queue order, and where each id is. Every operation costs the same
-/// whatever the queue's length (a logarithm): a long outage with stand-in on can leave
+/// The entries in queue order, and where each id is. Every operation costs a logarithm of
+/// the queue's length, never a walk over it: a long outage with stand-in on can leave
 /// hundreds of thousands of advices, each queued and then sent in turn.
 #[derive(Default)]
 struct Entries {
