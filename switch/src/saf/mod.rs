@@ -241,6 +241,16 @@ impl Queue {
         }
     }
 
+    /// An armed entry was taken over in the journal (it is pending there now): a later
+    /// send must not try to take it over again, which would find it taken and drop it.
+    fn taken_over(&self, id: &str) {
+        if let Ok(mut q) = self.entries.lock()
+            && let Some(x) = q.get_mut(id)
+        {
+            x.armed = false;
+        }
+    }
+
     /// The queue becomes what the journal holds to send (a journal shared by nodes: this
     /// node holds the issuer's lease). Entries it had keep their tries and back-off.
     pub fn replace_from(&self, issuer: &Issuer, records: &[SafRecord]) {
@@ -251,6 +261,8 @@ impl Queue {
             let mut next = Entries::default();
             for (i, r) in records.iter().enumerate() {
                 let mut e = q.remove(&r.id).unwrap_or_else(|| Entry::from_record(r));
+                // Armed or not as the journal says (another node may have taken it over).
+                e.armed = r.state == SafState::Armed;
                 e.seq = base + i as u64;
                 next.insert(e);
             }

@@ -91,7 +91,12 @@ impl Worker {
                 from: Some(SafState::Armed),
             };
             match self.journal.commit(vec![take]).await {
-                Ok(()) => e.armed = false,
+                Ok(()) => {
+                    // The queue's copy too: taken over once, it is pending from now on,
+                    // however its send goes.
+                    e.armed = false;
+                    self.queue.taken_over(&e.id);
+                }
                 Err(JournalError::Stale(_)) => {
                     // Its request was answered after all: nothing to send.
                     self.queue.after_send(issuer, &e.id, None);

@@ -651,6 +651,71 @@ async fn a_switch_killed_while_waiting_for_the_issuer_reverses_after_restart() {
     let _ = second.child.wait();
 }
 
+/// A reversal armed by a switch that died, taken over after the restart and not answered
+/// the first time, is sent again (0421) until the issuer answers: taken over once, it is
+/// pending, and a later send does not try to take it over again (which found it taken and
+/// dropped it from the queue unsent).
+#[tokio::test]
+async fn a_reversal_taken_over_after_a_restart_is_sent_again_until_answered() {
+    let dir = temp_dir("issuer-crash-retry");
+    let issuer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lines = vec![issuer.local_addr().unwrap().to_string()];
+    let before = config(&dir, lines.clone(), |i| {
+        i.timeout_ms = 10_000;
+        i.echo_interval_secs = 600;
+    });
+    let path = dir.join("switch.toml");
+    let mut first = spawn_switch(&before, &path, "info");
+    let mut line = crate::client::framed(issuer.accept().await.unwrap().0);
+    line_up_in(first.metrics).await;
+    let mut t = Terminal::connect(first.addr, "10000001").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // The sale reaches the issuer; the switch dies before any answer.
+    let mut b = t.sale_builder(REMOTE, Some("111111"), 77_700);
+    let frame = t.seal(&mut b);
+    t.send_raw(&frame).await;
+    assert_eq!(
+        by_hand::mti(&by_hand::read(&mut line).await).as_str(),
+        "0200"
+    );
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    drop(line);
+    assert_eq!(
+        saf_states(&dir),
+        vec![("reversal".to_owned(), "armed".to_owned(), 0)]
+    );
+
+    // Restarted: the armed reversal is taken over and sent; its first send goes unanswered.
+    let again = config(&dir, lines, |i| {
+        i.timeout_ms = 300;
+        i.echo_interval_secs = 600;
+        i.saf.retry_secs = 1;
+    });
+    let mut second = spawn_switch(&again, &path, "info");
+    let mut line = crate::client::framed(issuer.accept().await.unwrap().0);
+    let first_send = tokio::time::timeout(Duration::from_secs(10), by_hand::read(&mut line))
+        .await
+        .expect("the reversal after the restart");
+    assert_eq!(by_hand::mti(&first_send).as_str(), "0420");
+    eventually("the unanswered send recorded", 10, || {
+        saf_states(&dir) == vec![("reversal".to_owned(), "pending".to_owned(), 1)]
+    })
+    .await;
+    // Sent again after its back-off, and answered this time.
+    let repeat = tokio::time::timeout(Duration::from_secs(10), by_hand::read(&mut line))
+        .await
+        .expect("the repeat");
+    assert_eq!(by_hand::mti(&repeat).as_str(), "0421");
+    by_hand::write(&mut line, by_hand::reply(&repeat, "00", None)).await;
+    eventually("the reversal acknowledged", 10, || {
+        saf_states(&dir) == vec![("reversal".to_owned(), "acknowledged".to_owned(), 2)]
+    })
+    .await;
+    let _ = second.child.kill();
+    let _ = second.child.wait();
+}
+
 #[tokio::test]
 async fn a_second_request_with_the_same_matching_key_is_refused_not_crossed() {
     // Matching on the terminal alone: two sales of one terminal share a key.
