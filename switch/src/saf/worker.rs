@@ -103,7 +103,17 @@ impl Worker {
                     return true;
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, id = %e.id, "cannot take over an armed reversal");
+                    // Tried again after the first retry interval, not at once over and over
+                    // while the journal cannot write.
+                    crate::fault_error!(
+                        Fault::JournalCommit,
+                        err,
+                        "cannot take over an armed reversal: tried again after its back-off",
+                        issuer = tracing::field::display(&issuer.name),
+                        id = tracing::field::display(&e.id),
+                    );
+                    let retry = Instant::now() + Duration::from_secs(cfg.retry_secs);
+                    self.queue.after_send(issuer, &e.id, Some((e.tries, retry)));
                     return false;
                 }
             }
