@@ -75,6 +75,12 @@ impl Worker {
         Ok(())
     }
 
+    /// `e` stays queued, with `tries` sends so far, due again after `wait`.
+    fn try_later(&self, e: &Entry, tries: u32, wait: Duration) {
+        self.queue
+            .after_send(&self.issuer, &e.id, Some((tries, Instant::now() + wait)));
+    }
+
     /// Sends one due entry and records what came of it; whether it left the queue.
     async fn deliver(&self, mut e: Entry) -> bool {
         let issuer = &self.issuer;
@@ -112,8 +118,7 @@ impl Worker {
                         issuer = tracing::field::display(&issuer.name),
                         id = tracing::field::display(&e.id),
                     );
-                    let retry = Instant::now() + Duration::from_secs(cfg.retry_secs);
-                    self.queue.after_send(issuer, &e.id, Some((e.tries, retry)));
+                    self.try_later(&e, e.tries, Duration::from_secs(cfg.retry_secs));
                     return false;
                 }
             }
@@ -123,8 +128,7 @@ impl Worker {
             // Not sent (no HSM to MAC it, no line, the issuer's places all taken), so not a
             // try: it goes as a first send (0420, not 0421) when it does, due again after
             // the first retry interval, the rest of the queue held back behind it.
-            let retry = Instant::now() + Duration::from_secs(cfg.retry_secs);
-            self.queue.after_send(issuer, &e.id, Some((e.tries, retry)));
+            self.try_later(&e, e.tries, Duration::from_secs(cfg.retry_secs));
             return false;
         }
         let tries = e.tries + 1;
@@ -158,8 +162,7 @@ impl Worker {
                 issuer = tracing::field::display(&issuer.name),
                 id = tracing::field::display(&e.id),
             );
-            let retry = Instant::now() + backoff;
-            self.queue.after_send(issuer, &e.id, Some((tries, retry)));
+            self.try_later(&e, tries, backoff);
             return false;
         }
         let retry = (state == SafState::Pending).then(|| (tries, Instant::now() + backoff));
