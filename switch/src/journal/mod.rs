@@ -39,8 +39,8 @@ pub mod sqlite;
 
 pub use records::{
     AccountRecord, AdminEntry, BatchItem, BatchRecord, BatchTotals, CardChange, CardRef, Condition,
-    LockKey, Mark, Op, PinCheck, PinTries, PreauthQuery, SafRecord, SessionRecord, Snapshot,
-    TraceFirst, TxnRecord, UploadRecord, UpstreamRef,
+    LockKey, Mark, Op, PinCheck, PinTries, PreauthQuery, SafChanges, SafRecord, SessionRecord,
+    Snapshot, TraceFirst, TxnRecord, UploadRecord, UpstreamRef,
 };
 
 /// A journal failure.
@@ -209,6 +209,23 @@ pub trait Backend: Send + 'static {
         issuer: &str,
         alive_since: Timestamp,
     ) -> Result<Vec<SafRecord>, JournalError>;
+    /// `issuer`'s queue for the node holding it: all of it (`since` `None`), or what
+    /// changed after the read that returned `since`. A backend that cannot tell what
+    /// changed returns all of it each time, as [`Backend::saf_queue`] has it.
+    fn saf_changes(
+        &mut self,
+        issuer: &str,
+        since: Option<u64>,
+        alive_since: Timestamp,
+    ) -> Result<SafChanges, JournalError> {
+        let _ = since;
+        Ok(SafChanges {
+            records: self.saf_queue(issuer, alive_since)?,
+            complete: true,
+            next: None,
+            alive: None,
+        })
+    }
 }
 
 /// A query run on the reader.

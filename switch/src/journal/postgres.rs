@@ -31,8 +31,8 @@ use super::columns::{
 };
 use super::{
     AccountRecord, AdminEntry, Backend, BatchItem, BatchTotals, CardChange, Condition,
-    JournalError, Mark, Op, PinTries, PreauthQuery, SafRecord, SessionRecord, Snapshot, Stale,
-    TraceFirst, TxnRecord, UploadRecord,
+    JournalError, Mark, Op, PinTries, PreauthQuery, SafChanges, SafRecord, SessionRecord, Snapshot,
+    Stale, TraceFirst, TxnRecord, UploadRecord,
 };
 use crate::clock::{Timestamp, day_number};
 use crate::model::{AccountId, BatchNo, FinancialKind, Rrn, SafState, Stan, Tid};
@@ -236,6 +236,27 @@ CREATE INDEX IF NOT EXISTS transactions_preauths_by_card ON transactions (pan_ha
     WHERE kind = 'pre-auth';
 CREATE INDEX IF NOT EXISTS transactions_preauths_by_day ON transactions (local_date)
     WHERE kind = 'pre-auth';
+",
+    ),
+    (
+        6,
+        // Each queued entry names the transaction that last wrote it, so the node holding
+        // an issuer's queue reads only what changed since its last read (`saf_changes`),
+        // not the whole queue each second. Set by a trigger, so no statement can forget it.
+        "
+ALTER TABLE saf_queue ADD COLUMN IF NOT EXISTS xact xid8;
+UPDATE saf_queue SET xact = pg_current_xact_id() WHERE xact IS NULL;
+ALTER TABLE saf_queue ALTER COLUMN xact SET NOT NULL;
+CREATE OR REPLACE FUNCTION saf_queue_written() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.xact := pg_current_xact_id();
+    RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS saf_queue_written ON saf_queue;
+CREATE TRIGGER saf_queue_written BEFORE INSERT OR UPDATE ON saf_queue
+    FOR EACH ROW EXECUTE FUNCTION saf_queue_written();
+CREATE INDEX IF NOT EXISTS saf_queue_by_change ON saf_queue (issuer, xact);
 ",
     ),
 ];
@@ -1837,6 +1858,57 @@ impl Backend for Postgres {
             vec![issuer.into(), alive_since.iso_utc().into()],
         )?;
         mapped(&rows, |r| saf_from(r))
+    }
+
+    /// The oldest transaction still running is read first: whatever this read does not
+    /// see was written by it or a later one, so the next read, from it on, sees it. (A
+    /// sequence number would not do: one taken before another can commit after it.)
+    fn saf_changes(
+        &mut self,
+        issuer: &str,
+        since: Option<u64>,
+        alive_since: Timestamp,
+    ) -> Result<SafChanges, JournalError> {
+        let mark = self.rows(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::TEXT",
+            Vec::new(),
+        )?;
+        let next = mark
+            .first()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| storage("no transaction mark"))?;
+        let rows = match since {
+            None => self.rows(
+                &format!(
+                    "SELECT {SAF_COLUMNS} FROM saf_queue WHERE issuer = $1
+                        AND state IN ('pending', 'armed') ORDER BY created_utc, seq"
+                ),
+                vec![issuer.into()],
+            )?,
+            Some(since) => self.rows(
+                &format!(
+                    "SELECT {SAF_COLUMNS} FROM saf_queue WHERE issuer = $1
+                        AND xact >= $2::TEXT::xid8 ORDER BY created_utc, seq"
+                ),
+                vec![issuer.into(), since.to_string().into()],
+            )?,
+        };
+        let records = mapped(&rows, |r| saf_from(r))?;
+        let alive = self.rows(
+            "SELECT holder FROM nodes WHERE heartbeat_utc >= $1",
+            vec![alive_since.iso_utc().into()],
+        )?;
+        let alive = alive
+            .iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(storage))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SafChanges {
+            records,
+            complete: since.is_none(),
+            next: Some(next),
+            alive: Some(alive),
+        })
     }
 }
 

@@ -403,6 +403,30 @@ pub struct SafRecord {
     pub owner: Option<String>,
 }
 
+/// What a node holding an issuer's queue reads of it each second (a journal shared by
+/// nodes).
+///
+/// ```text
+///  first read:  every pending and armed entry ─────────────┐  complete = true
+///  then:        only entries written since the last read ──┤  complete = false
+///               (any state: acknowledged or cancelled ones │  (`since` = the last
+///               leave the queue)                           │   read's `next`)
+///  each read:   the nodes alive now (whose armed entries ◀─┘
+///               are theirs to send or cancel)
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SafChanges {
+    /// The entries, oldest first.
+    pub records: Vec<SafRecord>,
+    /// Whether `records` is the whole queue (else only what changed).
+    pub complete: bool,
+    /// Where the next read starts; `None`: the next read is a whole one.
+    pub next: Option<u64>,
+    /// The holders (process names) alive now; `None`: `records` holds only the armed
+    /// entries of processes that are gone.
+    pub alive: Option<Vec<String>>,
+}
+
 /// What a commit does to an account's consecutive wrong PINs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PinTries {

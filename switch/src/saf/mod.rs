@@ -18,7 +18,7 @@
 //! Dependencies run one way: the pipeline puts entries here, the worker sends them through
 //! [`crate::issuer`], which knows nothing of this queue.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use codec::MessageBuilder;
@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::clock::Timestamp;
 use crate::issuer::Issuer;
-use crate::journal::SafRecord;
+use crate::journal::{SafChanges, SafRecord};
 use crate::model::{Rrn, SafKind, SafState};
 
 pub mod worker;
@@ -52,6 +52,8 @@ pub struct Entry {
     /// Still armed in the journal: its request's process is gone (restarted, or another
     /// node's, dead); the worker takes it over before sending it.
     pub armed: bool,
+    /// The process that queued it (armed: its own to send or cancel while it lives).
+    pub owner: Option<String>,
     /// Sends so far.
     pub tries: u32,
     /// Not before.
@@ -73,6 +75,7 @@ impl Entry {
             created: r.created,
             seq: 0,
             armed: r.state == SafState::Armed,
+            owner: r.owner.clone(),
             tries: r.tries,
             next_at: Instant::now(),
         }
@@ -101,6 +104,7 @@ impl Entry {
                 created: now,
                 seq: 0,
                 armed: false,
+                owner: Some(issuer.owner.clone()),
                 tries: 0,
                 next_at: Instant::now(),
             },
@@ -136,6 +140,14 @@ pub struct Queue {
 struct Entries {
     in_order: BTreeMap<(Timestamp, u64), Entry>,
     place: HashMap<String, (Timestamp, u64)>,
+    /// Queued entries still armed in the journal (not taken over yet).
+    armed: HashSet<String>,
+    /// With a journal shared by nodes: armed entries of processes alive, not sent (their
+    /// requests may still be answered), queued once their process is gone.
+    held: HashMap<String, Entry>,
+    /// With a journal shared by nodes: where the next read of the journal's queue starts
+    /// (`None`: a whole read).
+    mark: Option<u64>,
 }
 
 impl Entries {
@@ -145,6 +157,9 @@ impl Entries {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(e.order());
+                if e.armed {
+                    self.armed.insert(e.id.clone());
+                }
                 self.in_order.insert(e.order(), e);
                 true
             }
@@ -158,7 +173,47 @@ impl Entries {
 
     fn remove(&mut self, id: &str) -> Option<Entry> {
         let at = self.place.remove(id)?;
+        self.armed.remove(id);
         self.in_order.remove(&at)
+    }
+
+    /// Takes `id` out, queued or held.
+    fn take(&mut self, id: &str) -> Option<Entry> {
+        self.remove(id).or_else(|| self.held.remove(id))
+    }
+
+    /// Armed entries go where their process's life puts them: held while it lives (its
+    /// request may be answered yet), queued once it is gone (the request died with it).
+    /// Costs the armed entries' number, not the queue's.
+    fn place_armed(&mut self, alive: &[String]) {
+        let lives = |e: &Entry| e.owner.as_ref().is_some_and(|o| alive.contains(o));
+        let back: Vec<String> = self
+            .armed
+            .iter()
+            .filter(|id| {
+                self.place
+                    .get(*id)
+                    .and_then(|at| self.in_order.get(at))
+                    .is_some_and(lives)
+            })
+            .cloned()
+            .collect();
+        for id in back {
+            if let Some(e) = self.remove(&id) {
+                self.held.insert(id, e);
+            }
+        }
+        let gone: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, e)| !lives(e))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            if let Some(e) = self.held.remove(&id) {
+                self.insert(e);
+            }
+        }
     }
 
     fn len(&self) -> usize {
@@ -248,25 +303,59 @@ impl Queue {
             && let Some(x) = q.get_mut(id)
         {
             x.armed = false;
+            q.armed.remove(id);
         }
     }
 
-    /// The queue becomes what the journal holds to send (a journal shared by nodes: this
-    /// node holds the issuer's lease). Entries it had keep their tries and back-off.
-    pub fn replace_from(&self, issuer: &Issuer, records: &[SafRecord]) {
-        let base = self
-            .queued
-            .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    /// With a journal shared by nodes, this node holding the issuer's lease: the queue
+    /// follows what the journal holds to send, as [`SafChanges`] tells it (all of it, or
+    /// what changed since the last read). Entries it had keep their tries and back-off;
+    /// one the journal has acknowledged, expired or cancelled leaves it.
+    pub fn follow_journal(&self, issuer: &Issuer, changes: &SafChanges) {
+        let base = self.queued.fetch_add(
+            changes.records.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let Ok(mut q) = self.entries.lock() {
-            let mut next = Entries::default();
-            for (i, r) in records.iter().enumerate() {
-                let mut e = q.remove(&r.id).unwrap_or_else(|| Entry::from_record(r));
+            let q = &mut *q;
+            let mut had = if changes.complete {
+                std::mem::take(q)
+            } else {
+                Entries::default()
+            };
+            for (i, r) in changes.records.iter().enumerate() {
+                let kept = had.take(&r.id).or_else(|| q.take(&r.id));
+                if !matches!(r.state, SafState::Pending | SafState::Armed) {
+                    continue;
+                }
+                let mut e = kept.unwrap_or_else(|| {
+                    let mut e = Entry::from_record(r);
+                    e.seq = base + i as u64;
+                    e
+                });
                 // Armed or not as the journal says (another node may have taken it over).
                 e.armed = r.state == SafState::Armed;
-                e.seq = base + i as u64;
-                next.insert(e);
+                e.owner.clone_from(&r.owner);
+                q.insert(e);
             }
-            *q = next;
+            if let Some(alive) = &changes.alive {
+                q.place_armed(alive);
+            }
+            q.mark = changes.next;
+            depth(issuer, q);
+        }
+    }
+
+    /// Where the next read of the journal's queue starts (`None`: a whole read).
+    pub fn journal_mark(&self) -> Option<u64> {
+        self.entries.lock().ok().and_then(|q| q.mark)
+    }
+
+    /// Another node holds the issuer's queue: this one forgets it, and reads all of it
+    /// again when it holds it next.
+    pub fn let_go(&self, issuer: &Issuer) {
+        if let Ok(mut q) = self.entries.lock() {
+            *q = Entries::default();
             depth(issuer, &q);
         }
     }
@@ -308,9 +397,143 @@ mod tests {
             created: Timestamp(created),
             seq: 0,
             armed: false,
+            owner: None,
             tries: 0,
             next_at: Instant::now() + Duration::from_millis(due_in_ms),
         }
+    }
+
+    fn record(id: &str, created: i64, state: SafState, owner: &str) -> SafRecord {
+        SafRecord {
+            id: id.into(),
+            issuer: "cup".into(),
+            kind: SafKind::Reversal,
+            mti: codec::Mti::new(*b"0420").unwrap(),
+            original_rrn: None,
+            created: Timestamp(created),
+            state,
+            tries: 0,
+            updated: Timestamp(created),
+            sealed: Vec::new(),
+            owner: Some(owner.into()),
+        }
+    }
+
+    fn changes(records: Vec<SafRecord>, complete: bool, next: u64, alive: &[&str]) -> SafChanges {
+        SafChanges {
+            records,
+            complete,
+            next: Some(next),
+            alive: Some(alive.iter().map(|a| (*a).to_owned()).collect()),
+        }
+    }
+
+    fn queued(q: &Queue) -> Vec<(String, bool, u32)> {
+        let q = q.entries.lock().unwrap();
+        q.in_order
+            .values()
+            .map(|e| (e.id.clone(), e.armed, e.tries))
+            .collect()
+    }
+
+    #[test]
+    fn a_shared_journals_queue_is_read_whole_once_then_followed_by_its_changes() {
+        let (issuer, q) = (issuer(), Queue::default());
+        use SafState::{Acknowledged, Armed, Cancelled, Pending};
+        // The first read, whole: one pending, one armed at a node alive (held, not sent:
+        // its request may still be answered), one armed at a node gone (sent).
+        q.follow_journal(
+            &issuer,
+            &changes(
+                vec![
+                    record("a", 1_000, Pending, "n1"),
+                    record("b", 2_000, Armed, "n2"),
+                    record("c", 3_000, Armed, "n3"),
+                ],
+                true,
+                10,
+                &["n1", "n2"],
+            ),
+        );
+        assert_eq!(queued(&q), [("a".into(), false, 0), ("c".into(), true, 0)]);
+        assert_eq!(q.journal_mark(), Some(10));
+        assert_eq!(gauge(&issuer, "switch_issuer_saf_queued"), Some(2));
+        // Sent once, not answered: memory keeps its try and back-off.
+        q.after_send(&issuer, "a", Some((1, Instant::now())));
+        // The next read holds only what changed: "a" written by this node's own try (the
+        // journal's row says 0 tries here: memory's count stands), a new advice, "b"
+        // cancelled (its request was answered), "c" taken over.
+        q.follow_journal(
+            &issuer,
+            &changes(
+                vec![
+                    record("a", 1_000, Pending, "n1"),
+                    record("b", 2_000, Cancelled, "n2"),
+                    record("c", 3_000, Pending, "n3"),
+                    record("d", 4_000, Pending, "n1"),
+                ],
+                false,
+                12,
+                &["n1", "n2"],
+            ),
+        );
+        assert_eq!(
+            queued(&q),
+            [
+                ("a".into(), false, 1),
+                ("c".into(), false, 0),
+                ("d".into(), false, 0)
+            ]
+        );
+        assert!(q.entries.lock().unwrap().held.is_empty());
+        assert!(q.entries.lock().unwrap().armed.is_empty());
+        // A read with nothing changed changes nothing, but a node's death: its armed
+        // entry, held until now, joins the queue in its place by age.
+        q.follow_journal(
+            &issuer,
+            &changes(
+                vec![record("e", 3_500, Armed, "n2")],
+                false,
+                13,
+                &["n1", "n2"],
+            ),
+        );
+        assert_eq!(queued(&q).len(), 3, "n2 lives: its armed entry is held");
+        q.follow_journal(&issuer, &changes(Vec::new(), false, 13, &["n1"]));
+        assert_eq!(
+            queued(&q).iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+            ["a", "c", "e", "d"]
+        );
+        // n2 was only slow: its armed entry, not taken over yet, is held again.
+        q.follow_journal(&issuer, &changes(Vec::new(), false, 13, &["n1", "n2"]));
+        assert_eq!(queued(&q).len(), 3);
+        // Acknowledged (by this node's own send, or another holder's while this one had
+        // let go): out of the queue.
+        q.follow_journal(
+            &issuer,
+            &changes(
+                vec![record("c", 3_000, Acknowledged, "n3")],
+                false,
+                14,
+                &["n1", "n2"],
+            ),
+        );
+        assert_eq!(
+            queued(&q).iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+            ["a", "d"]
+        );
+        // A whole read again replaces everything, held entries included.
+        q.follow_journal(
+            &issuer,
+            &changes(vec![record("d", 4_000, Pending, "n1")], true, 20, &["n1"]),
+        );
+        assert_eq!(queued(&q), [("d".into(), false, 0)]);
+        assert!(q.entries.lock().unwrap().held.is_empty());
+        // Let go (another node holds the lease): forgotten, read whole next time.
+        q.let_go(&issuer);
+        assert!(q.is_empty());
+        assert_eq!(q.journal_mark(), None);
+        assert_eq!(gauge(&issuer, "switch_issuer_saf_queued"), Some(0));
     }
 
     fn put(q: &Queue, e: Entry) {

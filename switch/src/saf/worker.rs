@@ -251,7 +251,7 @@ impl Worker {
         match held {
             Ok(true) => {}
             Ok(false) => {
-                self.queue.replace_from(&self.issuer, &[]);
+                self.queue.let_go(&self.issuer);
                 return false;
             }
             Err(e) => {
@@ -259,15 +259,18 @@ impl Worker {
                 return false;
             }
         }
+        // All of it when the lease is new, then what changed since: a queue left by a
+        // long outage is not read whole every second.
         let issuer = self.issuer.name.clone();
         let alive_since = now.plus_ms(-NODE_GONE_MS);
+        let since = self.queue.journal_mark();
         match self
             .journal
-            .read(move |b| b.saf_queue(&issuer, alive_since))
+            .read(move |b| b.saf_changes(&issuer, since, alive_since))
             .await
         {
-            Ok(records) => {
-                self.queue.replace_from(&self.issuer, &records);
+            Ok(changes) => {
+                self.queue.follow_journal(&self.issuer, &changes);
                 true
             }
             Err(e) => {

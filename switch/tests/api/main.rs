@@ -27,6 +27,7 @@ mod nodes;
 mod operator_cli;
 mod payshield;
 mod pg;
+mod pg_saf;
 mod pg_schema;
 mod preauth;
 mod reliability;

@@ -24,7 +24,7 @@ fn only_rows_looked_up_by_card_or_as_open_preauths_are_indexed_so() {
     };
     let mut pg = Postgres::connect(&db.url).unwrap();
     let applied = pg.migrate().unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
     let found = indexes(&db.url);
     let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
