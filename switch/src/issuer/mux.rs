@@ -111,14 +111,30 @@ impl Mux {
         }
     }
 
-    /// The matching key: MTI class, then each configured field's wire bytes.
+    /// The matching key: MTI class, then each configured field as its length (two bytes,
+    /// `FF FF` when absent) and its wire bytes. Lengths in full, so that no two messages
+    /// share a key unless their fields are the same: a length cut to one byte would let
+    /// a 300-byte field and a 44-byte one, and the fields after them, run together.
+    ///
+    /// ```text
+    ///  [class] [len hi][len lo][field a's bytes] … [FF][FF] (field b absent) …
+    /// ```
     pub fn key_of(&self, msg: &Message<'_>) -> Vec<u8> {
         let mut k = Vec::with_capacity(32);
         k.push(msg.mti().as_bytes()[1]);
         for n in &self.match_fields {
-            let w = msg.field(*n).map_or(&[][..], |f| f.wire());
-            k.push(w.len() as u8);
-            k.extend_from_slice(w);
+            match msg.field(*n) {
+                // A frame is at most 65,535 bytes, header and all: a field's length fits
+                // in two bytes and is never FF FF.
+                Some(f) => {
+                    let w = f.wire();
+                    k.extend_from_slice(
+                        &u16::try_from(w.len()).unwrap_or(u16::MAX - 1).to_be_bytes(),
+                    );
+                    k.extend_from_slice(w);
+                }
+                None => k.extend_from_slice(&[0xFF, 0xFF]),
+            }
         }
         k
     }
@@ -190,6 +206,33 @@ mod tests {
 
     fn key(n: usize) -> Vec<u8> {
         n.to_be_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_key_holds_each_fields_length_in_full_and_tells_absent_from_empty() {
+        let dialect = codec::Dialect::iso87_ascii();
+        let mux = Mux::new(vec![48, 62]);
+        let key = |f48: Option<&str>, f62: Option<&str>| {
+            let mut b = codec::MessageBuilder::new(codec::Mti::new(*b"0210").unwrap());
+            b.set(11, "000001");
+            if let Some(v) = f48 {
+                b.set(48, v);
+            }
+            if let Some(v) = f62 {
+                b.set(62, v);
+            }
+            let frame = b.encode_to_vec(dialect).unwrap();
+            mux.key_of(&codec::decode(dialect, &frame).unwrap())
+        };
+        let long = "P".repeat(300);
+        let k = key(Some(&long), None);
+        // 300 is 01 2C: cut to one byte it was 2C, 44.
+        assert_eq!(&k[..3], &[b'2', 0x01, 0x2C]);
+        assert_eq!(&k[3..303], long.as_bytes());
+        assert_eq!(&k[303..], &[0xFF, 0xFF]);
+        assert_ne!(key(Some(""), None), key(None, None), "empty is not absent");
+        assert_ne!(key(Some("AB"), None), key(Some("A"), Some("B")));
+        assert_eq!(key(Some("AB"), Some("C")), key(Some("AB"), Some("C")));
     }
 
     #[tokio::test(start_paused = true)]
