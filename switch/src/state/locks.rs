@@ -36,15 +36,20 @@ pub struct KeyGuard<'a, K: Hash + Eq + Clone> {
 }
 
 impl<K: Hash + Eq + Clone> KeyedLocks<K> {
-    /// Waits for `key`'s lock.
+    /// Waits for `key`'s lock. A wait given up (its future dropped) leaves nothing behind
+    /// either: the guard exists from the start of the wait, and forgets the key on drop
+    /// if nobody else holds or waits for it.
     pub async fn lock(&self, key: K) -> KeyGuard<'_, K> {
         let m = Arc::clone(self.map.entry(key.clone()).or_default().value());
-        let guard = m.lock_owned().await;
-        KeyGuard {
+        let mut held = KeyGuard {
             locks: self,
             key,
-            guard: Some(guard),
-        }
+            guard: None,
+        };
+        // Dropped mid-wait, the lock's future (and its count of the entry) goes before
+        // `held`, whose drop then finds the entry unshared.
+        held.guard = Some(m.lock_owned().await);
+        held
     }
 
     /// Keys locked or waited for now.
@@ -87,5 +92,33 @@ mod tests {
         waiter.await.unwrap();
         drop(_other);
         assert!(locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_leaves_nothing_behind() {
+        let locks = std::sync::Arc::new(KeyedLocks::<u32>::default());
+        let a = locks.lock(1).await;
+        let l = std::sync::Arc::clone(&locks);
+        let waiter = tokio::spawn(async move {
+            let _b = l.lock(1).await;
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        // The holder lets go while the waiter still waits, then the wait is given up.
+        drop(a);
+        waiter.abort();
+        let _ = waiter.await;
+        assert!(locks.is_empty(), "{} keys left", locks.len());
+        // And given up before the holder lets go.
+        let a = locks.lock(2).await;
+        let l = std::sync::Arc::clone(&locks);
+        let waiter = tokio::spawn(async move {
+            let _b = l.lock(2).await;
+        });
+        tokio::task::yield_now().await;
+        waiter.abort();
+        let _ = waiter.await;
+        drop(a);
+        assert!(locks.is_empty(), "{} keys left", locks.len());
     }
 }
