@@ -715,7 +715,11 @@ impl Hsm {
                 if !clear.alg().is_des() {
                     return Err(Error::WrongAlgorithm);
                 }
-                MacValue::new(&mac::retail_mac(clear.bytes(), data, Padding::Zeros)?)
+                MacValue::new(&mac::retail_mac_scheduled(
+                    clear.des_key()?,
+                    data,
+                    Padding::Zeros,
+                )?)
             }
             other => {
                 let k = clear.des_key()?;

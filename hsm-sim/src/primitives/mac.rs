@@ -87,9 +87,16 @@ pub fn retail_mac(key: &[u8], data: &[u8], padding: Padding) -> Result<[u8; 8], 
     if key.len() != 16 {
         return Err(Error::KeyLength);
     }
-    let k = DesKey::new(&key[..8])?;
-    let k2 = DesKey::new(&key[8..])?;
-    let last = cbc_mac(&k, data, padding);
+    retail_mac_scheduled(&DesKey::new(key)?, data, padding)
+}
+
+/// [`retail_mac`] with the key's schedule made already (a double-length key's, as the
+/// HSM keeps it for a working key): no key schedule per MAC.
+pub fn retail_mac_scheduled(key: &DesKey, data: &[u8], padding: Padding) -> Result<[u8; 8], Error> {
+    let DesKey::Double(k, k2) = key else {
+        return Err(Error::KeyLength);
+    };
+    let last = blocks(data, padding).fold([0u8; 8], |acc, b| k.encrypt(xor8(acc, b)));
     Ok(k.encrypt(k2.decrypt(last)))
 }
 
