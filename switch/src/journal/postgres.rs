@@ -1862,7 +1862,8 @@ impl Backend for Postgres {
 
     /// The oldest transaction still running is read first: whatever this read does not
     /// see was written by it or a later one, so the next read, from it on, sees it. (A
-    /// sequence number would not do: one taken before another can commit after it.)
+    /// sequence number would not do: one taken before another can commit after it.) A
+    /// mark ahead of the database's own is not trusted: that read is whole.
     fn saf_changes(
         &mut self,
         issuer: &str,
@@ -1878,6 +1879,10 @@ impl Backend for Postgres {
             .and_then(|r| r.get::<_, Option<String>>(0))
             .and_then(|t| t.parse::<u64>().ok())
             .ok_or_else(|| storage("no transaction mark"))?;
+        // The oldest running transaction only moves forward in one database. Behind the
+        // last read's mark, the database is not the one read last (restored from a
+        // backup, say): the whole queue is read again.
+        let since = since.filter(|s| *s <= next);
         let rows = match since {
             None => self.rows(
                 &format!(

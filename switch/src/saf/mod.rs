@@ -148,7 +148,14 @@ struct Entries {
     /// With a journal shared by nodes: where the next read of the journal's queue starts
     /// (`None`: a whole read).
     mark: Option<u64>,
+    /// When the journal's queue was last read whole.
+    read_whole: Option<Instant>,
 }
+
+/// How often the queue is read whole from a shared journal all the same, whatever the
+/// reads of its changes have said: a bound on how long anything they could miss (a
+/// database whose transaction ids were set back, say) stays unsent.
+const READ_WHOLE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Entries {
     /// Adds `e` unless its id is queued already.
@@ -342,13 +349,21 @@ impl Queue {
                 q.place_armed(alive);
             }
             q.mark = changes.next;
+            if changes.complete {
+                q.read_whole = Some(Instant::now());
+            }
             depth(issuer, q);
         }
     }
 
-    /// Where the next read of the journal's queue starts (`None`: a whole read).
+    /// Where the next read of the journal's queue starts (`None`: a whole read, as every
+    /// [`READ_WHOLE_EVERY`]).
     pub fn journal_mark(&self) -> Option<u64> {
-        self.entries.lock().ok().and_then(|q| q.mark)
+        let q = self.entries.lock().ok()?;
+        let recent = q
+            .read_whole
+            .is_some_and(|at| at.elapsed() < READ_WHOLE_EVERY);
+        q.mark.filter(|_| recent)
     }
 
     /// Another node holds the issuer's queue: this one forgets it, and reads all of it
@@ -434,6 +449,21 @@ mod tests {
             .values()
             .map(|e| (e.id.clone(), e.armed, e.tries))
             .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_journals_queue_is_read_whole_again_every_ten_minutes() {
+        let (issuer, q) = (issuer(), Queue::default());
+        let record = record("a", 1_000, SafState::Pending, "n1");
+        q.follow_journal(&issuer, &changes(vec![record.clone()], true, 10, &["n1"]));
+        assert_eq!(q.journal_mark(), Some(10));
+        tokio::time::advance(READ_WHOLE_EVERY - Duration::from_secs(1)).await;
+        q.follow_journal(&issuer, &changes(Vec::new(), false, 11, &["n1"]));
+        assert_eq!(q.journal_mark(), Some(11), "reads of changes until then");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(q.journal_mark(), None, "then a whole read");
+        q.follow_journal(&issuer, &changes(vec![record], true, 12, &["n1"]));
+        assert_eq!(q.journal_mark(), Some(12));
     }
 
     #[test]

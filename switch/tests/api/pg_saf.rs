@@ -138,6 +138,13 @@ fn a_write_committed_after_a_later_one_is_still_read() {
             .iter()
             .all(|c| c.records.iter().all(|r| r.issuer == "cup"))
     );
+    // A mark ahead of the database's (restored from a backup since the last read, say)
+    // is not trusted: the read is whole.
+    let ahead = pg
+        .saf_changes("cup", fifth.next.map(|m| m + 1_000_000), alive_since)
+        .unwrap();
+    assert!(ahead.complete);
+    assert_eq!(ids(&ahead).len(), 2);
     // The whole read again: what is still to send.
     let whole = pg.saf_changes("cup", None, alive_since).unwrap();
     assert_eq!(
