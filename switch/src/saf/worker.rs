@@ -27,6 +27,11 @@ use crate::model::{SafKind, SafState, Stan};
 /// lives): a node that dies hands the queue over after this long.
 pub const LEASE_MS: i64 = 10_000;
 
+/// How often the lease is renewed (and the journal's queue read) while the worker runs:
+/// not at every wake-up, which each entry queued at this node brings. A lease renewed
+/// less than this long ago has most of [`LEASE_MS`] left.
+const LEASE_EVERY: Duration = Duration::from_secs(1);
+
 /// A node without a heartbeat for this long is gone: its armed reversals (requests that died
 /// with it) are sent by the node holding the queue.
 pub const NODE_GONE_MS: i64 = 10_000;
@@ -284,6 +289,7 @@ impl Worker {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let issuer = Arc::clone(&self.issuer);
         let shared = self.journal.is_shared();
+        let mut leased: Option<(Instant, bool)> = None;
         loop {
             if *stop.borrow() {
                 break;
@@ -291,7 +297,15 @@ impl Worker {
             for frame in issuer.take_unknown_approvals() {
                 self.reverse_unknown(&frame).await;
             }
-            let mine = !shared || self.lease().await;
+            let mine = !shared
+                || match leased {
+                    Some((at, held)) if at.elapsed() < LEASE_EVERY => held,
+                    _ => {
+                        let held = self.lease().await;
+                        leased = Some((Instant::now(), held));
+                        held
+                    }
+                };
             if mine && issuer.is_up() {
                 // In order: one that is not through holds back the rest. The queue hands
                 // out a few hundred at a time; all that are due go in this pass.

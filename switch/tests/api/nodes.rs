@@ -679,3 +679,61 @@ async fn a_hold_made_at_one_node_is_held_and_completed_once_across_nodes() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_queue_holder_renews_its_lease_once_a_second_not_at_each_new_entry() {
+    let Some(db) = Database::new("saf_lease_rate") else {
+        return;
+    };
+    let dir = temp_dir("saf-lease-rate");
+    // The issuer is down (nothing listens on its port): each sale is approved in stand-in,
+    // and its advice queued, which wakes the store-and-forward worker.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = l.local_addr().unwrap().to_string();
+    drop(l);
+    let mut c = crate::issuer::config(&dir, vec![down], |i| {
+        i.stand_in.enabled = true;
+        i.stand_in.max_txn_fen = 50_000;
+        i.stand_in.max_card_day_fen = 10_000_000;
+    });
+    c.journal.url = Some(db.url.clone());
+    c.journal.node_id = 1;
+    c.journal.readers = 2;
+    let a = Proc(spawn_switch(&c, &dir.join("a.toml"), "info"));
+    let mut t = Terminal::connect(a.addr, "10000540").await;
+    assert_eq!(t.sign_on().await.rc(), "00");
+    // Every write of the lease, counted by the database.
+    crate::pg::execute(
+        &db.url,
+        "CREATE TABLE lease_writes (n BIGINT NOT NULL);
+         INSERT INTO lease_writes VALUES (0);
+         CREATE FUNCTION count_lease_write() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN UPDATE lease_writes SET n = n + 1; RETURN NEW; END $$;
+         CREATE TRIGGER count_lease_write AFTER INSERT OR UPDATE ON saf_leases
+             FOR EACH ROW EXECUTE FUNCTION count_lease_write();",
+    );
+    let started = std::time::Instant::now();
+    let sales = 40;
+    for _ in 0..sales {
+        assert_eq!(
+            t.sale(crate::issuer::REMOTE, "111111", 100).await.rc(),
+            "00",
+            "approved in stand-in"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let writes = db.number("SELECT n FROM lease_writes");
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("{writes} lease writes in {seconds:.1} s for {sales} advices queued");
+    assert_eq!(
+        db.number("SELECT COUNT(*) FROM saf_queue WHERE kind = 'advice' AND state = 'pending'"),
+        sales,
+        "every advice queued"
+    );
+    assert!(
+        (writes as f64) <= seconds.ceil() + 2.0,
+        "{writes} lease writes in {seconds:.1} s for {sales} advices queued"
+    );
+    assert!(writes >= 1, "the lease is still renewed");
+    kill(a);
+}
