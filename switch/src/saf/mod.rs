@@ -52,7 +52,8 @@ pub struct Entry {
     /// Still armed in the journal: its request's process is gone (restarted, or another
     /// node's, dead); the worker takes it over before sending it.
     pub armed: bool,
-    /// The process that queued it (armed: its own to send or cancel while it lives).
+    /// Read back from the journal: the process that queued it (an armed entry is its own
+    /// to send or cancel while it lives).
     pub owner: Option<String>,
     /// Sends so far.
     pub tries: u32,
@@ -104,7 +105,9 @@ impl Entry {
                 created: now,
                 seq: 0,
                 armed: false,
-                owner: Some(issuer.owner.clone()),
+                // Made here, it is not armed in memory: the owner matters only to an entry
+                // read back armed from a shared journal, which brings its own.
+                owner: None,
                 tries: 0,
                 next_at: Instant::now(),
             },
