@@ -9,7 +9,7 @@
 #                 commit within the same (switch_request_duration_seconds,
 #                 switch_journal_commit_duration_seconds)
 #   the writer    each commit: its WAL writes, then one fdatasync of the WAL
-#                 ┌── statements, pwrite × 2 a page ──┬── fdatasync (WAL) ──┐ ─▶ replies
+#                 ┌── statements, one pwrite (journal-wal) ──┬── fdatasync (WAL) ──┐ ─▶ replies
 #                 the syncs' spread, the writes' spread, and the commits that also copied
 #                 the WAL into the database (its own checkpoint at the WAL's mark, then
 #                 the WAL starts over): how many, how long

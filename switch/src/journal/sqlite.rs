@@ -326,7 +326,11 @@ impl Sqlite {
             std::fs::create_dir_all(dir)
                 .map_err(|e| JournalError::Storage(format!("{}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(storage)?;
+        // The writer's WAL writes go out one commit at a time (`journal_wal`): a group
+        // commit's ~120 `pwrite` calls become one.
+        let vfs = journal_wal::register().map_err(|e| JournalError::Storage(e.to_string()))?;
+        let conn = Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)
+            .map_err(storage)?;
         // A new journal's pages: 1 KiB (an existing one keeps its size). A commit writes
         // each page it dirtied to the WAL whole, and a sale dirties about one leaf per
         // index: smaller pages are fewer bytes copied, checksummed and written.
