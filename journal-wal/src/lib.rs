@@ -115,7 +115,8 @@ struct WalFile {
 struct Gathered {
     bytes: Vec<u8>,
     at: i64,
-    /// Where the page of a commit frame whose header is gathered starts.
+    /// Where the page of the last commit frame whose header was written starts, until
+    /// that page is written.
     commit_page: Option<i64>,
 }
 
@@ -241,9 +242,6 @@ unsafe fn flush(w: &mut WalFile) -> c_int {
         .gathered
         .at
         .saturating_add(i64::try_from(made).unwrap_or(i64::MAX));
-    if w.gathered.bytes.is_empty() {
-        w.gathered.commit_page = None;
-    }
     rc
 }
 
@@ -368,7 +366,9 @@ unsafe extern "C" fn write(
         w.gathered.commit_page = offset.checked_add(FRAME_HEADER as i64);
     } else if w.gathered.commit_page == Some(offset) {
         // The commit frame is whole: the transaction's frames go to the file before
-        // SQLite names them in the wal-index.
+        // SQLite names them in the wal-index. (Kept apart from what is gathered: the
+        // header may have gone out alone, at the gathering's bound, before its page.)
+        w.gathered.commit_page = None;
         // SAFETY: `inner` is open while `w` is.
         return unsafe { flush(w) };
     }

@@ -336,3 +336,49 @@ fn full_file(cache_pages: Option<u32>) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_commit_frame_whose_header_went_out_at_the_bound_goes_out_with_its_page() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A fresh WAL's bytes: its 32-byte header, then frames of 1,048 bytes. With 1 MiB
+    // gathered at most, the 1,001st frame's header is the last thing gathered before the
+    // bound and its page the first after it. A transaction of exactly 1,001 frames (the
+    // row count that makes it is searched for: one ~900-byte row a page) puts its commit
+    // frame there; with `synchronous = OFF` nothing else sends it out.
+    let mut found = false;
+    for rows in 980..1_010 {
+        let dir = temp_dir("bound");
+        let path = dir.join("j.db");
+        let mut w = writer(&path, "OFF");
+        w.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        w.execute("DROP INDEX t_v", []).unwrap();
+        // Start the WAL over, so that the transaction's frames begin right after its
+        // header.
+        w.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let before = journal_wal::writes().given;
+        let tx = w.transaction().unwrap();
+        for k in 1..=rows {
+            tx.execute(
+                "INSERT INTO t (k, v) VALUES (?1, ?2)",
+                params![k, "v".repeat(900)],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        // The WAL's header, then two writes a frame.
+        if journal_wal::writes().given - before != 1 + 2 * 1_001 {
+            drop(w);
+            let _ = std::fs::remove_dir_all(&dir);
+            continue;
+        }
+        found = true;
+        let r = reader(&path);
+        assert_eq!(count_and_sum(&r), (rows, rows * (rows + 1) / 2));
+        assert_eq!(integrity(&r), "ok");
+        drop((w, r));
+        let _ = std::fs::remove_dir_all(&dir);
+        break;
+    }
+    assert!(found, "no row count made a transaction of 1,001 frames");
+}
