@@ -43,7 +43,8 @@ pub const NAME: &str = "journal-wal";
 const NAME_C: &CStr = c"journal-wal";
 
 /// Gathered bytes past which the writes go out before more are gathered (a very large
-/// transaction); a single write larger than this goes out at once.
+/// transaction). A single write larger than this (never SQLite's: a frame is at most
+/// 64 KiB) is gathered alone and goes out in pieces like the rest.
 const MAX_GATHERED: usize = 1 << 20;
 
 /// The most one write to the default VFS carries: the Unix VFS writes at most 128 KiB
@@ -345,15 +346,6 @@ unsafe extern "C" fn write(
         if rc != ffi::SQLITE_OK {
             return rc;
         }
-    }
-    if n > MAX_GATHERED {
-        MADE.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: `inner` is open while `w` is.
-        return match unsafe { methods(w.inner) }.xWrite {
-            // SAFETY: SQLite's own buffer and length, passed on.
-            Some(f) => unsafe { f(w.inner, data, amount, offset) },
-            None => ffi::SQLITE_IOERR_WRITE,
-        };
     }
     // SAFETY: SQLite's buffer holds `amount` bytes for the length of this call.
     let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), n) };
